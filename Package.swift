@@ -1,0 +1,88 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One set of settings for every target: Swift 6 language mode (strict concurrency) and
+/// `ExistentialAny`, so every existential is spelled `any P` and costs are visible.
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "cqrs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RPCCore", targets: ["RPCCore"]),
+        .library(name: "RPCTransportTCP", targets: ["RPCTransportTCP"]),
+        .library(name: "RPCInProcessTransport", targets: ["RPCInProcessTransport"]),
+        .library(name: "Contracts", targets: ["Contracts"]),
+        .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
+        .executable(name: "jframe-gen", targets: ["jframe-gen"]),
+        .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
+        .executable(name: "rpc-bench", targets: ["rpc-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
+        // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
+        .target(name: "RPCCore", dependencies: [logging, metrics, lifecycle], swiftSettings: settings),
+        // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer.
+        .target(
+            name: "RPCTransportTCP",
+            dependencies: ["RPCCore", nioCore, nioPosix, logging],
+            swiftSettings: settings
+        ),
+        // Client and server joined in memory, for tests and embedding.
+        .target(name: "RPCInProcessTransport", dependencies: ["RPCCore"], swiftSettings: settings),
+        // Code generated from Protocols/ by jframe-gen (do not edit by hand).
+        .target(name: "Contracts", dependencies: ["RPCCore"], swiftSettings: settings),
+        // Reflection and health services every server hosts.
+        .target(name: "RPCStandardServices", dependencies: ["RPCCore", "Contracts"], swiftSettings: settings),
+        // Reads Protocols/*.json and writes Sources/Contracts.
+        .executableTarget(name: "jframe-gen", dependencies: [argumentParser], swiftSettings: settings),
+        // A server hosting reflection, health and the Echo test service (contract tests, bench).
+        .executableTarget(
+            name: "rpc-testserver",
+            dependencies: [
+                "RPCCore", "RPCTransportTCP", "RPCStandardServices", "Contracts", argumentParser, logging,
+                lifecycle,
+            ],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "rpc-bench",
+            dependencies: ["RPCCore", "RPCTransportTCP", "Contracts", argumentParser],
+            path: "Benchmarks/rpc-bench",
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "RPCCoreTests",
+            dependencies: ["RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "RPCTransportTCPTests",
+            dependencies: [
+                "RPCCore", "RPCTransportTCP", "RPCStandardServices", "Contracts", nioCore, nioPosix,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                lifecycle,
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "GeneratorTests", dependencies: ["jframe-gen"], swiftSettings: settings),
+    ]
+)

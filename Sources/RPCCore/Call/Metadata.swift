@@ -1,0 +1,46 @@
+/// Key-value pairs sent with a call (in HEADERS) and with its status (in TRAILERS).
+///
+/// Keys are lowercase ASCII; they are lowercased on the way in, as in HTTP/2 and gRPC. A key
+/// ending in `-bin` carries base64 text. Keys starting with `jframe-` are reserved for the protocol.
+public struct Metadata: Hashable, Sendable, Codable, ExpressibleByDictionaryLiteral, Sequence {
+    public private(set) var storage: [String: String]
+
+    public init() { storage = [:] }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        storage = [:]
+        for (key, value) in elements { self[key] = value }
+    }
+
+    public init(_ pairs: [String: String]) {
+        storage = [:]
+        for (key, value) in pairs { self[key] = value }
+    }
+
+    public subscript(key: String) -> String? {
+        get { storage[key.lowercased()] }
+        set { storage[key.lowercased()] = newValue }
+    }
+
+    public var isEmpty: Bool { storage.isEmpty }
+    public var count: Int { storage.count }
+
+    public func makeIterator() -> Dictionary<String, String>.Iterator { storage.makeIterator() }
+
+    /// The encoded size used for the metadata limit: the bytes of every key and value.
+    public var byteCount: Int { storage.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } }
+
+    public init(from decoder: any Decoder) throws {
+        self.init(try decoder.singleValueContainer().decode([String: String].self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(storage)
+    }
+}
+
+extension Metadata {
+    /// The key of the request id that ties a call's log lines together across services.
+    public static let requestIDKey = "x-request-id"
+}

@@ -1,0 +1,30 @@
+/// The settings of an ``RPCClient``.
+public struct ClientConfiguration: Sendable {
+    public var limits: ConnectionLimits = .defaults
+    /// Reconnect backoff: the wait after the first failed attempt ...
+    public var initialBackoff: Duration = .milliseconds(100)
+    /// ... multiplied by this after each further failure ...
+    public var backoffMultiplier: Double = 1.6
+    /// ... up to this, with ±20% jitter so that many clients do not reconnect in step.
+    public var maxBackoff: Duration = .seconds(5)
+    /// How long one connection attempt may take.
+    public var connectTimeout: Duration = .seconds(5)
+
+    public init() {}
+
+    public static var defaults: ClientConfiguration { ClientConfiguration() }
+
+    /// The wait before the attempt that follows `failures` failed attempts in a row.
+    public func backoff(afterFailures failures: Int) -> Duration {
+        let base = Double(initialBackoff.components.seconds) + Double(initialBackoff.components.attoseconds) / 1e18
+        let cap = Double(maxBackoff.components.seconds) + Double(maxBackoff.components.attoseconds) / 1e18
+        let grown = min(cap, base * pow(backoffMultiplier, Double(max(0, failures - 1))))
+        return .milliseconds(Int64(grown * 1000 * Double.random(in: 0.8...1.2)))
+    }
+}
+
+private func pow(_ base: Double, _ exponent: Double) -> Double {
+    var result = 1.0
+    for _ in 0..<Int(exponent) { result *= base }
+    return result
+}

@@ -1,0 +1,203 @@
+import Logging
+import Synchronization
+
+/// The client end of one connection: it numbers calls, sends their frames, and routes what the
+/// server sends back to them. Pure protocol logic over a ``FrameChannel``.
+final class ClientConnection: FrameReceiver, Sendable {
+    private struct State {
+        var nextStreamID: UInt32 = 1
+        var calls: [UInt32: ClientCall] = [:]
+        /// Set by GOAWAY or close: no new calls.
+        var closing: RPCError?
+        var closed = false
+        var serverInitialCredit = ConnectionLimits.defaults.initialCredit
+        var serverMaxFrameBytes = ConnectionLimits.defaults.maxFrameBytes
+    }
+
+    let channel: any FrameChannel
+    private let limits: ConnectionLimits
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(channel: any FrameChannel, limits: ConnectionLimits, logger: Logger) {
+        self.channel = channel
+        self.limits = limits
+        self.logger = logger
+        channel.write(
+            .control(
+                .hello, streamID: 0,
+                Hello(
+                    versions: Hello.supportedVersions, maxFrameBytes: limits.maxFrameBytes,
+                    initialCredit: limits.initialCredit, agent: Hello.agentName)))
+    }
+
+    /// True while new calls may start here.
+    var isUsable: Bool { state.withLock { $0.closing == nil && !$0.closed } }
+
+    /// Opens a call: HEADERS, plus the one request and END_STREAM when `request` is given, in one flush.
+    func open(_ method: MethodDescriptor, options: CallOptions, timeoutMs: Int64?, request: [UInt8]?) throws -> ClientCall {
+        let call = try state.withLock { state -> ClientCall in
+            if let closing = state.closing { throw closing }
+            if let request, request.count > state.serverMaxFrameBytes {
+                throw RPCError(
+                    code: .resourceExhausted,
+                    message: "the request of \(request.count) bytes exceeds the server's limit of \(state.serverMaxFrameBytes) bytes")
+            }
+            let streamID = state.nextStreamID
+            guard streamID < UInt32.max - 2 else {
+                throw RPCError(code: .unavailable, message: "stream ids of this connection are used up")
+            }
+            state.nextStreamID += 2
+            let call = ClientCall(
+                streamID: streamID, method: method, connection: self, limits: limits,
+                peerCredit: state.serverInitialCredit)
+            state.calls[streamID] = call
+            return call
+        }
+        let headers = CallHeaders(
+            method: method.fullName, timeoutMs: timeoutMs,
+            metadata: options.metadata.isEmpty ? nil : options.metadata)
+        var frames = [Frame.control(.headers, streamID: call.streamID, headers)]
+        if let request {
+            frames.append(Frame(type: .message, flags: .endStream, streamID: call.streamID, payload: request))
+        }
+        if let timeoutMs {
+            let timer = channel.schedule(after: .milliseconds(timeoutMs)) { [weak self, weak call] in
+                guard let self, let call else { return }
+                self.cancel(call, RPCError(code: .deadlineExceeded, message: "the deadline of \(timeoutMs) ms passed"))
+            }
+            call.deadlineTimer.withLock { $0 = timer }
+        }
+        channel.write(frames)
+        return call
+    }
+
+    func write(_ frames: [Frame], for call: ClientCall) -> Bool {
+        guard state.withLock({ $0.calls[call.streamID] === call }) else { return false }
+        channel.write(frames)
+        return true
+    }
+
+    func cancel(_ call: ClientCall, _ error: RPCError) {
+        guard remove(call.streamID) === call else { return }
+        channel.write(.control(.cancel, streamID: call.streamID, Cancel(code: error.code)))
+        end(call, error)
+    }
+
+    func grantCredit(_ n: Int, streamID: UInt32) {
+        guard state.withLock({ $0.calls[streamID] != nil }) else { return }
+        channel.write(.control(.credit, streamID: streamID, Credit(n: n)))
+    }
+
+    /// Closes the connection; its calls end with `UNAVAILABLE`.
+    func close() {
+        channel.close()
+    }
+
+    // MARK: Frames in
+
+    func receive(_ frame: Frame) {
+        switch frame.type {
+        case .message:
+            guard let call = state.withLock({ $0.calls[frame.streamID] }) else { return }
+            if !frame.payload.isEmpty { call.responses.append(frame.payload) }
+        case .trailers:
+            guard let call = remove(frame.streamID) else { return }
+            let status: RPCError?
+            if frame.payload == Trailers.okBytes {
+                status = nil
+            } else if let trailers = try? frame.envelope(Trailers.self) {
+                status = trailers.error
+            } else {
+                status = RPCError(code: .internalError, message: "the server sent malformed TRAILERS")
+            }
+            end(call, status, keepBuffered: true)
+        case .credit:
+            guard let credit = try? frame.envelope(Credit.self), credit.n > 0,
+                let call = state.withLock({ $0.calls[frame.streamID] })
+            else { return }
+            call.outboundCredit.add(credit.n)
+        case .hello:
+            guard let hello = try? frame.envelope(Hello.self) else { return }
+            state.withLock { state in
+                state.serverInitialCredit = hello.initialCredit
+                state.serverMaxFrameBytes = hello.maxFrameBytes
+            }
+        case .ping:
+            if !frame.flags.contains(.ack) {
+                channel.write(Frame(type: .ping, flags: .ack, streamID: 0, payload: frame.payload))
+            }
+        case .goAway:
+            receiveGoAway(frame)
+        default:
+            break
+        }
+    }
+
+    func receiveOversizedFrame(type: FrameType, streamID: UInt32, length: Int) {
+        guard let call = state.withLock({ $0.calls[streamID] }) else { return }
+        cancel(
+            call,
+            RPCError(
+                code: .resourceExhausted,
+                message: "the server sent a frame of \(length) bytes, over the limit of \(limits.maxFrameBytes) bytes"))
+    }
+
+    func receiveUnrecoverable(_ error: RPCError) {
+        logger.warning("closing connection: \(error.message)")
+        channel.close()
+    }
+
+    func connectionClosed() {
+        let calls = state.withLock { state -> [ClientCall] in
+            state.closed = true
+            if state.closing == nil {
+                state.closing = RPCError(code: .unavailable, message: "the connection closed")
+            }
+            defer { state.calls.removeAll() }
+            return Array(state.calls.values)
+        }
+        let error = RPCError(code: .unavailable, message: "the connection to the server closed")
+        for call in calls { end(call, error) }
+    }
+
+    private func receiveGoAway(_ frame: Frame) {
+        let goAway = try? frame.envelope(GoAway.self)
+        let lastStreamID = goAway?.lastStreamId ?? 0
+        let reason = goAway?.message ?? "the server is going away"
+        let code = goAway.map { StatusCode(rawValue: $0.code) } ?? .unavailable
+        let (refused, idle) = state.withLock { state -> ([ClientCall], Bool) in
+            // An error GOAWAY (a limit, a protocol error) keeps its code; a plain one is UNAVAILABLE.
+            state.closing = RPCError(code: code == .ok ? .unavailable : code, message: reason)
+            let refused = state.calls.values.filter { $0.streamID > lastStreamID }
+            for call in refused { state.calls[call.streamID] = nil }
+            return (refused, state.calls.isEmpty)
+        }
+        logger.debug("server sent GOAWAY", metadata: ["last_stream": "\(lastStreamID)", "reason": "\(reason)"])
+        let error = RPCError(code: code == .ok ? .unavailable : code, message: reason)
+        for call in refused { end(call, error) }
+        if idle { channel.close() }
+    }
+
+    private func remove(_ streamID: UInt32) -> ClientCall? {
+        let (call, closeNow) = state.withLock { state -> (ClientCall?, Bool) in
+            let call = state.calls.removeValue(forKey: streamID)
+            return (call, call != nil && state.calls.isEmpty && state.closing != nil && !state.closed)
+        }
+        if closeNow { channel.close() }
+        return call
+    }
+
+    /// Ends a call removed from the table. With `keepBuffered` (a status from the server), the
+    /// messages already received are still read before the status; otherwise they are dropped.
+    private func end(_ call: ClientCall, _ error: RPCError?, keepBuffered: Bool = false) {
+        call.deadlineTimer.withLock { $0?.cancel() }
+        if let error {
+            if keepBuffered { call.responses.finish(throwing: error) } else { call.responses.fail(error) }
+            call.outboundCredit.fail(error)
+        } else {
+            call.responses.finish()
+            call.outboundCredit.fail(RPCError(code: .cancelled, message: "the server ended the call"))
+        }
+    }
+}

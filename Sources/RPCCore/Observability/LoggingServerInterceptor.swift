@@ -1,0 +1,34 @@
+import Logging
+
+/// Logs one line per call with its method, request id, status and duration.
+///
+/// Successful calls log at `debug` (a busy server would drown in them at `info`); failures log at
+/// `info`, except `UNKNOWN`, `INTERNAL` and `DATA_LOSS`, which mean a bug and log at `error`.
+public struct LoggingServerInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(
+        context: ServerContext, next: @Sendable (ServerContext) async throws -> Void
+    ) async throws {
+        let start = ContinuousClock.now
+        do {
+            try await next(context)
+            context.logger.debug("call ok", metadata: ["rpc.duration_us": "\(Self.micros(since: start))"])
+        } catch {
+            let status = ServerConnection.status(for: error, logger: context.logger)
+            let level: Logger.Level = [.unknown, .internalError, .dataLoss].contains(status.code) ? .error : .info
+            context.logger.log(
+                level: level, "call failed",
+                metadata: [
+                    "rpc.status": "\(status.code.name)", "rpc.message": "\(status.message)",
+                    "rpc.duration_us": "\(Self.micros(since: start))",
+                ])
+            throw error
+        }
+    }
+
+    static func micros(since start: ContinuousClock.Instant) -> Int64 {
+        let elapsed = (ContinuousClock.now - start).components
+        return elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
+    }
+}

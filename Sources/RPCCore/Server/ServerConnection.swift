@@ -1,0 +1,480 @@
+import Logging
+import Synchronization
+
+/// The server end of one connection: it reads frames, runs each call as a task, and writes the
+/// replies. Pure protocol logic over a ``FrameChannel``, so every transport shares it.
+///
+/// Every call runs in its own task, started from the frame that opens it, and is tracked here so
+/// that CANCEL, its deadline, or the connection closing can cancel it. (An unstructured task per
+/// call rather than a child of a per-connection task group: it saves an async hop on every call,
+/// and the bookkeeping here gives the same guarantee that no call outlives its connection.)
+final class ServerConnection: FrameReceiver, Sendable {
+    private enum Phase {
+        case awaitingHello
+        case open
+        /// GOAWAY sent: calls up to its last stream id finish, new ones are refused.
+        case draining
+        case closed
+    }
+
+    private struct State {
+        var phase = Phase.awaitingHello
+        var highestStreamID: UInt32 = 0
+        var calls: [UInt32: ServerCall] = [:]
+        /// The credit the client gives each new stream for our messages (from its HELLO).
+        var peerInitialCredit = ConnectionLimits.defaults.initialCredit
+        var idleTimer: (any ScheduledTimer)?
+        var keepaliveTimer: (any ScheduledTimer)?
+        var receivedSinceKeepalive = false
+        var pingOutstanding = false
+    }
+
+    let channel: any FrameChannel
+    private let router: RPCRouter
+    private let interceptors: [any ServerInterceptor]
+    private let configuration: ServerConfiguration
+    private let logger: Logger
+    private let onClose: @Sendable (ServerConnection) -> Void
+    private let state = Mutex(State())
+    let id: Int
+
+    init(
+        id: Int, channel: any FrameChannel, router: RPCRouter, interceptors: [any ServerInterceptor],
+        configuration: ServerConfiguration, logger: Logger, onClose: @escaping @Sendable (ServerConnection) -> Void
+    ) {
+        self.id = id
+        self.channel = channel
+        self.router = router
+        self.interceptors = interceptors
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "connection.peer"] = "\(channel.peerDescription)"
+        self.logger = logger
+        self.onClose = onClose
+    }
+
+    /// Arms the HELLO and keepalive timers. Called once, right after the connection is accepted.
+    func start() {
+        let helloTimer = channel.schedule(after: configuration.helloTimeout) { [weak self] in
+            guard let self, self.state.withLock({ $0.phase == .awaitingHello }) else { return }
+            self.closeWithError(.invalidArgument, "no HELLO within \(self.configuration.helloTimeout)")
+        }
+        state.withLock { $0.idleTimer = helloTimer }
+        scheduleKeepalive(after: configuration.keepaliveInterval)
+    }
+
+    // MARK: Frames in
+
+    func receive(_ frame: Frame) {
+        let phase = state.withLock { state -> Phase in
+            state.receivedSinceKeepalive = true
+            return state.phase
+        }
+        switch phase {
+        case .closed:
+            return
+        case .awaitingHello:
+            guard frame.type == .hello else {
+                closeWithError(.invalidArgument, "the first frame must be HELLO, got \(frame.type)")
+                return
+            }
+            receiveHello(frame)
+            return
+        case .open, .draining:
+            break
+        }
+        switch frame.type {
+        case .headers: receiveHeaders(frame)
+        case .message: receiveMessage(frame)
+        case .cancel: receiveCancel(frame)
+        case .credit: receiveCredit(frame)
+        case .ping: receivePing(frame)
+        case .goAway, .hello, .trailers: break  // a client's GOAWAY needs no action; the others are not for servers
+        default: break  // unknown frame types are ignored so the protocol can grow
+        }
+    }
+
+    func receiveOversizedFrame(type: FrameType, streamID: UInt32, length: Int) {
+        let error = RPCError(
+            code: .resourceExhausted,
+            message: "\(type) frame of \(length) bytes exceeds the limit of \(configuration.limits.maxFrameBytes) bytes")
+        logger.info("oversized frame skipped", metadata: ["rpc.stream": "\(streamID)", "frame.bytes": "\(length)"])
+        guard streamID != 0 else {
+            closeWithError(error.code, error.message)
+            return
+        }
+        let known = state.withLock { state -> Bool in
+            if state.calls[streamID] != nil { return true }
+            // A refused HEADERS still uses up its stream id.
+            if type == .headers, streamID > state.highestStreamID { state.highestStreamID = streamID }
+            return false
+        }
+        if known {
+            endCall(streamID: streamID, with: error)
+        } else if type == .headers {
+            channel.write(.trailers(streamID: streamID, error: error))
+        }
+    }
+
+    func receiveUnrecoverable(_ error: RPCError) {
+        closeWithError(error.code, error.message)
+    }
+
+    func connectionClosed() {
+        let (calls, timers) = state.withLock { state -> ([ServerCall], [(any ScheduledTimer)?]) in
+            guard state.phase != .closed else { return ([], []) }
+            state.phase = .closed
+            defer { state.calls.removeAll() }
+            return (Array(state.calls.values), [state.idleTimer, state.keepaliveTimer])
+        }
+        timers.forEach { $0?.cancel() }
+        let error = RPCError(code: .cancelled, message: "the connection closed")
+        for call in calls { abandon(call, error) }
+        if !calls.isEmpty { logger.debug("connection closed with calls in flight", metadata: ["calls": "\(calls.count)"]) }
+        onClose(self)
+    }
+
+    private func receiveHello(_ frame: Frame) {
+        guard let hello = try? frame.envelope(Hello.self) else {
+            closeWithError(.invalidArgument, "malformed HELLO payload")
+            return
+        }
+        let offered = hello.versions ?? []
+        guard offered.contains(where: Hello.supportedVersions.contains) else {
+            closeWithError(
+                .unimplemented,
+                "no common protocol version: the server speaks \(Hello.supportedVersions), the client offered \(offered)")
+            return
+        }
+        guard hello.initialCredit >= 1 else {
+            closeWithError(.invalidArgument, "HELLO initialCredit must be at least 1, got \(hello.initialCredit)")
+            return
+        }
+        let limits = configuration.limits
+        state.withLock { state in
+            state.phase = .open
+            state.peerInitialCredit = hello.initialCredit
+        }
+        channel.write(
+            .control(
+                .hello, streamID: 0, flags: .ack,
+                Hello(
+                    version: 1, maxFrameBytes: limits.maxFrameBytes, initialCredit: limits.initialCredit,
+                    maxConcurrentCalls: limits.maxConcurrentCalls, agent: Hello.agentName)))
+        becameIdle()
+    }
+
+    private func receiveHeaders(_ frame: Frame) {
+        let streamID = frame.streamID
+        let limits = configuration.limits
+        // Stream ids are the client's, odd and rising; anything else means the peer is broken.
+        let idOrder = state.withLock { state -> UInt32? in
+            guard streamID % 2 == 1, streamID > state.highestStreamID else { return state.highestStreamID }
+            state.highestStreamID = streamID
+            return nil
+        }
+        if let highest = idOrder {
+            closeWithError(.invalidArgument, "stream id \(streamID) must be odd and above \(highest)")
+            return
+        }
+        guard frame.payload.count <= limits.maxHeadersBytes else {
+            refuse(streamID, .resourceExhausted, "HEADERS of \(frame.payload.count) bytes exceed the limit of \(limits.maxHeadersBytes)")
+            return
+        }
+        let headers: CallHeaders
+        do {
+            headers = try frame.envelope(CallHeaders.self)
+        } catch {
+            refuse(streamID, .invalidArgument, "malformed HEADERS: \((error as? RPCError)?.message ?? "\(error)")")
+            return
+        }
+        guard let route = router.route(for: headers.method) else {
+            refuse(streamID, .unimplemented, "unknown method \(headers.method)")
+            return
+        }
+        if let timeoutMs = headers.timeoutMs, timeoutMs <= 0 {
+            refuse(streamID, .deadlineExceeded, "the deadline had passed when the call arrived")
+            return
+        }
+        let now = ContinuousClock.now
+        let deadline = headers.timeoutMs.map { now + .milliseconds($0) }
+        let admitted = state.withLock { state -> (ServerCall?, RPCError?) in
+            if state.phase == .draining {
+                return (nil, RPCError(code: .unavailable, message: "the server is shutting down"))
+            }
+            guard state.calls.count < limits.maxConcurrentCalls else {
+                return (nil, RPCError(
+                    code: .resourceExhausted,
+                    message: "too many concurrent calls on this connection: the limit is \(limits.maxConcurrentCalls)"))
+            }
+            let call = ServerCall(
+                streamID: streamID, method: route.method, connection: self, limits: limits,
+                peerCredit: state.peerInitialCredit)
+            state.calls[streamID] = call
+            if state.calls.count == 1 {
+                state.idleTimer?.cancel()
+                state.idleTimer = nil
+            }
+            return (call, nil)
+        }
+        guard let call = admitted.0 else {
+            channel.write(.trailers(streamID: streamID, error: admitted.1))
+            return
+        }
+        if frame.flags.contains(.endStream) { call.requests.finish() }
+        if let timeoutMs = headers.timeoutMs {
+            let timer = channel.schedule(after: .milliseconds(timeoutMs)) { [weak self] in
+                self?.endCall(
+                    streamID: streamID,
+                    with: RPCError(code: .deadlineExceeded, message: "the deadline of \(timeoutMs) ms passed"))
+            }
+            call.withState { $0.deadlineTimer = timer }
+        }
+        let context = ServerContext(
+            method: route.method, metadata: headers.metadata ?? [:], deadline: deadline,
+            peer: channel.peerDescription, logger: logger)
+        let task = Task { await self.run(call, route: route, context: context) }
+        call.withState { $0.task = task }
+    }
+
+    private func receiveMessage(_ frame: Frame) {
+        guard let call = state.withLock({ $0.calls[frame.streamID] }) else { return }  // late: the call is over
+        if frame.payload.isEmpty {
+            guard frame.flags.contains(.endStream) else {
+                endCall(streamID: frame.streamID, with: RPCError(code: .invalidArgument, message: "empty MESSAGE without END_STREAM"))
+                return
+            }
+            call.requests.finish()
+            return
+        }
+        let withinCredit = call.withState { state -> Bool in
+            state.inboundCredit -= 1
+            return state.inboundCredit >= 0
+        }
+        guard withinCredit else {
+            endCall(
+                streamID: frame.streamID,
+                with: RPCError(code: .resourceExhausted, message: "the client sent more messages than its credit allowed"))
+            return
+        }
+        call.requests.append(frame.payload)
+        if frame.flags.contains(.endStream) { call.requests.finish() }
+    }
+
+    private func receiveCancel(_ frame: Frame) {
+        let code = (try? frame.envelope(Cancel.self)).map { StatusCode(rawValue: $0.code) } ?? .cancelled
+        guard let call = removeCall(frame.streamID) else { return }
+        abandon(call, RPCError(code: code, message: "the client cancelled the call"))
+    }
+
+    private func receiveCredit(_ frame: Frame) {
+        guard let credit = try? frame.envelope(Credit.self), credit.n > 0,
+            let call = state.withLock({ $0.calls[frame.streamID] })
+        else { return }
+        call.outboundCredit.add(credit.n)
+    }
+
+    private func receivePing(_ frame: Frame) {
+        if frame.flags.contains(.ack) {
+            state.withLock { $0.pingOutstanding = false }
+        } else {
+            channel.write(Frame(type: .ping, flags: .ack, streamID: 0, payload: frame.payload))
+        }
+    }
+
+    // MARK: Calls
+
+    private func run(_ call: ServerCall, route: RPCRouter.Route, context: ServerContext) async {
+        var failure: RPCError?
+        do {
+            try await CallDeadline.$current.withValue(context.deadline) {
+                try await intercepted(context, at: 0) { context in try await route.handler(call, context) }
+            }
+        } catch {
+            failure = Self.status(for: error, logger: context.logger)
+        }
+        complete(call, failure: failure)
+    }
+
+    private func intercepted(
+        _ context: ServerContext, at index: Int, _ handler: @escaping @Sendable (ServerContext) async throws -> Void
+    ) async throws {
+        guard index < interceptors.count else { return try await handler(context) }
+        try await interceptors[index].intercept(context: context) { context in
+            try await self.intercepted(context, at: index + 1, handler)
+        }
+    }
+
+    /// The status a handler's error ends its call with. Errors that are not `RPCError` become
+    /// `UNKNOWN` without their text, which may hold internals; the text goes to the log instead.
+    static func status(for error: any Error, logger: Logger) -> RPCError {
+        switch error {
+        case let error as RPCError: return error
+        case is CancellationError: return RPCError(code: .cancelled, message: "the call was cancelled")
+        default:
+            logger.error("handler failed with an error that is not an RPCError", metadata: ["error": "\(error)"])
+            return RPCError(code: .unknown, message: "the service failed with an unexpected error")
+        }
+    }
+
+    /// Sends the final status of a call whose handler returned or threw, unless the call was
+    /// already ended by the connection.
+    private func complete(_ call: ServerCall, failure: RPCError?) {
+        guard removeCall(call.streamID) === call else { return }
+        let (response, timer) = call.withState { ($0.singleResponse, $0.deadlineTimer) }
+        timer?.cancel()
+        call.requests.fail(RPCError(code: .cancelled, message: "the call is over"))
+        call.outboundCredit.fail(RPCError(code: .cancelled, message: "the call is over"))
+        if let failure {
+            channel.write(.trailers(streamID: call.streamID, error: failure))
+        } else if call.method.kind.hasSingleResponse {
+            guard let response else {
+                channel.write(
+                    .trailers(
+                        streamID: call.streamID,
+                        error: RPCError(code: .internalError, message: "the handler returned no response")))
+                return
+            }
+            channel.write([
+                Frame(type: .message, streamID: call.streamID, payload: response),
+                .trailers(streamID: call.streamID, error: nil),
+            ])
+        } else {
+            channel.write(.trailers(streamID: call.streamID, error: nil))
+        }
+    }
+
+    /// Ends a call from the connection's side (deadline, bad frame): the status goes out now and
+    /// the handler's task is cancelled; whatever it does later is dropped.
+    private func endCall(streamID: UInt32, with error: RPCError) {
+        guard let call = removeCall(streamID) else { return }
+        channel.write(.trailers(streamID: streamID, error: error))
+        abandon(call, error)
+    }
+
+    /// Cancels a call already removed from the table, without sending anything.
+    private func abandon(_ call: ServerCall, _ error: RPCError) {
+        let (task, timer) = call.withState { state -> (Task<Void, Never>?, (any ScheduledTimer)?) in
+            state.endedBy = error
+            return (state.task, state.deadlineTimer)
+        }
+        timer?.cancel()
+        call.requests.fail(error)
+        call.outboundCredit.fail(error)
+        task?.cancel()
+    }
+
+    private func removeCall(_ streamID: UInt32) -> ServerCall? {
+        let (call, nowIdle, draining) = state.withLock { state -> (ServerCall?, Bool, Bool) in
+            guard let call = state.calls.removeValue(forKey: streamID) else { return (nil, false, false) }
+            return (call, state.calls.isEmpty, state.phase == .draining)
+        }
+        if nowIdle {
+            if draining { channel.close() } else { becameIdle() }
+        }
+        return call
+    }
+
+    /// Writes frames of a call that is still open; false once it is over.
+    func write(_ frames: [Frame], for call: ServerCall) -> Bool {
+        // The check and the write are not atomic; a frame that slips past a concurrent end is
+        // harmless, because the client ignores frames for streams it has closed.
+        guard state.withLock({ $0.calls[call.streamID] === call }) else { return false }
+        channel.write(frames)
+        return true
+    }
+
+    func grantCredit(_ n: Int, streamID: UInt32) {
+        guard let call = state.withLock({ $0.calls[streamID] }) else { return }
+        call.withState { $0.inboundCredit += n }
+        channel.write(.control(.credit, streamID: streamID, Credit(n: n)))
+    }
+
+    // MARK: Connection lifecycle
+
+    /// GOAWAY: refuse new calls, let the open ones finish, then close.
+    func beginGracefulShutdown(reason: String = "the server is shutting down") {
+        let decision = state.withLock { state -> (highest: UInt32, idle: Bool)? in
+            guard state.phase == .open || state.phase == .awaitingHello else { return nil }
+            state.phase = .draining
+            return (state.highestStreamID, state.calls.isEmpty)
+        }
+        guard let decision else { return }
+        channel.write(.control(.goAway, streamID: 0, GoAway(lastStreamId: decision.highest, code: .ok, message: reason)))
+        if decision.idle { channel.close() }
+    }
+
+    /// Cancels every call and closes: the grace period is over.
+    func forceClose() {
+        let calls = state.withLock { state -> [ServerCall] in
+            defer { state.calls.removeAll() }
+            return Array(state.calls.values)
+        }
+        let error = RPCError(code: .unavailable, message: "the server shut down before the call finished")
+        for call in calls {
+            channel.write(.trailers(streamID: call.streamID, error: error))
+            abandon(call, error)
+        }
+        channel.close()
+    }
+
+    /// Sends GOAWAY with an error and closes: the connection cannot go on.
+    func closeWithError(_ code: StatusCode, _ message: String) {
+        let highest = state.withLock { state -> UInt32? in
+            guard state.phase != .closed else { return nil }
+            state.phase = .draining
+            return state.highestStreamID
+        }
+        guard let highest else { return }
+        logger.warning("closing connection: \(message)", metadata: ["rpc.status": "\(code.name)"])
+        channel.write(.control(.goAway, streamID: 0, GoAway(lastStreamId: highest, code: code, message: message)))
+        channel.close()
+    }
+
+    private func becameIdle() {
+        let timeout = configuration.idleTimeout
+        let timer = channel.schedule(after: timeout) { [weak self] in
+            guard let self, self.state.withLock({ $0.calls.isEmpty && $0.phase == .open }) else { return }
+            self.logger.debug("closing idle connection")
+            self.beginGracefulShutdown(reason: "idle for \(timeout)")
+        }
+        let previous = state.withLock { state -> (any ScheduledTimer)? in
+            defer { state.idleTimer = timer }
+            return state.idleTimer
+        }
+        previous?.cancel()
+    }
+
+    private func scheduleKeepalive(after delay: Duration) {
+        let timer = channel.schedule(after: delay) { [weak self] in self?.keepaliveFired() }
+        state.withLock { $0.keepaliveTimer = timer }
+    }
+
+    private func keepaliveFired() {
+        enum Action { case none, ping, close }
+        let action = state.withLock { state -> Action in
+            guard state.phase != .closed else { return .none }
+            if state.pingOutstanding { return .close }
+            if state.receivedSinceKeepalive {
+                state.receivedSinceKeepalive = false
+                return .none
+            }
+            state.pingOutstanding = true
+            return .ping
+        }
+        switch action {
+        case .none:
+            scheduleKeepalive(after: configuration.keepaliveInterval)
+        case .ping:
+            channel.write(Frame(type: .ping, streamID: 0, payload: Array("keepaliv".utf8)))
+            scheduleKeepalive(after: configuration.keepaliveTimeout)
+        case .close:
+            closeWithError(.unavailable, "no answer to PING within \(configuration.keepaliveTimeout)")
+        }
+    }
+
+    private func refuse(_ streamID: UInt32, _ code: StatusCode, _ message: String) {
+        logger.debug("call refused", metadata: ["rpc.stream": "\(streamID)", "rpc.status": "\(code.name)", "reason": "\(message)"])
+        channel.write(.trailers(streamID: streamID, error: RPCError(code: code, message: message)))
+    }
+}

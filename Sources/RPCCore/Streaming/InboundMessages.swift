@@ -1,0 +1,141 @@
+import Synchronization
+
+/// The messages received on one stream, buffered until the one reader of that stream takes them.
+///
+/// Flow control keeps the buffer bounded: the peer may send only as many messages as it has
+/// credit for, and credit is returned (through `grant`) as the reader consumes, half the initial
+/// credit at a time, so a slow reader slows the sender instead of growing this buffer.
+///
+/// Thread-safe; `next()` must be called by one task at a time.
+public final class InboundMessages: Sendable {
+    private struct State {
+        var buffer: [[UInt8]] = []
+        var head = 0
+        var end: RPCError?? = .none  // .none: open; .some(nil): finished cleanly; .some(error): failed
+        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        var consumedSinceGrant = 0
+
+        mutating func take() -> Result<[UInt8]?, any Error>? {
+            if head < buffer.count {
+                let message = buffer[head]
+                buffer[head] = []
+                head += 1
+                if head == buffer.count {
+                    buffer.removeAll(keepingCapacity: true)
+                    head = 0
+                }
+                return .success(message)
+            }
+            switch end {
+            case .none: return nil
+            case .some(.none): return .success(nil)
+            case .some(.some(let error)): return .failure(error)
+            }
+        }
+    }
+
+    private let state = Mutex(State())
+    private let grantThreshold: Int
+    private let grant: (@Sendable (Int) -> Void)?
+
+    /// - Parameters:
+    ///   - grantThreshold: how many consumed messages are returned to the sender in one CREDIT.
+    ///   - grant: sends CREDIT to the peer; nil where the stream needs none.
+    public init(grantThreshold: Int = 1, grant: (@Sendable (Int) -> Void)? = nil) {
+        self.grantThreshold = max(1, grantThreshold)
+        self.grant = grant
+    }
+
+    /// Adds a received message.
+    public func append(_ message: [UInt8]) {
+        let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
+            guard state.end == nil else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.buffer.append(message)
+            return nil
+        }
+        if let waiter {
+            waiter.resume(returning: message)
+            consumed()
+        }
+    }
+
+    /// Ends the stream: after the buffered messages, `next()` returns nil, or throws `error`.
+    /// The first call wins.
+    public func finish(throwing error: RPCError? = nil) {
+        let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
+            guard state.end == nil else { return nil }
+            state.end = .some(error)
+            guard state.head == state.buffer.count else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        if let error {
+            waiter?.resume(throwing: error)
+        } else {
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    /// Ends the stream at once, dropping buffered messages: the call is over.
+    public func fail(_ error: RPCError) {
+        let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
+            state.buffer.removeAll()
+            state.head = 0
+            if state.end == nil { state.end = .some(error) }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// The next message, nil at the end of the stream; throws the error the stream ended with,
+    /// or `CancellationError` if the task is cancelled while waiting.
+    public func next() async throws -> [UInt8]? {
+        if let ready = state.withLock({ $0.take() }) {
+            return try delivered(ready)
+        }
+        let result: [UInt8]? = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Result<[UInt8]?, any Error>? in
+                    if let ready = state.take() { return ready }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let ready {
+                    continuation.resume(with: ready)
+                    if case .success(.some) = ready { consumed() }
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+        // Messages handed to a waiting reader were counted where they were handed over.
+        return result
+    }
+
+    private func delivered(_ ready: Result<[UInt8]?, any Error>) throws -> [UInt8]? {
+        let message = try ready.get()
+        if message != nil { consumed() }
+        return message
+    }
+
+    private func consumed() {
+        guard let grant else { return }
+        let toGrant = state.withLock { state -> Int in
+            state.consumedSinceGrant += 1
+            guard state.consumedSinceGrant >= grantThreshold, state.end == nil else { return 0 }
+            defer { state.consumedSinceGrant = 0 }
+            return state.consumedSinceGrant
+        }
+        if toGrant > 0 { grant(toGrant) }
+    }
+}

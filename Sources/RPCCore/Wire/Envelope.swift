@@ -1,0 +1,131 @@
+/// The JSON payloads of the control frames. Their JSON Schemas are in
+/// `Protocols/jframe.rpc.v1.json`; these types mirror them by hand because the RPC core cannot
+/// depend on code generated for the services it carries.
+
+/// HELLO: the protocol versions and limits of one side.
+public struct Hello: Codable, Hashable, Sendable {
+    /// Sent by the client: the versions it speaks, preferred first.
+    public var versions: [Int]?
+    /// Sent by the server: the version chosen for this connection.
+    public var version: Int?
+    /// The largest payload this side accepts in one frame, in bytes.
+    public var maxFrameBytes: Int
+    /// The messages the peer may send on a new stream before it needs CREDIT.
+    public var initialCredit: Int
+    /// Sent by the server: how many calls may be open at once on this connection.
+    public var maxConcurrentCalls: Int?
+    /// The implementation, for logs: `jframe-swift/1`.
+    public var agent: String?
+
+    public init(
+        versions: [Int]? = nil, version: Int? = nil, maxFrameBytes: Int, initialCredit: Int,
+        maxConcurrentCalls: Int? = nil, agent: String? = nil
+    ) {
+        self.versions = versions
+        self.version = version
+        self.maxFrameBytes = maxFrameBytes
+        self.initialCredit = initialCredit
+        self.maxConcurrentCalls = maxConcurrentCalls
+        self.agent = agent
+    }
+
+    /// The protocol versions this implementation speaks.
+    public static let supportedVersions = [1]
+    public static let agentName = "jframe-swift/1"
+}
+
+/// HEADERS: opens a call.
+public struct CallHeaders: Codable, Hashable, Sendable {
+    /// `package.Service/Method`.
+    public var method: String
+    /// The time the client will wait, relative to when it sent this frame, in milliseconds.
+    public var timeoutMs: Int64?
+    public var metadata: Metadata?
+
+    public init(method: String, timeoutMs: Int64? = nil, metadata: Metadata? = nil) {
+        self.method = method
+        self.timeoutMs = timeoutMs
+        self.metadata = metadata
+    }
+}
+
+/// TRAILERS: the status that ends a call.
+public struct Trailers: Codable, Hashable, Sendable {
+    public var code: Int
+    public var message: String?
+    public var details: [ErrorDetail]?
+    public var metadata: Metadata?
+
+    public init(code: Int, message: String? = nil, details: [ErrorDetail]? = nil, metadata: Metadata? = nil) {
+        self.code = code
+        self.message = message
+        self.details = details
+        self.metadata = metadata
+    }
+
+    public init(_ error: RPCError) {
+        self.init(
+            code: error.code.rawValue, message: error.message,
+            details: error.details.isEmpty ? nil : error.details,
+            metadata: error.metadata.isEmpty ? nil : error.metadata)
+    }
+
+    /// The status as an error, or nil when it is OK.
+    public var error: RPCError? {
+        guard code != 0 else { return nil }
+        return RPCError(
+            code: StatusCode(rawValue: code), message: message ?? "", details: details ?? [],
+            metadata: metadata ?? [:])
+    }
+
+    /// The encoded trailers of a call that succeeded without trailing metadata: the common case,
+    /// kept as constant bytes so a successful unary reply costs one JSON encoding, not two.
+    public static let okBytes: [UInt8] = Array(#"{"code":0}"#.utf8)
+}
+
+/// CANCEL: the client abandons a call; `code` says why (1 CANCELLED or 4 DEADLINE_EXCEEDED).
+public struct Cancel: Codable, Hashable, Sendable {
+    public var code: Int
+    public init(code: StatusCode) { self.code = code.rawValue }
+}
+
+/// CREDIT: the receiver of a stream may be sent `n` more messages.
+public struct Credit: Codable, Hashable, Sendable {
+    public var n: Int
+    public init(n: Int) { self.n = n }
+}
+
+/// GOAWAY: no new calls; calls with stream ids up to `lastStreamId` are finished.
+public struct GoAway: Codable, Hashable, Sendable {
+    public var lastStreamId: UInt32
+    public var code: Int
+    public var message: String?
+
+    public init(lastStreamId: UInt32, code: StatusCode, message: String? = nil) {
+        self.lastStreamId = lastStreamId
+        self.code = code.rawValue
+        self.message = message
+    }
+}
+
+extension Frame {
+    /// A control frame whose payload is `envelope` as JSON.
+    public static func control<Envelope: Encodable>(
+        _ type: FrameType, streamID: UInt32, flags: FrameFlags = [], _ envelope: Envelope
+    ) -> Frame {
+        // Encoding these small value types cannot fail; an empty payload would be rejected by the peer.
+        let payload = (try? MessageCoding.encode(envelope)) ?? []
+        return Frame(type: type, flags: flags, streamID: streamID, payload: payload)
+    }
+
+    /// TRAILERS ending `streamID` with `error`'s status, or OK when `error` is nil.
+    public static func trailers(streamID: UInt32, error: RPCError?) -> Frame {
+        guard let error else { return Frame(type: .trailers, streamID: streamID, payload: Trailers.okBytes) }
+        return .control(.trailers, streamID: streamID, Trailers(error))
+    }
+
+    /// Decodes this frame's payload as a control envelope.
+    public func envelope<Envelope: Decodable>(_ type: Envelope.Type) throws -> Envelope {
+        try MessageCoding.decode(Envelope.self, from: payload)
+    }
+}

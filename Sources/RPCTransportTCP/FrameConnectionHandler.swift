@@ -1,0 +1,88 @@
+import Logging
+import NIOCore
+import RPCCore
+
+/// Sits after the ``FrameDecoder``: hands frames to the RPC core's receiver, times out partial
+/// frames, and stops reading while the socket cannot take more writes (so a client that does not
+/// read its replies cannot make the server buffer them without bound).
+final class FrameConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = FrameEvent
+
+    private let frameChannel: TCPFrameChannel
+    private let receiver: any FrameReceiver
+    private let frameReadTimeout: Duration
+    private var partialFrameTimer: Scheduled<Void>?
+
+    init(frameChannel: TCPFrameChannel, receiver: any FrameReceiver, limits: ConnectionLimits) {
+        self.frameChannel = frameChannel
+        self.receiver = receiver
+        self.frameReadTimeout = limits.frameReadTimeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        frameChannel.becameActive()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partialFrameTimer?.cancel()
+        frameChannel.becameInactive()
+        receiver.connectionClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .frame(let frame):
+            partialFrameTimer?.cancel()
+            partialFrameTimer = nil
+            receiver.receive(frame)
+        case .oversizedFrame(let type, let streamID, let length):
+            partialFrameTimer?.cancel()
+            partialFrameTimer = nil
+            receiver.receiveOversizedFrame(type: type, streamID: streamID, length: length)
+        case .partialFrame:
+            guard partialFrameTimer == nil else { return }
+            let receiver = self.receiver
+            let timeout = frameReadTimeout
+            let components = timeout.components
+            let nanos = components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+            partialFrameTimer = context.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+                receiver.receiveUnrecoverable(
+                    RPCError(code: .deadlineExceeded, message: "a frame did not arrive whole within \(timeout)"))
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Backpressure: stop reading new requests while replies cannot drain.
+        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case let error as FrameTooLargeError:
+            receiver.receiveUnrecoverable(
+                RPCError(
+                    code: .resourceExhausted,
+                    message: "frame of \(error.length) bytes exceeds the connection limit of \(error.limit) bytes"))
+        case is IOError, is ChannelError:
+            context.close(promise: nil)
+        default:
+            receiver.receiveUnrecoverable(RPCError(code: .internalError, message: "transport error: \(error)"))
+        }
+    }
+}
+
+/// Adds the decoder and connection handler that turn `channel` into a frame connection.
+/// On the channel's event loop.
+func addFrameHandlers(
+    to channel: any Channel, limits: ConnectionLimits, makeReceiver: (TCPFrameChannel) -> any FrameReceiver
+) throws {
+    let frameChannel = TCPFrameChannel(channel: channel)
+    let receiver = makeReceiver(frameChannel)
+    let pipeline = channel.pipeline.syncOperations
+    try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
+    try pipeline.addHandler(FrameConnectionHandler(frameChannel: frameChannel, receiver: receiver, limits: limits))
+}

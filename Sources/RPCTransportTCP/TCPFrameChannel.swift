@@ -1,0 +1,91 @@
+import NIOCore
+import RPCCore
+import Synchronization
+
+/// A NIO channel seen as a ``FrameChannel``.
+///
+/// Writes may come from any thread. They are encoded straight into one pending buffer, and the
+/// first write after a flush schedules one flush on the event loop; everything written until it
+/// runs leaves in the same system call. Under load many replies share a syscall; alone, a reply
+/// costs one event-loop hop.
+final class TCPFrameChannel: FrameChannel {
+    private struct Pending {
+        var buffer: ByteBuffer
+        var flushScheduled = false
+        /// Writes wait for the channel to become active (a client writes HELLO before connect completes).
+        var active = false
+        var closeRequested = false
+        var closed = false
+    }
+
+    let channel: any Channel
+    let peerDescription: String
+    private let pending: Mutex<Pending>
+
+    init(channel: any Channel) {
+        self.channel = channel
+        self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        self.pending = Mutex(Pending(buffer: channel.allocator.buffer(capacity: 0)))
+    }
+
+    func write(_ frames: [Frame]) {
+        let schedule = pending.withLock { pending -> Bool in
+            guard !pending.closed, !pending.closeRequested else { return false }
+            for frame in frames { frame.encode(into: &pending.buffer) }
+            guard pending.active, !pending.flushScheduled else { return false }
+            pending.flushScheduled = true
+            return true
+        }
+        if schedule { channel.eventLoop.execute { self.flush() } }
+    }
+
+    func close() {
+        let schedule = pending.withLock { pending -> Bool in
+            guard !pending.closed, !pending.closeRequested else { return false }
+            pending.closeRequested = true
+            return true
+        }
+        if schedule {
+            channel.eventLoop.execute {
+                self.flush()
+                self.channel.close(promise: nil)
+            }
+        }
+    }
+
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any ScheduledTimer {
+        let components = delay.components
+        let nanos = components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+        return EventLoopTimer(scheduled: channel.eventLoop.scheduleTask(in: .nanoseconds(nanos), body))
+    }
+
+    /// The channel is connected: send what was written before.
+    func becameActive() {
+        pending.withLock { $0.active = true }
+        flush()
+    }
+
+    func becameInactive() {
+        pending.withLock { pending in
+            pending.closed = true
+            pending.buffer.clear()
+        }
+    }
+
+    /// Writes and flushes everything pending. On the event loop.
+    private func flush() {
+        let bytes = pending.withLock { pending -> ByteBuffer? in
+            pending.flushScheduled = false
+            guard pending.active, pending.buffer.readableBytes > 0 else { return nil }
+            let bytes = pending.buffer
+            pending.buffer = channel.allocator.buffer(capacity: 0)
+            return bytes
+        }
+        if let bytes { channel.writeAndFlush(bytes, promise: nil) }
+    }
+}
+
+private struct EventLoopTimer: ScheduledTimer {
+    let scheduled: Scheduled<Void>
+    func cancel() { scheduled.cancel() }
+}
