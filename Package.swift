@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "RPCInProcessTransport", targets: ["RPCInProcessTransport"]),
         .library(name: "Contracts", targets: ["Contracts"]),
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
+        .library(name: "RPCHosting", targets: ["RPCHosting"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
@@ -51,15 +52,20 @@ let package = Package(
         .target(name: "Contracts", dependencies: ["RPCCore"], swiftSettings: settings),
         // Reflection and health services every server hosts.
         .target(name: "RPCStandardServices", dependencies: ["RPCCore", "Contracts"], swiftSettings: settings),
+        // Turns Protocols/*.json into Swift (messages, server protocols, clients).
+        .target(name: "ContractGenerator", swiftSettings: settings),
         // Reads Protocols/*.json and writes Sources/Contracts.
-        .executableTarget(name: "jframe-gen", dependencies: [argumentParser], swiftSettings: settings),
+        .executableTarget(name: "jframe-gen", dependencies: ["ContractGenerator", argumentParser], swiftSettings: settings),
+        // What every server binary shares: flags for address and limits, logging, the ServiceGroup.
+        .target(
+            name: "RPCHosting",
+            dependencies: ["RPCCore", "RPCTransportTCP", "RPCStandardServices", argumentParser, logging, lifecycle],
+            swiftSettings: settings
+        ),
         // A server hosting reflection, health and the Echo test service (contract tests, bench).
         .executableTarget(
             name: "rpc-testserver",
-            dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCStandardServices", "Contracts", argumentParser, logging,
-                lifecycle,
-            ],
+            dependencies: ["RPCHosting", "RPCStandardServices", argumentParser],
             swiftSettings: settings
         ),
         .executableTarget(
@@ -83,6 +89,6 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .testTarget(name: "GeneratorTests", dependencies: ["jframe-gen"], swiftSettings: settings),
+        .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

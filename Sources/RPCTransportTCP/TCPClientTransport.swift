@@ -23,12 +23,8 @@ public struct TCPClientTransport: ClientTransport {
 
     /// `host:port`, as the CLI and environment variables spell a server address.
     public init(address: String, limits: ConnectionLimits = .defaults) throws {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw RPCError(code: .invalidArgument, message: "server address '\(address)' is not host:port")
-        }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        self.init(host: host.isEmpty ? "127.0.0.1" : host, port: port, limits: limits)
+        let (host, port) = try parseAddress(address)
+        self.init(host: host, port: port, limits: limits)
     }
 
     public func connect(
@@ -65,4 +61,16 @@ private final class ReceiverBox: Sendable {
     private let value = Mutex<(any FrameReceiver)?>(nil)
     func set(_ receiver: any FrameReceiver) { value.withLock { $0 = receiver } }
     func get() -> (any FrameReceiver)? { value.withLock { $0 } }
+}
+
+/// Splits `host:port` (`[::1]:7001`, `:7001` for 127.0.0.1).
+func parseAddress(_ address: String) throws -> (host: String, port: Int) {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+        (0...65535).contains(port)
+    else {
+        throw RPCError(code: .invalidArgument, message: "address '\(address)' is not host:port")
+    }
+    var host = String(address[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host.isEmpty ? "127.0.0.1" : host, port)
 }

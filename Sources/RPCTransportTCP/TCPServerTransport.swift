@@ -31,6 +31,12 @@ public final class TCPServerTransport: ServerTransport {
         self.group = group
     }
 
+    /// Listens on `host:port`, as flags and environment variables spell an address.
+    public convenience init(address: String, limits: ConnectionLimits = .defaults) throws {
+        let (host, port) = try parseAddress(address)
+        self.init(host: host, port: port, limits: limits)
+    }
+
     /// The address bound, once listening (waits for the bind).
     public func listeningAddress() async throws -> SocketAddress {
         try await withCheckedThrowingContinuation { continuation in

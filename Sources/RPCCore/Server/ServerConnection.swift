@@ -247,6 +247,12 @@ final class ServerConnection: FrameReceiver, Sendable {
             call.requests.finish()
             return
         }
+        guard !frame.flags.contains(.compressed) else {
+            endCall(
+                streamID: frame.streamID,
+                with: RPCError(code: .unimplemented, message: "compressed messages are not supported in version 1"))
+            return
+        }
         let withinCredit = call.withState { state -> Bool in
             state.inboundCredit -= 1
             return state.inboundCredit >= 0

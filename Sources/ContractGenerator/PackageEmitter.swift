@@ -1,0 +1,365 @@
+/// Writes the Swift file of one package.
+struct PackageEmitter {
+    let package: Package
+    let all: [String: Package]
+
+    func emit() throws -> String {
+        var out = ContractGenerator.header
+        out += "\npublic import RPCCore\n\n"
+        out += "/// \(package.json["description"]?.string ?? package.name)\n"
+        out += "public enum \(package.namespace) {\n"
+        out += "    /// The package name on the wire.\n"
+        out += "    public static let package = \"\(package.name)\"\n"
+        out += "}\n"
+        for (name, schema) in package.messages {
+            out += "\nextension \(package.namespace) {\n"
+            out += try emitMessage(name, schema).indented()
+            out += "}\n"
+        }
+        for service in package.services {
+            out += "\nextension \(package.namespace) {\n"
+            out += try emitService(service).indented()
+            out += "}\n"
+            out += try emitRegistration(service)
+        }
+        out += "\nextension \(package.namespace) {\n"
+        out += "    /// The text of \(package.fileName), served by the reflection service.\n"
+        out += "    public static let definition = #\"\"\"\n"
+        out += package.text.hasSuffix("\n") ? package.text : package.text + "\n"
+        out += "\"\"\"#\n}\n"
+        return out
+    }
+
+    // MARK: Messages
+
+    private func emitMessage(_ name: String, _ schema: OrderedJSON) throws -> String {
+        let place = "\(package.fileName) messages.\(name)"
+        var out = docComment(schema["description"]?.string)
+        let type = schema["type"]?.string
+        if type == "string", let cases = schema["enum"]?.array {
+            out += "public enum \(name): String, Codable, Sendable, Hashable, CaseIterable {\n"
+            for item in cases {
+                guard let raw = item.string else { throw GeneratorError("\(place): enum values must be strings") }
+                out += "    case \(identifier(lowerCamel(raw))) = \"\(raw)\"\n"
+            }
+            return out + "}\n"
+        }
+        guard type == "object", let properties = schema["properties"]?.members else {
+            throw GeneratorError(
+                "\(place): a message must be an object with \"properties\" or a string with \"enum\"")
+        }
+        try rejectUnsupported(schema, at: place, allowing: ["properties", "required", "additionalProperties"])
+        let required = Set((schema["required"]?.array ?? []).compactMap(\.string))
+        for key in required where !properties.contains(where: { $0.0 == key }) {
+            throw GeneratorError("\(place): required member \(key) is not among the properties")
+        }
+        var fields: [(name: String, type: SwiftType, optional: Bool, doc: String?)] = []
+        for (property, propertySchema) in properties {
+            guard property.first?.isLetter == true, property.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+                throw GeneratorError("\(place).\(property): member names must be lowerCamelCase letters and digits")
+            }
+            let swiftType = try self.swiftType(propertySchema, at: "\(place).\(property)")
+            fields.append((property, swiftType, !required.contains(property), propertySchema["description"]?.string))
+        }
+        out += "public struct \(name): Codable, Sendable, Hashable {\n"
+        for field in fields {
+            out += docComment(field.doc).indented()
+            out += "    public var \(identifier(field.name)): \(field.type.name)\(field.optional ? "?" : "")\n"
+        }
+        let parameters = fields.map {
+            "\($0.name): \($0.type.name)\($0.optional ? "? = nil" : "")"
+        }
+        out += "\n    public init(\(parameters.joined(separator: ", "))) {\n"
+        for field in fields { out += "        self.\(identifier(field.name)) = \(identifier(field.name))\n" }
+        out += "    }\n"
+        if fields.contains(where: { $0.type.int64String || $0.type.int64StringArray }) {
+            out += try emitCoding(fields.map { ($0.name, $0.type, $0.optional) })
+        }
+        return out + "}\n"
+    }
+
+    /// Explicit Codable for messages with int64 members, which travel as strings (proto3 JSON).
+    private func emitCoding(_ fields: [(name: String, type: SwiftType, optional: Bool)]) throws -> String {
+        var out = "\n    enum CodingKeys: String, CodingKey {\n"
+        out += "        case " + fields.map { identifier($0.name) }.joined(separator: ", ") + "\n    }\n"
+        out += "\n    public init(from decoder: any Decoder) throws {\n"
+        out += "        let container = try decoder.container(keyedBy: CodingKeys.self)\n"
+        for field in fields {
+            let key = identifier(field.name)
+            let call: String
+            if field.type.int64String {
+                call = field.optional ? "decodeInt64StringIfPresent(forKey: .\(key))" : "decodeInt64String(forKey: .\(key))"
+            } else if field.type.int64StringArray {
+                call = field.optional ? "decodeInt64StringsIfPresent(forKey: .\(key))" : "decodeInt64Strings(forKey: .\(key))"
+            } else {
+                call = (field.optional ? "decodeIfPresent" : "decode") + "(\(field.type.name).self, forKey: .\(key))"
+            }
+            out += "        self.\(key) = try container.\(call)\n"
+        }
+        out += "    }\n\n    public func encode(to encoder: any Encoder) throws {\n"
+        out += "        var container = encoder.container(keyedBy: CodingKeys.self)\n"
+        for field in fields {
+            let key = identifier(field.name)
+            if field.type.int64String {
+                out += "        try container.encodeInt64String\(field.optional ? "IfPresent" : "")(\(key), forKey: .\(key))\n"
+            } else if field.type.int64StringArray {
+                out += "        try container.encodeInt64Strings\(field.optional ? "IfPresent" : "")(\(key), forKey: .\(key))\n"
+            } else {
+                out += "        try container.encode\(field.optional ? "IfPresent" : "")(\(key), forKey: .\(key))\n"
+            }
+        }
+        return out + "    }\n"
+    }
+
+    private func swiftType(_ schema: OrderedJSON, at place: String) throws -> SwiftType {
+        if let ref = schema["$ref"]?.string { return SwiftType(name: try resolve(ref, at: place)) }
+        for keyword in ["oneOf", "anyOf", "allOf", "not", "if", "const", "nullable", "prefixItems"] where schema[keyword] != nil {
+            throw GeneratorError("\(place): \(keyword) is not supported")
+        }
+        if case .array? = schema["type"] { throw GeneratorError("\(place): a list of types is not supported") }
+        if schema["enum"] != nil {
+            throw GeneratorError("\(place): an inline enum is not supported; declare it as a message and $ref it")
+        }
+        switch schema["type"]?.string {
+        case nil:
+            return SwiftType(name: "JSONValue")
+        case "string":
+            switch schema["format"]?.string {
+            case "int64": return SwiftType(name: "Int64", int64String: true)
+            case "uint64": throw GeneratorError("\(place): format uint64 is not supported; use int64")
+            default: return SwiftType(name: "String")
+            }
+        case "integer":
+            return SwiftType(name: schema["format"]?.string == "int32" ? "Int32" : "Int")
+        case "number":
+            return SwiftType(name: "Double")
+        case "boolean":
+            return SwiftType(name: "Bool")
+        case "array":
+            guard let items = schema["items"] else { throw GeneratorError("\(place): an array needs \"items\"") }
+            let item = try swiftType(items, at: place + "[]")
+            if item.int64StringArray { throw GeneratorError("\(place): arrays of arrays of int64 are not supported") }
+            return SwiftType(name: "[\(item.name)]", int64StringArray: item.int64String)
+        case "object":
+            if schema["properties"] != nil {
+                throw GeneratorError("\(place): an inline object is not supported; declare it as a message and $ref it")
+            }
+            if let values = schema["additionalProperties"], case .object = values {
+                let value = try swiftType(values, at: place + "{}")
+                if value.int64String || value.int64StringArray {
+                    throw GeneratorError("\(place): maps of int64 are not supported")
+                }
+                return SwiftType(name: "[String: \(value.name)]")
+            }
+            return SwiftType(name: "JSONValue")
+        case let other?:
+            throw GeneratorError("\(place): type \(other) is not supported")
+        }
+    }
+
+    private func resolve(_ ref: String, at place: String) throws -> String {
+        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].hasPrefix("/messages/") else {
+            throw GeneratorError("\(place): $ref \(ref) must be #/messages/Name or file.json#/messages/Name")
+        }
+        let name = String(parts[1].dropFirst("/messages/".count))
+        let file = parts[0].isEmpty ? package.fileName : String(parts[0].hasPrefix("./") ? parts[0].dropFirst(2) : parts[0])
+        guard let target = all[file] else { throw GeneratorError("\(place): $ref \(ref) names a file that is not in Protocols/") }
+        guard target.hasMessage(name) else { throw GeneratorError("\(place): $ref \(ref): \(file) has no message \(name)") }
+        if ContractGenerator.wireLevelPackages.contains(target.name) {
+            throw GeneratorError("\(place): $ref \(ref): messages of \(target.name) belong to the RPC core")
+        }
+        return target.name == package.name ? name : "\(target.namespace).\(name)"
+    }
+
+    private func rejectUnsupported(_ schema: OrderedJSON, at place: String, allowing: Set<String>) throws {
+        for keyword in ["oneOf", "anyOf", "allOf", "patternProperties", "dependentSchemas", "unevaluatedProperties"]
+        where schema[keyword] != nil {
+            throw GeneratorError("\(place): \(keyword) is not supported")
+        }
+    }
+
+    // MARK: Services
+
+    private struct Method {
+        let name: String
+        let function: String
+        let kind: String
+        let request: String
+        let response: String
+        let description: String?
+    }
+
+    private func methods(of service: OrderedJSON, _ serviceName: String) throws -> [Method] {
+        try (service["methods"]?.array ?? []).map { method in
+            guard let name = method["name"]?.string, let kind = method["kind"]?.string,
+                let request = method["request"]?.string, let response = method["response"]?.string
+            else { throw GeneratorError("\(package.fileName) \(serviceName): a method needs name, kind, request, response") }
+            guard ["unary", "server_streaming", "client_streaming", "bidi_streaming"].contains(kind) else {
+                throw GeneratorError("\(package.fileName) \(serviceName)/\(name): unknown kind \(kind)")
+            }
+            for message in [request, response] where !package.hasMessage(message) {
+                throw GeneratorError("\(package.fileName) \(serviceName)/\(name): no message \(message) in this package")
+            }
+            return Method(
+                name: name, function: identifier(lowerCamel(name)), kind: lowerCamel(kind), request: request,
+                response: response, description: method["description"]?.string)
+        }
+    }
+
+    private func emitService(_ service: OrderedJSON) throws -> String {
+        guard let name = service["name"]?.string else { throw GeneratorError("\(package.fileName): a service needs a name") }
+        let methods = try self.methods(of: service, name)
+        let full = "\(package.name).\(name)"
+        var out = docComment(service["description"]?.string)
+        out += "public enum \(name) {\n"
+        out += "    /// The fully qualified service name.\n"
+        out += "    public static let name = \"\(full)\"\n\n"
+        out += "    /// The method descriptors of \(full).\n"
+        out += "    public enum Method {\n"
+        for method in methods {
+            out += "        public static let \(method.function) = MethodDescriptor(service: \"\(full)\", method: \"\(method.name)\", kind: .\(method.kind))\n"
+        }
+        out += "        public static let all: [MethodDescriptor] = [" + methods.map(\.function).joined(separator: ", ") + "]\n"
+        out += "    }\n\n"
+        out += "    /// The server side of \(full): implement it and pass it to an RPCServer.\n"
+        out += "    public protocol ServiceProtocol: RPCService {\n"
+        for method in methods {
+            out += docComment(method.description).indented(by: 8)
+            out += "        func \(method.function)(\(serverParameters(method))) async throws\(serverResult(method))\n"
+        }
+        out += "    }\n\n"
+        out += "    /// A typed client of \(full).\n"
+        out += "    public struct Client: Sendable {\n"
+        out += "        public let client: RPCClient\n\n"
+        out += "        public init(_ client: RPCClient) { self.client = client }\n"
+        for method in methods {
+            out += "\n" + docComment(method.description).indented(by: 8)
+            out += clientMethod(method)
+        }
+        out += "    }\n}\n"
+        return out
+    }
+
+    private func serverParameters(_ method: Method) -> String {
+        switch method.kind {
+        case "unary": return "_ request: \(method.request), context: ServerContext"
+        case "serverStreaming":
+            return "_ request: \(method.request), responses: MessageWriter<\(method.response)>, context: ServerContext"
+        case "clientStreaming": return "_ requests: MessageStream<\(method.request)>, context: ServerContext"
+        default:
+            return
+                "_ requests: MessageStream<\(method.request)>, responses: MessageWriter<\(method.response)>, context: ServerContext"
+        }
+    }
+
+    private func serverResult(_ method: Method) -> String {
+        method.kind == "unary" || method.kind == "clientStreaming" ? " -> \(method.response)" : ""
+    }
+
+    private func clientMethod(_ method: Method) -> String {
+        let descriptor = "Method.\(method.function)"
+        switch method.kind {
+        case "unary":
+            return """
+                        public func \(method.function)(_ request: \(method.request), options: CallOptions = .defaults) async throws -> \(method.response) {
+                            try await client.unary(request, method: \(descriptor), responseType: \(method.response).self, options: options)
+                        }
+
+                """
+        case "serverStreaming":
+            return """
+                        public func \(method.function)<Result: Sendable>(
+                            _ request: \(method.request), options: CallOptions = .defaults,
+                            _ handle: @escaping @Sendable (MessageStream<\(method.response)>) async throws -> Result
+                        ) async throws -> Result {
+                            try await client.serverStreaming(request, method: \(descriptor), options: options, handle)
+                        }
+
+                """
+        case "clientStreaming":
+            return """
+                        public func \(method.function)(
+                            options: CallOptions = .defaults,
+                            _ requests: @escaping @Sendable (MessageWriter<\(method.request)>) async throws -> Void
+                        ) async throws -> \(method.response) {
+                            try await client.clientStreaming(method: \(descriptor), options: options, requests)
+                        }
+
+                """
+        default:
+            return """
+                        public func \(method.function)<Result: Sendable>(
+                            options: CallOptions = .defaults,
+                            requests: @escaping @Sendable (MessageWriter<\(method.request)>) async throws -> Void,
+                            responses: @escaping @Sendable (MessageStream<\(method.response)>) async throws -> Result
+                        ) async throws -> Result {
+                            try await client.bidiStreaming(method: \(descriptor), options: options, requests: requests, responses: responses)
+                        }
+
+                """
+        }
+    }
+
+    private func emitRegistration(_ service: OrderedJSON) throws -> String {
+        let name = service["name"]?.string ?? ""
+        let type = "\(package.namespace).\(name)"
+        var out = "\nextension \(type).ServiceProtocol {\n"
+        out += "    public func register(with router: inout RPCRouter) {\n"
+        for method in try methods(of: service, name) {
+            let descriptor = "\(type).Method.\(method.function)"
+            switch method.kind {
+            case "unary":
+                out += "        router.registerUnary(\(descriptor)) { (request: \(package.namespace).\(method.request), context) in\n"
+                out += "            try await self.\(method.function)(request, context: context)\n        }\n"
+            case "serverStreaming":
+                out += "        router.registerServerStreaming(\(descriptor)) { (request: \(package.namespace).\(method.request), responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
+                out += "            try await self.\(method.function)(request, responses: responses, context: context)\n        }\n"
+            case "clientStreaming":
+                out += "        router.registerClientStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, context) -> \(package.namespace).\(method.response) in\n"
+                out += "            try await self.\(method.function)(requests, context: context)\n        }\n"
+            default:
+                out += "        router.registerBidiStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
+                out += "            try await self.\(method.function)(requests, responses: responses, context: context)\n        }\n"
+            }
+        }
+        return out + "    }\n}\n"
+    }
+
+    // MARK: Spelling
+
+    private func docComment(_ text: String?) -> String {
+        guard let text, !text.isEmpty else { return "" }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { "/// \($0)\n" }.joined()
+    }
+}
+
+/// `server_streaming` -> `serverStreaming`, `NOT_SERVING` -> `notServing`, `ListServices` -> `listServices`.
+func lowerCamel(_ text: String) -> String {
+    if text.contains("_") || text == text.uppercased() {
+        let words = text.lowercased().split(separator: "_")
+        guard let first = words.first else { return text }
+        return String(first) + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+    return text.prefix(1).lowercased() + text.dropFirst()
+}
+
+private let swiftKeywords: Set<String> = [
+    "associatedtype", "class", "deinit", "enum", "extension", "func", "import", "init", "inout", "internal", "let",
+    "operator", "private", "protocol", "public", "static", "struct", "subscript", "typealias", "var", "break", "case",
+    "continue", "default", "defer", "do", "else", "fallthrough", "for", "guard", "if", "in", "repeat", "return",
+    "switch", "where", "while", "as", "catch", "false", "is", "nil", "rethrows", "super", "self", "Self", "throw",
+    "throws", "true", "try", "Type", "Protocol", "any", "some",
+]
+
+/// A Swift identifier for `name`, in backticks when it is a keyword.
+func identifier(_ name: String) -> String { swiftKeywords.contains(name) ? "`\(name)`" : name }
+
+extension String {
+    func indented(by spaces: Int = 4) -> String {
+        let pad = String(repeating: " ", count: spaces)
+        return split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "" : pad + $0 }
+            .joined(separator: "\n")
+    }
+}

@@ -1,0 +1,75 @@
+public import Logging
+public import RPCCore
+import RPCStandardServices
+import RPCTransportTCP
+import ServiceLifecycle
+
+/// Runs services as a server process: TCP listener, reflection and health added, logging and
+/// metrics interceptors, and a ServiceGroup that turns SIGTERM or SIGINT into a graceful shutdown.
+public enum ServerHost {
+    /// Serves `services` until SIGTERM/SIGINT; prints one JSON line on stdout once listening
+    /// (`{"event":"listening","service":…,"host":…,"port":…}`) so scripts and tests can find a port-0 server.
+    public static func run(
+        name: String, services: [any RPCService], options: ServerOptions, defaultAddress: String,
+        extraServices: [any Service] = []
+    ) async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: options.level) ?? .info
+            return handler
+        }
+        let logger = Logger(label: name)
+        let configuration = try options.configuration()
+        let address = options.listenAddress(default: defaultAddress)
+        let transport = try TCPServerTransport(address: address, limits: configuration.limits)
+
+        var router = RPCRouter()
+        for service in services { router.register(service) }
+        let hosted = router.methods.map(\.service)
+        let health = HealthService(services: Array(Set(hosted)).sorted() + [HealthService.V1.Health.name])
+        router.register(health)
+        router.register(ReflectionService(hosting: router.methods))
+
+        let server = RPCServer(
+            transport: transport, router: router,
+            interceptors: [LoggingServerInterceptor(), MetricsServerInterceptor()],
+            configuration: configuration, logger: logger)
+        let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)]
+                    + [.init(service: announcer)] + extraServices.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// Waits for the bind, marks the server SERVING and says where it listens; marks it NOT_SERVING
+/// when graceful shutdown begins.
+private struct ListeningAnnouncer: Service {
+    let name: String
+    let transport: TCPServerTransport
+    let health: HealthService
+    let logger: Logger
+
+    func run() async throws {
+        let address = try await transport.listeningAddress()
+        health.setAll(.serving)
+        let host = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        logger.info("listening", metadata: ["address": "\(host):\(port)"])
+        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port)}"#)
+        fflush(nil)
+        try? await gracefulShutdown()
+        health.setAll(.notServing)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

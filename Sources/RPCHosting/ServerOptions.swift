@@ -1,0 +1,90 @@
+public import ArgumentParser
+public import RPCCore
+
+/// The command-line flags every server binary shares: where to listen and the protocol's limits.
+/// Each flag also reads an environment variable (`JFRAME_*`), for containers.
+public struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on, host:port (port 0 picks a free one). Env: JFRAME_LISTEN.")
+    public var listen: String?
+
+    @Option(help: "Largest frame payload accepted, bytes. Env: JFRAME_MAX_FRAME_BYTES.")
+    public var maxFrameBytes: Int?
+
+    @Option(help: "Connections open at once. Env: JFRAME_MAX_CONNECTIONS.")
+    public var maxConnections: Int?
+
+    @Option(help: "Calls open at once per connection. Env: JFRAME_MAX_CONCURRENT_CALLS.")
+    public var maxConcurrentCalls: Int?
+
+    @Option(help: "Close connections idle this long, ms. Env: JFRAME_IDLE_TIMEOUT_MS.")
+    public var idleTimeoutMs: Int?
+
+    @Option(help: "Close a connection whose frame is not whole within this time, ms. Env: JFRAME_FRAME_READ_TIMEOUT_MS.")
+    public var frameReadTimeoutMs: Int?
+
+    @Option(help: "On SIGTERM, time for calls in flight to finish, ms. Env: JFRAME_SHUTDOWN_GRACE_MS.")
+    public var shutdownGraceMs: Int?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Env: JFRAME_LOG_LEVEL.")
+    public var logLevel: String?
+
+    public init() {}
+
+    public func validate() throws {
+        for (name, value) in [
+            ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections),
+            ("--max-concurrent-calls", maxConcurrentCalls), ("--idle-timeout-ms", idleTimeoutMs),
+            ("--frame-read-timeout-ms", frameReadTimeoutMs),
+        ] {
+            if let value, value < 1 { throw ValidationError("\(name) must be at least 1, got \(value)") }
+        }
+        if let shutdownGraceMs, shutdownGraceMs < 0 { throw ValidationError("--shutdown-grace-ms must not be negative") }
+        if let maxFrameBytes, maxFrameBytes < 1024 { throw ValidationError("--max-frame-bytes must be at least 1024") }
+    }
+
+    /// The address to listen on: the flag, else `JFRAME_LISTEN`, else `defaultAddress`.
+    public func listenAddress(default defaultAddress: String) -> String {
+        listen ?? Self.environment("JFRAME_LISTEN") ?? defaultAddress
+    }
+
+    /// The server configuration these flags and the environment describe.
+    public func configuration() throws -> ServerConfiguration {
+        var configuration = ServerConfiguration.defaults
+        if let value = try integer(maxFrameBytes, "JFRAME_MAX_FRAME_BYTES") { configuration.limits.maxFrameBytes = value }
+        if let value = try integer(maxConnections, "JFRAME_MAX_CONNECTIONS") { configuration.maxConnections = value }
+        if let value = try integer(maxConcurrentCalls, "JFRAME_MAX_CONCURRENT_CALLS") {
+            configuration.limits.maxConcurrentCalls = value
+        }
+        if let value = try integer(idleTimeoutMs, "JFRAME_IDLE_TIMEOUT_MS") { configuration.idleTimeout = .milliseconds(value) }
+        if let value = try integer(frameReadTimeoutMs, "JFRAME_FRAME_READ_TIMEOUT_MS") {
+            configuration.limits.frameReadTimeout = .milliseconds(value)
+        }
+        if let value = try integer(shutdownGraceMs, "JFRAME_SHUTDOWN_GRACE_MS") {
+            configuration.shutdownGracePeriod = .milliseconds(value)
+        }
+        return configuration
+    }
+
+    var level: String { logLevel ?? Self.environment("JFRAME_LOG_LEVEL") ?? "info" }
+
+    private func integer(_ flag: Int?, _ variable: String) throws -> Int? {
+        if let flag { return flag }
+        guard let text = Self.environment(variable) else { return nil }
+        guard let value = Int(text), value >= 0 else { throw ValidationError("\(variable)='\(text)' is not a whole number") }
+        return value
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
