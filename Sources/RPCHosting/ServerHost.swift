@@ -38,7 +38,8 @@ public enum ServerHost {
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)]
-                    + [.init(service: announcer)] + extraServices.map { .init(service: $0) },
+                    + [.init(service: announcer, successTerminationBehavior: .ignore)]
+                    + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -43,7 +43,8 @@ final class TCPFrameChannel: FrameChannel {
         let schedule = pending.withLock { pending -> Bool in
             guard !pending.closed, !pending.closeRequested else { return false }
             pending.closeRequested = true
-            return true
+            // Before activation `becameActive` flushes and closes.
+            return pending.active
         }
         if schedule {
             channel.eventLoop.execute {
@@ -61,8 +62,12 @@ final class TCPFrameChannel: FrameChannel {
 
     /// The channel is connected: send what was written before.
     func becameActive() {
-        pending.withLock { $0.active = true }
+        let closeRequested = pending.withLock { pending -> Bool in
+            pending.active = true
+            return pending.closeRequested
+        }
         flush()
+        if closeRequested { channel.close(promise: nil) }
     }
 
     func becameInactive() {

@@ -269,8 +269,10 @@ final class ServerConnection: FrameReceiver, Sendable {
 
     private func receiveCancel(_ frame: Frame) {
         let code = (try? frame.envelope(Cancel.self)).map { StatusCode(rawValue: $0.code) } ?? .cancelled
-        guard let call = removeCall(frame.streamID) else { return }
+        let (removed, settle) = removeCall(frame.streamID)
+        guard let call = removed else { return }
         abandon(call, RPCError(code: code, message: "the client cancelled the call"))
+        settle()
     }
 
     private func receiveCredit(_ frame: Frame) {
@@ -326,7 +328,9 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// Sends the final status of a call whose handler returned or threw, unless the call was
     /// already ended by the connection.
     private func complete(_ call: ServerCall, failure: RPCError?) {
-        guard removeCall(call.streamID) === call else { return }
+        let (removed, settle) = removeCall(call.streamID)
+        guard removed === call else { return }
+        defer { settle() }
         let (response, timer) = call.withState { ($0.singleResponse, $0.deadlineTimer) }
         timer?.cancel()
         call.requests.fail(RPCError(code: .cancelled, message: "the call is over"))
@@ -353,9 +357,11 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// Ends a call from the connection's side (deadline, bad frame): the status goes out now and
     /// the handler's task is cancelled; whatever it does later is dropped.
     private func endCall(streamID: UInt32, with error: RPCError) {
-        guard let call = removeCall(streamID) else { return }
+        let (removed, settle) = removeCall(streamID)
+        guard let call = removed else { return }
         channel.write(.trailers(streamID: streamID, error: error))
         abandon(call, error)
+        settle()
     }
 
     /// Cancels a call already removed from the table, without sending anything.
@@ -370,15 +376,18 @@ final class ServerConnection: FrameReceiver, Sendable {
         task?.cancel()
     }
 
-    private func removeCall(_ streamID: UInt32) -> ServerCall? {
+    /// Takes a call out of the table. The caller writes the call's last frames and then calls
+    /// the returned `settle`, which closes a draining connection that has no call left (after the
+    /// frames, so they go out before the close) or arms the idle timer.
+    private func removeCall(_ streamID: UInt32) -> (call: ServerCall?, settle: () -> Void) {
         let (call, nowIdle, draining) = state.withLock { state -> (ServerCall?, Bool, Bool) in
             guard let call = state.calls.removeValue(forKey: streamID) else { return (nil, false, false) }
             return (call, state.calls.isEmpty, state.phase == .draining)
         }
-        if nowIdle {
-            if draining { channel.close() } else { becameIdle() }
-        }
-        return call
+        return (call, {
+            guard nowIdle else { return }
+            if draining { self.channel.close() } else { self.becameIdle() }
+        })
     }
 
     /// Writes frames of a call that is still open; false once it is over.

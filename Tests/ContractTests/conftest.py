@@ -1,0 +1,109 @@
+"""Fixtures: the real server binary on an ephemeral port, and the Protocols/ definitions."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+import jframe
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROTOCOLS = ROOT / "Protocols"
+BIN_DIR = pathlib.Path(os.environ.get("JFRAME_BIN_DIR", ROOT / ".build" / "debug"))
+
+
+class Protocols:
+    """Every package file, and validators for their messages (refs across files resolve)."""
+
+    def __init__(self):
+        self.packages = {}
+        registry = Registry()
+        for path in sorted(PROTOCOLS.glob("*.json")):
+            if path.name == "package.schema.json":
+                continue
+            document = json.loads(path.read_text())
+            self.packages[document["package"]] = document
+            registry = registry.with_resource(f"urn:jframe:{path.name}", Resource(document, DRAFT202012))
+            # Relative refs like other.v1.json#/messages/X resolve against the file's own URI.
+        self.registry = registry
+
+    def validator(self, package: str, message: str) -> Draft202012Validator:
+        uri = f"urn:jframe:{package}.json#/messages/{message}"
+        return Draft202012Validator({"$ref": uri}, registry=self.registry)
+
+    def validate(self, qualified: str, value) -> None:
+        package, _, message = qualified.rpartition(".")
+        self.validator(package, message).validate(value)
+
+    def methods(self):
+        """(package, service, method) for every method of every package."""
+        for package, document in sorted(self.packages.items()):
+            for service in document["services"]:
+                for method in service["methods"]:
+                    yield package, service, method
+
+
+@pytest.fixture(scope="session")
+def protocols() -> Protocols:
+    return Protocols()
+
+
+class RunningServer:
+    def __init__(self, binary: str, *args: str):
+        self.process = subprocess.Popen(
+            [str(BIN_DIR / binary), "--listen", "127.0.0.1:0", "--log-level", "warning", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{binary} did not start: {self.process.stderr.read()}")
+        event = json.loads(line)
+        assert event["event"] == "listening"
+        self.host, self.port = event["host"], event["port"]
+
+    def connect(self, **options) -> jframe.Connection:
+        return jframe.Connection(self.host, self.port, **options)
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = RunningServer("rpc-testserver")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def start_server():
+    """Starts servers with extra flags; all are stopped after the test."""
+    started = []
+
+    def start(*args: str, binary: str = "rpc-testserver") -> RunningServer:
+        running = RunningServer(binary, *args)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def conn(server):
+    connection = server.connect()
+    yield connection
+    connection.close()

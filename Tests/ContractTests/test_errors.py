@@ -1,0 +1,195 @@
+"""Error paths and limits (WIRE.md sections 3, 7, 8, 9): each gets the right status code, and
+a per-call error leaves the connection usable."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jframe
+
+ECHO = {"id": "m1", "account": "acct-000042", "amount": 7, "note": "hello"}
+
+
+def still_works(conn):
+    assert conn.unary("jframe.testing.v1.Echo/Get", ECHO).messages == [ECHO]
+
+
+def test_unknown_method_is_unimplemented(conn):
+    result = conn.unary("jframe.testing.v1.Echo/Nope", ECHO)
+    assert result.code == jframe.CODE["UNIMPLEMENTED"]
+    assert "jframe.testing.v1.Echo/Nope" in result.trailers["message"]
+    still_works(conn)
+
+
+def test_message_that_is_not_json_is_invalid_argument(conn):
+    result = conn.unary("jframe.testing.v1.Echo/Get", b"{not json")
+    assert result.code == jframe.CODE["INVALID_ARGUMENT"]
+    still_works(conn)
+
+
+def test_message_of_the_wrong_shape_names_the_field(conn):
+    result = conn.unary("jframe.testing.v1.Echo/Get", {"id": "m1", "account": "a", "amount": "seven", "note": ""})
+    assert result.code == jframe.CODE["INVALID_ARGUMENT"]
+    assert "amount" in result.trailers["message"]
+    missing = conn.unary("jframe.testing.v1.Echo/Get", {"id": "m1"})
+    assert missing.code == jframe.CODE["INVALID_ARGUMENT"]
+    assert "account" in missing.trailers["message"] or "amount" in missing.trailers["message"]
+    still_works(conn)
+
+
+def test_malformed_headers_fail_only_that_call(conn):
+    conn.send(jframe.HEADERS, 0, 1, b"[oops")
+    conn.next_stream = 3
+    result = conn.finish(1)
+    assert result.code == jframe.CODE["INVALID_ARGUMENT"]
+    still_works(conn)
+
+
+def test_application_errors_carry_code_message_and_field_violations(conn):
+    result = conn.unary("jframe.testing.v1.Echo/Fail", {"code": 3, "message": "bad amount"})
+    assert result.trailers["code"] == 3
+    assert result.trailers["message"] == "bad amount"
+    assert result.trailers["details"] == [{"type": "jframe.rpc.v1.FieldViolations",
+                                           "value": {"violations": [{"field": "code", "description": "asked to fail"}]}}]
+    for code in range(1, 17):
+        assert conn.unary("jframe.testing.v1.Echo/Fail", {"code": code}).code == code
+
+
+def test_oversized_frame_is_resource_exhausted_and_the_connection_goes_on(conn):
+    note = "x" * (5 * 1024 * 1024)
+    result = conn.unary("jframe.testing.v1.Echo/Get", dict(ECHO, note=note))
+    assert result.code == jframe.CODE["RESOURCE_EXHAUSTED"]
+    assert "4194304" in result.trailers["message"]
+    still_works(conn)
+
+
+def test_oversized_headers_are_resource_exhausted(conn):
+    stream = conn.open_call("jframe.testing.v1.Echo/Get", metadata={"x-big": "y" * 9000})
+    conn.send_message(stream, ECHO, end=True)
+    assert conn.finish(stream).code == jframe.CODE["RESOURCE_EXHAUSTED"]
+    still_works(conn)
+
+
+def test_wrong_number_of_requests_for_unary_is_unimplemented(conn):
+    stream = conn.open_call("jframe.testing.v1.Echo/Get")
+    conn.send_message(stream, ECHO)
+    conn.send_message(stream, ECHO, end=True)
+    assert conn.finish(stream).code == jframe.CODE["UNIMPLEMENTED"]
+    stream = conn.open_call("jframe.testing.v1.Echo/Get", end=True)
+    assert conn.finish(stream).code == jframe.CODE["UNIMPLEMENTED"]
+
+
+def test_garbage_bytes_get_goaway_and_close(server):
+    connection = server.connect(send_hello=False)
+    connection.send_raw(os.urandom(64) + b"\xff\xff\xff\xff" * 8)
+    goaway = connection.wait_goaway()
+    assert goaway["code"] in (jframe.CODE["INVALID_ARGUMENT"], jframe.CODE["RESOURCE_EXHAUSTED"])
+    connection.wait_closed()
+
+
+def test_first_frame_must_be_hello(server):
+    connection = server.connect(send_hello=False)
+    connection.send(jframe.HEADERS, 0, 1, json.dumps({"method": "jframe.testing.v1.Echo/Get"}).encode())
+    assert connection.wait_goaway()["code"] == jframe.CODE["INVALID_ARGUMENT"]
+    connection.wait_closed()
+
+
+def test_no_common_version_is_unimplemented(server):
+    connection = server.connect(hello={"versions": [99], "maxFrameBytes": 4096, "initialCredit": 8})
+    goaway = connection.wait_goaway()
+    assert goaway["code"] == jframe.CODE["UNIMPLEMENTED"]
+    assert "[1]" in goaway["message"]
+    connection.wait_closed()
+
+
+def test_stream_ids_must_rise(conn):
+    still_works(conn)  # used stream 1
+    conn.send(jframe.HEADERS, 0, 1, json.dumps({"method": "jframe.testing.v1.Echo/Get"}).encode())
+    assert conn.wait_goaway()["code"] == jframe.CODE["INVALID_ARGUMENT"]
+    conn.wait_closed()
+
+
+def test_frame_over_the_skippable_limit_closes_the_connection(conn):
+    conn.send_raw(jframe.HEADER.pack(100 * 1024 * 1024, jframe.MESSAGE, 0, 1))
+    goaway = conn.wait_goaway()
+    assert goaway["code"] == jframe.CODE["RESOURCE_EXHAUSTED"]
+    conn.wait_closed()
+
+
+def test_concurrent_call_limit_refuses_the_next_call(start_server):
+    server = start_server("--max-concurrent-calls", "2")
+    conn = server.connect()
+    sleeping = [conn.open_call("jframe.testing.v1.Echo/Sleep") for _ in range(2)]
+    for stream in sleeping:
+        conn.send_message(stream, {"milliseconds": 500}, end=True)
+    refused = conn.unary("jframe.testing.v1.Echo/Get", ECHO)
+    assert refused.code == jframe.CODE["RESOURCE_EXHAUSTED"]
+    assert "2" in refused.trailers["message"]
+    for stream in sleeping:
+        assert conn.finish(stream).code == 0
+    still_works(conn)
+
+
+def test_connection_limit_refuses_the_next_connection_cleanly(start_server):
+    server = start_server("--max-connections", "2")
+    held = [server.connect() for _ in range(2)]
+    for connection in held:
+        still_works(connection)
+    refused = server.connect()
+    assert refused.wait_goaway()["code"] == jframe.CODE["RESOURCE_EXHAUSTED"]
+    refused.wait_closed()
+    still_works(held[0])
+
+
+def test_idle_connection_is_closed_with_goaway(start_server):
+    server = start_server("--idle-timeout-ms", "300")
+    conn = server.connect()
+    still_works(conn)
+    started = time.monotonic()
+    assert conn.wait_goaway(timeout=5)["code"] == 0
+    conn.wait_closed()
+    assert time.monotonic() - started >= 0.25
+
+
+def test_slow_partial_frame_is_closed_after_the_timeout(start_server):
+    server = start_server("--frame-read-timeout-ms", "300")
+    conn = server.connect()
+    still_works(conn)
+    frame = jframe.encode_frame(jframe.HEADERS, 0, 3, json.dumps({"method": "jframe.testing.v1.Echo/Get"}).encode())
+    conn.send_raw(frame[:7])
+    started = time.monotonic()
+    goaway = conn.wait_goaway(timeout=5)
+    assert goaway["code"] == jframe.CODE["DEADLINE_EXCEEDED"]
+    conn.wait_closed()
+    assert time.monotonic() - started >= 0.25
+
+
+def test_graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones(start_server):
+    server = start_server("--shutdown-grace-ms", "5000")
+    conn = server.connect()
+    still_works(conn)
+    stream = conn.open_call("jframe.testing.v1.Echo/Sleep")
+    conn.send_message(stream, {"milliseconds": 700}, end=True)
+    time.sleep(0.1)
+    server.process.send_signal(__import__("signal").SIGTERM)
+    goaway = conn.wait_goaway()
+    assert goaway == {"lastStreamId": stream, "code": 0, "message": goaway["message"]}
+    late = conn.unary("jframe.testing.v1.Echo/Get", ECHO)
+    assert late.code == jframe.CODE["UNAVAILABLE"]
+    assert conn.finish(stream).messages == [{"sleptMs": 700}]
+    conn.wait_closed()
+    assert server.process.wait(timeout=10) == 0
+
+
+def test_grace_period_over_cancels_what_is_left(start_server):
+    server = start_server("--shutdown-grace-ms", "200")
+    conn = server.connect()
+    stream = conn.open_call("jframe.testing.v1.Echo/Sleep")
+    conn.send_message(stream, {"milliseconds": 10000}, end=True)
+    time.sleep(0.1)
+    started = time.monotonic()
+    server.process.send_signal(__import__("signal").SIGTERM)
+    assert conn.finish(stream).code == jframe.CODE["UNAVAILABLE"]
+    assert server.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5
