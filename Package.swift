@@ -76,7 +76,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCCoreTests",
-            dependencies: ["RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts"],
+            dependencies: [
+                "RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts", logging,
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

@@ -5,7 +5,6 @@ import Synchronization
 /// server sends back to them. Pure protocol logic over a ``FrameChannel``.
 final class ClientConnection: FrameReceiver, Sendable {
     private struct State {
-        var nextStreamID: UInt32 = 1
         var calls: [UInt32: ClientCall] = [:]
         /// Set by GOAWAY or close: no new calls.
         var closing: RPCError?
@@ -18,6 +17,11 @@ final class ClientConnection: FrameReceiver, Sendable {
     private let limits: ConnectionLimits
     private let logger: Logger
     private let state = Mutex(State())
+    /// The next stream id. Held while a call's HEADERS are written, so ids reach the wire in
+    /// rising order as the protocol requires, however many tasks open calls at once. Frames
+    /// arriving never take this lock, so an in-memory transport that delivers synchronously
+    /// cannot deadlock on it.
+    private let nextStreamID = Mutex<UInt32>(1)
 
     init(channel: any FrameChannel, limits: ConnectionLimits, logger: Logger) {
         self.channel = channel
@@ -36,40 +40,43 @@ final class ClientConnection: FrameReceiver, Sendable {
 
     /// Opens a call: HEADERS, plus the one request and END_STREAM when `request` is given, in one flush.
     func open(_ method: MethodDescriptor, options: CallOptions, timeoutMs: Int64?, request: [UInt8]?) throws -> ClientCall {
-        let call = try state.withLock { state -> ClientCall in
-            if let closing = state.closing { throw closing }
-            if let request, request.count > state.serverMaxFrameBytes {
-                throw RPCError(
-                    code: .resourceExhausted,
-                    message: "the request of \(request.count) bytes exceeds the server's limit of \(state.serverMaxFrameBytes) bytes")
-            }
-            let streamID = state.nextStreamID
-            guard streamID < UInt32.max - 2 else {
-                throw RPCError(code: .unavailable, message: "stream ids of this connection are used up")
-            }
-            state.nextStreamID += 2
-            let call = ClientCall(
-                streamID: streamID, method: method, connection: self, limits: limits,
-                peerCredit: state.serverInitialCredit)
-            state.calls[streamID] = call
-            return call
-        }
         let headers = CallHeaders(
             method: method.fullName, timeoutMs: timeoutMs,
             metadata: options.metadata.isEmpty ? nil : options.metadata)
-        var frames = [Frame.control(.headers, streamID: call.streamID, headers)]
-        if let request {
-            frames.append(Frame(type: .message, flags: .endStream, streamID: call.streamID, payload: request))
-        }
-        if let timeoutMs {
-            let timer = channel.schedule(after: .milliseconds(timeoutMs)) { [weak self, weak call] in
-                guard let self, let call else { return }
-                self.cancel(call, RPCError(code: .deadlineExceeded, message: "the deadline of \(timeoutMs) ms passed"))
+        let headersPayload = try MessageCoding.encode(headers)
+        return try nextStreamID.withLock { nextStreamID -> ClientCall in
+            let streamID = nextStreamID
+            let call = try state.withLock { state -> ClientCall in
+                if let closing = state.closing { throw closing }
+                if let request, request.count > state.serverMaxFrameBytes {
+                    throw RPCError(
+                        code: .resourceExhausted,
+                        message: "the request of \(request.count) bytes exceeds the server's limit of \(state.serverMaxFrameBytes) bytes")
+                }
+                guard streamID < UInt32.max - 2 else {
+                    throw RPCError(code: .unavailable, message: "stream ids of this connection are used up")
+                }
+                let call = ClientCall(
+                    streamID: streamID, method: method, connection: self, limits: limits,
+                    peerCredit: state.serverInitialCredit)
+                state.calls[streamID] = call
+                return call
             }
-            call.deadlineTimer.withLock { $0 = timer }
+            nextStreamID += 2
+            var frames = [Frame(type: .headers, streamID: streamID, payload: headersPayload)]
+            if let request {
+                frames.append(Frame(type: .message, flags: .endStream, streamID: streamID, payload: request))
+            }
+            channel.write(frames)
+            if let timeoutMs {
+                let timer = channel.schedule(after: .milliseconds(timeoutMs)) { [weak self, weak call] in
+                    guard let self, let call else { return }
+                    self.cancel(call, RPCError(code: .deadlineExceeded, message: "the deadline of \(timeoutMs) ms passed"))
+                }
+                call.deadlineTimer.withLock { $0 = timer }
+            }
+            return call
         }
-        channel.write(frames)
-        return call
     }
 
     func write(_ frames: [Frame], for call: ClientCall) -> Bool {

@@ -1,0 +1,175 @@
+import Contracts
+import Logging
+import NIOCore
+import NIOPosix
+import RPCCore
+import RPCStandardServices
+import RPCTransportTCP
+import Synchronization
+import Testing
+
+/// A real server on 127.0.0.1:0 and a real client, over the kernel's loopback.
+@Suite("TCP transport")
+struct TCPTransportTests {
+    typealias Echo = JframeTestingV1.Echo
+    static let message = JframeTestingV1.EchoMessage(id: "m1", account: "acct-000042", amount: 7, note: "hello")
+
+    /// Runs `body` with a client connected to a fresh server; shuts the server down afterwards.
+    static func withServer(
+        configuration: ServerConfiguration = .defaults,
+        _ body: @Sendable (RPCClient, Int, EchoService) async throws -> Void
+    ) async throws {
+        let transport = TCPServerTransport(host: "127.0.0.1", port: 0, limits: configuration.limits)
+        let echo = EchoService()
+        let server = RPCServer(transport: transport, services: [echo], configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await transport.listeningAddress().port!
+            let client = RPCClient(transport: TCPClientTransport(host: "127.0.0.1", port: port))
+            do {
+                try await body(client, port, echo)
+            } catch {
+                server.beginGracefulShutdown()
+                throw error
+            }
+            client.close()
+            server.beginGracefulShutdown()
+            try await group.waitForAll()
+        }
+    }
+
+    @Test func allFourCallKindsWork() async throws {
+        try await Self.withServer { client, _, _ in
+            let echo = Echo.Client(client)
+            #expect(try await echo.get(Self.message) == Self.message)
+            let amounts = try await echo.expand(.init(message: Self.message, count: 300)) { stream in
+                var amounts: [Int] = []
+                for try await message in stream { amounts.append(message.amount) }
+                return amounts
+            }
+            #expect(amounts == Array(0..<300))
+            let collected = try await echo.collect { writer in
+                for amount in 1...200 { try await writer.write(.init(id: "c", account: "a", amount: amount, note: "")) }
+            }
+            #expect(collected == .init(count: 200, totalAmount: 20_100))
+            let notes = try await echo.update(
+                requests: { writer in
+                    for index in 0..<100 { try await writer.write(.init(id: "b", account: "a", amount: index, note: "n\(index)")) }
+                },
+                responses: { stream in
+                    var notes: [String] = []
+                    for try await message in stream { notes.append(message.note) }
+                    return notes
+                })
+            #expect(notes == (0..<100).map { "N\($0)" })
+        }
+    }
+
+    @Test func manyConcurrentCallsShareOneConnection() async throws {
+        try await Self.withServer { client, _, _ in
+            let echo = Echo.Client(client)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        var message = Self.message
+                        message.amount = index
+                        let reply = try await echo.get(message)
+                        #expect(reply == message)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test func deadlineIsPropagatedAndCancelsTheHandler() async throws {
+        try await Self.withServer { client, _, echoService in
+            let echo = Echo.Client(client)
+            let started = ContinuousClock.now
+            let error = await #expect(throws: RPCError.self) {
+                _ = try await echo.sleep(.init(milliseconds: 5000), options: CallOptions(timeout: .milliseconds(100)))
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(ContinuousClock.now - started < .seconds(2))
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await echo.stats(.init()).sleepsCancelled == 1)
+        }
+    }
+
+    @Test func cancellingTheCallerCancelsTheServerHandler() async throws {
+        try await Self.withServer { client, _, _ in
+            let echo = Echo.Client(client)
+            let call = Task { try await echo.sleep(.init(milliseconds: 5000)) }
+            try await Task.sleep(for: .milliseconds(100))
+            call.cancel()
+            let result = await call.result
+            #expect(throws: RPCError.self) { try result.get() }
+            #expect((try? result.get()) == nil)
+            if case .failure(let error as RPCError) = result { #expect(error.code == .cancelled) }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await echo.stats(.init()).sleepsCancelled == 1)
+        }
+    }
+
+    @Test func statusCodesAndFieldViolationsReachTheClient() async throws {
+        try await Self.withServer { client, _, _ in
+            let echo = Echo.Client(client)
+            for code in StatusCode.allDefined.dropFirst() {
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await echo.fail(.init(code: code.rawValue, message: "asked"))
+                }
+                #expect(error?.code == code)
+            }
+            let invalid = await #expect(throws: RPCError.self) { _ = try await echo.fail(.init(code: 3)) }
+            #expect(invalid?.details.first?.fieldViolations == [FieldViolation(field: "code", description: "asked to fail")])
+        }
+    }
+
+    @Test func clientReconnectsAfterTheServerRestartsWithBackoff() async throws {
+        // A port nobody listens on: calls fail fast with UNAVAILABLE while backing off.
+        let probe = TCPServerTransport(host: "127.0.0.1", port: 0)
+        let probeTask = Task { try await probe.listen { _ in fatalError("no connection expected") } }
+        let port = try await probe.listeningAddress().port!
+        probe.stopListening()
+        _ = await probeTask.result
+
+        var configuration = ClientConfiguration.defaults
+        configuration.initialBackoff = .milliseconds(50)
+        let client = RPCClient(
+            transport: TCPClientTransport(host: "127.0.0.1", port: port), configuration: configuration)
+        let echo = Echo.Client(client)
+        let down = await #expect(throws: RPCError.self) { _ = try await echo.get(Self.message) }
+        #expect(down?.code == .unavailable)
+
+        // Now start a server on that port; a waitForReady call gets through once the backoff passes.
+        let transport = TCPServerTransport(host: "127.0.0.1", port: port)
+        let server = RPCServer(transport: transport, services: [EchoService()])
+        let serving = Task { try await server.run() }
+        _ = try await transport.listeningAddress()
+        let reply = try await echo.get(Self.message, options: CallOptions(timeout: .seconds(5), waitForReady: true))
+        #expect(reply == Self.message)
+        client.close()
+        server.beginGracefulShutdown()
+        try await serving.value
+    }
+
+    @Test func clientSeesUnavailableWhenTheConnectionDropsMidCall() async throws {
+        let transport = TCPServerTransport(host: "127.0.0.1", port: 0)
+        var configuration = ServerConfiguration.defaults
+        configuration.shutdownGracePeriod = .milliseconds(50)
+        let server = RPCServer(transport: transport, services: [EchoService()], configuration: configuration)
+        let serving = Task { try await server.run() }
+        let port = try await transport.listeningAddress().port!
+        let echo = Echo.Client(RPCClient(transport: TCPClientTransport(host: "127.0.0.1", port: port)))
+        let call = Task { try await echo.sleep(.init(milliseconds: 5000)) }
+        try await Task.sleep(for: .milliseconds(100))
+        server.beginGracefulShutdown()
+        let result = await call.result
+        guard case .failure(let error as RPCError) = result else {
+            Issue.record("expected an RPCError, got \(result)")
+            return
+        }
+        #expect(error.code == .unavailable)
+        try await serving.value
+    }
+}
