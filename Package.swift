@@ -59,7 +59,9 @@ let package = Package(
         // What every server binary shares: flags for address and limits, logging, the ServiceGroup.
         .target(
             name: "RPCHosting",
-            dependencies: ["RPCCore", "RPCTransportTCP", "RPCStandardServices", argumentParser, logging, lifecycle],
+            dependencies: [
+                "RPCCore", "RPCTransportTCP", "RPCStandardServices", nioCore, nioPosix, argumentParser, logging, lifecycle,
+            ],
             swiftSettings: settings
         ),
         // A server hosting reflection, health and the Echo test service (contract tests, bench).
@@ -70,7 +72,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "rpc-bench",
-            dependencies: ["RPCCore", "RPCTransportTCP", "Contracts", argumentParser],
+            dependencies: ["RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
             path: "Benchmarks/rpc-bench",
             swiftSettings: settings
         ),

@@ -4,7 +4,6 @@ import RPCStandardServices
 
 /// rpc-testserver: hosts the Echo test service (with reflection and health) for the contract
 /// tests and the RPC benchmark.
-@main
 struct RPCTestServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc-testserver",
@@ -17,4 +16,9 @@ struct RPCTestServer: AsyncParsableCommand {
         try await ServerHost.run(
             name: "rpc-testserver", services: [EchoService()], options: server, defaultAddress: "127.0.0.1:7070")
     }
+}
+
+@main
+enum Entry {
+    static func main() { ConcurrencyOnEventLoops.run { await RPCTestServer.main() } }
 }
