@@ -43,7 +43,7 @@ final class ClientConnection: FrameReceiver, Sendable {
         let headers = CallHeaders(
             method: method.fullName, timeoutMs: timeoutMs,
             metadata: options.metadata.isEmpty ? nil : options.metadata)
-        let headersPayload = try MessageCoding.encode(headers)
+        let headersPayload = headers.jsonBytes
         return try nextStreamID.withLock { nextStreamID -> ClientCall in
             let streamID = nextStreamID
             let call = try state.withLock { state -> ClientCall in
@@ -93,7 +93,7 @@ final class ClientConnection: FrameReceiver, Sendable {
 
     func grantCredit(_ n: Int, streamID: UInt32) {
         guard state.withLock({ $0.calls[streamID] != nil }) else { return }
-        channel.write(.control(.credit, streamID: streamID, Credit(n: n)))
+        channel.write(Frame(type: .credit, streamID: streamID, payload: Credit(n: n).jsonBytes))
     }
 
     /// Closes the connection; its calls end with `UNAVAILABLE`.
@@ -120,7 +120,7 @@ final class ClientConnection: FrameReceiver, Sendable {
             }
             end(call, status, keepBuffered: true)
         case .credit:
-            guard let credit = try? frame.envelope(Credit.self), credit.n > 0,
+            guard let credit = try? Credit(jsonBytes: frame.payload),
                 let call = state.withLock({ $0.calls[frame.streamID] })
             else { return }
             call.outboundCredit.add(credit.n)

@@ -13,16 +13,18 @@ public struct LoggingServerInterceptor: ServerInterceptor {
         let start = ContinuousClock.now
         do {
             try await next(context)
-            context.logger.debug("call ok", metadata: ["rpc.duration_us": "\(Self.micros(since: start))"])
+            context.baseLogger.debug(
+                "call ok",
+                metadata: context.logMetadata.merging(["rpc.duration_us": "\(Self.micros(since: start))"]) { $1 })
         } catch {
             let status = ServerConnection.status(for: error, logger: context.logger)
             let level: Logger.Level = [.unknown, .internalError, .dataLoss].contains(status.code) ? .error : .info
-            context.logger.log(
+            context.baseLogger.log(
                 level: level, "call failed",
-                metadata: [
+                metadata: context.logMetadata.merging([
                     "rpc.status": "\(status.code.name)", "rpc.message": "\(status.message)",
                     "rpc.duration_us": "\(Self.micros(since: start))",
-                ])
+                ]) { $1 })
             throw error
         }
     }

@@ -183,7 +183,7 @@ final class ServerConnection: FrameReceiver, Sendable {
         }
         let headers: CallHeaders
         do {
-            headers = try frame.envelope(CallHeaders.self)
+            headers = try CallHeaders(jsonBytes: frame.payload)
         } catch {
             refuse(streamID, .invalidArgument, "malformed HEADERS: \((error as? RPCError)?.message ?? "\(error)")")
             return
@@ -276,7 +276,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     }
 
     private func receiveCredit(_ frame: Frame) {
-        guard let credit = try? frame.envelope(Credit.self), credit.n > 0,
+        guard let credit = try? Credit(jsonBytes: frame.payload),
             let call = state.withLock({ $0.calls[frame.streamID] })
         else { return }
         call.outboundCredit.add(credit.n)
@@ -402,7 +402,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     func grantCredit(_ n: Int, streamID: UInt32) {
         guard let call = state.withLock({ $0.calls[streamID] }) else { return }
         call.withState { $0.inboundCredit += n }
-        channel.write(.control(.credit, streamID: streamID, Credit(n: n)))
+        channel.write(Frame(type: .credit, streamID: streamID, payload: Credit(n: n).jsonBytes))
     }
 
     // MARK: Connection lifecycle

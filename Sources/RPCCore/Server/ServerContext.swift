@@ -11,8 +11,23 @@ public struct ServerContext: Sendable {
     public var peer: String
     /// The request id from `x-request-id`, when the client sent one.
     public var requestID: String?
-    /// A logger carrying the call's metadata (`rpc.method`, `rpc.request_id`).
-    public var logger: Logger
+    /// The connection's logger, without the call's metadata (cheap to carry on every call).
+    public var baseLogger: Logger
+
+    /// The call's metadata for log lines: `rpc.method`, and `rpc.request_id` when the client sent one.
+    public var logMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["rpc.method": "\(method.fullName)"]
+        if let requestID { metadata["rpc.request_id"] = "\(requestID)" }
+        return metadata
+    }
+
+    /// A logger carrying the call's metadata. Built on each access: setting handler metadata
+    /// costs more than a whole call's framing, so calls that never log never pay it.
+    public var logger: Logger {
+        var logger = baseLogger
+        for (key, value) in logMetadata { logger[metadataKey: key] = value }
+        return logger
+    }
 
     public init(
         method: MethodDescriptor, metadata: Metadata = [:], deadline: ContinuousClock.Instant? = nil,
@@ -23,8 +38,6 @@ public struct ServerContext: Sendable {
         self.deadline = deadline
         self.peer = peer
         self.requestID = metadata[Metadata.requestIDKey]
-        self.logger = logger
-        self.logger[metadataKey: "rpc.method"] = "\(method.fullName)"
-        if let requestID { self.logger[metadataKey: "rpc.request_id"] = "\(requestID)" }
+        self.baseLogger = logger
     }
 }
