@@ -37,11 +37,22 @@ struct PackageEmitter {
         var out = docComment(schema["description"]?.string)
         let type = schema["type"]?.string
         if type == "string", let cases = schema["enum"]?.array {
-            out += "public enum \(name): String, Codable, Sendable, Hashable, CaseIterable {\n"
+            out += "public enum \(name): String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {\n"
             for item in cases {
                 guard let raw = item.string else { throw GeneratorError("\(place): enum values must be strings") }
                 out += "    case \(identifier(lowerCamel(raw))) = \"\(raw)\"\n"
             }
+            out += """
+
+                    public init(json scanner: inout JSONScanner) throws {
+                        let raw = try scanner.string()
+                        guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown \(name) '\\(raw)'") }
+                        self = value
+                    }
+
+                    public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
+
+                """
             return out + "}\n"
         }
         guard type == "object", let properties = schema["properties"]?.members else {
@@ -61,7 +72,7 @@ struct PackageEmitter {
             let swiftType = try self.swiftType(propertySchema, at: "\(place).\(property)")
             fields.append((property, swiftType, !required.contains(property), propertySchema["description"]?.string))
         }
-        out += "public struct \(name): Codable, Sendable, Hashable {\n"
+        out += "public struct \(name): Codable, Sendable, Hashable, JSONMessage {\n"
         for field in fields {
             out += docComment(field.doc).indented()
             out += "    public var \(identifier(field.name)): \(field.type.name)\(field.optional ? "?" : "")\n"
@@ -75,6 +86,7 @@ struct PackageEmitter {
         if fields.contains(where: { $0.type.int64String || $0.type.int64StringArray }) {
             out += try emitCoding(fields.map { ($0.name, $0.type, $0.optional) })
         }
+        out += emitJSON(name, fields.map { ($0.name, $0.type, $0.optional) })
         return out + "}\n"
     }
 
@@ -109,6 +121,86 @@ struct PackageEmitter {
             }
         }
         return out + "    }\n"
+    }
+
+    /// The direct JSON reader and writer of a struct (``JSONMessage``): every member read once,
+    /// straight into its field; required members checked; unknown ones skipped; null is absent.
+    private func emitJSON(_ name: String, _ fields: [(name: String, type: SwiftType, optional: Bool)]) -> String {
+        var out = "\n    public init(json scanner: inout JSONScanner) throws {\n"
+        for field in fields { out += "        var \(local(field.name)): \(field.type.name)? = nil\n" }
+        let body = fields.map { field in
+            "            case \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in try s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
+        }.joined()
+        out += "        try scanner.object { scanner, name in\n"
+        out += "            switch name {\n" + body
+        out += "            default: try scanner.skipValue()\n            }\n        }\n"
+        for field in fields where !field.optional {
+            out += "        guard let \(local(field.name)) else { throw scanner.failure(\"missing required field '\(field.name)'\") }\n"
+        }
+        let arguments = fields.map { "\($0.name): \(local($0.name))" }.joined(separator: ", ")
+        out += "        self.init(\(arguments))\n    }\n"
+        out += "\n    public func writeJSON(to writer: inout JSONWriter) {\n        writer.beginObject()\n"
+        for field in fields {
+            let value = identifier(field.name)
+            if field.optional {
+                out += "        if let \(value) { writer.key(\"\(field.name)\"); \(write(field.type, value, depth: 0)); writer.comma() }\n"
+            } else {
+                out += "        writer.key(\"\(field.name)\"); \(write(field.type, "self." + value, depth: 0)); writer.comma()\n"
+            }
+        }
+        return out + "        writer.endObject()\n    }\n"
+    }
+
+    private func local(_ name: String) -> String { "_" + name }
+
+    /// An expression reading `type` from the scanner named `s<depth>`.
+    private func read(_ type: SwiftType, depth: Int) -> String {
+        let s = "s\(depth)"
+        if type.int64String { return "try \(s).int64String()" }
+        if type.int64StringArray { return "try \(s).array { s\(depth + 1) in try s\(depth + 1).int64String() }" }
+        switch type.name {
+        case "String": return "try \(s).string()"
+        case "Int": return "try \(s).int()"
+        case "Int32": return "try \(s).int32()"
+        case "Double": return "try \(s).double()"
+        case "Bool": return "try \(s).bool()"
+        case "JSONValue": return "try \(s).value()"
+        default: break
+        }
+        if type.name.hasPrefix("[String: ") {
+            let element = SwiftType(name: String(type.name.dropFirst(9).dropLast()))
+            return "try \(s).map { s\(depth + 1) in \(read(element, depth: depth + 1)) }"
+        }
+        if type.name.hasPrefix("[") {
+            let element = SwiftType(name: String(type.name.dropFirst().dropLast()))
+            return "try \(s).array { s\(depth + 1) in \(read(element, depth: depth + 1)) }"
+        }
+        return "try \(type.name)(json: &\(s))"
+    }
+
+    /// A statement writing `value` of `type` to `writer` (inside closures, `w<depth>`).
+    private func write(_ type: SwiftType, _ value: String, depth: Int) -> String {
+        let w = depth == 0 ? "writer" : "w\(depth)"
+        if type.int64String { return "\(w).int64String(\(value))" }
+        if type.int64StringArray { return "\(w).array(\(value)) { w\(depth + 1), e\(depth + 1) in w\(depth + 1).int64String(e\(depth + 1)) }" }
+        switch type.name {
+        case "String": return "\(w).string(\(value))"
+        case "Int": return "\(w).int(\(value))"
+        case "Int32": return "\(w).int32(\(value))"
+        case "Double": return "\(w).double(\(value))"
+        case "Bool": return "\(w).bool(\(value))"
+        case "JSONValue": return "\(w).value(\(value))"
+        default: break
+        }
+        if type.name.hasPrefix("[String: ") {
+            let element = SwiftType(name: String(type.name.dropFirst(9).dropLast()))
+            return "\(w).map(\(value)) { w\(depth + 1), e\(depth + 1) in \(write(element, "e\(depth + 1)", depth: depth + 1)) }"
+        }
+        if type.name.hasPrefix("[") {
+            let element = SwiftType(name: String(type.name.dropFirst().dropLast()))
+            return "\(w).array(\(value)) { w\(depth + 1), e\(depth + 1) in \(write(element, "e\(depth + 1)", depth: depth + 1)) }"
+        }
+        return "\(value).writeJSON(to: &\(w))"
     }
 
     private func swiftType(_ schema: OrderedJSON, at place: String) throws -> SwiftType {

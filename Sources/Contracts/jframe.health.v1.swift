@@ -10,32 +10,75 @@ public enum JframeHealthV1 {
 
 extension JframeHealthV1 {
     /// A fully qualified service name; empty or absent means the whole server.
-    public struct HealthCheckRequest: Codable, Sendable, Hashable {
+    public struct HealthCheckRequest: Codable, Sendable, Hashable, JSONMessage {
         public var service: String?
 
         public init(service: String? = nil) {
             self.service = service
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _service: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            self.init(service: _service)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let service { writer.key("service"); writer.string(service); writer.comma() }
+            writer.endObject()
         }
     }
 }
 
 extension JframeHealthV1 {
     /// A serving status.
-    public struct HealthCheckResponse: Codable, Sendable, Hashable {
+    public struct HealthCheckResponse: Codable, Sendable, Hashable, JSONMessage {
         public var status: ServingStatus
 
         public init(status: ServingStatus) {
             self.status = status
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _status: ServingStatus? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "status": _status = try scanner.member("status") { s0 in try s0.null() ? nil : try ServingStatus(json: &s0) }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _status else { throw scanner.failure("missing required field 'status'") }
+            self.init(status: _status)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("status"); self.status.writeJSON(to: &writer); writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeHealthV1 {
     /// SERVING: ready. NOT_SERVING: up but refusing work (starting, draining). SERVICE_UNKNOWN: only from Watch, for a service not hosted.
-    public enum ServingStatus: String, Codable, Sendable, Hashable, CaseIterable {
+    public enum ServingStatus: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
         case serving = "SERVING"
         case notServing = "NOT_SERVING"
         case serviceUnknown = "SERVICE_UNKNOWN"
+
+        public init(json scanner: inout JSONScanner) throws {
+            let raw = try scanner.string()
+            guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown ServingStatus '\(raw)'") }
+            self = value
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
     }
 }
 

@@ -10,27 +10,59 @@ public enum JframeReflectionV1 {
 
 extension JframeReflectionV1 {
     /// No fields.
-    public struct ListServicesRequest: Codable, Sendable, Hashable {
+    public struct ListServicesRequest: Codable, Sendable, Hashable, JSONMessage {
 
         public init() {
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            try scanner.object { scanner, name in
+                switch name {
+                default: try scanner.skipValue()
+                }
+            }
+            self.init()
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.endObject()
         }
     }
 }
 
 extension JframeReflectionV1 {
     /// The services, sorted by name.
-    public struct ListServicesResponse: Codable, Sendable, Hashable {
+    public struct ListServicesResponse: Codable, Sendable, Hashable, JSONMessage {
         public var services: [ServiceInfo]
 
         public init(services: [ServiceInfo]) {
             self.services = services
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _services: [ServiceInfo]? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "services": _services = try scanner.member("services") { s0 in try s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _services else { throw scanner.failure("missing required field 'services'") }
+            self.init(services: _services)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("services"); writer.array(self.services) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeReflectionV1 {
     /// A service and its methods.
-    public struct ServiceInfo: Codable, Sendable, Hashable {
+    public struct ServiceInfo: Codable, Sendable, Hashable, JSONMessage {
         /// Fully qualified: package.Service.
         public var name: String
         public var package: String
@@ -41,12 +73,38 @@ extension JframeReflectionV1 {
             self.package = package
             self.methods = methods
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _name: String? = nil
+            var _package: String? = nil
+            var _methods: [MethodInfo]? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
+                case "package": _package = try scanner.member("package") { s0 in try s0.null() ? nil : try s0.string() }
+                case "methods": _methods = try scanner.member("methods") { s0 in try s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _name else { throw scanner.failure("missing required field 'name'") }
+            guard let _package else { throw scanner.failure("missing required field 'package'") }
+            guard let _methods else { throw scanner.failure("missing required field 'methods'") }
+            self.init(name: _name, package: _package, methods: _methods)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("name"); writer.string(self.name); writer.comma()
+            writer.key("package"); writer.string(self.package); writer.comma()
+            writer.key("methods"); writer.array(self.methods) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method's shape.
-    public struct MethodInfo: Codable, Sendable, Hashable {
+    public struct MethodInfo: Codable, Sendable, Hashable, JSONMessage {
         public var name: String
         public var kind: CallKind
         /// Fully qualified message name.
@@ -62,33 +120,93 @@ extension JframeReflectionV1 {
             self.responseType = responseType
             self.idempotent = idempotent
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _name: String? = nil
+            var _kind: CallKind? = nil
+            var _requestType: String? = nil
+            var _responseType: String? = nil
+            var _idempotent: Bool? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
+                case "kind": _kind = try scanner.member("kind") { s0 in try s0.null() ? nil : try CallKind(json: &s0) }
+                case "requestType": _requestType = try scanner.member("requestType") { s0 in try s0.null() ? nil : try s0.string() }
+                case "responseType": _responseType = try scanner.member("responseType") { s0 in try s0.null() ? nil : try s0.string() }
+                case "idempotent": _idempotent = try scanner.member("idempotent") { s0 in try s0.null() ? nil : try s0.bool() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _name else { throw scanner.failure("missing required field 'name'") }
+            guard let _kind else { throw scanner.failure("missing required field 'kind'") }
+            guard let _requestType else { throw scanner.failure("missing required field 'requestType'") }
+            guard let _responseType else { throw scanner.failure("missing required field 'responseType'") }
+            guard let _idempotent else { throw scanner.failure("missing required field 'idempotent'") }
+            self.init(name: _name, kind: _kind, requestType: _requestType, responseType: _responseType, idempotent: _idempotent)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("name"); writer.string(self.name); writer.comma()
+            writer.key("kind"); self.kind.writeJSON(to: &writer); writer.comma()
+            writer.key("requestType"); writer.string(self.requestType); writer.comma()
+            writer.key("responseType"); writer.string(self.responseType); writer.comma()
+            writer.key("idempotent"); writer.bool(self.idempotent); writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// How many messages each side sends.
-    public enum CallKind: String, Codable, Sendable, Hashable, CaseIterable {
+    public enum CallKind: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
         case unary = "unary"
         case serverStreaming = "server_streaming"
         case clientStreaming = "client_streaming"
         case bidiStreaming = "bidi_streaming"
+
+        public init(json scanner: inout JSONScanner) throws {
+            let raw = try scanner.string()
+            guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown CallKind '\(raw)'") }
+            self = value
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
     }
 }
 
 extension JframeReflectionV1 {
     /// A fully qualified service name.
-    public struct DescribeServiceRequest: Codable, Sendable, Hashable {
+    public struct DescribeServiceRequest: Codable, Sendable, Hashable, JSONMessage {
         public var service: String
 
         public init(service: String) {
             self.service = service
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _service: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _service else { throw scanner.failure("missing required field 'service'") }
+            self.init(service: _service)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("service"); writer.string(self.service); writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeReflectionV1 {
     /// The package file the service is defined in, as stored in Protocols/.
-    public struct DescribeServiceResponse: Codable, Sendable, Hashable {
+    public struct DescribeServiceResponse: Codable, Sendable, Hashable, JSONMessage {
         public var service: String
         /// The package document (package.schema.json).
         public var definition: JSONValue
@@ -97,23 +215,63 @@ extension JframeReflectionV1 {
             self.service = service
             self.definition = definition
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _service: String? = nil
+            var _definition: JSONValue? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
+                case "definition": _definition = try scanner.member("definition") { s0 in try s0.null() ? nil : try s0.value() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _service else { throw scanner.failure("missing required field 'service'") }
+            guard let _definition else { throw scanner.failure("missing required field 'definition'") }
+            self.init(service: _service, definition: _definition)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("service"); writer.string(self.service); writer.comma()
+            writer.key("definition"); writer.value(self.definition); writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method as package.Service/Method.
-    public struct DescribeMethodRequest: Codable, Sendable, Hashable {
+    public struct DescribeMethodRequest: Codable, Sendable, Hashable, JSONMessage {
         public var method: String
 
         public init(method: String) {
             self.method = method
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _method: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "method": _method = try scanner.member("method") { s0 in try s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _method else { throw scanner.failure("missing required field 'method'") }
+            self.init(method: _method)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("method"); writer.string(self.method); writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method with its message schemas. The schemas' $refs of the form #/messages/Name resolve against this document's messages member, which holds every message of the method's package.
-    public struct DescribeMethodResponse: Codable, Sendable, Hashable {
+    public struct DescribeMethodResponse: Codable, Sendable, Hashable, JSONMessage {
         public var method: String
         public var info: MethodInfo
         public var description: String
@@ -128,6 +286,44 @@ extension JframeReflectionV1 {
             self.requestSchema = requestSchema
             self.responseSchema = responseSchema
             self.messages = messages
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _method: String? = nil
+            var _info: MethodInfo? = nil
+            var _description: String? = nil
+            var _requestSchema: JSONValue? = nil
+            var _responseSchema: JSONValue? = nil
+            var _messages: JSONValue? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "method": _method = try scanner.member("method") { s0 in try s0.null() ? nil : try s0.string() }
+                case "info": _info = try scanner.member("info") { s0 in try s0.null() ? nil : try MethodInfo(json: &s0) }
+                case "description": _description = try scanner.member("description") { s0 in try s0.null() ? nil : try s0.string() }
+                case "requestSchema": _requestSchema = try scanner.member("requestSchema") { s0 in try s0.null() ? nil : try s0.value() }
+                case "responseSchema": _responseSchema = try scanner.member("responseSchema") { s0 in try s0.null() ? nil : try s0.value() }
+                case "messages": _messages = try scanner.member("messages") { s0 in try s0.null() ? nil : try s0.value() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _method else { throw scanner.failure("missing required field 'method'") }
+            guard let _info else { throw scanner.failure("missing required field 'info'") }
+            guard let _description else { throw scanner.failure("missing required field 'description'") }
+            guard let _requestSchema else { throw scanner.failure("missing required field 'requestSchema'") }
+            guard let _responseSchema else { throw scanner.failure("missing required field 'responseSchema'") }
+            guard let _messages else { throw scanner.failure("missing required field 'messages'") }
+            self.init(method: _method, info: _info, description: _description, requestSchema: _requestSchema, responseSchema: _responseSchema, messages: _messages)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("method"); writer.string(self.method); writer.comma()
+            writer.key("info"); self.info.writeJSON(to: &writer); writer.comma()
+            writer.key("description"); writer.string(self.description); writer.comma()
+            writer.key("requestSchema"); writer.value(self.requestSchema); writer.comma()
+            writer.key("responseSchema"); writer.value(self.responseSchema); writer.comma()
+            writer.key("messages"); writer.value(self.messages); writer.comma()
+            writer.endObject()
         }
     }
 }

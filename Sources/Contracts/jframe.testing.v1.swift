@@ -10,7 +10,7 @@ public enum JframeTestingV1 {
 
 extension JframeTestingV1 {
     /// The benchmark's message: 200 bytes of JSON with the note padded.
-    public struct EchoMessage: Codable, Sendable, Hashable {
+    public struct EchoMessage: Codable, Sendable, Hashable, JSONMessage {
         public var id: String
         public var account: String
         /// Minor units.
@@ -23,12 +23,42 @@ extension JframeTestingV1 {
             self.amount = amount
             self.note = note
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _id: String? = nil
+            var _account: String? = nil
+            var _amount: Int? = nil
+            var _note: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "id": _id = try scanner.member("id") { s0 in try s0.null() ? nil : try s0.string() }
+                case "account": _account = try scanner.member("account") { s0 in try s0.null() ? nil : try s0.string() }
+                case "amount": _amount = try scanner.member("amount") { s0 in try s0.null() ? nil : try s0.int() }
+                case "note": _note = try scanner.member("note") { s0 in try s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _id else { throw scanner.failure("missing required field 'id'") }
+            guard let _account else { throw scanner.failure("missing required field 'account'") }
+            guard let _amount else { throw scanner.failure("missing required field 'amount'") }
+            guard let _note else { throw scanner.failure("missing required field 'note'") }
+            self.init(id: _id, account: _account, amount: _amount, note: _note)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("id"); writer.string(self.id); writer.comma()
+            writer.key("account"); writer.string(self.account); writer.comma()
+            writer.key("amount"); writer.int(self.amount); writer.comma()
+            writer.key("note"); writer.string(self.note); writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// A message and how many copies to stream back.
-    public struct ExpandRequest: Codable, Sendable, Hashable {
+    public struct ExpandRequest: Codable, Sendable, Hashable, JSONMessage {
         public var message: EchoMessage
         public var count: Int
 
@@ -36,12 +66,34 @@ extension JframeTestingV1 {
             self.message = message
             self.count = count
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _message: EchoMessage? = nil
+            var _count: Int? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "message": _message = try scanner.member("message") { s0 in try s0.null() ? nil : try EchoMessage(json: &s0) }
+                case "count": _count = try scanner.member("count") { s0 in try s0.null() ? nil : try s0.int() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _message else { throw scanner.failure("missing required field 'message'") }
+            guard let _count else { throw scanner.failure("missing required field 'count'") }
+            self.init(message: _message, count: _count)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("message"); self.message.writeJSON(to: &writer); writer.comma()
+            writer.key("count"); writer.int(self.count); writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// What Collect saw.
-    public struct CollectResponse: Codable, Sendable, Hashable {
+    public struct CollectResponse: Codable, Sendable, Hashable, JSONMessage {
         public var count: Int
         /// Sum of the amounts, as an int64 string.
         public var totalAmount: Int64
@@ -66,34 +118,92 @@ extension JframeTestingV1 {
             try container.encode(count, forKey: .count)
             try container.encodeInt64String(totalAmount, forKey: .totalAmount)
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _count: Int? = nil
+            var _totalAmount: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "count": _count = try scanner.member("count") { s0 in try s0.null() ? nil : try s0.int() }
+                case "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in try s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _count else { throw scanner.failure("missing required field 'count'") }
+            guard let _totalAmount else { throw scanner.failure("missing required field 'totalAmount'") }
+            self.init(count: _count, totalAmount: _totalAmount)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("count"); writer.int(self.count); writer.comma()
+            writer.key("totalAmount"); writer.int64String(self.totalAmount); writer.comma()
+            writer.endObject()
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// How long to wait.
-    public struct SleepRequest: Codable, Sendable, Hashable {
+    public struct SleepRequest: Codable, Sendable, Hashable, JSONMessage {
         public var milliseconds: Int
 
         public init(milliseconds: Int) {
             self.milliseconds = milliseconds
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _milliseconds: Int? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in try s0.null() ? nil : try s0.int() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _milliseconds else { throw scanner.failure("missing required field 'milliseconds'") }
+            self.init(milliseconds: _milliseconds)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("milliseconds"); writer.int(self.milliseconds); writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeTestingV1 {
     /// How long it waited.
-    public struct SleepResponse: Codable, Sendable, Hashable {
+    public struct SleepResponse: Codable, Sendable, Hashable, JSONMessage {
         public var sleptMs: Int
 
         public init(sleptMs: Int) {
             self.sleptMs = sleptMs
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _sleptMs: Int? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in try s0.null() ? nil : try s0.int() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _sleptMs else { throw scanner.failure("missing required field 'sleptMs'") }
+            self.init(sleptMs: _sleptMs)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("sleptMs"); writer.int(self.sleptMs); writer.comma()
+            writer.endObject()
         }
     }
 }
 
 extension JframeTestingV1 {
     /// The status to end with.
-    public struct FailRequest: Codable, Sendable, Hashable {
+    public struct FailRequest: Codable, Sendable, Hashable, JSONMessage {
         public var code: Int
         public var message: String?
 
@@ -101,21 +211,56 @@ extension JframeTestingV1 {
             self.code = code
             self.message = message
         }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _code: Int? = nil
+            var _message: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "code": _code = try scanner.member("code") { s0 in try s0.null() ? nil : try s0.int() }
+                case "message": _message = try scanner.member("message") { s0 in try s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _code else { throw scanner.failure("missing required field 'code'") }
+            self.init(code: _code, message: _message)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("code"); writer.int(self.code); writer.comma()
+            if let message { writer.key("message"); writer.string(message); writer.comma() }
+            writer.endObject()
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// No fields.
-    public struct StatsRequest: Codable, Sendable, Hashable {
+    public struct StatsRequest: Codable, Sendable, Hashable, JSONMessage {
 
         public init() {
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            try scanner.object { scanner, name in
+                switch name {
+                default: try scanner.skipValue()
+                }
+            }
+            self.init()
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.endObject()
         }
     }
 }
 
 extension JframeTestingV1 {
     /// Sleep calls by how they ended, since the server started.
-    public struct StatsResponse: Codable, Sendable, Hashable {
+    public struct StatsResponse: Codable, Sendable, Hashable, JSONMessage {
         public var sleepsCompleted: Int
         /// Stopped by CANCEL, a deadline or the connection closing.
         public var sleepsCancelled: Int
@@ -123,6 +268,28 @@ extension JframeTestingV1 {
         public init(sleepsCompleted: Int, sleepsCancelled: Int) {
             self.sleepsCompleted = sleepsCompleted
             self.sleepsCancelled = sleepsCancelled
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _sleepsCompleted: Int? = nil
+            var _sleepsCancelled: Int? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in try s0.null() ? nil : try s0.int() }
+                case "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in try s0.null() ? nil : try s0.int() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _sleepsCompleted else { throw scanner.failure("missing required field 'sleepsCompleted'") }
+            guard let _sleepsCancelled else { throw scanner.failure("missing required field 'sleepsCancelled'") }
+            self.init(sleepsCompleted: _sleepsCompleted, sleepsCancelled: _sleepsCancelled)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("sleepsCompleted"); writer.int(self.sleepsCompleted); writer.comma()
+            writer.key("sleepsCancelled"); writer.int(self.sleepsCancelled); writer.comma()
+            writer.endObject()
         }
     }
 }

@@ -11,6 +11,11 @@ import Foundation
 public enum MessageCoding {
     /// Encodes `message` as compact JSON. Key order is not sorted: the protocol does not need it.
     public static func encode<Message: Encodable>(_ message: Message) throws -> [UInt8] {
+        if let message = message as? any JSONMessage {
+            var writer = JSONWriter()
+            message.writeJSON(to: &writer)
+            return writer.bytes
+        }
         do {
             return Array(try JSONEncoder().encode(message))
         } catch {
@@ -20,6 +25,16 @@ public enum MessageCoding {
 
     /// Decodes `Message` from JSON bytes; a failure is `INVALID_ARGUMENT` naming what was wrong.
     public static func decode<Message: Decodable>(_ type: Message.Type, from bytes: [UInt8]) throws -> Message {
+        if let generated = Message.self as? any JSONMessage.Type {
+            do {
+                var scanner = JSONScanner(bytes)
+                let message = try generated.init(json: &scanner)
+                try scanner.end()
+                return message as! Message
+            } catch let failure as JSONScanner.Failure {
+                throw RPCError(code: .invalidArgument, message: "invalid \(Message.self): \(failure)")
+            }
+        }
         do {
             return try JSONDecoder().decode(Message.self, from: Data(bytes))
         } catch let error as DecodingError {

@@ -1,0 +1,326 @@
+/// A strict, allocation-light JSON reader: the runtime of the JSON code jframe-gen writes for
+/// every message, and of the hand-written envelopes.
+///
+/// Why not Foundation's JSONDecoder: it builds a tree, then walks it through Codable's
+/// existential containers; for a 200-byte message that is ~10x the cost of reading the bytes
+/// once, straight into the fields. Strictness matches RFC 8259: malformed JSON, a value of the
+/// wrong type, or trailing data is an error that says where; unknown members are skipped.
+public struct JSONScanner {
+    /// What went wrong, with the path of the member (`message.amount`) and the byte offset.
+    public struct Failure: Error, CustomStringConvertible {
+        public var path: [String]
+        public var reason: String
+        public var offset: Int
+
+        public var description: String {
+            (path.isEmpty ? "" : "field '\(path.joined(separator: "."))': ") + "\(reason) at byte \(offset)"
+        }
+    }
+
+    private let bytes: [UInt8]
+    private var index = 0
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func failure(_ reason: String) -> Failure { Failure(path: [], reason: reason, offset: index) }
+
+    private mutating func skipSpace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws {
+        skipSpace()
+        guard index < bytes.count, bytes[index] == byte else { throw failure("expected \(what)") }
+        index += 1
+    }
+
+    private mutating func peek() -> UInt8? {
+        skipSpace()
+        return index < bytes.count ? bytes[index] : nil
+    }
+
+    // MARK: Structure
+
+    /// Calls `member` with each member name; it must consume the value.
+    public mutating func object(_ member: (inout JSONScanner, String) throws -> Void) throws {
+        try expect(UInt8(ascii: "{"), "an object")
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw failure("expected a member name") }
+            let name = try string()
+            try expect(UInt8(ascii: ":"), "':'")
+            try member(&self, name)
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return
+            default: throw failure("expected ',' or '}'")
+            }
+        }
+    }
+
+    /// Reads the value of member `name` with `read`, adding the name to the path of any failure.
+    public mutating func member<T>(_ name: String, _ read: (inout JSONScanner) throws -> T) throws -> T {
+        do {
+            return try read(&self)
+        } catch var failure as Failure {
+            failure.path.insert(name, at: 0)
+            throw failure
+        }
+    }
+
+    /// An array, each element read by `element`.
+    public mutating func array<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
+        try expect(UInt8(ascii: "["), "an array")
+        var items: [T] = []
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+            return items
+        }
+        while true {
+            let position = items.count
+            do {
+                items.append(try element(&self))
+            } catch var failure as Failure {
+                failure.path.insert("[\(position)]", at: 0)
+                throw failure
+            }
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"):
+                index += 1
+                return items
+            default: throw failure("expected ',' or ']'")
+            }
+        }
+    }
+
+    /// An object used as a map from string keys to values read by `value`.
+    public mutating func map<T>(_ value: (inout JSONScanner) throws -> T) throws -> [String: T] {
+        var result: [String: T] = [:]
+        try object { scanner, key in result[key] = try scanner.member(key, value) }
+        return result
+    }
+
+    /// Consumes `null` if it is next: an optional member that is null is absent (proto3 JSON).
+    public mutating func null() -> Bool {
+        guard peek() == UInt8(ascii: "n"), index + 4 <= bytes.count, bytes[index + 1] == UInt8(ascii: "u"),
+            bytes[index + 2] == UInt8(ascii: "l"), bytes[index + 3] == UInt8(ascii: "l")
+        else { return false }
+        index += 4
+        return true
+    }
+
+    /// The whole input must have been consumed.
+    public mutating func end() throws {
+        skipSpace()
+        guard index == bytes.count else { throw failure("unexpected data after the JSON value") }
+    }
+
+    // MARK: Scalars
+
+    public mutating func string() throws -> String {
+        try expect(UInt8(ascii: "\""), "a string")
+        let start = index
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                defer { index += 1 }
+                return String(decoding: bytes[start..<index], as: UTF8.self)
+            }
+            if byte == UInt8(ascii: "\\") { return try escapedString(from: start) }
+            guard byte >= 0x20 else { throw failure("control character in a string") }
+            index += 1
+        }
+        throw failure("unterminated string")
+    }
+
+    private mutating func escapedString(from start: Int) throws -> String {
+        var utf8 = Array(bytes[start..<index])
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: utf8, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard index < bytes.count else { throw failure("unterminated escape") }
+                let escape = bytes[index]
+                index += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                        else { throw failure("unpaired surrogate") }
+                        index += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw failure("unpaired surrogate") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let value = Unicode.Scalar(scalar) else { throw failure("invalid \\u escape") }
+                    utf8.append(contentsOf: String(Character(value)).utf8)
+                default: throw failure("invalid escape")
+                }
+            default:
+                guard byte >= 0x20 else { throw failure("control character in a string") }
+                utf8.append(byte)
+            }
+        }
+        throw failure("unterminated string")
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        guard index + 4 <= bytes.count else { throw failure("short \\u escape") }
+        var value: UInt32 = 0
+        for byte in bytes[index..<index + 4] {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw failure("invalid \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        index += 4
+        return value
+    }
+
+    /// An integer written without fraction or exponent (as proto3 JSON writes them).
+    public mutating func integer() throws -> Int64 {
+        skipSpace()
+        let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        let start = index
+        var value: Int64 = 0
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let digit = Int64(bytes[index] - UInt8(ascii: "0"))
+            let (sum, overflow2) = negative ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
+            guard !overflow1, !overflow2 else { throw failure("integer out of range") }
+            value = sum
+            index += 1
+        }
+        guard index > start else { throw failure("expected an integer") }
+        if index < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index]) {
+            throw failure("expected an integer, not a fraction")
+        }
+        return value
+    }
+
+    public mutating func int() throws -> Int {
+        let value = try integer()
+        guard let result = Int(exactly: value) else { throw failure("integer out of range") }
+        return result
+    }
+
+    public mutating func int32() throws -> Int32 {
+        let value = try integer()
+        guard let result = Int32(exactly: value) else { throw failure("integer out of the int32 range") }
+        return result
+    }
+
+    /// An int64 as a decimal string (proto3 JSON), or as a plain number.
+    public mutating func int64String() throws -> Int64 {
+        guard peek() == UInt8(ascii: "\"") else { return try integer() }
+        let text = try string()
+        guard let value = Int64(text) else { throw failure("'\(text)' is not a decimal int64") }
+        return value
+    }
+
+    /// A number; also "NaN", "Infinity" and "-Infinity" as strings, as proto3 JSON writes them.
+    public mutating func double() throws -> Double {
+        if peek() == UInt8(ascii: "\"") {
+            switch try string() {
+            case "NaN": return .nan
+            case "Infinity": return .infinity
+            case "-Infinity": return -.infinity
+            case let text: throw failure("'\(text)' is not a number")
+            }
+        }
+        let start = index
+        while index < bytes.count, "+-.eE0123456789".utf8.contains(bytes[index]) { index += 1 }
+        guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
+            throw failure("expected a number")
+        }
+        return value
+    }
+
+    public mutating func bool() throws -> Bool {
+        switch peek() {
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return true
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return false
+        default: throw failure("expected a boolean")
+        }
+    }
+
+    /// Any JSON value.
+    public mutating func value() throws -> JSONValue {
+        switch peek() {
+        case UInt8(ascii: "{"):
+            var members: [String: JSONValue] = [:]
+            try object { scanner, key in members[key] = try scanner.member(key) { try $0.value() } }
+            return .object(members)
+        case UInt8(ascii: "["): return .array(try array { try $0.value() })
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool(try bool())
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
+        case .some:
+            let start = index
+            while index < bytes.count, "+-.eE0123456789".utf8.contains(bytes[index]) { index += 1 }
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            if let integer = Int64(text) { return .integer(integer) }
+            guard let number = Double(text) else {
+                index = start
+                throw failure("expected a value")
+            }
+            return .number(number)
+        case nil: throw failure("unexpected end")
+        }
+    }
+
+    /// Skips any JSON value (for members this version does not know).
+    public mutating func skipValue() throws {
+        switch peek() {
+        case UInt8(ascii: "{"): try object { scanner, _ in try scanner.skipValue() }
+        case UInt8(ascii: "["): _ = try array { try $0.skipValue() }
+        case UInt8(ascii: "\""): _ = try string()
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try bool()
+        case UInt8(ascii: "n"): try literal("null")
+        case .some:
+            let start = index
+            while index < bytes.count, "+-.eE0123456789".utf8.contains(bytes[index]) { index += 1 }
+            guard index > start else { throw failure("unexpected character") }
+        case nil: throw failure("unexpected end")
+        }
+    }
+
+    private mutating func literal(_ text: String) throws {
+        for byte in text.utf8 {
+            guard index < bytes.count, bytes[index] == byte else { throw failure("invalid literal") }
+            index += 1
+        }
+    }
+}

@@ -1,0 +1,123 @@
+/// Appends JSON text to a byte array: the writing half of the generated message code.
+///
+/// Members and elements are written followed by a comma; closing an object or array replaces a
+/// trailing comma. That needs no state, and is unambiguous because only the writer emits commas
+/// after values (a value never ends in a comma).
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func beginObject() { bytes.append(UInt8(ascii: "{")) }
+    public mutating func endObject() { close(UInt8(ascii: "}")) }
+    public mutating func beginArray() { bytes.append(UInt8(ascii: "[")) }
+    public mutating func endArray() { close(UInt8(ascii: "]")) }
+
+    private mutating func close(_ byte: UInt8) {
+        if bytes.last == UInt8(ascii: ",") { bytes[bytes.count - 1] = byte } else { bytes.append(byte) }
+    }
+
+    /// `"name":` — the member's value follows.
+    public mutating func key(_ name: StaticString) {
+        bytes.append(UInt8(ascii: "\""))
+        raw(name)
+        raw("\":")
+    }
+
+    /// Ends a member or element.
+    public mutating func comma() { bytes.append(UInt8(ascii: ",")) }
+
+    public mutating func integer(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
+    public mutating func int(_ value: Int) { integer(Int64(value)) }
+    public mutating func int32(_ value: Int32) { integer(Int64(value)) }
+
+    /// An int64 as a decimal string, as proto3 JSON writes it.
+    public mutating func int64String(_ value: Int64) {
+        bytes.append(UInt8(ascii: "\""))
+        integer(value)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A number; NaN and the infinities as proto3 JSON's strings, since JSON has no literal for them.
+    public mutating func double(_ value: Double) {
+        if value.isNaN {
+            raw(#""NaN""#)
+        } else if value.isInfinite {
+            if value < 0 { raw(#""-Infinity""#) } else { raw(#""Infinity""#) }
+        } else {
+            bytes.append(contentsOf: "\(value)".utf8)
+        }
+    }
+
+    public mutating func bool(_ value: Bool) { if value { raw("true") } else { raw("false") } }
+
+    public mutating func string(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw(#"\""#)
+            case UInt8(ascii: "\\"): raw(#"\\"#)
+            case 0x0A: raw(#"\n"#)
+            case 0x0D: raw(#"\r"#)
+            case 0x09: raw(#"\t"#)
+            case 0..<0x20:
+                raw(#"\u00"#)
+                bytes.append(Self.hex[Int(byte >> 4)])
+                bytes.append(Self.hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    public mutating func array<T>(_ items: [T], _ element: (inout JSONWriter, T) -> Void) {
+        beginArray()
+        for item in items {
+            element(&self, item)
+            comma()
+        }
+        endArray()
+    }
+
+    /// A map as an object, keys sorted so the same map always encodes the same way.
+    public mutating func map<T>(_ items: [String: T], _ value: (inout JSONWriter, T) -> Void) {
+        beginObject()
+        for key in items.keys.sorted() {
+            string(key)
+            bytes.append(UInt8(ascii: ":"))
+            value(&self, items[key]!)
+            comma()
+        }
+        endObject()
+    }
+
+    public mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): bool(flag)
+        case .integer(let number): integer(number)
+        case .number(let number): double(number)
+        case .string(let text): string(text)
+        case .array(let items): array(items) { writer, item in writer.value(item) }
+        case .object(let members): map(members) { writer, member in writer.value(member) }
+        }
+    }
+}
+
+/// A message that reads and writes its own JSON: what jframe-gen generates for every message,
+/// so ``MessageCoding`` never goes through Codable on the hot path.
+public protocol JSONMessage: Sendable {
+    init(json scanner: inout JSONScanner) throws
+    func writeJSON(to writer: inout JSONWriter)
+}
+
+extension JSONValue: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws { self = try scanner.value() }
+    public func writeJSON(to writer: inout JSONWriter) { writer.value(self) }
+}

@@ -1,0 +1,62 @@
+import Contracts
+import Foundation
+import RPCCore
+import Testing
+
+/// The JSON code jframe-gen writes for each message must read and write exactly what Codable does.
+@Suite("Generated JSON coding")
+struct GeneratedJSONTests {
+    static func fast<M: JSONMessage>(_ message: M) -> [UInt8] {
+        var writer = JSONWriter()
+        message.writeJSON(to: &writer)
+        return writer.bytes
+    }
+
+    static func check<M: JSONMessage & Codable & Equatable>(_ message: M) throws {
+        // Generated writer -> Codable reader.
+        #expect(try JSONDecoder().decode(M.self, from: Data(fast(message))) == message)
+        // Codable writer -> generated reader.
+        var scanner = JSONScanner(Array(try JSONEncoder().encode(message)))
+        #expect(try M(json: &scanner) == message)
+        // And through MessageCoding, which picks the generated code.
+        #expect(try MessageCoding.decode(M.self, from: MessageCoding.encode(message)) == message)
+    }
+
+    @Test func everyKindOfMemberRoundTrips() throws {
+        try Self.check(JframeTestingV1.EchoMessage(id: "i\"d\n", account: "é😀", amount: -42, note: ""))
+        try Self.check(JframeTestingV1.CollectResponse(count: 3, totalAmount: Int64.max))
+        try Self.check(JframeTestingV1.CollectResponse(count: 0, totalAmount: Int64.min))
+        try Self.check(JframeHealthV1.HealthCheckRequest())
+        try Self.check(JframeHealthV1.HealthCheckRequest(service: "x"))
+        try Self.check(JframeHealthV1.HealthCheckResponse(status: .serviceUnknown))
+        let info = JframeReflectionV1.MethodInfo(name: "M", kind: .bidiStreaming, requestType: "a.R", responseType: "a.S", idempotent: true)
+        try Self.check(JframeReflectionV1.ListServicesResponse(services: [
+            .init(name: "a.v1.S", package: "a.v1", methods: [info, info]), .init(name: "b", package: "b", methods: []),
+        ]))
+        try Self.check(JframeReflectionV1.DescribeServiceResponse(
+            service: "s",
+            definition: .object(["a": .array([.integer(1), .number(2.5), .null, .bool(false), .string("x")]), "b": .object([:])])))
+    }
+
+    @Test func int64TravelsAsAStringAndIsReadFromEither() throws {
+        let text = String(decoding: Self.fast(JframeTestingV1.CollectResponse(count: 1, totalAmount: 9_007_199_254_740_993)), as: UTF8.self)
+        #expect(text == #"{"count":1,"totalAmount":"9007199254740993"}"#)
+        var scanner = JSONScanner(Array(#"{"count":1,"totalAmount":12}"#.utf8))
+        #expect(try JframeTestingV1.CollectResponse(json: &scanner).totalAmount == 12)
+    }
+
+    @Test func errorsNameTheFieldAndNullMeansAbsent() throws {
+        func decode(_ text: String) throws -> JframeTestingV1.ExpandRequest {
+            try MessageCoding.decode(JframeTestingV1.ExpandRequest.self, from: Array(text.utf8))
+        }
+        let wrongType = #"{"count":1,"message":{"id":"a","account":"b","amount":"x","note":""}}"#
+        #expect { try decode(wrongType) } throws: { "\($0)".contains("field 'message.amount'") }
+        #expect { try decode(#"{"count":1}"#) } throws: { "\($0)".contains("missing required field 'message'") }
+        #expect { try decode(#"{"count":1,"message":null}"#) } throws: { "\($0)".contains("missing required field 'message'") }
+        let request = try MessageCoding.decode(JframeHealthV1.HealthCheckRequest.self, from: Array(#"{"service":null,"future":[1,{"x":2}]}"#.utf8))
+        #expect(request.service == nil)
+        #expect { try decode(#"{"count":1} trailing"#) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+        #expect { _ = try MessageCoding.decode(JframeHealthV1.HealthCheckResponse.self, from: Array(#"{"status":"MAYBE"}"#.utf8)) }
+            throws: { "\($0)".contains("unknown ServingStatus 'MAYBE'") }
+    }
+}
