@@ -22,6 +22,15 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Close a connection whose frame is not whole within this time, ms. Env: JFRAME_FRAME_READ_TIMEOUT_MS.")
     public var frameReadTimeoutMs: Int?
 
+    @Option(help: "A new connection must send HELLO within this time, ms. Env: JFRAME_HELLO_TIMEOUT_MS.")
+    public var helloTimeoutMs: Int?
+
+    @Option(help: "PING a connection silent this long, ms. Env: JFRAME_KEEPALIVE_INTERVAL_MS.")
+    public var keepaliveIntervalMs: Int?
+
+    @Option(help: "Close a connection whose PING is not answered within this time, ms. Env: JFRAME_KEEPALIVE_TIMEOUT_MS.")
+    public var keepaliveTimeoutMs: Int?
+
     @Option(help: "On SIGTERM, time for calls in flight to finish, ms. Env: JFRAME_SHUTDOWN_GRACE_MS.")
     public var shutdownGraceMs: Int?
 
@@ -34,7 +43,8 @@ public struct ServerOptions: ParsableArguments {
         for (name, value) in [
             ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections),
             ("--max-concurrent-calls", maxConcurrentCalls), ("--idle-timeout-ms", idleTimeoutMs),
-            ("--frame-read-timeout-ms", frameReadTimeoutMs),
+            ("--frame-read-timeout-ms", frameReadTimeoutMs), ("--hello-timeout-ms", helloTimeoutMs),
+            ("--keepalive-interval-ms", keepaliveIntervalMs), ("--keepalive-timeout-ms", keepaliveTimeoutMs),
         ] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1, got \(value)") }
         }
@@ -58,6 +68,13 @@ public struct ServerOptions: ParsableArguments {
         if let value = try integer(idleTimeoutMs, "JFRAME_IDLE_TIMEOUT_MS") { configuration.idleTimeout = .milliseconds(value) }
         if let value = try integer(frameReadTimeoutMs, "JFRAME_FRAME_READ_TIMEOUT_MS") {
             configuration.limits.frameReadTimeout = .milliseconds(value)
+        }
+        if let value = try integer(helloTimeoutMs, "JFRAME_HELLO_TIMEOUT_MS") { configuration.helloTimeout = .milliseconds(value) }
+        if let value = try integer(keepaliveIntervalMs, "JFRAME_KEEPALIVE_INTERVAL_MS") {
+            configuration.keepaliveInterval = .milliseconds(value)
+        }
+        if let value = try integer(keepaliveTimeoutMs, "JFRAME_KEEPALIVE_TIMEOUT_MS") {
+            configuration.keepaliveTimeout = .milliseconds(value)
         }
         if let value = try integer(shutdownGraceMs, "JFRAME_SHUTDOWN_GRACE_MS") {
             configuration.shutdownGracePeriod = .milliseconds(value)

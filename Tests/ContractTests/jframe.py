@@ -72,6 +72,7 @@ class Connection:
         self.goaway: dict | None = None
         self.control_frames: list[Frame] = []  # every frame on stream 0, for schema checks
         self.closed = False
+        self.answer_pings = True
         self.initial_credit = 64
         if send_hello:
             payload = hello if hello is not None else {
@@ -121,7 +122,7 @@ class Connection:
             self.control_frames.append(frame)
             if frame.type == HELLO and frame.flags & ACK:
                 self.server_hello = frame.json()
-            elif frame.type == PING and not frame.flags & ACK:
+            elif frame.type == PING and not frame.flags & ACK and self.answer_pings:
                 self.send(PING, ACK, 0, frame.payload)
             elif frame.type == GOAWAY:
                 self.goaway = frame.json()

@@ -193,3 +193,37 @@ def test_grace_period_over_cancels_what_is_left(start_server):
     assert conn.finish(stream).code == jframe.CODE["UNAVAILABLE"]
     assert server.process.wait(timeout=10) == 0
     assert time.monotonic() - started < 5
+
+
+def test_hello_timeout_closes_a_silent_connection(start_server):
+    server = start_server("--hello-timeout-ms", "300")
+    conn = server.connect(send_hello=False)
+    assert conn.wait_goaway(timeout=5)["code"] == jframe.CODE["INVALID_ARGUMENT"]
+    conn.wait_closed()
+
+
+def test_keepalive_pings_a_silent_connection_and_keeps_it_while_answered(start_server):
+    server = start_server("--keepalive-interval-ms", "200", "--keepalive-timeout-ms", "200")
+    conn = server.connect()
+    still_works(conn)
+    pings = 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        try:
+            frame = conn.pump(timeout=max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if frame.type == jframe.PING and not frame.flags & jframe.ACK:
+            pings += 1
+    assert pings >= 2
+    assert conn.goaway is None
+    still_works(conn)
+
+
+def test_keepalive_closes_a_connection_that_does_not_answer(start_server):
+    server = start_server("--keepalive-interval-ms", "200", "--keepalive-timeout-ms", "200")
+    conn = server.connect()
+    still_works(conn)
+    conn.answer_pings = False
+    assert conn.wait_goaway(timeout=5)["code"] == jframe.CODE["UNAVAILABLE"]
+    conn.wait_closed()
