@@ -1,14 +1,16 @@
 import ArgumentParser
 import Contracts
 import Foundation
+import RPCCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The floor for streaming: 200-byte JSON messages with a 4-byte length prefix over a plain TCP
-/// socket, written in 64 KiB batches by a thread, read and JSON-decoded by the client. No RPC,
-/// no flow control, no framing beyond the length: what any JSON stream costs on this machine.
+/// socket, written in 64 KiB batches by a thread, read and decoded by the client with the same
+/// generated decoder ours uses. No RPC, no flow control, no framing beyond the length: the ratio
+/// against it is the cost of the protocol itself.
 struct RawStreamServer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "raw-stream-server", abstract: "Serve an endless raw length-prefixed JSON stream.")
@@ -67,7 +69,6 @@ struct RawStream: ParsableCommand {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(connection, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw ValidationError("cannot connect to \(common.host):\(common.port)") }
-        let decoder = JSONDecoder()
         let clock = ContinuousClock()
         let measureFrom = clock.now + .seconds(common.warmupSeconds)
         let stopAt = measureFrom + .seconds(common.seconds)
@@ -83,8 +84,8 @@ struct RawStream: ParsableCommand {
                 let length = Int(pending[offset]) << 24 | Int(pending[offset + 1]) << 16 | Int(pending[offset + 2]) << 8
                     | Int(pending[offset + 3])
                 guard pending.count - offset - 4 >= length else { break }
-                let message = try decoder.decode(
-                    JframeTestingV1.EchoMessage.self, from: Data(pending[(offset + 4)..<(offset + 4 + length)]))
+                let message = try MessageCoding.decode(
+                    JframeTestingV1.EchoMessage.self, from: Array(pending[(offset + 4)..<(offset + 4 + length)]))
                 precondition(message.account == "acct-000042")
                 offset += 4 + length
                 let now = clock.now
