@@ -44,8 +44,16 @@ func percentile(_ sorted: [Int64], _ p: Double) -> Double {
     return Double(sorted[min(max(rank, 1), sorted.count) - 1]) / 1000
 }
 
-func nanos(_ duration: Duration) -> Int64 {
-    duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+/// The measured window: calls or messages count only between `measureFrom` and `stopAt`.
+struct Window {
+    let clock = ContinuousClock()
+    let measureFrom: ContinuousClock.Instant
+    let stopAt: ContinuousClock.Instant
+
+    init(_ common: Common) {
+        measureFrom = clock.now + .seconds(common.warmupSeconds)
+        stopAt = measureFrom + .seconds(common.seconds)
+    }
 }
 
 struct Unary: AsyncParsableCommand {
@@ -57,9 +65,8 @@ struct Unary: AsyncParsableCommand {
         let template = try paddedMessage(common.payloadBytes)
         let client = RPCClient(transport: TCPClientTransport(host: common.host, port: common.port))
         let echo = JframeTestingV1.Echo.Client(client)
-        let clock = ContinuousClock()
-        let measureFrom = clock.now + .seconds(common.warmupSeconds)
-        let stopAt = measureFrom + .seconds(common.seconds)
+        let window = Window(common)
+        let (clock, measureFrom, stopAt) = (window.clock, window.measureFrom, window.stopAt)
         let latencies = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
@@ -75,7 +82,7 @@ struct Unary: AsyncParsableCommand {
                         guard reply == message else {
                             throw RPCError(code: .dataLoss, message: "echo mismatch for \(message.id)")
                         }
-                        if finished >= measureFrom, finished < stopAt { samples.append(nanos(finished - started)) }
+                        if finished >= measureFrom, finished < stopAt { samples.append((finished - started).wholeNanoseconds) }
                     }
                     return samples
                 }
@@ -104,9 +111,8 @@ struct Stream: AsyncParsableCommand {
         let template = try paddedMessage(common.payloadBytes)
         let client = RPCClient(transport: TCPClientTransport(host: common.host, port: common.port))
         let echo = JframeTestingV1.Echo.Client(client)
-        let clock = ContinuousClock()
-        let measureFrom = clock.now + .seconds(common.warmupSeconds)
-        let stopAt = measureFrom + .seconds(common.seconds)
+        let window = Window(common)
+        let (clock, measureFrom, stopAt) = (window.clock, window.measureFrom, window.stopAt)
         // More than can be read in the window; the call is cancelled when the window ends.
         let counted = try await echo.expand(.init(message: template, count: 100_000_000)) { stream in
             var counted = 0

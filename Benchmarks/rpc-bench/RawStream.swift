@@ -69,9 +69,8 @@ struct RawStream: ParsableCommand {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(connection, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw ValidationError("cannot connect to \(common.host):\(common.port)") }
-        let clock = ContinuousClock()
-        let measureFrom = clock.now + .seconds(common.warmupSeconds)
-        let stopAt = measureFrom + .seconds(common.seconds)
+        let window = Window(common)
+        let (clock, measureFrom, stopAt) = (window.clock, window.measureFrom, window.stopAt)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var pending = [UInt8]()
         var counted = 0

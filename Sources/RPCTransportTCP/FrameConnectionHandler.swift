@@ -45,9 +45,7 @@ final class FrameConnectionHandler: ChannelInboundHandler {
             guard partialFrameTimer == nil else { return }
             let receiver = self.receiver
             let timeout = frameReadTimeout
-            let components = timeout.components
-            let nanos = components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-            partialFrameTimer = context.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+            partialFrameTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.wholeNanoseconds)) {
                 receiver.receiveUnrecoverable(
                     RPCError(code: .deadlineExceeded, message: "a frame did not arrive whole within \(timeout)"))
             }

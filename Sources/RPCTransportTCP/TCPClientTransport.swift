@@ -31,12 +31,11 @@ public struct TCPClientTransport: ClientTransport {
         _ makeReceiver: @escaping @Sendable (any FrameChannel) -> any FrameReceiver
     ) async throws -> any FrameReceiver {
         let limits = self.limits
-        let timeout = connectTimeout.components
         let box = ReceiverBox()
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .connectTimeout(.nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000))
+            .connectTimeout(.nanoseconds(connectTimeout.wholeNanoseconds))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try addFrameHandlers(to: channel, limits: limits) { frameChannel in

@@ -55,9 +55,7 @@ final class TCPFrameChannel: FrameChannel {
     }
 
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any ScheduledTimer {
-        let components = delay.components
-        let nanos = components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-        return EventLoopTimer(scheduled: channel.eventLoop.scheduleTask(in: .nanoseconds(nanos), body))
+        EventLoopTimer(scheduled: channel.eventLoop.scheduleTask(in: .nanoseconds(delay.wholeNanoseconds), body))
     }
 
     /// The channel is connected: send what was written before.

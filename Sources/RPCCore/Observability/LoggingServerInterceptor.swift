@@ -30,7 +30,6 @@ public struct LoggingServerInterceptor: ServerInterceptor {
     }
 
     static func micros(since start: ContinuousClock.Instant) -> Int64 {
-        let elapsed = (ContinuousClock.now - start).components
-        return elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
+        (ContinuousClock.now - start).wholeMicroseconds
     }
 }

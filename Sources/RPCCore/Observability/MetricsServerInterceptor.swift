@@ -64,7 +64,6 @@ public final class MetricsServerInterceptor: ServerInterceptor {
     }
 
     static func nanos(since start: ContinuousClock.Instant) -> Int64 {
-        let elapsed = (ContinuousClock.now - start).components
-        return elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
+        (ContinuousClock.now - start).wholeNanoseconds
     }
 }
