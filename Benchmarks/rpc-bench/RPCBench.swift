@@ -25,6 +25,12 @@ struct Common: ParsableArguments {
     @Option(help: "Measured seconds (after the warm-up).") var seconds = 5.0
     @Option(help: "Unmeasured warm-up seconds.") var warmupSeconds = 1.0
     @Option(help: "Encoded size of each JSON message in bytes.") var payloadBytes = 200
+
+    /// The padded message, and an Echo client on one connection to the server.
+    func connect() throws -> (JframeTestingV1.EchoMessage, RPCClient, JframeTestingV1.Echo.Client) {
+        let client = RPCClient(transport: TCPClientTransport(host: host, port: port))
+        return (try paddedMessage(payloadBytes), client, JframeTestingV1.Echo.Client(client))
+    }
 }
 
 /// The request: a UUID id and a note padded so the JSON is exactly `bytes` long.
@@ -62,9 +68,7 @@ struct Unary: AsyncParsableCommand {
     @Option(help: "Calls kept in flight.") var concurrency = 1
 
     func run() async throws {
-        let template = try paddedMessage(common.payloadBytes)
-        let client = RPCClient(transport: TCPClientTransport(host: common.host, port: common.port))
-        let echo = JframeTestingV1.Echo.Client(client)
+        let (template, client, echo) = try common.connect()
         let window = Window(common)
         let (clock, measureFrom, stopAt) = (window.clock, window.measureFrom, window.stopAt)
         let latencies = try await withThrowingTaskGroup(of: [Int64].self) { group in
@@ -108,9 +112,7 @@ struct Stream: AsyncParsableCommand {
     @OptionGroup var common: Common
 
     func run() async throws {
-        let template = try paddedMessage(common.payloadBytes)
-        let client = RPCClient(transport: TCPClientTransport(host: common.host, port: common.port))
-        let echo = JframeTestingV1.Echo.Client(client)
+        let (template, client, echo) = try common.connect()
         let window = Window(common)
         let (clock, measureFrom, stopAt) = (window.clock, window.measureFrom, window.stopAt)
         // More than can be read in the window; the call is cancelled when the window ends.

@@ -86,8 +86,9 @@ final class InProcessChannel: FrameChannel {
     private struct State {
         var peer: InProcessChannel?
         var receiver: (any FrameReceiver)?
+        /// Frames not yet handed to the receiver (including those written before it was set).
         var inbox: [Frame] = []
-        /// Frames written before the receiver was set.
+        /// A thread is handing frames to the receiver; others only queue.
         var delivering = false
         var closed = false
         var closeDelivered = false

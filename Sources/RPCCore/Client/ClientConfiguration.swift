@@ -6,9 +6,8 @@ public struct ClientConfiguration: Sendable {
     /// ... multiplied by this after each further failure ...
     public var backoffMultiplier: Double = 1.6
     /// ... up to this, with ±20% jitter so that many clients do not reconnect in step.
+    /// (How long one attempt may take is the transport's setting, e.g. `TCPClientTransport`'s.)
     public var maxBackoff: Duration = .seconds(5)
-    /// How long one connection attempt may take.
-    public var connectTimeout: Duration = .seconds(5)
 
     public init() {}
 
@@ -18,13 +17,8 @@ public struct ClientConfiguration: Sendable {
     public func backoff(afterFailures failures: Int) -> Duration {
         let base = Double(initialBackoff.components.seconds) + Double(initialBackoff.components.attoseconds) / 1e18
         let cap = Double(maxBackoff.components.seconds) + Double(maxBackoff.components.attoseconds) / 1e18
-        let grown = min(cap, base * pow(backoffMultiplier, Double(max(0, failures - 1))))
+        let growth = repeatElement(backoffMultiplier, count: max(0, failures - 1)).reduce(1, *)
+        let grown = min(cap, base * growth)
         return .milliseconds(Int64(grown * 1000 * Double.random(in: 0.8...1.2)))
     }
-}
-
-private func pow(_ base: Double, _ exponent: Double) -> Double {
-    var result = 1.0
-    for _ in 0..<Int(exponent) { result *= base }
-    return result
 }

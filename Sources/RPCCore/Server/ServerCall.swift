@@ -19,8 +19,6 @@ public final class ServerCall: Sendable {
         /// Request messages the client may still send before it needs more credit.
         var inboundCredit: Int = 0
         var deadlineTimer: (any ScheduledTimer)?
-        /// Why the connection ended the call (deadline, cancel), if it did.
-        var endedBy: RPCError?
     }
 
     init(streamID: UInt32, method: MethodDescriptor, connection: ServerConnection, limits: ConnectionLimits, peerCredit: Int) {

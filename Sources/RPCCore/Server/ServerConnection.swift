@@ -366,10 +366,7 @@ final class ServerConnection: FrameReceiver, Sendable {
 
     /// Cancels a call already removed from the table, without sending anything.
     private func abandon(_ call: ServerCall, _ error: RPCError) {
-        let (task, timer) = call.withState { state -> (Task<Void, Never>?, (any ScheduledTimer)?) in
-            state.endedBy = error
-            return (state.task, state.deadlineTimer)
-        }
+        let (task, timer) = call.withState { ($0.task, $0.deadlineTimer) }
         timer?.cancel()
         call.requests.fail(error)
         call.outboundCredit.fail(error)
