@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "Contracts", targets: ["Contracts"]),
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
+        .library(name: "LogStorage", targets: ["LogStorage"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
@@ -40,6 +41,9 @@ let package = Package(
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
         .target(name: "RPCCore", dependencies: [logging, metrics, lifecycle], swiftSettings: settings),
+        // The broker's storage: segments of checksummed record batches, sparse indexes, group
+        // commit, roll, retention, compaction, recovery. Files only, no networking.
+        .target(name: "LogStorage", dependencies: [logging], swiftSettings: settings),
         // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer.
         .target(
             name: "RPCTransportTCP",
@@ -94,6 +98,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

@@ -1,0 +1,45 @@
+import Testing
+
+@testable import LogStorage
+
+@Suite struct RecordBatchTests {
+    @Test func crc32cMatchesTheStandardCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+    }
+
+    @Test func aBatchRoundTripsWithOffsetsKeysHeadersAndTombstones() throws {
+        var batch = RecordBatch(
+            records: [
+                record("k1", #"{"a":1}"#, timestamp: 10, headers: [RecordHeader(key: "type", value: Array("Opened".utf8))]),
+                record(nil, "[]", timestamp: 12),
+                record("k1", nil, timestamp: 11, headers: [RecordHeader(key: "empty", value: nil)]),
+            ], producer: ProducerStamp(producerId: 7, baseSequence: 3))
+        var encoded = batch.encoded()
+        encoded.setBaseOffset(1000)
+        let decoded = try RecordBatch.decode(encoded.bytes[...])
+        batch.baseOffset = 1000
+        #expect(decoded.baseOffset == 1000)
+        #expect(decoded.lastOffset == 1002)
+        #expect(decoded.records.map(\.offset) == [1000, 1001, 1002])
+        #expect(decoded.records.map(\.keyText) == ["k1", nil, "k1"])
+        #expect(decoded.records.map(\.valueText) == [#"{"a":1}"#, "[]", nil])
+        #expect(decoded.records.map(\.timestamp) == [10, 12, 11])
+        #expect(decoded.records[0].headers == [RecordHeader(key: "type", value: Array("Opened".utf8))])
+        #expect(decoded.records[2].headers == [RecordHeader(key: "empty", value: nil)])
+        #expect(decoded.maxTimestamp == 12)
+        #expect(decoded.producer == ProducerStamp(producerId: 7, baseSequence: 3))
+    }
+
+    @Test func everyFlippedBitIsCaughtAndEveryCutIsTruncated() throws {
+        let bytes = RecordBatch(records: [record("key", #"{"amount":100}"#)]).encoded().bytes
+        for index in 0..<bytes.count {
+            var damaged = bytes
+            damaged[index] ^= 0x10
+            #expect(throws: BatchDecodingError.self) { try RecordBatch.decode(damaged[...]) }
+        }
+        for cut in 0..<bytes.count {
+            #expect(throws: BatchDecodingError.self) { try RecordBatch.decode(bytes[..<cut]) }
+        }
+    }
+}
