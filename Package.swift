@@ -26,9 +26,11 @@ let package = Package(
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
         .library(name: "LogStorage", targets: ["LogStorage"]),
+        .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
+        .executable(name: "broker", targets: ["broker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -44,6 +46,9 @@ let package = Package(
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
         .target(name: "LogStorage", dependencies: [logging], swiftSettings: settings),
+        // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
+        // groups and committed offsets. No networking.
+        .target(name: "BrokerCore", dependencies: ["LogStorage", logging], swiftSettings: settings),
         // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer.
         .target(
             name: "RPCTransportTCP",
@@ -66,6 +71,14 @@ let package = Package(
             dependencies: [
                 "RPCCore", "RPCTransportTCP", "RPCStandardServices", nioCore, nioPosix, argumentParser, logging, lifecycle,
             ],
+            swiftSettings: settings
+        ),
+        // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
+        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
+        // The broker process.
+        .executableTarget(
+            name: "broker",
+            dependencies: ["BrokerService", "BrokerCore", "LogStorage", "RPCHosting", argumentParser, logging, lifecycle],
             swiftSettings: settings
         ),
         // A server hosting reflection, health and the Echo test service (contract tests, bench).

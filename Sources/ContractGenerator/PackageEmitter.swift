@@ -214,7 +214,7 @@ struct PackageEmitter {
         }
         switch schema["type"]?.string {
         case nil:
-            return SwiftType(name: "JSONValue")
+            return SwiftType(name: schema["x-jframe-raw"]?.bool == true ? "RawJSON" : "JSONValue")
         case "string":
             switch schema["format"]?.string {
             case "int64": return SwiftType(name: "Int64", int64String: true)

@@ -3,6 +3,7 @@ public import RPCCore
 import RPCStandardServices
 import RPCTransportTCP
 import ServiceLifecycle
+import Synchronization
 
 /// Runs services as a server process: TCP listener, reflection and health added, logging and
 /// metrics interceptors, and a ServiceGroup that turns SIGTERM or SIGINT into a graceful shutdown.
@@ -13,11 +14,7 @@ public enum ServerHost {
         name: String, services: [any RPCService], options: ServerOptions, defaultAddress: String,
         extraServices: [any Service] = []
     ) async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: options.level) ?? .info
-            return handler
-        }
+        bootstrapLogging(options)
         let logger = Logger(label: name)
         let configuration = try options.configuration()
         let address = options.listenAddress(default: defaultAddress)
@@ -43,6 +40,25 @@ public enum ServerHost {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+}
+
+extension ServerHost {
+    private static let loggingBootstrapped = Mutex(false)
+
+    /// Sends logs to stderr at the level the options give. Once per process; binaries that need
+    /// a logger before `run` (to open their storage) call it first.
+    public static func bootstrapLogging(_ options: ServerOptions) {
+        let first = loggingBootstrapped.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: options.level) ?? .info
+            return handler
+        }
     }
 }
 

@@ -91,10 +91,22 @@ public struct ServerOptions: ParsableArguments {
         return value
     }
 
-    static func environment(_ name: String) -> String? {
+    static func environment(_ name: String) -> String? { Environment.string(name) }
+}
+
+/// Environment variables as settings: unset and empty are the same.
+public enum Environment {
+    public static func string(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
         return text.isEmpty ? nil : text
+    }
+
+    /// The variable as a whole number; a value that is not one is an error, not ignored.
+    public static func integer(_ name: String) throws -> Int? {
+        guard let text = string(name) else { return nil }
+        guard let value = Int(text) else { throw ValidationError("\(name)='\(text)' is not a whole number") }
+        return value
     }
 }
 

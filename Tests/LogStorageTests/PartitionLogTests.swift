@@ -244,8 +244,8 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let log = try PartitionLog(directory: dir.path, config: config())
-        #expect(await log.waitForRecords(after: 0, timeout: .milliseconds(20)) == false)
-        async let woke = log.waitForRecords(after: 0, timeout: .seconds(10))
+        #expect(await log.waitForRecord(at: 0, timeout: .milliseconds(20)) == false)
+        async let woke = log.waitForRecord(at: 0, timeout: .seconds(10))
         try await Task.sleep(for: .milliseconds(20))
         _ = try await log.append([record("k", "v")])
         #expect(await woke)

@@ -67,6 +67,8 @@ public final class PartitionLog: Sendable {
     public var logStartOffset: Int64 { state.withLock { $0.segments[0].baseOffset } }
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.size } } }
     public var segmentCount: Int { state.withLock { $0.segments.count } }
+    /// Why the log takes no more writes, if it is offline.
+    public var offlineReason: String? { state.withLock { $0.offline?.description } }
 
     // MARK: Append
 
@@ -276,14 +278,14 @@ public final class PartitionLog: Sendable {
         }
     }
 
-    /// Waits until the high watermark passes `offset` or `timeout` runs out; true if it did.
-    public func waitForRecords(after offset: Int64, timeout: Duration) async -> Bool {
+    /// Waits until the record at `offset` is readable (the high watermark is above it) or `timeout` runs out; true if it is.
+    public func waitForRecord(at offset: Int64, timeout: Duration) async -> Bool {
         if highWatermark > offset { return true }
         return await watermark.wait(untilAbove: offset, timeout: timeout)
     }
 
-    /// Waits, without a time limit, until the high watermark passes `offset` or the task is cancelled.
-    public func waitForRecords(after offset: Int64) async {
+    /// Waits, without a time limit, until the record at `offset` is readable or the task is cancelled.
+    public func waitForRecord(at offset: Int64) async {
         await watermark.wait(untilAbove: offset)
     }
 

@@ -301,6 +301,17 @@ public struct JSONScanner {
         }
     }
 
+    /// The exact bytes of the next value, checked to be well-formed JSON in valid UTF-8: for
+    /// payloads a server stores and forwards without needing their structure.
+    public mutating func rawValue() throws -> RawJSON {
+        _ = peek()
+        let start = index
+        try skipValue()
+        let slice = bytes[start..<index]
+        guard String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8") }
+        return RawJSON(unchecked: Array(slice))
+    }
+
     /// Skips any JSON value (for members this version does not know).
     public mutating func skipValue() throws {
         switch peek() {
@@ -309,11 +320,32 @@ public struct JSONScanner {
         case UInt8(ascii: "\""): _ = try string()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try bool()
         case UInt8(ascii: "n"): try literal("null")
-        case .some:
-            let start = index
-            while index < bytes.count, "+-.eE0123456789".utf8.contains(bytes[index]) { index += 1 }
-            guard index > start else { throw failure("unexpected character") }
+        case .some: try skipNumber()
         case nil: throw failure("unexpected end")
+        }
+    }
+
+    /// A number by JSON's grammar: `-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`.
+    private mutating func skipNumber() throws {
+        func digits(_ scanner: inout JSONScanner) -> Int {
+            let start = scanner.index
+            while scanner.index < scanner.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(scanner.bytes[scanner.index]) {
+                scanner.index += 1
+            }
+            return scanner.index - start
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        let first = index < bytes.count ? bytes[index] : 0
+        let integer = digits(&self)
+        guard integer > 0, first != UInt8(ascii: "0") || integer == 1 else { throw failure("invalid number") }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits(&self) > 0 else { throw failure("invalid number") }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits(&self) > 0 else { throw failure("invalid number") }
         }
     }
 

@@ -12,6 +12,9 @@ public struct JSONWriter {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
+    /// Bytes already known to be one JSON value.
+    public mutating func raw(_ json: RawJSON) { bytes.append(contentsOf: json.bytes) }
+
     public mutating func beginObject() { bytes.append(UInt8(ascii: "{")) }
     public mutating func endObject() { close(UInt8(ascii: "}")) }
     public mutating func beginArray() { bytes.append(UInt8(ascii: "[")) }

@@ -1,0 +1,308 @@
+import Logging
+import LogStorage
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The broker's settings that are not per topic.
+public struct BrokerSettings: Sendable {
+    public var dataDirectory: String
+    /// Configuration for topics that do not set their own.
+    public var topicDefaults = LogConfig()
+    /// The largest record (key, value and headers) a producer may send.
+    public var maxRecordBytes = 1 << 20
+    /// The most a fetch may return.
+    public var maxFetchBytes = 8 << 20
+
+    public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+}
+
+/// A record as a producer sends it.
+public struct ProduceInput: Sendable, Hashable {
+    public var key: String?
+    public var value: [UInt8]?
+    public var headers: [String: String]
+    public var timestamp: Int64?
+    public var partition: Int?
+
+    public init(key: String?, value: [UInt8]?, headers: [String: String] = [:], timestamp: Int64? = nil, partition: Int? = nil) {
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+        self.partition = partition
+    }
+}
+
+/// Where each record of a produce request went.
+public struct ProduceOutcome: Sendable, Hashable {
+    public var positions: [(partition: Int, offset: Int64)]
+    /// Every partition of an idempotent request had it already.
+    public var duplicate: Bool
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.duplicate == b.duplicate && a.positions.elementsEqual(b.positions) { $0 == $1 }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(duplicate)
+        for position in positions {
+            hasher.combine(position.partition)
+            hasher.combine(position.offset)
+        }
+    }
+}
+
+/// Topics of partition logs on one machine: create, delete, produce, fetch. Consumer groups live
+/// in `GroupCoordinator`. No networking here: `BrokerService` puts RPC in front of it.
+///
+/// Layout of the data directory:
+///
+///     topics/<name>/topic.json          settings
+///     topics/<name>/<partition>/        one PartitionLog each
+///     internal/consumer-offsets/        the compacted log of committed offsets
+///     producer-ids                      the end of the reserved producer-id block
+public final class Broker: Sendable {
+    public let settings: BrokerSettings
+    public let groups: GroupCoordinator
+    private let fileSystem: any FileSystem
+    private let clock: any WallClock
+    private let logger: Logger
+    private let topics: Mutex<[String: Topic]>
+    private let producerIds: ProducerIdAllocator
+    /// Per topic, the partition keyless records of the next request go to.
+    private let stickyPartition = Atomic<Int>(0)
+
+    private var topicsDirectory: String { settings.dataDirectory + "/topics" }
+
+    /// Opens every topic under the data directory, recovering each partition. A partition that
+    /// fails to open (corruption) is reported and left offline; the others serve.
+    public init(
+        settings: BrokerSettings, fileSystem: any FileSystem = PosixFileSystem(), clock: any WallClock = SystemWallClock(),
+        logger: Logger = Logger(label: "broker")
+    ) throws {
+        self.settings = settings
+        self.fileSystem = fileSystem
+        self.clock = clock
+        self.logger = logger
+        try fileSystem.createDirectory(settings.dataDirectory + "/topics")
+        try fileSystem.createDirectory(settings.dataDirectory + "/internal")
+        producerIds = try ProducerIdAllocator(path: settings.dataDirectory + "/producer-ids", fileSystem: fileSystem)
+        var open: [String: Topic] = [:]
+        let topicsDirectory = settings.dataDirectory + "/topics"
+        for name in try fileSystem.list(topicsDirectory).sorted() {
+            let path = topicsDirectory + "/" + name
+            if name.hasPrefix(".") {
+                logger.info("removing an interrupted topic creation or deletion", metadata: ["path": "\(path)"])
+                try fileSystem.removeTree(path)
+                continue
+            }
+            guard let bytes = try fileSystem.readWholeFile(path + "/topic.json") else { continue }
+            let topicSettings = try JSONDecoder().decode(TopicSettings.self, from: Data(bytes))
+            open[name] = Self.openTopic(topicSettings, directory: path, fileSystem: fileSystem, clock: clock, logger: logger)
+        }
+        topics = Mutex(open)
+        var offsetsConfig = LogConfig()
+        offsetsConfig.cleanupPolicy = .compact
+        offsetsConfig.segmentBytes = 16 << 20
+        offsetsConfig.deleteRetentionMs = 86_400_000
+        let offsetsLog = try PartitionLog(
+            directory: settings.dataDirectory + "/internal/consumer-offsets", config: offsetsConfig, fileSystem: fileSystem,
+            clock: clock, logger: logger)
+        groups = try GroupCoordinator(offsetsLog: offsetsLog, clock: clock, logger: logger)
+        logger.info("broker opened", metadata: ["topics": "\(open.count)", "data_dir": "\(settings.dataDirectory)"])
+    }
+
+    private static func openTopic(
+        _ settings: TopicSettings, directory: String, fileSystem: any FileSystem, clock: any WallClock, logger: Logger
+    ) -> Topic {
+        let partitions = (0..<settings.partitions).map { partition -> PartitionState in
+            var partitionLogger = logger
+            partitionLogger[metadataKey: "topic"] = "\(settings.name)"
+            partitionLogger[metadataKey: "partition"] = "\(partition)"
+            do {
+                return .online(
+                    try PartitionLog(
+                        directory: directory + "/\(partition)", config: settings.config, fileSystem: fileSystem, clock: clock,
+                        logger: partitionLogger))
+            } catch {
+                partitionLogger.error("partition left offline: it could not be opened", metadata: ["error": "\(error)"])
+                return .failed("\(error)")
+            }
+        }
+        return Topic(settings: settings, directory: directory, partitions: partitions)
+    }
+
+    // MARK: Topics
+
+    public func topic(_ name: String) throws(BrokerError) -> Topic {
+        guard let topic = topics.withLock({ $0[name] }) else { throw .unknownTopic(name) }
+        return topic
+    }
+
+    public func allTopics() -> [Topic] { topics.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
+
+    /// Creates the topic's directory under a hidden name and renames it into place, so a crash
+    /// never leaves half a topic.
+    @discardableResult
+    public func createTopic(_ topicSettings: TopicSettings) throws -> Topic {
+        try topicSettings.validate()
+        let final = topicsDirectory + "/" + topicSettings.name
+        let staging = topicsDirectory + "/." + topicSettings.name + ".creating"
+        return try topics.withLock { topics in
+            if topics[topicSettings.name] != nil || fileSystem.exists(final) { throw BrokerError.topicExists(topicSettings.name) }
+            try fileSystem.removeTree(staging)
+            try fileSystem.createDirectory(staging)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try fileSystem.writeAtomically(staging + "/topic.json", Array(try encoder.encode(topicSettings)))
+            try fileSystem.rename(staging, to: final)
+            try fileSystem.syncDirectory(topicsDirectory)
+            let topic = Self.openTopic(topicSettings, directory: final, fileSystem: fileSystem, clock: clock, logger: logger)
+            topics[topicSettings.name] = topic
+            logger.info(
+                "topic created", metadata: ["topic": "\(topicSettings.name)", "partitions": "\(topicSettings.partitions)"])
+            return topic
+        }
+    }
+
+    /// Removes the topic from service, renames its directory to a hidden name, deletes it, and
+    /// deletes the groups' committed offsets for it.
+    public func deleteTopic(_ name: String) async throws {
+        let topic = try topics.withLock { topics throws(BrokerError) -> Topic in
+            guard let topic = topics.removeValue(forKey: name) else { throw .unknownTopic(name) }
+            return topic
+        }
+        for log in topic.onlineLogs { try? log.close() }
+        let doomed = topicsDirectory + "/.\(name).\(clock.nowMilliseconds()).deleted"
+        try fileSystem.rename(topic.directory, to: doomed)
+        try fileSystem.syncDirectory(topicsDirectory)
+        try fileSystem.removeTree(doomed)
+        try await groups.topicDeleted(name)
+        logger.info("topic deleted", metadata: ["topic": "\(name)"])
+    }
+
+    // MARK: Produce
+
+    public func allocateProducerId() throws -> Int64 { try producerIds.next() }
+
+    /// Routes, validates and appends records; returns once every record is durable.
+    ///
+    /// Everything is checked before anything is written. Partitions are appended concurrently,
+    /// so when one fails others may be stored: an idempotent retry then completes the request
+    /// without duplicating what went in.
+    public func produce(
+        topic name: String, records: [ProduceInput], producerId: Int64? = nil, sequences: [Int: Int32] = [:]
+    ) async throws -> ProduceOutcome {
+        let topic = try topic(name)
+        guard !records.isEmpty else { throw BrokerError.invalid(field: "records", reason: "at least one record") }
+        let count = topic.settings.partitions
+        let sticky = stickyPartition.wrappingAdd(1, ordering: .relaxed).oldValue % count
+        let now = clock.nowMilliseconds()
+        var byPartition: [Int: [(index: Int, record: Record)]] = [:]
+        for (index, input) in records.enumerated() {
+            let field = "records[\(index)]"
+            let partition: Int
+            if let explicit = input.partition {
+                guard (0..<count).contains(explicit) else {
+                    throw BrokerError.invalid(field: field + ".partition", reason: "topic \(name) has partitions 0 to \(count - 1)")
+                }
+                partition = explicit
+            } else if producerId != nil {
+                throw BrokerError.invalid(field: field + ".partition", reason: "an idempotent request sets every record's partition")
+            } else if let key = input.key {
+                partition = Partitioner.partition(forKey: Array(key.utf8), partitions: count)
+            } else {
+                partition = sticky
+            }
+            if topic.settings.config.cleanupPolicy == .compact && input.key == nil {
+                throw BrokerError.invalid(field: field + ".key", reason: "topic \(name) is compacted: every record needs a key")
+            }
+            let record = Record(
+                timestamp: input.timestamp ?? now, key: input.key.map { Array($0.utf8) }, value: input.value,
+                headers: input.headers.sorted { $0.key < $1.key }.map { RecordHeader(key: $0.key, value: Array($0.value.utf8)) })
+            guard record.encodedSize <= settings.maxRecordBytes else {
+                throw BrokerError.tooLarge(
+                    "\(field) takes \(record.encodedSize) bytes, over the limit of \(settings.maxRecordBytes)")
+            }
+            byPartition[partition, default: []].append((index, record))
+        }
+        if producerId != nil {
+            for partition in byPartition.keys where sequences[partition] == nil {
+                throw BrokerError.invalid(field: "sequences", reason: "no base sequence for partition \(partition)")
+            }
+        } else if !sequences.isEmpty {
+            throw BrokerError.invalid(field: "sequences", reason: "sequences need a producerId")
+        }
+        let logs = try byPartition.keys.map { partition throws(BrokerError) in (partition, try topic.log(partition)) }
+        var positions = [(partition: Int, offset: Int64)](repeating: (0, 0), count: records.count)
+        var allDuplicate = true
+        try await withThrowingTaskGroup(of: (Int, PartitionLog.AppendResult).self) { group in
+            for (partition, log) in logs {
+                let stamp = producerId.map { ProducerStamp(producerId: $0, baseSequence: sequences[partition]!) }
+                let batch = byPartition[partition]!.map(\.record)
+                group.addTask { (partition, try await log.append(batch, producer: stamp)) }
+            }
+            for try await (partition, result) in group {
+                allDuplicate = allDuplicate && result.duplicate
+                for (i, entry) in byPartition[partition]!.enumerated() {
+                    positions[entry.index] = (partition, result.baseOffset + Int64(i))
+                }
+            }
+        }
+        return ProduceOutcome(positions: positions, duplicate: producerId != nil && allDuplicate)
+    }
+
+    // MARK: Fetch
+
+    /// Reads a partition; with `maxWait`, waits until `minBytes` of records are there or the
+    /// wait is over.
+    public func fetch(
+        topic name: String, partition: Int, offset: Int64, maxRecords: Int, maxBytes: Int, maxWait: Duration = .zero,
+        minBytes: Int = 1
+    ) async throws -> PartitionLog.ReadResult {
+        let log = try topic(name).log(partition)
+        let maxBytes = min(maxBytes, settings.maxFetchBytes)
+        var result = try log.read(from: offset, maxRecords: maxRecords, maxBytes: maxBytes)
+        let deadline = ContinuousClock.now + maxWait
+        while result.records.reduce(0, { $0 + $1.encodedSize }) < minBytes && result.records.count < maxRecords {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero, !Task.isCancelled else { break }
+            guard await log.waitForRecord(at: result.highWatermark, timeout: remaining) else { break }
+            result = try log.read(from: offset, maxRecords: maxRecords, maxBytes: maxBytes)
+        }
+        return result
+    }
+
+    // MARK: Maintenance
+
+    /// Rolls expired segments, applies retention and compaction, and writes checkpoints: run
+    /// periodically by the broker binary.
+    public func maintain() {
+        for topic in allTopics() {
+            for log in topic.onlineLogs {
+                do {
+                    try log.rollIfExpired()
+                    try log.applyRetention()
+                    try log.compact()
+                    try log.checkpoint()
+                } catch {
+                    logger.error("maintenance failed", metadata: ["log": "\(log.directory)", "error": "\(error)"])
+                }
+            }
+        }
+        groups.maintain()
+    }
+
+    /// Checkpoints and closes every log.
+    public func close() {
+        for topic in allTopics() {
+            for log in topic.onlineLogs { try? log.close() }
+        }
+        groups.close()
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import BrokerCore
+import BrokerService
+import Logging
+import LogStorage
+import RPCHosting
+import ServiceLifecycle
+
+/// broker: the standalone broker process.
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Serve cqrs.broker.v1.Broker: durable partitioned topics and consumer groups.",
+        discussion: """
+            Every flag can also come from an environment variable (named in its help) or from a JSON \
+            config file given with --config FILE (or JFRAME_CONFIG), whose keys are the flag names: \
+            {"listen": "0.0.0.0:9092", "data-dir": "/var/lib/broker"}. The command line wins over \
+            the file, the file over the environment.
+            Prints one JSON line on stdout once listening: {"event":"listening","service":"broker","host":…,"port":…}.
+            """)
+
+    @OptionGroup var server: ServerOptions
+
+    @Option(help: "Directory for topics, offsets and producer ids. Env: BROKER_DATA_DIR.")
+    var dataDir: String?
+
+    @Option(help: "Largest record (key, value and headers) accepted, bytes. Env: BROKER_MAX_RECORD_BYTES.")
+    var maxRecordBytes: Int?
+
+    @Option(help: "How often to apply retention and compaction and write checkpoints, ms. Env: BROKER_MAINTENANCE_INTERVAL_MS.")
+    var maintenanceIntervalMs: Int?
+
+    @Option(help: "Default retention of new topics, ms (-1: forever). Env: BROKER_RETENTION_MS.")
+    var retentionMs: Int64?
+
+    @Option(help: "Default segment size of new topics, bytes. Env: BROKER_SEGMENT_BYTES.")
+    var segmentBytes: Int?
+
+    func validate() throws {
+        if let maxRecordBytes, maxRecordBytes < 1 { throw ValidationError("--max-record-bytes must be at least 1") }
+        if let maintenanceIntervalMs, maintenanceIntervalMs < 10 { throw ValidationError("--maintenance-interval-ms must be at least 10") }
+        if let segmentBytes, !(1024...(1 << 30)).contains(segmentBytes) { throw ValidationError("--segment-bytes must be 1 KiB to 1 GiB") }
+        if let retentionMs, retentionMs < -1 { throw ValidationError("--retention-ms must be -1 or more") }
+    }
+
+    func run() async throws {
+        var settings = BrokerSettings(dataDirectory: dataDir ?? Environment.string("BROKER_DATA_DIR") ?? "data/broker")
+        if let value = try maxRecordBytes ?? Environment.integer("BROKER_MAX_RECORD_BYTES") { settings.maxRecordBytes = value }
+        if let value = try retentionMs ?? Environment.integer("BROKER_RETENTION_MS").map(Int64.init) {
+            settings.topicDefaults.retentionMs = value
+        }
+        if let value = try segmentBytes ?? Environment.integer("BROKER_SEGMENT_BYTES") { settings.topicDefaults.segmentBytes = value }
+        let interval = try maintenanceIntervalMs ?? Environment.integer("BROKER_MAINTENANCE_INTERVAL_MS") ?? 30_000
+        let configuration = try server.configuration()
+        // A record must fit in one message with room for its envelope.
+        settings.maxFetchBytes = max(1024, configuration.limits.maxFrameBytes - 64 * 1024)
+        ServerHost.bootstrapLogging(server)
+        let logger = Logger(label: "broker")
+        let broker = try Broker(settings: settings, logger: logger)
+        defer { broker.close() }
+        try await ServerHost.run(
+            name: "broker", services: [BrokerService(broker: broker)], options: server, defaultAddress: "127.0.0.1:9092",
+            extraServices: [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))])
+    }
+}
+
+/// Background work of a running broker: consumer-group session expiry (often), retention,
+/// compaction and checkpoints (every maintenance interval), and a final checkpoint on shutdown.
+struct BrokerUpkeep: Service {
+    let broker: Broker
+    let maintenanceInterval: Duration
+
+    func run() async throws {
+        var sinceMaintenance = Duration.zero
+        let tick = Duration.milliseconds(250)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: tick)
+            broker.groups.expireMembers()
+            sinceMaintenance += tick
+            if sinceMaintenance >= maintenanceInterval {
+                sinceMaintenance = .zero
+                broker.maintain()
+            }
+        }
+    }
+}
+
+@main
+enum Entry {
+    static func main() {
+        ConcurrencyOnEventLoops.run {
+            do {
+                await BrokerCommand.main(try ConfigFile.expand(CommandLine.arguments))
+            } catch {
+                BrokerCommand.exit(withError: error)
+            }
+        }
+    }
+}
