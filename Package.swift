@@ -111,6 +111,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]

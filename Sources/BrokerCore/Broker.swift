@@ -239,6 +239,13 @@ public final class Broker: Sendable {
             throw BrokerError.invalid(field: "sequences", reason: "sequences need a producerId")
         }
         let logs = try byPartition.keys.map { partition throws(BrokerError) in (partition, try topic.log(partition)) }
+        if let producerId {
+            for (partition, log) in logs {
+                try log.checkSequence(
+                    ProducerStamp(producerId: producerId, baseSequence: sequences[partition]!),
+                    recordCount: byPartition[partition]!.count)
+            }
+        }
         var positions = [(partition: Int, offset: Int64)](repeating: (0, 0), count: records.count)
         var allDuplicate = true
         try await withThrowingTaskGroup(of: (Int, PartitionLog.AppendResult).self) { group in

@@ -143,9 +143,10 @@ public final class GroupCoordinator: Sendable {
             group.members[id] = member
             group.partitionCounts.merge(partitionCounts) { _, new in new }
             group.rebalance()
+            let membership = Self.grant(name, &group, id)
             groups[name] = group
             logger.info("member joined", metadata: ["group": "\(name)", "member": "\(id)", "generation": "\(group.generation)"])
-            return Self.membership(name, group, id)
+            return membership
         }
     }
 
@@ -159,8 +160,9 @@ public final class GroupCoordinator: Sendable {
             member.lastSeen = now
             member.owned = owned
             group.members[memberId] = member
+            let membership = Self.grant(name, &group, memberId)
             groups[name] = group
-            return Self.membership(name, group, memberId)
+            return membership
         }
     }
 
@@ -193,9 +195,12 @@ public final class GroupCoordinator: Sendable {
         (clientId ?? "member") + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 
-    private static func membership(_ name: String, _ group: Group, _ id: String) -> Membership {
+    /// The member's grant; from now on it counts as owning what it was granted, until a
+    /// heartbeat says otherwise.
+    private static func grant(_ name: String, _ group: inout Group, _ id: String) -> Membership {
         let member = group.members[id]!
         let granted = group.granted(member)
+        group.members[id]!.owned.formUnion(granted)
         return Membership(
             group: name, memberId: id, generation: group.generation, assignment: granted.sorted(),
             heartbeatIntervalMs: max(member.sessionTimeoutMs / 3, 100), pendingPartitions: member.target.count - granted.count)

@@ -126,6 +126,17 @@ public final class PartitionLog: Sendable {
         return result
     }
 
+    /// Throws `outOfOrderSequence` if a batch with this stamp would be refused now, so a request
+    /// spanning partitions can be refused before any of them is written. `append` checks again.
+    public func checkSequence(_ producer: ProducerStamp, recordCount: Int) throws {
+        try state.withLock { state in
+            if case .outOfOrder(let expected) = state.producers.check(producer, recordCount: recordCount) {
+                throw StorageError.outOfOrderSequence(
+                    producerId: producer.producerId, expected: expected, received: producer.baseSequence)
+            }
+        }
+    }
+
     private func rollIfDue(_ state: inout State, incomingBytes: Int, now: Int64) throws {
         let active = state.segments.last!
         guard !active.isEmpty else { return }
