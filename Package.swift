@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
         .library(name: "LogStorage", targets: ["LogStorage"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
+        .library(name: "BrokerClient", targets: ["BrokerClient"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
@@ -75,6 +76,8 @@ let package = Package(
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
         .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
+        // What services use to talk to the broker: a batching idempotent producer and a group consumer.
+        .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
         // The broker process.
         .executableTarget(
             name: "broker",
@@ -112,6 +115,11 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
+        .testTarget(
+            name: "BrokerClientTests",
+            dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "broker"],
+            swiftSettings: settings
+        ),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
