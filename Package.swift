@@ -32,6 +32,8 @@ let package = Package(
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "broker", targets: ["broker"]),
+        .executable(name: "broker-bench", targets: ["broker-bench"]),
+        .executable(name: "cqrs", targets: ["cqrs"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -78,6 +80,12 @@ let package = Package(
         .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer and a group consumer.
         .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        // The client CLI.
+        .executableTarget(
+            name: "cqrs",
+            dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser],
+            swiftSettings: settings
+        ),
         // The broker process.
         .executableTarget(
             name: "broker",
@@ -94,6 +102,12 @@ let package = Package(
             name: "rpc-bench",
             dependencies: ["RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
             path: "Benchmarks/rpc-bench",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "broker-bench",
+            dependencies: ["RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
+            path: "Benchmarks/broker-bench",
             swiftSettings: settings
         ),
         .testTarget(

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Scripts/bench broker: our broker against (a) raw write+fdatasync appends of the same sizes by a
+# tiny writer on the same disk (the physical limit) and (b) Redis Streams XADD with appendonly yes,
+# appendfsync always (redis-server from Debian, started and stopped here). Rounds are interleaved
+# (ROUNDS, default 3) and medians reported. stdout: one JSON line per case:
+#   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…},…],"ratio":{name: ours/baseline,…}}
+# oriented so that higher is better (ours/baseline for rates, baseline/ours for latencies).
+# Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
+set -euo pipefail
+ROUNDS="${ROUNDS:-3}"
+RUN_SECONDS="${RUN_SECONDS:-3}"
+CASES="${CASES:-1:1 1:16 100:1 100:16 1000:1 1000:16}"
+
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || apt_install redis-server redis-tools
+
+step "build ours (release)"
+swift build -c release --product broker >&2
+swift build -c release --product broker-bench >&2
+BIN="$(swift build -c release --show-bin-path)"
+
+# On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
+WORK="$(pwd)/.build/bench-broker"
+rm -rf "$WORK"; mkdir -p "$WORK/broker" "$WORK/redis" "$WORK/raw"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN/broker" --listen 127.0.0.1:0 --data-dir "$WORK/broker" --log-level warning >"$WORK/broker.out" 2>"$WORK/broker.err" &
+pids+=($!)
+for _ in $(seq 100); do
+  PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$WORK/broker.out" 2>/dev/null) && break
+  sleep 0.1
+done
+[ -n "${PORT:-}" ] || { cat "$WORK/broker.err" >&2; exit 1; }
+redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+RESULTS="$WORK/results.jsonl"
+record() {  # label, json line
+  echo "$2" >&2
+  python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$1" "$2" >>"$RESULTS"
+}
+redis_xadd() {  # batch, clients -> {"records_per_s":…,"p50_ms":…,"p99_ms":…}
+  local batch=$1 clients=$2 n
+  n=$(python3 -c "print(max(5000, int($RUN_SECONDS * {1: 3500, 16: 12000}.get($clients, 12000) * (1 if $batch == 1 else 12))))")
+  redis-cli -p 6390 del s >/dev/null
+  redis-benchmark -p 6390 -c "$clients" -P "$batch" -n "$n" --csv XADD s '*' f "$(printf 'x%.0s' $(seq 200))" 2>/dev/null |
+    python3 -c 'import csv,sys,json; rows=list(csv.reader(sys.stdin)); r=rows[-1]; print(json.dumps({"records_per_s": float(r[1]), "p50_ms": float(r[4]), "p99_ms": float(r[6])}))'
+}
+
+for round in $(seq "$ROUNDS"); do
+  step "round $round of $ROUNDS"
+  for spec in $CASES; do
+    batch=${spec%%:*}; producers=${spec##*:}
+    runs=(
+      "ours_produce_b${batch}_p${producers}|$BIN/broker-bench produce --server 127.0.0.1:$PORT --batch $batch --producers $producers --seconds $RUN_SECONDS"
+      "raw_b${batch}|$BIN/broker-bench raw-append --directory $WORK/raw --batch $batch --seconds $RUN_SECONDS"
+      "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
+    )
+    if [ $((round % 2)) -eq 0 ]; then runs=("${runs[2]}" "${runs[0]}" "${runs[1]}"); fi
+    for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
+  done
+  record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000)"
+  record "ours_e2e" "$("$BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
+done
+
+python3 - "$RESULTS" "$CASES" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+def med(label, key):
+    values = [r[key] for r in rows if r["label"] == label]
+    return statistics.median(values) if values else None
+def line(case, metric, ours, baselines, higher_is_better=True, rounds_label=None):
+    ratio = {name: round((ours / value) if higher_is_better else (value / ours), 2) for name, value in baselines if value and ours}
+    print(json.dumps({"case": case, "metric": metric, "ours": ours,
+                      "baseline": [{"name": n, "value": v} for n, v in baselines], "ratio": ratio}))
+for spec in sys.argv[2].split():
+    batch, producers = spec.split(":")
+    ours, raw, redis = f"ours_produce_b{batch}_p{producers}", f"raw_b{batch}", f"redis_b{batch}_p{producers}"
+    case = f"produce_batch{batch}_producers{producers}"
+    line(case, "records_per_s", med(ours, "records_per_s"),
+         [("redis-xadd-appendfsync-always", med(redis, "records_per_s")), ("raw-write-fdatasync", med(raw, "records_per_s"))])
+    line(case, "mb_per_s", med(ours, "mb_per_s"), [])
+    line(case, "p50_ms", med(ours, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
+    line(case, "p99_ms", med(ours, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
+line("consume_one_partition", "records_per_s", med("ours_consume", "records_per_s"), [("target-500k", 500000)])
+line("end_to_end", "p50_ms", med("ours_e2e", "p50_ms"), [])
+line("end_to_end", "p99_ms", med("ours_e2e", "p99_ms"), [])
+PY

@@ -1,0 +1,54 @@
+"""The cqrs CLI against a real broker: human and --json output, stdin input, exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import BIN_DIR
+from test_broker import BrokerProcess
+
+
+def cqrs(broker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN_DIR / "cqrs"), *args, "--broker", f"{broker.running.host}:{broker.running.port}"],
+                          input=stdin, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def broker(start_server, protocols):
+    process = BrokerProcess(start_server, protocols)
+    yield process
+    process.cleanup()
+
+
+def test_topics_produce_consume_and_groups_through_the_cli(broker):
+    assert cqrs(broker, "topics", "create", "OnNewOrder", "--partitions", "2").returncode == 0
+    produced = cqrs(broker, "produce", "OnNewOrder", "--key", "order-7", "--header", "type=OrderPlaced", '{"quantity":2}', "--json")
+    assert produced.returncode == 0, produced.stderr
+    position = json.loads(produced.stdout)["results"][0]
+    assert cqrs(broker, "produce", "OnNewOrder", "--partition", "0", stdin='{"n":1}\n{"n":2}\n').returncode == 0
+    human = cqrs(broker, "consume", "OnNewOrder", "--from-beginning")
+    assert human.returncode == 0, human.stderr
+    assert f"OnNewOrder/{position['partition']}@{position['offset']}" in human.stdout
+    assert "key=order-7" in human.stdout and "type=OrderPlaced" in human.stdout and "hw=" in human.stdout
+    records = [json.loads(line) for line in cqrs(broker, "consume", "OnNewOrder", "--from-beginning", "--json").stdout.splitlines()]
+    assert sorted(json.dumps(r["value"]) for r in records) == ['{"n": 1}', '{"n": 2}', '{"quantity": 2}']
+    assert len(cqrs(broker, "consume", "OnNewOrder", "--from-beginning", "--max", "1").stdout.splitlines()) == 1
+    listed = cqrs(broker, "topics", "list")
+    assert "OnNewOrder" in listed.stdout and "PARTITIONS" in listed.stdout
+    assert "HIGH-WATERMARK" in cqrs(broker, "topics", "describe", "OnNewOrder").stdout
+    broker.call("CommitOffsets", {"group": "g", "offsets": [{"topic": "OnNewOrder", "partition": 0, "offset": "1"}]})
+    described = cqrs(broker, "groups", "describe", "g", "--json")
+    assert json.loads(described.stdout)["partitions"][0]["lag"] == "1"
+    assert "g" in cqrs(broker, "groups", "list").stdout
+
+
+def test_errors_are_one_line_with_the_status_as_exit_code(broker):
+    missing = cqrs(broker, "topics", "describe", "nope")
+    assert missing.returncode == 5
+    assert missing.stderr.strip() == "error: NOT_FOUND: topic nope does not exist"
+    bad = cqrs(broker, "topics", "create", "bad/name")
+    assert bad.returncode == 3 and "name:" in bad.stderr
+    assert cqrs(broker, "produce", "t", "not json").returncode != 0
+    assert "USAGE" in subprocess.run([str(BIN_DIR / "cqrs"), "--help"], capture_output=True, text=True).stdout
