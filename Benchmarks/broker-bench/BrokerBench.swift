@@ -20,11 +20,7 @@ struct Target: ParsableArguments {
     @Option(help: "Broker address, host:port.") var server = "127.0.0.1:9092"
     @Option(help: "Bytes of JSON per record value.") var recordBytes = 200
 
-    func client() throws -> RPCClient {
-        let parts = server.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--server is host:port") }
-        return RPCClient(transport: TCPClientTransport(host: String(parts[0]), port: port))
-    }
+    func client() throws -> RPCClient { RPCClient(transport: try TCPClientTransport(address: server)) }
 
     /// A JSON string value of exactly `recordBytes` bytes.
     func value() throws -> RawJSON { try RawJSON(validating: "\"" + String(repeating: "x", count: max(2, recordBytes) - 2) + "\"") }
@@ -47,7 +43,7 @@ func emit(_ fields: [String: Any]) {
 }
 
 extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var seconds: Double { Double(wholeNanoseconds) / 1e9 }
 }
 
 struct Produce: AsyncParsableCommand {

@@ -40,21 +40,15 @@ public struct ProduceInput: Sendable, Hashable {
 
 /// Where each record of a produce request went.
 public struct ProduceOutcome: Sendable, Hashable {
-    public var positions: [(partition: Int, offset: Int64)]
+    public struct Position: Sendable, Hashable {
+        public var partition: Int
+        public var offset: Int64
+    }
+
+    /// One per record, in request order.
+    public var positions: [Position]
     /// Every partition of an idempotent request had it already.
     public var duplicate: Bool
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.duplicate == b.duplicate && a.positions.elementsEqual(b.positions) { $0 == $1 }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(duplicate)
-        for position in positions {
-            hasher.combine(position.partition)
-            hasher.combine(position.offset)
-        }
-    }
 }
 
 /// Topics of partition logs on one machine: create, delete, produce, fetch. Consumer groups live
@@ -74,7 +68,7 @@ public final class Broker: Sendable {
     private let logger: Logger
     private let topics: Mutex<[String: Topic]>
     private let producerIds: ProducerIdAllocator
-    /// Per topic, the partition keyless records of the next request go to.
+    /// Counts requests, so keyless records of successive requests go to successive partitions.
     private let stickyPartition = Atomic<Int>(0)
 
     private var topicsDirectory: String { settings.dataDirectory + "/topics" }
@@ -246,7 +240,7 @@ public final class Broker: Sendable {
                     recordCount: byPartition[partition]!.count)
             }
         }
-        var positions = [(partition: Int, offset: Int64)](repeating: (0, 0), count: records.count)
+        var positions = [ProduceOutcome.Position](repeating: .init(partition: 0, offset: 0), count: records.count)
         var allDuplicate = true
         try await withThrowingTaskGroup(of: (Int, PartitionLog.AppendResult).self) { group in
             for (partition, log) in logs {
@@ -257,7 +251,7 @@ public final class Broker: Sendable {
             for try await (partition, result) in group {
                 allDuplicate = allDuplicate && result.duplicate
                 for (i, entry) in byPartition[partition]!.enumerated() {
-                    positions[entry.index] = (partition, result.baseOffset + Int64(i))
+                    positions[entry.index] = .init(partition: partition, offset: result.baseOffset + Int64(i))
                 }
             }
         }

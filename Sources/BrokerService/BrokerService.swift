@@ -101,7 +101,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
             }
             let records = request.records.map { record in
                 ProduceInput(
-                    key: record.key, value: record.value.flatMap { $0.bytes == Array("null".utf8) ? nil : $0.bytes },
+                    key: record.key, value: record.value?.bytes,
                     headers: record.headers ?? [:], timestamp: record.timestamp.map(Int64.init), partition: record.partition)
             }
             let outcome = try await broker.produce(

@@ -24,11 +24,7 @@ struct Connection: ParsableArguments {
 
     func api() throws -> BrokerAPI.Broker.Client {
         let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw ValidationError("--broker must be host:port, got \(address)")
-        }
-        let client = RPCClient(transport: TCPClientTransport(host: String(address[..<colon]), port: port))
-        return BrokerAPI.Broker.Client(client)
+        return BrokerAPI.Broker.Client(RPCClient(transport: try TCPClientTransport(address: address)))
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

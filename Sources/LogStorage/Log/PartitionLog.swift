@@ -36,6 +36,8 @@ public final class PartitionLog: Sendable {
         var syncWaiters: [(target: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
         var offline: StorageError?
         var closed = false
+        /// The recovery point of the last checkpoint written, so an idle log writes none.
+        var checkpointed: Int64?
     }
 
     /// Opens (and if needed recovers) the log in `directory`, creating it if missing.
@@ -464,7 +466,7 @@ public final class PartitionLog: Sendable {
     /// next start checks only what came after.
     public func checkpoint() throws {
         let checkpoint = state.withLock { state -> PartitionCheckpoint? in
-            guard state.offline == nil else { return nil }
+            guard state.offline == nil, state.checkpointed != state.durableEnd else { return nil }
             var producers = state.producers
             producers.forget(after: state.durableEnd)
             return PartitionCheckpoint(recoveryPoint: state.durableEnd, producers: producers)
@@ -473,6 +475,7 @@ public final class PartitionLog: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try fileSystem.writeAtomically(directory + "/" + PartitionCheckpoint.fileName, Array(try encoder.encode(checkpoint)))
+        state.withLock { $0.checkpointed = checkpoint.recoveryPoint }
     }
 
     /// Syncs, checkpoints and refuses further appends.

@@ -23,6 +23,8 @@ final class LogSegment {
     private(set) var offsetIndex: [OffsetIndexEntry] = []
     private(set) var timeIndex: [TimeIndexEntry] = []
     private var bytesSinceIndexEntry = 0
+    /// Base offset (relative) of the last batch: the final time index entry points at it.
+    private var lastBatchRelativeOffset: UInt32 = 0
 
     static func fileName(_ baseOffset: Int64, _ suffix: String) -> String {
         let digits = String(baseOffset)
@@ -83,8 +85,6 @@ final class LogSegment {
         maxTimestamp = max(maxTimestamp, header.maxTimestamp)
         lastBatchRelativeOffset = relative
     }
-
-    private var lastBatchRelativeOffset: UInt32 = 0
 
     private func appendTimeEntry(_ entry: TimeIndexEntry) throws {
         try timeIndexFile.write(IndexFileCoding.encode(entry), at: Int64(timeIndex.count * TimeIndexEntry.size))
