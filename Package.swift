@@ -28,12 +28,17 @@ let package = Package(
         .library(name: "LogStorage", targets: ["LogStorage"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "BrokerClient", targets: ["BrokerClient"]),
+        .library(name: "SQLite", targets: ["SQLite"]),
+        .library(name: "Domain", targets: ["Domain"]),
+        .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "CommandHandling", targets: ["CommandHandling"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "broker", targets: ["broker"]),
         .executable(name: "broker-bench", targets: ["broker-bench"]),
         .executable(name: "cqrs", targets: ["cqrs"]),
+        .executable(name: "command-service", targets: ["command-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -48,7 +53,9 @@ let package = Package(
         .target(name: "RPCCore", dependencies: [logging, metrics, lifecycle], swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: [logging], swiftSettings: settings),
+        .target(name: "LogStorage", dependencies: ["Watermarks", logging], swiftSettings: settings),
+        // Waiting, without polling, for a value that only grows to pass a point (long-poll).
+        .target(name: "Watermarks", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
         .target(name: "BrokerCore", dependencies: ["LogStorage", logging], swiftSettings: settings),
@@ -80,6 +87,40 @@ let package = Package(
         .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer and a group consumer.
         .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        // The system's SQLite 3 (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
+        .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: settings),
+        // The write model: aggregates folded from events, commands decided into events, the event
+        // type registry; the bank-account and order domains. No I/O, no dependencies.
+        .target(name: "Domain", swiftSettings: settings),
+        // The event store protocol (append with expected version, read stream, read all) and its
+        // SQLite implementation with group commit; the store is also the outbox.
+        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", logging], swiftSettings: settings),
+        // The mediator and its behaviours, the aggregate repository with snapshots, the generic
+        // command handler, and the outbox relay to the broker.
+        .target(
+            name: "CommandHandling",
+            dependencies: ["Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", logging, metrics, lifecycle],
+            swiftSettings: settings
+        ),
+        // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
+        .target(
+            name: "CommandService",
+            dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", logging],
+            swiftSettings: settings
+        ),
+        // The CommandService process.
+        .executableTarget(
+            name: "command-service",
+            dependencies: [
+                "CommandService", "CommandHandling", "EventStore", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging,
+                lifecycle,
+            ],
+            swiftSettings: settings
+        ),
+        // What integration tests share: real server processes on real ports, temporary directories.
+        .target(name: "TestSupport", swiftSettings: settings),
         // The client CLI.
         .executableTarget(
             name: "cqrs",
@@ -131,7 +172,14 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
-            dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "broker"],
+            dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "SQLite", "TestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "CommandHandlingTests",
+            dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging],
             swiftSettings: settings
         ),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", logging], swiftSettings: settings),

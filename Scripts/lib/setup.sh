@@ -21,6 +21,8 @@ ensure_swift() {
     export PATH="/opt/swift/usr/bin:$PATH"
   fi
   command -v swift >/dev/null 2>&1 || { echo "Swift 6 is required (https://swift.org/install)" >&2; exit 1; }
+  # The event store links the system SQLite (CSQLite).
+  [ -f /usr/include/sqlite3.h ] || apt_install libsqlite3-dev pkg-config
 }
 
 # A venv in .venv with pytest and jsonschema (the contract tests' only dependencies).

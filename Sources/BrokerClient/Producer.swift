@@ -29,9 +29,26 @@ public final class BrokerProducer: Sendable {
         public var offset: Int64
     }
 
+    /// A record to send, for `send(_:)` of many at once.
+    public struct OutgoingRecord: Sendable {
+        public var key: String?
+        public var value: RawJSON?
+        public var headers: [String: String]?
+        public var timestamp: Int?
+        public var partition: Int?
+
+        public init(key: String?, value: RawJSON?, headers: [String: String]? = nil, timestamp: Int? = nil, partition: Int? = nil) {
+            self.key = key
+            self.value = value
+            self.headers = headers
+            self.timestamp = timestamp
+            self.partition = partition
+        }
+    }
+
     private struct Pending {
         var record: BrokerAPI.ProduceRecord
-        var continuation: CheckedContinuation<Position, any Error>
+        var complete: @Sendable (Result<Position, any Error>) -> Void
     }
 
     private struct PartitionQueue {
@@ -67,19 +84,58 @@ public final class BrokerProducer: Sendable {
     public func send(
         key: String?, value: RawJSON?, headers: [String: String]? = nil, timestamp: Int? = nil, partition: Int? = nil
     ) async throws -> Position {
-        let target =
-            partition ?? key.map { Partitioner.partition(forKey: Array($0.utf8), partitions: partitionCount) }
-            ?? sticky.wrappingAdd(1, ordering: .relaxed).oldValue % partitionCount
-        let record = BrokerAPI.ProduceRecord(key: key, value: value, headers: headers, timestamp: timestamp, partition: target)
+        let record = OutgoingRecord(key: key, value: value, headers: headers, timestamp: timestamp, partition: partition)
         return try await withCheckedThrowingContinuation { continuation in
-            let start = queues.withLock { queues -> Bool in
-                queues[target, default: PartitionQueue()].pending.append(Pending(record: record, continuation: continuation))
-                guard !queues[target]!.sending else { return false }
-                queues[target]!.sending = true
-                return true
-            }
-            if start { Task { await self.drain(partition: target) } }
+            enqueue([record]) { continuation.resume(with: $1) }
         }
+    }
+
+    /// Queues records in their order (so records of one partition are stored in this order) and
+    /// returns their positions once all are durable; throws the first failure.
+    public func send(_ records: [OutgoingRecord]) async throws -> [Position] {
+        guard !records.isEmpty else { return [] }
+        let results = Mutex((positions: [Position?](repeating: nil, count: records.count), left: records.count, done: false))
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(records) { index, result in
+                let finished = results.withLock { state -> Result<[Position], any Error>? in
+                    guard !state.done else { return nil }
+                    switch result {
+                    case .failure(let error):
+                        state.done = true
+                        return .failure(error)
+                    case .success(let position):
+                        state.positions[index] = position
+                        state.left -= 1
+                        guard state.left == 0 else { return nil }
+                        state.done = true
+                        return .success(state.positions.map { $0! })
+                    }
+                }
+                if let finished { continuation.resume(with: finished) }
+            }
+        }
+    }
+
+    /// Puts records on their partitions' queues under one lock, in order, and starts a drain for
+    /// each queue that was idle. `complete` hears of each record by its index.
+    private func enqueue(_ records: [OutgoingRecord], complete: @escaping @Sendable (Int, Result<Position, any Error>) -> Void) {
+        let starts = queues.withLock { queues -> [Int] in
+            var starts: [Int] = []
+            for (index, outgoing) in records.enumerated() {
+                let target =
+                    outgoing.partition ?? outgoing.key.map { Partitioner.partition(forKey: Array($0.utf8), partitions: partitionCount) }
+                    ?? sticky.wrappingAdd(1, ordering: .relaxed).oldValue % partitionCount
+                let record = BrokerAPI.ProduceRecord(
+                    key: outgoing.key, value: outgoing.value, headers: outgoing.headers, timestamp: outgoing.timestamp, partition: target)
+                queues[target, default: PartitionQueue()].pending.append(Pending(record: record) { complete(index, $0) })
+                if !queues[target]!.sending {
+                    queues[target]!.sending = true
+                    starts.append(target)
+                }
+            }
+            return starts
+        }
+        for target in starts { Task { await self.drain(partition: target) } }
     }
 
     /// Sends the partition's queue batch after batch until it is empty.
@@ -99,10 +155,10 @@ public final class BrokerProducer: Sendable {
                 let results = try await sendWithRetries(batch.map(\.record), partition: partition, sequence: sequence)
                 queues.withLock { $0[partition]!.nextSequence = sequence &+ Int32(batch.count) }
                 for (pending, result) in zip(batch, results) {
-                    pending.continuation.resume(returning: Position(partition: result.partition, offset: result.offset))
+                    pending.complete(.success(Position(partition: result.partition, offset: result.offset)))
                 }
             } catch {
-                for pending in batch { pending.continuation.resume(throwing: error) }
+                for pending in batch { pending.complete(.failure(error)) }
             }
         }
     }

@@ -5,6 +5,7 @@ public enum ProtocolCatalog {
     /// Package name -> the text of its Protocols/ file.
     public static let packages: [String: String] = [
         "cqrs.broker.v1": CqrsBrokerV1.definition,
+        "cqrs.commands.v1": CqrsCommandsV1.definition,
         "jframe.health.v1": JframeHealthV1.definition,
         "jframe.reflection.v1": JframeReflectionV1.definition,
         "jframe.testing.v1": JframeTestingV1.definition,

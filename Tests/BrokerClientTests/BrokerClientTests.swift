@@ -4,41 +4,21 @@ import Foundation
 import RPCCore
 import RPCTransportTCP
 import Synchronization
+import TestSupport
 import Testing
 
 /// The real broker binary on an ephemeral port and a temporary data directory.
-final class BrokerProcess: Sendable {
-    let process: Process
-    let port: Int
-    let dataDirectory: String
+struct BrokerProcess {
+    let server: ServerProcess
+    let data = TemporaryDirectory(prefix: "broker-client")
 
-    init() throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var bin = binary
-        while !FileManager.default.fileExists(atPath: bin.appendingPathComponent("broker").path) && bin.path != "/" {
-            bin = bin.deletingLastPathComponent()
-        }
-        dataDirectory = NSTemporaryDirectory() + "broker-client-\(UUID().uuidString)"
-        process = Process()
-        process.executableURL = bin.appendingPathComponent("broker")
-        process.arguments = ["--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--log-level", "warning"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        let event = try JSONSerialization.jsonObject(with: line) as! [String: Any]
-        port = event["port"] as! Int
-    }
+    init() throws { server = try ServerProcess("broker", arguments: ["--data-dir", data.path]) }
 
-    func client() -> RPCClient { RPCClient(transport: TCPClientTransport(host: "127.0.0.1", port: port)) }
+    func client() -> RPCClient { RPCClient(transport: TCPClientTransport(host: "127.0.0.1", port: server.port)) }
 
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: dataDirectory)
+        server.terminate()
+        data.cleanup()
     }
 }
 

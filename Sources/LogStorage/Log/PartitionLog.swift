@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import Synchronization
+import Watermarks
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,7 +1,11 @@
 import Synchronization
 
-/// Long-poll support: readers wait here until the high watermark passes an offset.
-final class WatermarkWaiters: Sendable {
+/// Long-poll support: readers wait here until a value that only grows (a partition's high
+/// watermark, an event store's head position) passes the one they have seen.
+///
+/// Shared by the broker's log and the event store, which both answer "tell me when there is
+/// something after X" without polling.
+public final class WatermarkWaiters: Sendable {
     private struct State {
         var highWatermark: Int64
         var nextID = 0
@@ -10,9 +14,12 @@ final class WatermarkWaiters: Sendable {
 
     private let state: Mutex<State>
 
-    init(highWatermark: Int64) { state = Mutex(State(highWatermark: highWatermark)) }
+    public init(highWatermark: Int64) { state = Mutex(State(highWatermark: highWatermark)) }
 
-    func advance(to highWatermark: Int64) {
+    /// The value now.
+    public var current: Int64 { state.withLock { $0.highWatermark } }
+
+    public func advance(to highWatermark: Int64) {
         let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.highWatermark = max(state.highWatermark, highWatermark)
             let hw = state.highWatermark
@@ -23,7 +30,7 @@ final class WatermarkWaiters: Sendable {
     }
 
     /// Returns once the high watermark is above `offset`, or when the task is cancelled.
-    func wait(untilAbove offset: Int64) async {
+    public func wait(untilAbove offset: Int64) async {
         let id = state.withLock { state -> Int in
             defer { state.nextID += 1 }
             return state.nextID
@@ -43,7 +50,7 @@ final class WatermarkWaiters: Sendable {
     }
 
     /// Waits until the high watermark is above `offset` or `timeout` passes; true if it moved.
-    func wait(untilAbove offset: Int64, timeout: Duration) async -> Bool {
+    public func wait(untilAbove offset: Int64, timeout: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await self.wait(untilAbove: offset)

@@ -1,0 +1,106 @@
+import Domain
+import EventStore
+import Foundation
+
+/// The one path every aggregate command takes: load, check the stream expectation, decide,
+/// append with the loaded version expected, remember the new state.
+///
+/// Commands on one stream take turns within the process (`StreamLocks`). When a writer elsewhere
+/// appended between the load and the append, the store refuses it (wrong expected version) and
+/// the command is decided again on the new state after a short random pause, up to
+/// `maxAttempts` times; a caller that gave its own expected version gets ABORTED at once
+/// instead, because it asked to act only on the state it saw.
+public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler {
+    let repository: AggregateRepository
+    let clock: @Sendable () -> Int64
+    let maxAttempts: Int
+
+    public init(repository: AggregateRepository, clock: @escaping @Sendable () -> Int64, maxAttempts: Int = 10) {
+        self.repository = repository
+        self.clock = clock
+        self.maxAttempts = maxAttempts
+    }
+
+    public func handle(_ command: Command, context: CommandContext) async throws -> CommandResult {
+        try await repository.locks.withLock(command.streamId) { try await decideAndAppend(command, context: context) }
+    }
+
+    private func decideAndAppend(_ command: Command, context: CommandContext) async throws -> CommandResult {
+        let streamId = command.streamId
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (state, version) = try await storeCall { try await repository.load(Command.Target.self, id: command.aggregateId) }
+            switch Command.expectation {
+            case .new where version > 0: throw CommandError.alreadyExists("\(Command.Target.category) \(command.aggregateId) exists")
+            case .existing where version == 0: throw CommandError.notFound("no \(Command.Target.category) \(command.aggregateId)")
+            default: break
+            }
+            if let expected = context.expectedVersion, expected != version {
+                throw CommandError.conflict(streamId: streamId, expected: expected, actual: version)
+            }
+            let events: [any DomainEvent]
+            do {
+                events = try command.decide(state, context: DecisionContext(nowMs: clock()))
+            } catch {
+                switch error {
+                case .invalid(let violations): throw CommandError.invalid(violations)
+                case .ruleBroken(let reason): throw CommandError.ruleBroken(reason)
+                }
+            }
+            guard !events.isEmpty else {
+                return CommandResult(aggregateId: command.aggregateId, streamId: streamId, version: version, position: 0, duplicate: false)
+            }
+            let request = AppendRequest(
+                streamId: streamId, expected: version == 0 ? .noStream : .exact(version),
+                events: try events.map { try Self.newEvent($0, context: context) }, commandId: context.commandId)
+            do {
+                let appended = try await repository.store.append(request)
+                if appended.duplicate {
+                    repository.forget(streamId: streamId)
+                } else {
+                    let newState = state.applying(events)
+                    repository.remember(newState, streamId: streamId, version: appended.version)
+                    await repository.snapshotIfDue(newState, streamId: streamId, from: version, to: appended.version)
+                }
+                return CommandResult(
+                    aggregateId: command.aggregateId, streamId: streamId, version: appended.version, position: appended.position,
+                    duplicate: appended.duplicate)
+            } catch EventStoreError.wrongExpectedVersion(_, _, let actual) {
+                repository.forget(streamId: streamId)
+                if context.expectedVersion != nil || attempt >= maxAttempts {
+                    throw CommandError.conflict(streamId: streamId, expected: version, actual: actual)
+                }
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...(500 * attempt))))
+            } catch let error as EventStoreError {
+                throw Self.commandError(error)
+            }
+        }
+    }
+
+    static func newEvent(_ event: any DomainEvent, context: CommandContext) throws -> NewEvent {
+        let encoded = try EventTypeRegistry.encode(event)
+        return NewEvent(
+            eventId: UUID().uuidString.lowercased(), type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data,
+            correlationId: context.correlationId, causationId: context.commandId)
+    }
+
+    static func commandError(_ error: EventStoreError) -> CommandError {
+        switch error {
+        case .wrongExpectedVersion(let streamId, _, let actual): return .conflict(streamId: streamId, expected: -1, actual: actual)
+        case .eventIdConflict, .invalid: return .rejectedByStore(error.description)
+        case .unavailable(let reason): return .storeUnavailable(reason)
+        }
+    }
+
+    /// Runs a store read, turning its failures into `CommandError`s.
+    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as EventStoreError {
+            throw Self.commandError(error)
+        } catch let error as EventDecodingError {
+            throw CommandError.storeUnavailable("\(error)")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Domain
+import EventStore
+import Logging
+import Metrics
+import Synchronization
+
+/// Refuses a malformed command before any I/O, listing every broken field at once.
+public struct ValidationBehaviour: CommandBehaviour {
+    public init() {}
+
+    public func handle(
+        _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+    ) async throws -> CommandResult {
+        if let command = command as? any AggregateCommand {
+            let violations = command.validate()
+            if !violations.isEmpty { throw CommandError.invalid(violations) }
+        }
+        return try await next(context)
+    }
+}
+
+/// Logs each command with its correlation and command ids: failures at error; refusals and
+/// successes at debug (refusals are the caller's business, and the RPC layer already logs every
+/// failed call once; successes are the hot path).
+public struct LoggingBehaviour: CommandBehaviour {
+    public init() {}
+
+    public func handle(
+        _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+    ) async throws -> CommandResult {
+        var context = context
+        context.logger[metadataKey: "correlation-id"] = "\(context.correlationId)"
+        context.logger[metadataKey: "command-id"] = "\(context.commandId)"
+        context.logger[metadataKey: "command"] = "\(commandName(command))"
+        do {
+            let result = try await next(context)
+            context.logger.debug(
+                "command handled",
+                metadata: ["stream": "\(result.streamId)", "version": "\(result.version)", "position": "\(result.position)", "duplicate": "\(result.duplicate)"])
+            return result
+        } catch let error as CommandError {
+            switch error {
+            case .storeUnavailable, .noHandler: context.logger.error("command failed", metadata: ["error": "\(error)"])
+            default: context.logger.debug("command refused", metadata: ["reason": "\(error)"])
+            }
+            throw error
+        } catch {
+            context.logger.error("command failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+}
+
+/// Counts commands by type and outcome (`commands_total`) and times them (`command_duration`).
+/// Metric objects are made once per command type and outcome, not per call.
+public final class MetricsBehaviour: CommandBehaviour {
+    private let counters = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    public init() {}
+
+    public func handle(
+        _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+    ) async throws -> CommandResult {
+        let name = commandName(command)
+        let start = ContinuousClock.now
+        let outcome: String
+        defer {
+            timer(name).recordInterval(since: start)
+            counter(name, outcome).increment()
+        }
+        do {
+            let result = try await next(context)
+            outcome = result.duplicate ? "duplicate" : "ok"
+            return result
+        } catch let error as CommandError {
+            outcome = Self.outcome(error)
+            throw error
+        } catch {
+            outcome = "error"
+            throw error
+        }
+    }
+
+    static func outcome(_ error: CommandError) -> String {
+        switch error {
+        case .invalid: return "invalid"
+        case .notFound: return "not_found"
+        case .alreadyExists: return "already_exists"
+        case .ruleBroken: return "refused"
+        case .conflict: return "conflict"
+        case .rejectedByStore: return "rejected"
+        case .storeUnavailable, .noHandler: return "error"
+        }
+    }
+
+    private func counter(_ command: String, _ outcome: String) -> Counter {
+        counters.withLock { counters in
+            let key = command + "/" + outcome
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: "commands_total", dimensions: [("command", command), ("outcome", outcome)])
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    private func timer(_ command: String) -> Metrics.Timer {
+        timers.withLock { timers in
+            if let timer = timers[command] { return timer }
+            let timer = Metrics.Timer(label: "command_duration", dimensions: [("command", command)])
+            timers[command] = timer
+            return timer
+        }
+    }
+}
+
+extension Metrics.Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = start.duration(to: .now)
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// The same command id twice returns the first result and appends nothing.
+///
+/// This is the fast path: a retried command is answered from the store's command table without
+/// deciding again. The store checks the command id again inside the append's transaction, so
+/// two copies racing past this point still append once.
+public struct IdempotencyBehaviour: CommandBehaviour {
+    let store: any EventStore
+
+    public init(store: any EventStore) { self.store = store }
+
+    public func handle(
+        _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+    ) async throws -> CommandResult {
+        let earlier: AppendResult?
+        do {
+            earlier = try await store.commandResult(context.commandId)
+        } catch {
+            throw CommandError.storeUnavailable("\(error)")
+        }
+        if let earlier {
+            return CommandResult(
+                aggregateId: splitStreamId(earlier.streamId)?.aggregateId ?? earlier.streamId, streamId: earlier.streamId,
+                version: earlier.version, position: earlier.position, duplicate: true)
+        }
+        return try await next(context)
+    }
+}

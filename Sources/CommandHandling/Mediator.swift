@@ -1,0 +1,128 @@
+import Domain
+import EventStore
+import Logging
+
+/// What travels with a command besides the command itself.
+public struct CommandContext: Sendable {
+    /// The command's id: the idempotency key and the causation id of its events.
+    public var commandId: String
+    /// Ties together everything one user action causes, across services.
+    public var correlationId: String
+    /// The version the caller expects the aggregate to be at (optimistic concurrency), if any.
+    public var expectedVersion: Int64?
+    public var logger: Logger
+
+    public init(commandId: String, correlationId: String, expectedVersion: Int64? = nil, logger: Logger) {
+        self.commandId = commandId
+        self.correlationId = correlationId
+        self.expectedVersion = expectedVersion
+        self.logger = logger
+    }
+}
+
+/// What a handled command did.
+public struct CommandResult: Sendable, Hashable {
+    public var aggregateId: String
+    public var streamId: String
+    /// The aggregate's version after the command.
+    public var version: Int64
+    /// The global position of the command's last event: what a query waits for to read this write.
+    public var position: Int64
+    /// True when the command id was handled before and this is its first result.
+    public var duplicate: Bool
+
+    public init(aggregateId: String, streamId: String, version: Int64, position: Int64, duplicate: Bool) {
+        self.aggregateId = aggregateId
+        self.streamId = streamId
+        self.version = version
+        self.position = position
+        self.duplicate = duplicate
+    }
+}
+
+/// Why a command was refused or failed; mapped to a status code once, at the RPC edge.
+public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalid([Violation])
+    case notFound(String)
+    case alreadyExists(String)
+    case ruleBroken(String)
+    /// The aggregate moved under the command (expected version mismatch or repeated races).
+    case conflict(streamId: String, expected: Int64, actual: Int64)
+    /// The event store refused the append's content (event id reuse).
+    case rejectedByStore(String)
+    case storeUnavailable(String)
+    /// No handler is registered for the command's type: a wiring mistake.
+    case noHandler(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let violations): return "invalid command: " + violations.map { "\($0.field) \($0.description)" }.joined(separator: "; ")
+        case .notFound(let what), .alreadyExists(let what), .ruleBroken(let what), .rejectedByStore(let what): return what
+        case .conflict(let streamId, let expected, let actual): return "\(streamId) is at version \(actual), not the expected \(expected)"
+        case .storeUnavailable(let reason): return "the event store is unavailable: \(reason)"
+        case .noHandler(let type): return "no handler for \(type)"
+        }
+    }
+}
+
+/// Handles one command type.
+public protocol CommandHandler<Command>: Sendable {
+    associatedtype Command: Sendable
+    func handle(_ command: Command, context: CommandContext) async throws -> CommandResult
+}
+
+/// A step around every handler (validation, logging, metrics, idempotency): it may answer
+/// itself, or call `next` and look at what comes back.
+public protocol CommandBehaviour: Sendable {
+    func handle(
+        _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+    ) async throws -> CommandResult
+}
+
+/// Sends each command to the handler registered for its type, through the behaviours in order
+/// (the first one registered is the outermost).
+///
+/// Built once at start-up (`register`), then shared read-only.
+public struct Mediator: Sendable {
+    public typealias AnyHandler = @Sendable (any Sendable, CommandContext) async throws -> CommandResult
+    private var handlers: [ObjectIdentifier: AnyHandler] = [:]
+    private let behaviours: [any CommandBehaviour]
+
+    public init(behaviours: [any CommandBehaviour]) {
+        self.behaviours = behaviours
+    }
+
+    public mutating func register<Handler: CommandHandler>(_ handler: Handler) {
+        let key = ObjectIdentifier(Handler.Command.self)
+        precondition(handlers[key] == nil, "two handlers for \(Handler.Command.self)")
+        handlers[key] = { command, context in try await handler.handle(command as! Handler.Command, context: context) }
+    }
+
+    public func send<Command: Sendable>(_ command: Command, context: CommandContext) async throws -> CommandResult {
+        guard let handler = handlers[ObjectIdentifier(Command.self)] else { throw CommandError.noHandler("\(Command.self)") }
+        var next: @Sendable (CommandContext) async throws -> CommandResult = { context in try await handler(command, context) }
+        for behaviour in behaviours.reversed() {
+            let inner = next
+            next = { context in try await behaviour.handle(command, context: context, next: inner) }
+        }
+        return try await next(context)
+    }
+}
+
+/// The name of a command's type for logs and metrics (`DepositFunds`).
+func commandName(_ command: any Sendable) -> String { "\(type(of: command))" }
+
+extension Mediator {
+    /// The write side assembled: logging, metrics, validation and idempotency around one
+    /// `AggregateCommandHandler` per command of every domain. The service and the tests build it
+    /// the same way.
+    public static func commandSide(store: any EventStore, repository: AggregateRepository, clock: @escaping @Sendable () -> Int64) -> Mediator {
+        var mediator = Mediator(behaviours: [LoggingBehaviour(), MetricsBehaviour(), ValidationBehaviour(), IdempotencyBehaviour(store: store)])
+        mediator.register(AggregateCommandHandler<OpenAccount>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<DepositFunds>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<WithdrawFunds>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<CloseAccount>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<PlaceOrder>(repository: repository, clock: clock))
+        return mediator
+    }
+}

@@ -1,0 +1,22 @@
+import CommandHandling
+import Domain
+import EventStore
+import Logging
+import RPCCore
+
+/// The CommandService's RPC services over one event store, assembled as the binary serves them.
+public enum CommandSide {
+    /// The RPC services of the CommandService.
+    public static func services(
+        store: any EventStore, snapshotEvery: Int, clock: @escaping @Sendable () -> Int64, relayStatus: @escaping @Sendable () -> OutboxRelay.Status
+    ) -> [any RPCService] {
+        var options = AggregateRepository.Options()
+        options.snapshotEvery = snapshotEvery
+        let repository = AggregateRepository(store: store, registry: Domains.registry, options: options)
+        let gateway = CommandGateway(mediator: .commandSide(store: store, repository: repository, clock: clock))
+        return [
+            BankAccountsService(gateway: gateway), OrdersService(gateway: gateway),
+            EventStoreService(store: store, relayStatus: relayStatus),
+        ]
+    }
+}

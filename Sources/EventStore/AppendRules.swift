@@ -1,0 +1,40 @@
+/// The checks every store makes before an append, written once so the stores cannot disagree.
+enum AppendRules {
+    static let maxEventsPerAppend = 1000
+    static let maxStreamIdLength = 256
+
+    /// Refuses requests no store can take: no events, a blank or over-long stream id, a blank or
+    /// repeated event id, empty data.
+    static func validate(_ request: AppendRequest) throws {
+        guard !request.streamId.isEmpty, request.streamId.utf8.count <= maxStreamIdLength else {
+            throw EventStoreError.invalid("a stream id must be 1 to \(maxStreamIdLength) bytes")
+        }
+        guard !request.events.isEmpty else { throw EventStoreError.invalid("an append needs at least one event") }
+        guard request.events.count <= maxEventsPerAppend else {
+            throw EventStoreError.invalid("an append takes at most \(maxEventsPerAppend) events, not \(request.events.count)")
+        }
+        var seen = Set<String>()
+        for event in request.events {
+            guard !event.eventId.isEmpty else { throw EventStoreError.invalid("an event id must not be empty") }
+            guard seen.insert(event.eventId).inserted else { throw EventStoreError.invalid("event id \(event.eventId) appears twice") }
+            guard !event.type.isEmpty, !event.data.isEmpty else { throw EventStoreError.invalid("an event needs a type and data") }
+        }
+    }
+
+    /// Decides what stored events with the request's ids mean (`stored[i]` holds the event with
+    /// `request.events[i].eventId`, or nil): none stored, append; all stored with the same stream,
+    /// type and data, a retry whose first result is returned; anything else, a conflict.
+    static func duplicate(of request: AppendRequest, stored: [RecordedEvent?]) throws -> AppendResult? {
+        if stored.allSatisfy({ $0 == nil }) { return nil }
+        for (event, found) in zip(request.events, stored) {
+            guard let found else {
+                throw EventStoreError.eventIdConflict(eventId: event.eventId, reason: "only some of the append's event ids are stored")
+            }
+            guard found.streamId == request.streamId, found.type == event.type, found.data == event.data else {
+                throw EventStoreError.eventIdConflict(eventId: event.eventId, reason: "already stored with different content")
+            }
+        }
+        let last = stored.last!!
+        return AppendResult(streamId: last.streamId, version: last.streamVersion, position: last.position, duplicate: true)
+    }
+}

@@ -1,0 +1,193 @@
+/// The version a writer expects a stream to be at; the store refuses an append that does not
+/// match, which is how two writers racing on one aggregate end with exactly one winner.
+///
+/// A stream's version is the number of events in it: 0 for a stream with no events, 1 after
+/// its first event.
+public enum ExpectedVersion: Sendable, Hashable, CustomStringConvertible {
+    /// Append whatever the stream's state.
+    case any
+    /// The stream must not exist (version 0).
+    case noStream
+    /// The stream must have at least one event.
+    case streamExists
+    /// The stream must be at exactly this version.
+    case exact(Int64)
+
+    public var description: String {
+        switch self {
+        case .any: return "any"
+        case .noStream: return "no stream"
+        case .streamExists: return "stream exists"
+        case .exact(let version): return "version \(version)"
+        }
+    }
+
+    /// Whether a stream at `version` satisfies the expectation.
+    public func accepts(_ version: Int64) -> Bool {
+        switch self {
+        case .any: return true
+        case .noStream: return version == 0
+        case .streamExists: return version > 0
+        case .exact(let expected): return version == expected
+        }
+    }
+}
+
+/// An event to append, already encoded.
+public struct NewEvent: Sendable, Hashable {
+    /// Unique across the store. The same id appended again (with the same content) is a retry and
+    /// appends nothing.
+    public var eventId: String
+    public var type: String
+    public var schemaVersion: Int
+    /// JSON.
+    public var data: [UInt8]
+    public var correlationId: String?
+    public var causationId: String?
+
+    public init(eventId: String, type: String, schemaVersion: Int = 1, data: [UInt8], correlationId: String? = nil, causationId: String? = nil) {
+        self.eventId = eventId
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+        self.correlationId = correlationId
+        self.causationId = causationId
+    }
+}
+
+/// An event as stored.
+public struct RecordedEvent: Sendable, Hashable {
+    public var eventId: String
+    public var streamId: String
+    public var type: String
+    public var schemaVersion: Int
+    /// 1 for the stream's first event.
+    public var streamVersion: Int64
+    /// 1 for the store's first event; increases by one per event across all streams, in commit order.
+    public var position: Int64
+    /// Milliseconds since the Unix epoch, UTC.
+    public var recordedAt: Int64
+    public var correlationId: String?
+    public var causationId: String?
+    /// JSON, exactly as appended.
+    public var data: [UInt8]
+
+    public init(
+        eventId: String, streamId: String, type: String, schemaVersion: Int, streamVersion: Int64, position: Int64, recordedAt: Int64,
+        correlationId: String?, causationId: String?, data: [UInt8]
+    ) {
+        self.eventId = eventId
+        self.streamId = streamId
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.streamVersion = streamVersion
+        self.position = position
+        self.recordedAt = recordedAt
+        self.correlationId = correlationId
+        self.causationId = causationId
+        self.data = data
+    }
+}
+
+/// Events for one stream, appended atomically: all of them or none.
+public struct AppendRequest: Sendable {
+    public var streamId: String
+    public var expected: ExpectedVersion
+    public var events: [NewEvent]
+    /// When set, the command that produced the events: the same command id again returns this
+    /// append's result and appends nothing.
+    public var commandId: String?
+
+    public init(streamId: String, expected: ExpectedVersion, events: [NewEvent], commandId: String? = nil) {
+        self.streamId = streamId
+        self.expected = expected
+        self.events = events
+        self.commandId = commandId
+    }
+}
+
+/// Where an append left its stream.
+public struct AppendResult: Sendable, Hashable {
+    public var streamId: String
+    /// The stream's version after the append.
+    public var version: Int64
+    /// The global position of the append's last event.
+    public var position: Int64
+    /// True when nothing was appended because this command id or these event ids were stored before.
+    public var duplicate: Bool
+
+    public init(streamId: String, version: Int64, position: Int64, duplicate: Bool = false) {
+        self.streamId = streamId
+        self.version = version
+        self.position = position
+        self.duplicate = duplicate
+    }
+}
+
+/// A stream's folded state at a version, so loading it needs only the events after that version.
+public struct Snapshot: Sendable, Hashable {
+    public var streamId: String
+    public var version: Int64
+    /// The state's type name and schema, so a changed state type can ignore old snapshots.
+    public var type: String
+    public var data: [UInt8]
+
+    public init(streamId: String, version: Int64, type: String, data: [UInt8]) {
+        self.streamId = streamId
+        self.version = version
+        self.type = type
+        self.data = data
+    }
+}
+
+/// Why the store refused or failed an operation.
+public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The stream is not at the expected version (`actual` 0: it does not exist).
+    case wrongExpectedVersion(streamId: String, expected: ExpectedVersion, actual: Int64)
+    /// An event id is stored already with other content, or only some of the ids are.
+    case eventIdConflict(eventId: String, reason: String)
+    /// A request the store cannot take (no events, a bad stream id, an over-long page).
+    case invalid(String)
+    /// The database cannot be written or read (disk full, I/O error, closed).
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .wrongExpectedVersion(let streamId, let expected, let actual):
+            return "stream \(streamId) is at version \(actual), expected \(expected)"
+        case .eventIdConflict(let eventId, let reason): return "event id \(eventId): \(reason)"
+        case .invalid(let reason): return reason
+        case .unavailable(let reason): return "event store unavailable: \(reason)"
+        }
+    }
+}
+
+/// An append-only store of event streams with a global order: the write side's only database and
+/// its outbox (the relay follows it by position).
+///
+/// Implementations: `SQLiteEventStore` (durable, group-committed) and `InMemoryEventStore`
+/// (tests); one conformance suite runs against both.
+public protocol EventStore: Sendable {
+    /// Appends atomically after checking, in order: the command id (seen before: its first result,
+    /// `duplicate`), the event ids (all seen before with the same content: their result,
+    /// `duplicate`; otherwise `eventIdConflict`), then the expected version (`wrongExpectedVersion`).
+    func append(_ request: AppendRequest) async throws -> AppendResult
+    /// Up to `maxCount` events of a stream with version >= `fromVersion`, in order.
+    func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent]
+    /// Up to `maxCount` events with position >= `fromPosition`, in order.
+    func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent]
+    /// The position of the last stored event; 0 when the store is empty.
+    func headPosition() async throws -> Int64
+    /// A stream's version; 0 when it does not exist.
+    func streamVersion(_ streamId: String) async throws -> Int64
+    /// Returns once the head is past `position`, or after `timeout`; true when it is.
+    func waitForEvents(after position: Int64, timeout: Duration) async -> Bool
+    /// The result of an earlier append made for `commandId`, if any.
+    func commandResult(_ commandId: String) async throws -> AppendResult?
+    func loadSnapshot(_ streamId: String) async throws -> Snapshot?
+    /// Stores a snapshot, replacing an older one of the stream.
+    func saveSnapshot(_ snapshot: Snapshot) async throws
+    /// A named position kept in the store (the relay's last published position).
+    func checkpoint(_ name: String) async throws -> Int64?
+    func saveCheckpoint(_ name: String, position: Int64) async throws
+}

@@ -1,0 +1,358 @@
+import Dispatch
+import Foundation
+import Logging
+import SQLite
+import Synchronization
+import Watermarks
+
+/// The embedded event store: one SQLite database in WAL mode with `synchronous=FULL`, so an
+/// append is on disk (fsync of the WAL) before it is acknowledged.
+///
+/// **Group commit.** Every write goes through one writer connection on one serial queue. Appends
+/// that arrive while a transaction is committing wait, and the next transaction takes all of
+/// them (up to `maxBatch`): one fsync covers many commands, so throughput grows with
+/// concurrency. Each append runs inside its own SAVEPOINT, so one refused append (wrong version)
+/// does not undo its neighbours. Appends in one batch see each other, so two racing on the same
+/// expected version end with exactly one winner.
+///
+/// **Positions.** The global position is the events table's rowid. With one writer, rowids are
+/// handed out in commit order, so a reader that has seen position N has seen every event below
+/// N: the relay and catch-up subscriptions never skip an event that commits late.
+///
+/// **Reads** use a small pool of their own connections (WAL lets them run beside the writer).
+/// They are short, indexed and run on the caller's thread.
+public final class SQLiteEventStore: EventStore {
+    public struct Options: Sendable {
+        /// Most appends committed in one transaction.
+        public var maxBatch = 512
+        /// Reader connections kept open.
+        public var readers = 4
+        /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
+        public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+        public init() {}
+    }
+
+    private enum Job {
+        case append(AppendRequest, CheckedContinuation<AppendResult, any Error>)
+        case write(@Sendable (SQLiteConnection) throws -> Void, CheckedContinuation<Void, any Error>)
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var draining = false
+        var closed = false
+    }
+
+    public let path: String
+    private let options: Options
+    private let logger: Logger
+    let writer: SQLiteConnection  // used on writerQueue only (tests read its pragmas while idle)
+    private let writerQueue = DispatchQueue(label: "eventstore.writer")
+    private let queue = Mutex(Queue())
+    private let readers = Mutex<[SQLiteConnection]>([])
+    private let head: WatermarkWaiters
+
+    /// Opens or creates the store at `path` (the directory must exist).
+    public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")) throws {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        do {
+            writer = try SQLiteConnection(path: path)
+            try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            try Self.migrate(writer)
+            let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
+            head = WatermarkWaiters(highWatermark: last)
+        } catch let error as SQLiteError {
+            throw EventStoreError.unavailable("cannot open \(path): \(error)")
+        }
+    }
+
+    /// The schema, versioned with `user_version` so later versions can migrate forward.
+    static func migrate(_ db: SQLiteConnection) throws {
+        let version = try db.first("PRAGMA user_version") { $0.int64(0) } ?? 0
+        guard version < 1 else { return }
+        try db.execute(
+            """
+            BEGIN;
+            CREATE TABLE events(
+                position INTEGER PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
+                stream_id TEXT NOT NULL,
+                stream_version INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                recorded_at INTEGER NOT NULL,
+                correlation_id TEXT,
+                causation_id TEXT,
+                data TEXT NOT NULL,
+                UNIQUE(stream_id, stream_version));
+            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE commands(
+                command_id TEXT PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE snapshots(
+                stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE checkpoints(name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+            PRAGMA user_version = 1;
+            COMMIT;
+            """)
+    }
+
+    /// Finishes the queued writes, then refuses new ones.
+    public func close() {
+        queue.withLock { $0.closed = true }
+        writerQueue.sync {}
+    }
+
+    // MARK: Writes
+
+    public func append(_ request: AppendRequest) async throws -> AppendResult {
+        try AppendRules.validate(request)
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(.append(request, continuation))
+        }
+    }
+
+    public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        try await write { db in
+            try db.run(
+                """
+                INSERT INTO snapshots(stream_id, version, type, data) VALUES(?, ?, ?, ?)
+                ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version, type = excluded.type, data = excluded.data
+                WHERE excluded.version > snapshots.version
+                """,
+                .text(snapshot.streamId), .integer(snapshot.version), .text(snapshot.type), .text(String(decoding: snapshot.data, as: UTF8.self)))
+        }
+    }
+
+    public func saveCheckpoint(_ name: String, position: Int64) async throws {
+        try await write { db in
+            try db.run(
+                "INSERT INTO checkpoints(name, position) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                .text(name), .integer(position))
+        }
+    }
+
+    private func write(_ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.write(body, continuation))
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        let start = queue.withLock { queue -> Bool? in
+            guard !queue.closed else { return nil }
+            queue.jobs.append(job)
+            if queue.draining { return false }
+            queue.draining = true
+            return true
+        }
+        switch start {
+        case nil:
+            Self.fail(job, with: EventStoreError.unavailable("the store is closed"))
+        case true?:
+            writerQueue.async { self.drain() }
+        case false?:
+            break
+        }
+    }
+
+    /// Commits the queued jobs, a transaction per batch, until none are left.
+    private func drain() {
+        while true {
+            let jobs = queue.withLock { queue -> [Job] in
+                let count = min(queue.jobs.count, options.maxBatch)
+                let batch = Array(queue.jobs.prefix(count))
+                queue.jobs.removeFirst(count)
+                if batch.isEmpty { queue.draining = false }
+                return batch
+            }
+            guard !jobs.isEmpty else { return }
+            commit(jobs)
+        }
+    }
+
+    private func commit(_ jobs: [Job]) {
+        var outcomes: [Result<AppendResult?, any Error>] = []
+        outcomes.reserveCapacity(jobs.count)
+        do {
+            try writer.run("BEGIN IMMEDIATE")
+            for job in jobs {
+                try writer.run("SAVEPOINT job")
+                do {
+                    switch job {
+                    case .append(let request, _): outcomes.append(.success(try applyAppend(request)))
+                    case .write(let body, _):
+                        try body(writer)
+                        outcomes.append(.success(nil))
+                    }
+                    try writer.run("RELEASE job")
+                } catch let error as EventStoreError {
+                    try writer.run("ROLLBACK TO job")
+                    try writer.run("RELEASE job")
+                    outcomes.append(.failure(error))
+                }
+            }
+            try writer.run("COMMIT")
+        } catch {
+            try? writer.execute("ROLLBACK")
+            logger.error("event store transaction failed", metadata: ["error": "\(error)", "appends": "\(jobs.count)"])
+            let failure = EventStoreError.unavailable("\(error)")
+            for job in jobs { Self.fail(job, with: failure) }
+            return
+        }
+        // The head moves before anyone hears of the commit, so a writer that reads the head next
+        // sees at least its own events.
+        let last = outcomes.compactMap { try? $0.get()?.position }.max() ?? 0
+        if last > 0 { head.advance(to: last) }
+        for (job, outcome) in zip(jobs, outcomes) {
+            switch (job, outcome) {
+            case (.append(_, let continuation), .success(let result?)):
+                continuation.resume(returning: result)
+            case (.write(_, let continuation), .success):
+                continuation.resume()
+            case (_, .failure(let error)):
+                Self.fail(job, with: error)
+            case (.append(_, let continuation), .success(nil)):
+                continuation.resume(throwing: EventStoreError.unavailable("an append produced no result"))
+            }
+        }
+    }
+
+    private static func fail(_ job: Job, with error: any Error) {
+        switch job {
+        case .append(_, let continuation): continuation.resume(throwing: error)
+        case .write(_, let continuation): continuation.resume(throwing: error)
+        }
+    }
+
+    /// One append inside the open transaction (writer queue only). Throws `EventStoreError` for a
+    /// refusal (the savepoint is rolled back) and anything else for a failure of the database.
+    private func applyAppend(_ request: AppendRequest) throws -> AppendResult {
+        if let commandId = request.commandId, var earlier = try Self.commandResult(commandId, in: writer) {
+            earlier.duplicate = true
+            return earlier
+        }
+        let stored = try request.events.map { try Self.event(withId: $0.eventId, in: writer) }
+        if let earlier = try AppendRules.duplicate(of: request, stored: stored) { return earlier }
+        let version = try Self.streamVersion(request.streamId, in: writer)
+        guard request.expected.accepts(version) else {
+            throw EventStoreError.wrongExpectedVersion(streamId: request.streamId, expected: request.expected, actual: version)
+        }
+        let recordedAt = options.clock()
+        var next = version
+        var position: Int64 = 0
+        for event in request.events {
+            next += 1
+            try writer.run(
+                """
+                INSERT INTO events(event_id, stream_id, stream_version, type, schema_version, recorded_at, correlation_id, causation_id, data)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                .text(event.eventId), .text(request.streamId), .integer(next), .text(event.type), .integer(Int64(event.schemaVersion)),
+                .integer(recordedAt), event.correlationId.map(SQLiteValue.text) ?? .null, event.causationId.map(SQLiteValue.text) ?? .null,
+                .text(String(decoding: event.data, as: UTF8.self)))
+            position = writer.lastInsertRowID
+        }
+        try writer.run(
+            "INSERT INTO streams(stream_id, version) VALUES(?, ?) ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version",
+            .text(request.streamId), .integer(next))
+        if let commandId = request.commandId {
+            try writer.run(
+                "INSERT INTO commands(command_id, stream_id, version, position) VALUES(?, ?, ?, ?)",
+                .text(commandId), .text(request.streamId), .integer(next), .integer(position))
+        }
+        return AppendResult(streamId: request.streamId, version: next, position: position)
+    }
+
+    // MARK: Reads
+
+    static let eventColumns =
+        "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data"
+
+    static func recordedEvent(_ row: SQLiteStatement) -> RecordedEvent {
+        RecordedEvent(
+            eventId: row.text(0), streamId: row.text(1), type: row.text(2), schemaVersion: Int(row.int64(3)), streamVersion: row.int64(4),
+            position: row.int64(5), recordedAt: row.int64(6), correlationId: row.optionalText(7), causationId: row.optionalText(8),
+            data: row.bytes(9))
+    }
+
+    static func event(withId eventId: String, in db: SQLiteConnection) throws -> RecordedEvent? {
+        try db.first("SELECT \(eventColumns) FROM events WHERE event_id = ?", .text(eventId), row: recordedEvent)
+    }
+
+    static func streamVersion(_ streamId: String, in db: SQLiteConnection) throws -> Int64 {
+        try db.first("SELECT version FROM streams WHERE stream_id = ?", .text(streamId)) { $0.int64(0) } ?? 0
+    }
+
+    static func commandResult(_ commandId: String, in db: SQLiteConnection) throws -> AppendResult? {
+        try db.first("SELECT stream_id, version, position FROM commands WHERE command_id = ?", .text(commandId)) {
+            AppendResult(streamId: $0.text(0), version: $0.int64(1), position: $0.int64(2))
+        }
+    }
+
+    /// Runs a read on a pooled reader connection.
+    private func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        do {
+            let connection = try readers.withLock { $0.popLast() } ?? {
+                let connection = try SQLiteConnection(path: path)
+                try connection.execute("PRAGMA query_only = 1")
+                return connection
+            }()
+            defer { readers.withLock { if $0.count < options.readers { $0.append(connection) } } }
+            return try body(connection)
+        } catch let error as SQLiteError {
+            throw EventStoreError.unavailable("\(error)")
+        }
+    }
+
+    static func checkPage(_ maxCount: Int) throws {
+        guard (1...10_000).contains(maxCount) else { throw EventStoreError.invalid("a page holds 1 to 10000 events, not \(maxCount)") }
+    }
+
+    public func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent] {
+        try Self.checkPage(maxCount)
+        return try read { db in
+            try db.query(
+                "SELECT \(Self.eventColumns) FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?",
+                .text(streamId), .integer(fromVersion), .integer(Int64(maxCount)), row: Self.recordedEvent)
+        }
+    }
+
+    public func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent] {
+        try Self.checkPage(maxCount)
+        return try read { db in
+            try db.query(
+                "SELECT \(Self.eventColumns) FROM events WHERE position >= ? ORDER BY position LIMIT ?",
+                .integer(fromPosition), .integer(Int64(maxCount)), row: Self.recordedEvent)
+        }
+    }
+
+    public func headPosition() async throws -> Int64 { head.current }
+
+    public func streamVersion(_ streamId: String) async throws -> Int64 {
+        try read { try Self.streamVersion(streamId, in: $0) }
+    }
+
+    public func waitForEvents(after position: Int64, timeout: Duration) async -> Bool {
+        await head.wait(untilAbove: position, timeout: timeout)
+    }
+
+    public func commandResult(_ commandId: String) async throws -> AppendResult? {
+        try read { try Self.commandResult(commandId, in: $0) }
+    }
+
+    public func loadSnapshot(_ streamId: String) async throws -> Snapshot? {
+        try read { db in
+            try db.first("SELECT version, type, data FROM snapshots WHERE stream_id = ?", .text(streamId)) {
+                Snapshot(streamId: streamId, version: $0.int64(0), type: $0.text(1), data: $0.bytes(2))
+            }
+        }
+    }
+
+    public func checkpoint(_ name: String) async throws -> Int64? {
+        try read { db in try db.first("SELECT position FROM checkpoints WHERE name = ?", .text(name)) { $0.int64(0) } }
+    }
+}

@@ -1,0 +1,190 @@
+import CSQLite
+
+/// A failed SQLite call: the result code and SQLite's own message, with the statement when there
+/// was one.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// The primary result code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, `SQLITE_IOERR`, ...).
+    public var code: Int32
+    public var message: String
+    public var sql: String?
+
+    public var description: String {
+        sql.map { "SQLite error \(code): \(message) (in: \($0))" } ?? "SQLite error \(code): \(message)"
+    }
+
+    /// A constraint failed (UNIQUE, CHECK, NOT NULL): the caller's data, not the database, is wrong.
+    public var isConstraint: Bool { code & 0xff == SQLITE_CONSTRAINT }
+}
+
+/// A value bound to a statement parameter.
+public enum SQLiteValue: Sendable, Hashable {
+    case null
+    case integer(Int64)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// One connection to a database file.
+///
+/// Not thread-safe by design: SQLite connections are cheap, and each user (the store's single
+/// writer, each reader) owns one and uses it from one thread at a time. It is `@unchecked
+/// Sendable` so a pool can hand it from thread to thread.
+public final class SQLiteConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private var statements: [String: SQLiteStatement] = [:]
+    public let path: String
+
+    /// Opens (and creates, unless `readOnly`) the database at `path`. `busyTimeoutMs` is how long a
+    /// call waits for another connection's lock before failing with SQLITE_BUSY.
+    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = 5000) throws {
+        var pointer: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let code = sqlite3_open_v2(path, &pointer, flags, nil)
+        guard code == SQLITE_OK, let pointer else {
+            let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(pointer)
+            throw SQLiteError(code: code, message: message, sql: nil)
+        }
+        handle = pointer
+        self.path = path
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, busyTimeoutMs)
+    }
+
+    deinit {
+        statements.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more statements that return no rows (schema, pragmas, BEGIN/COMMIT).
+    public func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let code = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if code != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: code, message: message, sql: sql)
+        }
+    }
+
+    /// A prepared statement for `sql`, compiled once per connection and reused (reset and with
+    /// its bindings cleared) on every later call.
+    public func statement(_ sql: String) throws -> SQLiteStatement {
+        if let cached = statements[sql] {
+            cached.reset()
+            return cached
+        }
+        var pointer: OpaquePointer?
+        let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
+        guard code == SQLITE_OK, let pointer else { throw error(code, sql: sql) }
+        let statement = SQLiteStatement(pointer, connection: self, sql: sql)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs a statement that returns no rows; returns the number of rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ values: SQLiteValue...) throws -> Int {
+        let statement = try statement(sql)
+        try statement.bind(values)
+        while try statement.step() {}
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// Runs a query and maps each row.
+    public func query<T>(_ sql: String, _ values: SQLiteValue..., row: (SQLiteStatement) throws -> T) throws -> [T] {
+        let statement = try statement(sql)
+        try statement.bind(values)
+        var rows: [T] = []
+        while try statement.step() { rows.append(try row(statement)) }
+        return rows
+    }
+
+    /// The first row of a query, mapped, or nil when there is none.
+    public func first<T>(_ sql: String, _ values: SQLiteValue..., row: (SQLiteStatement) throws -> T) throws -> T? {
+        let statement = try statement(sql)
+        try statement.bind(values)
+        defer { statement.reset() }
+        return try statement.step() ? row(statement) : nil
+    }
+
+    /// The rowid of the last inserted row.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    func error(_ code: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+}
+
+/// A compiled statement owned by its connection.
+public final class SQLiteStatement {
+    private let pointer: OpaquePointer
+    private unowned let connection: SQLiteConnection
+    let sql: String
+
+    /// SQLITE_TRANSIENT: SQLite copies bound text and blobs before `bind` returns.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(_ pointer: OpaquePointer, connection: SQLiteConnection, sql: String) {
+        self.pointer = pointer
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(pointer) }
+
+    func reset() {
+        sqlite3_reset(pointer)
+        sqlite3_clear_bindings(pointer)
+    }
+
+    /// Binds `values` to parameters 1...n.
+    public func bind(_ values: [SQLiteValue]) throws {
+        for (index, value) in values.enumerated() {
+            let position = Int32(index + 1)
+            let code: Int32
+            switch value {
+            case .null: code = sqlite3_bind_null(pointer, position)
+            case .integer(let number): code = sqlite3_bind_int64(pointer, position, number)
+            case .text(let text): code = sqlite3_bind_text(pointer, position, text, -1, Self.transient)
+            case .blob(let bytes):
+                code = bytes.withUnsafeBytes { raw in
+                    sqlite3_bind_blob(pointer, position, raw.baseAddress, Int32(raw.count), Self.transient)
+                }
+            }
+            guard code == SQLITE_OK else { throw connection.error(code, sql: sql) }
+        }
+    }
+
+    /// Advances to the next row: true when there is one, false when the statement is done.
+    public func step() throws -> Bool {
+        let code = sqlite3_step(pointer)
+        switch code {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = connection.error(code, sql: sql)
+            sqlite3_reset(pointer)
+            throw error
+        }
+    }
+
+    public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
+
+    public func text(_ column: Int32) -> String {
+        guard let bytes = sqlite3_column_text(pointer, column) else { return "" }
+        return String(cString: bytes)
+    }
+
+    public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
+
+    /// A text or blob column's bytes, exactly as stored.
+    public func bytes(_ column: Int32) -> [UInt8] {
+        // blob first, then bytes: the order SQLite documents for a stable pointer.
+        guard let base = sqlite3_column_blob(pointer, column) else { return [] }
+        let count = Int(sqlite3_column_bytes(pointer, column))
+        return Array(UnsafeRawBufferPointer(start: base, count: count))
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import CommandHandling
+import CommandService
+import Domain
+import EventStore
+import Foundation
+import Logging
+import RPCCore
+import RPCHosting
+import RPCTransportTCP
+import ServiceLifecycle
+
+/// command-service: the write side's process.
+struct CommandServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "command-service",
+        abstract: "Serve cqrs.commands.v1: bank-account and order commands over an SQLite event store, relayed to the broker.",
+        discussion: """
+            Events are stored in <data-dir>/events.sqlite (WAL, synchronous=FULL) before a command is \
+            answered, and a relay publishes them to the broker from there (the store is the outbox): \
+            commands are accepted while the broker is down, and published when it returns.
+            Every flag can also come from an environment variable (named in its help) or from a JSON \
+            config file given with --config FILE (or JFRAME_CONFIG), whose keys are the flag names. \
+            The command line wins over the file, the file over the environment.
+            Prints one JSON line on stdout once listening: {"event":"listening","service":"command-service","host":…,"port":…}.
+            """)
+
+    @OptionGroup var server: ServerOptions
+
+    @Option(help: "Directory of the event store. Env: COMMANDS_DATA_DIR.")
+    var dataDir: String?
+
+    @Option(help: "The broker to publish to, host:port. Env: CQRS_BROKER.")
+    var broker: String?
+
+    @Flag(inversion: .prefixedNo, help: "Publish events to the broker (--no-relay: store only). Env: COMMANDS_RELAY=0 turns it off.")
+    var relay = true
+
+    @Option(help: "Snapshot an aggregate every N events (0: never). Env: COMMANDS_SNAPSHOT_EVERY.")
+    var snapshotEvery: Int?
+
+    @Option(help: "Partitions of the topics the relay creates. Env: COMMANDS_TOPIC_PARTITIONS.")
+    var topicPartitions: Int?
+
+    func validate() throws {
+        if let snapshotEvery, snapshotEvery < 0 { throw ValidationError("--snapshot-every must be 0 or more") }
+        if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
+    }
+
+    func run() async throws {
+        ServerHost.bootstrapLogging(server)
+        let logger = Logger(label: "command-service")
+        let directory = dataDir ?? Environment.string("COMMANDS_DATA_DIR") ?? "data/commands"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try SQLiteEventStore(path: directory + "/events.sqlite", logger: Logger(label: "eventstore"))
+        defer { store.close() }
+
+        let relayOn = relay && Environment.string("COMMANDS_RELAY") != "0"
+        var extraServices: [any Service] = []
+        var relayStatus: @Sendable () -> OutboxRelay.Status = { OutboxRelay.Status() }
+        var brokerClient: RPCClient?
+        if relayOn {
+            let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
+            let client = RPCClient(transport: try TCPClientTransport(address: address))
+            var options = OutboxRelay.Options()
+            options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
+            let outbox = OutboxRelay(store: store, broker: client, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
+            relayStatus = { outbox.status }
+            extraServices.append(outbox)
+            brokerClient = client
+        } else {
+            logger.notice("relay off: events are stored but not published")
+        }
+        let services = CommandSide.services(
+            store: store, snapshotEvery: try snapshotEvery ?? Environment.integer("COMMANDS_SNAPSHOT_EVERY") ?? 100,
+            clock: SQLiteEventStore.Options().clock, relayStatus: relayStatus)
+        try await ServerHost.run(
+            name: "command-service", services: services, options: server, defaultAddress: "127.0.0.1:50051", extraServices: extraServices)
+        brokerClient?.close()
+    }
+}
+
+@main
+enum Entry {
+    static func main() {
+        ConcurrencyOnEventLoops.run {
+            do {
+                await CommandServiceCommand.main(try ConfigFile.expand(CommandLine.arguments))
+            } catch {
+                CommandServiceCommand.exit(withError: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import Testing
+
+import SQLite
+import TestSupport
+
+@testable import EventStore
+
+/// The stores every test of the conformance suite runs against.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case inMemory, sqlite
+    var testDescription: String { rawValue }
+
+    func make(in directory: TemporaryDirectory) throws -> any EventStore {
+        switch self {
+        case .inMemory: return InMemoryEventStore(clock: { 1_763_899_200_000 })
+        case .sqlite:
+            var options = SQLiteEventStore.Options()
+            options.clock = { 1_763_899_200_000 }
+            return try SQLiteEventStore(path: directory.path + "/events.sqlite", options: options)
+        }
+    }
+}
+
+func event(_ id: String = UUID().uuidString, type: String = "Happened", data: String = #"{"n":1}"#) -> NewEvent {
+    NewEvent(eventId: id, type: type, data: Array(data.utf8), correlationId: "corr", causationId: "cause")
+}
+
+func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as EventStoreError {
+        return error
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
+    }
+}
+
+@Suite struct EventStoreConformanceTests {
+    @Test(arguments: StoreKind.allCases) func appendsGetStreamVersionsAndGlobalPositions(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        let first = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event(), event()]))
+        let second = try await store.append(AppendRequest(streamId: "B-1", expected: .noStream, events: [event()]))
+        let third = try await store.append(AppendRequest(streamId: "A-1", expected: .exact(2), events: [event()]))
+        #expect(first == AppendResult(streamId: "A-1", version: 2, position: 2))
+        #expect(second == AppendResult(streamId: "B-1", version: 1, position: 3))
+        #expect(third == AppendResult(streamId: "A-1", version: 3, position: 4))
+        #expect(try await store.headPosition() == 4)
+        #expect(try await store.streamVersion("A-1") == 3)
+        #expect(try await store.streamVersion("C-1") == 0)
+
+        let stream = try await store.readStream("A-1", fromVersion: 2, maxCount: 10)
+        #expect(stream.map(\.streamVersion) == [2, 3])
+        #expect(stream.map(\.position) == [2, 4])
+        #expect(stream.allSatisfy { $0.correlationId == "corr" && $0.causationId == "cause" && $0.recordedAt == 1_763_899_200_000 })
+        let all = try await store.readAll(fromPosition: 2, maxCount: 2)
+        #expect(all.map(\.position) == [2, 3])
+        #expect(all.map(\.streamId) == ["A-1", "B-1"])
+        #expect(try await store.readAll(fromPosition: 5, maxCount: 10).isEmpty)
+    }
+
+    @Test(arguments: StoreKind.allCases) func everyExpectedVersionIsEnforced(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        #expect(
+            await storeError { _ = try await store.append(AppendRequest(streamId: "S-1", expected: .streamExists, events: [event()])) }
+                == .wrongExpectedVersion(streamId: "S-1", expected: .streamExists, actual: 0))
+        #expect(
+            await storeError { _ = try await store.append(AppendRequest(streamId: "S-1", expected: .exact(3), events: [event()])) }
+                == .wrongExpectedVersion(streamId: "S-1", expected: .exact(3), actual: 0))
+        _ = try await store.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()]))
+        #expect(
+            await storeError { _ = try await store.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()])) }
+                == .wrongExpectedVersion(streamId: "S-1", expected: .noStream, actual: 1))
+        _ = try await store.append(AppendRequest(streamId: "S-1", expected: .streamExists, events: [event()]))
+        _ = try await store.append(AppendRequest(streamId: "S-1", expected: .any, events: [event()]))
+        _ = try await store.append(AppendRequest(streamId: "S-2", expected: .any, events: [event()]))
+        let error = await storeError { _ = try await store.append(AppendRequest(streamId: "S-1", expected: .exact(2), events: [event()])) }
+        #expect(error == .wrongExpectedVersion(streamId: "S-1", expected: .exact(2), actual: 3))
+        #expect(error?.description == "stream S-1 is at version 3, expected version 2")
+        #expect(try await store.headPosition() == 4, "refused appends store nothing")
+    }
+
+    @Test(arguments: StoreKind.allCases) func writersRacingOnOneVersionEndWithExactlyOneWinner(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        _ = try await store.append(AppendRequest(streamId: "R-1", expected: .noStream, events: [event()]))
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<50 {
+                group.addTask { (try? await store.append(AppendRequest(streamId: "R-1", expected: .exact(1), events: [event()]))) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1)
+        #expect(try await store.streamVersion("R-1") == 2)
+    }
+
+    @Test(arguments: StoreKind.allCases) func theSameEventIdsAgainAppendNothing(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        let events = [event("e1"), event("e2")]
+        let first = try await store.append(AppendRequest(streamId: "I-1", expected: .noStream, events: events))
+        let retry = try await store.append(AppendRequest(streamId: "I-1", expected: .noStream, events: events))
+        #expect(retry == AppendResult(streamId: "I-1", version: first.version, position: first.position, duplicate: true))
+        #expect(try await store.headPosition() == 2)
+
+        let changed = await storeError {
+            _ = try await store.append(AppendRequest(streamId: "I-1", expected: .any, events: [event("e1", data: #"{"n":2}"#), event("e2")]))
+        }
+        guard case .eventIdConflict(let id, _)? = changed else {
+            Issue.record("expected an event id conflict, got \(String(describing: changed))")
+            return
+        }
+        #expect(id == "e1")
+        let partial = await storeError { _ = try await store.append(AppendRequest(streamId: "I-1", expected: .any, events: [event("e2"), event("e3")])) }
+        guard case .eventIdConflict? = partial else {
+            Issue.record("expected an event id conflict, got \(String(describing: partial))")
+            return
+        }
+        #expect(try await store.headPosition() == 2)
+    }
+
+    @Test(arguments: StoreKind.allCases) func theSameCommandIdReturnsTheFirstResult(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        let first = try await store.append(AppendRequest(streamId: "C-1", expected: .noStream, events: [event()], commandId: "cmd-1"))
+        // New event ids, as a retried command decided again would have: still nothing appended.
+        let again = try await store.append(AppendRequest(streamId: "C-1", expected: .exact(1), events: [event()], commandId: "cmd-1"))
+        #expect(again == AppendResult(streamId: "C-1", version: 1, position: first.position, duplicate: true))
+        #expect(try await store.commandResult("cmd-1") == first)
+        #expect(try await store.commandResult("cmd-2") == nil)
+        #expect(try await store.headPosition() == 1)
+    }
+
+    @Test(arguments: StoreKind.allCases) func badRequestsAreRefusedAndStoreNothing(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        for request in [
+            AppendRequest(streamId: "", expected: .any, events: [event()]),
+            AppendRequest(streamId: "X-1", expected: .any, events: []),
+            AppendRequest(streamId: "X-1", expected: .any, events: [event("same"), event("same")]),
+            AppendRequest(streamId: "X-1", expected: .any, events: [event("", type: "T")]),
+        ] {
+            guard case .invalid? = await storeError({ _ = try await store.append(request) }) else {
+                Issue.record("expected invalid for \(request)")
+                continue
+            }
+        }
+        guard case .invalid? = await storeError({ _ = try await store.readAll(fromPosition: 1, maxCount: 0) }) else {
+            Issue.record("a zero page must be refused")
+            return
+        }
+        #expect(try await store.headPosition() == 0)
+    }
+
+    @Test(arguments: StoreKind.allCases) func waitersWakeWhenAnEventCommits(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        #expect(await store.waitForEvents(after: 0, timeout: .milliseconds(20)) == false)
+        async let woke = store.waitForEvents(after: 0, timeout: .seconds(10))
+        try await Task.sleep(for: .milliseconds(20))
+        _ = try await store.append(AppendRequest(streamId: "W-1", expected: .any, events: [event()]))
+        #expect(await woke)
+    }
+
+    @Test(arguments: StoreKind.allCases) func snapshotsAndCheckpointsKeepTheLatest(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        #expect(try await store.loadSnapshot("A-1") == nil)
+        try await store.saveSnapshot(Snapshot(streamId: "A-1", version: 10, type: "S", data: Array("{}".utf8)))
+        try await store.saveSnapshot(Snapshot(streamId: "A-1", version: 5, type: "S", data: Array("[]".utf8)))
+        #expect(try await store.loadSnapshot("A-1")?.version == 10, "an older snapshot never replaces a newer one")
+        #expect(try await store.checkpoint("relay") == nil)
+        try await store.saveCheckpoint("relay", position: 7)
+        try await store.saveCheckpoint("relay", position: 9)
+        #expect(try await store.checkpoint("relay") == 9)
+    }
+}
+
+@Suite struct SQLiteEventStoreTests {
+    @Test func eventsSurviveClosingAndReopening() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.path + "/events.sqlite"
+        do {
+            let store = try SQLiteEventStore(path: path)
+            _ = try await store.append(AppendRequest(streamId: "D-1", expected: .noStream, events: [event("d1"), event("d2")], commandId: "c"))
+            store.close()
+            await #expect(throws: EventStoreError.self) { _ = try await store.append(AppendRequest(streamId: "D-1", expected: .any, events: [event()])) }
+        }
+        let reopened = try SQLiteEventStore(path: path)
+        #expect(try await reopened.headPosition() == 2)
+        #expect(try await reopened.readStream("D-1", fromVersion: 1, maxCount: 10).map(\.eventId) == ["d1", "d2"])
+        #expect(try await reopened.commandResult("c")?.version == 2)
+        let next = try await reopened.append(AppendRequest(streamId: "D-1", expected: .exact(2), events: [event()]))
+        #expect(next.position == 3)
+    }
+
+    @Test func concurrentAppendsAreGroupCommittedWithGapFreePositions() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite")
+        let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+            for index in 0..<200 {
+                group.addTask { try await store.append(AppendRequest(streamId: "G-\(index)", expected: .noStream, events: [event()])) }
+            }
+            return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+        }
+        #expect(results.map(\.position).sorted() == Array(1...200))
+        let all = try await store.readAll(fromPosition: 1, maxCount: 1000)
+        #expect(all.map(\.position) == Array(1...200))
+    }
+
+    @Test func theFileUsesWALAndFullSynchronous() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite")
+        #expect(try store.writer.first("PRAGMA synchronous") { $0.int64(0) } == 2, "2 is FULL: the WAL is synced at every commit")
+        let other = try SQLiteConnection(path: dir.path + "/events.sqlite")
+        #expect(try other.first("PRAGMA journal_mode") { $0.text(0) } == "wal")
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test func millisecondsFormatAsISO8601UTC() {
+        #expect(iso8601(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(iso8601(milliseconds: 1_763_899_200_123) == "2025-11-23T12:00:00.123Z")
+        #expect(iso8601(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(iso8601(milliseconds: -1) == "1969-12-31T23:59:59.999Z")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for ms: Int64 in [1, 86_399_999, 4_102_444_800_000, 1_234_567_890_123] {
+            #expect(iso8601(milliseconds: ms) == formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)), "\(ms)")
+        }
+    }
+}
