@@ -6,14 +6,14 @@ import RPCCore
 import RPCHosting
 import RPCTransportTCP
 
-/// cqrs: the client CLI of the system. Broker commands so far; the command and query services
-/// add theirs as they land.
+/// cqrs: the client CLI of the system: broker topics, records and groups; account and order
+/// commands and the event store of the CommandService.
 struct CQRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cqrs",
-        abstract: "Client for the CQRS system: broker topics, records and consumer groups.",
+        abstract: "Client for the CQRS system: accounts and orders, the event store, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
-        subcommands: [Topics.self, Produce.self, Consume.self, Groups.self])
+        subcommands: [Accounts.self, Orders.self, Events.self, Topics.self, Produce.self, Consume.self, Groups.self])
 }
 
 /// Options every command shares.
@@ -30,7 +30,9 @@ struct Connection: ParsableArguments {
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }
 
     /// Prints a reply as JSON, or `human` otherwise.
-    func show(_ message: some JSONMessage, _ human: () -> String) {
+    func show(_ message: some JSONMessage, _ human: () -> String) { Self.show(message, json: json, human) }
+
+    static func show(_ message: some JSONMessage, json: Bool, _ human: () -> String) {
         if json {
             var writer = JSONWriter()
             message.writeJSON(to: &writer)

@@ -107,3 +107,22 @@ def conn(server):
     connection = server.connect()
     yield connection
     connection.close()
+
+
+def checked_call(protocols: Protocols, connection: jframe.Connection, package: str, service: str, method: str, request,
+                 expect: str = "OK"):
+    """Calls a unary method; checks the status code, validates the request (when it should
+    succeed), the trailers and the reply against Protocols/. Returns the reply, or the trailers of
+    a failed call."""
+    info = next(m for s in protocols.packages[package]["services"] if s["name"] == service
+                for m in s["methods"] if m["name"] == method)
+    if expect == "OK":
+        protocols.validate(f"{package}.{info['request']}", request)
+    result = connection.unary(f"{package}.{service}/{method}", request)
+    assert result.code == jframe.CODE[expect], (method, request, result.trailers)
+    protocols.validate("jframe.rpc.v1.Trailers", result.trailers)
+    if expect == "OK":
+        assert len(result.messages) == 1
+        protocols.validate(f"{package}.{info['response']}", result.messages[0])
+        return result.messages[0]
+    return result.trailers

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import jframe
+from conftest import checked_call
 
 B = "cqrs.broker.v1.Broker/"
 CALLED: set[str] = set()
@@ -78,17 +79,7 @@ class BrokerProcess:
     def call(self, method: str, request, expect: str = "OK", connection=None):
         """Calls a unary method; checks the code, and validates request and reply against Protocols/."""
         CALLED.add(method)
-        info = next(m for m in self.protocols.packages["cqrs.broker.v1"]["services"][0]["methods"] if m["name"] == method)
-        if expect == "OK":
-            self.protocols.validate(f"cqrs.broker.v1.{info['request']}", request)
-        result = (connection or self.connection).unary(B + method, request)
-        assert result.code == CODE[expect], (method, request, result.trailers)
-        self.protocols.validate("jframe.rpc.v1.Trailers", result.trailers)
-        if expect == "OK":
-            assert len(result.messages) == 1
-            self.protocols.validate(f"cqrs.broker.v1.{info['response']}", result.messages[0])
-            return result.messages[0]
-        return result.trailers
+        return checked_call(self.protocols, connection or self.connection, "cqrs.broker.v1", "Broker", method, request, expect)
 
     def fetch_all(self, topic: str, partition: int, offset: int = 0) -> list[dict]:
         records = []

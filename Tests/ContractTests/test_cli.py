@@ -52,3 +52,32 @@ def test_errors_are_one_line_with_the_status_as_exit_code(broker):
     assert bad.returncode == 3 and "name:" in bad.stderr
     assert cqrs(broker, "produce", "t", "not json").returncode != 0
     assert "USAGE" in subprocess.run([str(BIN_DIR / "cqrs"), "--help"], capture_output=True, text=True).stdout
+
+
+def test_account_and_order_commands_through_the_cli(start_server, protocols, broker):
+    from test_commands import CommandService
+    service = CommandService(start_server, protocols, broker)
+    address = f"{service.running.host}:{service.running.port}"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN_DIR / "cqrs"), *args, "--commands", address], capture_output=True, text=True, timeout=30)
+
+    opened = run("accounts", "open", "--id", "acct-1", "--holder", "Ada Lovelace", "--amount", "100.50", "--json")
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["version"] == "1"
+    deposited = run("accounts", "deposit", "acct-1", "--amount-minor", "50")
+    assert deposited.returncode == 0 and "BankAccount-acct-1 version 2" in deposited.stdout
+    overdraft = run("accounts", "withdraw", "acct-1", "--amount", "200")
+    assert overdraft.returncode == 9 and "insufficient funds: the balance is 10100" in overdraft.stderr
+    invalid = run("accounts", "deposit", "acct-1", "--amount-minor=-1", "--currency", "eu")
+    assert invalid.returncode == 3 and "amount.currency" in invalid.stderr
+    assert run("accounts", "close", "acct-1").returncode == 0
+    placed = run("orders", "place", "--id", "o1", "--email", "ada@example.com", "--first-name", "Ada", "--last-name", "L",
+                 "--description", "cards", "--quantity", "2")
+    assert placed.returncode == 0, placed.stderr
+    history = run("events", "stream", "BankAccount-acct-1")
+    assert [line.split()[3] for line in history.stdout.splitlines()] == ["AccountOpened", "FundsDeposited", "AccountClosed"]
+    assert len(run("events", "all", "--json").stdout.splitlines()) == 4
+    service.wait_published()
+    assert "published 4" in run("events", "status").stdout
+    service.cleanup()

@@ -1,0 +1,218 @@
+"""The command-service binary with a real broker, both as processes on ephemeral ports: every
+cqrs.commands.v1 method with replies validated against Protocols/, the status codes of refused
+commands, idempotency, the outbox relay to the broker, and kill -9 mid-workload."""
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+import pytest
+
+import jframe
+from conftest import checked_call
+from test_broker import BrokerProcess
+
+PACKAGE = "cqrs.commands.v1"
+CALLED: set[str] = set()
+CODE = jframe.CODE
+
+
+class CommandService:
+    """A command-service on a data directory that outlives restarts, publishing to `broker`."""
+
+    def __init__(self, start_server, protocols, broker: BrokerProcess):
+        self.start_server, self.protocols, self.broker = start_server, protocols, broker
+        self.data = tempfile.mkdtemp(prefix="commands-test-")
+        self.start()
+
+    def start(self):
+        broker = f"{self.broker.running.host}:{self.broker.running.port}"
+        self.running = self.start_server("--data-dir", self.data, "--broker", broker, binary="command-service")
+        self.connection = self.running.connect()
+
+    def kill(self):
+        self.connection.close()
+        self.running.process.send_signal(signal.SIGKILL)
+        self.running.process.wait()
+
+    def call(self, service: str, method: str, request, expect: str = "OK", connection=None):
+        """Calls a unary method; checks the code, and validates request and reply against Protocols/."""
+        CALLED.add(method)
+        return checked_call(self.protocols, connection or self.connection, PACKAGE, service, method, request, expect)
+
+    def account(self, method: str, request, expect: str = "OK"):
+        return self.call("BankAccounts", method, request, expect)
+
+    def wait_published(self, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.call("EventStore", "GetStatus", {})
+            if status["publishedPosition"] == status["headPosition"] and status["brokerConnected"]:
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+
+    def cleanup(self):
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture
+def system(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols)
+    service = CommandService(start_server, protocols, broker)
+    yield service
+    service.cleanup()
+    broker.cleanup()
+
+
+def eur(minor: int) -> dict:
+    return {"amountMinor": str(minor), "currency": "EUR"}
+
+
+def open_request(account: str, balance: int = 10000, **extra) -> dict:
+    return {"accountId": account, "holder": "Ada Lovelace", "accountType": "CURRENT", "openingBalance": eur(balance), **extra}
+
+
+def test_the_bank_account_story_with_every_refusal(system):
+    opened = system.account("OpenAccount", open_request("acct-1", 10000, commandId="open-1"))
+    assert opened == {"aggregateId": "acct-1", "streamId": "BankAccount-acct-1", "version": "1", "position": "1", "duplicate": False}
+    assert system.account("OpenAccount", open_request("acct-1", 10000, commandId="open-1"))["duplicate"] is True
+    system.account("OpenAccount", open_request("acct-1"), expect="ALREADY_EXISTS")
+
+    deposit = system.account("DepositFunds", {"accountId": "acct-1", "amount": eur(2500), "commandId": "dep-1"})
+    assert (deposit["version"], deposit["duplicate"]) == ("2", False)
+    again = system.account("DepositFunds", {"accountId": "acct-1", "amount": eur(2500), "commandId": "dep-1"})
+    assert again == {**deposit, "duplicate": True}, "the same command id returns the first result"
+
+    refused = system.account("WithdrawFunds", {"accountId": "acct-1", "amount": eur(12501)}, expect="FAILED_PRECONDITION")
+    assert "insufficient funds" in refused["message"]
+    system.account("WithdrawFunds", {"accountId": "acct-1", "amount": eur(12500), "expectedVersion": "2"})
+    conflict = system.account("DepositFunds", {"accountId": "acct-1", "amount": eur(1), "expectedVersion": "2"}, expect="ABORTED")
+    assert "version 3" in conflict["message"] and "expected 2" in conflict["message"]
+    system.account("DepositFunds", {"accountId": "nobody", "amount": eur(1)}, expect="NOT_FOUND")
+    system.account("DepositFunds", {"accountId": "acct-1", "amount": {"amountMinor": "1", "currency": "USD"}}, expect="FAILED_PRECONDITION")
+
+    invalid = system.account("DepositFunds", {"accountId": "acct-1", "amount": {"amountMinor": "0", "currency": "eur"}},
+                             expect="INVALID_ARGUMENT")
+    fields = {v["field"] for d in invalid["details"] for v in d["value"]["violations"]}
+    assert fields == {"amount.amountMinor", "amount.currency"}
+    system.account("OpenAccount", {"holder": "", "accountType": "SAVINGS", "openingBalance": eur(-1)}, expect="INVALID_ARGUMENT")
+    malformed = system.connection.unary(f"{PACKAGE}.BankAccounts/DepositFunds", {"accountId": "acct-1", "amount": "ten"})
+    assert malformed.code == CODE["INVALID_ARGUMENT"]
+
+    closed = system.account("CloseAccount", {"accountId": "acct-1"})
+    assert closed["version"] == "4"
+    for method, request in [("DepositFunds", {"accountId": "acct-1", "amount": eur(1)}),
+                            ("WithdrawFunds", {"accountId": "acct-1", "amount": eur(1)}),
+                            ("CloseAccount", {"accountId": "acct-1"})]:
+        assert system.account(method, request, expect="FAILED_PRECONDITION")["message"] == "the account is closed"
+
+    stream = system.call("EventStore", "ReadStream", {"streamId": "BankAccount-acct-1"})
+    assert [e["type"] for e in stream["events"]] == ["AccountOpened", "FundsDeposited", "FundsWithdrawn", "AccountClosed"]
+    assert stream["endOfStream"] is True and stream["nextVersion"] == "5"
+    assert stream["events"][0]["causationId"] == "open-1"
+    assert stream["events"][1]["data"] == {"accountId": "acct-1", "amount": {"amountMinor": 2500, "currency": "EUR"}}
+
+
+def test_orders_reach_the_OnNewOrder_topic_keyed_by_order_id(system):
+    customer = {"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"}
+    for index in range(3):
+        placed = system.call("Orders", "PlaceOrder", {"orderId": f"order-{index}", "customer": customer,
+                                                       "description": "punched cards", "quantity": index + 1})
+        assert placed["streamId"] == f"Order-order-{index}"
+    system.call("Orders", "PlaceOrder", {"orderId": "order-0", "customer": customer, "description": "d", "quantity": 1},
+                expect="ALREADY_EXISTS")
+    bad = system.call("Orders", "PlaceOrder", {"customer": {**customer, "email": "nope"}, "description": "d", "quantity": 0},
+                      expect="INVALID_ARGUMENT")
+    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"customer.email", "quantity"}
+    system.wait_published()
+    topic = system.broker.call("DescribeTopic", {"name": "OnNewOrder"})
+    records = [r for p in topic["partitions"] for r in system.broker.fetch_all("OnNewOrder", p["partition"])]
+    assert sorted(r["key"] for r in records) == ["order-0", "order-1", "order-2"]
+    first = next(r for r in records if r["key"] == "order-0")
+    assert first["value"] == {"orderId": "order-0", "customer": customer, "description": "punched cards", "quantity": 1}
+    assert first["headers"]["ce_type"] == "OrderPlaced" and first["headers"]["ce_subject"] == "Order-order-0"
+
+
+def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protocols):
+    for index in range(5):
+        system.account("OpenAccount", open_request(f"a{index}"))
+    page = system.call("EventStore", "ReadAll", {"fromPosition": "2", "maxCount": 3})
+    assert [e["position"] for e in page["events"]] == ["2", "3", "4"]
+    assert (page["nextPosition"], page["headPosition"]) == ("5", "5")
+    system.call("EventStore", "ReadAll", {"fromPosition": "0"}, expect="INVALID_ARGUMENT")
+    system.call("EventStore", "ReadAll", {"maxCount": 0}, expect="INVALID_ARGUMENT")
+
+    CALLED.add("SubscribeAll")
+    connection = system.running.connect()
+    stream = connection.open_call(f"{PACKAGE}.EventStore/SubscribeAll")
+    connection.send_message(stream, {"fromPosition": "4"}, end=True)
+    seen = []
+    while len(seen) < 2:
+        frame = connection.next_frame_for(stream)
+        assert frame.type == jframe.MESSAGE
+        protocols.validate(f"{PACKAGE}.ReadAllResponse", frame.json())
+        seen += [int(e["position"]) for e in frame.json()["events"]]
+    system.account("DepositFunds", {"accountId": "a0", "amount": eur(1)})
+    while len(seen) < 3:
+        seen += [int(e["position"]) for e in connection.next_frame_for(stream).json()["events"]]
+    assert seen == [4, 5, 6]
+    connection.cancel(stream)
+    connection.close()
+
+
+def test_kill_9_mid_workload_loses_no_committed_event_on_its_way_to_the_broker(system):
+    seed = int(__import__("os").environ.get("COMMANDS_KILL_SEED", random.randrange(1 << 30)))
+    print(f"COMMANDS_KILL_SEED={seed}")
+    rng = random.Random(seed)
+    accounts = [f"k{index}" for index in range(8)]
+    for account in accounts:
+        system.account("OpenAccount", open_request(account, 0))
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(account: str):
+        connection = system.running.connect()
+        try:
+            while not stop.is_set():
+                reply = connection.unary(f"{PACKAGE}.BankAccounts/DepositFunds", {"accountId": account, "amount": eur(1)})
+                if reply.code != 0:
+                    return
+                with lock:
+                    acknowledged.append(int(reply.messages[0]["position"]))
+        except Exception:
+            return  # the connection died with the process
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(account,)) for account in accounts]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3 + rng.random() * 0.7)
+    system.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(acknowledged) > 20, f"the workload barely ran (seed {seed})"
+
+    system.start()
+    head = int(system.wait_published()["headPosition"])
+    assert max(acknowledged) <= head, "every acknowledged command's event is stored"
+    topic = system.broker.call("DescribeTopic", {"name": "BankAccount"})
+    records = [r for p in topic["partitions"] for r in system.broker.fetch_all("BankAccount", p["partition"])]
+    published = {int(r["headers"]["ce_position"]) for r in records}
+    assert set(range(1, head + 1)) <= published, f"missing {sorted(set(range(1, head + 1)) - published)[:10]} (seed {seed})"
+    for account in accounts:
+        versions = [int(r["headers"]["ce_streamversion"]) for r in records if r["key"] == account]
+        first_seen = list(dict.fromkeys(versions))
+        assert first_seen == sorted(first_seen), f"per-key order for {account} (seed {seed})"
+
+
+def test_every_commands_method_was_called(protocols):
+    defined = {m["name"] for s in protocols.packages[PACKAGE]["services"] for m in s["methods"]}
+    assert defined - CALLED == set()
