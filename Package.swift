@@ -39,6 +39,7 @@ let package = Package(
         .executable(name: "broker-bench", targets: ["broker-bench"]),
         .executable(name: "cqrs", targets: ["cqrs"]),
         .executable(name: "command-service", targets: ["command-service"]),
+        .executable(name: "commands-bench", targets: ["commands-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -121,6 +122,14 @@ let package = Package(
         ),
         // What integration tests share: real server processes on real ports, temporary directories.
         .target(name: "TestSupport", swiftSettings: settings),
+        // Output and percentiles the benchmark executables share.
+        .target(name: "BenchSupport", path: "Benchmarks/BenchSupport", swiftSettings: settings),
+        .executableTarget(
+            name: "commands-bench",
+            dependencies: ["BenchSupport", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "SQLite", argumentParser],
+            path: "Benchmarks/commands-bench",
+            swiftSettings: settings
+        ),
         // The client CLI.
         .executableTarget(
             name: "cqrs",
@@ -147,7 +156,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "broker-bench",
-            dependencies: ["RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
+            dependencies: ["BenchSupport", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
             path: "Benchmarks/broker-bench",
             swiftSettings: settings
         ),

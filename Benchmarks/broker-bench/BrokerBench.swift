@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchSupport
 import Contracts
 import Foundation
 import RPCCore
@@ -32,15 +33,6 @@ struct Target: ParsableArguments {
     }
 }
 
-func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
-}
-
-func emit(_ fields: [String: Any]) {
-    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
-    fflush(nil)
-}
 
 extension Duration {
     var seconds: Double { Double(wholeNanoseconds) / 1e9 }

@@ -29,22 +29,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/broker" --listen 127.0.0.1:0 --data-dir "$WORK/broker" --log-level warning >"$WORK/broker.out" 2>"$WORK/broker.err" &
-pids+=($!)
-for _ in $(seq 100); do
-  PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$WORK/broker.out" 2>/dev/null) && break
-  sleep 0.1
-done
-[ -n "${PORT:-}" ] || { cat "$WORK/broker.err" >&2; exit 1; }
+start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker"
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 RESULTS="$WORK/results.jsonl"
-record() {  # label, json line
-  echo "$2" >&2
-  python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$1" "$2" >>"$RESULTS"
-}
 redis_xadd() {  # batch, clients -> {"records_per_s":…,"p50_ms":…,"p99_ms":…}
   local batch=$1 clients=$2 n
   n=$(python3 -c "print(max(5000, int($RUN_SECONDS * {1: 3500, 16: 12000}.get($clients, 12000) * (1 if $batch == 1 else 12))))")

@@ -35,3 +35,25 @@ ensure_python_venv() {
     .venv/bin/python -m pip install -q --disable-pip-version-check pytest jsonschema >&2
   fi
 }
+
+# For the benchmark scripts: starts one of our server binaries on port 0 in the background
+# (its pid joins the caller's `pids`) and sets PORT from the JSON line it prints once listening.
+# Usage: start_listening NAME LOGDIR BINARY ARGS...
+start_listening() {
+  local name=$1 logdir=$2
+  shift 2
+  "$@" --listen 127.0.0.1:0 --log-level warning >"$logdir/$name.out" 2>"$logdir/$name.err" &
+  pids+=($!)
+  PORT=""
+  for _ in $(seq 100); do
+    PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$logdir/$name.out" 2>/dev/null) && break
+    sleep 0.1
+  done
+  [ -n "$PORT" ] || { cat "$logdir/$name.err" >&2; exit 1; }
+}
+
+# Appends one benchmark result (a JSON line) to $RESULTS under a label, echoing it to stderr.
+record() {  # label, json line
+  echo "$2" >&2
+  python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$1" "$2" >>"$RESULTS"
+}

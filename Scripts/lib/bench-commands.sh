@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Scripts/bench commands: deposits on existing accounts through a running command-service (its
+# store on the same disk as the repository, relay off: this measures the write path) at each
+# concurrency, against the raw rate of single-row durable SQLite insert transactions (WAL,
+# synchronous=FULL) on the same disk, measured in the same run. Rounds are interleaved (ROUNDS,
+# default 3; the order alternates) and medians reported. stdout: one JSON line per case:
+#   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…}],"ratio":{name: …}}
+# oriented so that higher is better. Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
+set -euo pipefail
+ROUNDS="${ROUNDS:-3}"
+RUN_SECONDS="${RUN_SECONDS:-3}"
+CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
+
+step "build ours (release)"
+swift build -c release --product command-service >&2
+swift build -c release --product commands-bench >&2
+BIN="$(swift build -c release --show-bin-path)"
+
+WORK="$(pwd)/.build/bench-commands"
+rm -rf "$WORK"; mkdir -p "$WORK/store" "$WORK/raw"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" --no-relay
+
+RESULTS="$WORK/results.jsonl"
+
+for round in $(seq "$ROUNDS"); do
+  step "round $round of $ROUNDS"
+  for concurrency in $CONCURRENCIES; do
+    runs=(
+      "ours_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $concurrency --seconds $RUN_SECONDS"
+      "raw_c${concurrency}|$BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
+    )
+    if [ $((round % 2)) -eq 0 ]; then runs=("${runs[1]}" "${runs[0]}"); fi
+    for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
+  done
+done
+
+python3 - "$RESULTS" "$CONCURRENCIES" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+def med(label, key):
+    values = [r[key] for r in rows if r["label"] == label]
+    return statistics.median(values) if values else None
+for c in sys.argv[2].split():
+    ours, raw = med(f"ours_c{c}", "commands_per_s"), med(f"raw_c{c}", "txn_per_s")
+    base = "raw-sqlite-insert-txn-synchronous-full"
+    print(json.dumps({"case": f"deposits_c{c}", "metric": "commands_per_s", "ours": ours,
+                      "baseline": [{"name": base, "value": raw}], "ratio": {base: round(ours / raw, 2)}}))
+    for metric in ("p50_us", "p99_us"):
+        print(json.dumps({"case": f"deposits_c{c}", "metric": metric, "ours": med(f"ours_c{c}", metric), "baseline": [], "ratio": {}}))
+PY
