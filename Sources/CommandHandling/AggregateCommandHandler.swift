@@ -87,7 +87,9 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
 
     static func commandError(_ error: EventStoreError) -> CommandError {
         switch error {
-        case .wrongExpectedVersion(let streamId, _, let actual): return .conflict(streamId: streamId, expected: -1, actual: actual)
+        case .wrongExpectedVersion(let streamId, let expected, let actual):
+            guard case .exact(let version) = expected else { return .rejectedByStore(error.description) }
+            return .conflict(streamId: streamId, expected: version, actual: actual)
         case .eventIdConflict, .invalid: return .rejectedByStore(error.description)
         case .unavailable(let reason): return .storeUnavailable(reason)
         }
