@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "Domain", targets: ["Domain"]),
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "CommandHandling", targets: ["CommandHandling"]),
+        .library(name: "ReadModels", targets: ["ReadModels"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
@@ -39,6 +40,7 @@ let package = Package(
         .executable(name: "broker-bench", targets: ["broker-bench"]),
         .executable(name: "cqrs", targets: ["cqrs"]),
         .executable(name: "command-service", targets: ["command-service"]),
+        .executable(name: "query-service", targets: ["query-service"]),
         .executable(name: "commands-bench", targets: ["commands-bench"]),
     ],
     dependencies: [
@@ -109,6 +111,22 @@ let package = Package(
         .target(
             name: "CommandService",
             dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", logging],
+            swiftSettings: settings
+        ),
+        // The read side's storage: read models in SQLite applied exactly once in effect (offsets
+        // and stream versions in the same transaction), parked events, queries, rebuild and swap.
+        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "Watermarks", logging], swiftSettings: settings),
+        // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
+        // from the broker, and the rebuild from the CommandService's history.
+        .target(
+            name: "QueryService",
+            dependencies: ["ReadModels", "Domain", "BrokerClient", "Contracts", "RPCCore", logging, lifecycle],
+            swiftSettings: settings
+        ),
+        // The QueryService process.
+        .executableTarget(
+            name: "query-service",
+            dependencies: ["QueryService", "ReadModels", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle],
             swiftSettings: settings
         ),
         // The CommandService process.

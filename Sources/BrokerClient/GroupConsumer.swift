@@ -7,8 +7,13 @@ import Synchronization
 /// long-poll fetches, hands partitions over when the group rebalances, and commits what it
 /// processed periodically, before handing a partition over, and on shutdown.
 ///
-/// Records of one partition reach the handler one at a time, in offset order; partitions are
-/// consumed concurrently. A record counts as processed once the handler returns.
+/// Records of one partition reach the handler in offset order (one at a time, or a fetched batch
+/// at a time with `run(batches:)`); partitions are consumed concurrently. A record counts as
+/// processed once the handler returns.
+///
+/// An application that stores its results and its offsets in one transaction (exactly once in
+/// effect, as Kafka's docs describe for external stores) gives `startOffset`: its own offsets
+/// then win over the group's committed ones, which it still commits for monitoring and lag.
 public final class GroupConsumer: Sendable {
     public struct Options: Sendable {
         public var clientId: String?
@@ -20,10 +25,15 @@ public final class GroupConsumer: Sendable {
         public var startFromLatest = false
         public var maxRecords = 500
         public var maxWait: Duration = .milliseconds(500)
+        /// Where to start in a newly granted partition, when the application keeps offsets itself
+        /// (nil from it: fall back to the group's committed offset).
+        public var startOffset: (@Sendable (_ topic: String, _ partition: Int) async throws -> Int64?)?
         public init() {}
     }
 
     public typealias Handler = @Sendable (BrokerAPI.ConsumedRecord) async throws -> Void
+    /// Receives each fetched batch of one partition of `topic`, in offset order.
+    public typealias BatchHandler = @Sendable (_ topic: String, _ records: [BrokerAPI.ConsumedRecord]) async throws -> Void
 
     private struct Key: Hashable {
         var topic: String
@@ -57,6 +67,17 @@ public final class GroupConsumer: Sendable {
 
     /// Consumes until the task is cancelled, then commits and leaves the group.
     public func run(_ handler: @escaping Handler) async throws {
+        try await run(batches: { _, records in
+            for record in records {
+                if Task.isCancelled { return }
+                try await handler(record)
+            }
+        })
+    }
+
+    /// Consumes until the task is cancelled, handing over each fetched batch whole; then commits
+    /// and leaves the group.
+    public func run(batches handler: @escaping BatchHandler) async throws {
         var membership = try await join()
         var nextCommit = options.autoCommitInterval.map { ContinuousClock.now + $0 }
         defer { stopAll() }
@@ -138,7 +159,7 @@ public final class GroupConsumer: Sendable {
 
     /// Starts fetchers for newly granted partitions and, for revoked ones, stops them, commits
     /// their position and heartbeats at once so the next owner is not kept waiting.
-    private func reconcile(_ membership: BrokerAPI.GroupMembership, handler: @escaping Handler) async throws {
+    private func reconcile(_ membership: BrokerAPI.GroupMembership, handler: @escaping BatchHandler) async throws {
         let granted = Set(membership.assignment.flatMap { entry in entry.partitions.map { Key(topic: entry.topic, partition: $0) } })
         let current = Set(state.withLock { $0.fetchers.keys })
         let revoked = current.subtracting(granted)
@@ -156,6 +177,7 @@ public final class GroupConsumer: Sendable {
     }
 
     private func startOffset(_ key: Key) async throws -> Int64 {
+        if let own = try await options.startOffset?(key.topic, key.partition) { return own }
         let committed = try await broker.fetchCommittedOffsets(.init(group: group, topic: key.topic)).offsets
         if let found = committed.first(where: { $0.partition == key.partition }) {
             state.withLock { $0.committed[key] = found.offset }
@@ -165,7 +187,7 @@ public final class GroupConsumer: Sendable {
         return try await broker.listOffsets(.init(topic: key.topic, partition: key.partition, spec: spec)).offset
     }
 
-    private func consume(_ key: Key, from start: Int64, handler: @escaping Handler) async {
+    private func consume(_ key: Key, from start: Int64, handler: @escaping BatchHandler) async {
         var offset = start
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled {
@@ -174,11 +196,9 @@ public final class GroupConsumer: Sendable {
                     BrokerAPI.FetchRequest(
                         topic: key.topic, partition: key.partition, offset: offset, maxRecords: options.maxRecords,
                         maxWaitMs: Int(options.maxWait / .milliseconds(1))))
-                for record in reply.records {
+                if !reply.records.isEmpty {
+                    try await handler(key.topic, reply.records)
                     if Task.isCancelled { return }
-                    try await handler(record)
-                    offset = record.offset + 1
-                    state.withLock { $0.positions[key] = offset }
                 }
                 offset = reply.nextOffset
                 state.withLock { $0.positions[key] = offset }

@@ -173,17 +173,8 @@ private final class Producers: Sendable {
         return producer
     }
 
-    /// Creates the topic when it does not exist (another relay creating it first is fine).
     private func ensureTopic(_ topic: String) async throws {
-        let broker = BrokerAPI.Broker.Client(client)
-        let callOptions = CallOptions(timeout: options.producer.requestTimeout)
-        do {
-            _ = try await broker.describeTopic(.init(name: topic), options: callOptions)
-        } catch let error as RPCError where error.code == .notFound {
-            do {
-                _ = try await broker.createTopic(.init(name: topic, partitions: options.topicPartitions), options: callOptions)
-                logger.info("created topic", metadata: ["topic": "\(topic)", "partitions": "\(options.topicPartitions)"])
-            } catch let error as RPCError where error.code == .alreadyExists {}
-        }
+        try await TopicAdmin.ensure(
+            topic, partitions: options.topicPartitions, client: client, options: CallOptions(timeout: options.producer.requestTimeout), logger: logger)
     }
 }

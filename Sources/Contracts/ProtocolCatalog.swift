@@ -6,6 +6,7 @@ public enum ProtocolCatalog {
     public static let packages: [String: String] = [
         "cqrs.broker.v1": CqrsBrokerV1.definition,
         "cqrs.commands.v1": CqrsCommandsV1.definition,
+        "cqrs.queries.v1": CqrsQueriesV1.definition,
         "jframe.health.v1": JframeHealthV1.definition,
         "jframe.reflection.v1": JframeReflectionV1.definition,
         "jframe.testing.v1": JframeTestingV1.definition,

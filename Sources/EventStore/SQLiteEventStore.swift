@@ -49,7 +49,7 @@ public final class SQLiteEventStore: EventStore {
     let writer: SQLiteConnection  // used on writerQueue only (tests read its pragmas while idle)
     private let writerQueue = DispatchQueue(label: "eventstore.writer")
     private let queue = Mutex(Queue())
-    private let readers = Mutex<[SQLiteConnection]>([])
+    private let readers: SQLiteReaderPool
     private let head: WatermarkWaiters
 
     /// Opens or creates the store at `path` (the directory must exist).
@@ -57,6 +57,7 @@ public final class SQLiteEventStore: EventStore {
         self.path = path
         self.options = options
         self.logger = logger
+        readers = SQLiteReaderPool(path: path, capacity: options.readers)
         do {
             writer = try SQLiteConnection(path: path)
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
@@ -296,13 +297,7 @@ public final class SQLiteEventStore: EventStore {
     /// Runs a read on a pooled reader connection.
     private func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         do {
-            let connection = try readers.withLock { $0.popLast() } ?? {
-                let connection = try SQLiteConnection(path: path)
-                try connection.execute("PRAGMA query_only = 1")
-                return connection
-            }()
-            defer { readers.withLock { if $0.count < options.readers { $0.append(connection) } } }
-            return try body(connection)
+            return try readers.read(body)
         } catch let error as SQLiteError {
             throw EventStoreError.unavailable("\(error)")
         }

@@ -108,6 +108,40 @@ public final class SQLiteConnection: @unchecked Sendable {
         return try statement.step() ? row(statement) : nil
     }
 
+    /// Runs `body` in a transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so the
+    /// body never fails half-way on a busy lock), committing when it returns and rolling back
+    /// when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` inside a savepoint of the current transaction: when it throws, only its own
+    /// changes are undone and the transaction goes on.
+    public func savepoint<T>(_ name: String = "step", _ body: () throws -> T) throws -> T {
+        // Cached statements: a savepoint per row is cheap when nothing is parsed again.
+        try run("SAVEPOINT \(name)")
+        do {
+            let result = try body()
+            try run("RELEASE \(name)")
+            return result
+        } catch {
+            _ = try? run("ROLLBACK TO \(name)")
+            _ = try? run("RELEASE \(name)")
+            throw error
+        }
+    }
+
+    /// Rows changed by the last statement.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     /// The rowid of the last inserted row.
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
@@ -170,6 +204,9 @@ public final class SQLiteStatement {
     }
 
     public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
+
+    /// Columns of the statement's rows.
+    public var columnCount: Int32 { sqlite3_column_count(pointer) }
 
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
 

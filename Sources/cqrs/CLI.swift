@@ -13,7 +13,10 @@ struct CQRS: AsyncParsableCommand {
         commandName: "cqrs",
         abstract: "Client for the CQRS system: accounts and orders, the event store, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
-        subcommands: [Accounts.self, Orders.self, Events.self, Topics.self, Produce.self, Consume.self, Groups.self])
+        subcommands: [
+            Accounts.self, Orders.self, Customers.self, Events.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
+            Consume.self, Groups.self,
+        ])
 }
 
 /// Options every command shares.

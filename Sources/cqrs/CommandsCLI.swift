@@ -58,7 +58,8 @@ struct AmountOptions: ParsableArguments {
 
 struct Accounts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bank-account commands: open, deposit, withdraw, close.", subcommands: [Open.self, Deposit.self, Withdraw.self, Close.self])
+        abstract: "Bank accounts: commands (open, deposit, withdraw, close) and queries (get, list, find, history, watch).",
+        subcommands: [Open.self, Deposit.self, Withdraw.self, Close.self, Get.self, List.self, Find.self, History.self, Watch.self])
 
     /// A deposit or a withdrawal: the same request shape, another method.
     static func move(_ connection: CommandServiceConnection, withdraw: Bool, id: String, amount: AmountOptions, expectedVersion: Int64?) async throws {
@@ -137,7 +138,8 @@ struct Accounts: AsyncParsableCommand {
 }
 
 struct Orders: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Order commands: place.", subcommands: [Place.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Orders: place (command), get and list (queries).", subcommands: [Place.self, Get.self, List.self])
 
     struct Place: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Place an order (published on the OnNewOrder topic).")

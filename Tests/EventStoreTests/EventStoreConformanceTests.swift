@@ -231,17 +231,3 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         #expect(try other.first("PRAGMA journal_mode") { $0.text(0) } == "wal")
     }
 }
-
-@Suite struct TimestampTests {
-    @Test func millisecondsFormatAsISO8601UTC() {
-        #expect(iso8601(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
-        #expect(iso8601(milliseconds: 1_763_899_200_123) == "2025-11-23T12:00:00.123Z")
-        #expect(iso8601(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
-        #expect(iso8601(milliseconds: -1) == "1969-12-31T23:59:59.999Z")
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        for ms: Int64 in [1, 86_399_999, 4_102_444_800_000, 1_234_567_890_123] {
-            #expect(iso8601(milliseconds: ms) == formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)), "\(ms)")
-        }
-    }
-}

@@ -1,0 +1,93 @@
+import BrokerClient
+import Contracts
+import Logging
+import RPCCore
+import ReadModels
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps the read models up to date from the broker: one consumer-group member per event topic,
+/// each fetched batch of a partition applied in one transaction with its offsets and stream
+/// versions (so a redelivered record or a republished event changes nothing), partitions in
+/// parallel. Offsets are committed to the broker afterwards, for lag and monitoring only: on
+/// start the consumer resumes from the offsets stored with the models.
+public final class Projection: Service, Sendable {
+    public struct Options: Sendable {
+        /// The consumer group of the QueryService's members.
+        public var group = "query-service"
+        /// Partitions of a topic created here because it does not exist yet.
+        public var topicPartitions = 3
+        public var maxRecords = 1000
+        public var maxWait: Duration = .milliseconds(500)
+        public var maxBackoff: Duration = .seconds(2)
+        public init() {}
+    }
+
+    public struct Status: Sendable {
+        public var brokerConnected = false
+        public var lastError: String?
+    }
+
+    public let topics: [String]
+    private let store: ReadModelStore
+    private let client: RPCClient
+    private let options: Options
+    private let logger: Logger
+    private let state = Mutex(Status())
+
+    public init(store: ReadModelStore, broker client: RPCClient, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")) {
+        self.store = store
+        self.client = client
+        self.topics = topics
+        self.options = options
+        self.logger = logger
+    }
+
+    public var status: Status { state.withLock { $0 } }
+
+    public func run() async throws {
+        // A graceful shutdown cancels the members: each commits and leaves its group.
+        try await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for topic in self.topics { group.addTask { await self.follow(topic) } }
+            }
+        }
+    }
+
+    /// Consumes one topic until cancelled, joining again after any failure.
+    private func follow(_ topic: String) async {
+        var backoff = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            var consumerOptions = GroupConsumer.Options()
+            consumerOptions.clientId = "query-service"
+            consumerOptions.maxRecords = options.maxRecords
+            consumerOptions.maxWait = options.maxWait
+            consumerOptions.startOffset = { [store] topic, partition in try await store.nextOffset(topic: topic, partition: partition) }
+            let consumer = GroupConsumer(client: client, group: options.group, topics: [topic], options: consumerOptions, logger: logger)
+            do {
+                try await TopicAdmin.ensure(topic, partitions: options.topicPartitions, client: client, options: CallOptions(timeout: .seconds(5)), logger: logger)
+                try await consumer.run(batches: { topic, records in
+                    guard let partition = records.first?.partition else { return }
+                    try await self.store.apply(topic: topic, partition: partition, records: records.map(Self.incoming))
+                    self.state.withLock { $0 = Status(brokerConnected: true, lastError: nil) }
+                })
+                return
+            } catch {
+                if Task.isCancelled { return }
+                let first = state.withLock { status -> Bool in
+                    defer { status = Status(brokerConnected: false, lastError: "\(error)") }
+                    return status.lastError == nil
+                }
+                if first { logger.warning("projection cannot consume; retrying", metadata: ["topic": "\(topic)", "error": "\(error)"]) }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, options.maxBackoff)
+            }
+        }
+    }
+
+    static func incoming(_ record: BrokerAPI.ConsumedRecord) -> IncomingRecord {
+        IncomingRecord(
+            offset: record.offset, key: record.key, value: record.value.map { Array($0.bytes) }, headers: record.headers ?? [:],
+            timestamp: Int64(record.timestamp))
+    }
+}

@@ -1,0 +1,102 @@
+import Contracts
+import Foundation
+import RPCCore
+import ReadModels
+
+public typealias QueriesAPI = CqrsQueriesV1
+public typealias CommandsAPI = CqrsCommandsV1
+
+/// What every query method shares: status codes for the read models' errors, read-your-writes
+/// waits, page sizes and page tokens, and rows turned into messages.
+enum QueryCalls {
+    static let defaultPageSize = 100
+
+    /// Runs a handler body with the read models' errors turned into statuses.
+    static func run<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ReadModelError {
+            switch error {
+            case .invalid(let message): throw RPCError(code: .invalidArgument, message: message)
+            case .closed, .unavailable: throw RPCError(code: .unavailable, message: error.description)
+            }
+        }
+    }
+
+    /// Read your writes: waits until the read models have applied `minPosition`, for at most
+    /// the time left before the call's deadline, then refuses with DEADLINE_EXCEEDED naming how
+    /// far they are.
+    static func awaitPosition(_ minPosition: Int64?, in store: ReadModelStore, context: ServerContext) async throws {
+        guard let minPosition else { return }
+        guard minPosition >= 0 else {
+            throw RPCError.invalidArgument("minPosition must be 0 or more", violations: [FieldViolation(field: "minPosition", description: "must be 0 or more")])
+        }
+        // Without a deadline the wait is bounded anyway: a client must not hang forever.
+        let left = context.deadline.map { $0 - .now - .milliseconds(2) } ?? .seconds(30)
+        if await store.waitForPosition(minPosition, timeout: max(left, .zero)) { return }
+        throw RPCError(
+            code: .deadlineExceeded,
+            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition)")
+    }
+
+    static func pageSize(_ value: Int?) throws -> Int {
+        let size = value ?? defaultPageSize
+        guard (1...1000).contains(size) else {
+            throw RPCError.invalidArgument("pageSize is 1 to 1000", violations: [FieldViolation(field: "pageSize", description: "must be 1 to 1000")])
+        }
+        return size
+    }
+
+    /// Page tokens are opaque to clients: the last key of the previous page, base64url-encoded.
+    static func token(_ key: String) -> String {
+        Data(key.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func key(fromToken token: String?) throws -> String? {
+        guard let token else { return nil }
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let key = String(data: data, encoding: .utf8) else {
+            throw RPCError.invalidArgument("pageToken is not one this service gave", violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
+        }
+        return key
+    }
+
+    static func numericKey(fromToken token: String?) throws -> Int64 {
+        guard let key = try key(fromToken: token) else { return 0 }
+        guard let number = Int64(key) else {
+            throw RPCError.invalidArgument("pageToken is not one this service gave", violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
+        }
+        return number
+    }
+
+    static func nextToken<Row>(_ page: Page<Row>, _ key: (Row) -> String) -> String? {
+        guard page.hasMore, let last = page.rows.last else { return nil }
+        return token(key(last))
+    }
+
+    static func time(_ milliseconds: Int64) -> String { iso8601(milliseconds: milliseconds) }
+
+    static func account(_ row: AccountRow) -> QueriesAPI.Account {
+        QueriesAPI.Account(
+            accountId: row.accountId, holder: row.holder, accountType: CommandsAPI.AccountType(rawValue: row.accountType) ?? .current,
+            balance: CommandsAPI.Money(amountMinor: row.balanceMinor, currency: row.currency),
+            status: QueriesAPI.AccountStatus(rawValue: row.status) ?? .open, openedAt: time(row.openedAt), updatedAt: time(row.updatedAt),
+            version: row.version, position: row.position)
+    }
+
+    static func order(_ row: OrderRow) -> QueriesAPI.Order {
+        QueriesAPI.Order(
+            orderId: row.orderId, customer: CommandsAPI.Customer(email: row.email, firstName: row.firstName, lastName: row.lastName),
+            description: row.description, quantity: row.quantity, createdAt: time(row.createdAt), position: row.position)
+    }
+
+    static func customer(_ row: CustomerRow) -> QueriesAPI.CustomerSummary {
+        QueriesAPI.CustomerSummary(
+            email: row.email, firstName: row.firstName, lastName: row.lastName, orderCount: row.orderCount,
+            firstOrderAt: time(row.firstOrderAt), lastOrderAt: time(row.lastOrderAt))
+    }
+
+    static func notFound(_ what: String) -> RPCError { RPCError(code: .notFound, message: what) }
+}

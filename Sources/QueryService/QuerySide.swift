@@ -1,0 +1,16 @@
+import Domain
+import RPCCore
+import ReadModels
+
+/// The QueryService's RPC services over one read-model store, assembled as the binary serves them.
+public enum QuerySide {
+    /// The topics the projection follows: every domain's event topic.
+    public static let topics = Array(Set(Domains.topics.values)).sorted()
+
+    public static func services(store: ReadModelStore, projection: Projection?, broker: RPCClient?, commands: RPCClient) -> [any RPCService] {
+        [
+            AccountsService(store: store), OrdersService(store: store), CustomersService(store: store),
+            ReadModelsService(store: store, projection: projection, broker: broker, commands: commands),
+        ]
+    }
+}

@@ -1,0 +1,203 @@
+import Contracts
+import Dispatch
+import Foundation
+import Logging
+import RPCCore
+import ReadModels
+import Synchronization
+
+/// cqrs.queries.v1.ReadModels: status and lag, rebuild from the CommandService's history, and
+/// the parked events.
+public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sendable {
+    let store: ReadModelStore
+    let projection: Projection?
+    let broker: RPCClient?
+    let commands: RPCClient
+    let logger: Logger
+    private let rebuilding = Atomic(false)
+
+    /// `projection` and `broker` are nil when the service runs without a broker (rebuild only).
+    public init(store: ReadModelStore, projection: Projection?, broker: RPCClient?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")) {
+        self.store = store
+        self.projection = projection
+        self.broker = broker
+        self.commands = commands
+        self.logger = logger
+    }
+
+    public func getStatus(_ request: QueriesAPI.GetStatusRequest, context: ServerContext) async throws -> QueriesAPI.ReadModelStatus {
+        try await QueryCalls.run {
+            let stored = Dictionary(
+                try await store.partitionOffsets().map { ("\($0.topic)/\($0.partition)", $0.nextOffset) }, uniquingKeysWith: { $1 })
+            var partitions: [QueriesAPI.PartitionStatus] = []
+            var brokerError: String?
+            for topic in projection?.topics ?? [] {
+                do {
+                    guard let broker else { break }
+                    let description = try await CqrsBrokerV1.Broker.Client(broker).describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2)))
+                    for partition in description.partitions {
+                        let applied = stored["\(topic)/\(partition.partition)"] ?? 0
+                        partitions.append(
+                            QueriesAPI.PartitionStatus(
+                                topic: topic, partition: partition.partition, appliedOffset: applied, highWatermark: partition.highWatermark,
+                                lag: max(0, partition.highWatermark - applied)))
+                    }
+                } catch {
+                    brokerError = "\(error)"
+                    for (key, applied) in stored.sorted(by: { $0.key < $1.key }) where key.hasPrefix(topic + "/") {
+                        partitions.append(QueriesAPI.PartitionStatus(topic: topic, partition: Int(key.dropFirst(topic.count + 1)) ?? 0, appliedOffset: applied))
+                    }
+                }
+            }
+            let counts = try store.counts()
+            let projectionStatus = projection?.status
+            return QueriesAPI.ReadModelStatus(
+                appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
+                orders: counts.orders, customers: counts.customers,
+                brokerConnected: broker != nil && brokerError == nil,
+                lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
+        }
+    }
+
+    public func rebuild(_ request: QueriesAPI.RebuildRequest, responses: MessageWriter<QueriesAPI.RebuildProgress>, context: ServerContext) async throws {
+        guard rebuilding.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw RPCError(code: .failedPrecondition, message: "a rebuild is already running")
+        }
+        defer { rebuilding.store(false, ordering: .releasing) }
+        try await QueryCalls.run {
+            let rebuilder = Rebuilder(store: store, commands: commands, pageSize: request.pageSize ?? 5000, logger: logger)
+            let final = try await rebuilder.run { progress in try await responses.write(progress) }
+            try await responses.write(final)
+        }
+    }
+
+    public func listParked(_ request: QueriesAPI.ListParkedRequest, context: ServerContext) async throws -> QueriesAPI.ParkedPage {
+        try await QueryCalls.run {
+            let page = try store.parked(afterId: try QueryCalls.numericKey(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+            return QueriesAPI.ParkedPage(
+                events: page.rows.map { row in
+                    QueriesAPI.ParkedEvent(
+                        id: row.id, state: QueriesAPI.ParkedState(rawValue: row.state) ?? .failed, topic: row.topic, partition: row.partition,
+                        offset: row.offset, eventId: row.eventId, eventType: row.eventType, streamId: row.streamId,
+                        streamVersion: row.streamVersion, position: row.position, error: row.error, attempts: row.attempts,
+                        parkedAt: QueryCalls.time(row.parkedAt), value: row.data.flatMap { try? RawJSON(validating: $0) })
+                },
+                nextPageToken: QueryCalls.nextToken(page) { String($0.id) })
+        }
+    }
+
+    public func retryParked(_ request: QueriesAPI.ParkedSelection, context: ServerContext) async throws -> QueriesAPI.ParkedResult {
+        try await resolve(request, skip: false)
+    }
+
+    public func skipParked(_ request: QueriesAPI.ParkedSelection, context: ServerContext) async throws -> QueriesAPI.ParkedResult {
+        try await resolve(request, skip: true)
+    }
+
+    private func resolve(_ selection: QueriesAPI.ParkedSelection, skip: Bool) async throws -> QueriesAPI.ParkedResult {
+        try await QueryCalls.run {
+            let all = selection.all ?? false
+            let ids = selection.ids ?? []
+            guard all != !ids.isEmpty else {
+                throw RPCError.invalidArgument(
+                    "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")])
+            }
+            let result = try await store.resolveParked(ids: all ? nil : ids, skip: skip)
+            logger.notice(skip ? "skipped parked events" : "retried parked events", metadata: ["applied": "\(result.applied)", "skipped": "\(result.skipped)"])
+            return QueriesAPI.ParkedResult(applied: result.applied, skipped: result.skipped, stillParked: try store.counts().parked)
+        }
+    }
+}
+
+/// Rebuilds the read models from the CommandService's ReadAll history: pages are fetched one
+/// ahead while the previous one is applied (on its own thread) into fresh tables, then the store
+/// swaps them in.
+struct Rebuilder {
+    let store: ReadModelStore
+    let commands: RPCClient
+    let pageSize: Int
+    let logger: Logger
+    static let reportEvery = Duration.milliseconds(250)
+
+    /// Runs the rebuild, calling `report` with progress about every 250 ms; returns the final
+    /// progress (done, with counts).
+    func run(report: (QueriesAPI.RebuildProgress) async throws -> Void) async throws -> QueriesAPI.RebuildProgress {
+        let started = ContinuousClock.now
+        let rebuild = try ReadModelRebuild(beside: store)
+        logger.notice("rebuild started")
+        do {
+            var head: Int64 = 0
+            var next: Task<CommandsAPI.ReadAllResponse, any Error>? = fetch(from: 1)
+            var lastReport = started
+            while let current = next {
+                let page = try await current.value
+                head = max(head, page.headPosition)
+                // Read ahead while this page is applied, unless it reached the head.
+                next = page.events.isEmpty || page.nextPosition > page.headPosition ? nil : fetch(from: page.nextPosition)
+                let events = try page.events.map(Self.projected)
+                try await offload { try rebuild.apply(events) }
+                if ContinuousClock.now - lastReport >= Self.reportEvery {
+                    lastReport = .now
+                    try await report(progress(rebuild, head: head, since: started, done: false))
+                }
+            }
+            // The last events since, read with the live writer held; then the swap.
+            let counts = try await store.finishRebuild(rebuild) {
+                while true {
+                    let page = try await fetch(from: rebuild.lastPosition + 1).value
+                    head = max(head, page.headPosition)
+                    if page.events.isEmpty { break }
+                    let events = try page.events.map(Self.projected)
+                    try await offload { try rebuild.apply(events) }
+                }
+            }
+            var final = progress(rebuild, head: head, since: started, done: true)
+            final.accounts = counts.accounts
+            final.orders = counts.orders
+            final.customers = counts.customers
+            final.parkedEvents = counts.parked
+            logger.notice("rebuild done", metadata: ["events": "\(rebuild.eventsApplied)", "elapsed": "\(ContinuousClock.now - started)"])
+            return final
+        } catch {
+            rebuild.discard()
+            logger.warning("rebuild abandoned; the read models are unchanged", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    private func fetch(from position: Int64) -> Task<CommandsAPI.ReadAllResponse, any Error> {
+        let client = CommandsAPI.EventStore.Client(commands)
+        let request = CommandsAPI.ReadAllRequest(fromPosition: position, maxCount: pageSize)
+        return Task {
+            do {
+                return try await client.readAll(request, options: CallOptions(timeout: .seconds(30)))
+            } catch let error as RPCError {
+                throw RPCError(code: .unavailable, message: "cannot read the CommandService's history: \(error.code.name): \(error.message)")
+            }
+        }
+    }
+
+    private func progress(_ rebuild: ReadModelRebuild, head: Int64, since started: ContinuousClock.Instant, done: Bool) -> QueriesAPI.RebuildProgress {
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return QueriesAPI.RebuildProgress(
+            eventsApplied: rebuild.eventsApplied, headPosition: head,
+            eventsPerSecond: seconds > 0 ? Int(Double(rebuild.eventsApplied) / seconds) : 0, elapsedMs: Int64(seconds * 1000), done: done)
+    }
+
+    static func projected(_ event: CommandsAPI.StoredEvent) throws -> ProjectedEvent {
+        guard let recordedAt = milliseconds(iso8601: event.recordedAt) else {
+            throw RPCError(code: .unavailable, message: "event \(event.eventId) has an unreadable recordedAt: \(event.recordedAt)")
+        }
+        return ProjectedEvent(
+            eventId: event.eventId, streamId: event.streamId, type: event.type, schemaVersion: event.schemaVersion,
+            streamVersion: event.streamVersion, position: event.position, recordedAt: recordedAt, data: event.data.bytes)
+    }
+}
+
+/// Runs blocking work (SQLite transactions) on a Dispatch thread, not on the caller's executor.
+func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}

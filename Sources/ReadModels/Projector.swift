@@ -1,0 +1,109 @@
+import Domain
+import SQLite
+
+/// Applies one event to the read-model tables. It knows the domains' event types (through the
+/// registry) and the tables; it knows nothing of partitions, offsets or parking.
+struct Projector: Sendable {
+    var registry = Domains.registry
+
+    /// What an event changed, so watchers of it can be told.
+    enum Change: Hashable {
+        case account(String)
+        case order(String)
+    }
+
+    /// Applies `event`, or throws (and the caller undoes its partial changes) when the event
+    /// cannot be decoded or does not fit the model.
+    func apply(_ event: ProjectedEvent, to db: SQLiteConnection) throws -> Change? {
+        let decoded = try registry.decode(type: event.type, schemaVersion: event.schemaVersion, data: event.data)
+        switch decoded {
+        case let opened as AccountOpened:
+            let changed = try db.run(
+                """
+                INSERT OR IGNORE INTO accounts(account_id, holder, holder_key, account_type, balance_minor, currency, status,
+                    opened_at, updated_at, version, position)
+                VALUES(?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?)
+                """,
+                .text(opened.accountId), .text(opened.holder), .text(Self.key(opened.holder)), .text(opened.accountType.rawValue),
+                .integer(opened.openingBalance.amountMinor), .text(opened.openingBalance.currency), .integer(event.recordedAt),
+                .integer(event.recordedAt), .integer(event.streamVersion), .integer(event.position))
+            guard changed == 1 else { throw ProjectionError("account \(opened.accountId) is already open") }
+            try record(opened.accountId, "OPENING_BALANCE", opened.openingBalance, after: opened.openingBalance.amountMinor, event, db)
+            return .account(opened.accountId)
+        case let deposited as FundsDeposited:
+            try move(deposited.accountId, by: deposited.amount, kind: "DEPOSIT", event, db)
+            return .account(deposited.accountId)
+        case let withdrawn as FundsWithdrawn:
+            try move(withdrawn.accountId, by: withdrawn.amount, kind: "WITHDRAWAL", event, db)
+            return .account(withdrawn.accountId)
+        case let closed as AccountClosed:
+            let changed = try db.run(
+                "UPDATE accounts SET status = 'CLOSED', updated_at = ?, version = ?, position = ? WHERE account_id = ?",
+                .integer(event.recordedAt), .integer(event.streamVersion), .integer(event.position), .text(closed.accountId))
+            guard changed == 1 else { throw ProjectionError("account \(closed.accountId) is not in the read model") }
+            return .account(closed.accountId)
+        case let placed as OrderPlaced:
+            let customer = placed.customer
+            let changed = try db.run(
+                """
+                INSERT OR IGNORE INTO orders(order_id, customer_email, customer_key, first_name, last_name, description, quantity,
+                    created_at, position)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                .text(placed.orderId), .text(customer.email), .text(Self.key(customer.email)), .text(customer.firstName),
+                .text(customer.lastName), .text(placed.description), .integer(Int64(placed.quantity)), .integer(event.recordedAt),
+                .integer(event.position))
+            guard changed == 1 else { throw ProjectionError("order \(placed.orderId) is already in the read model") }
+            try db.run(
+                """
+                INSERT INTO customers(email_key, email, first_name, last_name, order_count, first_order_at, last_order_at)
+                VALUES(?, ?, ?, ?, 1, ?, ?)
+                ON CONFLICT(email_key) DO UPDATE SET order_count = order_count + 1, first_name = excluded.first_name,
+                    last_name = excluded.last_name, last_order_at = max(last_order_at, excluded.last_order_at)
+                """,
+                .text(Self.key(customer.email)), .text(customer.email), .text(customer.firstName), .text(customer.lastName),
+                .integer(event.recordedAt), .integer(event.recordedAt))
+            return .order(placed.orderId)
+        default:
+            throw ProjectionError("no read model takes \(event.type) events")
+        }
+    }
+
+    /// Adds (deposit) or subtracts (withdrawal) an amount, checked for currency and overflow, and
+    /// records the transaction with the balance after it.
+    private func move(_ accountId: String, by amount: Money, kind: String, _ event: ProjectedEvent, _ db: SQLiteConnection) throws {
+        guard
+            let (balance, currency) = try db.first(
+                "SELECT balance_minor, currency FROM accounts WHERE account_id = ?", .text(accountId), row: { ($0.int64(0), $0.text(1)) })
+        else { throw ProjectionError("account \(accountId) is not in the read model") }
+        guard currency == amount.currency else {
+            throw ProjectionError("account \(accountId) holds \(currency), the event moves \(amount.currency)")
+        }
+        let (after, overflow) =
+            kind == "DEPOSIT" ? balance.addingReportingOverflow(amount.amountMinor) : balance.subtractingReportingOverflow(amount.amountMinor)
+        guard !overflow else { throw ProjectionError("account \(accountId): the balance would overflow") }
+        try db.run(
+            "UPDATE accounts SET balance_minor = ?, updated_at = ?, version = ?, position = ? WHERE account_id = ?",
+            .integer(after), .integer(event.recordedAt), .integer(event.streamVersion), .integer(event.position), .text(accountId))
+        try record(accountId, kind, amount, after: after, event, db)
+    }
+
+    private func record(_ accountId: String, _ kind: String, _ amount: Money, after: Int64, _ event: ProjectedEvent, _ db: SQLiteConnection) throws {
+        try db.run(
+            """
+            INSERT INTO account_transactions(account_id, version, kind, amount_minor, currency, balance_after, at, position)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            .text(accountId), .integer(event.streamVersion), .text(kind), .integer(amount.amountMinor), .text(amount.currency),
+            .integer(after), .integer(event.recordedAt), .integer(event.position))
+    }
+
+    /// Case-insensitive lookup key (holders, emails).
+    static func key(_ text: String) -> String { text.lowercased() }
+}
+
+/// An event that does not fit the read model (it is parked with this message).
+struct ProjectionError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import SQLite
+
+/// A rebuild of the read models from the event store's history, written into a fresh database
+/// beside the live one while the live one keeps answering; `ReadModelStore.finishRebuild` then
+/// replaces the live models with it in one transaction.
+public final class ReadModelRebuild: @unchecked Sendable {
+    public let path: String
+    private var writer: ProjectionWriter?
+    public private(set) var eventsApplied: Int64 = 0
+    /// The last position read from the history: every event up to it is in the new models.
+    public private(set) var lastPosition: Int64 = 0
+
+    /// Starts an empty rebuild database next to `store`'s (an earlier unfinished one is removed).
+    public init(beside store: ReadModelStore) throws {
+        path = store.path + ".rebuild"
+        Self.remove(path)
+        let db = try ReadModelSchema.open(path)
+        // A throwaway file until the swap: durability comes from the swap's own transaction.
+        try db.execute("PRAGMA synchronous=OFF")
+        writer = try ProjectionWriter(db: db, clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+    }
+
+    /// Applies the next events of the history, in position order, as one transaction.
+    public func apply(_ events: [ProjectedEvent]) throws {
+        guard let writer, !events.isEmpty else { return }
+        if let first = events.first, first.position != lastPosition + 1 {
+            throw ReadModelError.invalid("the history skipped from position \(lastPosition) to \(first.position)")
+        }
+        _ = try writer.apply(history: events)
+        eventsApplied += Int64(events.count)
+        lastPosition = events.last!.position
+    }
+
+    public func counts() throws -> ReadModelCounts {
+        guard let writer else { throw ReadModelError.closed }
+        return try ReadModelStore.counts(writer.db)
+    }
+
+    /// Closes the rebuild database (before the swap reads it, or when abandoning it).
+    func close() {
+        if let writer { try? writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        writer = nil
+    }
+
+    /// Abandons the rebuild and deletes its files.
+    public func discard() {
+        close()
+        Self.remove(path)
+    }
+
+    static func remove(_ path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+}
+
+extension ProjectionWriter {
+    /// Replaces the models with a finished rebuild's, in one transaction: the model tables and
+    /// stream versions are copied over; the partition offsets stay (the live consumer goes on
+    /// from them, and the stream versions skip what the rebuild already holds); parked events
+    /// the rebuild applied are dropped; the handled watermark moves up to what the rebuild read.
+    func replaceModels(from rebuildPath: String, through position: Int64) throws {
+        try db.run("ATTACH DATABASE ? AS rebuilt", .text(rebuildPath))
+        defer { _ = try? db.execute("DETACH DATABASE rebuilt") }
+        try transaction {
+            for table in ReadModelSchema.modelTables {
+                try db.execute("DELETE FROM main.\(table); INSERT INTO main.\(table) SELECT * FROM rebuilt.\(table);")
+            }
+            try db.execute(
+                """
+                DELETE FROM main.parked WHERE stream_id <> ''
+                    AND stream_version <= coalesce((SELECT version FROM main.streams s WHERE s.stream_id = parked.stream_id), 0);
+                INSERT OR IGNORE INTO main.parked(state, topic, partition, offset, event_id, event_type, stream_id, stream_version,
+                    position, schema_version, recorded_at, data, error, attempts, parked_at)
+                SELECT state, 'history', 0, position, event_id, event_type, stream_id, stream_version, position, schema_version,
+                    recorded_at, data, error, attempts, parked_at FROM rebuilt.parked;
+                UPDATE main.parked SET state = 'FAILED', error = 'the event it waited behind was applied by a rebuild: retry it'
+                    WHERE state = 'WAITING'
+                    AND stream_version = (SELECT min(stream_version) FROM main.parked p WHERE p.stream_id = parked.stream_id);
+                """)
+            try setHandledThrough(position)
+        }
+    }
+}
+
+extension ReadModelStore {
+    /// Finishes a rebuild: with the live writer held (so the live projection pauses), `catchUp`
+    /// reads the history's last events into `rebuild` until it reaches the head; then the live
+    /// models are replaced by the rebuilt ones in one transaction. Queries keep answering from
+    /// the old models until that commit, and from the new ones after it.
+    public func finishRebuild(_ rebuild: ReadModelRebuild, catchUp: () async throws -> Void) async throws -> ReadModelCounts {
+        let (counts, through) = try await exclusively {
+            try await catchUp()
+            rebuild.close()
+            let path = rebuild.path
+            let position = rebuild.lastPosition
+            return try await self.onWriterQueue { writer in
+                try writer.replaceModels(from: path, through: position)
+                return (try ReadModelStore.counts(writer.db), writer.handledThrough)
+            }
+        }
+        rebuild.discard()
+        published([], through: through)
+        watchers.changedAll()
+        return counts
+    }
+}

@@ -1,0 +1,188 @@
+import Dispatch
+import Foundation
+import Logging
+import SQLite
+import Synchronization
+import Watermarks
+
+/// The QueryService's read models in one SQLite database: one writer applying events exactly
+/// once in effect, pooled readers answering queries, a watermark queries can wait on to read
+/// their own writes, and watchers told about each applied change.
+///
+/// Writes run one at a time on a dedicated queue (SQLite has one writer anyway), so the
+/// projection's partitions, parked-event repairs and a rebuild's swap never interleave.
+public final class ReadModelStore: Sendable {
+    public struct Options: Sendable {
+        /// Idle reader connections kept for queries.
+        public var readers = 8
+        /// Milliseconds since the Unix epoch, UTC (parked-at times).
+        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        public init() {}
+    }
+
+    public let path: String
+    let readers: SQLiteReaderPool
+    private let writer: Mutex<ProjectionWriter?>
+    private let writerQueue = DispatchQueue(label: "readmodels.writer")
+    /// Held for each write, and by a rebuild's last catch-up and swap.
+    private let writeLock = AsyncLock()
+    private let options: Options
+    private let logger: Logger
+    /// Every global position up to this one is applied (or parked).
+    let handled: WatermarkWaiters
+    let watchers = ChangeWatchers()
+
+    /// Opens or creates the read models at `path` (the directory must exist).
+    public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        let projectionWriter = try ProjectionWriter(db: try ReadModelSchema.open(path), clock: options.clock)
+        handled = WatermarkWaiters(highWatermark: projectionWriter.handledThrough)
+        writer = Mutex(projectionWriter)
+        readers = SQLiteReaderPool(path: path, capacity: options.readers)
+    }
+
+    /// Finishes the current write and closes the writer.
+    public func close() {
+        writerQueue.sync { writer.withLock { $0 = nil } }
+        readers.drain()
+    }
+
+    /// Runs `body` with the writer, one write at a time, off the caller's thread.
+    func write<T: Sendable>(_ body: @escaping @Sendable (ProjectionWriter) throws -> T) async throws -> T {
+        try await writeLock.withLock { try await onWriterQueue(body) }
+    }
+
+    /// Runs `body` with no write running or starting until it returns.
+    func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        try await writeLock.withLock(body)
+    }
+
+    /// Runs `body` with the writer on the writer queue (the caller holds the write lock).
+    func onWriterQueue<T: Sendable>(_ body: @escaping @Sendable (ProjectionWriter) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writerQueue.async {
+                continuation.resume(
+                    with: Result {
+                        try self.writer.withLock { writer in
+                            guard let writer else { throw ReadModelError.closed }
+                            return try body(writer)
+                        }
+                    })
+            }
+        }
+    }
+
+    /// Applies one fetched batch of a partition's records (see `ProjectionWriter` for the rules),
+    /// then moves the handled watermark and tells watchers.
+    @discardableResult
+    public func apply(topic: String, partition: Int, records: [IncomingRecord]) async throws -> BatchOutcome {
+        let (outcome, through) = try await write { writer in
+            (try writer.apply(topic: topic, partition: partition, records: records), writer.handledThrough)
+        }
+        published(outcome.changes, through: through)
+        if outcome.parked > 0 {
+            logger.warning("parked events", metadata: ["topic": "\(topic)", "partition": "\(partition)", "count": "\(outcome.parked)"])
+        }
+        return BatchOutcome(applied: outcome.applied, duplicates: outcome.duplicates, parked: outcome.parked)
+    }
+
+    /// The next offset to apply in a partition, as stored with the models; nil when none was.
+    public func nextOffset(topic: String, partition: Int) async throws -> Int64? {
+        try await write { $0.nextOffset(topic: topic, partition: partition) }
+    }
+
+    /// Stored next offsets of every partition the projection has applied.
+    public func partitionOffsets() async throws -> [PartitionOffset] {
+        try await write { $0.partitionOffsets.map { PartitionOffset(topic: $0.topic, partition: $0.partition, nextOffset: $0.nextOffset) } }
+    }
+
+    /// Every global position up to this one is applied or parked.
+    public var handledPosition: Int64 { handled.current }
+
+    /// Waits until `position` is handled; false when `timeout` passed first.
+    public func waitForPosition(_ position: Int64, timeout: Duration) async -> Bool {
+        if handled.current >= position { return true }
+        return await handled.wait(untilAbove: position - 1, timeout: timeout)
+    }
+
+    /// Retries (or skips) parked events: all FAILED ones, or those with `ids`.
+    public func resolveParked(ids: [Int64]?, skip: Bool) async throws -> (applied: Int, skipped: Int) {
+        let (result, through) = try await write { writer in (try writer.resolveParked(ids: ids, skip: skip), writer.handledThrough) }
+        published(result.changes, through: through)
+        return (result.applied, result.skipped)
+    }
+
+    func published(_ changes: Set<Projector.Change>, through: Int64) {
+        handled.advance(to: through)
+        for case .account(let id) in changes { watchers.changed(id) }
+    }
+
+    /// Nudges each time a change to `accountId` is applied (or the models are rebuilt); the
+    /// stream ends when its consumer stops iterating.
+    public func watch(_ accountId: String) -> AsyncStream<Void> { watchers.watch(accountId) }
+
+    /// Runs a query on a pooled reader.
+    func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        do {
+            return try readers.read(body)
+        } catch let error as SQLiteError {
+            throw ReadModelError.unavailable("\(error)")
+        }
+    }
+}
+
+/// What one batch did.
+public struct BatchOutcome: Sendable, Hashable {
+    public var applied: Int
+    public var duplicates: Int
+    public var parked: Int
+}
+
+public struct PartitionOffset: Sendable, Hashable {
+    public var topic: String
+    public var partition: Int
+    public var nextOffset: Int64
+}
+
+public enum ReadModelError: Error, CustomStringConvertible {
+    case closed
+    case unavailable(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .closed: "the read models are closed"
+        case .unavailable(let message): "the read models cannot be used: \(message)"
+        case .invalid(let message): message
+        }
+    }
+}
+
+/// Who is watching which account: each watcher gets a nudge when a change to it is applied.
+final class ChangeWatchers: Sendable {
+    private let watchers = Mutex<[String: [UUID: AsyncStream<Void>.Continuation]]>([:])
+
+    /// A stream of nudges for `accountId`; it ends when the caller stops iterating.
+    func watch(_ accountId: String) -> AsyncStream<Void> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        watchers.withLock { $0[accountId, default: [:]][id] = continuation }
+        continuation.onTermination = { [weak self] _ in
+            self?.watchers.withLock { watchers in
+                watchers[accountId]?[id] = nil
+                if watchers[accountId]?.isEmpty == true { watchers[accountId] = nil }
+            }
+        }
+        return stream
+    }
+
+    func changedAll() {
+        for continuation in watchers.withLock({ $0.values.flatMap(\.values) }) { continuation.yield() }
+    }
+
+    func changed(_ accountId: String) {
+        for continuation in watchers.withLock({ $0[accountId].map { Array($0.values) } ?? [] }) { continuation.yield() }
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import RPCCore
+import Testing
+
+@Suite struct TimestampTests {
+    @Test func millisecondsFormatAsISO8601UTC() {
+        #expect(iso8601(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(iso8601(milliseconds: 1_763_899_200_123) == "2025-11-23T12:00:00.123Z")
+        #expect(iso8601(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(iso8601(milliseconds: -1) == "1969-12-31T23:59:59.999Z")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for ms: Int64 in [1, 86_399_999, 4_102_444_800_000, 1_234_567_890_123] {
+            #expect(iso8601(milliseconds: ms) == formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)), "\(ms)")
+        }
+    }
+
+    @Test func iso8601ParsesBackToMilliseconds() {
+        for ms: Int64 in [0, 1, -1, 86_399_999, 951_782_400_000, 1_763_899_200_123, 4_102_444_800_000] {
+            #expect(milliseconds(iso8601: iso8601(milliseconds: ms)) == ms, "\(ms)")
+        }
+        #expect(milliseconds(iso8601: "2026-11-23T12:00:00Z") == 1_795_435_200_000)
+        for bad in ["", "2026-11-23", "2026-13-01T00:00:00.000Z", "2026-11-23T12:00:00.123+01:00", "2026-11-23 12:00:00.123Z", "20x6-11-23T12:00:00.123Z"] {
+            #expect(milliseconds(iso8601: bad) == nil, "\(bad)")
+        }
+    }
+}
