@@ -30,12 +30,12 @@ class Protocols:
                 continue
             document = json.loads(path.read_text())
             self.packages[document["package"]] = document
-            registry = registry.with_resource(f"urn:jframe:{path.name}", Resource(document, DRAFT202012))
+            registry = registry.with_resource(f"https://jframe.invalid/protocols/{path.name}", Resource(document, DRAFT202012))
             # Relative refs like other.v1.json#/messages/X resolve against the file's own URI.
         self.registry = registry
 
     def validator(self, package: str, message: str) -> Draft202012Validator:
-        uri = f"urn:jframe:{package}.json#/messages/{message}"
+        uri = f"https://jframe.invalid/protocols/{package}.json#/messages/{message}"
         return Draft202012Validator({"$ref": uri}, registry=self.registry)
 
     def validate(self, qualified: str, value) -> None:

@@ -1,0 +1,230 @@
+import Domain
+import Foundation
+import Testing
+import TestSupport
+
+@testable import ReadModels
+
+/// A history being written: events with gap-free global positions and per-stream versions, as
+/// the event store assigns them.
+struct History {
+    var events: [ProjectedEvent] = []
+    var versions: [String: Int64] = [:]
+
+    mutating func add(_ event: any DomainEvent, stream: String, data: [UInt8]? = nil) -> ProjectedEvent {
+        let encoded = try! EventTypeRegistry.encode(event)
+        let version = (versions[stream] ?? 0) + 1
+        versions[stream] = version
+        let projected = ProjectedEvent(
+            eventId: UUID().uuidString, streamId: stream, type: encoded.type, schemaVersion: encoded.schemaVersion, streamVersion: version,
+            position: Int64(events.count + 1), recordedAt: 1_795_435_200_000 + Int64(events.count), data: data ?? encoded.data)
+        events.append(projected)
+        return projected
+    }
+
+    mutating func open(_ id: String, holder: String = "Ada Lovelace", minor: Int64 = 10_000) -> ProjectedEvent {
+        add(AccountOpened(accountId: id, holder: holder, accountType: .current, openingBalance: Money(amountMinor: minor, currency: "EUR")), stream: "BankAccount-\(id)")
+    }
+
+    mutating func deposit(_ id: String, _ minor: Int64) -> ProjectedEvent {
+        add(FundsDeposited(accountId: id, amount: Money(amountMinor: minor, currency: "EUR")), stream: "BankAccount-\(id)")
+    }
+
+    mutating func withdraw(_ id: String, _ minor: Int64) -> ProjectedEvent {
+        add(FundsWithdrawn(accountId: id, amount: Money(amountMinor: minor, currency: "EUR")), stream: "BankAccount-\(id)")
+    }
+
+    /// A deposit whose JSON no read model can decode.
+    mutating func poison(_ id: String) -> ProjectedEvent {
+        add(FundsDeposited(accountId: id, amount: Money(amountMinor: 1, currency: "EUR")), stream: "BankAccount-\(id)", data: Array(#"{"accountId":"\#(id)"}"#.utf8))
+    }
+
+    mutating func order(_ id: String, email: String) -> ProjectedEvent {
+        add(
+            OrderPlaced(orderId: id, customer: Customer(email: email, firstName: "Ada", lastName: "Lovelace"), description: "cards", quantity: 2),
+            stream: "Order-\(id)")
+    }
+}
+
+func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRecord] {
+    events.enumerated().map { index, event in
+        IncomingRecord(offset: offset + Int64(index), key: event.streamId, value: event.data, event: .success(event))
+    }
+}
+
+@Suite struct ReadModelStoreTests {
+    let directory = TemporaryDirectory(prefix: "readmodels")
+
+    func store(_ name: String = "readmodels.sqlite") throws -> ReadModelStore {
+        try ReadModelStore(path: directory.path + "/" + name)
+    }
+
+    @Test func redeliveredRecordsAndRepublishedEventsAreAppliedOnce() async throws {
+        let store = try store()
+        var history = History()
+        let batch = [history.open("a"), history.deposit("a", 2_500), history.withdraw("a", 500)]
+        let first = try await store.apply(topic: "BankAccount", partition: 0, records: records(batch))
+        #expect(first.applied == 3)
+        // The same records again (a consumer that restarted before committing to the broker).
+        let again = try await store.apply(topic: "BankAccount", partition: 0, records: records(batch))
+        #expect(again == BatchOutcome(applied: 0, duplicates: 0, parked: 0), "below the stored offset: not even looked at")
+        // The same events at new offsets (the relay published them again after a crash).
+        let republished = try await store.apply(topic: "BankAccount", partition: 0, records: records(batch, from: 3))
+        #expect(republished.duplicates == 3 && republished.applied == 0)
+        let account = try #require(try store.account("a"))
+        #expect(account.balanceMinor == 12_000)
+        #expect(account.version == 3)
+        #expect(try store.transactions(of: "a", afterVersion: 0, limit: 10).rows.map(\.balanceAfter) == [10_000, 12_500, 12_000])
+        #expect(try await store.nextOffset(topic: "BankAccount", partition: 0) == 6)
+        #expect(store.handledPosition == 3)
+    }
+
+    @Test func offsetsAndModelsSurviveReopening() async throws {
+        var history = History()
+        let batch = [history.open("a"), history.deposit("a", 100)]
+        do {
+            let store = try store()
+            try await store.apply(topic: "BankAccount", partition: 2, records: records(batch, from: 40))
+            store.close()
+        }
+        let reopened = try store()
+        #expect(try await reopened.nextOffset(topic: "BankAccount", partition: 2) == 42)
+        #expect(reopened.handledPosition == 2)
+        #expect(try reopened.account("a")?.balanceMinor == 10_100)
+    }
+
+    @Test func aPoisonEventIsParkedItsStreamWaitsAndOthersContinue() async throws {
+        let store = try store()
+        var history = History()
+        let events = [
+            history.open("a"), history.open("b"), history.poison("a"), history.deposit("b", 100), history.deposit("a", 300),
+            history.deposit("b", 200),
+        ]
+        let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records(events))
+        #expect(outcome.parked == 2 && outcome.applied == 4)
+        #expect(try store.account("b")?.balanceMinor == 10_300, "the other stream goes on")
+        #expect(try store.account("a")?.balanceMinor == 10_000, "a's later deposit waits behind its poison event")
+        let parked = try store.parked(afterId: 0, limit: 10).rows
+        #expect(parked.map(\.state) == ["FAILED", "WAITING"])
+        #expect(parked[0].streamVersion == 2 && parked[0].error.contains("FundsDeposited"))
+        #expect(store.handledPosition == 6, "parked events count as handled, so read-your-writes never hangs on them")
+
+        // A retry fails again (the event is still bad) and keeps the order.
+        let retried = try await store.resolveParked(ids: nil, skip: false)
+        #expect(retried.applied == 0)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.attempts) == [2, 1])
+        // Skipping it moves the stream past it and applies what waited behind it.
+        let skipped = try await store.resolveParked(ids: [parked[0].id], skip: true)
+        #expect(skipped.skipped == 1 && skipped.applied == 1)
+        #expect(try store.account("a")?.balanceMinor == 10_300)
+        #expect(try store.account("a")?.version == 3)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
+    }
+
+    @Test func aRetryAppliesAParkedEventOnceItFits() async throws {
+        let store = try store()
+        var history = History()
+        let open = history.open("a")
+        let deposit = history.deposit("a", 700)
+        // The deposit arrives alone first: a gap (version 2 before 1) is parked, not applied.
+        let gap = try await store.apply(topic: "BankAccount", partition: 1, records: records([deposit], from: 0))
+        #expect(gap.parked == 1)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.first?.error.contains("gap") == true)
+        // Version 1 arrives and is parked behind it (stream order holds); retry applies both.
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([open]))
+        #expect(try store.account("a") == nil)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["FAILED", "WAITING"])
+        let retried = try await store.resolveParked(ids: nil, skip: false)
+        #expect(retried.applied == 2, "the stream's parked events apply in version order")
+        #expect(try store.account("a")?.balanceMinor == 10_700)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
+    }
+
+    @Test func readYourWritesWaitsForEveryEarlierPosition() async throws {
+        let store = try store()
+        var history = History()
+        let first = history.open("a")
+        let second = history.order("o1", email: "ada@example.com")
+        // Position 2 arrives first (another topic): position 2 is not handled until 1 is.
+        try await store.apply(topic: "OnNewOrder", partition: 0, records: records([second]))
+        #expect(store.handledPosition == 0)
+        #expect(await store.waitForPosition(2, timeout: .milliseconds(50)) == false)
+        async let waited = store.waitForPosition(2, timeout: .seconds(5))
+        try await Task.sleep(for: .milliseconds(20))
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([first]))
+        #expect(await waited)
+        #expect(store.handledPosition == 2)
+    }
+
+    @Test func rebuildEqualsTheLiveModelsAndNeverDoubleCounts() async throws {
+        let store = try store()
+        var history = History()
+        for index in 0..<20 { _ = history.open("acct-\(index)", holder: index % 2 == 0 ? "Ada" : "Grace") }
+        for round in 0..<5 {
+            for index in 0..<20 { _ = round % 2 == 0 ? history.deposit("acct-\(index)", Int64(100 + index)) : history.withdraw("acct-\(index)", 50) }
+        }
+        for index in 0..<10 { _ = history.order("order-\(index)", email: "customer\(index % 3)@example.com") }
+        let accounts = history.events.filter { $0.streamId.hasPrefix("BankAccount") }
+        let orders = history.events.filter { $0.streamId.hasPrefix("Order") }
+        try await store.apply(topic: "BankAccount", partition: 0, records: records(accounts))
+        try await store.apply(topic: "OnNewOrder", partition: 0, records: records(orders))
+        let live = try store.canonicalDump()
+
+        for _ in 0..<2 {
+            let rebuild = try ReadModelRebuild(beside: store)
+            for page in stride(from: 0, to: history.events.count, by: 37) {
+                try rebuild.apply(Array(history.events[page..<min(page + 37, history.events.count)]))
+            }
+            let counts = try await store.finishRebuild(rebuild) {}
+            #expect(counts.accounts == 20 && counts.orders == 10 && counts.customers == 3)
+            #expect(try store.canonicalDump() == live, "a rebuild onto the live models equals them")
+        }
+        #expect(try store.account("acct-3")?.balanceMinor == 10_000 + 3 * 103 - 2 * 50)
+        // The live projection goes on after the swap: redelivered events are still skipped.
+        let again = try await store.apply(topic: "BankAccount", partition: 0, records: records(accounts, from: Int64(accounts.count)))
+        #expect(again.applied == 0 && again.duplicates == accounts.count)
+        #expect(try store.canonicalDump() == live)
+    }
+
+    @Test func aRebuildRefusesAHistoryWithAHole() throws {
+        let store = try store()
+        var history = History()
+        _ = history.open("a")
+        _ = history.deposit("a", 1)
+        let rebuild = try ReadModelRebuild(beside: store)
+        #expect(throws: ReadModelError.self) { try rebuild.apply([history.events[1]]) }
+        rebuild.discard()
+        #expect(!FileManager.default.fileExists(atPath: rebuild.path))
+    }
+
+    @Test func queriesFindByHolderAndBalanceAndPage() async throws {
+        let store = try store()
+        var history = History()
+        _ = history.open("a1", holder: "Ada Lovelace", minor: 5_000)
+        _ = history.open("a2", holder: "ada lovelace", minor: 50_000)
+        _ = history.open("a3", holder: "Grace Hopper", minor: 20_000)
+        try await store.apply(topic: "BankAccount", partition: 0, records: records(history.events))
+        #expect(try store.accounts(matching: AccountFilter(holder: "ADA LOVELACE"), after: nil, limit: 10).rows.map(\.accountId) == ["a1", "a2"])
+        #expect(try store.accounts(matching: AccountFilter(balanceAbove: ("EUR", 10_000)), after: nil, limit: 10).rows.map(\.accountId) == ["a2", "a3"])
+        #expect(try store.accounts(matching: AccountFilter(balanceAbove: ("USD", 0)), after: nil, limit: 10).rows.isEmpty)
+        #expect(
+            try store.accounts(matching: AccountFilter(balanceAbove: ("EUR", 10_000), balanceBelow: ("EUR", 30_000)), after: nil, limit: 10).rows
+                .map(\.accountId) == ["a3"])
+        let first = try store.accounts(after: nil, limit: 2)
+        #expect(first.rows.map(\.accountId) == ["a1", "a2"] && first.hasMore)
+        let second = try store.accounts(after: "a2", limit: 2)
+        #expect(second.rows.map(\.accountId) == ["a3"] && !second.hasMore)
+    }
+
+    @Test func watchersAreNudgedWhenTheirAccountChanges() async throws {
+        let store = try store()
+        var history = History()
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([history.open("a"), history.open("b")]))
+        let nudges = store.watch("a")
+        var iterator = nudges.makeAsyncIterator()
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([history.deposit("b", 1)], from: 2))
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([history.deposit("a", 1)], from: 3))
+        let nudged: Void? = await iterator.next()
+        #expect(nudged != nil)
+    }
+}
