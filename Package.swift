@@ -42,6 +42,7 @@ let package = Package(
         .executable(name: "command-service", targets: ["command-service"]),
         .executable(name: "query-service", targets: ["query-service"]),
         .executable(name: "commands-bench", targets: ["commands-bench"]),
+        .executable(name: "queries-bench", targets: ["queries-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -146,6 +147,12 @@ let package = Package(
             name: "commands-bench",
             dependencies: ["BenchSupport", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "SQLite", argumentParser],
             path: "Benchmarks/commands-bench",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "queries-bench",
+            dependencies: ["BenchSupport", "Domain", "EventStore", "SQLite", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
+            path: "Benchmarks/queries-bench",
             swiftSettings: settings
         ),
         // The client CLI.

@@ -34,9 +34,6 @@ struct Target: ParsableArguments {
 }
 
 
-extension Duration {
-    var seconds: Double { Double(wholeNanoseconds) / 1e9 }
-}
 
 struct Produce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Durable produce: records/s, MB/s, ack latency p50/p99.")

@@ -36,29 +36,12 @@ struct Deposits: AsyncParsableCommand {
                 .init(accountId: id, holder: "Bench", accountType: .current, openingBalance: .init(amountMinor: 0, currency: "EUR")))
         }
         let amount = CqrsCommandsV1.Money(amountMinor: 1, currency: "EUR")
-        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for id in ids {
-                group.addTask {
-                    var mine: [Double] = []
-                    while ContinuousClock.now < end {
-                        let begun = ContinuousClock.now
-                        _ = try await accounts.depositFunds(.init(accountId: id, amount: amount))
-                        let elapsed = begun.duration(to: .now)
-                        mine.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
-                    }
-                    return mine
-                }
-            }
-            return try await group.reduce(into: [Double]()) { $0 += $1 }.sorted()
+        let result = try await closedLoop(concurrency: concurrency, seconds: seconds) { worker, _ in
+            _ = try await accounts.depositFunds(.init(accountId: ids[worker], amount: amount))
         }
-        let elapsed = start.duration(to: .now)
-        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         emit([
-            "case": "deposits", "concurrency": concurrency, "commands": latencies.count,
-            "commands_per_s": (Double(latencies.count) / wall).rounded(), "p50_us": percentile(latencies, 0.5).rounded(),
-            "p99_us": percentile(latencies, 0.99).rounded(),
+            "case": "deposits", "concurrency": concurrency, "commands": result.latenciesUs.count, "commands_per_s": result.callsPerSecond,
+            "p50_us": percentile(result.latenciesUs, 0.5).rounded(), "p99_us": percentile(result.latenciesUs, 0.99).rounded(),
         ])
     }
 }
@@ -85,8 +68,7 @@ struct RawSQLite: ParsableCommand {
             try db.run("COMMIT")
             count += 1
         }
-        let elapsed = start.duration(to: .now)
-        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let wall = (ContinuousClock.now - start).seconds
         emit(["case": "raw_sqlite_insert", "transactions": count, "txn_per_s": (Double(count) / wall).rounded()])
     }
 }

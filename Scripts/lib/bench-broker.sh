@@ -60,15 +60,10 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$RESULTS" "$CASES" <<'PY'
-import json, statistics, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-def med(label, key):
-    values = [r[key] for r in rows if r["label"] == label]
-    return statistics.median(values) if values else None
-def line(case, metric, ours, baselines, higher_is_better=True, rounds_label=None):
-    ratio = {name: round((ours / value) if higher_is_better else (value / ours), 2) for name, value in baselines if value and ours}
-    print(json.dumps({"case": case, "metric": metric, "ours": ours,
-                      "baseline": [{"name": n, "value": v} for n, v in baselines], "ratio": ratio}))
+import sys
+sys.path.insert(0, "Scripts/lib")
+from bench_summary import Results, line
+med = Results(sys.argv[1]).median
 for spec in sys.argv[2].split():
     batch, producers = spec.split(":")
     ours, raw, redis = f"ours_produce_b{batch}_p{producers}", f"raw_b{batch}", f"redis_b{batch}_p{producers}"

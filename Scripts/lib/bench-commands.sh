@@ -43,16 +43,13 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$RESULTS" "$CONCURRENCIES" <<'PY'
-import json, statistics, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-def med(label, key):
-    values = [r[key] for r in rows if r["label"] == label]
-    return statistics.median(values) if values else None
+import sys
+sys.path.insert(0, "Scripts/lib")
+from bench_summary import Results, line
+med = Results(sys.argv[1]).median
 for c in sys.argv[2].split():
-    ours, raw = med(f"ours_c{c}", "commands_per_s"), med(f"raw_c{c}", "txn_per_s")
-    base = "raw-sqlite-insert-txn-synchronous-full"
-    print(json.dumps({"case": f"deposits_c{c}", "metric": "commands_per_s", "ours": ours,
-                      "baseline": [{"name": base, "value": raw}], "ratio": {base: round(ours / raw, 2)}}))
+    line(f"deposits_c{c}", "commands_per_s", med(f"ours_c{c}", "commands_per_s"),
+         [("raw-sqlite-insert-txn-synchronous-full", med(f"raw_c{c}", "txn_per_s"))])
     for metric in ("p50_us", "p99_us"):
-        print(json.dumps({"case": f"deposits_c{c}", "metric": metric, "ours": med(f"ours_c{c}", metric), "baseline": [], "ratio": {}}))
+        line(f"deposits_c{c}", metric, med(f"ours_c{c}", metric))
 PY

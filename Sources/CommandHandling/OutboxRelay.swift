@@ -76,16 +76,24 @@ public final class OutboxRelay: Service, Sendable {
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let producers = Producers(client: client, options: options, logger: logger)
+            // The checkpoint write (an fsync) runs beside the next batch's publishing rather than
+            // before it: at most one is in flight, and it never gets ahead of what was published.
+            var checkpointing: Task<Void, any Error>?
+            defer { checkpointing?.cancel() }
             do {
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     let events = try await store.readAll(fromPosition: published + 1, maxCount: options.batchSize)
                     guard !events.isEmpty else {
+                        try await checkpointing?.value
+                        checkpointing = nil
                         _ = await store.waitForEvents(after: published, timeout: .milliseconds(500))
                         continue
                     }
                     try await publish(events, with: producers)
                     published = events.last!.position
-                    try await store.saveCheckpoint(options.checkpointName, position: published)
+                    try await checkpointing?.value
+                    let position = published
+                    checkpointing = Task { [store, options] in try await store.saveCheckpoint(options.checkpointName, position: position) }
                     let wasDown = state.withLock { status -> Bool in
                         defer { status = Status(publishedPosition: published, brokerConnected: true, lastError: nil) }
                         return !status.brokerConnected
@@ -93,6 +101,7 @@ public final class OutboxRelay: Service, Sendable {
                     if wasDown { logger.info("relay publishing", metadata: ["published-position": "\(published)"]) }
                     backoff = .milliseconds(50)
                 }
+                try await checkpointing?.value
             } catch {
                 let firstFailure = state.withLock { status -> Bool in
                     defer {

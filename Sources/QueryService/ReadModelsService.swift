@@ -127,28 +127,32 @@ struct Rebuilder {
         logger.notice("rebuild started")
         do {
             var head: Int64 = 0
-            var next: Task<CommandsAPI.ReadAllResponse, any Error>? = fetch(from: 1)
+            var next: Task<Page, any Error>? = fetch(from: 1)
             var lastReport = started
+            var waiting = Duration.zero, applying = Duration.zero
             while let current = next {
+                let asked = ContinuousClock.now
                 let page = try await current.value
-                head = max(head, page.headPosition)
-                // Read ahead while this page is applied, unless it reached the head.
-                next = page.events.isEmpty || page.nextPosition > page.headPosition ? nil : fetch(from: page.nextPosition)
-                let events = try page.events.map(Self.projected)
-                try await offload { try rebuild.apply(events) }
+                waiting += ContinuousClock.now - asked
+                head = max(head, page.head)
+                // Fetch and decode the next page on other threads while this one is applied.
+                next = page.events.isEmpty || page.caughtUp ? nil : fetch(from: page.next)
+                let applyStarted = ContinuousClock.now
+                try await offload { try rebuild.apply(decoded: page.events) }
+                applying += ContinuousClock.now - applyStarted
                 if ContinuousClock.now - lastReport >= Self.reportEvery {
                     lastReport = .now
                     try await report(progress(rebuild, head: head, since: started, done: false))
                 }
             }
             // The last events since, read with the live writer held; then the swap.
+            let finishing = ContinuousClock.now
             let counts = try await store.finishRebuild(rebuild) {
                 while true {
                     let page = try await fetch(from: rebuild.lastPosition + 1).value
-                    head = max(head, page.headPosition)
+                    head = max(head, page.head)
                     if page.events.isEmpty { break }
-                    let events = try page.events.map(Self.projected)
-                    try await offload { try rebuild.apply(events) }
+                    try await offload { try rebuild.apply(decoded: page.events) }
                 }
             }
             var final = progress(rebuild, head: head, since: started, done: true)
@@ -156,7 +160,12 @@ struct Rebuilder {
             final.orders = counts.orders
             final.customers = counts.customers
             final.parkedEvents = counts.parked
-            logger.notice("rebuild done", metadata: ["events": "\(rebuild.eventsApplied)", "elapsed": "\(ContinuousClock.now - started)"])
+            logger.notice(
+                "rebuild done",
+                metadata: [
+                    "events": "\(rebuild.eventsApplied)", "elapsed": "\(ContinuousClock.now - started)",
+                    "waiting-for-history": "\(waiting)", "applying": "\(applying)", "swap": "\(ContinuousClock.now - finishing)",
+                ])
             return final
         } catch {
             rebuild.discard()
@@ -165,15 +174,28 @@ struct Rebuilder {
         }
     }
 
-    private func fetch(from position: Int64) -> Task<CommandsAPI.ReadAllResponse, any Error> {
+    /// A page of the history, decoded.
+    struct Page: Sendable {
+        var events: [DecodedEvent]
+        var next: Int64
+        var head: Int64
+        var caughtUp: Bool
+    }
+
+    /// Reads a page of the history from `position` and decodes it, off the caller's task.
+    private func fetch(from position: Int64) -> Task<Page, any Error> {
         let client = CommandsAPI.EventStore.Client(commands)
         let request = CommandsAPI.ReadAllRequest(fromPosition: position, maxCount: pageSize)
         return Task {
+            let page: CommandsAPI.ReadAllResponse
             do {
-                return try await client.readAll(request, options: CallOptions(timeout: .seconds(30)))
+                page = try await client.readAll(request, options: CallOptions(timeout: .seconds(30)))
             } catch let error as RPCError {
                 throw RPCError(code: .unavailable, message: "cannot read the CommandService's history: \(error.code.name): \(error.message)")
             }
+            let events = try page.events.map(Self.projected)
+            let decoded = try await offload { ReadModelRebuild.decode(events) }
+            return Page(events: decoded, next: page.nextPosition, head: page.headPosition, caughtUp: page.nextPosition > page.headPosition)
         }
     }
 

@@ -22,6 +22,14 @@ final class ProjectionWriter {
     /// Handled positions above `handledThrough` (positions arrive out of order across partitions).
     private var handledAbove: Set<Int64> = []
     private var offsets: [PartitionKey: Int64] = [:]
+    /// Streams with parked events (their later events must wait), kept in memory so the common
+    /// case costs no query.
+    private var parkedStreams: Set<String> = []
+    /// Applied stream versions read or written so far; changes are written once per transaction.
+    private var versions: [String: Int64] = [:]
+    private var changedVersions: Set<String> = []
+    /// Cached versions beyond this many are dropped between transactions (memory stays bounded).
+    static let versionCacheLimit = 200_000
 
     struct PartitionKey: Hashable {
         var topic: String
@@ -47,6 +55,9 @@ final class ProjectionWriter {
     func reload() throws {
         handledThrough = try db.first("SELECT value FROM meta WHERE key = 'handled_through'") { $0.int64(0) } ?? 0
         handledAbove = Set(try db.query("SELECT position FROM handled_positions") { $0.int64(0) })
+        parkedStreams = Set(try db.query("SELECT DISTINCT stream_id FROM parked WHERE stream_id <> ''") { $0.text(0) })
+        versions = [:]
+        changedVersions = []
         offsets = [:]
         for (topic, partition, next) in try db.query("SELECT topic, partition, next_offset FROM offsets", row: { ($0.text(0), Int($0.int64(1)), $0.int64(2)) }) {
             offsets[PartitionKey(topic: topic, partition: partition)] = next
@@ -71,7 +82,7 @@ final class ProjectionWriter {
                     try park(unreadable: record, topic: topic, partition: partition, error: error.description)
                     outcome.parked += 1
                 case .success(let event):
-                    try handle(event, source: Source(topic: topic, partition: partition, offset: record.offset), &outcome)
+                    try handle(projector.decode(event), source: Source(topic: topic, partition: partition, offset: record.offset), &outcome)
                 }
                 next = record.offset + 1
             }
@@ -84,10 +95,10 @@ final class ProjectionWriter {
     }
 
     /// Applies events read from the event store in position order (a rebuild), in one transaction.
-    func apply(history events: [ProjectedEvent]) throws -> Outcome {
+    func apply(history events: [DecodedEvent]) throws -> Outcome {
         try transaction {
             var outcome = Outcome()
-            for event in events { try handle(event, source: Source(topic: "", partition: 0, offset: event.position), &outcome) }
+            for event in events { try handle(event, source: Source(topic: "", partition: 0, offset: event.event.position), &outcome) }
             return outcome
         }
     }
@@ -98,8 +109,9 @@ final class ProjectionWriter {
         var offset: Int64
     }
 
-    private func handle(_ event: ProjectedEvent, source: Source, _ outcome: inout Outcome) throws {
-        if let blocker = try firstParked(event.streamId) {
+    private func handle(_ decoded: DecodedEvent, source: Source, _ outcome: inout Outcome) throws {
+        let event = decoded.event
+        if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId) {
             if try park(event, source: source, state: "WAITING", error: "waiting behind parked event \(blocker.id) (version \(blocker.version))") {
                 outcome.parked += 1
                 try markHandled(event.position)
@@ -118,8 +130,8 @@ final class ProjectionWriter {
             return
         }
         do {
-            let change = try db.savepoint { try projector.apply(event, to: db) }
-            try setStreamVersion(event.streamId, event.streamVersion)
+            let change = try db.savepoint { try projector.apply(decoded, to: db) }
+            setStreamVersion(event.streamId, event.streamVersion)
             if let change { outcome.changes.insert(change) }
             outcome.applied += 1
         } catch let error as SQLiteError where !error.isConstraint {
@@ -148,7 +160,8 @@ final class ProjectionWriter {
     /// Parks an event; false when it was parked before (a duplicate delivery).
     @discardableResult
     private func park(_ event: ProjectedEvent, source: Source, state: String, error: String) throws -> Bool {
-        try db.run(
+        parkedStreams.insert(event.streamId)
+        return try db.run(
             """
             INSERT OR IGNORE INTO parked(state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position,
                 schema_version, recorded_at, data, error, attempts, parked_at)
@@ -193,7 +206,7 @@ final class ProjectionWriter {
                 }
                 if skip {
                     try db.run("DELETE FROM parked WHERE id = ?", .integer(id))
-                    if try streamVersion(streamId) < version { try setStreamVersion(streamId, version) }
+                    if try streamVersion(streamId) < version { setStreamVersion(streamId, version) }
                     skipped += 1
                 }
                 // Apply the stream's parked events in order while they succeed.
@@ -208,8 +221,8 @@ final class ProjectionWriter {
                         break
                     }
                     do {
-                        let change = try db.savepoint { try projector.apply(entry.event, to: db) }
-                        try setStreamVersion(streamId, entry.event.streamVersion)
+                        let change = try db.savepoint { try projector.apply(projector.decode(entry.event), to: db) }
+                        setStreamVersion(streamId, entry.event.streamVersion)
                         try db.run("DELETE FROM parked WHERE id = ?", .integer(entry.id))
                         if let change { changes.insert(change) }
                         applied += 1
@@ -221,6 +234,7 @@ final class ProjectionWriter {
                     }
                 }
             }
+            parkedStreams = Set(try db.query("SELECT DISTINCT stream_id FROM parked WHERE stream_id <> ''") { $0.text(0) })
             return (applied, skipped, changes)
         }
     }
@@ -247,13 +261,25 @@ final class ProjectionWriter {
     // MARK: Bookkeeping
 
     func streamVersion(_ streamId: String) throws -> Int64 {
-        try db.first("SELECT version FROM streams WHERE stream_id = ?", .text(streamId)) { $0.int64(0) } ?? 0
+        if let cached = versions[streamId] { return cached }
+        let stored = try db.first("SELECT version FROM streams WHERE stream_id = ?", .text(streamId)) { $0.int64(0) } ?? 0
+        versions[streamId] = stored
+        return stored
     }
 
-    private func setStreamVersion(_ streamId: String, _ version: Int64) throws {
-        try db.run(
-            "INSERT INTO streams(stream_id, version) VALUES(?, ?) ON CONFLICT DO UPDATE SET version = excluded.version",
-            .text(streamId), .integer(version))
+    private func setStreamVersion(_ streamId: String, _ version: Int64) {
+        versions[streamId] = version
+        changedVersions.insert(streamId)
+    }
+
+    /// Writes the stream versions changed in this transaction.
+    private func saveStreamVersions() throws {
+        for streamId in changedVersions {
+            try db.run(
+                "INSERT INTO streams(stream_id, version) VALUES(?, ?) ON CONFLICT DO UPDATE SET version = excluded.version",
+                .text(streamId), .integer(versions[streamId] ?? 0))
+        }
+        changedVersions = []
     }
 
     /// Marks a global position handled and moves `handledThrough` over every contiguous one.
@@ -288,11 +314,14 @@ final class ProjectionWriter {
     func transaction<T>(_ body: () throws -> T) throws -> T {
         let before = handledThrough
         do {
-            return try db.transaction {
+            let result = try db.transaction {
                 let result = try body()
+                try saveStreamVersions()
                 if handledThrough != before { try saveHandled() }
                 return result
             }
+            if versions.count > Self.versionCacheLimit { versions = [:] }
+            return result
         } catch {
             try? reload()
             throw error

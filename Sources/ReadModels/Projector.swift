@@ -12,10 +12,17 @@ struct Projector: Sendable {
         case order(String)
     }
 
+    /// Decodes an event's JSON into its domain type. Pure: a rebuild decodes the next page on
+    /// another thread while this one is applied.
+    func decode(_ event: ProjectedEvent) -> DecodedEvent {
+        DecodedEvent(event: event, decoded: Result { try registry.decode(type: event.type, schemaVersion: event.schemaVersion, data: event.data) })
+    }
+
     /// Applies `event`, or throws (and the caller undoes its partial changes) when the event
     /// cannot be decoded or does not fit the model.
-    func apply(_ event: ProjectedEvent, to db: SQLiteConnection) throws -> Change? {
-        let decoded = try registry.decode(type: event.type, schemaVersion: event.schemaVersion, data: event.data)
+    func apply(_ event: DecodedEvent, to db: SQLiteConnection) throws -> Change? {
+        let decoded = try event.decoded.get()
+        let event = event.event
         switch decoded {
         case let opened as AccountOpened:
             let changed = try db.run(
@@ -100,6 +107,12 @@ struct Projector: Sendable {
 
     /// Case-insensitive lookup key (holders, emails).
     static func key(_ text: String) -> String { text.lowercased() }
+}
+
+/// An event with its JSON decoded (or the reason it could not be).
+public struct DecodedEvent: Sendable {
+    public var event: ProjectedEvent
+    var decoded: Result<any DomainEvent, any Error>
 }
 
 /// An event that does not fit the read model (it is parked with this message).

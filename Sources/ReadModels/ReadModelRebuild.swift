@@ -21,15 +21,26 @@ public final class ReadModelRebuild: @unchecked Sendable {
         writer = try ProjectionWriter(db: db, clock: { Int64(Date().timeIntervalSince1970 * 1000) })
     }
 
+    /// Decodes events' JSON; pure, so it can run on another thread while a page is applied.
+    public static func decode(_ events: [ProjectedEvent]) -> [DecodedEvent] {
+        let projector = Projector()
+        return events.map(projector.decode)
+    }
+
     /// Applies the next events of the history, in position order, as one transaction.
     public func apply(_ events: [ProjectedEvent]) throws {
-        guard let writer, !events.isEmpty else { return }
-        if let first = events.first, first.position != lastPosition + 1 {
-            throw ReadModelError.invalid("the history skipped from position \(lastPosition) to \(first.position)")
+        try apply(decoded: Self.decode(events))
+    }
+
+    /// Applies the next events of the history, decoded by `decode`, as one transaction.
+    public func apply(decoded events: [DecodedEvent]) throws {
+        guard let writer, let first = events.first else { return }
+        if first.event.position != lastPosition + 1 {
+            throw ReadModelError.invalid("the history skipped from position \(lastPosition) to \(first.event.position)")
         }
         _ = try writer.apply(history: events)
         eventsApplied += Int64(events.count)
-        lastPosition = events.last!.position
+        lastPosition = events.last!.event.position
     }
 
     public func counts() throws -> ReadModelCounts {
@@ -80,6 +91,8 @@ extension ProjectionWriter {
                 """)
             try setHandledThrough(position)
         }
+        // The cached stream versions and parked streams are the old models': read them again.
+        try reload()
     }
 }
 

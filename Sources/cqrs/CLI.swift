@@ -6,12 +6,13 @@ import RPCCore
 import RPCHosting
 import RPCTransportTCP
 
-/// cqrs: the client CLI of the system: broker topics, records and groups; account and order
-/// commands and the event store of the CommandService.
+/// cqrs: the client CLI of the system: account and order commands and the event store of the
+/// CommandService; queries, status, rebuild and parked events of the QueryService; broker topics,
+/// records and groups.
 struct CQRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cqrs",
-        abstract: "Client for the CQRS system: accounts and orders, the event store, broker topics, records and consumer groups.",
+        abstract: "Client for the CQRS system: account and order commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
             Accounts.self, Orders.self, Customers.self, Events.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
