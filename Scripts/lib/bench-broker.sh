@@ -19,15 +19,7 @@ swift build -c release --product broker-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
-WORK="$(pwd)/.build/bench-broker"
-rm -rf "$WORK"; mkdir -p "$WORK/broker" "$WORK/redis" "$WORK/raw"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bench-broker broker redis raw
 
 start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker"
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &

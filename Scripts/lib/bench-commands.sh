@@ -16,15 +16,7 @@ swift build -c release --product command-service >&2
 swift build -c release --product commands-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
 
-WORK="$(pwd)/.build/bench-commands"
-rm -rf "$WORK"; mkdir -p "$WORK/store" "$WORK/raw"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bench-commands store raw
 
 start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" --no-relay
 

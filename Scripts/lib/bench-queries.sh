@@ -21,15 +21,7 @@ step "build ours (release)"
 for product in broker command-service query-service rpc-testserver queries-bench; do swift build -c release --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
 
-WORK="$(pwd)/.build/bench-queries"
-rm -rf "$WORK"; mkdir -p "$WORK/history" "$WORK/readmodels" "$WORK/raw" "$WORK/live"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bench-queries history readmodels raw live
 RESULTS="$WORK/results.jsonl"
 
 step "write $EVENTS events into an event store"

@@ -38,6 +38,19 @@ ensure_python_venv() {
 
 # For the benchmark scripts: starts one of our server binaries on port 0 in the background
 # (its pid joins the caller's `pids`) and sets PORT from the JSON line it prints once listening.
+# A benchmark's work directory, on the same disk as the repository (not a tmpfs /tmp: durability
+# costs what it costs there), with SUBDIRS made; the servers started with start_listening are
+# stopped and the directory removed on exit. Sets WORK. Usage: bench_workdir NAME SUBDIRS...
+bench_workdir() {
+  WORK="$(pwd)/.build/$1"
+  shift
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  for sub in "$@"; do mkdir -p "$WORK/$sub"; done
+  pids=()
+  trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
+
 # Usage: start_listening NAME LOGDIR BINARY ARGS...
 start_listening() {
   local name=$1 logdir=$2
