@@ -16,7 +16,7 @@ struct CQRS: AsyncParsableCommand {
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
             Accounts.self, Orders.self, Customers.self, Events.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
-            Consume.self, Groups.self,
+            Consume.self, Groups.self, Describe.self, Call.self, Dev.self,
         ])
 }
 
@@ -191,11 +191,12 @@ struct Consume: AsyncParsableCommand {
     @Flag(help: "Keep waiting for new records until interrupted.") var follow = false
     @Option(help: "Stop after this many records.") var max: Int?
     @Option(help: "Consume as a member of this consumer group.") var group: String?
+    @Flag(inversion: .prefixedNo, help: "Show each record's headers (--no-headers: partition, offset, key and value only).") var headers = true
 
     func run() async throws {
         try await reporting {
             let api = try connection.api()
-            let printer = RecordPrinter(json: connection.json, limit: max)
+            let printer = RecordPrinter(json: connection.json, limit: max, headers: headers)
             if let group {
                 var options = GroupConsumer.Options()
                 options.clientId = "cqrs-cli"
@@ -237,11 +238,13 @@ final class RecordPrinter: @unchecked Sendable {
     private let lock = NSLock()
     private let json: Bool
     private let limit: Int?
+    private let headers: Bool
     private var printed = 0
 
-    init(json: Bool, limit: Int?) {
+    init(json: Bool, limit: Int?, headers: Bool = true) {
         self.json = json
         self.limit = limit
+        self.headers = headers
     }
 
     /// Prints one record; true once the limit is reached.
@@ -254,7 +257,7 @@ final class RecordPrinter: @unchecked Sendable {
                 Swift.print(String(decoding: writer.bytes, as: UTF8.self))
             } else {
                 let hw = highWatermark.map { " hw=\($0)" } ?? ""
-                let headers = (record.headers ?? [:]).sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+                let headers = !self.headers ? "" : (record.headers ?? [:]).sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
                 Swift.print("\(topic)/\(record.partition)@\(record.offset)\(hw) key=\(record.key ?? "-")\(headers) \(record.value?.description ?? "(tombstone)")")
             }
             fflush(nil)

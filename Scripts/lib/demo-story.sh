@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The demo story, told through the cqrs CLI against running services (CQRS_BROKER, CQRS_COMMANDS,
+# CQRS_QUERIES). Used by Scripts/demo (local processes), Scripts/compose-demo (containers) and the
+# end-to-end tests. Every step checks what it shows; the story stops at the first surprise.
+#
+# Environment: CQRS_BIN (the cqrs binary, default: cqrs on PATH); DEMO_MIDWAY (a shell command run
+# between the accounts and the orders, e.g. restarting a container); NO_COLOR.
+set -euo pipefail
+CQRS_BIN="${CQRS_BIN:-cqrs}"
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\e[1m'; DIM=$'\e[2m'; GREEN=$'\e[32m'; RESET=$'\e[0m'; else BOLD=; DIM=; GREEN=; RESET=; fi
+step_number=0
+
+say() { step_number=$((step_number + 1)); printf '\n%s── %d. %s ──%s\n' "$BOLD" "$step_number" "$1" "$RESET"; }
+show() {
+  local shown=() argument
+  for argument in "$@"; do
+    if [[ "$argument" =~ [[:space:]] ]]; then shown+=("\"$argument\""); else shown+=("$argument"); fi
+  done
+  printf '%s$ cqrs %s%s\n' "$DIM" "${shown[*]}" "$RESET"
+}
+ok() { printf '%s✓ %s%s\n' "$GREEN" "$1" "$RESET"; }
+fail() { printf 'demo: %s\n' "$1" >&2; exit 1; }
+
+# Runs a cqrs command, showing it and its output; LAST_POSITION gets the position a command printed.
+cqrs() {
+  show "$@"
+  local output
+  output="$("$CQRS_BIN" "$@")" || fail "cqrs $* failed"
+  printf '%s\n' "$output"
+  if [[ "$output" =~ position\ ([0-9]+) ]]; then LAST_POSITION="${BASH_REMATCH[1]}"; fi
+  LAST_OUTPUT="$output"
+}
+
+# Runs a cqrs command that must be refused with exit status $1.
+refused() {
+  local expected=$1; shift
+  show "$@"
+  local status=0 output
+  output="$("$CQRS_BIN" "$@" 2>&1)" || status=$?
+  printf '%s\n' "$output"
+  [ "$status" -eq "$expected" ] || fail "cqrs $* exited $status, expected $expected"
+  ok "refused with exit status $status, as it should be"
+}
+
+# Asserts that the last output contains a text.
+expect() { [[ "$LAST_OUTPUT" == *"$1"* ]] || fail "expected to see '$1'"; }
+
+quiet() { "$CQRS_BIN" "$@"; }
+
+say "Open three bank accounts (commands go to the CommandService)"
+cqrs accounts open --id acct-ada --holder "Ada Lovelace" --type CURRENT --amount 100.00
+cqrs accounts open --id acct-grace --holder "Grace Hopper" --type SAVINGS --amount 2500.00
+cqrs accounts open --id acct-alan --holder "Alan Turing" --type CURRENT --amount 50.00
+
+say "Deposit and withdraw"
+cqrs accounts deposit acct-ada --amount 25.50
+cqrs accounts withdraw acct-grace --amount 300.00
+cqrs accounts deposit acct-alan --amount 20.00
+
+say "An overdraft is refused with a clear message"
+refused 9 accounts withdraw acct-alan --amount 500.00
+
+say "Close an account (it stays queryable)"
+cqrs accounts withdraw acct-alan --amount 70.00
+cqrs accounts close acct-alan
+refused 9 accounts deposit acct-alan --amount 1.00
+
+if [ -n "${DEMO_MIDWAY:-}" ]; then
+  say "Meanwhile: ${DEMO_MIDWAY}"
+  eval "$DEMO_MIDWAY"
+fi
+
+say "Place a batch of orders for generated customers (published on the OnNewOrder topic)"
+first=(Ada Grace Alan Katherine Edsger Barbara)
+last=(Lovelace Hopper Turing Johnson Dijkstra Liskov)
+for index in 0 1 2 3 4 5 6 7; do
+  customer=$((index % 4))
+  email="$(echo "${first[$customer]}.${last[$customer]}" | tr 'A-Z' 'a-z')@example.com"
+  cqrs orders place --id "order-$((index + 1))" --email "$email" --first-name "${first[$customer]}" \
+    --last-name "${last[$customer]}" --description "order $((index + 1)) of ${first[$customer]}" --quantity $((index % 3 + 1))
+done
+ORDERS_POSITION=$LAST_POSITION
+
+say "The OnNewOrder topic on the broker: partition, offset and key of each record"
+cqrs consume OnNewOrder --from-beginning --no-headers
+[ "$(printf '%s\n' "$LAST_OUTPUT" | grep -c '^OnNewOrder/')" -eq 8 ] || fail "expected 8 records on OnNewOrder"
+ok "8 orders, each keyed by its order id; one key always lands on the same partition"
+
+say "Query accounts (the QueryService), reading our own writes"
+cqrs accounts get acct-ada --min-position "$ORDERS_POSITION"
+expect "125.50 EUR"
+cqrs accounts find --holder "grace hopper"
+expect "2200.00 EUR"
+cqrs accounts find --balance-above 100.00
+expect "acct-ada"; expect "acct-grace"
+[[ "$LAST_OUTPUT" != *acct-alan* ]] || fail "acct-alan has no money left"
+cqrs accounts find --status CLOSED
+expect "acct-alan"
+cqrs accounts history acct-grace
+expect "WITHDRAWAL"
+
+say "Query orders by customer, and customers"
+cqrs orders list --customer ada.lovelace@example.com --min-position "$ORDERS_POSITION"
+expect "order-1"; expect "order-5"
+cqrs customers list
+expect "grace.hopper@example.com"
+
+say "Read-model status: applied position and lag per partition"
+cqrs status
+expect "LAG"
+
+say "Rebuild the read models from the event store's history"
+before="$(quiet accounts list --json)$(quiet orders list --json)$(quiet customers list --json)"
+cqrs rebuild
+after="$(quiet accounts list --json)$(quiet orders list --json)$(quiet customers list --json)"
+[ "$before" = "$after" ] || fail "the read models changed after the rebuild"
+ok "the rebuilt read models are identical to the live ones"
+
+printf '\n%sThe story is told: %d steps.%s\n' "$BOLD" "$step_number" "$RESET"

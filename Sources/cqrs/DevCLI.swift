@@ -1,0 +1,189 @@
+import ArgumentParser
+import Contracts
+import Dispatch
+import Foundation
+import RPCCore
+import RPCTransportTCP
+
+/// `cqrs dev`: the three services as child processes on embedded SQLite, for a laptop.
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the broker, the CommandService and the QueryService locally until Ctrl-C.",
+        discussion: """
+            Starts the three binaries found next to cqrs as child processes, with their data in \
+            <data-dir>/{broker,commands,queries} and their logs in <data-dir>/logs, waits until each \
+            answers its health check, prints their addresses (and the CQRS_* variables that point the \
+            CLI at them), then waits. Ctrl-C (or SIGTERM) stops them gracefully, the query side first.
+            A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}.
+            """)
+
+    @Option(help: "Directory for the services' data and logs.") var dataDir = "data/dev"
+    @Option(help: "Host the services listen on.") var host = "127.0.0.1"
+    @Option(help: "Broker port (0: any free port).") var brokerPort = 9092
+    @Option(help: "CommandService port (0: any free port).") var commandsPort = 50051
+    @Option(help: "QueryService port (0: any free port).") var queriesPort = 50052
+    @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
+    @Option(help: "Log level of the services.") var logLevel = "info"
+    @Flag(help: "Print the ready line as JSON.") var json = false
+
+    func run() async throws {
+        let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let logs = dataDir + "/logs"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let children = Children()
+        // Ctrl-C and SIGTERM stop the children (in reverse start order), then this process.
+        let stop = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.continuation.yield(signalNumber) }
+            source.resume()
+            sources.append(source)
+        }
+        defer { for source in sources { source.cancel() } }
+
+        do {
+            let broker = try await children.start(
+                "broker", binary: binaries.appendingPathComponent("broker"),
+                arguments: ["--data-dir", dataDir + "/broker", "--listen", "\(host):\(brokerPort)", "--log-level", logLevel], logs: logs,
+                timeout: startTimeout)
+            let commands = try await children.start(
+                "command-service", binary: binaries.appendingPathComponent("command-service"),
+                arguments: [
+                    "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--broker", broker, "--log-level", logLevel,
+                ], logs: logs, timeout: startTimeout)
+            let queries = try await children.start(
+                "query-service", binary: binaries.appendingPathComponent("query-service"),
+                arguments: [
+                    "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--broker", broker, "--commands", commands,
+                    "--log-level", logLevel,
+                ], logs: logs, timeout: startTimeout)
+            if json {
+                print(#"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)","dataDir":"\#(dataDir)"}"#)
+            } else {
+                print(
+                    table([
+                        ["SERVICE", "ADDRESS", "PID", "HEALTH", "LOG"],
+                        ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
+                        ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
+                        ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
+                    ]))
+                print("\nexport CQRS_BROKER=\(broker) CQRS_COMMANDS=\(commands) CQRS_QUERIES=\(queries)")
+                print("Ctrl-C stops them.")
+            }
+            fflush(nil)
+            // Wait for a signal, or for a child to die on its own.
+            let reason = await withTaskGroup(of: String.self) { group in
+                group.addTask { "\(await children.firstExit()) exited" }
+                group.addTask {
+                    for await number in stop.stream { return "signal \(number)" }
+                    return "cancelled"
+                }
+                let first = await group.next()!
+                group.cancelAll()
+                return first
+            }
+            FileHandle.standardError.write(Data("stopping (\(reason))\n".utf8))
+            let failed = children.stopAll()
+            if reason.hasSuffix("exited") || failed { throw ExitCode.failure }
+        } catch {
+            _ = children.stopAll()
+            throw error
+        }
+    }
+}
+
+/// The child processes of `cqrs dev`, started in order and stopped in reverse.
+final class Children: @unchecked Sendable {
+    private let lock = NSLock()
+    private var processes: [(name: String, process: Process)] = []
+
+    func pid(_ name: String) -> String {
+        lock.withLock { processes.first { $0.name == name }.map { String($0.process.processIdentifier) } ?? "-" }
+    }
+
+    /// Starts a service, reads its "listening" line for the address, and waits until its health
+    /// check answers SERVING. Returns host:port.
+    func start(_ name: String, binary: URL, arguments: [String], logs: String, timeout: Int) async throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw ValidationError("\(binary.path) not found: build it first (swift build)")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        FileManager.default.createFile(atPath: "\(logs)/\(name).log", contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(logs)/\(name).log"))
+        try process.run()
+        lock.withLock { processes.append((name, process)) }
+        let line = try await Self.firstLine(output.fileHandleForReading, timeout: timeout)
+        guard let data = line.data(using: .utf8),
+            let listening = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let host = listening["host"] as? String, let port = listening["port"] as? Int
+        else { throw ValidationError("\(name) did not start: see \(logs)/\(name).log") }
+        let address = "\(host):\(port)"
+        let client = RPCClient(transport: try TCPClientTransport(address: address))
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while true {
+            let status = try? await JframeHealthV1.Health.Client(client).check(.init(), options: CallOptions(timeout: .seconds(2))).status
+            if status == .serving { return address }
+            if ContinuousClock.now > deadline || !process.isRunning {
+                throw ValidationError("\(name) is not healthy (\(status.map { "\($0)" } ?? "no answer")): see \(logs)/\(name).log")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Waits for one line on `handle` (the child's stdout), then keeps draining it.
+    private static func firstLine(_ handle: FileHandle, timeout: Int) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                var buffer = Data()
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    buffer.append(chunk)
+                    if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        continuation.resume(returning: String(decoding: buffer[..<newline], as: UTF8.self))
+                        while !handle.availableData.isEmpty {}  // keep the pipe from filling
+                        return
+                    }
+                }
+                continuation.resume(throwing: ValidationError("the process ended before it was listening"))
+            }
+        }
+    }
+
+    /// The name of the first child to exit.
+    func firstExit() async -> String {
+        while !Task.isCancelled {
+            if let dead = lock.withLock({ processes.first { !$0.process.isRunning }?.name }) { return dead }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return ""
+    }
+
+    /// SIGTERM to each child in reverse start order, waiting for each to finish; true when one
+    /// ended badly.
+    func stopAll() -> Bool {
+        var failed = false
+        for (name, process) in lock.withLock({ processes.reversed() }) {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            let status = process.terminationStatus
+            if status != 0 && !(process.terminationReason == .uncaughtSignal && status == SIGTERM) {
+                FileHandle.standardError.write(Data("\(name) exited with status \(status)\n".utf8))
+                failed = true
+            } else {
+                FileHandle.standardError.write(Data("\(name) stopped\n".utf8))
+            }
+        }
+        lock.withLock { processes.removeAll() }
+        return failed
+    }
+}
