@@ -1,0 +1,139 @@
+"""End to end: the broker, the command-service and the query-service as separate processes on
+real sockets. The demo story asserted step by step; the QueryService stopped while commands go
+on, then restarted and caught up; the broker restarted in the middle of a workload; and at the
+end the read models equal a rebuild from the event store's history."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import BIN_DIR
+from test_commands import eur, open_request
+from test_queries import place, stack  # noqa: F401 (the fixture: broker, command-service, query-service)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def story(stack, **extra_env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CQRS_BIN": str(BIN_DIR / "cqrs"), "NO_COLOR": "1",
+           "CQRS_BROKER": f"{stack.broker.running.host}:{stack.broker.running.port}",
+           "CQRS_COMMANDS": f"{stack.commands.running.host}:{stack.commands.running.port}",
+           "CQRS_QUERIES": stack.address, **extra_env}
+    return subprocess.run(["bash", str(ROOT / "Scripts/lib/demo-story.sh")], capture_output=True, text=True, timeout=300, env=env)
+
+
+def sections(output: str) -> dict[str, str]:
+    """The story's output by step title."""
+    parts: dict[str, str] = {}
+    title = ""
+    for line in output.splitlines():
+        if line.startswith("── "):
+            title = line.strip("─ ").split(". ", 1)[1]
+            parts[title] = ""
+        elif title:
+            parts[title] += line + "\n"
+    return parts
+
+
+def test_the_demo_story_step_by_step(stack):
+    told = story(stack)
+    assert told.returncode == 0, told.stdout + told.stderr
+    steps = sections(told.stdout)
+    opened = steps["Open three bank accounts (commands go to the CommandService)"]
+    assert [line.split()[0] for line in opened.splitlines() if "version" in line] == [
+        "BankAccount-acct-ada", "BankAccount-acct-grace", "BankAccount-acct-alan"]
+    overdraft = steps["An overdraft is refused with a clear message"]
+    assert "error: FAILED_PRECONDITION: insufficient funds" in overdraft and "exit status 9" in overdraft
+    assert "the account is closed" in steps["Close an account (it stays queryable)"]
+    topic = steps["The OnNewOrder topic on the broker: partition, offset and key of each record"]
+    records = [line for line in topic.splitlines() if line.startswith("OnNewOrder/")]
+    assert sorted(r.split(" key=")[1].split()[0] for r in records) == sorted(f"order-{i}" for i in range(1, 9))
+    accounts = steps["Query accounts (the QueryService), reading our own writes"]
+    assert "125.50 EUR" in accounts and "2200.00 EUR" in accounts and "CLOSED" in accounts
+    assert "order-5" in steps["Query orders by customer, and customers"]
+    assert "applied position 16" in steps["Read-model status: applied position and lag per partition"]
+    assert "identical" in steps["Rebuild the read models from the event store's history"]
+    assert "The story is told: 10 steps." in told.stdout
+
+    # The same facts through the protocol, not the CLI's words.
+    accounts = {a["accountId"]: a for a in stack.call("Accounts", "ListAccounts", {})["accounts"]}
+    assert {k: (a["balance"]["amountMinor"], a["status"]) for k, a in accounts.items()} == {
+        "acct-ada": ("12550", "OPEN"), "acct-grace": ("220000", "OPEN"), "acct-alan": ("0", "CLOSED")}
+    assert len(stack.call("Orders", "ListOrders", {})["orders"]) == 8
+
+
+def test_the_query_service_stopped_while_commands_go_on_catches_up(stack):
+    commands = stack.commands
+    for account in ("a", "b"):
+        commands.account("OpenAccount", open_request(account, 1000))
+    stack.wait_caught_up()
+    stack.connection.close()
+    assert stack.running.terminate() == 0, "a graceful stop"
+    expected = {"a": 1000, "b": 1000}
+    for index in range(40):
+        account = "ab"[index % 2]
+        commands.account("DepositFunds", {"accountId": account, "amount": eur(index + 1)})
+        expected[account] += index + 1
+    last = place(commands, "o-while-down", "ada@example.com")
+    stack.start()
+    # Read your own write across the restart: the query waits for the catch-up.
+    order = stack.call("Orders", "GetOrder", {"orderId": "o-while-down", "minPosition": last["position"]})
+    assert order["customer"]["email"] == "ada@example.com"
+    status = stack.wait_caught_up()
+    assert all(p["lag"] == "0" for p in status["partitions"])
+    balances = {a["accountId"]: int(a["balance"]["amountMinor"]) for a in stack.call("Accounts", "ListAccounts", {})["accounts"]}
+    assert balances == expected
+
+
+def test_the_broker_restarted_mid_workload_loses_and_duplicates_nothing(stack):
+    seed = int(os.environ.get("E2E_SEED", random.randrange(1 << 30)))
+    print(f"E2E_SEED={seed}")
+    rng = random.Random(seed)
+    commands, broker = stack.commands, stack.broker
+    accounts = [f"w{index}" for index in range(4)]
+    for account in accounts:
+        commands.account("OpenAccount", open_request(account, 0))
+    expected = {account: 0 for account in accounts}
+    lock, stop = threading.Lock(), threading.Event()
+
+    def worker(account: str):
+        connection = commands.running.connect()
+        try:
+            while not stop.is_set():
+                amount = rng.randrange(1, 100)
+                reply = connection.unary("cqrs.commands.v1.BankAccounts/DepositFunds", {"accountId": account, "amount": eur(amount)})
+                assert reply.code == 0, reply.trailers  # commands never wait for the broker
+                with lock:
+                    expected[account] += amount
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(account,)) for account in accounts]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3 + rng.random() * 0.5)
+    port = broker.running.port
+    broker.connection.close()
+    assert broker.running.terminate() == 0
+    time.sleep(rng.random() * 0.5)
+    broker.args = (*broker.args, "--listen", f"127.0.0.1:{port}")  # the same address: the services reconnect
+    broker.start()
+    time.sleep(0.3 + rng.random() * 0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+
+    stack.wait_caught_up(timeout=60)
+    live = stack.dump()
+    balances = {a["accountId"]: int(a["balance"]["amountMinor"]) for a in live["accounts"]}
+    assert balances == expected, f"every acknowledged deposit counted once (seed {seed})"
+    for account in accounts:
+        versions = [int(t["version"]) for t in live["histories"][account]]
+        assert versions == list(range(1, len(versions) + 1)), f"no gaps or repeats (seed {seed})"
+    progress = stack.stream("ReadModels", "Rebuild", {})
+    assert progress[-1]["done"] is True
+    assert stack.dump() == live, f"the live read models equal a rebuild from history (seed {seed})"
