@@ -33,7 +33,7 @@ public struct TCPClientTransport: ClientTransport {
         let limits = self.limits
         let box = ReceiverBox()
         let bootstrap = ClientBootstrap(group: group)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .connectTimeout(.nanoseconds(connectTimeout.wholeNanoseconds))
             .channelInitializer { channel in

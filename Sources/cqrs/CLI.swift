@@ -16,7 +16,7 @@ struct CQRS: AsyncParsableCommand {
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
             Accounts.self, Orders.self, Customers.self, Events.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
-            Consume.self, Groups.self, Describe.self, Call.self, Dev.self,
+            Consume.self, Groups.self, Describe.self, Call.self, Health.self, Dev.self,
         ])
 }
 

@@ -176,3 +176,24 @@ struct Call: AsyncParsableCommand {
         }
     }
 }
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a server's health (jframe.health.v1): exit 0 when it is SERVING, 1 otherwise (for container health checks).")
+    @OptionGroup var target: AnyServer
+    @Option(help: "A service name to check instead of the whole server.") var service: String?
+
+    func run() async throws {
+        let status: String
+        do {
+            let client = try target.client(forPackage: nil)
+            defer { client.close() }
+            status = try await JframeHealthV1.Health.Client(client).check(.init(service: service), options: target.options).status.rawValue
+        } catch {
+            print(target.json ? #"{"status":"UNREACHABLE"}"# : "UNREACHABLE: \(error)")
+            throw ExitCode.failure
+        }
+        print(target.json ? #"{"status":"\#(status)"}"# : status)
+        if status != "SERVING" { throw ExitCode.failure }
+    }
+}

@@ -74,3 +74,69 @@ def test_account_and_order_commands_through_the_cli(start_server, protocols, bro
     service.wait_published()
     assert "published 4" in run("events", "status").stdout
     service.cleanup()
+
+
+def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
+    import signal
+    dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--data-dir", str(tmp_path), "--broker-port", "0", "--commands-port", "0",
+                            "--queries-port", "0", "--json", "--log-level", "warning"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(dev.stdout.readline())
+        assert ready["event"] == "ready", dev.stderr.read()
+        for service in ("broker", "commands", "queries"):
+            health = subprocess.run([str(BIN_DIR / "cqrs"), "health", "--server", ready[service]], capture_output=True, text=True, timeout=30)
+            assert (health.returncode, health.stdout.strip()) == (0, "SERVING")
+        env = {**__import__("os").environ, "CQRS_COMMANDS": ready["commands"], "CQRS_QUERIES": ready["queries"], "CQRS_BROKER": ready["broker"]}
+
+        def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+            return subprocess.run([str(BIN_DIR / "cqrs"), *args], capture_output=True, text=True, timeout=30, env=env, input=stdin)
+
+        listed = run("describe")
+        assert "cqrs.commands.v1.BankAccounts" in listed.stdout and "OpenAccount  unary" in listed.stdout
+        assert "GetAccount" in run("describe", "cqrs.queries.v1.Accounts").stdout
+        assert '"minPosition"' in run("describe", "cqrs.queries.v1.Accounts/GetAccount").stdout
+        opened = run("call", "cqrs.commands.v1.BankAccounts/OpenAccount",
+                     '{"accountId":"a1","holder":"Ada","accountType":"SAVINGS","openingBalance":{"amountMinor":"250","currency":"EUR"}}')
+        assert opened.returncode == 0, opened.stderr
+        position = json.loads(opened.stdout)["position"]
+        got = run("call", "cqrs.queries.v1.Accounts/GetAccount", stdin=json.dumps({"accountId": "a1", "minPosition": position}))
+        assert json.loads(got.stdout)["balance"] == {"amountMinor": "250", "currency": "EUR"}
+        topics = run("call", "cqrs.broker.v1.Broker/ListTopics", "{}")
+        assert "BankAccount" in topics.stdout, "routed to the broker by its package"
+        missing = run("call", "cqrs.queries.v1.Accounts/GetAccount", '{"accountId":"nobody"}')
+        assert missing.returncode == 5 and missing.stderr.strip() == "error: NOT_FOUND: no account nobody"
+        unknown = run("call", "cqrs.queries.v1.Accounts/Nope", "{}")
+        assert unknown.returncode == 5 and "no method cqrs.queries.v1.Accounts/Nope" in unknown.stderr, "reflection does not know it"
+        assert run("call", "cqrs.queries.v1.Accounts/GetAccount", "not json").returncode != 0
+    finally:
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) == 0
+    stopped = dev.stderr.read()
+    assert all(f"{name} stopped" in stopped for name in ("broker", "command-service", "query-service")), stopped
+    assert (tmp_path / "logs" / "query-service.log").exists() and (tmp_path / "queries" / "readmodels.sqlite").exists()
+
+
+def test_servers_and_clients_need_no_privileges():
+    """Regression: TCP_NODELAY was once set at the SOL_SOCKET level, which is SO_DEBUG and needs
+    CAP_NET_ADMIN: as any user but root (in a container, for one) every connection failed."""
+    import os
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("runs as root and drops to nobody")
+    import shutil
+    import tempfile
+    from pathlib import Path
+    tmp_path = Path(tempfile.mkdtemp(prefix="unprivileged-"))
+    tmp_path.chmod(0o777)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    server = subprocess.Popen([*nobody, str(BIN_DIR / "broker"), "--data-dir", str(tmp_path / "b"), "--listen", "127.0.0.1:0", "--log-level", "warning"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = json.loads(server.stdout.readline())["port"]
+        health = subprocess.run([*nobody, str(BIN_DIR / "cqrs"), "health", "--server", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=30)
+        assert (health.returncode, health.stdout.strip()) == (0, "SERVING"), health.stdout + health.stderr
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(tmp_path, ignore_errors=True)
