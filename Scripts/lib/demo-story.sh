@@ -66,7 +66,7 @@ cqrs accounts close acct-alan
 refused 9 accounts deposit acct-alan --amount 1.00
 
 if [ -n "${DEMO_MIDWAY:-}" ]; then
-  say "Meanwhile: ${DEMO_MIDWAY}"
+  say "${DEMO_MIDWAY_TITLE:-Meanwhile: $DEMO_MIDWAY}"
   eval "$DEMO_MIDWAY"
 fi
 

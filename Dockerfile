@@ -1,0 +1,38 @@
+# One image holding the broker, the command-service, the query-service and the cqrs CLI; the
+# compose file runs each service as its own container from it.
+#
+# On a normal machine the binaries are built inside the Swift image:
+#     docker compose up -d --build
+# Where no registry can be reached (see Scripts/compose-demo), they are built on the host with
+# `swift build -c release --static-swift-stdlib`, copied to .build/container/, and taken from
+# the `prebuilt` stage:
+#     podman build --pull=never --build-arg BINARIES=prebuilt -t cqrs:latest .
+# Stages that are not used are skipped.
+ARG BINARIES=build
+
+FROM swift:6.3-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev pkg-config && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources Sources
+COPY Benchmarks Benchmarks
+COPY Tests Tests
+RUN for product in broker command-service query-service cqrs; do \
+        swift build -c release --static-swift-stdlib --product "$product" || exit 1; done \
+    && mkdir /out \
+    && cp .build/release/broker .build/release/command-service .build/release/query-service .build/release/cqrs /out/
+
+FROM scratch AS prebuilt
+COPY .build/container/ /out/
+
+FROM ${BINARIES} AS binaries
+
+FROM debian:bookworm-slim
+# SQLite is the only library the binaries take from the system (the Swift runtime is static).
+RUN [ -e /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libsqlite3.so.0 ] \
+    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 && rm -rf /var/lib/apt/lists/*)
+COPY --from=binaries /out/ /usr/local/bin/
+RUN useradd --system --home-dir /data --create-home cqrs
+USER cqrs
+WORKDIR /data
+VOLUME /data
