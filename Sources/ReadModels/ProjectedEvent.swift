@@ -1,5 +1,8 @@
 /// An event on its way into the read models, whether it came from a broker record or from the
 /// CommandService's history: the stored event's identity and order, and its JSON.
+///
+/// It mirrors the write side's `RecordedEvent` on purpose: the read side knows events only as
+/// they arrive over the wire, and does not link the write side's store.
 public struct ProjectedEvent: Sendable, Hashable {
     public var eventId: String
     public var streamId: String
