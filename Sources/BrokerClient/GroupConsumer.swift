@@ -28,6 +28,9 @@ public final class GroupConsumer: Sendable {
         /// Where to start in a newly granted partition, when the application keeps offsets itself
         /// (nil from it: fall back to the group's committed offset).
         public var startOffset: (@Sendable (_ topic: String, _ partition: Int) async throws -> Int64?)?
+        /// Told after every fetch of a partition: nil when it worked, else why it failed (the
+        /// consumer retries with backoff either way; an OUT_OF_RANGE never heals by itself).
+        public var onFetch: (@Sendable (_ topic: String, _ partition: Int, _ error: (any Error)?) -> Void)?
         public init() {}
     }
 
@@ -203,8 +206,10 @@ public final class GroupConsumer: Sendable {
                 offset = reply.nextOffset
                 state.withLock { $0.positions[key] = offset }
                 backoff = .milliseconds(50)
+                options.onFetch?(key.topic, key.partition, nil)
             } catch {
                 if Task.isCancelled { return }
+                options.onFetch?(key.topic, key.partition, error)
                 logger.warning("fetch failed; retrying", metadata: ["topic": "\(key.topic)", "partition": "\(key.partition)", "error": "\(error)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))

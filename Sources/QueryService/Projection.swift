@@ -25,7 +25,10 @@ public final class Projection: Service, Sendable {
 
     public struct Status: Sendable {
         public var brokerConnected = false
+        /// The last error joining or consuming, or a partition that cannot be fetched.
         public var lastError: String?
+        /// Partitions whose last fetch failed, by "topic/partition".
+        var fetchErrors: [String: String] = [:]
     }
 
     public let topics: [String]
@@ -43,7 +46,33 @@ public final class Projection: Service, Sendable {
         self.logger = logger
     }
 
-    public var status: Status { state.withLock { $0 } }
+    public var status: Status {
+        state.withLock { status in
+            var status = status
+            if let (partition, error) = status.fetchErrors.min(by: { $0.key < $1.key }) { status.lastError = "\(partition): \(error)" }
+            return status
+        }
+    }
+
+    /// Keeps each partition's fetch failure until a fetch of it works again, for GetStatus.
+    /// OUT_OF_RANGE means the broker no longer has (or never had) the records the read models
+    /// need next: its log was trimmed by retention, or it is a new broker. The projection cannot
+    /// follow that partition until its stored offset is repaired; status says so rather than
+    /// the log alone.
+    private func fetched(_ topic: String, _ partition: Int, _ error: (any Error)?) {
+        let key = "\(topic)/\(partition)"
+        state.withLock { status in
+            guard let error else {
+                status.fetchErrors[key] = nil
+                return
+            }
+            if let error = error as? RPCError, error.code == .outOfRange {
+                status.fetchErrors[key] = "\(error.message): the broker no longer has the records this partition needs next (trimmed by retention, or a new broker); the read models stop following it"
+            } else {
+                status.fetchErrors[key] = "\(error)"
+            }
+        }
+    }
 
     public func run() async throws {
         // A graceful shutdown cancels the members: each commits and leaves its group.
@@ -63,19 +92,26 @@ public final class Projection: Service, Sendable {
             consumerOptions.maxRecords = options.maxRecords
             consumerOptions.maxWait = options.maxWait
             consumerOptions.startOffset = { [store] topic, partition in try await store.nextOffset(topic: topic, partition: partition) }
+            consumerOptions.onFetch = { [weak self] topic, partition, error in self?.fetched(topic, partition, error) }
             let consumer = GroupConsumer(client: client, group: options.group, topics: [topic], options: consumerOptions, logger: logger)
             do {
                 try await TopicAdmin.ensure(topic, partitions: options.topicPartitions, client: client, options: CallOptions(timeout: .seconds(5)), logger: logger)
                 try await consumer.run(batches: { topic, records in
                     guard let partition = records.first?.partition else { return }
                     try await self.store.apply(topic: topic, partition: partition, records: records.map(Self.incoming))
-                    self.state.withLock { $0 = Status(brokerConnected: true, lastError: nil) }
+                    self.state.withLock {
+                        $0.brokerConnected = true
+                        $0.lastError = nil
+                    }
                 })
                 return
             } catch {
                 if Task.isCancelled { return }
                 let first = state.withLock { status -> Bool in
-                    defer { status = Status(brokerConnected: false, lastError: "\(error)") }
+                    defer {
+                        status.brokerConnected = false
+                        status.lastError = "\(error)"
+                    }
                     return status.lastError == nil
                 }
                 if first { logger.warning("projection cannot consume; retrying", metadata: ["topic": "\(topic)", "error": "\(error)"]) }

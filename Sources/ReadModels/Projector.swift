@@ -61,15 +61,27 @@ struct Projector: Sendable {
                 .text(customer.lastName), .text(placed.description), .integer(Int64(placed.quantity)), .integer(event.recordedAt),
                 .integer(event.position))
             guard changed == 1 else { throw ProjectionError("order \(placed.orderId) is already in the read model") }
+            // Orders of one customer arrive from several partitions in any order: the first and
+            // the latest order are decided by global position, never by arrival, so the live
+            // model and a rebuild (which applies in position order) agree. The latest order's
+            // email spelling and names win.
             try db.run(
                 """
-                INSERT INTO customers(email_key, email, first_name, last_name, order_count, first_order_at, last_order_at)
-                VALUES(?, ?, ?, ?, 1, ?, ?)
-                ON CONFLICT(email_key) DO UPDATE SET order_count = order_count + 1, first_name = excluded.first_name,
-                    last_name = excluded.last_name, last_order_at = max(last_order_at, excluded.last_order_at)
+                INSERT INTO customers(email_key, email, first_name, last_name, order_count, first_order_at, last_order_at,
+                    first_position, last_position)
+                VALUES(?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?6)
+                ON CONFLICT(email_key) DO UPDATE SET
+                    order_count = order_count + 1,
+                    first_order_at = CASE WHEN excluded.first_position < first_position THEN excluded.first_order_at ELSE first_order_at END,
+                    first_position = min(first_position, excluded.first_position),
+                    email = CASE WHEN excluded.last_position > last_position THEN excluded.email ELSE email END,
+                    first_name = CASE WHEN excluded.last_position > last_position THEN excluded.first_name ELSE first_name END,
+                    last_name = CASE WHEN excluded.last_position > last_position THEN excluded.last_name ELSE last_name END,
+                    last_order_at = CASE WHEN excluded.last_position > last_position THEN excluded.last_order_at ELSE last_order_at END,
+                    last_position = max(last_position, excluded.last_position)
                 """,
                 .text(Self.key(customer.email)), .text(customer.email), .text(customer.firstName), .text(customer.lastName),
-                .integer(event.recordedAt), .integer(event.recordedAt))
+                .integer(event.recordedAt), .integer(event.position))
             return .order(placed.orderId)
         default:
             throw ProjectionError("no read model takes \(event.type) events")

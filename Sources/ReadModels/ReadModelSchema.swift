@@ -45,7 +45,8 @@ enum ReadModelSchema {
             CREATE INDEX orders_by_customer ON orders(customer_key, position);
             CREATE TABLE customers(
                 email_key TEXT PRIMARY KEY, email TEXT NOT NULL, first_name TEXT NOT NULL, last_name TEXT NOT NULL,
-                order_count INTEGER NOT NULL, first_order_at INTEGER NOT NULL, last_order_at INTEGER NOT NULL
+                order_count INTEGER NOT NULL, first_order_at INTEGER NOT NULL, last_order_at INTEGER NOT NULL,
+                first_position INTEGER NOT NULL, last_position INTEGER NOT NULL
             ) WITHOUT ROWID;
             CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE offsets(

@@ -137,3 +137,29 @@ def test_the_broker_restarted_mid_workload_loses_and_duplicates_nothing(stack):
     progress = stack.stream("ReadModels", "Rebuild", {})
     assert progress[-1]["done"] is True
     assert stack.dump() == live, f"the live read models equal a rebuild from history (seed {seed})"
+
+
+def test_a_broker_that_lost_the_records_the_projection_needs_shows_in_status(stack):
+    """A new, empty broker at the old address (its data lost): the QueryService's stored offsets
+    are beyond what the broker has. It must say so in GetStatus, not only retry in its log."""
+    import shutil
+    import tempfile
+    for index in range(3):
+        stack.commands.account("OpenAccount", open_request(f"acct-{index}"))
+    stack.wait_caught_up()
+    broker = stack.broker
+    port = broker.running.port
+    broker.connection.close()
+    assert broker.running.terminate() == 0
+    shutil.rmtree(broker.data, ignore_errors=True)
+    broker.data = tempfile.mkdtemp(prefix="broker-test-")
+    broker.args = (*broker.args, "--listen", f"127.0.0.1:{port}")
+    broker.start()
+    deadline = time.monotonic() + 30
+    while "OUT_OF_RANGE" not in (status := stack.call("ReadModels", "GetStatus", {})).get("lastError", "") \
+            and "no longer has the records" not in status.get("lastError", ""):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert "BankAccount/" in status["lastError"] and "no longer has the records" in status["lastError"], status
+    # The read models already applied stay queryable.
+    assert len(stack.call("Accounts", "ListAccounts", {})["accounts"]) == 3
