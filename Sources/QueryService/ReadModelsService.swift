@@ -27,25 +27,29 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
 
     public func getStatus(_ request: QueriesAPI.GetStatusRequest, context: ServerContext) async throws -> QueriesAPI.ReadModelStatus {
         try await QueryCalls.run {
-            let stored = Dictionary(
-                try await store.partitionOffsets().map { ("\($0.topic)/\($0.partition)", $0.nextOffset) }, uniquingKeysWith: { $1 })
+            let stored = try await store.partitionOffsets()
+            func applied(_ topic: String, _ partition: Int) -> Int64 {
+                stored.first { $0.topic == topic && $0.partition == partition }?.nextOffset ?? 0
+            }
             var partitions: [QueriesAPI.PartitionStatus] = []
             var brokerError: String?
-            for topic in projection?.topics ?? [] {
-                do {
-                    guard let broker else { break }
-                    let description = try await CqrsBrokerV1.Broker.Client(broker).describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2)))
-                    for partition in description.partitions {
-                        let applied = stored["\(topic)/\(partition.partition)"] ?? 0
-                        partitions.append(
-                            QueriesAPI.PartitionStatus(
-                                topic: topic, partition: partition.partition, appliedOffset: applied, highWatermark: partition.highWatermark,
-                                lag: max(0, partition.highWatermark - applied)))
-                    }
-                } catch {
-                    brokerError = "\(error)"
-                    for (key, applied) in stored.sorted(by: { $0.key < $1.key }) where key.hasPrefix(topic + "/") {
-                        partitions.append(QueriesAPI.PartitionStatus(topic: topic, partition: Int(key.dropFirst(topic.count + 1)) ?? 0, appliedOffset: applied))
+            if let broker, let projection {
+                let api = CqrsBrokerV1.Broker.Client(broker)
+                for topic in projection.topics {
+                    do {
+                        for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2))).partitions {
+                            let offset = applied(topic, partition.partition)
+                            partitions.append(
+                                QueriesAPI.PartitionStatus(
+                                    topic: topic, partition: partition.partition, appliedOffset: offset,
+                                    highWatermark: partition.highWatermark, lag: max(0, partition.highWatermark - offset)))
+                        }
+                    } catch {
+                        // The broker cannot be asked: what the read models applied, without lag.
+                        brokerError = "\(error)"
+                        for entry in stored where entry.topic == topic {
+                            partitions.append(QueriesAPI.PartitionStatus(topic: topic, partition: entry.partition, appliedOffset: entry.nextOffset))
+                        }
                     }
                 }
             }

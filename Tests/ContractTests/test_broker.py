@@ -60,7 +60,10 @@ class BrokerProcess:
         self.start()
 
     def start(self):
-        self.running = self.start_server("--data-dir", self.data, *self.args, binary="broker")
+        """Starts the broker; after the first start on the same address, so the services that
+        use it reconnect as they would to a restarted broker."""
+        address = ("--listen", f"127.0.0.1:{self.running.port}") if hasattr(self, "running") else ()
+        self.running = self.start_server("--data-dir", self.data, *self.args, *address, binary="broker")
         self.connection = self.running.connect()
 
     def kill(self):

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 from conftest import BIN_DIR
 from test_commands import eur, open_request
-from test_queries import place, stack  # noqa: F401 (the fixture: broker, command-service, query-service)
+from test_queries import DepositWorkload, assert_applied_once_and_equal_to_a_rebuild, place, stack  # noqa: F401 (stack: the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,50 +92,15 @@ def test_the_broker_restarted_mid_workload_loses_and_duplicates_nothing(stack):
     seed = int(os.environ.get("E2E_SEED", random.randrange(1 << 30)))
     print(f"E2E_SEED={seed}")
     rng = random.Random(seed)
-    commands, broker = stack.commands, stack.broker
-    accounts = [f"w{index}" for index in range(4)]
-    for account in accounts:
-        commands.account("OpenAccount", open_request(account, 0))
-    expected = {account: 0 for account in accounts}
-    lock, stop = threading.Lock(), threading.Event()
-
-    def worker(account: str):
-        connection = commands.running.connect()
-        try:
-            while not stop.is_set():
-                amount = rng.randrange(1, 100)
-                reply = connection.unary("cqrs.commands.v1.BankAccounts/DepositFunds", {"accountId": account, "amount": eur(amount)})
-                assert reply.code == 0, reply.trailers  # commands never wait for the broker
-                with lock:
-                    expected[account] += amount
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(account,)) for account in accounts]
-    for thread in threads:
-        thread.start()
+    workload = DepositWorkload(stack.commands, [f"w{index}" for index in range(4)], rng)  # commands never wait for the broker
     time.sleep(0.3 + rng.random() * 0.5)
-    port = broker.running.port
+    broker = stack.broker
     broker.connection.close()
     assert broker.running.terminate() == 0
     time.sleep(rng.random() * 0.5)
-    broker.args = (*broker.args, "--listen", f"127.0.0.1:{port}")  # the same address: the services reconnect
-    broker.start()
+    broker.start()  # on the same address: the services reconnect
     time.sleep(0.3 + rng.random() * 0.5)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
-
-    stack.wait_caught_up(timeout=60)
-    live = stack.dump()
-    balances = {a["accountId"]: int(a["balance"]["amountMinor"]) for a in live["accounts"]}
-    assert balances == expected, f"every acknowledged deposit counted once (seed {seed})"
-    for account in accounts:
-        versions = [int(t["version"]) for t in live["histories"][account]]
-        assert versions == list(range(1, len(versions) + 1)), f"no gaps or repeats (seed {seed})"
-    progress = stack.stream("ReadModels", "Rebuild", {})
-    assert progress[-1]["done"] is True
-    assert stack.dump() == live, f"the live read models equal a rebuild from history (seed {seed})"
+    assert_applied_once_and_equal_to_a_rebuild(stack, workload.stop(), seed)
 
 
 def test_a_broker_that_lost_the_records_the_projection_needs_shows_in_status(stack):
@@ -148,12 +112,10 @@ def test_a_broker_that_lost_the_records_the_projection_needs_shows_in_status(sta
         stack.commands.account("OpenAccount", open_request(f"acct-{index}"))
     stack.wait_caught_up()
     broker = stack.broker
-    port = broker.running.port
     broker.connection.close()
     assert broker.running.terminate() == 0
     shutil.rmtree(broker.data, ignore_errors=True)
     broker.data = tempfile.mkdtemp(prefix="broker-test-")
-    broker.args = (*broker.args, "--listen", f"127.0.0.1:{port}")
     broker.start()
     deadline = time.monotonic() + 30
     while "OUT_OF_RANGE" not in (status := stack.call("ReadModels", "GetStatus", {})).get("lastError", "") \
