@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "RPCCore", targets: ["RPCCore"]),
         .library(name: "RPCTransportTCP", targets: ["RPCTransportTCP"]),
         .library(name: "RPCInProcessTransport", targets: ["RPCInProcessTransport"]),
+        .library(name: "RPCTransportHTTP2", targets: ["RPCTransportHTTP2"]),
         .library(name: "Contracts", targets: ["Contracts"]),
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
@@ -69,6 +70,16 @@ let package = Package(
             dependencies: ["RPCCore", nioCore, nioPosix, logging],
             swiftSettings: settings
         ),
+        // The system's libnghttp2 (Debian: libnghttp2-dev).
+        .systemLibrary(name: "CNGHTTP2", path: "Sources/CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        // A server-side HTTP/2 session over libnghttp2 without I/O: bytes in, bytes out, requests to a delegate.
+        .target(name: "NGHTTP2", dependencies: ["CNGHTTP2"], swiftSettings: settings),
+        // The HTTP/2 edge: gRPC and Connect requests mapped onto the same RPC server and handlers.
+        .target(
+            name: "RPCTransportHTTP2",
+            dependencies: ["RPCCore", "RPCTransportTCP", "NGHTTP2", nioCore, nioPosix, logging],
+            swiftSettings: settings
+        ),
         // Client and server joined in memory, for tests and embedding.
         .target(name: "RPCInProcessTransport", dependencies: ["RPCCore"], swiftSettings: settings),
         // Code generated from Protocols/ by jframe-gen (do not edit by hand).
@@ -83,7 +94,8 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCStandardServices", nioCore, nioPosix, argumentParser, logging, lifecycle,
+                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", nioCore, nioPosix, argumentParser, logging,
+                lifecycle,
             ],
             swiftSettings: settings
         ),

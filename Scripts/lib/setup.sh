@@ -23,16 +23,20 @@ ensure_swift() {
   command -v swift >/dev/null 2>&1 || { echo "Swift 6 is required (https://swift.org/install)" >&2; exit 1; }
   # The event store links the system SQLite (CSQLite).
   [ -f /usr/include/sqlite3.h ] || apt_install libsqlite3-dev pkg-config
+  # The HTTP/2 edge links the system libnghttp2 (CNGHTTP2).
+  [ -f /usr/include/nghttp2/nghttp2.h ] || apt_install libnghttp2-dev pkg-config
 }
 
-# A venv in .venv with pytest and jsonschema (the contract tests' only dependencies).
+# A venv in .venv with what the contract tests use: pytest and jsonschema, and for the HTTP/2
+# edge the clients no one here wrote: grpcio (gRPC), httpx with h2 (Connect), h2 (raw frames).
+PYTHON_PACKAGES=(pytest jsonschema grpcio "httpx[http2]" h2)
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema" 2>/dev/null; then
-    step "Python venv with pytest and jsonschema"
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema, grpc, httpx, h2" 2>/dev/null; then
+    step "Python venv with ${PYTHON_PACKAGES[*]}"
     rm -rf .venv
     python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }
-    .venv/bin/python -m pip install -q --disable-pip-version-check pytest jsonschema >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}" >&2
   fi
 }
 

@@ -1,6 +1,7 @@
 public import Logging
 public import RPCCore
 import RPCStandardServices
+import RPCTransportHTTP2
 import RPCTransportTCP
 import ServiceLifecycle
 import Synchronization
@@ -32,10 +33,24 @@ public enum ServerHost {
             interceptors: [LoggingServerInterceptor(), MetricsServerInterceptor()],
             configuration: configuration, logger: logger)
         let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, logger: logger)
+        var edgeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let edgeAddress = options.http2ListenAddress {
+            // The HTTP/2 edge: the same router, interceptors and limits, so the same handlers answer.
+            let edgeTransport = try HTTP2ServerTransport(address: edgeAddress, limits: configuration.limits)
+            let edge = RPCServer(
+                transport: edgeTransport, router: router,
+                interceptors: [LoggingServerInterceptor(), MetricsServerInterceptor()],
+                configuration: configuration, logger: logger)
+            edgeServices = [
+                .init(service: edge, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: EdgeAnnouncer(name: name, transport: edgeTransport, logger: logger), successTerminationBehavior: .ignore),
+            ]
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)]
                     + [.init(service: announcer, successTerminationBehavior: .ignore)]
+                    + edgeServices
                     + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -80,6 +95,22 @@ private struct ListeningAnnouncer: Service {
         fflush(nil)
         try? await gracefulShutdown()
         health.setAll(.notServing)
+    }
+}
+
+/// Says where the HTTP/2 edge listens: `{"event":"listening-http2",…}` on stdout.
+private struct EdgeAnnouncer: Service {
+    let name: String
+    let transport: HTTP2ServerTransport
+    let logger: Logger
+
+    func run() async throws {
+        let address = try await transport.listeningAddress()
+        let host = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        logger.info("HTTP/2 edge listening (gRPC, Connect)", metadata: ["address": "\(host):\(port)"])
+        print(#"{"event":"listening-http2","service":"\#(name)","host":"\#(host)","port":\#(port)}"#)
+        fflush(nil)
     }
 }
 

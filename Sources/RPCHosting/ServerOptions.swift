@@ -7,6 +7,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Address to listen on, host:port (port 0 picks a free one). Env: JFRAME_LISTEN.")
     public var listen: String?
 
+    @Option(
+        name: .customLong("http2-listen"),
+        help: "Also serve every method to gRPC and Connect clients over HTTP/2 (cleartext, prior knowledge) on host:port. Off unless given. Env: JFRAME_HTTP2_LISTEN.")
+    public var http2Listen: String?
+
     @Option(help: "Largest frame payload accepted, bytes. Env: JFRAME_MAX_FRAME_BYTES.")
     public var maxFrameBytes: Int?
 
@@ -56,6 +61,9 @@ public struct ServerOptions: ParsableArguments {
     public func listenAddress(default defaultAddress: String) -> String {
         listen ?? Self.environment("JFRAME_LISTEN") ?? defaultAddress
     }
+
+    /// The HTTP/2 edge's address: the flag, else `JFRAME_HTTP2_LISTEN`, else none (the edge is off).
+    public var http2ListenAddress: String? { http2Listen ?? Self.environment("JFRAME_HTTP2_LISTEN") }
 
     /// The server configuration these flags and the environment describe.
     public func configuration() throws -> ServerConfiguration {

@@ -60,12 +60,19 @@ class RunningServer:
         self.process = subprocess.Popen(
             [str(BIN_DIR / binary), "--listen", "127.0.0.1:0", "--log-level", "warning", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{binary} did not start: {self.process.stderr.read()}")
-        event = json.loads(line)
-        assert event["event"] == "listening"
-        self.host, self.port = event["host"], event["port"]
+        # One line once listening; with --http2-listen another for the edge, in either order.
+        wanted = {"listening"} | ({"listening-http2"} if "--http2-listen" in args else set())
+        self.http2 = None
+        while wanted:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{binary} did not start: {self.process.stderr.read()}")
+            event = json.loads(line)
+            wanted.discard(event["event"])
+            if event["event"] == "listening":
+                self.host, self.port = event["host"], event["port"]
+            elif event["event"] == "listening-http2":
+                self.http2 = f"{event['host']}:{event['port']}"
 
     def connect(self, **options) -> jframe.Connection:
         return jframe.Connection(self.host, self.port, **options)

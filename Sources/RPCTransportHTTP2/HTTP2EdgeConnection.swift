@@ -1,0 +1,506 @@
+import Logging
+import NGHTTP2
+import NIOCore
+import RPCCore
+import Synchronization
+
+/// One HTTP/2 connection of the edge, seen by the RPC core as a jframe connection.
+///
+/// The core's ``ServerConnection`` runs unchanged on top: routing, interceptors, deadlines,
+/// limits, cancellation and graceful shutdown are the same code as on the TCP port. This type
+/// translates both ways:
+/// - an HTTP/2 request becomes HEADERS (method from `:path`, deadline from `grpc-timeout` or
+///   `connect-timeout-ms`, the other headers as metadata), one MESSAGE per request message, an
+///   empty MESSAGE with END_STREAM at the end, and CANCEL when the client resets the stream;
+/// - MESSAGE and TRAILERS from the core become the response in the request's protocol (gRPC,
+///   Connect unary or Connect streaming); PING and GOAWAY become their HTTP/2 frames.
+///
+/// Flow control is carried through rather than buffered: a request message is handed to the core
+/// only within the call's message credit, and its bytes are consumed from the HTTP/2 window only
+/// then; a response message gives the core its credit back only when nghttp2 has taken it into
+/// a DATA frame, i.e. when the client's window let it go.
+///
+/// Everything but `write`, `close` and `schedule` runs on the channel's event loop.
+final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unchecked Sendable {
+    /// Frames from the core, queued from any thread and applied on the event loop.
+    private struct Pending {
+        var frames: [Frame] = []
+        var scheduled = false
+        var closeRequested = false
+        var closed = false
+    }
+
+    /// One request in flight.
+    private struct Call {
+        let wire: EdgeProtocol
+        /// Whether the core knows this call (false when the edge answered it alone).
+        var forwarded = false
+        var reader: EnvelopeReader
+        var unaryBody: [UInt8] = []
+        /// Request messages the core will take now.
+        var credit: Int
+        /// Whole request messages waiting for credit.
+        var waiting: [[UInt8]] = []
+        /// Request bytes received but not yet given back to the HTTP/2 window.
+        var unconsumed = 0
+        var requestEnded = false
+        var endForwarded = false
+        var responseStarted = false
+        var unaryReply: [UInt8]?
+        /// The final status has gone out; anything more from the core is late and dropped.
+        var done = false
+    }
+
+    let channel: any Channel
+    let peerDescription: String
+    private let limits: ConnectionLimits
+    private let logger: Logger
+    private let pending = Mutex(Pending())
+
+    // Event-loop state.
+    private var session: HTTP2ServerSession?
+    private var receiver: (any FrameReceiver)?
+    private var calls: [Int32: Call] = [:]
+    private var prefaceTimer: Scheduled<Void>?
+    private var closing = false
+    private var output: [UInt8] = []
+
+    init(channel: any Channel, limits: ConnectionLimits, logger: Logger) {
+        self.channel = channel
+        self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        self.limits = limits
+        self.logger = logger
+    }
+
+    // MARK: Lifecycle (event loop)
+
+    /// The TCP connection is up: start the HTTP/2 session and open the core's connection with a HELLO.
+    func start(receiver: any FrameReceiver) throws {
+        var sessionLimits = HTTP2SessionLimits.defaults
+        sessionLimits.maxConcurrentStreams = limits.maxConcurrentCalls
+        sessionLimits.maxHeaderListBytes = limits.maxHeadersBytes
+        let session = try HTTP2ServerSession(limits: sessionLimits)
+        session.delegate = self
+        self.session = session
+        self.receiver = receiver
+        receiver.receive(
+            .control(
+                .hello, streamID: 0,
+                Hello(versions: Hello.supportedVersions, maxFrameBytes: limits.maxFrameBytes, initialCredit: Self.responseCredit)))
+        let timeout = limits.frameReadTimeout
+        prefaceTimer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.wholeNanoseconds)) { [weak self] in
+            guard let self else { return }
+            self.logger.info("closing HTTP/2 connection: no connection preface within \(timeout)")
+            self.channel.close(promise: nil)
+        }
+        flushOutput()
+    }
+
+    /// Response messages the core may send on a stream before the edge has passed earlier ones to
+    /// nghttp2: enough to keep a stream busy, few enough to bound the memory a slow reader costs.
+    static let responseCredit = 16
+
+    func read(_ buffer: ByteBuffer) {
+        guard let session else { return }
+        do {
+            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            logger.info("closing HTTP/2 connection: \(error)")
+            flushOutput()
+            channel.close(promise: nil)
+            return
+        }
+        flushOutput()
+    }
+
+    func inactive() {
+        prefaceTimer?.cancel()
+        pending.withLock { pending in
+            pending.closed = true
+            pending.frames.removeAll()
+        }
+        calls.removeAll()
+        receiver?.connectionClosed()
+        receiver = nil
+        session = nil
+    }
+
+    func writabilityChanged() {
+        channel.setOption(ChannelOptions.autoRead, value: channel.isWritable).whenComplete { _ in }
+        if channel.isWritable { flushOutput() }
+    }
+
+    /// Sends what nghttp2 has for us while the socket takes it; closes when the session is over.
+    private func flushOutput() {
+        guard let session else { return }
+        var healthy = true
+        while channel.isWritable {
+            output.removeAll(keepingCapacity: true)
+            healthy = session.takeOutput(into: &output, limit: 256 * 1024)
+            guard !output.isEmpty else { break }
+            var buffer = channel.allocator.buffer(capacity: output.count)
+            buffer.writeBytes(output)
+            channel.write(buffer, promise: nil)
+            if !healthy { break }
+        }
+        channel.flush()
+        let drained = !session.wantsWrite && session.streamsWithQueuedData == 0
+        if !healthy || (!session.wantsRead && !session.wantsWrite) || (closing && drained) {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: FrameChannel (any thread)
+
+    func write(_ frames: [Frame]) {
+        let schedule = pending.withLock { pending -> Bool in
+            guard !pending.closed else { return false }
+            pending.frames += frames
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        if schedule { channel.eventLoop.execute { self.applyPending() } }
+    }
+
+    func close() {
+        let schedule = pending.withLock { pending -> Bool in
+            guard !pending.closed, !pending.closeRequested else { return false }
+            pending.closeRequested = true
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        if schedule { channel.eventLoop.execute { self.applyPending() } }
+    }
+
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any ScheduledTimer {
+        EventLoopTimer(scheduled: channel.eventLoop.scheduleTask(in: .nanoseconds(delay.wholeNanoseconds), body))
+    }
+
+    // MARK: From the core (event loop)
+
+    private func applyPending() {
+        let (frames, closeRequested) = pending.withLock { pending -> ([Frame], Bool) in
+            pending.scheduled = false
+            defer { pending.frames.removeAll() }
+            return (pending.frames, pending.closeRequested)
+        }
+        guard session != nil else { return }
+        for frame in frames { apply(frame) }
+        if closeRequested, !closing {
+            closing = true
+            // Bodies still waiting for the client's window get a while to drain, not forever.
+            let grace = limits.frameReadTimeout
+            channel.eventLoop.scheduleTask(in: .nanoseconds(grace.wholeNanoseconds)) { [channel] in channel.close(promise: nil) }
+        }
+        flushOutput()
+    }
+
+    private func apply(_ frame: Frame) {
+        let streamID = Int32(truncatingIfNeeded: frame.streamID)
+        switch frame.type {
+        case .message: responseMessage(frame.payload, streamID: streamID)
+        case .trailers:
+            guard let trailers = try? frame.envelope(Trailers.self) else { return }
+            finish(streamID, trailers)
+        case .credit:
+            guard let credit = try? frame.envelope(Credit.self), calls[streamID] != nil else { return }
+            calls[streamID]!.credit += credit.n
+            forwardRequests(streamID)
+        case .ping:
+            if !frame.flags.contains(.ack) { session?.ping() }
+        case .goAway:
+            guard let goAway = try? frame.envelope(GoAway.self) else { return }
+            let code: HTTP2ErrorCode =
+                switch StatusCode(rawValue: goAway.code) {
+                case .ok: .noError
+                case .resourceExhausted: .enhanceYourCalm
+                default: .protocolError
+                }
+            session?.goAway(lastStreamID: Int32(truncatingIfNeeded: goAway.lastStreamId), code: code, debug: goAway.message ?? "")
+        default:
+            break  // HELLO's answer: the edge set the limits itself
+        }
+    }
+
+    private func responseMessage(_ payload: [UInt8], streamID: Int32) {
+        guard let call = calls[streamID], !call.done, let session else { return }
+        switch call.wire {
+        case .connectUnary:
+            guard call.unaryReply == nil else {
+                fail(
+                    streamID,
+                    RPCError(code: .unimplemented, message: "this method streams its replies: call it with application/connect+json"))
+                return
+            }
+            calls[streamID]!.unaryReply = payload
+        case .grpc, .connectStreaming:
+            startResponse(streamID, call)
+            session.sendData(streamID: streamID, EnvelopeReader.frame(payload))
+        }
+    }
+
+    private func startResponse(_ streamID: Int32, _ call: Call) {
+        guard !call.responseStarted else { return }
+        calls[streamID]!.responseStarted = true
+        session?.respond(streamID: streamID, headers: EdgeReplies.responseHeaders(contentType: call.wire.responseContentType), endStream: false)
+    }
+
+    /// Writes the final status in the call's protocol.
+    private func finish(_ streamID: Int32, _ trailers: Trailers) {
+        guard let call = calls[streamID], !call.done, let session else { return }
+        calls[streamID]!.done = true
+        switch call.wire {
+        case .grpc(let contentType):
+            if call.responseStarted {
+                session.finish(streamID: streamID, trailers: EdgeReplies.grpcStatus(trailers))
+            } else {
+                // Trailers-only: the status in the one header block.
+                session.respond(
+                    streamID: streamID, headers: EdgeReplies.responseHeaders(contentType: contentType) + EdgeReplies.grpcStatus(trailers),
+                    endStream: true)
+            }
+        case .connectUnary:
+            let metadata = EdgeReplies.metadataFields(trailers.metadata, prefix: "trailer-")
+            let (status, body): (Int, [UInt8])
+            if trailers.code == StatusCode.ok.rawValue, let reply = call.unaryReply {
+                (status, body) = (200, reply)
+            } else {
+                var failure = trailers
+                if failure.code == StatusCode.ok.rawValue {
+                    failure = Trailers(RPCError(code: .internalError, message: "the handler returned no response"))
+                }
+                (status, body) = (
+                    ConnectCode.httpStatus(StatusCode(rawValue: failure.code)),
+                    (try? MessageCoding.encode(EdgeReplies.connectError(failure))) ?? []
+                )
+            }
+            session.respond(
+                streamID: streamID,
+                headers: EdgeReplies.responseHeaders(status: status, contentType: "application/json", extra: metadata),
+                endStream: false)
+            session.sendData(streamID: streamID, body)
+            session.finish(streamID: streamID, trailers: [])
+        case .connectStreaming:
+            startResponse(streamID, call)
+            session.sendData(
+                streamID: streamID, EnvelopeReader.frame(EdgeReplies.connectEndOfStream(trailers), flags: EnvelopeReader.endStreamFlag))
+            session.finish(streamID: streamID, trailers: [])
+        }
+    }
+
+    /// Ends a call from the edge (bad message, limit): the core's call is cancelled and the client gets `error`.
+    private func fail(_ streamID: Int32, _ error: RPCError) {
+        guard let call = calls[streamID], !call.done else { return }
+        if call.forwarded {
+            receiver?.receive(.control(.cancel, streamID: UInt32(streamID), Cancel(code: error.code)))
+        }
+        logger.debug("HTTP/2 call ended by the edge", metadata: ["rpc.stream": "\(streamID)", "rpc.status": "\(error.code.name)", "reason": "\(error.message)"])
+        finish(streamID, Trailers(error))
+    }
+
+    // MARK: From the client (event loop, inside `read`)
+
+    func session(
+        _ session: HTTP2ServerSession, receivedRequest streamID: Int32, headers: [HTTP2Header], headersTooLarge: Bool,
+        endStream: Bool
+    ) {
+        var fields: [String: String] = [:]
+        var metadata = Metadata()
+        for header in headers {
+            fields[header.name] = header.value
+            if !header.name.hasPrefix(":"), !EdgeReplies.reservedRequestHeaders.contains(header.name) {
+                metadata[header.name] = header.value
+            }
+        }
+        guard fields[":method"] == "POST" else {
+            // Connect's GET form is for methods marked free of side effects, which our contracts do not mark.
+            plainReply(streamID, status: 405, "only POST is served\n")
+            return
+        }
+        guard let wire = EdgeProtocol(contentType: fields["content-type"]) else {
+            plainReply(
+                streamID, status: 415,
+                "unsupported content-type '\(fields["content-type"] ?? "")': this edge serves \(EdgeProtocol.supportedContentTypes)\n")
+            return
+        }
+        calls[streamID] = Call(
+            wire: wire, reader: EnvelopeReader(maxMessageBytes: limits.maxFrameBytes), credit: limits.initialCredit,
+            requestEnded: endStream)
+        if headersTooLarge {
+            fail(streamID, RPCError(code: .resourceExhausted, message: "request headers exceed the limit of \(limits.maxHeadersBytes) bytes"))
+            return
+        }
+        let encodingHeader: String =
+            switch wire {
+            case .grpc: "grpc-encoding"
+            case .connectUnary: "content-encoding"
+            case .connectStreaming: "connect-content-encoding"
+            }
+        if let encoding = fields[encodingHeader], encoding != "identity" {
+            // gRPC says a server refuses an encoding it does not support, whatever the messages' flags.
+            fail(streamID, RPCError(code: .unimplemented, message: "\(encodingHeader) \(encoding) is not supported: send uncompressed messages"))
+            return
+        }
+        var timeoutMs: Int64?
+        switch wire {
+        case .grpc:
+            if let text = fields["grpc-timeout"] {
+                guard let value = GRPCTimeout.milliseconds(text) else {
+                    fail(streamID, RPCError(code: .invalidArgument, message: "malformed grpc-timeout '\(text)'"))
+                    return
+                }
+                timeoutMs = value
+            }
+        case .connectUnary, .connectStreaming:
+            if let text = fields["connect-timeout-ms"] {
+                guard text.count <= 10, text.allSatisfy(\.isASCIIDigit), let value = Int64(text) else {
+                    fail(streamID, RPCError(code: .invalidArgument, message: "malformed connect-timeout-ms '\(text)'"))
+                    return
+                }
+                timeoutMs = value
+            }
+        }
+        let path = fields[":path"] ?? ""
+        let method = path.hasPrefix("/") ? String(path.dropFirst()) : path
+        guard let payload = try? MessageCoding.encode(CallHeaders(method: method, timeoutMs: timeoutMs, metadata: metadata.isEmpty ? nil : metadata))
+        else { return }
+        calls[streamID]!.forwarded = true
+        // Connect unary sends its message at END_STREAM (the whole body), so the end is never forwarded here.
+        let ends = endStream && wire.isEnveloped
+        if ends { calls[streamID]!.endForwarded = true }
+        receiver?.receive(Frame(type: .headers, flags: ends ? .endStream : [], streamID: UInt32(streamID), payload: payload))
+        if endStream, !wire.isEnveloped { requestEnded(streamID) }
+    }
+
+    func session(_ session: HTTP2ServerSession, receivedData bytes: UnsafeRawBufferPointer, streamID: Int32) {
+        guard var call = calls[streamID], !call.done else {
+            session.consume(streamID: streamID, bytes: bytes.count)  // nobody wants them, but the window must reopen
+            return
+        }
+        call.unconsumed += bytes.count
+        if call.wire.isEnveloped {
+            call.reader.append(bytes)
+            calls[streamID] = call
+            while true {
+                let envelope: EnvelopeReader.Envelope?
+                do {
+                    envelope = try calls[streamID]!.reader.next()
+                } catch {
+                    guard case .tooLarge(let length, let limit) = error else { return }
+                    fail(streamID, RPCError(code: .resourceExhausted, message: "message of \(length) bytes exceeds the limit of \(limit) bytes"))
+                    return
+                }
+                guard let envelope else { break }
+                if envelope.flags & EnvelopeReader.compressedFlag != 0 {
+                    fail(streamID, RPCError(code: .unimplemented, message: "compressed messages are not supported: send uncompressed messages"))
+                    return
+                }
+                calls[streamID]!.waiting.append(envelope.payload)
+            }
+        } else {
+            guard call.unaryBody.count + bytes.count <= limits.maxFrameBytes else {
+                calls[streamID] = call
+                fail(
+                    streamID,
+                    RPCError(code: .resourceExhausted, message: "request body exceeds the message limit of \(limits.maxFrameBytes) bytes"))
+                return
+            }
+            call.unaryBody.append(contentsOf: bytes)
+            calls[streamID] = call
+        }
+        forwardRequests(streamID)
+    }
+
+    func session(_ session: HTTP2ServerSession, receivedEndStream streamID: Int32) {
+        guard calls[streamID] != nil else { return }
+        calls[streamID]!.requestEnded = true
+        requestEnded(streamID)
+    }
+
+    func session(_ session: HTTP2ServerSession, closedStream streamID: Int32, errorCode: HTTP2ErrorCode) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        if call.forwarded, !call.done {
+            // The client reset the stream (or the session dropped it): the call is cancelled.
+            receiver?.receive(.control(.cancel, streamID: UInt32(streamID), Cancel(code: .cancelled)))
+        }
+    }
+
+    func session(_ session: HTTP2ServerSession, sentChunk streamID: Int32) {
+        guard let call = calls[streamID], !call.done else { return }
+        receiver?.receive(.control(.credit, streamID: UInt32(streamID), Credit(n: 1)))
+    }
+
+    func sessionReceivedPingAck(_ session: HTTP2ServerSession) {
+        receiver?.receive(Frame(type: .ping, flags: .ack, streamID: 0, payload: Array("keepaliv".utf8)))
+    }
+
+    func sessionReceivedSettings(_ session: HTTP2ServerSession) {
+        prefaceTimer?.cancel()
+        prefaceTimer = nil
+    }
+
+    private func requestEnded(_ streamID: Int32) {
+        guard let call = calls[streamID], !call.done, call.forwarded, !call.endForwarded else { return }
+        if call.wire.isEnveloped {
+            if call.reader.bufferedBytes > 0 {
+                fail(streamID, RPCError(code: .invalidArgument, message: "the request ended inside a message"))
+                return
+            }
+            forwardRequests(streamID)
+        } else {
+            calls[streamID]!.endForwarded = true
+            session?.consume(streamID: streamID, bytes: call.unconsumed)
+            calls[streamID]!.unconsumed = 0
+            let body = call.unaryBody
+            calls[streamID]!.unaryBody = []
+            receiver?.receive(Frame(type: .message, flags: .endStream, streamID: UInt32(streamID), payload: body))
+        }
+    }
+
+    /// Hands the core the request messages its credit allows; the window reopens once none wait.
+    private func forwardRequests(_ streamID: Int32) {
+        guard var call = calls[streamID], call.forwarded, !call.done else { return }
+        guard call.wire.isEnveloped else {
+            // Connect unary: the body is one message, sent at END_STREAM; its bytes are within the limit.
+            session?.consume(streamID: streamID, bytes: call.unconsumed)
+            calls[streamID]!.unconsumed = 0
+            return
+        }
+        var messages: [[UInt8]] = []
+        while call.credit > 0, !call.waiting.isEmpty {
+            messages.append(call.waiting.removeFirst())
+            call.credit -= 1
+        }
+        var release = 0
+        if call.waiting.isEmpty {
+            release = call.unconsumed
+            call.unconsumed = 0
+        }
+        let endNow = call.waiting.isEmpty && call.requestEnded && !call.endForwarded && call.reader.bufferedBytes == 0
+        if endNow { call.endForwarded = true }
+        calls[streamID] = call
+        for message in messages {
+            receiver?.receive(Frame(type: .message, streamID: UInt32(streamID), payload: message))
+        }
+        if endNow { receiver?.receive(Frame(type: .message, flags: .endStream, streamID: UInt32(streamID))) }
+        session?.consume(streamID: streamID, bytes: release)
+    }
+
+    /// A response the edge writes alone, before the call reaches the core (415, 405).
+    private func plainReply(_ streamID: Int32, status: Int, _ text: String) {
+        logger.debug("HTTP/2 request refused", metadata: ["rpc.stream": "\(streamID)", "http.status": "\(status)"])
+        session?.respond(
+            streamID: streamID,
+            headers: EdgeReplies.responseHeaders(
+                status: status, contentType: "text/plain; charset=utf-8",
+                extra: status == 405 ? [HTTP2Header("allow", "POST")] : [HTTP2Header("accept-post", EdgeProtocol.supportedContentTypes)]),
+            endStream: false)
+        session?.sendData(streamID: streamID, Array(text.utf8))
+        session?.finish(streamID: streamID, trailers: [])
+    }
+}
+
+private struct EventLoopTimer: ScheduledTimer {
+    let scheduled: Scheduled<Void>
+    func cancel() { scheduled.cancel() }
+}
