@@ -215,6 +215,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",

@@ -5,6 +5,8 @@ the cqrs CLI's."""
 from __future__ import annotations
 
 import base64
+import os
+import tempfile
 import json
 import shutil
 import signal
@@ -381,3 +383,200 @@ def test_graceful_shutdown_sends_goaway_and_finishes_the_call_in_flight():
         assert running.process.wait(timeout=15) == 0
     finally:
         running.stop()
+
+
+# MARK: The CommandService and QueryService over the edge, beside the cqrs CLI
+
+
+class EdgeStack:
+    """broker, command-service and query-service as processes, the services with the edge on."""
+
+    def __init__(self, start_server, protocols):
+        from test_broker import BrokerProcess
+        self.broker = BrokerProcess(start_server, protocols)
+        broker = f"{self.broker.running.host}:{self.broker.running.port}"
+        self.dirs = [tempfile.mkdtemp(prefix="edge-commands-"), tempfile.mkdtemp(prefix="edge-queries-")]
+        self.commands = start_server("--data-dir", self.dirs[0], "--broker", broker, "--http2-listen", "127.0.0.1:0",
+                                     binary="command-service")
+        self.queries = start_server("--data-dir", self.dirs[1], "--broker", broker, "--http2-listen", "127.0.0.1:0",
+                                    "--commands", f"{self.commands.host}:{self.commands.port}", binary="query-service")
+        self.env = {**os.environ, "NO_COLOR": "1", "CQRS_BROKER": broker,
+                    "CQRS_COMMANDS": f"{self.commands.host}:{self.commands.port}",
+                    "CQRS_QUERIES": f"{self.queries.host}:{self.queries.port}"}
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN_DIR / "cqrs"), *args], capture_output=True, text=True, timeout=30, env=self.env)
+
+    def cleanup(self):
+        self.broker.cleanup()
+        for directory in self.dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def services(start_server, protocols):
+    stack = EdgeStack(start_server, protocols)
+    yield stack
+    stack.cleanup()
+
+
+GRPC_CODE = {status.value[0]: status for status in grpc.StatusCode}
+
+
+def grpc_code(channel, method: str, request) -> int:
+    try:
+        unary(channel, method, request, timeout=10)
+        return 0
+    except grpc.RpcError as error:
+        return error.code().value[0]
+
+
+def test_grpcio_and_connect_get_what_the_cli_gets(services):
+    commands_rpc, queries_rpc = "cqrs.commands.v1.BankAccounts", "cqrs.queries.v1.Accounts"
+    with grpc.insecure_channel(services.commands.http2) as commands, grpc.insecure_channel(services.queries.http2) as queries, \
+            httpx.Client(http1=False, http2=True, timeout=10) as connect:
+        def connect_call(server, method, request, headers=None):
+            return connect.post(f"http://{server.http2}/{method}", json=request, headers=headers or {})
+
+        # Commands: one account opened over gRPC, deposits over Connect and over the CLI.
+        opened = unary(commands, f"{commands_rpc}/OpenAccount", {
+            "accountId": "edge-1", "holder": "Ada Lovelace", "accountType": "CURRENT",
+            "openingBalance": {"amountMinor": "10000", "currency": "EUR"}})
+        assert opened["aggregateId"] == "edge-1" and opened["version"] == "1"
+        deposited = connect_call(services.commands, f"{commands_rpc}/DepositFunds",
+                                 {"accountId": "edge-1", "amount": {"amountMinor": "2500", "currency": "EUR"}})
+        assert deposited.status_code == 200 and deposited.json()["version"] == "2"
+        cli = services.cli("accounts", "deposit", "edge-1", "--amount-minor", "500", "--json")
+        assert cli.returncode == 0, cli.stderr
+        position = json.loads(cli.stdout)["position"]
+
+        # Queries: the same account, read-your-writes, from all three.
+        by_cli = json.loads(services.cli("accounts", "get", "edge-1", "--min-position", position, "--json").stdout)
+        by_grpc = unary(queries, f"{queries_rpc}/GetAccount", {"accountId": "edge-1", "minPosition": position})
+        by_connect = connect_call(services.queries, f"{queries_rpc}/GetAccount", {"accountId": "edge-1", "minPosition": position})
+        assert by_cli == by_grpc == by_connect.json()
+        assert by_grpc["balance"] == {"amountMinor": "13000", "currency": "EUR"} and by_grpc["version"] == "3"
+
+        # Refusals: the same status code from gRPC, Connect (by name and HTTP status) and the CLI's exit code.
+        cases = [
+            (commands, services.commands, f"{commands_rpc}/WithdrawFunds",
+             {"accountId": "edge-1", "amount": {"amountMinor": "999999", "currency": "EUR"}},
+             ["accounts", "withdraw", "edge-1", "--amount-minor", "999999"], 9, 400),
+            (commands, services.commands, f"{commands_rpc}/DepositFunds",
+             {"accountId": "edge-1", "amount": {"amountMinor": "0", "currency": "EUR"}},
+             ["accounts", "deposit", "edge-1", "--amount-minor", "0"], 3, 400),
+            (commands, services.commands, f"{commands_rpc}/DepositFunds",
+             {"accountId": "edge-1", "amount": {"amountMinor": "1", "currency": "EUR"}, "expectedVersion": "1"},
+             ["accounts", "deposit", "edge-1", "--amount-minor", "1", "--expected-version", "1"], 10, 409),
+            (queries, services.queries, f"{queries_rpc}/GetAccount", {"accountId": "nobody"},
+             ["accounts", "get", "nobody"], 5, 404),
+        ]
+        for channel, server, method, request, cli_args, code, http_status in cases:
+            assert grpc_code(channel, method, request) == code, method
+            reply = connect_call(server, method, request)
+            assert (reply.status_code, reply.json()["code"]) == (http_status, GRPC_CODE[code].name.lower()), method
+            assert services.cli(*cli_args).returncode == code, cli_args
+
+        # A query waiting for a position that never comes ends at the caller's deadline, on both protocols.
+        with pytest.raises(grpc.RpcError) as late:
+            unary(queries, f"{queries_rpc}/GetAccount", {"accountId": "edge-1", "minPosition": "999999"}, timeout=0.3)
+        assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        late_connect = connect_call(services.queries, f"{queries_rpc}/GetAccount",
+                                    {"accountId": "edge-1", "minPosition": "999999"}, {"connect-timeout-ms": "300"})
+        assert (late_connect.status_code, late_connect.json()["code"]) == (504, "deadline_exceeded")
+
+
+def test_server_streaming_over_grpc_and_connect(services):
+    with grpc.insecure_channel(services.commands.http2) as commands, grpc.insecure_channel(services.queries.http2) as queries:
+        opened = unary(commands, "cqrs.commands.v1.BankAccounts/OpenAccount", {
+            "accountId": "edge-w", "holder": "Grace Hopper", "accountType": "SAVINGS",
+            "openingBalance": {"amountMinor": "100", "currency": "EUR"}})
+        watch = queries.unary_stream("/cqrs.queries.v1.Accounts/WatchAccount", request_serializer=encode,
+                                     response_deserializer=decode)
+        stream = watch({"accountId": "edge-w"}, timeout=20)
+        seen = []
+
+        def read():
+            for account in stream:
+                seen.append(account["version"])
+                if len(seen) == 3:
+                    break
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.time() + 10
+        while not seen and time.time() < deadline:
+            time.sleep(0.02)
+        for amount in ("1", "2"):
+            unary(commands, "cqrs.commands.v1.BankAccounts/DepositFunds",
+                  {"accountId": "edge-w", "amount": {"amountMinor": amount, "currency": "EUR"}})
+        reader.join(timeout=15)
+        stream.cancel()
+        assert seen == ["1", "2", "3"] and opened["version"] == "1"
+
+    # Rebuild streams its progress; over Connect the body ends with the end-of-stream message.
+    body = encode({"pageSize": 100})
+    with httpx.Client(http1=False, http2=True, timeout=30) as connect:
+        reply = connect.post(f"http://{services.queries.http2}/cqrs.queries.v1.ReadModels/Rebuild",
+                             content=struct.pack(">BI", 0, len(body)) + body,
+                             headers={"content-type": "application/connect+json"})
+    data, messages = reply.content, []
+    while data:
+        flags, length = struct.unpack(">BI", data[:5])
+        messages.append((flags, json.loads(data[5:5 + length])))
+        data = data[5 + length:]
+    assert messages[-1] == (2, {})
+    final = messages[-2][1]
+    assert final["done"] is True and final["eventsApplied"] == "3" and final["accounts"] == 1, messages
+
+
+def test_limits_preface_timeout_connections_and_keepalive(start_server):
+    running = start_server("--http2-listen", "127.0.0.1:0", "--frame-read-timeout-ms", "300", "--max-connections", "2",
+                           "--keepalive-interval-ms", "200", "--keepalive-timeout-ms", "300")
+    host, port = running.http2.rsplit(":", 1)
+
+    # Half a preface, then silence: closed after the frame read timeout, not held.
+    slow = socket.create_connection((host, int(port)), timeout=5)
+    slow.sendall(b"PRI * HTTP/2.0\r\n")
+    started = time.time()
+    try:
+        while slow.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    assert time.time() - started < 3
+    slow.close()
+
+    # A client that answers PINGs (h2 does) keeps its connection past several keepalive intervals ...
+    alive = RawH2(running.http2)
+    alive.events(seconds=1.2)
+    alive.request(1, f"/{ECHO}/Get", encode(MESSAGE))
+    assert alive.status(1) == "0"
+    # ... and with it plus one more connection at the limit of 2, a third is refused with GOAWAY.
+    second = RawH2(running.http2)
+    # Admitted once its SETTINGS arrive (connections on different event loops are admitted in any order).
+    second.events(until=lambda seen: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in seen))
+    third = socket.create_connection((host, int(port)), timeout=5)
+    third.sendall(h2.connection.H2Connection().data_to_send() or b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    received = b""
+    try:
+        while chunk := third.recv(65536):
+            received += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    assert goaway_code(received) == 0xb, received  # ENHANCE_YOUR_CALM: RESOURCE_EXHAUSTED on the core port
+    for connection in (alive, second):
+        connection.close()
+    third.close()
+
+    # A peer that never answers PING is closed after interval + timeout.
+    mute = socket.create_connection((host, int(port)), timeout=5)
+    mute.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    started, data = time.time(), b""
+    try:
+        while chunk := mute.recv(65536):
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    assert time.time() - started < 4 and goaway_code(data) is not None
+    mute.close()
