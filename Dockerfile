@@ -11,7 +11,7 @@
 ARG BINARIES=build
 
 FROM swift:6.3-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev pkg-config && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libnghttp2-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources Sources
@@ -28,9 +28,9 @@ COPY .build/container/ /out/
 FROM ${BINARIES} AS binaries
 
 FROM debian:bookworm-slim
-# SQLite is the only library the binaries take from the system (the Swift runtime is static).
-RUN [ -e /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libsqlite3.so.0 ] \
-    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 && rm -rf /var/lib/apt/lists/*)
+# SQLite and nghttp2 are the only libraries the binaries take from the system (the Swift runtime is static).
+RUN ( ls /usr/lib/*-linux-gnu/libsqlite3.so.0 && ls /usr/lib/*-linux-gnu/libnghttp2.so.14 ) >/dev/null 2>&1 \
+    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 && rm -rf /var/lib/apt/lists/*)
 COPY --from=binaries /out/ /usr/local/bin/
 RUN useradd --system --home-dir /data --create-home cqrs
 USER cqrs

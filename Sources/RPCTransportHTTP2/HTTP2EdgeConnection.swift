@@ -76,6 +76,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
 
     /// The TCP connection is up: start the HTTP/2 session and open the core's connection with a HELLO.
     func start(receiver: any FrameReceiver) throws {
+        channel.eventLoop.assertInEventLoop()
         var sessionLimits = HTTP2SessionLimits.defaults
         sessionLimits.maxConcurrentStreams = limits.maxConcurrentCalls
         sessionLimits.maxHeaderListBytes = limits.maxHeadersBytes
@@ -101,6 +102,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     static let responseCredit = 16
 
     func read(_ buffer: ByteBuffer) {
+        channel.eventLoop.assertInEventLoop()
         guard let session else { return }
         do {
             try buffer.withUnsafeReadableBytes { try session.receive($0) }
@@ -114,6 +116,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     }
 
     func inactive() {
+        channel.eventLoop.assertInEventLoop()
         prefaceTimer?.cancel()
         pending.withLock { pending in
             pending.closed = true
@@ -126,6 +129,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     }
 
     func writabilityChanged() {
+        channel.eventLoop.assertInEventLoop()
         channel.setOption(ChannelOptions.autoRead, value: channel.isWritable).whenComplete { _ in }
         if channel.isWritable { flushOutput() }
     }
@@ -179,6 +183,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     // MARK: From the core (event loop)
 
     private func applyPending() {
+        channel.eventLoop.assertInEventLoop()
         let (frames, closeRequested) = pending.withLock { pending -> ([Frame], Bool) in
             pending.scheduled = false
             defer { pending.frames.removeAll() }

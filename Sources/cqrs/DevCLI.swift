@@ -14,7 +14,8 @@ struct Dev: AsyncParsableCommand {
             <data-dir>/{broker,commands,queries} and their logs in <data-dir>/logs, waits until each \
             answers its health check, prints their addresses (and the CQRS_* variables that point the \
             CLI at them), then waits. Ctrl-C (or SIGTERM) stops them gracefully, the query side first.
-            A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}.
+            A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}. With \
+            --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2.
             """)
 
     @Option(help: "Directory for the services' data and logs.") var dataDir = "data/dev"
@@ -22,6 +23,9 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "Broker port (0: any free port).") var brokerPort = 9092
     @Option(help: "CommandService port (0: any free port).") var commandsPort = 50051
     @Option(help: "QueryService port (0: any free port).") var queriesPort = 50052
+    @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
+    @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
+    @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
     @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
     @Option(help: "Log level of the services.") var logLevel = "info"
     @Flag(help: "Print the ready line as JSON.") var json = false
@@ -52,23 +56,29 @@ struct Dev: AsyncParsableCommand {
                 "command-service", binary: binaries.appendingPathComponent("command-service"),
                 arguments: [
                     "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--broker", broker, "--log-level", logLevel,
-                ], logs: logs, timeout: startTimeout)
+                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []), logs: logs, timeout: startTimeout)
             let queries = try await children.start(
                 "query-service", binary: binaries.appendingPathComponent("query-service"),
                 arguments: [
                     "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--broker", broker, "--commands", commands,
                     "--log-level", logLevel,
-                ], logs: logs, timeout: startTimeout)
+                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []), logs: logs, timeout: startTimeout)
+            let edges = children.http2Addresses
             if json {
-                print(#"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)","dataDir":"\#(dataDir)"}"#)
+                let edgeFields = http2
+                    ? #","commandsHttp2":"\#(edges["command-service"] ?? "")","queriesHttp2":"\#(edges["query-service"] ?? "")""# : ""
+                print(#"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields),"dataDir":"\#(dataDir)"}"#)
             } else {
+                let edgeRows = ["command-service", "query-service"].compactMap { name in
+                    edges[name].map { ["\(name) (HTTP/2: gRPC, Connect)", $0, children.pid(name), "SERVING", logs + "/\(name).log"] }
+                }
                 print(
                     table([
                         ["SERVICE", "ADDRESS", "PID", "HEALTH", "LOG"],
                         ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
                         ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
                         ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
-                    ]))
+                    ] + edgeRows))
                 print("\nexport CQRS_BROKER=\(broker) CQRS_COMMANDS=\(commands) CQRS_QUERIES=\(queries)")
                 print("Ctrl-C stops them.")
             }
@@ -98,6 +108,10 @@ struct Dev: AsyncParsableCommand {
 final class Children: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [(name: String, process: Process)] = []
+    private var edges: [String: String] = [:]
+
+    /// The HTTP/2 edge address of each child started with --http2-listen.
+    var http2Addresses: [String: String] { lock.withLock { edges } }
 
     func pid(_ name: String) -> String {
         lock.withLock { processes.first { $0.name == name }.map { String($0.process.processIdentifier) } ?? "-" }
@@ -118,12 +132,23 @@ final class Children: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(logs)/\(name).log"))
         try process.run()
         lock.withLock { processes.append((name, process)) }
-        let line = try await Self.firstLine(output.fileHandleForReading, timeout: timeout)
-        guard let data = line.data(using: .utf8),
-            let listening = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let host = listening["host"] as? String, let port = listening["port"] as? Int
-        else { throw ValidationError("\(name) did not start: see \(logs)/\(name).log") }
-        let address = "\(host):\(port)"
+        // One "listening" line, and one "listening-http2" line when the edge is on, in either order.
+        var wanted: Set<String> = arguments.contains("--http2-listen") ? ["listening", "listening-http2"] : ["listening"]
+        var addresses: [String: String] = [:]
+        let lines = Self.lines(output.fileHandleForReading)
+        for try await line in lines {
+            guard let data = line.data(using: .utf8),
+                let event = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let kind = event["event"] as? String, let host = event["host"] as? String, let port = event["port"] as? Int
+            else { continue }
+            addresses[kind] = "\(host):\(port)"
+            wanted.remove(kind)
+            if wanted.isEmpty { break }
+        }
+        guard let address = addresses["listening"], wanted.isEmpty else {
+            throw ValidationError("\(name) did not start: see \(logs)/\(name).log")
+        }
+        if let edge = addresses["listening-http2"] { lock.withLock { edges[name] = edge } }
         let client = RPCClient(transport: try TCPClientTransport(address: address))
         defer { client.close() }
         let deadline = ContinuousClock.now + .seconds(timeout)
@@ -137,22 +162,22 @@ final class Children: @unchecked Sendable {
         }
     }
 
-    /// Waits for one line on `handle` (the child's stdout), then keeps draining it.
-    private static func firstLine(_ handle: FileHandle, timeout: Int) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
+    /// The lines of `handle` (the child's stdout) as they come; the pipe is drained to its end
+    /// even after the caller stops listening, so the child never blocks on a full pipe.
+    private static func lines(_ handle: FileHandle) -> AsyncThrowingStream<String, any Error> {
+        AsyncThrowingStream { continuation in
             DispatchQueue.global().async {
                 var buffer = Data()
                 while true {
                     let chunk = handle.availableData
                     if chunk.isEmpty { break }
                     buffer.append(chunk)
-                    if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                        continuation.resume(returning: String(decoding: buffer[..<newline], as: UTF8.self))
-                        while !handle.availableData.isEmpty {}  // keep the pipe from filling
-                        return
+                    while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        continuation.yield(String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
+                        buffer = Data(buffer[buffer.index(after: newline)...])
                     }
                 }
-                continuation.resume(throwing: ValidationError("the process ended before it was listening"))
+                continuation.finish(throwing: ValidationError("the process ended before it was listening"))
             }
         }
     }
