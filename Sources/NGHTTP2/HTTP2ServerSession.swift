@@ -208,7 +208,8 @@ public final class HTTP2ServerSession {
         }
         outbound[streamID] = Outbound()
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
-        _ = withNameValues(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+        let submitted = withNameValues(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+        if submitted != 0 { outbound[streamID] = nil }  // the stream is gone: nothing will ever read the body
     }
 
     /// Queues body bytes on a stream whose response has begun; they leave as the windows allow.
