@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "RPCTransportTCP", targets: ["RPCTransportTCP"]),
         .library(name: "RPCInProcessTransport", targets: ["RPCInProcessTransport"]),
         .library(name: "RPCTransportHTTP2", targets: ["RPCTransportHTTP2"]),
+        .library(name: "NGHTTP2", targets: ["NGHTTP2"]),
         .library(name: "Contracts", targets: ["Contracts"]),
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
         .library(name: "RPCHosting", targets: ["RPCHosting"]),

@@ -47,20 +47,42 @@ public struct FrameDecoder: ByteToMessageDecoder {
         maxSkippableFrameBytes = max(limits.maxFrameBytes, limits.maxSkippableFrameBytes)
     }
 
+    /// One step of decoding, as a pure function of the bytes so far (what the pipeline handler
+    /// and the fuzzer both drive).
+    public enum Step: Equatable, Sendable {
+        /// Something to pass on; call again.
+        case event(FrameEvent)
+        /// Bytes were consumed (an oversized frame's skipping began) with nothing to pass on; call again.
+        case progress
+        /// Wait for more bytes; `partial` when the bytes so far end inside a frame.
+        case needMoreData(partial: Bool)
+    }
+
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        switch try step(&buffer) {
+        case .event(let event):
+            context.fireChannelRead(wrapInboundOut(event))
+            return .continue
+        case .progress:
+            return .continue
+        case .needMoreData(let partial):
+            if partial { context.fireChannelRead(wrapInboundOut(.partialFrame)) }
+            return .needMoreData
+        }
+    }
+
+    /// Decodes from the front of `buffer`, consuming only what it decodes or skips.
+    public mutating func step(_ buffer: inout ByteBuffer) throws -> Step {
         if var skip = skipping {
             let n = min(skip.remaining, buffer.readableBytes)
             buffer.moveReaderIndex(forwardBy: n)
             skip.remaining -= n
             guard skip.remaining == 0 else {
                 skipping = skip
-                context.fireChannelRead(wrapInboundOut(.partialFrame))
-                return .needMoreData
+                return .needMoreData(partial: true)
             }
             skipping = nil
-            context.fireChannelRead(
-                wrapInboundOut(.oversizedFrame(type: skip.type, streamID: skip.streamID, length: skip.length)))
-            return .continue
+            return .event(.oversizedFrame(type: skip.type, streamID: skip.streamID, length: skip.length))
         }
         guard buffer.readableBytes >= Frame.headerSize,
             let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
@@ -69,8 +91,7 @@ public struct FrameDecoder: ByteToMessageDecoder {
             let streamID = buffer.getInteger(at: buffer.readerIndex + 6, as: UInt32.self)
         else {
             // Not even a header yet; wait, without consuming anything.
-            if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.partialFrame)) }
-            return .needMoreData
+            return .needMoreData(partial: buffer.readableBytes > 0)
         }
         let payloadLength = Int(length)
         if payloadLength > maxFrameBytes {
@@ -80,18 +101,15 @@ public struct FrameDecoder: ByteToMessageDecoder {
             buffer.moveReaderIndex(forwardBy: Frame.headerSize)
             skipping = Skipping(
                 type: FrameType(rawValue: type), streamID: streamID, length: payloadLength, remaining: payloadLength)
-            return .continue
+            return .progress
         }
         guard buffer.readableBytes >= Frame.headerSize + payloadLength else {
             // The header is here but not the whole payload; wait, without consuming anything.
-            context.fireChannelRead(wrapInboundOut(.partialFrame))
-            return .needMoreData
+            return .needMoreData(partial: true)
         }
         buffer.moveReaderIndex(forwardBy: Frame.headerSize)
         let payload = buffer.readBytes(length: payloadLength) ?? []
-        let frame = Frame(type: FrameType(rawValue: type), flags: FrameFlags(rawValue: flags), streamID: streamID, payload: payload)
-        context.fireChannelRead(wrapInboundOut(.frame(frame)))
-        return .continue
+        return .event(.frame(Frame(type: FrameType(rawValue: type), flags: FrameFlags(rawValue: flags), streamID: streamID, payload: payload)))
     }
 
     public mutating func decodeLast(

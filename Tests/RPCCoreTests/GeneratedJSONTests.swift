@@ -59,4 +59,17 @@ struct GeneratedJSONTests {
         #expect { _ = try MessageCoding.decode(JframeHealthV1.HealthCheckResponse.self, from: Array(#"{"status":"MAYBE"}"#.utf8)) }
             throws: { "\($0)".contains("unknown ServingStatus 'MAYBE'") }
     }
+
+    /// Found by fuzzing (Scripts/fuzz envelopes): a literal past Double's range became an
+    /// infinity, which JSON can only write back as the string "Infinity" — a different value.
+    @Test func numbersPastDoublesRangeAreRefusedNotMadeInfinite() throws {
+        var scanner = JSONScanner(Array(#"{"c": 900.199254E40992}"#.utf8))
+        #expect { _ = try scanner.value() } throws: { "\($0)".contains("number out of range") }
+        var small = JSONScanner(Array("1e-400".utf8))
+        #expect(try small.value() == .number(0))
+        var quoted = JSONScanner(Array(#""Infinity""#.utf8))
+        #expect(try quoted.double() == .infinity)  // proto3 JSON's spelling still reads
+        var literal = JSONScanner(Array("-1e999".utf8))
+        #expect { _ = try literal.double() } throws: { "\($0)".contains("number out of range") }
+    }
 }

@@ -259,6 +259,8 @@ public struct JSONScanner {
         guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
             throw failure("expected a number")
         }
+        // A literal past Double's range would become an infinity that JSON cannot write back.
+        guard value.isFinite else { throw failure("number out of range") }
         return value
     }
 
@@ -295,6 +297,10 @@ public struct JSONScanner {
             guard let number = Double(text) else {
                 index = start
                 throw failure("expected a value")
+            }
+            guard number.isFinite else {
+                index = start
+                throw failure("number out of range")
             }
             return .number(number)
         case nil: throw failure("unexpected end")
