@@ -15,9 +15,9 @@ import Synchronization
 /// - commands never wait for the broker: if it is down they are still accepted, and the relay
 ///   catches up when it returns;
 /// - a crash between commit and publish, or between publish and checkpoint, replays from the
-///   last checkpoint: nothing is lost. A replay can publish an event twice (a new producer id
-///   cannot deduplicate the old one's records); consumers recognise it by its event id
-///   (`ce_id`), which the QueryService's per-stream versions do.
+///   last checkpoint: nothing is lost. Nor is anything published twice: a replay first reads the
+///   tail of each topic it publishes to and skips the events already there (by `ce_id`), which a
+///   new producer id could not recognise by itself. Every stored event reaches the broker once.
 ///
 /// Records follow the CloudEvents Kafka binding in binary mode: the value is the event's JSON
 /// and the attributes are `ce_*` headers (`ce_id`, `ce_type`, `ce_subject` = stream id,
@@ -75,7 +75,7 @@ public final class OutboxRelay: Service, Sendable {
         logger.info("relay starting", metadata: ["published-position": "\(published)"])
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let producers = Producers(client: client, options: options, logger: logger)
+            let producers = Producers(client: client, options: options, replayingAfter: published, logger: logger)
             // The checkpoint write (an fsync) runs beside the next batch's publishing rather than
             // before it: at most one is in flight, and it never gets ahead of what was published.
             var checkpointing: Task<Void, any Error>?
@@ -122,22 +122,35 @@ public final class OutboxRelay: Service, Sendable {
 
     /// Sends a batch in position order and returns once every record is durable in the broker.
     private func publish(_ events: [RecordedEvent], with producers: Producers) async throws {
-        var byTopic: [String: [BrokerProducer.OutgoingRecord]] = [:]
+        var byTopic: [String: [RecordedEvent]] = [:]
         var order: [String] = []
         for event in events {
-            let (category, aggregateId) = splitStreamId(event.streamId) ?? (event.streamId, event.streamId)
-            let topic = topics[category] ?? category
+            let topic = Self.topic(of: event, topics: topics)
             if byTopic[topic] == nil { order.append(topic) }
-            byTopic[topic, default: []].append(Self.record(for: event, key: aggregateId))
+            byTopic[topic, default: []].append(event)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for topic in order {
-                let producer = try await producers.producer(for: topic)
-                let records = byTopic[topic]!
+                let (producer, alreadyThere) = try await producers.producer(for: topic)
+                let pending = byTopic[topic]!.filter { !alreadyThere.contains($0.eventId) }
+                if pending.count < byTopic[topic]!.count {
+                    logger.info(
+                        "relay skipped events an earlier run published before its checkpoint",
+                        metadata: ["topic": "\(topic)", "skipped": "\(byTopic[topic]!.count - pending.count)"])
+                }
+                guard !pending.isEmpty else { continue }
+                let records = pending.map { event in
+                    Self.record(for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId)
+                }
                 group.addTask { _ = try await producer.send(records) }
             }
             try await group.waitForAll()
         }
+    }
+
+    static func topic(of event: RecordedEvent, topics: [String: String]) -> String {
+        let category = splitStreamId(event.streamId)?.category ?? event.streamId
+        return topics[category] ?? category
     }
 
     static func record(for event: RecordedEvent, key: String) -> BrokerProducer.OutgoingRecord {
@@ -161,25 +174,69 @@ public final class OutboxRelay: Service, Sendable {
 }
 
 /// One producer per topic for one connected stretch of the relay; a failure discards them all,
-/// and the next round starts with new producer ids from the last checkpoint.
+/// and the next round starts with new producer ids from the last checkpoint. Before a topic's
+/// first record in a stretch, it reads which events after that checkpoint the topic already holds.
 private final class Producers: Sendable {
     private let client: RPCClient
     private let options: OutboxRelay.Options
+    private let replayingAfter: Int64
     private let logger: Logger
-    private let producers = Mutex<[String: BrokerProducer]>([:])
+    private let producers = Mutex<[String: (BrokerProducer, Set<String>)]>([:])
 
-    init(client: RPCClient, options: OutboxRelay.Options, logger: Logger) {
+    init(client: RPCClient, options: OutboxRelay.Options, replayingAfter: Int64, logger: Logger) {
         self.client = client
         self.options = options
+        self.replayingAfter = replayingAfter
         self.logger = logger
     }
 
-    func producer(for topic: String) async throws -> BrokerProducer {
+    /// The topic's producer, and the ids of events after the checkpoint it already holds.
+    func producer(for topic: String) async throws -> (BrokerProducer, Set<String>) {
         if let producer = producers.withLock({ $0[topic] }) { return producer }
         try await ensureTopic(topic)
+        let alreadyThere = try await publishedEventIds(topic)
         let producer = try await BrokerProducer(client: client, topic: topic, options: options.producer, logger: logger)
-        producers.withLock { $0[topic] = producer }
-        return producer
+        producers.withLock { $0[topic] = (producer, alreadyThere) }
+        return (producer, alreadyThere)
+    }
+
+    /// The `ce_id` of every record in `topic` whose position is after the checkpoint. Such records
+    /// are at the tail of each partition: the relay publishes in position order and at most two
+    /// batches run ahead of the checkpoint, so it reads back a window of that size, widened until
+    /// it reaches a record at or before the checkpoint (or the log's start).
+    private func publishedEventIds(_ topic: String) async throws -> Set<String> {
+        let broker = BrokerAPI.Broker.Client(client)
+        let callOptions = CallOptions(timeout: options.producer.requestTimeout)
+        let description = try await broker.describeTopic(.init(name: topic), options: callOptions)
+        var ids = Set<String>()
+        for partition in description.partitions where partition.highWatermark > partition.logStartOffset {
+            var window = Int64(2 * options.batchSize + 64)
+            while true {
+                let from = max(partition.logStartOffset, partition.highWatermark - window)
+                var offset = from
+                var reachedCheckpoint = from == partition.logStartOffset
+                while offset < partition.highWatermark {
+                    let page = try await broker.fetch(
+                        .init(topic: topic, partition: partition.partition, offset: offset, maxRecords: 1000), options: callOptions)
+                    guard let last = page.records.last else { break }
+                    for record in page.records {
+                        guard let position = record.headers?["ce_position"].flatMap(Int64.init) else { continue }
+                        if position > replayingAfter, let id = record.headers?["ce_id"] {
+                            ids.insert(id)
+                        } else if position <= replayingAfter {
+                            reachedCheckpoint = true
+                        }
+                    }
+                    offset = last.offset + 1
+                }
+                if reachedCheckpoint { break }
+                window *= 2
+            }
+        }
+        if !ids.isEmpty {
+            logger.info("relay found events published after its checkpoint", metadata: ["topic": "\(topic)", "events": "\(ids.count)"])
+        }
+        return ids
     }
 
     private func ensureTopic(_ topic: String) async throws {

@@ -102,4 +102,34 @@ import Testing
         #expect(published.count == 8, "no event published twice after a clean stop")
         #expect(Set(published.compactMap(\.key)) == Set((1...8).map { "o\($0)" }))
     }
+
+    /// A crash after the broker took a batch but before the checkpoint was saved: the next run
+    /// replays from the older checkpoint, and must not publish those events a second time.
+    @Test func eventsPublishedAfterTheCheckpointAreNotPublishedAgain() async throws {
+        let (broker, client) = try startBroker()
+        defer { stop(broker, client) }
+        let side = WriteSide()
+        for account in ["a", "b", "c", "d"] { try await side.open(account, balance: 0) }
+        for round in 1...3 {
+            for account in ["a", "b", "c", "d"] { try await side.send(DepositFunds(accountId: account, amount: eur(Int64(round)))) }
+        }
+        var options = OutboxRelay.Options()
+        options.batchSize = 5
+        let first = OutboxRelay(store: side.store, broker: client, topics: Domains.topics, options: options)
+        let running = Task { try await first.run() }
+        try await waitUntil { first.status.publishedPosition == 16 }
+        running.cancel()
+        _ = try? await running.value
+        // As if the process had died before its last checkpoints reached the disk.
+        try await side.store.saveCheckpoint("outbox-relay", position: 3)
+        for account in ["a", "b"] { try await side.send(DepositFunds(accountId: account, amount: eur(9))) }
+
+        let second = OutboxRelay(store: side.store, broker: client, topics: Domains.topics, options: options)
+        let again = Task { try await second.run() }
+        defer { again.cancel() }
+        try await waitUntil { second.status.publishedPosition == 18 }
+        let ids = try await records("BankAccount", client: client).compactMap { $0.headers?["ce_id"] }
+        #expect(ids.count == 18, "every stored event on the broker once, not \(ids.count) records")
+        #expect(Set(ids).count == 18)
+    }
 }

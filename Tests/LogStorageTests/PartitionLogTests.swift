@@ -206,6 +206,9 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let fileSystem = InstrumentedFileSystem()
+        // A 3 ms fsync, as on a slow disk, so the sharing does not depend on how busy the CPU is
+        // (on a fast tmpfs under load, appends can trickle in one per fsync).
+        fileSystem.syncDelayMicroseconds.store(3000, ordering: .relaxed)
         let log = try PartitionLog(directory: dir.path, config: config(), fileSystem: fileSystem)
         let before = fileSystem.syncs.load(ordering: .relaxed)
         let appends = 400

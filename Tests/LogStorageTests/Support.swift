@@ -28,6 +28,8 @@ final class InstrumentedFileSystem: FileSystem {
     let base = PosixFileSystem()
     let syncs = Atomic<Int>(0)
     let failSyncs = Atomic<Bool>(false)
+    /// Makes each fsync take at least this long, as a slow disk would (0: as fast as the disk is).
+    let syncDelayMicroseconds = Atomic<Int>(0)
 
     func open(_ path: String) throws -> any StorageFile { InstrumentedFile(try base.open(path), owner: self) }
     func exists(_ path: String) -> Bool { base.exists(path) }
@@ -57,6 +59,8 @@ final class InstrumentedFile: StorageFile {
     func sync() throws {
         if owner.failSyncs.load(ordering: .relaxed) { throw StorageError.io(operation: "fdatasync", path: path, errno: EIO) }
         owner.syncs.wrappingAdd(1, ordering: .relaxed)
+        let delay = owner.syncDelayMicroseconds.load(ordering: .relaxed)
+        if delay > 0 { usleep(UInt32(delay)) }
         try inner.sync()
     }
 }

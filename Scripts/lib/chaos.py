@@ -1,0 +1,316 @@
+"""The crash harness behind Scripts/chaos: a workload of bank-account commands with idempotent
+retries across the broker, the command-service and the query-service (real processes, real
+ports), while a seeded killer SIGKILLs a random service at random moments and restarts it.
+At the end it checks what the system promises and prints one JSON summary line:
+
+- every acknowledged command's event is in the event store (`lost` counts those missing);
+- every stored event reached the broker, once per event id (`unpublished`, `duplicated`);
+- the query-service's committed offsets never went backwards (`offset_regressions`);
+- every balance equals its acknowledged opening balance + deposits - withdrawals (`balance_mismatches`);
+- the live read models equal a fresh rebuild from the event store (`rebuild_equal`).
+
+Usage: chaos.py --profile short|long [--seed N] (Scripts/chaos builds the binaries first)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "ContractTests"))
+import jframe  # noqa: E402  (the protocol client the contract tests use)
+
+BIN = pathlib.Path(os.environ.get("JFRAME_BIN_DIR", ROOT / ".build" / "debug"))
+PROFILES = {
+    # kills, clients, accounts per client, pause between kills (s), time a service stays down (s)
+    "short": {"kills": 8, "clients": 4, "accounts": 2, "between": (0.3, 1.2), "down": (0.0, 0.4)},
+    "long": {"kills": 60, "clients": 6, "accounts": 3, "between": (0.3, 1.5), "down": (0.0, 0.6)},
+}
+RETRYABLE = {jframe.CODE["UNAVAILABLE"], jframe.CODE["DEADLINE_EXCEEDED"], jframe.CODE["CANCELLED"],
+             jframe.CODE["UNKNOWN"], jframe.CODE["ABORTED"], jframe.CODE["INTERNAL"]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One of the three binaries on a fixed port and data directory, restartable."""
+
+    def __init__(self, name: str, binary: str, work: pathlib.Path, args: list[str]):
+        self.name, self.binary, self.port = name, binary, free_port()
+        self.data = work / name
+        self.log = open(work / f"{name}.log", "ab")
+        self.args = args
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [str(BIN / self.binary), "--listen", self.address, "--data-dir", str(self.data), "--log-level", "warning", *self.args],
+            stdout=subprocess.PIPE, stderr=self.log)
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} did not start; see {self.log.name}")
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def call(address: str, method: str, request: dict, timeout_ms: int = 3000):
+    """A unary call on a fresh connection; (code, message or trailers). Connection errors are UNAVAILABLE."""
+    host, port = address.split(":")
+    try:
+        connection = jframe.Connection(host, int(port))
+    except OSError:
+        return jframe.CODE["UNAVAILABLE"], None
+    try:
+        result = connection.unary(method, request, timeout_ms=timeout_ms)
+        return result.code, (result.messages[0] if result.code == 0 and result.messages else result.trailers)
+    except (OSError, jframe.ConnectionClosed, TimeoutError):
+        return jframe.CODE["UNAVAILABLE"], None
+    finally:
+        connection.close()
+
+
+class Client(threading.Thread):
+    """Sends commands to its own accounts; each is retried with the same command id until it is
+    acknowledged or refused, so an acknowledgement is what the system promised to keep."""
+
+    def __init__(self, harness: "Harness", index: int, seed: int):
+        super().__init__(daemon=True)
+        self.harness, self.rng = harness, random.Random(seed)
+        self.accounts = [f"chaos-{index}-{n}" for n in range(harness.profile["accounts"])]
+        self.acked: list[dict] = []  # {"commandId", "accountId", "delta"}
+        self.refused = 0
+
+    def command(self, method: str, request: dict, delta: int, account: str) -> bool:
+        command_id = f"{account}-{len(self.acked)}-{self.rng.randrange(1 << 40):x}"
+        request = {**request, "commandId": command_id}
+        while True:
+            code, reply = call(self.harness.commands.address, f"cqrs.commands.v1.BankAccounts/{method}", request)
+            if code == 0:
+                self.acked.append({"commandId": command_id, "accountId": account, "delta": delta,
+                                   "position": int(reply["position"])})
+                return True
+            if code not in RETRYABLE:
+                self.refused += 1  # a business refusal (overdraft): nothing was promised
+                return False
+            if self.harness.stopping.is_set() and self.harness.deadline_passed():
+                raise RuntimeError(f"{method} {command_id} never acknowledged")
+            time.sleep(0.05)
+
+    def run(self):
+        for account in self.accounts:
+            opening = self.rng.randrange(0, 10_000)
+            self.command("OpenAccount", {"accountId": account, "holder": "Chaos Monkey", "accountType": "CURRENT",
+                                         "openingBalance": {"amountMinor": str(opening), "currency": "EUR"}}, opening, account)
+        while not self.harness.stopping.is_set():
+            account = self.rng.choice(self.accounts)
+            amount = self.rng.randrange(1, 500)
+            if self.rng.random() < 0.7:
+                self.command("DepositFunds", {"accountId": account, "amount": {"amountMinor": str(amount), "currency": "EUR"}},
+                             amount, account)
+            else:
+                self.command("WithdrawFunds", {"accountId": account, "amount": {"amountMinor": str(amount), "currency": "EUR"}},
+                             -amount, account)
+
+
+class Harness:
+    def __init__(self, profile: str, seed: int):
+        self.profile_name, self.profile, self.seed = profile, PROFILES[profile], seed
+        self.rng = random.Random(seed)
+        self.work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-", dir=os.environ.get("CHAOS_DIR")))
+        self.broker = Service("broker", "broker", self.work, [])
+        self.commands = Service("command-service", "command-service", self.work, ["--broker", self.broker.address])
+        self.queries = Service("query-service", "query-service", self.work,
+                               ["--broker", self.broker.address, "--commands", self.commands.address])
+        self.services = [self.broker, self.commands, self.queries]
+        self.stopping = threading.Event()
+        self.final_deadline = None
+        self.kills = {service.name: 0 for service in self.services}
+        self.committed: dict[str, int] = {}
+        self.offset_regressions = 0
+
+    def deadline_passed(self) -> bool:
+        return self.final_deadline is not None and time.monotonic() > self.final_deadline
+
+    def watch_offsets(self):
+        """Polls the query-service group's committed offsets; a committed offset must never go back."""
+        while not self.stopping.is_set() or not self.deadline_passed():
+            for topic in ("BankAccount",):
+                code, reply = call(self.broker.address, "cqrs.broker.v1.Broker/FetchCommittedOffsets",
+                                   {"group": "query-service", "topic": topic}, 1000)
+                if code == 0:
+                    for entry in reply.get("offsets", []):
+                        key, offset = f"{topic}/{entry['partition']}", int(entry["offset"])
+                        if offset < self.committed.get(key, -1):
+                            self.offset_regressions += 1
+                        self.committed[key] = max(offset, self.committed.get(key, -1))
+            if self.stopping.is_set() and self.final_deadline is None:
+                return
+            time.sleep(0.1)
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        for service in self.services:
+            service.start()
+        clients = [Client(self, index, self.rng.randrange(1 << 30)) for index in range(self.profile["clients"])]
+        for client in clients:
+            client.start()
+        watcher = threading.Thread(target=self.watch_offsets, daemon=True)
+        watcher.start()
+        try:
+            for _ in range(self.profile["kills"]):
+                time.sleep(self.rng.uniform(*self.profile["between"]))
+                victim = self.rng.choice(self.services)
+                victim.kill()
+                self.kills[victim.name] += 1
+                time.sleep(self.rng.uniform(*self.profile["down"]))
+                victim.start()
+            time.sleep(0.5)
+            self.stopping.set()
+            self.final_deadline = time.monotonic() + 60
+            for client in clients:
+                client.join(90)
+            summary = self.check(clients)
+        finally:
+            self.final_deadline = 0
+            for service in reversed(self.services):
+                service.stop()
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        return summary
+
+    def check(self, clients: list[Client]) -> dict:
+        acked = [ack for client in clients for ack in client.acked]
+        # The event store: every acknowledged command's event, by causation id = command id.
+        events, position = [], 1
+        while True:
+            code, page = call(self.commands.address, "cqrs.commands.v1.EventStore/ReadAll", {"fromPosition": str(position), "maxCount": 1000}, 10000)
+            assert code == 0, page
+            events += page["events"]
+            position = int(page["nextPosition"])
+            if position > int(page["headPosition"]):
+                break
+        by_command = {}
+        for event in events:
+            by_command.setdefault(event.get("causationId"), []).append(event)
+        lost = sum(1 for ack in acked if ack["commandId"] not in by_command)
+        appended_twice = sum(1 for ack in acked if len(by_command.get(ack["commandId"], [])) > 1)
+
+        # The broker: every stored event once per event id (after the relay has caught up).
+        deadline = time.monotonic() + 60
+        while True:
+            code, status = call(self.commands.address, "cqrs.commands.v1.EventStore/GetStatus", {})
+            if code == 0 and status["publishedPosition"] == status["headPosition"]:
+                break
+            assert time.monotonic() < deadline, f"the relay did not catch up: {status}"
+            time.sleep(0.1)
+        published: dict[str, int] = {}
+        code, topic = call(self.broker.address, "cqrs.broker.v1.Broker/DescribeTopic", {"name": "BankAccount"})
+        assert code == 0, topic
+        for partition in topic["partitions"]:
+            offset = int(partition["logStartOffset"])
+            while offset < int(partition["highWatermark"]):
+                code, fetched = call(self.broker.address, "cqrs.broker.v1.Broker/Fetch",
+                                     {"topic": "BankAccount", "partition": partition["partition"], "offset": str(offset), "maxRecords": 1000})
+                assert code == 0, fetched
+                for record in fetched["records"]:
+                    event_id = record.get("headers", {}).get("ce_id")
+                    published[event_id] = published.get(event_id, 0) + 1
+                    offset = int(record["offset"]) + 1
+        stored_ids = [event["eventId"] for event in events if event["streamId"].startswith("BankAccount-")]
+        unpublished = sum(1 for event_id in stored_ids if event_id not in published)
+        duplicated = sum(count - 1 for count in published.values() if count > 1)
+
+        # The read models: caught up, balances equal to the acknowledged sums, equal to a rebuild.
+        head = int(status["headPosition"])
+        deadline = time.monotonic() + 60
+        while True:
+            code, read_status = call(self.queries.address, "cqrs.queries.v1.ReadModels/GetStatus", {})
+            if code == 0 and int(read_status["appliedPosition"]) >= head:
+                break
+            assert time.monotonic() < deadline, f"the read models did not catch up: {read_status}"
+            time.sleep(0.1)
+        expected: dict[str, int] = {}
+        for ack in acked:
+            expected[ack["accountId"]] = expected.get(ack["accountId"], 0) + ack["delta"]
+        live = self.dump()
+        balances = {account["accountId"]: int(account["balance"]["amountMinor"]) for account in live}
+        balance_mismatches = sum(1 for account, total in expected.items() if balances.get(account) != total)
+        host, port = self.queries.address.split(":")
+        connection = jframe.Connection(host, int(port))
+        try:
+            rebuild = connection.server_streaming("cqrs.queries.v1.ReadModels/Rebuild", {}, timeout_ms=120000, timeout=120)
+        finally:
+            connection.close()
+        rebuild_equal = rebuild.code == 0 and self.dump() == live
+        return {
+            "profile": self.profile_name, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
+            "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
+            "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
+            "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
+            "rebuild_equal": rebuild_equal,
+        }
+
+    def dump(self) -> list[dict]:
+        accounts, token = [], None
+        while True:
+            code, page = call(self.queries.address, "cqrs.queries.v1.Accounts/ListAccounts",
+                              {"pageSize": 500, **({"pageToken": token} if token else {})}, 10000)
+            assert code == 0, page
+            accounts += page["accounts"]
+            token = page.get("nextPageToken")
+            if not token:
+                return accounts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (data and logs)")
+    options = parser.parse_args()
+    seed = options.seed if options.seed is not None else random.randrange(1 << 30)
+    print(f"chaos: profile {options.profile}, seed {seed} (replay with --seed {seed})", file=sys.stderr, flush=True)
+    harness = Harness(options.profile, seed)
+    try:
+        summary = harness.run()
+    finally:
+        if not options.keep:
+            shutil.rmtree(harness.work, ignore_errors=True)
+        else:
+            print(f"chaos: data and logs kept in {harness.work}", file=sys.stderr)
+    print(json.dumps(summary), flush=True)
+    ok = (summary["lost"] == 0 and summary["appended_twice"] == 0 and summary["unpublished"] == 0 and summary["duplicated"] == 0
+          and summary["offset_regressions"] == 0 and summary["balance_mismatches"] == 0 and summary["rebuild_equal"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
