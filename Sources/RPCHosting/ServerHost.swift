@@ -18,6 +18,7 @@ public enum ServerHost {
         bootstrapLogging(options)
         let logger = Logger(label: name)
         let configuration = try options.configuration()
+        raiseOpenFileLimit(toHold: configuration.maxConnections, logger: logger)
         let address = options.listenAddress(default: defaultAddress)
         let transport = try TCPServerTransport(address: address, limits: configuration.limits)
 
@@ -76,6 +77,31 @@ extension ServerHost {
         }
     }
 }
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime does): Debian's default
+/// soft limit of 1024 would refuse connections below `--max-connections` with EMFILE instead of
+/// the protocol's clean GOAWAY. Says so when even the hard limit is too low.
+private func raiseOpenFileLimit(toHold connections: Int, logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(rlimitNoFile, &limit) == 0 else { return }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(rlimitNoFile, &raised) == 0 { limit = raised }
+    }
+    // Two listeners, the data files and some slack besides the connections themselves.
+    let needed = rlim_t(connections) * 2 + 64
+    if limit.rlim_cur < needed {
+        logger.warning(
+            "the open-file limit (\(limit.rlim_cur)) is below what --max-connections needs (\(needed)): raise it (ulimit -n)")
+    }
+}
+
+#if canImport(Glibc)
+private let rlimitNoFile = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+#else
+private let rlimitNoFile = RLIMIT_NOFILE
+#endif
 
 /// Waits for the bind, marks the server SERVING and says where it listens; marks it NOT_SERVING
 /// when graceful shutdown begins.

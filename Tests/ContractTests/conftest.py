@@ -1,11 +1,13 @@
 """Fixtures: the real server binary on an ephemeral port, and the Protocols/ definitions."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pathlib
 import signal
 import subprocess
+import threading
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -63,16 +65,30 @@ class RunningServer:
         # One line once listening; with --http2-listen another for the edge, in either order.
         wanted = {"listening"} | ({"listening-http2"} if "--http2-listen" in args else set())
         self.http2 = None
+        # The server's log is drained as it comes (a full pipe would block the server's logging
+        # thread, and with it an event loop); the last 64 KB are kept for failure messages.
+        self.log_tail = collections.deque(maxlen=64 * 1024)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
         while wanted:
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError(f"{binary} did not start: {self.process.stderr.read()}")
+                self.process.wait(timeout=10)
+                raise RuntimeError(f"{binary} did not start: {self.log}")
             event = json.loads(line)
             wanted.discard(event["event"])
             if event["event"] == "listening":
                 self.host, self.port = event["host"], event["port"]
             elif event["event"] == "listening-http2":
                 self.http2 = f"{event['host']}:{event['port']}"
+
+    def _drain_stderr(self) -> None:
+        for chunk in iter(lambda: self.process.stderr.read(4096), ""):
+            self.log_tail.extend(chunk)
+
+    @property
+    def log(self) -> str:
+        """The end of the server's stderr so far."""
+        return "".join(self.log_tail)
 
     def connect(self, **options) -> jframe.Connection:
         return jframe.Connection(self.host, self.port, **options)
