@@ -148,8 +148,10 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
             if !healthy { break }
         }
         channel.flush()
-        let drained = !session.wantsWrite && session.streamsWithQueuedData == 0
-        if !healthy || (!session.wantsRead && !session.wantsWrite) || (closing && drained) {
+        // Whether queued bodies are drained is asked only once the core wants the connection
+        // closed: it walks every stream, which has no place on each read and write.
+        let drained = { !session.wantsWrite && session.streamsWithQueuedData == 0 }
+        if !healthy || (!session.wantsRead && !session.wantsWrite) || (closing && drained()) {
             channel.close(promise: nil)
         }
     }
