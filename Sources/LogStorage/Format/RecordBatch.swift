@@ -147,10 +147,18 @@ public struct RecordBatch: Hashable, Sendable {
 
     /// Decodes a whole batch after checking its frame and checksum.
     public static func decode(_ bytes: ArraySlice<UInt8>) throws(BatchDecodingError) -> RecordBatch {
+        try decode(bytes, checksumVerified: false)
+    }
+
+    /// `checksumVerified`: the caller already checked the CRC (the log's reads check every batch
+    /// they walk over, not only the ones they decode), so it is not computed twice.
+    static func decode(_ bytes: ArraySlice<UInt8>, checksumVerified: Bool) throws(BatchDecodingError) -> RecordBatch {
         let header = try BatchHeader(bytes)
         guard bytes.count >= header.totalSize else { throw .truncated }
-        let body = bytes[(bytes.startIndex + crcStart)..<(bytes.startIndex + header.totalSize)]
-        guard checksum(body: body, baseOffset: header.baseOffset) == header.crc else { throw .checksumMismatch }
+        if !checksumVerified {
+            let body = bytes[(bytes.startIndex + crcStart)..<(bytes.startIndex + header.totalSize)]
+            guard checksum(body: body, baseOffset: header.baseOffset) == header.crc else { throw .checksumMismatch }
+        }
         do {
             var reader = ByteReader(bytes[(bytes.startIndex + headerSize)..<(bytes.startIndex + header.totalSize)])
             var records: [Record] = []

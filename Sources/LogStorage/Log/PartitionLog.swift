@@ -114,8 +114,7 @@ public final class PartitionLog: Sendable {
                 try state.segments.last!.append(batch.bytes, header: header)
             } catch {
                 // A half-done write leaves the file in an unknown state: stop taking writes.
-                state.offline = .offline(path: directory, cause: "\(error)")
-                throw error
+                throw takeOffline(&state, after: error)
             }
             if state.activeSince == nil { state.activeSince = now }
             state.writtenEnd = header.nextOffset
@@ -148,7 +147,24 @@ public final class PartitionLog: Sendable {
         // Index entries hold offsets relative to the base as 32 bits.
         let offsetsExhausted = state.writtenEnd - active.baseOffset > Int64(UInt32.max / 2)
         guard full || old || offsetsExhausted else { return }
-        try roll(&state)
+        do {
+            try roll(&state)
+        } catch {
+            // Sealing fsyncs the old segment. After a failed fsync the kernel may have dropped the
+            // dirty pages and a second fsync would succeed over the loss (PostgreSQL's "fsyncgate"),
+            // so batches waiting on it must never be acknowledged: stop taking writes.
+            throw takeOffline(&state, after: error)
+        }
+    }
+
+    /// Marks the log offline after a failed write or fsync and returns the error to throw.
+    private func takeOffline(_ state: inout State, after error: any Error) -> StorageError {
+        let failure = StorageError.offline(path: directory, cause: "\(error)")
+        if state.offline == nil {
+            state.offline = failure
+            logger.critical("a write or fsync failed; the partition takes no more writes", metadata: ["error": "\(error)"])
+        }
+        return failure
     }
 
     private func roll(_ state: inout State) throws {
@@ -202,17 +218,12 @@ public final class PartitionLog: Sendable {
             do {
                 try file.sync()
             } catch {
-                let failure = StorageError.offline(path: directory, cause: "\(error)")
-                logger.critical("fdatasync failed; the partition takes no more writes", metadata: ["error": "\(error)"])
-                let waiters = state.withLock { state in
-                    state.offline = failure
-                    state.syncing = false
-                    defer { state.syncWaiters = [] }
-                    return state.syncWaiters
-                }
-                for waiter in waiters { waiter.continuation.resume(throwing: failure) }
+                _ = failWaitersIfOffline(after: error)
                 return
             }
+            // A write or a roll's fsync may have failed while this one ran: then what this fsync
+            // covered is unknown.
+            if failWaitersIfOffline() { return }
             let (ready, more) = state.withLock { state in
                 state.durableEnd = max(state.durableEnd, target)
                 let durable = state.durableEnd
@@ -225,6 +236,22 @@ public final class PartitionLog: Sendable {
             for waiter in ready { waiter.continuation.resume() }
             if !more { return }
         }
+    }
+
+    /// Once the log is offline (taken offline here when `error` is given), fails every append
+    /// waiting for an fsync and stops the sync loop. Returns whether it did.
+    private func failWaitersIfOffline(after error: (any Error)? = nil) -> Bool {
+        typealias Waiter = (target: Int64, continuation: CheckedContinuation<Void, any Error>)
+        let failed = state.withLock { state -> (StorageError, [Waiter])? in
+            if let error { _ = takeOffline(&state, after: error) }
+            guard let failure = state.offline else { return nil }
+            state.syncing = false
+            defer { state.syncWaiters = [] }
+            return (failure, state.syncWaiters)
+        }
+        guard let (failure, waiters) = failed else { return false }
+        for waiter in waiters { waiter.continuation.resume(throwing: failure) }
+        return true
     }
 
     // MARK: Read
@@ -276,9 +303,12 @@ public final class PartitionLog: Sendable {
         return ReadResult(records: records, highWatermark: highWatermark, logStartOffset: logStart, nextOffset: nextOffset)
     }
 
+    /// The next batch, checked by CRC. Every batch a read walks over is checked, not only those
+    /// it decodes: its header's offsets and timestamps decide what is skipped and where a read
+    /// stops, and one flipped bit there must be reported, not serve a silent gap.
     private func next(_ walker: inout BatchWalker) throws -> BatchWalker.Found? {
         do {
-            return try walker.next(verify: false)
+            return try walker.next(verify: true)
         } catch let invalid as BatchWalker.Invalid {
             throw StorageError.corruption(path: walker.file.path, position: invalid.position, reason: invalid.reason.description)
         }
@@ -286,7 +316,7 @@ public final class PartitionLog: Sendable {
 
     private func decode(_ found: BatchWalker.Found, file: any StorageFile) throws -> RecordBatch {
         do {
-            return try RecordBatch.decode(found.bytes)
+            return try RecordBatch.decode(found.bytes, checksumVerified: true)
         } catch {
             throw StorageError.corruption(path: file.path, position: found.position, reason: error.description)
         }
