@@ -14,6 +14,7 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 
 let package = Package(
     name: "cqrs",
@@ -52,6 +53,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
@@ -65,10 +67,11 @@ let package = Package(
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
         .target(name: "BrokerCore", dependencies: ["LogStorage", logging], swiftSettings: settings),
-        // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer.
+        // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer, each
+        // optionally over TLS (swift-nio-ssl).
         .target(
             name: "RPCTransportTCP",
-            dependencies: ["RPCCore", nioCore, nioPosix, logging],
+            dependencies: ["RPCCore", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
         // The system's libnghttp2 (Debian: libnghttp2-dev).

@@ -277,6 +277,7 @@ struct PackageEmitter {
         let name: String
         let function: String
         let kind: String
+        let access: String
         let request: String
         let response: String
         let description: String?
@@ -290,11 +291,14 @@ struct PackageEmitter {
             guard ["unary", "server_streaming", "client_streaming", "bidi_streaming"].contains(kind) else {
                 throw GeneratorError("\(package.fileName) \(serviceName)/\(name): unknown kind \(kind)")
             }
+            guard let access = method["access"]?.string, ["public", "read", "write"].contains(access) else {
+                throw GeneratorError("\(package.fileName) \(serviceName)/\(name): access must be public, read or write")
+            }
             for message in [request, response] where !package.hasMessage(message) {
                 throw GeneratorError("\(package.fileName) \(serviceName)/\(name): no message \(message) in this package")
             }
             return Method(
-                name: name, function: identifier(lowerCamel(name)), kind: lowerCamel(kind), request: request,
+                name: name, function: identifier(lowerCamel(name)), kind: lowerCamel(kind), access: access, request: request,
                 response: response, description: method["description"]?.string)
         }
     }
@@ -310,7 +314,7 @@ struct PackageEmitter {
         out += "    /// The method descriptors of \(full).\n"
         out += "    public enum Method {\n"
         for method in methods {
-            out += "        public static let \(method.function) = MethodDescriptor(service: \"\(full)\", method: \"\(method.name)\", kind: .\(method.kind))\n"
+            out += "        public static let \(method.function) = MethodDescriptor(service: \"\(full)\", method: \"\(method.name)\", kind: .\(method.kind), access: .\(method.access == "public" ? "`public`" : method.access))\n"
         }
         out += "        public static let all: [MethodDescriptor] = [" + methods.map(\.function).joined(separator: ", ") + "]\n"
         out += "    }\n\n"

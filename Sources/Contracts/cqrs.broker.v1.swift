@@ -2008,22 +2008,22 @@ extension CqrsBrokerV1 {
 
         /// The method descriptors of cqrs.broker.v1.Broker.
         public enum Method {
-            public static let createTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "CreateTopic", kind: .unary)
-            public static let deleteTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DeleteTopic", kind: .unary)
-            public static let listTopics = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListTopics", kind: .unary)
-            public static let describeTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DescribeTopic", kind: .unary)
-            public static let initProducer = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "InitProducer", kind: .unary)
-            public static let produce = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Produce", kind: .unary)
-            public static let fetch = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Fetch", kind: .unary)
-            public static let subscribe = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Subscribe", kind: .serverStreaming)
-            public static let listOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListOffsets", kind: .unary)
-            public static let joinGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "JoinGroup", kind: .unary)
-            public static let heartbeat = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Heartbeat", kind: .unary)
-            public static let leaveGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "LeaveGroup", kind: .unary)
-            public static let commitOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "CommitOffsets", kind: .unary)
-            public static let fetchCommittedOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "FetchCommittedOffsets", kind: .unary)
-            public static let listGroups = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListGroups", kind: .unary)
-            public static let describeGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DescribeGroup", kind: .unary)
+            public static let createTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "CreateTopic", kind: .unary, access: .write)
+            public static let deleteTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DeleteTopic", kind: .unary, access: .write)
+            public static let listTopics = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListTopics", kind: .unary, access: .read)
+            public static let describeTopic = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DescribeTopic", kind: .unary, access: .read)
+            public static let initProducer = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "InitProducer", kind: .unary, access: .write)
+            public static let produce = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Produce", kind: .unary, access: .write)
+            public static let fetch = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Fetch", kind: .unary, access: .read)
+            public static let subscribe = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Subscribe", kind: .serverStreaming, access: .read)
+            public static let listOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListOffsets", kind: .unary, access: .read)
+            public static let joinGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "JoinGroup", kind: .unary, access: .read)
+            public static let heartbeat = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "Heartbeat", kind: .unary, access: .read)
+            public static let leaveGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "LeaveGroup", kind: .unary, access: .read)
+            public static let commitOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "CommitOffsets", kind: .unary, access: .read)
+            public static let fetchCommittedOffsets = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "FetchCommittedOffsets", kind: .unary, access: .read)
+            public static let listGroups = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "ListGroups", kind: .unary, access: .read)
+            public static let describeGroup = MethodDescriptor(service: "cqrs.broker.v1.Broker", method: "DescribeGroup", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [createTopic, deleteTopic, listTopics, describeTopic, initProducer, produce, fetch, subscribe, listOffsets, joinGroup, heartbeat, leaveGroup, commitOffsets, fetchCommittedOffsets, listGroups, describeGroup]
         }
 
@@ -2224,6 +2224,7 @@ extension CqrsBrokerV1 {
         {
           "name": "CreateTopic",
           "kind": "unary",
+          "access": "write",
           "request": "CreateTopicRequest",
           "response": "TopicDescription",
           "idempotent": false,
@@ -2236,6 +2237,7 @@ extension CqrsBrokerV1 {
         {
           "name": "DeleteTopic",
           "kind": "unary",
+          "access": "write",
           "request": "DeleteTopicRequest",
           "response": "DeleteTopicResponse",
           "idempotent": true,
@@ -2247,6 +2249,7 @@ extension CqrsBrokerV1 {
         {
           "name": "ListTopics",
           "kind": "unary",
+          "access": "read",
           "request": "ListTopicsRequest",
           "response": "ListTopicsResponse",
           "idempotent": true,
@@ -2255,6 +2258,7 @@ extension CqrsBrokerV1 {
         {
           "name": "DescribeTopic",
           "kind": "unary",
+          "access": "read",
           "request": "DescribeTopicRequest",
           "response": "TopicDescription",
           "idempotent": true,
@@ -2266,6 +2270,7 @@ extension CqrsBrokerV1 {
         {
           "name": "InitProducer",
           "kind": "unary",
+          "access": "write",
           "request": "InitProducerRequest",
           "response": "InitProducerResponse",
           "idempotent": false,
@@ -2274,6 +2279,7 @@ extension CqrsBrokerV1 {
         {
           "name": "Produce",
           "kind": "unary",
+          "access": "write",
           "request": "ProduceRequest",
           "response": "ProduceResponse",
           "idempotent": false,
@@ -2290,6 +2296,7 @@ extension CqrsBrokerV1 {
         {
           "name": "Fetch",
           "kind": "unary",
+          "access": "read",
           "request": "FetchRequest",
           "response": "FetchResponse",
           "idempotent": true,
@@ -2303,6 +2310,7 @@ extension CqrsBrokerV1 {
         {
           "name": "Subscribe",
           "kind": "server_streaming",
+          "access": "read",
           "request": "SubscribeRequest",
           "response": "FetchResponse",
           "idempotent": true,
@@ -2316,6 +2324,7 @@ extension CqrsBrokerV1 {
         {
           "name": "ListOffsets",
           "kind": "unary",
+          "access": "read",
           "request": "ListOffsetsRequest",
           "response": "ListOffsetsResponse",
           "idempotent": true,
@@ -2328,6 +2337,7 @@ extension CqrsBrokerV1 {
         {
           "name": "JoinGroup",
           "kind": "unary",
+          "access": "read",
           "request": "JoinGroupRequest",
           "response": "GroupMembership",
           "idempotent": false,
@@ -2340,6 +2350,7 @@ extension CqrsBrokerV1 {
         {
           "name": "Heartbeat",
           "kind": "unary",
+          "access": "read",
           "request": "HeartbeatRequest",
           "response": "GroupMembership",
           "idempotent": false,
@@ -2351,6 +2362,7 @@ extension CqrsBrokerV1 {
         {
           "name": "LeaveGroup",
           "kind": "unary",
+          "access": "read",
           "request": "LeaveGroupRequest",
           "response": "LeaveGroupResponse",
           "idempotent": true,
@@ -2359,6 +2371,7 @@ extension CqrsBrokerV1 {
         {
           "name": "CommitOffsets",
           "kind": "unary",
+          "access": "read",
           "request": "CommitOffsetsRequest",
           "response": "CommitOffsetsResponse",
           "idempotent": false,
@@ -2373,6 +2386,7 @@ extension CqrsBrokerV1 {
         {
           "name": "FetchCommittedOffsets",
           "kind": "unary",
+          "access": "read",
           "request": "FetchCommittedOffsetsRequest",
           "response": "FetchCommittedOffsetsResponse",
           "idempotent": true,
@@ -2381,6 +2395,7 @@ extension CqrsBrokerV1 {
         {
           "name": "ListGroups",
           "kind": "unary",
+          "access": "read",
           "request": "ListGroupsRequest",
           "response": "ListGroupsResponse",
           "idempotent": true,
@@ -2389,6 +2404,7 @@ extension CqrsBrokerV1 {
         {
           "name": "DescribeGroup",
           "kind": "unary",
+          "access": "read",
           "request": "DescribeGroupRequest",
           "response": "DescribeGroupResponse",
           "idempotent": true,

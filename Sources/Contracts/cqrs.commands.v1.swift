@@ -1001,10 +1001,10 @@ extension CqrsCommandsV1 {
 
         /// The method descriptors of cqrs.commands.v1.BankAccounts.
         public enum Method {
-            public static let openAccount = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "OpenAccount", kind: .unary)
-            public static let depositFunds = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "DepositFunds", kind: .unary)
-            public static let withdrawFunds = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "WithdrawFunds", kind: .unary)
-            public static let closeAccount = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "CloseAccount", kind: .unary)
+            public static let openAccount = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "OpenAccount", kind: .unary, access: .write)
+            public static let depositFunds = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "DepositFunds", kind: .unary, access: .write)
+            public static let withdrawFunds = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "WithdrawFunds", kind: .unary, access: .write)
+            public static let closeAccount = MethodDescriptor(service: "cqrs.commands.v1.BankAccounts", method: "CloseAccount", kind: .unary, access: .write)
             public static let all: [MethodDescriptor] = [openAccount, depositFunds, withdrawFunds, closeAccount]
         }
 
@@ -1074,7 +1074,7 @@ extension CqrsCommandsV1 {
 
         /// The method descriptors of cqrs.commands.v1.Orders.
         public enum Method {
-            public static let placeOrder = MethodDescriptor(service: "cqrs.commands.v1.Orders", method: "PlaceOrder", kind: .unary)
+            public static let placeOrder = MethodDescriptor(service: "cqrs.commands.v1.Orders", method: "PlaceOrder", kind: .unary, access: .write)
             public static let all: [MethodDescriptor] = [placeOrder]
         }
 
@@ -1114,10 +1114,10 @@ extension CqrsCommandsV1 {
 
         /// The method descriptors of cqrs.commands.v1.EventStore.
         public enum Method {
-            public static let readStream = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "ReadStream", kind: .unary)
-            public static let readAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "ReadAll", kind: .unary)
-            public static let subscribeAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "SubscribeAll", kind: .serverStreaming)
-            public static let getStatus = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "GetStatus", kind: .unary)
+            public static let readStream = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "ReadStream", kind: .unary, access: .read)
+            public static let readAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "ReadAll", kind: .unary, access: .read)
+            public static let subscribeAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "SubscribeAll", kind: .serverStreaming, access: .read)
+            public static let getStatus = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "GetStatus", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [readStream, readAll, subscribeAll, getStatus]
         }
 
@@ -1198,6 +1198,7 @@ extension CqrsCommandsV1 {
         {
           "name": "OpenAccount",
           "kind": "unary",
+          "access": "write",
           "request": "OpenAccountRequest",
           "response": "CommandResult",
           "idempotent": false,
@@ -1211,6 +1212,7 @@ extension CqrsCommandsV1 {
         {
           "name": "DepositFunds",
           "kind": "unary",
+          "access": "write",
           "request": "DepositFundsRequest",
           "response": "CommandResult",
           "idempotent": false,
@@ -1226,6 +1228,7 @@ extension CqrsCommandsV1 {
         {
           "name": "WithdrawFunds",
           "kind": "unary",
+          "access": "write",
           "request": "WithdrawFundsRequest",
           "response": "CommandResult",
           "idempotent": false,
@@ -1241,6 +1244,7 @@ extension CqrsCommandsV1 {
         {
           "name": "CloseAccount",
           "kind": "unary",
+          "access": "write",
           "request": "CloseAccountRequest",
           "response": "CommandResult",
           "idempotent": false,
@@ -1262,6 +1266,7 @@ extension CqrsCommandsV1 {
         {
           "name": "PlaceOrder",
           "kind": "unary",
+          "access": "write",
           "request": "PlaceOrderRequest",
           "response": "CommandResult",
           "idempotent": false,
@@ -1281,6 +1286,7 @@ extension CqrsCommandsV1 {
         {
           "name": "ReadStream",
           "kind": "unary",
+          "access": "read",
           "request": "ReadStreamRequest",
           "response": "ReadStreamResponse",
           "idempotent": true,
@@ -1293,6 +1299,7 @@ extension CqrsCommandsV1 {
         {
           "name": "ReadAll",
           "kind": "unary",
+          "access": "read",
           "request": "ReadAllRequest",
           "response": "ReadAllResponse",
           "idempotent": true,
@@ -1305,6 +1312,7 @@ extension CqrsCommandsV1 {
         {
           "name": "SubscribeAll",
           "kind": "server_streaming",
+          "access": "read",
           "request": "SubscribeAllRequest",
           "response": "ReadAllResponse",
           "idempotent": true,
@@ -1317,6 +1325,7 @@ extension CqrsCommandsV1 {
         {
           "name": "GetStatus",
           "kind": "unary",
+          "access": "read",
           "request": "GetStatusRequest",
           "response": "StoreStatus",
           "idempotent": true,

@@ -1776,11 +1776,11 @@ extension CqrsQueriesV1 {
 
         /// The method descriptors of cqrs.queries.v1.Accounts.
         public enum Method {
-            public static let getAccount = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "GetAccount", kind: .unary)
-            public static let listAccounts = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "ListAccounts", kind: .unary)
-            public static let findAccounts = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "FindAccounts", kind: .unary)
-            public static let getAccountHistory = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "GetAccountHistory", kind: .unary)
-            public static let watchAccount = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "WatchAccount", kind: .serverStreaming)
+            public static let getAccount = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "GetAccount", kind: .unary, access: .read)
+            public static let listAccounts = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "ListAccounts", kind: .unary, access: .read)
+            public static let findAccounts = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "FindAccounts", kind: .unary, access: .read)
+            public static let getAccountHistory = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "GetAccountHistory", kind: .unary, access: .read)
+            public static let watchAccount = MethodDescriptor(service: "cqrs.queries.v1.Accounts", method: "WatchAccount", kind: .serverStreaming, access: .read)
             public static let all: [MethodDescriptor] = [getAccount, listAccounts, findAccounts, getAccountHistory, watchAccount]
         }
 
@@ -1863,8 +1863,8 @@ extension CqrsQueriesV1 {
 
         /// The method descriptors of cqrs.queries.v1.Orders.
         public enum Method {
-            public static let getOrder = MethodDescriptor(service: "cqrs.queries.v1.Orders", method: "GetOrder", kind: .unary)
-            public static let listOrders = MethodDescriptor(service: "cqrs.queries.v1.Orders", method: "ListOrders", kind: .unary)
+            public static let getOrder = MethodDescriptor(service: "cqrs.queries.v1.Orders", method: "GetOrder", kind: .unary, access: .read)
+            public static let listOrders = MethodDescriptor(service: "cqrs.queries.v1.Orders", method: "ListOrders", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [getOrder, listOrders]
         }
 
@@ -1914,8 +1914,8 @@ extension CqrsQueriesV1 {
 
         /// The method descriptors of cqrs.queries.v1.Customers.
         public enum Method {
-            public static let listCustomers = MethodDescriptor(service: "cqrs.queries.v1.Customers", method: "ListCustomers", kind: .unary)
-            public static let getCustomer = MethodDescriptor(service: "cqrs.queries.v1.Customers", method: "GetCustomer", kind: .unary)
+            public static let listCustomers = MethodDescriptor(service: "cqrs.queries.v1.Customers", method: "ListCustomers", kind: .unary, access: .read)
+            public static let getCustomer = MethodDescriptor(service: "cqrs.queries.v1.Customers", method: "GetCustomer", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [listCustomers, getCustomer]
         }
 
@@ -1965,11 +1965,11 @@ extension CqrsQueriesV1 {
 
         /// The method descriptors of cqrs.queries.v1.ReadModels.
         public enum Method {
-            public static let getStatus = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "GetStatus", kind: .unary)
-            public static let rebuild = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "Rebuild", kind: .serverStreaming)
-            public static let listParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "ListParked", kind: .unary)
-            public static let retryParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "RetryParked", kind: .unary)
-            public static let skipParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "SkipParked", kind: .unary)
+            public static let getStatus = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "GetStatus", kind: .unary, access: .read)
+            public static let rebuild = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "Rebuild", kind: .serverStreaming, access: .write)
+            public static let listParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "ListParked", kind: .unary, access: .read)
+            public static let retryParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "RetryParked", kind: .unary, access: .write)
+            public static let skipParked = MethodDescriptor(service: "cqrs.queries.v1.ReadModels", method: "SkipParked", kind: .unary, access: .write)
             public static let all: [MethodDescriptor] = [getStatus, rebuild, listParked, retryParked, skipParked]
         }
 
@@ -2060,6 +2060,7 @@ extension CqrsQueriesV1 {
         {
           "name": "GetAccount",
           "kind": "unary",
+          "access": "read",
           "request": "GetAccountRequest",
           "response": "Account",
           "idempotent": true,
@@ -2074,6 +2075,7 @@ extension CqrsQueriesV1 {
         {
           "name": "ListAccounts",
           "kind": "unary",
+          "access": "read",
           "request": "ListAccountsRequest",
           "response": "AccountPage",
           "idempotent": true,
@@ -2087,6 +2089,7 @@ extension CqrsQueriesV1 {
         {
           "name": "FindAccounts",
           "kind": "unary",
+          "access": "read",
           "request": "FindAccountsRequest",
           "response": "AccountPage",
           "idempotent": true,
@@ -2100,6 +2103,7 @@ extension CqrsQueriesV1 {
         {
           "name": "GetAccountHistory",
           "kind": "unary",
+          "access": "read",
           "request": "GetAccountHistoryRequest",
           "response": "AccountHistory",
           "idempotent": true,
@@ -2114,6 +2118,7 @@ extension CqrsQueriesV1 {
         {
           "name": "WatchAccount",
           "kind": "server_streaming",
+          "access": "read",
           "request": "WatchAccountRequest",
           "response": "Account",
           "idempotent": true,
@@ -2132,6 +2137,7 @@ extension CqrsQueriesV1 {
         {
           "name": "GetOrder",
           "kind": "unary",
+          "access": "read",
           "request": "GetOrderRequest",
           "response": "Order",
           "idempotent": true,
@@ -2146,6 +2152,7 @@ extension CqrsQueriesV1 {
         {
           "name": "ListOrders",
           "kind": "unary",
+          "access": "read",
           "request": "ListOrdersRequest",
           "response": "OrderPage",
           "idempotent": true,
@@ -2165,6 +2172,7 @@ extension CqrsQueriesV1 {
         {
           "name": "ListCustomers",
           "kind": "unary",
+          "access": "read",
           "request": "ListCustomersRequest",
           "response": "CustomerPage",
           "idempotent": true,
@@ -2178,6 +2186,7 @@ extension CqrsQueriesV1 {
         {
           "name": "GetCustomer",
           "kind": "unary",
+          "access": "read",
           "request": "GetCustomerRequest",
           "response": "CustomerDetail",
           "idempotent": true,
@@ -2198,6 +2207,7 @@ extension CqrsQueriesV1 {
         {
           "name": "GetStatus",
           "kind": "unary",
+          "access": "read",
           "request": "GetStatusRequest",
           "response": "ReadModelStatus",
           "idempotent": true,
@@ -2209,6 +2219,7 @@ extension CqrsQueriesV1 {
         {
           "name": "Rebuild",
           "kind": "server_streaming",
+          "access": "write",
           "request": "RebuildRequest",
           "response": "RebuildProgress",
           "idempotent": false,
@@ -2221,6 +2232,7 @@ extension CqrsQueriesV1 {
         {
           "name": "ListParked",
           "kind": "unary",
+          "access": "read",
           "request": "ListParkedRequest",
           "response": "ParkedPage",
           "idempotent": true,
@@ -2233,6 +2245,7 @@ extension CqrsQueriesV1 {
         {
           "name": "RetryParked",
           "kind": "unary",
+          "access": "write",
           "request": "ParkedSelection",
           "response": "ParkedResult",
           "idempotent": false,
@@ -2245,6 +2258,7 @@ extension CqrsQueriesV1 {
         {
           "name": "SkipParked",
           "kind": "unary",
+          "access": "write",
           "request": "ParkedSelection",
           "response": "ParkedResult",
           "idempotent": false,

@@ -90,8 +90,8 @@ extension JframeHealthV1 {
 
         /// The method descriptors of jframe.health.v1.Health.
         public enum Method {
-            public static let check = MethodDescriptor(service: "jframe.health.v1.Health", method: "Check", kind: .unary)
-            public static let watch = MethodDescriptor(service: "jframe.health.v1.Health", method: "Watch", kind: .serverStreaming)
+            public static let check = MethodDescriptor(service: "jframe.health.v1.Health", method: "Check", kind: .unary, access: .`public`)
+            public static let watch = MethodDescriptor(service: "jframe.health.v1.Health", method: "Watch", kind: .serverStreaming, access: .`public`)
             public static let all: [MethodDescriptor] = [check, watch]
         }
 
@@ -152,6 +152,7 @@ extension JframeHealthV1 {
         {
           "name": "Check",
           "kind": "unary",
+          "access": "public",
           "request": "HealthCheckRequest",
           "response": "HealthCheckResponse",
           "idempotent": true,
@@ -161,6 +162,7 @@ extension JframeHealthV1 {
         {
           "name": "Watch",
           "kind": "server_streaming",
+          "access": "public",
           "request": "HealthCheckRequest",
           "response": "HealthCheckResponse",
           "idempotent": true,

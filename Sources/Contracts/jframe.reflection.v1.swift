@@ -336,9 +336,9 @@ extension JframeReflectionV1 {
 
         /// The method descriptors of jframe.reflection.v1.Reflection.
         public enum Method {
-            public static let listServices = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "ListServices", kind: .unary)
-            public static let describeService = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "DescribeService", kind: .unary)
-            public static let describeMethod = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "DescribeMethod", kind: .unary)
+            public static let listServices = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "ListServices", kind: .unary, access: .read)
+            public static let describeService = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "DescribeService", kind: .unary, access: .read)
+            public static let describeMethod = MethodDescriptor(service: "jframe.reflection.v1.Reflection", method: "DescribeMethod", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [listServices, describeService, describeMethod]
         }
 
@@ -406,6 +406,7 @@ extension JframeReflectionV1 {
         {
           "name": "ListServices",
           "kind": "unary",
+          "access": "read",
           "request": "ListServicesRequest",
           "response": "ListServicesResponse",
           "idempotent": true,
@@ -414,6 +415,7 @@ extension JframeReflectionV1 {
         {
           "name": "DescribeService",
           "kind": "unary",
+          "access": "read",
           "request": "DescribeServiceRequest",
           "response": "DescribeServiceResponse",
           "idempotent": true,
@@ -423,6 +425,7 @@ extension JframeReflectionV1 {
         {
           "name": "DescribeMethod",
           "kind": "unary",
+          "access": "read",
           "request": "DescribeMethodRequest",
           "response": "DescribeMethodResponse",
           "idempotent": true,

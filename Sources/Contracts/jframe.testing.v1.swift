@@ -302,13 +302,13 @@ extension JframeTestingV1 {
 
         /// The method descriptors of jframe.testing.v1.Echo.
         public enum Method {
-            public static let get = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Get", kind: .unary)
-            public static let expand = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Expand", kind: .serverStreaming)
-            public static let collect = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Collect", kind: .clientStreaming)
-            public static let update = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Update", kind: .bidiStreaming)
-            public static let sleep = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Sleep", kind: .unary)
-            public static let fail = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Fail", kind: .unary)
-            public static let stats = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Stats", kind: .unary)
+            public static let get = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Get", kind: .unary, access: .read)
+            public static let expand = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Expand", kind: .serverStreaming, access: .read)
+            public static let collect = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Collect", kind: .clientStreaming, access: .read)
+            public static let update = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Update", kind: .bidiStreaming, access: .read)
+            public static let sleep = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Sleep", kind: .unary, access: .read)
+            public static let fail = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Fail", kind: .unary, access: .read)
+            public static let stats = MethodDescriptor(service: "jframe.testing.v1.Echo", method: "Stats", kind: .unary, access: .read)
             public static let all: [MethodDescriptor] = [get, expand, collect, update, sleep, fail, stats]
         }
 
@@ -426,6 +426,7 @@ extension JframeTestingV1 {
         {
           "name": "Get",
           "kind": "unary",
+          "access": "read",
           "request": "EchoMessage",
           "response": "EchoMessage",
           "idempotent": true,
@@ -434,6 +435,7 @@ extension JframeTestingV1 {
         {
           "name": "Expand",
           "kind": "server_streaming",
+          "access": "read",
           "request": "ExpandRequest",
           "response": "EchoMessage",
           "idempotent": true,
@@ -442,6 +444,7 @@ extension JframeTestingV1 {
         {
           "name": "Collect",
           "kind": "client_streaming",
+          "access": "read",
           "request": "EchoMessage",
           "response": "CollectResponse",
           "idempotent": true,
@@ -450,6 +453,7 @@ extension JframeTestingV1 {
         {
           "name": "Update",
           "kind": "bidi_streaming",
+          "access": "read",
           "request": "EchoMessage",
           "response": "EchoMessage",
           "idempotent": true,
@@ -458,6 +462,7 @@ extension JframeTestingV1 {
         {
           "name": "Sleep",
           "kind": "unary",
+          "access": "read",
           "request": "SleepRequest",
           "response": "SleepResponse",
           "idempotent": true,
@@ -467,6 +472,7 @@ extension JframeTestingV1 {
         {
           "name": "Fail",
           "kind": "unary",
+          "access": "read",
           "request": "FailRequest",
           "response": "EchoMessage",
           "idempotent": true,
@@ -476,6 +482,7 @@ extension JframeTestingV1 {
         {
           "name": "Stats",
           "kind": "unary",
+          "access": "read",
           "request": "StatsRequest",
           "response": "StatsResponse",
           "idempotent": true,

@@ -20,7 +20,17 @@ public enum ServerHost {
         let configuration = try options.configuration()
         raiseOpenFileLimit(toHold: configuration.maxConnections, logger: logger)
         let address = options.listenAddress(default: defaultAddress)
-        let transport = try TCPServerTransport(address: address, limits: configuration.limits)
+        let tlsFiles = try options.tlsFiles()
+        let transport = try TCPServerTransport(
+            address: address, limits: configuration.limits, tls: try tlsFiles?.makeServerContext())
+        var interceptors: [any ServerInterceptor] = [LoggingServerInterceptor(), MetricsServerInterceptor()]
+        if let tokens = try options.accessTokens() {
+            interceptors.append(BearerTokenServerInterceptor(tokens: tokens))
+            logger.info("calls need a bearer token (health checks excepted)", metadata: ["auth.tokens": "\(tokens.count)"])
+            if tlsFiles == nil {
+                logger.warning("bearer tokens are required but TLS is off: tokens cross the network in cleartext (--tls-cert, --tls-key)")
+            }
+        }
 
         var router = RPCRouter()
         for service in services { router.register(service) }
@@ -31,20 +41,20 @@ public enum ServerHost {
 
         let server = RPCServer(
             transport: transport, router: router,
-            interceptors: [LoggingServerInterceptor(), MetricsServerInterceptor()],
-            configuration: configuration, logger: logger)
-        let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, logger: logger)
+            interceptors: interceptors, configuration: configuration, logger: logger)
+        let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, tls: tlsFiles != nil, logger: logger)
         var edgeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let edgeAddress = options.http2ListenAddress {
             // The HTTP/2 edge: the same router, interceptors and limits, so the same handlers answer.
-            let edgeTransport = try HTTP2ServerTransport(address: edgeAddress, limits: configuration.limits)
+            let edgeTransport = try HTTP2ServerTransport(
+                address: edgeAddress, limits: configuration.limits,
+                tls: try tlsFiles?.makeServerContext(applicationProtocols: ["h2"]))
             let edge = RPCServer(
-                transport: edgeTransport, router: router,
-                interceptors: [LoggingServerInterceptor(), MetricsServerInterceptor()],
+                transport: edgeTransport, router: router, interceptors: interceptors,
                 configuration: configuration, logger: logger)
             edgeServices = [
                 .init(service: edge, successTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: EdgeAnnouncer(name: name, transport: edgeTransport, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: EdgeAnnouncer(name: name, transport: edgeTransport, tls: tlsFiles != nil, logger: logger), successTerminationBehavior: .ignore),
             ]
         }
         let group = ServiceGroup(
@@ -109,6 +119,7 @@ private struct ListeningAnnouncer: Service {
     let name: String
     let transport: TCPServerTransport
     let health: HealthService
+    let tls: Bool
     let logger: Logger
 
     func run() async throws {
@@ -117,7 +128,7 @@ private struct ListeningAnnouncer: Service {
         let host = address.ipAddress ?? "?"
         let port = address.port ?? 0
         logger.info("listening", metadata: ["address": "\(host):\(port)"])
-        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port)}"#)
+        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls)}"#)
         fflush(nil)
         try? await gracefulShutdown()
         health.setAll(.notServing)
@@ -128,6 +139,7 @@ private struct ListeningAnnouncer: Service {
 private struct EdgeAnnouncer: Service {
     let name: String
     let transport: HTTP2ServerTransport
+    let tls: Bool
     let logger: Logger
 
     func run() async throws {
@@ -135,7 +147,7 @@ private struct EdgeAnnouncer: Service {
         let host = address.ipAddress ?? "?"
         let port = address.port ?? 0
         logger.info("HTTP/2 edge listening (gRPC, Connect)", metadata: ["address": "\(host):\(port)"])
-        print(#"{"event":"listening-http2","service":"\#(name)","host":"\#(host)","port":\#(port)}"#)
+        print(#"{"event":"listening-http2","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls)}"#)
         fflush(nil)
     }
 }

@@ -1,5 +1,7 @@
 public import ArgumentParser
+import Foundation
 public import RPCCore
+public import RPCTransportTCP
 
 /// The command-line flags every server binary shares: where to listen and the protocol's limits.
 /// Each flag also reads an environment variable (`JFRAME_*`), for containers.
@@ -11,6 +13,19 @@ public struct ServerOptions: ParsableArguments {
         name: .customLong("http2-listen"),
         help: "Also serve every method to gRPC and Connect clients over HTTP/2 (cleartext, prior knowledge) on host:port. Off unless given. Env: JFRAME_HTTP2_LISTEN.")
     public var http2Listen: String?
+
+    @Option(
+        name: .customLong("auth-tokens-file"),
+        help: "Require a bearer token on every call but health checks: a file of lines '<read|write> <token> [name]'. Env: JFRAME_AUTH_TOKENS_FILE; tokens can also come inline in JFRAME_AUTH_TOKENS ('<read|write>:<token>[:name],...').")
+    public var authTokensFile: String?
+
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "Serve TLS on every port with this PEM certificate chain (needs --tls-key). Env: JFRAME_TLS_CERT.")
+    public var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The PEM private key of --tls-cert. Env: JFRAME_TLS_KEY.")
+    public var tlsKey: String?
 
     @Option(help: "Largest frame payload accepted, bytes. Env: JFRAME_MAX_FRAME_BYTES.")
     public var maxFrameBytes: Int?
@@ -88,6 +103,35 @@ public struct ServerOptions: ParsableArguments {
             configuration.shutdownGracePeriod = .milliseconds(value)
         }
         return configuration
+    }
+
+    /// The tokens callers must present: from `--auth-tokens-file` (or `JFRAME_AUTH_TOKENS_FILE`)
+    /// and `JFRAME_AUTH_TOKENS`; nil when neither is set (no authentication).
+    public func accessTokens() throws -> AccessTokens? {
+        let path = authTokensFile ?? Self.environment("JFRAME_AUTH_TOKENS_FILE")
+        let inline = Self.environment("JFRAME_AUTH_TOKENS")
+        guard path != nil || inline != nil else { return nil }
+        var tokens = AccessTokens()
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read the token file \(path)")
+            }
+            tokens.merge(try AccessTokens(fileText: String(decoding: data, as: UTF8.self), source: path))
+        }
+        if let inline { tokens.merge(try AccessTokens(list: inline, source: "JFRAME_AUTH_TOKENS")) }
+        guard tokens.count > 0 else { throw ValidationError("the token file and JFRAME_AUTH_TOKENS hold no token") }
+        return tokens
+    }
+
+    /// The certificate and key to serve TLS with, or nil for cleartext.
+    public func tlsFiles() throws -> TLSFiles? {
+        let cert = tlsCert ?? Self.environment("JFRAME_TLS_CERT")
+        let key = tlsKey ?? Self.environment("JFRAME_TLS_KEY")
+        switch (cert, key) {
+        case (nil, nil): return nil
+        case (let cert?, let key?): return TLSFiles(certificateChain: cert, privateKey: key)
+        default: throw ValidationError("TLS needs both --tls-cert and --tls-key (JFRAME_TLS_CERT, JFRAME_TLS_KEY)")
+        }
     }
 
     var level: String { logLevel ?? Self.environment("JFRAME_LOG_LEVEL") ?? "info" }

@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 public import NIOPosix
+public import NIOSSL
 public import RPCCore
 import RPCTransportTCP
 
@@ -18,9 +19,10 @@ public final class HTTP2ServerTransport: ServerTransport {
     ///     as SETTINGS_MAX_CONCURRENT_STREAMS) and the time a client has to send its preface.
     public init(
         host: String = "127.0.0.1", port: Int, limits: ConnectionLimits = .defaults,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "jframe.http2")
+        tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "jframe.http2")
     ) {
-        self.listener = SocketListener(host: host, port: port, group: group)
+        self.listener = SocketListener(host: host, port: port, tls: tls, group: group)
         self.limits = limits
         self.logger = logger
     }
@@ -86,8 +88,9 @@ final class HTTP2EdgeHandler: ChannelInboundHandler {
 
 extension HTTP2ServerTransport {
     /// Listens on `host:port`, as flags and environment variables spell an address.
-    public convenience init(address: String, limits: ConnectionLimits = .defaults) throws {
+    /// - Parameter tls: serve TLS; its context should offer `h2` by ALPN, as gRPC clients require.
+    public convenience init(address: String, limits: ConnectionLimits = .defaults, tls: NIOSSLContext? = nil) throws {
         let (host, port) = try parseAddress(address)
-        self.init(host: host, port: port, limits: limits)
+        self.init(host: host, port: port, limits: limits, tls: tls)
     }
 }

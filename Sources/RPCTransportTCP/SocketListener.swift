@@ -1,5 +1,6 @@
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 import Synchronization
 
 /// A listening TCP socket whose accepted connections each get the pipeline `initializeChild`
@@ -16,12 +17,19 @@ public final class SocketListener: Sendable {
     private let host: String
     private let port: Int
     private let group: any EventLoopGroup
+    private let tls: NIOSSLContext?
     private let state = Mutex(State())
 
-    /// - Parameter port: 0 picks a free port; ``listeningAddress()`` tells which.
-    public init(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// - Parameters:
+    ///   - port: 0 picks a free port; ``listeningAddress()`` tells which.
+    ///   - tls: when given, every accepted connection speaks TLS first, below whatever
+    ///     `initializeChild` adds (the protocol handlers never see the difference).
+    public init(
+        host: String, port: Int, tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.host = host
         self.port = port
+        self.tls = tls
         self.group = group
     }
 
@@ -41,13 +49,17 @@ public final class SocketListener: Sendable {
     /// Binds and accepts until ``stop()`` or cancellation. `initializeChild` runs on each
     /// accepted channel's event loop, before it becomes active.
     public func run(initializeChild: @escaping @Sendable (any Channel) throws -> Void) async throws {
+        let tls = self.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try initializeChild(channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try initializeChild(channel)
+                }
             }
         let serverChannel: any Channel
         do {

@@ -1,5 +1,6 @@
 public import NIOCore
-import NIOPosix
+public import NIOPosix
+public import NIOSSL
 public import RPCCore
 
 /// Accepts jframe connections on a TCP port.
@@ -10,18 +11,19 @@ public final class TCPServerTransport: ServerTransport {
     /// - Parameters:
     ///   - port: 0 picks a free port; ``listeningAddress()`` tells which.
     ///   - limits: the same limits the ``RPCServer`` is configured with.
+    ///   - tls: serve TLS (``TLSFiles/makeServerContext(applicationProtocols:)``); nil: cleartext.
     public init(
-        host: String = "127.0.0.1", port: Int, limits: ConnectionLimits = .defaults,
+        host: String = "127.0.0.1", port: Int, limits: ConnectionLimits = .defaults, tls: NIOSSLContext? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
-        self.listener = SocketListener(host: host, port: port, group: group)
+        self.listener = SocketListener(host: host, port: port, tls: tls, group: group)
         self.limits = limits
     }
 
     /// Listens on `host:port`, as flags and environment variables spell an address.
-    public convenience init(address: String, limits: ConnectionLimits = .defaults) throws {
+    public convenience init(address: String, limits: ConnectionLimits = .defaults, tls: NIOSSLContext? = nil) throws {
         let (host, port) = try parseAddress(address)
-        self.init(host: host, port: port, limits: limits)
+        self.init(host: host, port: port, limits: limits, tls: tls)
     }
 
     /// The address bound, once listening (waits for the bind).

@@ -26,6 +26,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var server: ServerOptions
+    @OptionGroup var upstream: UpstreamSecurityOptions
 
     @Option(help: "Directory of the event store. Env: COMMANDS_DATA_DIR.")
     var dataDir: String?
@@ -61,7 +62,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
         var brokerClient: RPCClient?
         if relayOn {
             let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
-            let client = RPCClient(transport: try TCPClientTransport(address: address))
+            let client = try upstream.client(address: address)
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
             let outbox = OutboxRelay(store: store, broker: client, topics: Domains.topics, options: options, logger: Logger(label: "relay"))

@@ -25,10 +25,11 @@ struct Connection: ParsableArguments {
     @Option(help: "Broker address host:port. Env: CQRS_BROKER.") var broker: String?
     @Option(help: "Deadline of each call, ms.") var deadline: Int = 10_000
     @Flag(help: "One JSON object per line instead of human-readable text.") var json = false
+    @OptionGroup var security: ClientSecurityOptions
 
     func api() throws -> BrokerAPI.Broker.Client {
         let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
-        return BrokerAPI.Broker.Client(RPCClient(transport: try TCPClientTransport(address: address)))
+        return BrokerAPI.Broker.Client(try security.client(address: address))
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

@@ -27,8 +27,10 @@ struct AnyServer: ParsableArguments {
         return Environment.string(variable) ?? fallback
     }
 
+    @OptionGroup var security: ClientSecurityOptions
+
     func client(forPackage package: String?) throws -> RPCClient {
-        RPCClient(transport: try TCPClientTransport(address: address(forPackage: package)))
+        try security.client(address: address(forPackage: package))
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

@@ -14,8 +14,10 @@ struct CommandServiceConnection: ParsableArguments {
     @Flag(help: "One JSON object per line instead of human-readable text.") var json = false
     @Option(help: "Makes the command idempotent: sending it again with the same id returns the first result.") var commandId: String?
 
+    @OptionGroup var security: ClientSecurityOptions
+
     func client() throws -> RPCClient {
-        RPCClient(transport: try TCPClientTransport(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051"))
+        try security.client(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051")
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

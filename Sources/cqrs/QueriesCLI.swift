@@ -12,9 +12,10 @@ struct QueryServiceConnection: ParsableArguments {
     @Option(help: "QueryService address host:port. Env: CQRS_QUERIES.") var queries: String?
     @Option(help: "Deadline of each call, ms.") var deadline: Int = 10_000
     @Flag(help: "One JSON object per line instead of human-readable text.") var json = false
+    @OptionGroup var security: ClientSecurityOptions
 
     func client() throws -> RPCClient {
-        RPCClient(transport: try TCPClientTransport(address: queries ?? Environment.string("CQRS_QUERIES") ?? "127.0.0.1:50052"))
+        try security.client(address: queries ?? Environment.string("CQRS_QUERIES") ?? "127.0.0.1:50052")
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

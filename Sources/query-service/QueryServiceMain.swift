@@ -25,6 +25,7 @@ struct QueryServiceCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var server: ServerOptions
+    @OptionGroup var upstream: UpstreamSecurityOptions
 
     @Option(help: "Directory of the read models. Env: QUERIES_DATA_DIR.")
     var dataDir: String?
@@ -57,13 +58,12 @@ struct QueryServiceCommand: AsyncParsableCommand {
         let store = try ReadModelStore(path: directory + "/readmodels.sqlite", logger: Logger(label: "readmodels"))
         defer { store.close() }
 
-        let commandsClient = RPCClient(
-            transport: try TCPClientTransport(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051"))
+        let commandsClient = try upstream.client(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051")
         var extraServices: [any Service] = []
         var follower: Projection?
         var brokerClient: RPCClient?
         if projection && Environment.string("QUERIES_PROJECTION") != "0" {
-            let client = RPCClient(transport: try TCPClientTransport(address: broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"))
+            let client = try upstream.client(address: broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092")
             var options = Projection.Options()
             options.group = group ?? Environment.string("QUERIES_GROUP") ?? options.group
             options.topicPartitions = try topicPartitions ?? Environment.integer("QUERIES_TOPIC_PARTITIONS") ?? options.topicPartitions

@@ -62,9 +62,12 @@ class Connection:
     """One TCP connection. Frames of other streams read while waiting are kept for later."""
 
     def __init__(self, host: str, port: int, *, hello: dict | None = None, send_hello: bool = True,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, tls=None, server_hostname: str | None = None):
+        """`tls`: an ssl.SSLContext to speak TLS with (WIRE.md §14)."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname or host)
         self.buffer = b""
         self.pending: dict[int, collections.deque] = collections.defaultdict(collections.deque)
         self.next_stream = 1

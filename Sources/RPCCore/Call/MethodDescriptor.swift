@@ -15,6 +15,17 @@ public enum CallKind: String, Codable, Hashable, Sendable, CaseIterable {
     public var hasSingleResponse: Bool { self == .unary || self == .clientStreaming }
 }
 
+/// What a bearer token must allow for a method to be called, as Protocols/ declares it
+/// (`"access"`). Only checked when the server checks tokens (``BearerTokenServerInterceptor``).
+public enum MethodAccess: String, Codable, Hashable, Sendable, CaseIterable {
+    /// No token needed: health checks, which orchestrators and load balancers call.
+    case `public`
+    /// Changes no stored state (consuming counts as reading: group membership and offset commits).
+    case read
+    /// Changes stored state.
+    case write
+}
+
 /// Names one method: `package.Service/Method` on the wire.
 public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// The fully qualified service, for example `jframe.testing.v1.Echo`.
@@ -22,11 +33,15 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// The method's name within its service, for example `Get`.
     public var method: String
     public var kind: CallKind
+    /// The token scope it needs. Methods not generated from Protocols/ default to `write`, the
+    /// safe side.
+    public var access: MethodAccess
 
-    public init(service: String, method: String, kind: CallKind) {
+    public init(service: String, method: String, kind: CallKind, access: MethodAccess = .write) {
         self.service = service
         self.method = method
         self.kind = kind
+        self.access = access
     }
 
     /// `service/method`, as carried in HEADERS.

@@ -13,11 +13,14 @@ public struct ServerContext: Sendable {
     public var requestID: String?
     /// The connection's logger, without the call's metadata (cheap to carry on every call).
     public var baseLogger: Logger
+    /// Who is calling, once an authentication interceptor has checked: the name of the token.
+    public var principal: String?
 
     /// The call's metadata for log lines: `rpc.method`, and `rpc.request_id` when the client sent one.
     public var logMetadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["rpc.method": "\(method.fullName)"]
         if let requestID { metadata["rpc.request_id"] = "\(requestID)" }
+        if let principal { metadata["rpc.principal"] = "\(principal)" }
         return metadata
     }
 
