@@ -49,6 +49,9 @@ final class Locked<Value>: @unchecked Sendable {
             tornWrites += torn
             droppedChanges += dropped
         }
+        print(
+            "storage faults: \(Self.seeds.count) seeds, \(Self.seeds.count * 3) power cuts, \(tornWrites) writes torn, "
+                + "\(droppedChanges) unsynced changes dropped")
         // The model must actually have torn and dropped writes, or the seeds proved nothing.
         #expect(tornWrites > Self.seeds.count / 4, "torn writes: \(tornWrites)")
         #expect(droppedChanges > Self.seeds.count, "dropped changes: \(droppedChanges)")
