@@ -140,7 +140,8 @@ public final class BrokerProducer: Sendable {
 
     /// Sends the partition's queue batch after batch until it is empty.
     private func drain(partition: Int) async {
-        try? await Task.sleep(for: options.linger)
+        // A zero linger sends at once (even a zero sleep would suspend through the timer).
+        if options.linger > .zero { try? await Task.sleep(for: options.linger) }
         while true {
             let (batch, sequence) = queues.withLock { queues -> ([Pending], Int32) in
                 let queue = queues[partition]!

@@ -33,7 +33,14 @@ public final class OutboxRelay: Service, Sendable {
         public var checkpointName = "outbox-relay"
         /// Longest pause between attempts while the broker is unreachable.
         public var maxBackoff: Duration = .seconds(2)
-        public var producer = BrokerProducer.Options()
+        /// The relay batches already (it reads up to `batchSize` stored events at a time), so its
+        /// producer sends at once instead of lingering for more: lingering only added latency
+        /// between a command and its event on the broker.
+        public var producer: BrokerProducer.Options = {
+            var options = BrokerProducer.Options()
+            options.linger = .zero
+            return options
+        }()
         public init() {}
     }
 
