@@ -72,4 +72,29 @@ struct GeneratedJSONTests {
         var literal = JSONScanner(Array("-1e999".utf8))
         #expect { _ = try literal.double() } throws: { "\($0)".contains("number out of range") }
     }
+
+    /// Raw values (record payloads) are checked without being built into Strings; the checks must
+    /// be the same ones `string()` makes, escapes and UTF-8 included.
+    @Test func rawValuesAreCheckedLikeStrings() throws {
+        let accepted = [
+            #""plain""#, #""with \"quote\" and \\ and \u00e9 and \ud83d\ude00""#, #"{"a":["x\ny",1,-2.5e3,true,null]}"#,
+            "\"caf\u{E9} \u{1F600}\"", #""""#, "\"" + String(repeating: "x", count: 1000) + "\"",
+        ]
+        for text in accepted {
+            let raw = try RawJSON(validating: text)
+            #expect(raw.bytes == Array(text.utf8))
+        }
+        let refused: [([UInt8], String)] = [
+            (Array("\"tab\there\"".utf8), "control character"),
+            (Array(#""bad \x escape""#.utf8), "invalid escape"),
+            (Array(#""lone \ud83d surrogate""#.utf8), "unpaired surrogate"),
+            (Array(#""unterminated"#.utf8), "unterminated string"),
+            (Array(#"{"k":"unterminated}"#.utf8), "unterminated string"),
+            ([0x22, 0x61, 0xC3, 0x28, 0x22], "invalid UTF-8"),  // "a" + a broken two-byte sequence
+            ([0x22, 0xFF, 0x22], "invalid UTF-8"),
+        ]
+        for (bytes, reason) in refused {
+            #expect { _ = try RawJSON(validating: bytes) } throws: { "\($0)".contains(reason) }
+        }
+    }
 }

@@ -314,7 +314,8 @@ public struct JSONScanner {
         let start = index
         try skipValue()
         let slice = bytes[start..<index]
-        guard String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8") }
+        // Most payloads are ASCII, which is valid UTF-8: only the rest pays for a full check.
+        guard Self.isASCII(slice) || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8") }
         return RawJSON(unchecked: Array(slice))
     }
 
@@ -323,11 +324,53 @@ public struct JSONScanner {
         switch peek() {
         case UInt8(ascii: "{"): try object { scanner, _ in try scanner.skipValue() }
         case UInt8(ascii: "["): _ = try array { try $0.skipValue() }
-        case UInt8(ascii: "\""): _ = try string()
+        case UInt8(ascii: "\""): try skipString()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try bool()
         case UInt8(ascii: "n"): try literal("null")
         case .some: try skipNumber()
         case nil: throw failure("unexpected end")
+        }
+    }
+
+    /// Skips a string with the same checks as `string()` but without building it: values a
+    /// reader skips or forwards raw (record values) are scanned once, not copied into a String.
+    private mutating func skipString() throws {
+        try expect(UInt8(ascii: "\""), "a string")
+        let start = index
+        let end = bytes.withUnsafeBufferPointer { buffer -> Int in
+            var i = start
+            while i < buffer.count {
+                let byte = buffer[i]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                i += 1
+            }
+            return i
+        }
+        index = end
+        guard index < bytes.count else { throw failure("unterminated string") }
+        if bytes[index] == UInt8(ascii: "\"") {
+            index += 1
+            return
+        }
+        if bytes[index] < 0x20 { throw failure("control character in a string") }
+        // An escape: the rare path checks it exactly as `string()` does.
+        _ = try escapedString(from: start)
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    static func isASCII(_ slice: ArraySlice<UInt8>) -> Bool {
+        slice.withUnsafeBytes { raw in
+            var i = 0
+            var seen: UInt64 = 0
+            while i + 8 <= raw.count {
+                seen |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            while i < raw.count {
+                seen |= UInt64(raw[i])
+                i += 1
+            }
+            return seen & 0x8080_8080_8080_8080 == 0
         }
     }
 
