@@ -61,7 +61,9 @@ let package = Package(
         .target(name: "RPCCore", dependencies: [logging, metrics, lifecycle], swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: ["Watermarks", logging], swiftSettings: settings),
+        .target(name: "LogStorage", dependencies: ["Watermarks", "CCRC32C", logging], swiftSettings: settings),
+        // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
+        .target(name: "CCRC32C"),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
         .target(name: "Watermarks", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer

@@ -6,6 +6,27 @@ import Testing
     @Test func crc32cMatchesTheStandardCheckValue() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        Array("123456789".utf8).withUnsafeBytes { #expect(CRC32C.tableChecksum($0) == 0xE306_9283) }
+    }
+
+    /// The CPU's instruction (when this machine has one) and the tables agree on every length
+    /// around the 8-byte steps, at every alignment, and when continuing a running checksum.
+    @Test func crc32cInstructionAndTablesAgree() {
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<300).map { _ in UInt8.random(in: 0...255, using: &random) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for count in 0..<(all.count - start) {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + count)])
+                    #expect(CRC32C.checksum(slice) == CRC32C.tableChecksum(slice))
+                    let split = count / 3
+                    let head = UnsafeRawBufferPointer(rebasing: slice[0..<split])
+                    let tail = UnsafeRawBufferPointer(rebasing: slice[split...])
+                    #expect(CRC32C.checksum(tail, continuing: CRC32C.checksum(head)) == CRC32C.tableChecksum(slice))
+                }
+            }
+        }
+        print("crc32c: \(CRC32C.usesHardware ? "the CPU's instruction" : "tables only, no instruction on this CPU")")
     }
 
     @Test func aBatchRoundTripsWithOffsetsKeysHeadersAndTombstones() throws {
