@@ -82,6 +82,8 @@ struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Read one partition from the start: records/s.")
     @OptionGroup var target: Target
     @Option var records = 500_000
+    @Option(help: "fetch: one Fetch after another, each waiting for the last (a polling consumer); subscribe: the server-streaming Subscribe, which prepares the next batch while the client reads this one.")
+    var via = "fetch"
 
     func run() async throws {
         let client = try target.client()
@@ -91,14 +93,30 @@ struct Consume: AsyncParsableCommand {
         for _ in 0..<(records / 1000) { _ = try await api.produce(.init(topic: topic, records: chunk)) }
         let clock = ContinuousClock()
         let started = clock.now
-        var offset: Int64 = 0
         var read = 0
-        while read < records {
-            let reply = try await api.fetch(.init(topic: topic, partition: 0, offset: offset, maxRecords: 10_000, maxBytes: 4 << 20))
-            read += reply.records.count
-            offset = reply.nextOffset
+        switch via {
+        case "fetch":
+            var offset: Int64 = 0
+            while read < records {
+                let reply = try await api.fetch(.init(topic: topic, partition: 0, offset: offset, maxRecords: 10_000, maxBytes: 4 << 20))
+                read += reply.records.count
+                offset = reply.nextOffset
+            }
+        case "subscribe":
+            read = try await api.subscribe(.init(topic: topic, partition: 0, offset: 0, maxRecords: 10_000)) { stream in
+                var read = 0
+                for try await reply in stream {
+                    read += reply.records.count
+                    if read >= records { break }
+                }
+                return read
+            }
+        default: throw ValidationError("--via is fetch or subscribe")
         }
-        emit(["case": "consume", "records": read, "records_per_s": (Double(read) / (clock.now - started).seconds).rounded()])
+        emit([
+            "case": "consume", "via": via, "records": read,
+            "records_per_s": (Double(read) / (clock.now - started).seconds).rounded(),
+        ])
         _ = try await api.deleteTopic(.init(name: topic))
     }
 }

@@ -4,6 +4,9 @@
 # appendfsync always (redis-server from Debian, started and stopped here). Rounds are interleaved
 # (ROUNDS, default 3) and medians reported. stdout: one JSON line per case:
 #   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…},…],"ratio":{name: ours/baseline,…}}
+# Consume is measured two ways: a loop of Fetch calls, each waiting for the last (a polling
+# consumer: client and broker take turns), and the server-streaming Subscribe (the broker encodes
+# the next batch while the client decodes this one).
 # oriented so that higher is better (ours/baseline for rates, baseline/ours for latencies).
 # Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
 set -euo pipefail
@@ -47,7 +50,8 @@ for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) -eq 0 ]; then runs=("${runs[2]}" "${runs[0]}" "${runs[1]}"); fi
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
-  record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000)"
+  record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
+  record "ours_consume_subscribe" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
   record "ours_e2e" "$("$BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
 done
 
@@ -66,6 +70,7 @@ for spec in sys.argv[2].split():
     line(case, "p50_ms", med(ours, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
     line(case, "p99_ms", med(ours, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
 line("consume_one_partition", "records_per_s", med("ours_consume", "records_per_s"), [("target-500k", 500000)])
+line("consume_one_partition_subscribe", "records_per_s", med("ours_consume_subscribe", "records_per_s"), [("target-500k", 500000)])
 line("end_to_end", "p50_ms", med("ours_e2e", "p50_ms"), [])
 line("end_to_end", "p99_ms", med("ours_e2e", "p99_ms"), [])
 PY

@@ -241,6 +241,16 @@ public final class Broker: Sendable {
             }
         }
         var positions = [ProduceOutcome.Position](repeating: .init(partition: 0, offset: 0), count: records.count)
+        if logs.count == 1, let (partition, log) = logs.first {
+            // The common case (one partition per request) appends in this task: no child task to
+            // schedule and join on the latency path.
+            let stamp = producerId.map { ProducerStamp(producerId: $0, baseSequence: sequences[partition]!) }
+            let result = try await log.append(byPartition[partition]!.map(\.record), producer: stamp)
+            for (i, entry) in byPartition[partition]!.enumerated() {
+                positions[entry.index] = .init(partition: partition, offset: result.baseOffset + Int64(i))
+            }
+            return ProduceOutcome(positions: positions, duplicate: producerId != nil && result.duplicate)
+        }
         var allDuplicate = true
         try await withThrowingTaskGroup(of: (Int, PartitionLog.AppendResult).self) { group in
             for (partition, log) in logs {
