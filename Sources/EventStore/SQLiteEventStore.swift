@@ -51,6 +51,9 @@ public final class SQLiteEventStore: EventStore {
     private let queue = Mutex(Queue())
     private let readers: SQLiteReaderPool
     private let head: WatermarkWaiters
+    /// Checkpoints the WAL off the commit path (the writer's own checkpoints are off), so a
+    /// command never waits for pages to be copied into the database file.
+    private let checkpointer: WALCheckpointer
 
     /// Opens or creates the store at `path` (the directory must exist).
     public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")) throws {
@@ -61,7 +64,9 @@ public final class SQLiteEventStore: EventStore {
         do {
             writer = try SQLiteConnection(path: path)
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            try WALCheckpointer.disableAutomaticCheckpoints(on: writer)
             try Self.migrate(writer)
+            checkpointer = try WALCheckpointer(path: path)
             let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
             head = WatermarkWaiters(highWatermark: last)
         } catch let error as SQLiteError {
@@ -105,6 +110,7 @@ public final class SQLiteEventStore: EventStore {
     public func close() {
         queue.withLock { $0.closed = true }
         writerQueue.sync {}
+        checkpointer.stop()
     }
 
     // MARK: Writes

@@ -31,13 +31,18 @@ public final class ReadModelStore: Sendable {
     /// Every global position up to this one is applied (or parked).
     let handled: WatermarkWaiters
     let watchers = ChangeWatchers()
+    /// Checkpoints the WAL off the apply path (the writer's own checkpoints are off).
+    private let checkpointer: WALCheckpointer
 
     /// Opens or creates the read models at `path` (the directory must exist).
     public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
         self.path = path
         self.options = options
         self.logger = logger
-        let projectionWriter = try ProjectionWriter(db: try ReadModelSchema.open(path), clock: options.clock)
+        let db = try ReadModelSchema.open(path)
+        try WALCheckpointer.disableAutomaticCheckpoints(on: db)
+        let projectionWriter = try ProjectionWriter(db: db, clock: options.clock)
+        checkpointer = try WALCheckpointer(path: path)
         handled = WatermarkWaiters(highWatermark: projectionWriter.handledThrough)
         writer = Mutex(projectionWriter)
         readers = SQLiteReaderPool(path: path, capacity: options.readers)
@@ -46,6 +51,7 @@ public final class ReadModelStore: Sendable {
     /// Finishes the current write and closes the writer.
     public func close() {
         writerQueue.sync { writer.withLock { $0 = nil } }
+        checkpointer.stop()
         readers.drain()
     }
 

@@ -1,0 +1,82 @@
+import CSQLite
+import Dispatch
+import Synchronization
+
+/// Checkpoints a WAL-mode database from a connection of its own, on a timer, so that commits
+/// never do it.
+///
+/// Why: by default the connection whose commit pushes the WAL past 1,000 pages runs the
+/// checkpoint inside that commit — it copies the pages into the database file and fsyncs it —
+/// so every thousandth write or so pays several milliseconds, which is what a p99 sees. With the
+/// writer's `wal_autocheckpoint` set to 0 (`disableAutomaticCheckpoints(on:)`) and this running
+/// beside it, the copying and the fsync happen off the write path. A PASSIVE checkpoint takes no
+/// lock that writers or readers wait on: it copies what no reader still needs and stops there,
+/// and the writer starts the WAL over once all of it has been copied.
+public final class WALCheckpointer: Sendable {
+    /// The last checkpoint's figures, for status and tests.
+    public struct Progress: Sendable, Hashable {
+        public var checkpoints = 0
+        /// Frames in the WAL and frames copied into the database at the last checkpoint.
+        public var walFrames: Int64 = 0
+        public var copiedFrames: Int64 = 0
+        public var lastError: String?
+    }
+
+    private let connection: Mutex<SQLiteConnection?>
+    private let queue = DispatchQueue(label: "sqlite.checkpointer")
+    private let interval: DispatchTimeInterval
+    private let state = Mutex(Progress())
+    private let stopped = Mutex(false)
+
+    /// Starts checkpointing the database at `path` every `interval`.
+    public init(path: String, interval: Duration = .milliseconds(250)) throws {
+        connection = Mutex(try SQLiteConnection(path: path))
+        let (seconds, attoseconds) = interval.components
+        self.interval = .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        scheduleNext()
+    }
+
+    private func scheduleNext() {
+        queue.asyncAfter(deadline: .now() + interval) { [weak self] in
+            guard let self, !self.stopped.withLock({ $0 }) else { return }
+            self.checkpoint()
+            self.scheduleNext()
+        }
+    }
+
+    /// Turns off the checkpoints `db`'s own commits would run (pair with a checkpointer).
+    public static func disableAutomaticCheckpoints(on db: SQLiteConnection) throws {
+        try db.execute("PRAGMA wal_autocheckpoint=0")
+    }
+
+    public var progress: Progress { state.withLock { $0 } }
+
+    /// Runs one PASSIVE checkpoint now (the timer calls this; tests may too).
+    public func checkpoint() {
+        let outcome: Result<(Int64, Int64), any Error> = connection.withLock { connection in
+            guard let connection else { return .failure(SQLiteError(code: SQLITE_MISUSE, message: "checkpointer stopped", sql: nil)) }
+            return Result {
+                try connection.first("PRAGMA wal_checkpoint(PASSIVE)") { ($0.int64(1), $0.int64(2)) } ?? (0, 0)
+            }
+        }
+        state.withLock { progress in
+            switch outcome {
+            case .success(let (frames, copied)):
+                progress.checkpoints += 1
+                progress.walFrames = frames
+                progress.copiedFrames = copied
+                progress.lastError = nil
+            case .failure(let error):
+                progress.lastError = "\(error)"
+            }
+        }
+    }
+
+    /// Stops the timer, runs a last checkpoint and closes the connection.
+    public func stop() {
+        stopped.withLock { $0 = true }
+        queue.sync {}
+        checkpoint()
+        connection.withLock { $0 = nil }
+    }
+}
