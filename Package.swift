@@ -158,7 +158,7 @@ let package = Package(
             swiftSettings: settings
         ),
         // What integration tests share: real server processes on real ports, temporary directories.
-        .target(name: "TestSupport", swiftSettings: settings),
+        .target(name: "TestSupport", dependencies: [logging], swiftSettings: settings),
         // Output and percentiles the benchmark executables share.
         .target(name: "BenchSupport", path: "Benchmarks/BenchSupport", swiftSettings: settings),
         .executableTarget(
@@ -206,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "RPCCoreTests",
             dependencies: [
-                "RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts", logging,
+                "RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts", "TestSupport", logging,
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: settings

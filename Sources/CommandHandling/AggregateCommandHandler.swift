@@ -53,7 +53,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             }
             let request = AppendRequest(
                 streamId: streamId, expected: version == 0 ? .noStream : .exact(version),
-                events: try events.map { try Self.newEvent($0, context: context) }, commandId: context.commandId)
+                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock()) }, commandId: context.commandId)
             do {
                 let appended = try await repository.store.append(request)
                 if appended.duplicate {
@@ -78,10 +78,11 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
         }
     }
 
-    static func newEvent(_ event: any DomainEvent, context: CommandContext) throws -> NewEvent {
+    static func newEvent(_ event: any DomainEvent, context: CommandContext, nowMs: Int64) throws -> NewEvent {
         let encoded = try EventTypeRegistry.encode(event)
+        var random = SystemRandomNumberGenerator()
         return NewEvent(
-            eventId: UUID().uuidString.lowercased(), type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data,
+            eventId: UUIDv7.make(nowMs: nowMs, using: &random), type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data,
             correlationId: context.correlationId, causationId: context.commandId)
     }
 

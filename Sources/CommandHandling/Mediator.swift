@@ -10,13 +10,28 @@ public struct CommandContext: Sendable {
     public var correlationId: String
     /// The version the caller expects the aggregate to be at (optimistic concurrency), if any.
     public var expectedVersion: Int64?
-    public var logger: Logger
+    /// The logger without the command's metadata.
+    public var baseLogger: Logger
+    /// Metadata for the command's log lines: the call's, and what behaviours add.
+    public var logMetadata: Logger.Metadata
 
-    public init(commandId: String, correlationId: String, expectedVersion: Int64? = nil, logger: Logger) {
+    /// A logger carrying `logMetadata`, built on each access (as `ServerContext.logger` is):
+    /// setting a handler's metadata re-renders all of it, which cost a command more than the rest
+    /// of its logging when nothing was logged. Check the level first on the hot path.
+    public var logger: Logger {
+        var logger = baseLogger
+        for (key, value) in logMetadata { logger[metadataKey: key] = value }
+        return logger
+    }
+
+    public init(
+        commandId: String, correlationId: String, expectedVersion: Int64? = nil, logger: Logger, logMetadata: Logger.Metadata = [:]
+    ) {
         self.commandId = commandId
         self.correlationId = correlationId
         self.expectedVersion = expectedVersion
-        self.logger = logger
+        self.baseLogger = logger
+        self.logMetadata = logMetadata
     }
 }
 

@@ -21,7 +21,8 @@ public struct CommandGateway: Sendable {
         try await withCommandStatus {
             let correlationId = context.metadata["correlation-id"] ?? context.requestID ?? newId()
             let commandContext = CommandContext(
-                commandId: commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion, logger: context.logger)
+                commandId: commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion, logger: context.baseLogger,
+                logMetadata: context.logMetadata)
             let result = try await mediator.send(command, context: commandContext)
             return CommandsAPI.CommandResult(
                 aggregateId: result.aggregateId, streamId: result.streamId, version: result.version, position: result.position,
@@ -30,7 +31,8 @@ public struct CommandGateway: Sendable {
     }
 }
 
-func newId() -> String { UUID().uuidString.lowercased() }
+/// A new command, correlation or aggregate id (time-ordered: see `UUIDv7`).
+func newId() -> String { UUIDv7.make() }
 
 extension Money {
     init(_ money: CommandsAPI.Money) { self.init(amountMinor: money.amountMinor, currency: money.currency) }

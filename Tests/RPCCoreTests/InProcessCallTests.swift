@@ -6,6 +6,7 @@ import RPCInProcessTransport
 import RPCStandardServices
 import Synchronization
 import Testing
+import TestSupport
 
 /// The real server and client connection logic, joined in memory.
 @Suite("Calls over the in-process transport")
@@ -197,33 +198,5 @@ struct InProcessCallTests {
             #expect(deadline > before + .seconds(1))
             #expect(deadline < before + .seconds(3))
         }
-    }
-}
-
-final class LogRecords: Sendable {
-    struct Record: Sendable {
-        let level: Logger.Level
-        let message: String
-        let metadata: [String: String]
-    }
-    private let records = Mutex<[Record]>([])
-    func append(_ record: Record) { records.withLock { $0.append(record) } }
-    var all: [Record] { records.withLock { $0 } }
-}
-
-struct RecordingLogHandler: LogHandler {
-    let records: LogRecords
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        records.append(.init(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
     }
 }

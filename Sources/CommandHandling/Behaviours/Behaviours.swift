@@ -29,19 +29,22 @@ public struct LoggingBehaviour: CommandBehaviour {
         _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
     ) async throws -> CommandResult {
         var context = context
-        context.logger[metadataKey: "correlation-id"] = "\(context.correlationId)"
-        context.logger[metadataKey: "command-id"] = "\(context.commandId)"
-        context.logger[metadataKey: "command"] = "\(commandName(command))"
+        context.logMetadata["correlation-id"] = "\(context.correlationId)"
+        context.logMetadata["command-id"] = "\(context.commandId)"
+        context.logMetadata["command"] = "\(commandName(command))"
+        let debugging = context.baseLogger.logLevel <= .debug
         do {
             let result = try await next(context)
-            context.logger.debug(
-                "command handled",
-                metadata: ["stream": "\(result.streamId)", "version": "\(result.version)", "position": "\(result.position)", "duplicate": "\(result.duplicate)"])
+            if debugging {
+                context.logger.debug(
+                    "command handled",
+                    metadata: ["stream": "\(result.streamId)", "version": "\(result.version)", "position": "\(result.position)", "duplicate": "\(result.duplicate)"])
+            }
             return result
         } catch let error as CommandError {
             switch error {
             case .storeUnavailable, .noHandler: context.logger.error("command failed", metadata: ["error": "\(error)"])
-            default: context.logger.debug("command refused", metadata: ["reason": "\(error)"])
+            default: if debugging { context.logger.debug("command refused", metadata: ["reason": "\(error)"]) }
             }
             throw error
         } catch {
