@@ -58,7 +58,10 @@ let package = Package(
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
-        .target(name: "RPCCore", dependencies: [logging, metrics, lifecycle], swiftSettings: settings),
+        .target(name: "RPCCore", dependencies: ["JSONCoding", logging, metrics, lifecycle], swiftSettings: settings),
+        // A strict JSON scanner and writer that read and write straight into typed fields (no
+        // tree, no Codable): what generated messages and the domain's events are coded with.
+        .target(name: "JSONCoding", swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
         .target(name: "LogStorage", dependencies: ["Watermarks", "CCRC32C", logging], swiftSettings: settings),
@@ -115,7 +118,7 @@ let package = Package(
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: settings),
         // The write model: aggregates folded from events, commands decided into events, the event
         // type registry; the bank-account and order domains. No I/O, no dependencies.
-        .target(name: "Domain", swiftSettings: settings),
+        .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),
         // The event store protocol (append with expected version, read stream, read all) and its
         // SQLite implementation with group commit; the store is also the outbox.
         .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", logging], swiftSettings: settings),

@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 /// Maps stored type names to event types, so stored JSON turns back into typed events.
 ///
@@ -33,11 +34,20 @@ public struct EventTypeRegistry: Sendable {
         public var data: [UInt8]
     }
 
+    /// Events that code their own JSON (`JSONMessage`, see EventJSON.swift) skip Codable; others
+    /// go through JSONEncoder with sorted keys, the same shape.
     public static func encode(_ event: any DomainEvent) throws -> Encoded {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(event)
-        return Encoded(type: Swift.type(of: event).eventType, schemaVersion: Swift.type(of: event).schemaVersion, data: Array(data))
+        let data: [UInt8]
+        if let message = event as? any JSONMessage {
+            var writer = JSONWriter()
+            message.writeJSON(to: &writer)
+            data = writer.bytes
+        } else {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            data = Array(try encoder.encode(event))
+        }
+        return Encoded(type: Swift.type(of: event).eventType, schemaVersion: Swift.type(of: event).schemaVersion, data: data)
     }
 
     /// The typed event stored as `type` with `data`. Throws `EventDecodingError` for an unknown
@@ -48,6 +58,12 @@ public struct EventTypeRegistry: Sendable {
             throw EventDecodingError(type: type, reason: "schema version \(schemaVersion) is newer than \(eventType.schemaVersion)")
         }
         do {
+            if let messageType = eventType as? any JSONMessage.Type {
+                var scanner = JSONScanner(data)
+                let event = try messageType.init(json: &scanner)
+                try scanner.end()
+                return event as! any DomainEvent
+            }
             return try JSONDecoder().decode(eventType, from: Data(data))
         } catch {
             throw EventDecodingError(type: type, reason: "\(error)")

@@ -1,0 +1,190 @@
+import JSONCoding
+
+// The events' stored JSON, read and written straight into their fields.
+//
+// Why not Codable alone: rebuilding the read models decodes every event ever stored, and the
+// command side encodes each new one; through JSONDecoder/JSONEncoder that was the largest single
+// cost of a rebuild. The shape is exactly Codable's (the same member names, keys in sorted order
+// as the registry's encoder writes them), so events stored by either read back with either; the
+// `Codable` conformances stay for everything else. Unknown members are skipped, as Codable does.
+
+/// Reads the members of one JSON object, then checks the required ones were there.
+enum EventObjectReader {
+    /// Calls `member` for each member; it returns false for a name it does not know, which is
+    /// skipped. Returns the names read.
+    static func read(_ scanner: inout JSONScanner, _ member: (inout JSONScanner, String) throws -> Bool) throws -> Set<String> {
+        var seen: Set<String> = []
+        try scanner.object { scanner, name in
+            if try scanner.member(name, { try member(&$0, name) }) { seen.insert(name) } else { try scanner.skipValue() }
+        }
+        return seen
+    }
+
+    static func require(_ names: [String], in seen: Set<String>, _ scanner: JSONScanner) throws {
+        for name in names where !seen.contains(name) { throw scanner.failure("missing required field '\(name)'") }
+    }
+}
+
+extension Money: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        var amountMinor: Int64 = 0, currency = ""
+        let seen = try EventObjectReader.read(&scanner) { scanner, name in
+            switch name {
+            case "amountMinor": amountMinor = try scanner.integer()
+            case "currency": currency = try scanner.string()
+            default: return false
+            }
+            return true
+        }
+        try EventObjectReader.require(["amountMinor", "currency"], in: seen, scanner)
+        self.init(amountMinor: amountMinor, currency: currency)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("amountMinor"); writer.integer(amountMinor); writer.comma()
+        writer.key("currency"); writer.string(currency); writer.comma()
+        writer.endObject()
+    }
+}
+
+extension Customer: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        var email = "", firstName = "", lastName = ""
+        let seen = try EventObjectReader.read(&scanner) { scanner, name in
+            switch name {
+            case "email": email = try scanner.string()
+            case "firstName": firstName = try scanner.string()
+            case "lastName": lastName = try scanner.string()
+            default: return false
+            }
+            return true
+        }
+        try EventObjectReader.require(["email", "firstName", "lastName"], in: seen, scanner)
+        self.init(email: email, firstName: firstName, lastName: lastName)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("email"); writer.string(email); writer.comma()
+        writer.key("firstName"); writer.string(firstName); writer.comma()
+        writer.key("lastName"); writer.string(lastName); writer.comma()
+        writer.endObject()
+    }
+}
+
+extension AccountOpened: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        var accountId = "", holder = "", accountType = AccountType.current, openingBalance = Money.zero("")
+        let seen = try EventObjectReader.read(&scanner) { scanner, name in
+            switch name {
+            case "accountId": accountId = try scanner.string()
+            case "holder": holder = try scanner.string()
+            case "accountType":
+                let text = try scanner.string()
+                guard let type = AccountType(rawValue: text) else { throw scanner.failure("unknown account type '\(text)'") }
+                accountType = type
+            case "openingBalance": openingBalance = try Money(json: &scanner)
+            default: return false
+            }
+            return true
+        }
+        try EventObjectReader.require(["accountId", "accountType", "holder", "openingBalance"], in: seen, scanner)
+        self.init(accountId: accountId, holder: holder, accountType: accountType, openingBalance: openingBalance)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("accountId"); writer.string(accountId); writer.comma()
+        writer.key("accountType"); writer.string(accountType.rawValue); writer.comma()
+        writer.key("holder"); writer.string(holder); writer.comma()
+        writer.key("openingBalance"); openingBalance.writeJSON(to: &writer); writer.comma()
+        writer.endObject()
+    }
+}
+
+/// The two events that move money have one shape.
+private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: String, amount: Money) {
+    var accountId = "", amount = Money.zero("")
+    let seen = try EventObjectReader.read(&scanner) { scanner, name in
+        switch name {
+        case "accountId": accountId = try scanner.string()
+        case "amount": amount = try Money(json: &scanner)
+        default: return false
+        }
+        return true
+    }
+    try EventObjectReader.require(["accountId", "amount"], in: seen, scanner)
+    return (accountId, amount)
+}
+
+private func writeMovement(_ accountId: String, _ amount: Money, to writer: inout JSONWriter) {
+    writer.beginObject()
+    writer.key("accountId"); writer.string(accountId); writer.comma()
+    writer.key("amount"); amount.writeJSON(to: &writer); writer.comma()
+    writer.endObject()
+}
+
+extension FundsDeposited: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        let (accountId, amount) = try readMovement(&scanner)
+        self.init(accountId: accountId, amount: amount)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) { writeMovement(accountId, amount, to: &writer) }
+}
+
+extension FundsWithdrawn: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        let (accountId, amount) = try readMovement(&scanner)
+        self.init(accountId: accountId, amount: amount)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) { writeMovement(accountId, amount, to: &writer) }
+}
+
+extension AccountClosed: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        var accountId = ""
+        let seen = try EventObjectReader.read(&scanner) { scanner, name in
+            guard name == "accountId" else { return false }
+            accountId = try scanner.string()
+            return true
+        }
+        try EventObjectReader.require(["accountId"], in: seen, scanner)
+        self.init(accountId: accountId)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("accountId"); writer.string(accountId); writer.comma()
+        writer.endObject()
+    }
+}
+
+extension OrderPlaced: JSONMessage {
+    public init(json scanner: inout JSONScanner) throws {
+        var orderId = "", customer = Customer(email: "", firstName: "", lastName: ""), description = "", quantity = 0
+        let seen = try EventObjectReader.read(&scanner) { scanner, name in
+            switch name {
+            case "orderId": orderId = try scanner.string()
+            case "customer": customer = try Customer(json: &scanner)
+            case "description": description = try scanner.string()
+            case "quantity": quantity = try scanner.int()
+            default: return false
+            }
+            return true
+        }
+        try EventObjectReader.require(["customer", "description", "orderId", "quantity"], in: seen, scanner)
+        self.init(orderId: orderId, customer: customer, description: description, quantity: quantity)
+    }
+
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("customer"); customer.writeJSON(to: &writer); writer.comma()
+        writer.key("description"); writer.string(description); writer.comma()
+        writer.key("orderId"); writer.string(orderId); writer.comma()
+        writer.key("quantity"); writer.int(quantity); writer.comma()
+        writer.endObject()
+    }
+}
