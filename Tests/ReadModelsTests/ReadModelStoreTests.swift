@@ -208,6 +208,36 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.canonicalDump() == live)
     }
 
+    /// A page is first applied without a savepoint per event; a failing event rolls that attempt
+    /// back and the page runs again event by event. What came before the failure in the page must
+    /// then count once, and the result must be the live path's.
+    @Test func aPoisonEventInARebuildPageIsParkedAndTheRestCountsOnce() async throws {
+        var history = History()
+        _ = history.open("a")
+        _ = history.open("b")
+        _ = history.deposit("b", 100)
+        _ = history.poison("a")
+        _ = history.deposit("a", 300)
+        _ = history.deposit("b", 200)
+        _ = history.withdraw("b", 50)
+        let live = try store("live.sqlite")
+        let outcome = try await live.apply(topic: "BankAccount", partition: 0, records: records(history.events))
+        #expect(outcome.applied == 5 && outcome.parked == 2)
+
+        let rebuilt = try store("rebuilt.sqlite")
+        let rebuild = try ReadModelRebuild(beside: rebuilt)
+        try rebuild.apply(history.events)
+        _ = try await rebuilt.finishRebuild(rebuild) {}
+        for models in [live, rebuilt] {
+            #expect(try models.account("b")?.balanceMinor == 10_250)
+            #expect(try models.account("b")?.version == 4)
+            #expect(try models.account("a")?.balanceMinor == 10_000)
+            #expect(try models.transactions(of: "b", afterVersion: 0, limit: 10).rows.map(\.amountMinor) == [10_000, 100, 200, 50])
+            #expect(try models.parked(afterId: 0, limit: 10).rows.map(\.state) == ["FAILED", "WAITING"])
+            #expect(models.handledPosition == 7)
+        }
+    }
+
     @Test func aRebuildRefusesAHistoryWithAHole() throws {
         let store = try store()
         var history = History()

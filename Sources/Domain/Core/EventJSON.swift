@@ -10,33 +10,38 @@ import JSONCoding
 
 /// Reads the members of one JSON object, then checks the required ones were there.
 enum EventObjectReader {
-    /// Calls `member` for each member; it returns false for a name it does not know, which is
-    /// skipped. Returns the names read.
-    static func read(_ scanner: inout JSONScanner, _ member: (inout JSONScanner, String) throws -> Bool) throws -> Set<String> {
-        var seen: Set<String> = []
+    /// Calls `member` for each member; it returns the member's index in the type's list of
+    /// required members, or nil for a name it does not know (skipped). Returns the indexes seen,
+    /// as bits (a Set of names cost more than the rest of the reading).
+    static func read(_ scanner: inout JSONScanner, _ member: (inout JSONScanner, String) throws -> Int?) throws -> UInt32 {
+        var seen: UInt32 = 0
         try scanner.object { scanner, name in
-            if try scanner.member(name, { try member(&$0, name) }) { seen.insert(name) } else { try scanner.skipValue() }
+            if let index = try scanner.member(name, { try member(&$0, name) }) { seen |= 1 << index } else { try scanner.skipValue() }
         }
         return seen
     }
 
-    static func require(_ names: [String], in seen: Set<String>, _ scanner: JSONScanner) throws {
-        for name in names where !seen.contains(name) { throw scanner.failure("missing required field '\(name)'") }
+    /// Throws naming the first of `names` (indexed as `read`'s results) that was missing.
+    static func require(_ names: [String], in seen: UInt32, _ scanner: JSONScanner) throws {
+        for (index, name) in names.enumerated() where seen & (1 << index) == 0 {
+            throw scanner.failure("missing required field '\(name)'")
+        }
     }
 }
 
 extension Money: JSONMessage {
     public init(json scanner: inout JSONScanner) throws {
         var amountMinor: Int64 = 0, currency = ""
+        let names = ["amountMinor", "currency"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "amountMinor": amountMinor = try scanner.integer()
             case "currency": currency = try scanner.string()
-            default: return false
+            default: return nil
             }
-            return true
+            return names.firstIndex(of: name)
         }
-        try EventObjectReader.require(["amountMinor", "currency"], in: seen, scanner)
+        try EventObjectReader.require(names, in: seen, scanner)
         self.init(amountMinor: amountMinor, currency: currency)
     }
 
@@ -51,16 +56,17 @@ extension Money: JSONMessage {
 extension Customer: JSONMessage {
     public init(json scanner: inout JSONScanner) throws {
         var email = "", firstName = "", lastName = ""
+        let names = ["email", "firstName", "lastName"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "email": email = try scanner.string()
             case "firstName": firstName = try scanner.string()
             case "lastName": lastName = try scanner.string()
-            default: return false
+            default: return nil
             }
-            return true
+            return names.firstIndex(of: name)
         }
-        try EventObjectReader.require(["email", "firstName", "lastName"], in: seen, scanner)
+        try EventObjectReader.require(names, in: seen, scanner)
         self.init(email: email, firstName: firstName, lastName: lastName)
     }
 
@@ -76,6 +82,7 @@ extension Customer: JSONMessage {
 extension AccountOpened: JSONMessage {
     public init(json scanner: inout JSONScanner) throws {
         var accountId = "", holder = "", accountType = AccountType.current, openingBalance = Money.zero("")
+        let names = ["accountId", "accountType", "holder", "openingBalance"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "accountId": accountId = try scanner.string()
@@ -85,11 +92,11 @@ extension AccountOpened: JSONMessage {
                 guard let type = AccountType(rawValue: text) else { throw scanner.failure("unknown account type '\(text)'") }
                 accountType = type
             case "openingBalance": openingBalance = try Money(json: &scanner)
-            default: return false
+            default: return nil
             }
-            return true
+            return names.firstIndex(of: name)
         }
-        try EventObjectReader.require(["accountId", "accountType", "holder", "openingBalance"], in: seen, scanner)
+        try EventObjectReader.require(names, in: seen, scanner)
         self.init(accountId: accountId, holder: holder, accountType: accountType, openingBalance: openingBalance)
     }
 
@@ -106,15 +113,16 @@ extension AccountOpened: JSONMessage {
 /// The two events that move money have one shape.
 private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: String, amount: Money) {
     var accountId = "", amount = Money.zero("")
+    let names = ["accountId", "amount"]
     let seen = try EventObjectReader.read(&scanner) { scanner, name in
         switch name {
         case "accountId": accountId = try scanner.string()
         case "amount": amount = try Money(json: &scanner)
-        default: return false
+        default: return nil
         }
-        return true
+        return names.firstIndex(of: name)
     }
-    try EventObjectReader.require(["accountId", "amount"], in: seen, scanner)
+    try EventObjectReader.require(names, in: seen, scanner)
     return (accountId, amount)
 }
 
@@ -146,12 +154,13 @@ extension FundsWithdrawn: JSONMessage {
 extension AccountClosed: JSONMessage {
     public init(json scanner: inout JSONScanner) throws {
         var accountId = ""
+        let names = ["accountId"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
-            guard name == "accountId" else { return false }
+            guard name == "accountId" else { return nil }
             accountId = try scanner.string()
-            return true
+            return names.firstIndex(of: name)
         }
-        try EventObjectReader.require(["accountId"], in: seen, scanner)
+        try EventObjectReader.require(names, in: seen, scanner)
         self.init(accountId: accountId)
     }
 
@@ -165,17 +174,18 @@ extension AccountClosed: JSONMessage {
 extension OrderPlaced: JSONMessage {
     public init(json scanner: inout JSONScanner) throws {
         var orderId = "", customer = Customer(email: "", firstName: "", lastName: ""), description = "", quantity = 0
+        let names = ["customer", "description", "orderId", "quantity"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "orderId": orderId = try scanner.string()
             case "customer": customer = try Customer(json: &scanner)
             case "description": description = try scanner.string()
             case "quantity": quantity = try scanner.int()
-            default: return false
+            default: return nil
             }
-            return true
+            return names.firstIndex(of: name)
         }
-        try EventObjectReader.require(["customer", "description", "orderId", "quantity"], in: seen, scanner)
+        try EventObjectReader.require(names, in: seen, scanner)
         self.init(orderId: orderId, customer: customer, description: description, quantity: quantity)
     }
 
