@@ -32,11 +32,13 @@ public enum SQLiteValue: Sendable, Hashable {
 public final class SQLiteConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]
+    private var statementsByAddress: [UnsafeRawPointer: SQLiteStatement] = [:]
     public let path: String
 
     /// Opens (and creates, unless `readOnly`) the database at `path`. `busyTimeoutMs` is how long a
     /// call waits for another connection's lock before failing with SQLITE_BUSY.
     public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = 5000) throws {
+        _ = Self.configured
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &pointer, flags, nil)
@@ -51,7 +53,15 @@ public final class SQLiteConnection: @unchecked Sendable {
         sqlite3_busy_timeout(handle, busyTimeoutMs)
     }
 
+    /// Bytes SQLite reports in use; 0 while its memory statistics are off (they are, see
+    /// `configured`).
+    public static var memoryInUse: Int64 { sqlite3_memory_used() }
+
+    /// Process-wide settings, applied once before the first connection opens.
+    private static let configured: Void = { _ = csqlite_disable_memory_statistics() }()
+
     deinit {
+        statementsByAddress.removeAll()
         statements.removeAll()
         sqlite3_close_v2(handle)
     }
@@ -70,7 +80,17 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// A prepared statement for `sql`, compiled once per connection and reused (reset and with
     /// its bindings cleared) on every later call.
     public func statement(_ sql: String) throws -> SQLiteStatement {
+        let address = Self.textAddress(sql)
+        if let address, let cached = statementsByAddress[address], cached.sql == sql {
+            cached.reset()
+            return cached
+        }
         if let cached = statements[sql] {
+            if let address {
+                // Texts built at run time come at ever new addresses: keep the map small.
+                if statementsByAddress.count >= 256 { statementsByAddress.removeAll(keepingCapacity: true) }
+                statementsByAddress[address] = cached
+            }
             cached.reset()
             return cached
         }
@@ -79,7 +99,19 @@ public final class SQLiteConnection: @unchecked Sendable {
         guard code == SQLITE_OK, let pointer else { throw error(code, sql: sql) }
         let statement = SQLiteStatement(pointer, connection: self, sql: sql)
         statements[sql] = statement
+        if let address { statementsByAddress[address] = statement }
         return statement
+    }
+
+    /// Where the bytes of a long SQL text live. Callers pass string literals, whose bytes stay at
+    /// one address for the life of the process, so a statement is found by that address and then
+    /// confirmed by comparing the text: no hashing of a few hundred bytes (SipHash) per call,
+    /// which cost several percent of a rebuild. The comparison keeps it right for any other
+    /// string, whose address may be reused by different text. Short texts are stored inline in
+    /// the String (no stable address) and go by the hashed dictionary.
+    private static func textAddress(_ sql: String) -> UnsafeRawPointer? {
+        guard sql.utf8.count > 15 else { return nil }
+        return sql.utf8.withContiguousStorageIfAvailable { $0.baseAddress.map(UnsafeRawPointer.init) } ?? nil
     }
 
     /// Runs a statement that returns no rows; returns the number of rows it changed.
