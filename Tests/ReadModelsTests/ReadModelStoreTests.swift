@@ -238,6 +238,32 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         }
     }
 
+    /// Balances are exact to the last unit of Int64; a sum past it, another currency or an
+    /// unknown account is parked with the reason, the balance untouched.
+    @Test func balancesStayExactAndABadMoveIsParkedWithItsReason() async throws {
+        let store = try store()
+        var history = History()
+        _ = history.open("big", minor: Int64.max - 10)
+        _ = history.deposit("big", 5)
+        _ = history.deposit("big", 10)
+        _ = history.open("low", minor: 0)
+        _ = history.withdraw("low", Int64.max)
+        _ = history.withdraw("low", 2)
+        _ = history.open("eur")
+        _ = history.add(FundsDeposited(accountId: "eur", amount: Money(amountMinor: 1, currency: "USD")), stream: "BankAccount-eur")
+        _ = history.deposit("ghost", 1)
+        let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records(history.events))
+        #expect(outcome.applied == 5 && outcome.parked == 4)
+        #expect(try store.account("big")?.balanceMinor == Int64.max - 5)
+        #expect(try store.account("low")?.balanceMinor == -Int64.max)
+        #expect(try store.account("eur")?.balanceMinor == 10_000)
+        let errors = try store.parked(afterId: 0, limit: 10).rows.map(\.error)
+        #expect(errors.count == 4)
+        #expect(errors[0].contains("overflow") && errors[1].contains("overflow"))
+        #expect(errors[2].contains("holds EUR, the event moves USD"))
+        #expect(errors[3].contains("not in the read model"))
+    }
+
     @Test func aRebuildRefusesAHistoryWithAHole() throws {
         let store = try store()
         var history = History()
