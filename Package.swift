@@ -115,7 +115,7 @@ let package = Package(
         // The system's SQLite 3 (Debian: libsqlite3-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
-        .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: settings),
+        .target(name: "SQLite", dependencies: ["CSQLite", logging], swiftSettings: settings),
         // The write model: aggregates folded from events, commands decided into events, the event
         // type registry; the bank-account and order domains. No I/O, no dependencies.
         .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),
@@ -232,7 +232,7 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "SQLite", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "SQLite", "TestSupport", logging], swiftSettings: settings),
         .testTarget(
             name: "CommandHandlingTests",
             dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging],

@@ -66,7 +66,7 @@ public final class SQLiteEventStore: EventStore {
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             try WALCheckpointer.disableAutomaticCheckpoints(on: writer)
             try Self.migrate(writer)
-            checkpointer = try WALCheckpointer(path: path)
+            checkpointer = try WALCheckpointer(path: path, logger: logger)
             let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
             head = WatermarkWaiters(highWatermark: last)
         } catch let error as SQLiteError {

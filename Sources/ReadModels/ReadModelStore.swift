@@ -42,7 +42,7 @@ public final class ReadModelStore: Sendable {
         let db = try ReadModelSchema.open(path)
         try WALCheckpointer.disableAutomaticCheckpoints(on: db)
         let projectionWriter = try ProjectionWriter(db: db, clock: options.clock)
-        checkpointer = try WALCheckpointer(path: path)
+        checkpointer = try WALCheckpointer(path: path, logger: logger)
         handled = WatermarkWaiters(highWatermark: projectionWriter.handledThrough)
         writer = Mutex(projectionWriter)
         readers = SQLiteReaderPool(path: path, capacity: options.readers)

@@ -1,5 +1,6 @@
 import CSQLite
 import Dispatch
+import Logging
 import Synchronization
 
 /// Checkpoints a WAL-mode database from a connection of its own, on a timer, so that commits
@@ -27,9 +28,15 @@ public final class WALCheckpointer: Sendable {
     private let interval: DispatchTimeInterval
     private let state = Mutex(Progress())
     private let stopped = Mutex(false)
+    private let logger: Logger
 
-    /// Starts checkpointing the database at `path` every `interval`.
-    public init(path: String, interval: Duration = .milliseconds(250)) throws {
+    /// Starts checkpointing the database at `path` every `interval`. A failing checkpoint is
+    /// logged once as a warning (the WAL keeps growing until one succeeds) and its recovery as a
+    /// notice.
+    public init(path: String, interval: Duration = .milliseconds(250), logger: Logger = Logger(label: "sqlite.checkpointer")) throws {
+        var logger = logger
+        logger[metadataKey: "sqlite.path"] = "\(path)"
+        self.logger = logger
         connection = Mutex(try SQLiteConnection(path: path))
         let (seconds, attoseconds) = interval.components
         self.interval = .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
@@ -59,22 +66,30 @@ public final class WALCheckpointer: Sendable {
                 try connection.first("PRAGMA wal_checkpoint(PASSIVE)") { ($0.int64(1), $0.int64(2)) } ?? (0, 0)
             }
         }
-        state.withLock { progress in
+        enum Change { case none, failing(String), recovered }
+        let change = state.withLock { progress -> Change in
             switch outcome {
             case .success(let (frames, copied)):
                 progress.checkpoints += 1
                 progress.walFrames = frames
                 progress.copiedFrames = copied
-                progress.lastError = nil
+                defer { progress.lastError = nil }
+                return progress.lastError == nil ? .none : .recovered
             case .failure(let error):
-                progress.lastError = "\(error)"
+                defer { progress.lastError = "\(error)" }
+                return progress.lastError == nil ? .failing("\(error)") : .none
             }
+        }
+        switch change {
+        case .none: break
+        case .failing(let error): logger.warning("WAL checkpoint failed; the WAL grows until one succeeds", metadata: ["error": "\(error)"])
+        case .recovered: logger.notice("WAL checkpoints succeed again")
         }
     }
 
     /// Stops the timer, runs a last checkpoint and closes the connection.
     public func stop() {
-        stopped.withLock { $0 = true }
+        guard !stopped.withLock({ stopped in defer { stopped = true }; return stopped }) else { return }
         queue.sync {}
         checkpoint()
         connection.withLock { $0 = nil }

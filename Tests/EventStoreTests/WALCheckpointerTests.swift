@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SQLite
 import Testing
 import TestSupport
@@ -62,5 +63,24 @@ import TestSupport
         }
         #expect(checkpointer.progress.checkpoints >= 10)
         #expect(Self.walBytes(path) < 3000 * 4096)
+    }
+
+    /// A failing checkpoint is said once, not every 250 ms.
+    @Test func aFailingCheckpointIsLoggedOnce() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let records = LogRecords()
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(records: records) }
+        let checkpointer = try WALCheckpointer(path: dir.path + "/db.sqlite", interval: .seconds(3600), logger: logger)
+        checkpointer.checkpoint()
+        #expect(checkpointer.progress.lastError == nil)
+        checkpointer.stop()
+        checkpointer.checkpoint()  // no connection any more: fails
+        checkpointer.checkpoint()
+        #expect(checkpointer.progress.lastError != nil)
+        let warnings = records.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.message.contains("WAL checkpoint failed") == true)
+        #expect(warnings.first?.metadata["sqlite.path"] == dir.path + "/db.sqlite")
     }
 }
