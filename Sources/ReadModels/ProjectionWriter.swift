@@ -102,10 +102,16 @@ final class ProjectionWriter {
     func apply(history events: [DecodedEvent]) throws -> Outcome {
         try optimistically { isolated in
             try transaction {
+                // The first attempt folds account moves in memory (see AccountFold); the retry
+                // with savepoints goes row by row.
+                let fold = isolated ? nil : AccountFold()
                 var outcome = Outcome()
                 for event in events {
-                    try handle(event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, &outcome)
+                    try handle(
+                        event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, fold: fold,
+                        &outcome)
                 }
+                try fold?.flush(to: db)
                 return outcome
             }
         }
@@ -132,7 +138,9 @@ final class ProjectionWriter {
         var offset: Int64
     }
 
-    private func handle(_ decoded: DecodedEvent, source: Source, isolated: Bool, _ outcome: inout Outcome) throws {
+    private func handle(
+        _ decoded: DecodedEvent, source: Source, isolated: Bool, fold: AccountFold? = nil, _ outcome: inout Outcome
+    ) throws {
         let event = decoded.event
         if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId) {
             if try park(event, source: source, state: "WAITING", error: "waiting behind parked event \(blocker.id) (version \(blocker.version))") {
@@ -153,7 +161,8 @@ final class ProjectionWriter {
             return
         }
         do {
-            let change = isolated ? try db.savepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db)
+            let change =
+                isolated ? try db.savepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db, fold: fold)
             setStreamVersion(event.streamId, event.streamVersion)
             if let change { outcome.changes.insert(change) }
             outcome.applied += 1
