@@ -122,6 +122,8 @@ struct Rebuilder {
     let pageSize: Int
     let logger: Logger
     static let reportEvery = Duration.milliseconds(250)
+    /// Pages fetched ahead of the one being applied.
+    static let pagesAhead = 2
 
     /// Runs the rebuild, calling `report` with progress about every 250 ms; returns the final
     /// progress (done, with counts).
@@ -131,16 +133,31 @@ struct Rebuilder {
         logger.notice("rebuild started")
         do {
             var head: Int64 = 0
-            var next: Task<Page, any Error>? = fetch(from: 1)
+            // Pages being fetched and decoded on other threads while one is applied. Positions
+            // are gap-free, so a full page from `start` ends at `start + pageSize` and the next
+            // pages' starts are known before they arrive: the CommandService reads and encodes
+            // them while this side decodes and applies. A page that is not full ends the guess
+            // (the fetches after it are dropped); the rebuild checks positions stay contiguous.
+            var pending: [(start: Int64, task: Task<Page, any Error>)] = [(1, fetch(from: 1))]
             var lastReport = started
             var waiting = Duration.zero, applying = Duration.zero
-            while let current = next {
+            while !pending.isEmpty {
+                let (start, current) = pending.removeFirst()
                 let asked = ContinuousClock.now
                 let page = try await current.value
                 waiting += ContinuousClock.now - asked
                 head = max(head, page.head)
-                // Fetch and decode the next page on other threads while this one is applied.
-                next = page.events.isEmpty || page.caughtUp ? nil : fetch(from: page.next)
+                if page.events.isEmpty || page.caughtUp || page.next != start + Int64(pageSize) {
+                    for ahead in pending { ahead.task.cancel() }
+                    pending = []
+                }
+                if !page.events.isEmpty && !page.caughtUp {
+                    var nextStart = pending.last.map { $0.start + Int64(pageSize) } ?? page.next
+                    while pending.count < Self.pagesAhead {
+                        pending.append((nextStart, fetch(from: nextStart)))
+                        nextStart += Int64(pageSize)
+                    }
+                }
                 let applyStarted = ContinuousClock.now
                 try await offload { try rebuild.apply(decoded: page.events) }
                 applying += ContinuousClock.now - applyStarted
