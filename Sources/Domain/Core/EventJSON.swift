@@ -30,18 +30,21 @@ enum EventObjectReader {
 }
 
 extension Money: JSONMessage {
+    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
+    /// (made once, not on every decode).
+    static let requiredMembers = ["amountMinor", "currency"]
+
     public init(json scanner: inout JSONScanner) throws {
         var amountMinor: Int64 = 0, currency = ""
-        let names = ["amountMinor", "currency"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "amountMinor": amountMinor = try scanner.integer()
             case "currency": currency = try scanner.string()
             default: return nil
             }
-            return names.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex(of: name)
         }
-        try EventObjectReader.require(names, in: seen, scanner)
+        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(amountMinor: amountMinor, currency: currency)
     }
 
@@ -54,9 +57,12 @@ extension Money: JSONMessage {
 }
 
 extension Customer: JSONMessage {
+    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
+    /// (made once, not on every decode).
+    static let requiredMembers = ["email", "firstName", "lastName"]
+
     public init(json scanner: inout JSONScanner) throws {
         var email = "", firstName = "", lastName = ""
-        let names = ["email", "firstName", "lastName"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "email": email = try scanner.string()
@@ -64,9 +70,9 @@ extension Customer: JSONMessage {
             case "lastName": lastName = try scanner.string()
             default: return nil
             }
-            return names.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex(of: name)
         }
-        try EventObjectReader.require(names, in: seen, scanner)
+        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(email: email, firstName: firstName, lastName: lastName)
     }
 
@@ -80,9 +86,12 @@ extension Customer: JSONMessage {
 }
 
 extension AccountOpened: JSONMessage {
+    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
+    /// (made once, not on every decode).
+    static let requiredMembers = ["accountId", "accountType", "holder", "openingBalance"]
+
     public init(json scanner: inout JSONScanner) throws {
         var accountId = "", holder = "", accountType = AccountType.current, openingBalance = Money.zero("")
-        let names = ["accountId", "accountType", "holder", "openingBalance"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "accountId": accountId = try scanner.string()
@@ -94,9 +103,9 @@ extension AccountOpened: JSONMessage {
             case "openingBalance": openingBalance = try Money(json: &scanner)
             default: return nil
             }
-            return names.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex(of: name)
         }
-        try EventObjectReader.require(names, in: seen, scanner)
+        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId, holder: holder, accountType: accountType, openingBalance: openingBalance)
     }
 
@@ -111,18 +120,20 @@ extension AccountOpened: JSONMessage {
 }
 
 /// The two events that move money have one shape.
+/// The members of a deposit or withdrawal, numbered as `EventObjectReader` reads them.
+private let movementMembers = ["accountId", "amount"]
+
 private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: String, amount: Money) {
     var accountId = "", amount = Money.zero("")
-    let names = ["accountId", "amount"]
     let seen = try EventObjectReader.read(&scanner) { scanner, name in
         switch name {
         case "accountId": accountId = try scanner.string()
         case "amount": amount = try Money(json: &scanner)
         default: return nil
         }
-        return names.firstIndex(of: name)
+        return movementMembers.firstIndex(of: name)
     }
-    try EventObjectReader.require(names, in: seen, scanner)
+    try EventObjectReader.require(movementMembers, in: seen, scanner)
     return (accountId, amount)
 }
 
@@ -152,15 +163,18 @@ extension FundsWithdrawn: JSONMessage {
 }
 
 extension AccountClosed: JSONMessage {
+    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
+    /// (made once, not on every decode).
+    static let requiredMembers = ["accountId"]
+
     public init(json scanner: inout JSONScanner) throws {
         var accountId = ""
-        let names = ["accountId"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             guard name == "accountId" else { return nil }
             accountId = try scanner.string()
-            return names.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex(of: name)
         }
-        try EventObjectReader.require(names, in: seen, scanner)
+        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId)
     }
 
@@ -172,9 +186,12 @@ extension AccountClosed: JSONMessage {
 }
 
 extension OrderPlaced: JSONMessage {
+    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
+    /// (made once, not on every decode).
+    static let requiredMembers = ["customer", "description", "orderId", "quantity"]
+
     public init(json scanner: inout JSONScanner) throws {
         var orderId = "", customer = Customer(email: "", firstName: "", lastName: ""), description = "", quantity = 0
-        let names = ["customer", "description", "orderId", "quantity"]
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "orderId": orderId = try scanner.string()
@@ -183,9 +200,9 @@ extension OrderPlaced: JSONMessage {
             case "quantity": quantity = try scanner.int()
             default: return nil
             }
-            return names.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex(of: name)
         }
-        try EventObjectReader.require(names, in: seen, scanner)
+        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(orderId: orderId, customer: customer, description: description, quantity: quantity)
     }
 
