@@ -82,32 +82,54 @@ struct TCPTransportTests {
         }
     }
 
-    @Test func deadlineIsPropagatedAndCancelsTheHandler() async throws {
-        try await Self.withServer { client, _, echoService in
-            let echo = Echo.Client(client)
-            let started = ContinuousClock.now
-            let error = await #expect(throws: RPCError.self) {
-                _ = try await echo.sleep(.init(milliseconds: 5000), options: CallOptions(timeout: .milliseconds(100)))
+    /// Runs `attempt` with a growing wait (100, 400, 1600 ms) until the server has counted a
+    /// cancelled sleep, and returns whether it did. The handler must be asleep when its call is
+    /// stopped; on a loaded machine a call stopped too soon never reaches its handler (correctly:
+    /// there is nothing to stop), so a later try gives it longer.
+    static func untilTheServerCancelsASleep(_ echo: Echo.Client, _ attempt: (Int) async throws -> Void) async throws -> Bool {
+        for wait in [100, 400, 1600] {
+            try await attempt(wait)
+            // The server counts the cancelled sleep when its handler wakes.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while ContinuousClock.now < deadline {
+                if try await echo.stats(.init()).sleepsCancelled > 0 { return true }
+                try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(error?.code == .deadlineExceeded)
-            #expect(ContinuousClock.now - started < .seconds(2))
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(try await echo.stats(.init()).sleepsCancelled == 1)
+        }
+        return false
+    }
+
+    @Test func deadlineIsPropagatedAndCancelsTheHandler() async throws {
+        try await Self.withServer { client, _, _ in
+            let echo = Echo.Client(client)
+            let cancelled = try await Self.untilTheServerCancelsASleep(echo) { timeout in
+                let started = ContinuousClock.now
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await echo.sleep(.init(milliseconds: 5000), options: CallOptions(timeout: .milliseconds(timeout)))
+                }
+                #expect(error?.code == .deadlineExceeded)
+                #expect(ContinuousClock.now - started < .milliseconds(timeout) + .seconds(2))
+            }
+            #expect(cancelled)
+            let stats = try await echo.stats(.init())
+            #expect(stats.sleepsCancelled == 1 && stats.sleepsCompleted == 0)
         }
     }
 
     @Test func cancellingTheCallerCancelsTheServerHandler() async throws {
         try await Self.withServer { client, _, _ in
             let echo = Echo.Client(client)
-            let call = Task { try await echo.sleep(.init(milliseconds: 5000)) }
-            try await Task.sleep(for: .milliseconds(100))
-            call.cancel()
-            let result = await call.result
-            #expect(throws: RPCError.self) { try result.get() }
-            #expect((try? result.get()) == nil)
-            if case .failure(let error as RPCError) = result { #expect(error.code == .cancelled) }
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(try await echo.stats(.init()).sleepsCancelled == 1)
+            let cancelled = try await Self.untilTheServerCancelsASleep(echo) { wait in
+                let call = Task { try await echo.sleep(.init(milliseconds: 5000)) }
+                try await Task.sleep(for: .milliseconds(wait))
+                call.cancel()
+                let result = await call.result
+                #expect(throws: RPCError.self) { try result.get() }
+                if case .failure(let error as RPCError) = result { #expect(error.code == .cancelled) }
+            }
+            #expect(cancelled)
+            let stats = try await echo.stats(.init())
+            #expect(stats.sleepsCancelled == 1 && stats.sleepsCompleted == 0)
         }
     }
 
