@@ -2,6 +2,7 @@ import Logging
 import NGHTTP2
 import NIOCore
 import RPCCore
+import RPCTransportTCP
 import Synchronization
 
 /// One HTTP/2 connection of the edge, seen by the RPC core as a jframe connection.
@@ -53,6 +54,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
 
     let channel: any Channel
     let peerDescription: String
+    let taskExecutor: (any TaskExecutor)?
     private let limits: ConnectionLimits
     private let logger: Logger
     private let pending = Mutex(Pending())
@@ -68,6 +70,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     init(channel: any Channel, limits: ConnectionLimits, logger: Logger) {
         self.channel = channel
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
         self.limits = limits
         self.logger = logger
     }

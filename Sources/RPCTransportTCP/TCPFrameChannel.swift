@@ -20,10 +20,12 @@ final class TCPFrameChannel: FrameChannel {
 
     let channel: any Channel
     let peerDescription: String
+    let taskExecutor: (any TaskExecutor)?
     private let pending: Mutex<Pending>
 
     init(channel: any Channel) {
         self.channel = channel
+        self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         self.pending = Mutex(Pending(buffer: channel.allocator.buffer(capacity: 0)))
     }

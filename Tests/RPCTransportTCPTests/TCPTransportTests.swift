@@ -1,3 +1,4 @@
+import Dispatch
 import Contracts
 import Logging
 import NIOCore
@@ -17,11 +18,12 @@ struct TCPTransportTests {
     /// Runs `body` with a client connected to a fresh server; shuts the server down afterwards.
     static func withServer(
         configuration: ServerConfiguration = .defaults,
+        services: [any RPCService] = [],
         _ body: @Sendable (RPCClient, Int, EchoService) async throws -> Void
     ) async throws {
         let transport = TCPServerTransport(host: "127.0.0.1", port: 0, limits: configuration.limits)
         let echo = EchoService()
-        let server = RPCServer(transport: transport, services: [echo], configuration: configuration)
+        let server = RPCServer(transport: transport, services: services.isEmpty ? [echo] : services, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await transport.listeningAddress().port!
@@ -97,6 +99,33 @@ struct TCPTransportTests {
             }
         }
         return false
+    }
+
+    /// A handler that awaits work finished on another thread (as the event store's writer and the
+    /// log's syncer finish appends) resumes on its connection's event loop, so its reply needs no
+    /// second thread hop. (Without the preference it would resume on the global executor's
+    /// threads, which in tests are not event loops at all.)
+    @Test func aHandlerResumedFromAnotherThreadRunsOnItsConnectionsEventLoop() async throws {
+        struct LoopProbe: RPCService {
+            func register(with router: inout RPCRouter) {
+                router.registerUnary(Echo.Method.get) { (message: JframeTestingV1.EchoMessage, _) in
+                    let before = MultiThreadedEventLoopGroup.currentEventLoop
+                    await withCheckedContinuation { continuation in
+                        DispatchQueue.global().async { continuation.resume() }
+                    }
+                    let after = MultiThreadedEventLoopGroup.currentEventLoop
+                    var reply = message
+                    reply.note = before == nil ? "not on a loop" : (after === before ? "same loop" : "moved")
+                    return reply
+                }
+            }
+        }
+        try await Self.withServer(services: [LoopProbe()]) { client, _, _ in
+            for _ in 0..<20 {
+                let reply = try await Echo.Client(client).get(Self.message)
+                #expect(reply.note == "same loop")
+            }
+        }
     }
 
     @Test func deadlineIsPropagatedAndCancelsTheHandler() async throws {

@@ -233,7 +233,7 @@ final class ServerConnection: FrameReceiver, Sendable {
         let context = ServerContext(
             method: route.method, metadata: headers.metadata ?? [:], deadline: deadline,
             peer: channel.peerDescription, logger: logger)
-        let task = Task { await self.run(call, route: route, context: context) }
+        let task = Task(executorPreference: channel.taskExecutor) { await self.run(call, route: route, context: context) }
         call.withState { $0.task = task }
     }
 

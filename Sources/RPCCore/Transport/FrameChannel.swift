@@ -12,10 +12,19 @@ public protocol FrameChannel: AnyObject, Sendable {
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any ScheduledTimer
     /// The remote address, for logs.
     var peerDescription: String { get }
+    /// Where the tasks serving this connection's calls prefer to run, if the transport has a
+    /// thread of its own (an event loop).
+    ///
+    /// Why: a handler that awaits work finished on another thread (the event store's writer
+    /// after its fsync) is resumed wherever the global executor puts it. Resuming it on the
+    /// connection's own thread saves a second thread wake-up before the reply can be written,
+    /// which on a small machine is most of a call's latency.
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension FrameChannel {
     public func write(_ frame: Frame) { write([frame]) }
+    public var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// A timer returned by ``FrameChannel/schedule(after:_:)``.
