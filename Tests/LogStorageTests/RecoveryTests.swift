@@ -14,8 +14,9 @@ import Testing
     }()
 
     /// Writes `count` one-record batches; returns the byte size of the log after each batch.
+    /// No zeros ahead of the appends, so the file sizes are the batches' ends.
     func populate(_ dir: String, count: Int, checkpointAfter: Int? = nil) async throws -> [Int64] {
-        let log = try PartitionLog(directory: dir, config: settings)
+        let log = try PartitionLog(directory: dir, config: settings, preallocateBytes: 0)
         var ends: [Int64] = []
         for i in 0..<count {
             _ = try await log.append([record("k\(i)", #"{"n":\#(i)}"#)])
@@ -46,6 +47,36 @@ import Testing
             #expect(next.baseOffset == expectedEnd)
             try pristine.write(to: URL(fileURLWithPath: active))
         }
+    }
+
+    @Test func zerosWrittenAheadAreTrimmedWhenSealedOrClosedAndDroppedAfterACrash() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let log = try PartitionLog(directory: dir.path, config: settings, preallocateBytes: 4096)
+        for i in 0..<30 { _ = try await log.append([record("k\(i)", #"{"n":\#(i)}"#)]) }
+        let logs = segmentFiles(dir.path, ".log")
+        #expect(logs.count >= 2)
+        let sealedBytes = logs.dropLast().reduce(Int64(0)) { $0 + fileSize($1) }
+        let activeBytes = log.sizeInBytes - sealedBytes
+        #expect(activeBytes > 0, "sealed segments end at their last batch")
+        #expect(fileSize(logs.last!) > activeBytes, "the active segment runs ahead with zeros")
+        #expect(fileSize(logs.last!) <= activeBytes + 4096)
+        let end = log.highWatermark
+
+        // A crash: the log is dropped without closing, its zeros still on disk.
+        let reopened = try PartitionLog(directory: dir.path, config: settings, preallocateBytes: 4096)
+        #expect(reopened.highWatermark == end)
+        #expect(fileSize(logs.last!) == activeBytes, "the zeros were cut")
+        let all = try reopened.read(from: 0, maxRecords: 1000, maxBytes: 1 << 20)
+        #expect(all.records.map(\.offset) == Array(0..<end))
+        #expect(all.records.last?.value == Array(#"{"n":29}"#.utf8))
+        let next = try await reopened.append([record("again", "{}")])
+        #expect(next.baseOffset == end)
+        #expect(fileSize(logs.last!) > reopened.sizeInBytes - sealedBytes)
+        try reopened.close()
+        #expect(fileSize(logs.last!) == reopened.sizeInBytes - sealedBytes, "closing trims the zeros")
+        let again = try PartitionLog(directory: dir.path, config: settings)
+        #expect(again.highWatermark == end + 1)
     }
 
     @Test func aFlippedBitInASealedSegmentIsReportedAsCorruptionNotCut() async throws {

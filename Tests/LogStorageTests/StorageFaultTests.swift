@@ -65,6 +65,9 @@ final class Locked<Value>: @unchecked Sendable {
         var config = LogConfig()
         config.segmentBytes = Int.random(in: 600...4000, using: &random)
         config.indexIntervalBytes = Int.random(in: 64...512, using: &random)
+        // Zero-filled space ahead of the appends, from none to more than a segment: crashes then
+        // also leave zero tails, torn batches before zeros, and zeros that never reached the disk.
+        let preallocate = [0, 64, 700, 8192][Int.random(in: 0...3, using: &random)]
         let producers = Int.random(in: 1...4, using: &random)
         let acknowledged = Acknowledged()
         var next = (0..<producers).map { Batch(producer: Int64($0) + 1, sequence: 0, values: []) }
@@ -76,7 +79,8 @@ final class Locked<Value>: @unchecked Sendable {
             let fileSystem = CrashingFileSystem()
             let log: PartitionLog
             do {
-                log = try PartitionLog(directory: dir.path, config: config, fileSystem: fileSystem)
+                log = try PartitionLog(
+                    directory: dir.path, config: config, fileSystem: fileSystem, preallocateBytes: preallocate)
             } catch {
                 Issue.record("\(context): the log did not open after a crash: \(error)")
                 return (torn, dropped)
@@ -142,7 +146,7 @@ final class Locked<Value>: @unchecked Sendable {
 
             // Open again and retry what was in flight: a batch that survived is answered with its
             // first offsets, one that did not is appended now; either way it is there once.
-            let reopened = try PartitionLog(directory: dir.path, config: config)
+            let reopened = try PartitionLog(directory: dir.path, config: config, preallocateBytes: preallocate)
             try checkAcknowledged(acknowledged, in: reopened, "\(context) after the crash (\(report))")
             for i in next.indices {
                 let result = try await reopened.append(next[i].records, producer: next[i].stamp)
@@ -155,7 +159,7 @@ final class Locked<Value>: @unchecked Sendable {
             try reopened.close()
         }
 
-        let final = try PartitionLog(directory: dir.path, config: config)
+        let final = try PartitionLog(directory: dir.path, config: config, preallocateBytes: preallocate)
         try checkAcknowledged(acknowledged, in: final, "seed \(seed) at the end")
         let all = try readAll(final)
         let values = all.map { $0.valueText ?? "" }

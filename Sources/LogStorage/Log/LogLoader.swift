@@ -36,6 +36,8 @@ struct LogLoader {
     let config: LogConfig
     let fileSystem: any FileSystem
     let logger: Logger
+    /// Passed to the active segment, which extends itself with zeros ahead of its appends.
+    var preallocateBytes = 0
 
     func load() throws -> Loaded {
         try fileSystem.createDirectory(directory)
@@ -56,10 +58,10 @@ struct LogLoader {
 
         var segments: [LogSegment] = []
         for (i, base) in bases.enumerated() {
+            let isLast = i == bases.count - 1
             let segment = try LogSegment(
                 directory: directory, baseOffset: base, indexIntervalBytes: config.indexIntervalBytes,
-                fileSystem: fileSystem)
-            let isLast = i == bases.count - 1
+                preallocateBytes: isLast ? preallocateBytes : 0, fileSystem: fileSystem)
             let belowRecoveryPoint = !isLast && bases[i + 1] <= recoveryPoint
             if belowRecoveryPoint {
                 if try !segment.loadIndexesIfConsistent() {
@@ -103,12 +105,19 @@ struct LogLoader {
                         path: segment.file.path, position: invalid.position, reason: invalid.reason.description)
                 }
                 let cut = segment.size - invalid.position
-                logger.warning(
-                    "cut a torn tail off the log",
-                    metadata: [
-                        "segment": "\(segment.file.path)", "position": "\(invalid.position)", "bytes": "\(cut)",
-                        "reason": "\(invalid.reason)",
-                    ])
+                if try Self.onlyZeros(in: segment.file, from: invalid.position, to: segment.size) {
+                    // The space written ahead of the appends (see `LogSegment.append`): nothing lost.
+                    logger.debug(
+                        "dropped the unused zero-filled tail of the log",
+                        metadata: ["segment": "\(segment.file.path)", "position": "\(invalid.position)", "bytes": "\(cut)"])
+                } else {
+                    logger.warning(
+                        "cut a torn tail off the log",
+                        metadata: [
+                            "segment": "\(segment.file.path)", "position": "\(invalid.position)", "bytes": "\(cut)",
+                            "reason": "\(invalid.reason)",
+                        ])
+                }
                 try segment.truncateLog(to: invalid.position)
                 break
             }
@@ -120,6 +129,18 @@ struct LogLoader {
             }
         }
         if !isLast { try segment.seal() }
+    }
+
+    /// Whether the file holds nothing but zero bytes from `start` to `end`.
+    static func onlyZeros(in file: any StorageFile, from start: Int64, to end: Int64) throws -> Bool {
+        var position = start
+        while position < end {
+            let chunk = try file.read(at: position, count: Int(min(1 << 20, end - position)))
+            guard !chunk.isEmpty else { return true }
+            if chunk.contains(where: { $0 != 0 }) { return false }
+            position += Int64(chunk.count)
+        }
+        return true
     }
 
     private func readCheckpoint() throws -> PartitionCheckpoint? {

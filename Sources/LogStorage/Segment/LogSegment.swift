@@ -14,6 +14,10 @@ final class LogSegment {
 
     /// Bytes of whole batches in the log file.
     private(set) var size: Int64
+    /// The log file's length: `size` plus zeros written ahead of the appends (see `append`).
+    private(set) var allocated: Int64
+    /// How far ahead of the appends the active segment is zero-filled; 0 writes none.
+    let preallocateBytes: Int
     /// The offset after the last batch; the base offset when the segment is empty.
     private(set) var nextOffset: Int64
     /// The largest record timestamp in the segment; -1 when empty.
@@ -40,14 +44,18 @@ final class LogSegment {
 
     /// Opens the segment's files (creating them if missing) without reading them: `LogLoader`
     /// fills the state by recovering or by loading the indexes.
-    init(directory: String, baseOffset: Int64, indexIntervalBytes: Int, fileSystem: any FileSystem) throws {
+    init(
+        directory: String, baseOffset: Int64, indexIntervalBytes: Int, preallocateBytes: Int = 0, fileSystem: any FileSystem
+    ) throws {
         let paths = Self.paths(directory: directory, baseOffset: baseOffset)
         self.baseOffset = baseOffset
         self.indexIntervalBytes = indexIntervalBytes
+        self.preallocateBytes = preallocateBytes
         file = try fileSystem.open(paths.log)
         indexFile = try fileSystem.open(paths.index)
         timeIndexFile = try fileSystem.open(paths.timeIndex)
         size = try file.size()
+        allocated = size
         nextOffset = baseOffset
         maxTimestamp = -1
     }
@@ -55,11 +63,34 @@ final class LogSegment {
     var isEmpty: Bool { size == 0 }
 
     /// Writes an encoded batch (offsets already assigned) at the end of the file and indexes it.
+    ///
+    /// Why zeros ahead: an fdatasync after a write that grows the file must also commit the new
+    /// length and block allocation through the file system's journal; one after a write into
+    /// blocks already written costs only the data (on this machine's ext4: about 150 µs against
+    /// 245). So the file is extended `preallocateBytes` at a time with zeros, which the next sync
+    /// makes durable once, and the appends after it overwrite them. Recovery cuts the zero tail
+    /// (a zero header is no batch), and sealing trims it, so sealed segments end at their last batch.
     func append(_ bytes: [UInt8], header: BatchHeader) throws {
+        let end = size + Int64(bytes.count)
+        if preallocateBytes > 0, end > allocated {
+            let target = end + Int64(preallocateBytes)
+            try file.write(Self.zeros(count: Int(target - end)), at: end)
+            allocated = target
+        }
         try file.write(bytes, at: size)
         let position = size
         size += Int64(bytes.count)
+        allocated = max(allocated, size)
         try index(header, at: position)
+    }
+
+    private static func zeros(count: Int) -> [UInt8] { [UInt8](repeating: 0, count: count) }
+
+    /// Cuts the zeros written ahead of the appends, so the file ends at its last batch.
+    func trimPreallocated() throws {
+        guard allocated > size else { return }
+        try file.truncate(to: size)
+        allocated = size
     }
 
     /// Whether a batch with this header may come next: offsets increase and fit the index.
@@ -94,6 +125,7 @@ final class LogSegment {
     /// Makes the segment durable before it stops being the active one: the log, a final time
     /// index entry for its largest timestamp, and both indexes.
     func seal() throws {
+        try trimPreallocated()
         try file.sync()
         if maxTimestamp > (timeIndex.last?.timestamp ?? -1) {
             try appendTimeEntry(TimeIndexEntry(timestamp: maxTimestamp, relativeOffset: lastBatchRelativeOffset))
@@ -134,6 +166,7 @@ final class LogSegment {
         try file.truncate(to: position)
         try file.sync()
         size = position
+        allocated = position
     }
 
     /// Adopts the index files as they are on disk if they fit the log: whole entries, increasing,
