@@ -233,7 +233,12 @@ final class ServerConnection: FrameReceiver, Sendable {
         let context = ServerContext(
             method: route.method, metadata: headers.metadata ?? [:], deadline: deadline,
             peer: channel.peerDescription, logger: logger)
-        let task = Task(executorPreference: channel.taskExecutor) { await self.run(call, route: route, context: context) }
+        // A call with one reply prefers the connection's own thread (see `FrameChannel.taskExecutor`).
+        // A call that streams replies does not: encoding its messages wherever its task runs while
+        // the connection's loop writes them spreads a stream over two cores (Subscribe, measured:
+        // about 780k records/s that way against 480k pinned to the connection's loop).
+        let executor = route.method.kind.hasSingleResponse ? channel.taskExecutor : nil
+        let task = Task(executorPreference: executor) { await self.run(call, route: route, context: context) }
         call.withState { $0.task = task }
     }
 
