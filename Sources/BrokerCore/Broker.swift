@@ -17,6 +17,10 @@ public struct BrokerSettings: Sendable {
     public var maxRecordBytes = 1 << 20
     /// The most a fetch may return.
     public var maxFetchBytes = 8 << 20
+    /// How far ahead of its appends each partition's active segment is zero-filled, so that the
+    /// fdatasync acknowledging an append need not commit a new file length (see `PartitionLog`).
+    /// 0 turns it off (on copy-on-write file systems it only doubles the writes).
+    public var preallocateBytes = PartitionLog.defaultPreallocateBytes
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -97,7 +101,9 @@ public final class Broker: Sendable {
             }
             guard let bytes = try fileSystem.readWholeFile(path + "/topic.json") else { continue }
             let topicSettings = try JSONDecoder().decode(TopicSettings.self, from: Data(bytes))
-            open[name] = Self.openTopic(topicSettings, directory: path, fileSystem: fileSystem, clock: clock, logger: logger)
+            open[name] = Self.openTopic(
+                topicSettings, directory: path, preallocateBytes: settings.preallocateBytes, fileSystem: fileSystem,
+                clock: clock, logger: logger)
         }
         topics = Mutex(open)
         var offsetsConfig = LogConfig()
@@ -106,13 +112,14 @@ public final class Broker: Sendable {
         offsetsConfig.deleteRetentionMs = 86_400_000
         let offsetsLog = try PartitionLog(
             directory: settings.dataDirectory + "/internal/consumer-offsets", config: offsetsConfig, fileSystem: fileSystem,
-            clock: clock, logger: logger)
+            clock: clock, logger: logger, preallocateBytes: settings.preallocateBytes)
         groups = try GroupCoordinator(offsetsLog: offsetsLog, clock: clock, logger: logger)
         logger.info("broker opened", metadata: ["topics": "\(open.count)", "data_dir": "\(settings.dataDirectory)"])
     }
 
     private static func openTopic(
-        _ settings: TopicSettings, directory: String, fileSystem: any FileSystem, clock: any WallClock, logger: Logger
+        _ settings: TopicSettings, directory: String, preallocateBytes: Int, fileSystem: any FileSystem,
+        clock: any WallClock, logger: Logger
     ) -> Topic {
         let partitions = (0..<settings.partitions).map { partition -> PartitionState in
             var partitionLogger = logger
@@ -122,7 +129,7 @@ public final class Broker: Sendable {
                 return .online(
                     try PartitionLog(
                         directory: directory + "/\(partition)", config: settings.config, fileSystem: fileSystem, clock: clock,
-                        logger: partitionLogger))
+                        logger: partitionLogger, preallocateBytes: preallocateBytes))
             } catch {
                 partitionLogger.error("partition left offline: it could not be opened", metadata: ["error": "\(error)"])
                 return .failed("\(error)")
@@ -156,7 +163,9 @@ public final class Broker: Sendable {
             try fileSystem.writeAtomically(staging + "/topic.json", Array(try encoder.encode(topicSettings)))
             try fileSystem.rename(staging, to: final)
             try fileSystem.syncDirectory(topicsDirectory)
-            let topic = Self.openTopic(topicSettings, directory: final, fileSystem: fileSystem, clock: clock, logger: logger)
+            let topic = Self.openTopic(
+                topicSettings, directory: final, preallocateBytes: settings.preallocateBytes, fileSystem: fileSystem,
+                clock: clock, logger: logger)
             topics[topicSettings.name] = topic
             logger.info(
                 "topic created", metadata: ["topic": "\(topicSettings.name)", "partitions": "\(topicSettings.partitions)"])

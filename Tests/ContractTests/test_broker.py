@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -14,7 +15,7 @@ import time
 import pytest
 
 import jframe
-from conftest import checked_call
+from conftest import BIN_DIR, checked_call
 
 B = "cqrs.broker.v1.Broker/"
 CALLED: set[str] = set()
@@ -388,6 +389,39 @@ def test_kill_9_during_a_producer_workload_loses_no_acknowledged_record(broker):
                 if p == partition:
                     assert stored.get(offset) == value, f"seed {seed}: acked {p}/{offset} lost or changed"
     assert len(acked) > 100
+
+
+def test_the_active_segment_runs_ahead_with_zeros_that_a_clean_stop_trims(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols, "--preallocate-bytes", "65536")
+    try:
+        broker.call("CreateTopic", {"name": "z", "partitions": 1})
+        broker.call("Produce", {"topic": "z", "records": [{"key": "k", "value": {"n": i}} for i in range(10)]})
+        segment = os.path.join(broker.data, "topics", "z", "0", "00000000000000000000.log")
+        running = os.path.getsize(segment)
+        assert running > 65536, "the segment is zero-filled ahead of its appends"
+        with open(segment, "rb") as f:
+            assert f.read()[-65536:] == bytes(65536)
+        broker.restart()
+        stopped = os.path.getsize(segment)
+        assert 0 < stopped <= running - 65536, "a clean stop trims the zeros"
+        broker.call("Produce", {"topic": "z", "records": [{"key": "k", "value": {"n": 10}}]})
+        broker.restart(hard=True)
+        assert [r["value"]["n"] for r in broker.fetch_all("z", 0)] == list(range(11)), "kill -9 with zeros loses nothing"
+    finally:
+        broker.cleanup()
+    off = BrokerProcess(start_server, protocols, "--preallocate-bytes", "0")
+    try:
+        off.call("CreateTopic", {"name": "z", "partitions": 1})
+        off.call("Produce", {"topic": "z", "records": [{"key": "k", "value": {"n": 1}}]})
+        segment = os.path.join(off.data, "topics", "z", "0", "00000000000000000000.log")
+        running = os.path.getsize(segment)
+        off.restart()
+        assert os.path.getsize(segment) == running > 0, "no zeros ahead when turned off"
+    finally:
+        off.cleanup()
+    refused = subprocess.run([str(BIN_DIR / "broker"), "--data-dir", tempfile.mkdtemp(), "--preallocate-bytes=-1"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "--preallocate-bytes must be 0 to 1 GiB" in refused.stderr
 
 
 def test_every_broker_method_was_called(protocols):
