@@ -202,7 +202,14 @@ def test_a_query_waits_for_its_position_then_sees_the_write_or_gets_deadline_exc
 
     late = stack.connection.unary(f"{PACKAGE}.Accounts/GetAccount", {"accountId": "acct-1", "minPosition": "1000000"}, timeout_ms=300)
     assert late.code == CODE["DEADLINE_EXCEEDED"]
-    assert "not yet 1000000" in late.trailers.get("message", "") or late.trailers.get("message", "").startswith("deadline")
+    # The service answers a little ahead of the deadline, naming how far the read models are; on
+    # a machine too busy for that margin the transport's own DEADLINE_EXCEEDED may come first.
+    assert "not yet 1000000" in late.trailers.get("message", "") or "deadline of 300 ms passed" in late.trailers.get("message", "")
+    started = time.monotonic()
+    late = stack.connection.unary(f"{PACKAGE}.Accounts/GetAccount", {"accountId": "acct-1", "minPosition": "1000000"}, timeout_ms=2000)
+    assert late.code == CODE["DEADLINE_EXCEEDED"]
+    assert "not yet 1000000" in late.trailers.get("message", ""), late.trailers
+    assert 1.7 <= time.monotonic() - started < 2.5, "it waited for most of its deadline, no longer"
 
 
 def test_watch_account_pushes_each_applied_change(stack):
