@@ -109,7 +109,7 @@ let package = Package(
             swiftSettings: settings
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
-        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
+        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore", nioPosix], swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer and a group consumer.
         .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
@@ -226,6 +226,7 @@ let package = Package(
         ),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
+        .testTarget(name: "BrokerServiceTests", dependencies: ["BrokerService", "LogStorage", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
             dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],

@@ -21,6 +21,8 @@ public struct BrokerSettings: Sendable {
     /// fdatasync acknowledging an append need not commit a new file length (see `PartitionLog`).
     /// 0 turns it off (on copy-on-write file systems it only doubles the writes).
     public var preallocateBytes = PartitionLog.defaultPreallocateBytes
+    /// Where each partition's fdatasync runs (see `SyncScheduler`).
+    public var syncScheduler: any SyncScheduler = BackgroundSyncScheduler()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -101,9 +103,7 @@ public final class Broker: Sendable {
             }
             guard let bytes = try fileSystem.readWholeFile(path + "/topic.json") else { continue }
             let topicSettings = try JSONDecoder().decode(TopicSettings.self, from: Data(bytes))
-            open[name] = Self.openTopic(
-                topicSettings, directory: path, preallocateBytes: settings.preallocateBytes, fileSystem: fileSystem,
-                clock: clock, logger: logger)
+            open[name] = Self.openTopic(topicSettings, directory: path, settings: settings, fileSystem: fileSystem, clock: clock, logger: logger)
         }
         topics = Mutex(open)
         var offsetsConfig = LogConfig()
@@ -112,30 +112,30 @@ public final class Broker: Sendable {
         offsetsConfig.deleteRetentionMs = 86_400_000
         let offsetsLog = try PartitionLog(
             directory: settings.dataDirectory + "/internal/consumer-offsets", config: offsetsConfig, fileSystem: fileSystem,
-            clock: clock, logger: logger, preallocateBytes: settings.preallocateBytes)
+            clock: clock, logger: logger, preallocateBytes: settings.preallocateBytes, syncScheduler: settings.syncScheduler)
         groups = try GroupCoordinator(offsetsLog: offsetsLog, clock: clock, logger: logger)
         logger.info("broker opened", metadata: ["topics": "\(open.count)", "data_dir": "\(settings.dataDirectory)"])
     }
 
     private static func openTopic(
-        _ settings: TopicSettings, directory: String, preallocateBytes: Int, fileSystem: any FileSystem,
+        _ topicSettings: TopicSettings, directory: String, settings: BrokerSettings, fileSystem: any FileSystem,
         clock: any WallClock, logger: Logger
     ) -> Topic {
-        let partitions = (0..<settings.partitions).map { partition -> PartitionState in
+        let partitions = (0..<topicSettings.partitions).map { partition -> PartitionState in
             var partitionLogger = logger
-            partitionLogger[metadataKey: "topic"] = "\(settings.name)"
+            partitionLogger[metadataKey: "topic"] = "\(topicSettings.name)"
             partitionLogger[metadataKey: "partition"] = "\(partition)"
             do {
                 return .online(
                     try PartitionLog(
-                        directory: directory + "/\(partition)", config: settings.config, fileSystem: fileSystem, clock: clock,
-                        logger: partitionLogger, preallocateBytes: preallocateBytes))
+                        directory: directory + "/\(partition)", config: topicSettings.config, fileSystem: fileSystem, clock: clock,
+                        logger: partitionLogger, preallocateBytes: settings.preallocateBytes, syncScheduler: settings.syncScheduler))
             } catch {
                 partitionLogger.error("partition left offline: it could not be opened", metadata: ["error": "\(error)"])
                 return .failed("\(error)")
             }
         }
-        return Topic(settings: settings, directory: directory, partitions: partitions)
+        return Topic(settings: topicSettings, directory: directory, partitions: partitions)
     }
 
     // MARK: Topics
@@ -163,9 +163,7 @@ public final class Broker: Sendable {
             try fileSystem.writeAtomically(staging + "/topic.json", Array(try encoder.encode(topicSettings)))
             try fileSystem.rename(staging, to: final)
             try fileSystem.syncDirectory(topicsDirectory)
-            let topic = Self.openTopic(
-                topicSettings, directory: final, preallocateBytes: settings.preallocateBytes, fileSystem: fileSystem,
-                clock: clock, logger: logger)
+            let topic = Self.openTopic(topicSettings, directory: final, settings: settings, fileSystem: fileSystem, clock: clock, logger: logger)
             topics[topicSettings.name] = topic
             logger.info(
                 "topic created", metadata: ["topic": "\(topicSettings.name)", "partitions": "\(topicSettings.partitions)"])

@@ -424,6 +424,44 @@ def test_the_active_segment_runs_ahead_with_zeros_that_a_clean_stop_trims(start_
     assert refused.returncode != 0 and "--preallocate-bytes must be 0 to 1 GiB" in refused.stderr
 
 
+@pytest.mark.parametrize("place", ["event-loop", "background"])
+def test_with_syncs_on_the_event_loop_or_a_thread_every_concurrent_ack_survives_kill_9(start_server, protocols, place):
+    broker = BrokerProcess(start_server, protocols, "--sync-on", place)
+    try:
+        broker.call("CreateTopic", {"name": "s", "partitions": 2})
+        acked: list[tuple[int, int, int]] = []
+        lock = threading.Lock()
+
+        def produce(worker: int):
+            connection = broker.running.connect()
+            try:
+                for n in range(20):
+                    reply = broker.call("Produce", {"topic": "s", "records": [{"key": f"w{worker}", "value": {"w": worker, "n": n}}]},
+                                        connection=connection)
+                    with lock:
+                        acked.append((worker, n, int(reply["results"][0]["offset"])))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=produce, args=(worker,)) for worker in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(acked) == 160
+        broker.restart(hard=True)
+        stored = {(r["value"]["w"], r["value"]["n"]) for p in (0, 1) for r in broker.fetch_all("s", p)}
+        assert {(w, n) for w, n, _ in acked} <= stored, "an acknowledged record was lost"
+        for worker in range(8):
+            mine = sorted((offset, n) for w, n, offset in acked if w == worker)
+            assert [n for _, n in mine] == list(range(20)), "one key's records keep their order"
+    finally:
+        broker.cleanup()
+    refused = subprocess.run([str(BIN_DIR / "broker"), "--data-dir", tempfile.mkdtemp(), "--sync-on", "sideways"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "event-loop" in refused.stderr and "background" in refused.stderr
+
+
 def test_every_broker_method_was_called(protocols):
     defined = {m["name"] for m in protocols.packages["cqrs.broker.v1"]["services"][0]["methods"]}
     assert defined - CALLED == set()

@@ -224,6 +224,49 @@ import Testing
         #expect(syncs >= 1)
     }
 
+    /// The scheduler decides where a sync runs, the log what it covers: every append written
+    /// before the sync starts is acknowledged by it, and an append that queues behind a running
+    /// sync gets one more round, asked of the scheduler again.
+    @Test func aSchedulerRunsTheSyncsAndOneSyncCoversEveryAppendWrittenBeforeIt() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let fileSystem = InstrumentedFileSystem()
+        let scheduler = HeldSyncScheduler()
+        let log = try PartitionLog(directory: dir.path, config: config(), fileSystem: fileSystem, syncScheduler: scheduler)
+        let syncsBefore = fileSystem.syncs.load(ordering: .relaxed)
+        let five = Task {
+            try await withThrowingTaskGroup(of: Int64.self) { group in
+                for i in 0..<5 { group.addTask { try await log.append([record("k\(i)", "v")]).baseOffset } }
+                return try await group.reduce(Int64(-1)) { max($0, $1) }
+            }
+        }
+        try await poll { log.logEndOffset == 5 }
+        #expect(scheduler.held == 1, "one sync asked for, however many appends wait for it")
+        #expect(log.highWatermark == 0, "nothing is visible before its sync")
+        scheduler.runHeld()
+        #expect(try await five.value == 4)
+        #expect(log.highWatermark == 5)
+        #expect(fileSystem.syncs.load(ordering: .relaxed) - syncsBefore == 1, "one fdatasync for five appends")
+        #expect(scheduler.held == 0, "no round is asked for when nothing waits")
+
+        // A slow fsync, and an append that arrives while it runs.
+        fileSystem.syncDelayMicroseconds.store(300_000, ordering: .relaxed)
+        let sixth = Task { try await log.append([record("a", "6")]).baseOffset }
+        try await poll { scheduler.held == 1 }
+        let round = Task.detached { scheduler.runHeld() }
+        try await poll { fileSystem.syncs.load(ordering: .relaxed) - syncsBefore == 2 }
+        let seventh = Task { try await log.append([record("b", "7")]).baseOffset }
+        try await poll { log.logEndOffset == 7 }
+        await round.value
+        #expect(try await sixth.value == 5)
+        #expect(log.highWatermark == 6, "the seventh was written after the sync began")
+        #expect(scheduler.held == 1, "so it asked for one more round")
+        fileSystem.syncDelayMicroseconds.store(0, ordering: .relaxed)
+        scheduler.runHeld()
+        #expect(try await seventh.value == 6)
+        #expect(log.highWatermark == 7)
+    }
+
     @Test func aFailedFsyncIsNeverAcknowledgedAndTakesTheLogOffline() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

@@ -25,6 +25,8 @@ public final class PartitionLog: Sendable {
     private let watermark: WatermarkWaiters
     /// How far ahead of its appends the active segment is zero-filled (see `LogSegment.append`).
     let preallocateBytes: Int
+    /// Where the group commit's fdatasync runs.
+    private let syncScheduler: any SyncScheduler
 
     /// 1 MiB: one extension (and one slower sync) per MiB appended.
     public static let defaultPreallocateBytes = 1 << 20
@@ -50,9 +52,11 @@ public final class PartitionLog: Sendable {
     public init(
         directory: String, config: LogConfig, fileSystem: any FileSystem = PosixFileSystem(),
         clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "log"),
-        preallocateBytes: Int = PartitionLog.defaultPreallocateBytes
+        preallocateBytes: Int = PartitionLog.defaultPreallocateBytes,
+        syncScheduler: any SyncScheduler = BackgroundSyncScheduler()
     ) throws {
         self.directory = directory
+        self.syncScheduler = syncScheduler
         self.config = config
         self.preallocateBytes = max(0, preallocateBytes)
         self.fileSystem = fileSystem
@@ -76,6 +80,8 @@ public final class PartitionLog: Sendable {
 
     /// Offset after the last record readers may see.
     public var highWatermark: Int64 { state.withLock { $0.durableEnd } }
+    /// Offset after the last record written, synced or not (Kafka's log end offset).
+    public var logEndOffset: Int64 { state.withLock { $0.writtenEnd } }
     /// The first offset still in the log; retention moves it forward.
     public var logStartOffset: Int64 { state.withLock { $0.segments[0].baseOffset } }
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.size } } }
@@ -215,37 +221,37 @@ public final class PartitionLog: Sendable {
             case .done: continuation.resume()
             case .failed(let error): continuation.resume(throwing: error)
             case .wait: break
-            case .startSync: DispatchQueue.global().async { self.syncUntilCaughtUp() }
+            case .startSync: syncScheduler.schedule { self.syncRound() }
             }
         }
     }
 
-    /// Runs on a thread that may block: fdatasync the active segment, release every append it
-    /// covered, and go again while appends are waiting.
-    private func syncUntilCaughtUp() {
-        while true {
-            let (target, file) = state.withLock { ($0.writtenEnd, $0.segments.last!.file) }
-            do {
-                try file.sync()
-            } catch {
-                _ = failWaitersIfOffline(after: error)
-                return
-            }
-            // A write or a roll's fsync may have failed while this one ran: then what this fsync
-            // covered is unknown.
-            if failWaitersIfOffline() { return }
-            let (ready, more) = state.withLock { state in
-                state.durableEnd = max(state.durableEnd, target)
-                let durable = state.durableEnd
-                let ready = state.syncWaiters.filter { $0.target <= durable }
-                state.syncWaiters.removeAll { $0.target <= durable }
-                if state.syncWaiters.isEmpty { state.syncing = false }
-                return (ready, !state.syncWaiters.isEmpty)
-            }
-            watermark.advance(to: target)
-            for waiter in ready { waiter.continuation.resume() }
-            if !more { return }
+    /// Runs where the scheduler put it, on a thread that may block: fdatasync the active
+    /// segment, release every append it covered, and schedule another round if appends arrived
+    /// meanwhile. Scheduling, rather than looping, lets a scheduler on an event loop send the
+    /// replies this round released before the loop blocks in the next one.
+    private func syncRound() {
+        let (target, file) = state.withLock { ($0.writtenEnd, $0.segments.last!.file) }
+        do {
+            try file.sync()
+        } catch {
+            _ = failWaitersIfOffline(after: error)
+            return
         }
+        // A write or a roll's fsync may have failed while this one ran: then what this fsync
+        // covered is unknown.
+        if failWaitersIfOffline() { return }
+        let (ready, more) = state.withLock { state in
+            state.durableEnd = max(state.durableEnd, target)
+            let durable = state.durableEnd
+            let ready = state.syncWaiters.filter { $0.target <= durable }
+            state.syncWaiters.removeAll { $0.target <= durable }
+            if state.syncWaiters.isEmpty { state.syncing = false }
+            return (ready, !state.syncWaiters.isEmpty)
+        }
+        watermark.advance(to: target)
+        for waiter in ready { waiter.continuation.resume() }
+        if more { syncScheduler.schedule { self.syncRound() } }
     }
 
     /// Once the log is offline (taken offline here when `error` is given), fails every append
