@@ -64,11 +64,13 @@ let package = Package(
         .target(name: "JSONCoding", swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: ["Watermarks", "CCRC32C", logging], swiftSettings: settings),
+        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "CCRC32C", logging], swiftSettings: settings),
         // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
         .target(name: "CCRC32C"),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
         .target(name: "Watermarks", swiftSettings: settings),
+        // Where the blocking half of a durable write (fdatasync, SQLite commit) runs.
+        .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
         .target(name: "BrokerCore", dependencies: ["LogStorage", logging], swiftSettings: settings),
@@ -103,13 +105,13 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", nioCore, nioPosix, argumentParser, logging,
-                lifecycle,
+                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", nioCore, nioPosix,
+                argumentParser, logging, lifecycle,
             ],
             swiftSettings: settings
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
-        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore", nioPosix], swiftSettings: settings),
+        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer and a group consumer.
         .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
@@ -121,7 +123,7 @@ let package = Package(
         .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),
         // The event store protocol (append with expected version, read stream, read all) and its
         // SQLite implementation with group commit; the store is also the outbox.
-        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", logging], swiftSettings: settings),
+        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", "CommitScheduling", logging], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler, and the outbox relay to the broker.
         .target(
@@ -161,7 +163,7 @@ let package = Package(
             swiftSettings: settings
         ),
         // What integration tests share: real server processes on real ports, temporary directories.
-        .target(name: "TestSupport", dependencies: [logging], swiftSettings: settings),
+        .target(name: "TestSupport", dependencies: ["CommitScheduling", logging], swiftSettings: settings),
         // Output and percentiles the benchmark executables share.
         .target(name: "BenchSupport", path: "Benchmarks/BenchSupport", swiftSettings: settings),
         .executableTarget(
@@ -226,21 +228,21 @@ let package = Package(
         ),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
-        .testTarget(name: "BrokerServiceTests", dependencies: ["BrokerService", "LogStorage", nioPosix], swiftSettings: settings),
+        .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
             dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "SQLite", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
         .testTarget(
             name: "CommandHandlingTests",
             dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging],
             swiftSettings: settings
         ),
         .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "TestSupport"], swiftSettings: settings),
-        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", logging], swiftSettings: settings),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "CommitScheduling", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

@@ -1,3 +1,4 @@
+import CommitScheduling
 import Logging
 import LogStorage
 import Synchronization
@@ -21,8 +22,8 @@ public struct BrokerSettings: Sendable {
     /// fdatasync acknowledging an append need not commit a new file length (see `PartitionLog`).
     /// 0 turns it off (on copy-on-write file systems it only doubles the writes).
     public var preallocateBytes = PartitionLog.defaultPreallocateBytes
-    /// Where each partition's fdatasync runs (see `SyncScheduler`).
-    public var syncScheduler: any SyncScheduler = BackgroundSyncScheduler()
+    /// Where each partition's fdatasync runs (see `CommitScheduler`).
+    public var syncScheduler: any CommitScheduler = BackgroundCommitScheduler()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }

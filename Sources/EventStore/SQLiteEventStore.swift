@@ -1,3 +1,4 @@
+import CommitScheduling
 import Dispatch
 import Foundation
 import Logging
@@ -8,10 +9,11 @@ import Watermarks
 /// The embedded event store: one SQLite database in WAL mode with `synchronous=FULL`, so an
 /// append is on disk (fsync of the WAL) before it is acknowledged.
 ///
-/// **Group commit.** Every write goes through one writer connection on one serial queue. Appends
-/// that arrive while a transaction is committing wait, and the next transaction takes all of
-/// them (up to `maxBatch`): one fsync covers many commands, so throughput grows with
-/// concurrency. Each append runs inside its own SAVEPOINT, so one refused append (wrong version)
+/// **Group commit.** Every write goes through one writer connection, one transaction at a time,
+/// run where `Options.commitScheduler` puts it (a background thread by default; the command
+/// service commits on the event loop whose call wrote, as Redis does). Appends that arrive while
+/// a transaction is committing wait, and the next transaction takes all of them (up to
+/// `maxBatch`): one fsync covers many commands, so throughput grows with concurrency. Each append runs inside its own SAVEPOINT, so one refused append (wrong version)
 /// does not undo its neighbours. Appends in one batch see each other, so two racing on the same
 /// expected version end with exactly one winner.
 ///
@@ -27,6 +29,8 @@ public final class SQLiteEventStore: EventStore {
         public var maxBatch = 512
         /// Reader connections kept open.
         public var readers = 4
+        /// Where the writer's transactions run (see `CommitScheduler`).
+        public var commitScheduler: any CommitScheduler = BackgroundCommitScheduler()
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
         public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
         public init() {}
@@ -39,15 +43,19 @@ public final class SQLiteEventStore: EventStore {
 
     private struct Queue {
         var jobs: [Job] = []
+        /// A drain is scheduled or running: jobs queued now are left to it.
         var draining = false
+        /// A drain is inside a transaction (only one may be).
+        var running = false
+        /// Which scheduled drain may run; `close()` bumps it to take over one that has not started.
+        var generation = 0
         var closed = false
     }
 
     public let path: String
     private let options: Options
     private let logger: Logger
-    let writer: SQLiteConnection  // used on writerQueue only (tests read its pragmas while idle)
-    private let writerQueue = DispatchQueue(label: "eventstore.writer")
+    let writer: SQLiteConnection  // used by one drain at a time (tests read its pragmas while idle)
     private let queue = Mutex(Queue())
     private let readers: SQLiteReaderPool
     private let head: WatermarkWaiters
@@ -107,9 +115,29 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Finishes the queued writes, then refuses new ones.
+    ///
+    /// A drain scheduled on an event loop may be queued behind this very call on the same loop,
+    /// so close does not wait for it: it takes the drain over (the scheduled one then finds
+    /// itself superseded) and commits what is queued here. It waits only for a drain already
+    /// inside a transaction, which ends without help.
     public func close() {
-        queue.withLock { $0.closed = true }
-        writerQueue.sync {}
+        while true {
+            let owned = queue.withLock { queue -> Bool in
+                queue.closed = true
+                guard !queue.running else { return false }
+                queue.generation += 1
+                queue.draining = true
+                queue.running = true
+                return true
+            }
+            if owned { break }
+            usleep(200)
+        }
+        while case let jobs = nextBatch(), !jobs.isEmpty { commit(jobs) }
+        queue.withLock { queue in
+            queue.running = false
+            queue.draining = false
+        }
         checkpointer.stop()
     }
 
@@ -160,24 +188,50 @@ public final class SQLiteEventStore: EventStore {
         case nil:
             Self.fail(job, with: EventStoreError.unavailable("the store is closed"))
         case true?:
-            writerQueue.async { self.drain() }
+            scheduleDrain()
         case false?:
             break
         }
     }
 
-    /// Commits the queued jobs, a transaction per batch, until none are left.
-    private func drain() {
-        while true {
-            let jobs = queue.withLock { queue -> [Job] in
-                let count = min(queue.jobs.count, options.maxBatch)
-                let batch = Array(queue.jobs.prefix(count))
-                queue.jobs.removeFirst(count)
-                if batch.isEmpty { queue.draining = false }
-                return batch
+    private func scheduleDrain() {
+        let generation = queue.withLock { $0.generation }
+        options.commitScheduler.schedule { self.drainRound(generation) }
+    }
+
+    /// Commits one batch of the queued jobs in one transaction, then asks the scheduler for
+    /// another round if jobs arrived meanwhile. One round, not a loop: a scheduler on an event
+    /// loop sends the replies this round released before it blocks in the next.
+    private func drainRound(_ generation: Int) {
+        let owned = queue.withLock { queue -> Bool in
+            guard queue.generation == generation, !queue.running else { return false }
+            queue.running = true
+            return true
+        }
+        guard owned else { return }  // superseded by close()
+        let jobs = nextBatch()
+        if !jobs.isEmpty { commit(jobs) }
+        let more = queue.withLock { queue -> Bool in
+            queue.running = false
+            if queue.jobs.isEmpty {
+                queue.draining = false
+                return false
             }
-            guard !jobs.isEmpty else { return }
-            commit(jobs)
+            return true
+        }
+        if more { scheduleDrain() }
+    }
+
+    /// Writes queued and not yet taken by a transaction.
+    var queuedForTesting: Int { queue.withLock { $0.jobs.count } }
+
+    /// Takes up to `maxBatch` queued jobs.
+    private func nextBatch() -> [Job] {
+        queue.withLock { queue -> [Job] in
+            let count = min(queue.jobs.count, options.maxBatch)
+            let batch = Array(queue.jobs.prefix(count))
+            queue.jobs.removeFirst(count)
+            return batch
         }
     }
 

@@ -42,19 +42,7 @@ struct BrokerCommand: AsyncParsableCommand {
     static let preallocateRange = 0...(1 << 30)
 
     @Option(help: "Where a partition's fdatasync runs: event-loop (on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk) or background (a thread of its own, the loops never block). Env: BROKER_SYNC_ON.")
-    var syncOn: SyncPlace?
-
-    enum SyncPlace: String, ExpressibleByArgument, CaseIterable {
-        case eventLoop = "event-loop"
-        case background
-
-        var scheduler: any SyncScheduler {
-            switch self {
-            case .eventLoop: EventLoopSyncScheduler()
-            case .background: BackgroundSyncScheduler()
-            }
-        }
-    }
+    var syncOn: CommitPlace?
 
     func validate() throws {
         if let maxRecordBytes, maxRecordBytes < 1 { throw ValidationError("--max-record-bytes must be at least 1") }
@@ -77,11 +65,7 @@ struct BrokerCommand: AsyncParsableCommand {
             guard Self.preallocateRange.contains(value) else { throw ValidationError("BROKER_PREALLOCATE_BYTES must be 0 to 1 GiB") }
             settings.preallocateBytes = value
         }
-        let syncPlace = try syncOn ?? Environment.string("BROKER_SYNC_ON").map { value in
-            guard let place = SyncPlace(rawValue: value) else { throw ValidationError("BROKER_SYNC_ON must be event-loop or background") }
-            return place
-        } ?? .eventLoop
-        settings.syncScheduler = syncPlace.scheduler
+        settings.syncScheduler = try CommitPlace.chosen(syncOn, environment: "BROKER_SYNC_ON", default: .eventLoop).scheduler
         let interval = try maintenanceIntervalMs ?? Environment.integer("BROKER_MAINTENANCE_INTERVAL_MS") ?? 30_000
         let configuration = try server.configuration()
         // A record must fit in one message with room for its envelope.

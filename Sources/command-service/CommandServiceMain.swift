@@ -43,6 +43,9 @@ struct CommandServiceCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the topics the relay creates. Env: COMMANDS_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
+    @Option(help: "Where the event store's transactions (and their fsync) run: background (the default: a writer thread, so the loops decide the next commands while it commits) or event-loop (on the loop whose command wrote, once it has handled what its last poll returned, as Redis does: no thread hand-offs, but nothing else runs on that loop while it waits for the disk). Env: COMMANDS_COMMIT_ON.")
+    var commitOn: CommitPlace?
+
     func validate() throws {
         if let snapshotEvery, snapshotEvery < 0 { throw ValidationError("--snapshot-every must be 0 or more") }
         if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
@@ -53,7 +56,9 @@ struct CommandServiceCommand: AsyncParsableCommand {
         let logger = Logger(label: "command-service")
         let directory = dataDir ?? Environment.string("COMMANDS_DATA_DIR") ?? "data/commands"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let store = try SQLiteEventStore(path: directory + "/events.sqlite", logger: Logger(label: "eventstore"))
+        var storeOptions = SQLiteEventStore.Options()
+        storeOptions.commitScheduler = try CommitPlace.chosen(commitOn, environment: "COMMANDS_COMMIT_ON", default: .background).scheduler
+        let store = try SQLiteEventStore(path: directory + "/events.sqlite", options: storeOptions, logger: Logger(label: "eventstore"))
         defer { store.close() }
 
         let relayOn = relay && Environment.string("COMMANDS_RELAY") != "0"

@@ -3,9 +3,11 @@ cqrs.commands.v1 method with replies validated against Protocols/, the status co
 commands, idempotency, the outbox relay to the broker, and kill -9 mid-workload."""
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -13,7 +15,7 @@ import time
 import pytest
 
 import jframe
-from conftest import checked_call
+from conftest import BIN_DIR, checked_call
 from test_broker import BrokerProcess
 
 PACKAGE = "cqrs.commands.v1"
@@ -24,14 +26,14 @@ CODE = jframe.CODE
 class CommandService:
     """A command-service on a data directory that outlives restarts, publishing to `broker`."""
 
-    def __init__(self, start_server, protocols, broker: BrokerProcess):
-        self.start_server, self.protocols, self.broker = start_server, protocols, broker
+    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str):
+        self.start_server, self.protocols, self.broker, self.args = start_server, protocols, broker, args
         self.data = tempfile.mkdtemp(prefix="commands-test-")
         self.start()
 
     def start(self):
         broker = f"{self.broker.running.host}:{self.broker.running.port}"
-        self.running = self.start_server("--data-dir", self.data, "--broker", broker, binary="command-service")
+        self.running = self.start_server("--data-dir", self.data, "--broker", broker, *self.args, binary="command-service")
         self.connection = self.running.connect()
 
     def kill(self):
@@ -165,7 +167,18 @@ def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protoc
     connection.close()
 
 
-def test_kill_9_mid_workload_loses_no_committed_event_on_its_way_to_the_broker(system):
+@pytest.fixture(params=["event-loop", "background"])
+def system_committing_on(request, start_server, protocols):
+    """A system whose command-service runs its store's transactions where the parameter says."""
+    broker = BrokerProcess(start_server, protocols)
+    service = CommandService(start_server, protocols, broker, "--commit-on", request.param)
+    yield service
+    service.cleanup()
+    broker.cleanup()
+
+
+def test_kill_9_mid_workload_loses_no_committed_event_on_its_way_to_the_broker(system_committing_on):
+    system = system_committing_on
     seed = int(__import__("os").environ.get("COMMANDS_KILL_SEED", random.randrange(1 << 30)))
     print(f"COMMANDS_KILL_SEED={seed}")
     rng = random.Random(seed)
@@ -211,6 +224,16 @@ def test_kill_9_mid_workload_loses_no_committed_event_on_its_way_to_the_broker(s
         versions = [int(r["headers"]["ce_streamversion"]) for r in records if r["key"] == account]
         first_seen = list(dict.fromkeys(versions))
         assert first_seen == sorted(first_seen), f"per-key order for {account} (seed {seed})"
+
+
+def test_a_bad_commit_place_is_refused_with_the_choices():
+    refused = subprocess.run([str(BIN_DIR / "command-service"), "--data-dir", tempfile.mkdtemp(), "--commit-on", "sideways"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "event-loop" in refused.stderr and "background" in refused.stderr
+    env = {**os.environ, "COMMANDS_COMMIT_ON": "sideways"}
+    refused = subprocess.run([str(BIN_DIR / "command-service"), "--data-dir", tempfile.mkdtemp(), "--no-relay"],
+                             capture_output=True, text=True, timeout=30, env=env)
+    assert refused.returncode != 0 and "COMMANDS_COMMIT_ON must be event-loop or background" in refused.stderr
 
 
 def test_every_commands_method_was_called(protocols):

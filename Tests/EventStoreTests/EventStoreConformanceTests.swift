@@ -222,6 +222,53 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         #expect(all.map(\.position) == Array(1...200))
     }
 
+    /// The scheduler decides where a transaction runs, the store what it holds: every append
+    /// queued before it starts.
+    @Test func oneScheduledTransactionCommitsEveryAppendQueuedBeforeIt() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let scheduler = HeldCommitScheduler()
+        var options = SQLiteEventStore.Options()
+        options.commitScheduler = scheduler
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite", options: options)
+        let appended = Task {
+            try await withThrowingTaskGroup(of: Int64.self) { group in
+                for index in 0..<5 {
+                    group.addTask { try await store.append(AppendRequest(streamId: "H-\(index)", expected: .noStream, events: [event()])).position }
+                }
+                return try await group.reduce(into: [Int64]()) { $0.append($1) }.sorted()
+            }
+        }
+        try await waitUntil("five appends queued") { store.queuedForTesting == 5 }
+        #expect(scheduler.held == 1, "one transaction asked for, however many appends wait for it")
+        #expect(try await store.headPosition() == 0, "nothing committed before it runs")
+        scheduler.runHeld()
+        #expect(try await appended.value == [1, 2, 3, 4, 5])
+        #expect(scheduler.held == 0, "no round is asked for when nothing waits")
+    }
+
+    /// A transaction scheduled on an event loop may sit behind the very call that closes the
+    /// store: close commits the queued appends itself instead of waiting for it, and the
+    /// superseded round, when it runs, does nothing.
+    @Test func closeCommitsWhatIsQueuedWithoutWaitingForTheScheduledRound() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.path + "/events.sqlite"
+        let scheduler = HeldCommitScheduler()
+        var options = SQLiteEventStore.Options()
+        options.commitScheduler = scheduler
+        let store = try SQLiteEventStore(path: path, options: options)
+        let appended = Task { try await store.append(AppendRequest(streamId: "C-1", expected: .noStream, events: [event("c1")])) }
+        try await waitUntil("the append queued") { scheduler.held == 1 }
+        store.close()
+        #expect(try await appended.value.position == 1)
+        scheduler.runHeld()
+        await #expect(throws: EventStoreError.self) { _ = try await store.append(AppendRequest(streamId: "C-2", expected: .any, events: [event()])) }
+        let reopened = try SQLiteEventStore(path: path)
+        #expect(try await reopened.readStream("C-1", fromVersion: 1, maxCount: 10).map(\.eventId) == ["c1"])
+        #expect(try await reopened.headPosition() == 1)
+    }
+
     @Test func theFileUsesWALAndFullSynchronous() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

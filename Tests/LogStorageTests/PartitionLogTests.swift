@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import LogStorage
@@ -231,7 +232,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let fileSystem = InstrumentedFileSystem()
-        let scheduler = HeldSyncScheduler()
+        let scheduler = HeldCommitScheduler()
         let log = try PartitionLog(directory: dir.path, config: config(), fileSystem: fileSystem, syncScheduler: scheduler)
         let syncsBefore = fileSystem.syncs.load(ordering: .relaxed)
         let five = Task {

@@ -74,20 +74,6 @@ func segmentFiles(_ directory: String, _ suffix: String) -> [String] {
         .map { directory + "/" + $0 }
 }
 
-/// A sync scheduler that holds what it is given until the test runs it.
-final class HeldSyncScheduler: SyncScheduler {
-    private let work = Mutex<[@Sendable () -> Void]>([])
-
-    var held: Int { work.withLock { $0.count } }
-
-    func schedule(_ sync: @escaping @Sendable () -> Void) { work.withLock { $0.append(sync) } }
-
-    /// Runs what is held now (not what that schedules).
-    func runHeld() {
-        for sync in work.withLock({ held in defer { held = [] }; return held }) { sync() }
-    }
-}
-
 /// Waits until `condition` holds, checking every millisecond, for at most 10 s.
 func poll(_ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(10)

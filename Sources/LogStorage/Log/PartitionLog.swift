@@ -1,3 +1,4 @@
+import CommitScheduling
 import Dispatch
 import Logging
 import Synchronization
@@ -26,7 +27,7 @@ public final class PartitionLog: Sendable {
     /// How far ahead of its appends the active segment is zero-filled (see `LogSegment.append`).
     let preallocateBytes: Int
     /// Where the group commit's fdatasync runs.
-    private let syncScheduler: any SyncScheduler
+    private let syncScheduler: any CommitScheduler
 
     /// 1 MiB: one extension (and one slower sync) per MiB appended.
     public static let defaultPreallocateBytes = 1 << 20
@@ -53,7 +54,7 @@ public final class PartitionLog: Sendable {
         directory: String, config: LogConfig, fileSystem: any FileSystem = PosixFileSystem(),
         clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "log"),
         preallocateBytes: Int = PartitionLog.defaultPreallocateBytes,
-        syncScheduler: any SyncScheduler = BackgroundSyncScheduler()
+        syncScheduler: any CommitScheduler = BackgroundCommitScheduler()
     ) throws {
         self.directory = directory
         self.syncScheduler = syncScheduler

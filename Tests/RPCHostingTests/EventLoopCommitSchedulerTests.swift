@@ -1,20 +1,21 @@
-import BrokerService
+import CommitScheduling
 import NIOCore
 import NIOPosix
+import RPCHosting
 import Synchronization
 import Testing
 
-@Suite struct EventLoopSyncSchedulerTests {
-    /// On a loop, the sync runs on that same loop, after what was already queued there (the
+@Suite struct EventLoopCommitSchedulerTests {
+    /// On a loop, the commit runs on that same loop, after what was already queued there (the
     /// other calls its last poll made ready), as Redis syncs in `beforeSleep`.
-    @Test func aSyncAskedForOnAnEventLoopRunsOnItAfterWhatIsAlreadyQueued() async throws {
+    @Test func aCommitAskedForOnAnEventLoopRunsOnItAfterWhatIsAlreadyQueued() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loop = group.next()
         let order = Mutex<[String]>([])
         let ranOnTheLoop = try await loop.submit { () -> EventLoopFuture<Bool> in
             let promise = loop.makePromise(of: Bool.self)
             loop.execute { order.withLock { $0.append("queued before") } }
-            EventLoopSyncScheduler().schedule {
+            EventLoopCommitScheduler().schedule {
                 order.withLock { $0.append("sync") }
                 promise.succeed(loop.inEventLoop)
             }
@@ -27,9 +28,9 @@ import Testing
     }
 
     /// Off any loop (a test, a timer on another thread) it syncs on a background thread.
-    @Test func aSyncAskedForOffAnyEventLoopRunsOnABackgroundThread() async throws {
+    @Test func aCommitAskedForOffAnyEventLoopRunsOnABackgroundThread() async throws {
         let onALoop = await withCheckedContinuation { continuation in
-            EventLoopSyncScheduler().schedule { continuation.resume(returning: MultiThreadedEventLoopGroup.currentEventLoop != nil) }
+            EventLoopCommitScheduler().schedule { continuation.resume(returning: MultiThreadedEventLoopGroup.currentEventLoop != nil) }
         }
         #expect(!onALoop)
     }
