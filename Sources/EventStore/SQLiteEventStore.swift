@@ -29,6 +29,9 @@ public final class SQLiteEventStore: EventStore {
         public var maxBatch = 512
         /// Reader connections kept open.
         public var readers = 4
+        /// Zeros written ahead in the WAL when the store opens (0: none; see
+        /// `WALCheckpointer.zeroFillWAL`).
+        public var walPreallocateBytes = WALCheckpointer.defaultWALPreallocateBytes
         /// Where the writer's transactions run (see `CommitScheduler`).
         public var commitScheduler: any CommitScheduler = BackgroundCommitScheduler()
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
@@ -74,6 +77,7 @@ public final class SQLiteEventStore: EventStore {
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             try WALCheckpointer.disableAutomaticCheckpoints(on: writer)
             try Self.migrate(writer)
+            try WALCheckpointer.zeroFillWAL(ofDatabaseAt: path, upTo: options.walPreallocateBytes)
             checkpointer = try WALCheckpointer(path: path, logger: logger)
             let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
             head = WatermarkWaiters(highWatermark: last)

@@ -3,6 +3,12 @@ import Dispatch
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Checkpoints a WAL-mode database from a connection of its own, on a timer, so that commits
 /// never do it.
 ///
@@ -49,6 +55,40 @@ public final class WALCheckpointer: Sendable {
             self.checkpoint()
             self.scheduleNext()
         }
+    }
+
+    /// 16 MiB: what one client's commands write to the WAL in seconds; under heavy load group
+    /// commit makes a commit's growth cheap by sharing it, and a store opens in a blink.
+    public static let defaultWALPreallocateBytes = 16 << 20
+
+    /// Writes zeros after the end of the database's WAL up to `bytes`, and syncs them, so that
+    /// commits overwrite blocks the WAL already has.
+    ///
+    /// Why: a checkpoint from another connection never catches a busy writer up, so the writer
+    /// seldom starts the WAL over and the file keeps growing; and on ext4 an fdatasync after a
+    /// write that grows a file must also commit its new length through the journal (the broker's
+    /// log zero-fills its segments for the same reason). A probe of the event store's own
+    /// transaction with the 250 ms checkpointer: 489 commits/s into a growing WAL, 886 into a
+    /// zero-filled one (3 rounds, same run). Zeros are safe there: SQLite reads a WAL frame by
+    /// frame and stops at the first whose salt and checksum do not match, which a zero frame
+    /// never does, and a WAL whose header is zeros counts as empty. SQLite removes the WAL when
+    /// the last connection closes, so each open fills it again.
+    public static func zeroFillWAL(ofDatabaseAt path: String, upTo bytes: Int) throws {
+        guard bytes > 0 else { return }
+        let walPath = path + "-wal"
+        let fd = open(walPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot open \(walPath): errno \(errno)", sql: nil) }
+        defer { close(fd) }
+        var end = Int(lseek(fd, 0, SEEK_END))
+        guard end < bytes else { return }
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        while end < bytes {
+            let count = min(zeros.count, bytes - end)
+            let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
+            guard written > 0 else { throw SQLiteError(code: SQLITE_IOERR, message: "cannot extend \(walPath): errno \(errno)", sql: nil) }
+            end += written
+        }
+        guard fdatasync(fd) == 0 else { throw SQLiteError(code: SQLITE_IOERR, message: "cannot sync \(walPath): errno \(errno)", sql: nil) }
     }
 
     /// Turns off the checkpoints `db`'s own commits would run (pair with a checkpointer).

@@ -269,6 +269,36 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         #expect(try await reopened.headPosition() == 1)
     }
 
+    /// The WAL is zero-filled ahead when the store opens, and a copy of the files taken while
+    /// it runs (what a crash leaves: committed frames, then zeros) opens with every commit.
+    @Test func theWALRunsAheadWithZerosAndACrashCopyRecoversEveryCommit() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.path + "/events.sqlite"
+        var options = SQLiteEventStore.Options()
+        options.walPreallocateBytes = 1 << 20
+        let store = try SQLiteEventStore(path: path, options: options)
+        for index in 1...3 {
+            _ = try await store.append(AppendRequest(streamId: "Z-1", expected: .exact(Int64(index - 1)), events: [event("z\(index)")]))
+        }
+        let walBytes = (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.intValue ?? 0
+        #expect(walBytes >= 1 << 20, "zeros ahead of the frames")
+        let copy = dir.path + "/copy"
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: path + suffix, toPath: copy + "/events.sqlite" + suffix) }
+        let recovered = try SQLiteEventStore(path: copy + "/events.sqlite")
+        #expect(try await recovered.readStream("Z-1", fromVersion: 1, maxCount: 10).map(\.eventId) == ["z1", "z2", "z3"])
+        #expect(try await recovered.append(AppendRequest(streamId: "Z-1", expected: .exact(3), events: [event()])).position == 4)
+        recovered.close()
+        store.close()
+        var off = SQLiteEventStore.Options()
+        off.walPreallocateBytes = 0
+        let unfilled = try SQLiteEventStore(path: dir.path + "/unfilled.sqlite", options: off)
+        let unfilledBytes = (try FileManager.default.attributesOfItem(atPath: dir.path + "/unfilled.sqlite-wal")[.size] as? NSNumber)?.intValue ?? 0
+        #expect(unfilledBytes < 1 << 20, "nothing written ahead with 0")
+        unfilled.close()
+    }
+
     @Test func theFileUsesWALAndFullSynchronous() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
