@@ -1,5 +1,4 @@
 import CommitScheduling
-import Dispatch
 import Foundation
 import Logging
 import SQLite
@@ -10,11 +9,12 @@ import Watermarks
 /// append is on disk (fsync of the WAL) before it is acknowledged.
 ///
 /// **Group commit.** Every write goes through one writer connection, one transaction at a time,
-/// run where `Options.commitScheduler` puts it (a background thread by default; the command
-/// service commits on the event loop whose call wrote, as Redis does). Appends that arrive while
-/// a transaction is committing wait, and the next transaction takes all of them (up to
-/// `maxBatch`): one fsync covers many commands, so throughput grows with concurrency. Each append runs inside its own SAVEPOINT, so one refused append (wrong version)
-/// does not undo its neighbours. Appends in one batch see each other, so two racing on the same
+/// run where `Options.commitScheduler` puts it (a background thread by default, or the event
+/// loop whose call wrote: `command-service --commit-on`). Appends that arrive while a
+/// transaction is committing wait, and the next transaction takes all of them (up to
+/// `maxBatch`): one fsync covers many commands, so throughput grows with concurrency. Each
+/// append runs inside its own SAVEPOINT, so one refused append (wrong version) does not undo its
+/// neighbours. Appends in one batch see each other, so two racing on the same
 /// expected version end with exactly one winner.
 ///
 /// **Positions.** The global position is the events table's rowid. With one writer, rowids are

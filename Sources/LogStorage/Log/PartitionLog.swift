@@ -1,5 +1,4 @@
 import CommitScheduling
-import Dispatch
 import Logging
 import Synchronization
 import Watermarks
