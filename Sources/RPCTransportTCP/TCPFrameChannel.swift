@@ -16,6 +16,12 @@ final class TCPFrameChannel: FrameChannel {
         var active = false
         var closeRequested = false
         var closed = false
+
+        /// The bytes written so far, leaving an empty buffer for the next writes.
+        mutating func takeBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+            defer { buffer = allocator.buffer(capacity: 0) }
+            return buffer
+        }
     }
 
     let channel: any Channel
@@ -41,9 +47,7 @@ final class TCPFrameChannel: FrameChannel {
             for frame in frames { frame.encode(into: &pending.buffer) }
             guard pending.active else { return .none }
             if pending.buffer.readableBytes >= Self.eagerFlushBytes, channel.eventLoop.inEventLoop {
-                let bytes = pending.buffer
-                pending.buffer = channel.allocator.buffer(capacity: 0)
-                return .writeNow(bytes)
+                return .writeNow(pending.takeBuffer(channel.allocator))
             }
             guard !pending.flushScheduled else { return .none }
             pending.flushScheduled = true
@@ -105,9 +109,7 @@ final class TCPFrameChannel: FrameChannel {
         let bytes = pending.withLock { pending -> ByteBuffer? in
             pending.flushScheduled = false
             guard pending.active, pending.buffer.readableBytes > 0 else { return nil }
-            let bytes = pending.buffer
-            pending.buffer = channel.allocator.buffer(capacity: 0)
-            return bytes
+            return pending.takeBuffer(channel.allocator)
         }
         if let bytes { channel.writeAndFlush(bytes, promise: nil) }
     }
