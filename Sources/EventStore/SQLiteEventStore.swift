@@ -215,6 +215,7 @@ public final class SQLiteEventStore: EventStore {
         guard owned else { return }  // superseded by close()
         let jobs = nextBatch()
         if !jobs.isEmpty { commit(jobs) }
+        checkpointer.catchUp(on: writer)
         let more = queue.withLock { queue -> Bool in
             queue.running = false
             if queue.jobs.isEmpty {

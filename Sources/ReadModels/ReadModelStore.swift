@@ -73,6 +73,7 @@ public final class ReadModelStore: Sendable {
                     with: Result {
                         try self.writer.withLock { writer in
                             guard let writer else { throw ReadModelError.closed }
+                            defer { self.checkpointer.catchUp(on: writer.db) }
                             return try body(writer)
                         }
                     })

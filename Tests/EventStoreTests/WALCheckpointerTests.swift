@@ -65,6 +65,40 @@ import TestSupport
         #expect(Self.walBytes(path) < 3000 * 4096)
     }
 
+    /// A pass that cannot copy every frame (here a reader holds an older snapshot; with a busy
+    /// writer, the frames committed while the pass copies) leaves the writer appending past the
+    /// end of the WAL for ever after. The writer catching up between its transactions starts it
+    /// over.
+    @Test func theWriterCatchingUpStartsTheWALOverWhenAPassCouldNotCopyEverything() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (path, db, checkpointer) = try Self.open(dir, interval: .seconds(3600))
+        defer { checkpointer.stop() }
+        try Self.write(db, pages: 900)
+        let reader = try SQLiteConnection(path: path)
+        try reader.execute("BEGIN")
+        #expect(try reader.first("SELECT count(*) FROM t") { $0.int64(0) } == 900)
+        try Self.write(db, pages: 100)
+        checkpointer.checkpoint()
+        #expect(checkpointer.progress.copiedFrames < checkpointer.progress.walFrames)
+        try reader.execute("COMMIT")
+
+        // Not everything was copied, so the writer does not start over: the WAL grows.
+        let before = Self.walBytes(path)
+        try Self.write(db, pages: 100)
+        let grown = Self.walBytes(path)
+        #expect(grown > before)
+        // Caught up, the next writes go to the WAL's beginning again.
+        checkpointer.catchUp(on: db)
+        try Self.write(db, pages: 100)
+        #expect(Self.walBytes(path) == grown)
+        #expect(checkpointer.progress.catchUps == 1)
+        // Nothing is due until the next pass.
+        checkpointer.catchUp(on: db)
+        #expect(checkpointer.progress.catchUps == 1)
+        #expect(try db.first("SELECT count(*) FROM t") { $0.int64(0) } == 1200)
+    }
+
     /// A failing checkpoint is said once, not every 250 ms.
     @Test func aFailingCheckpointIsLoggedOnce() throws {
         let dir = TemporaryDirectory()
