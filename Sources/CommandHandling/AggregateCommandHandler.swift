@@ -57,15 +57,18 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             do {
                 let appended = try await repository.store.append(request)
                 if appended.duplicate {
+                    // The store has this command id: nothing was appended, and the answer is the
+                    // first append's, whose stream may not be this one (an account opened again
+                    // with a new id).
                     repository.forget(streamId: streamId)
-                } else {
-                    let newState = state.applying(events)
-                    repository.remember(newState, streamId: streamId, version: appended.version)
-                    await repository.snapshotIfDue(newState, streamId: streamId, from: version, to: appended.version)
+                    return .duplicate(of: appended)
                 }
+                let newState = state.applying(events)
+                repository.remember(newState, streamId: streamId, version: appended.version)
+                await repository.snapshotIfDue(newState, streamId: streamId, from: version, to: appended.version)
                 return CommandResult(
                     aggregateId: command.aggregateId, streamId: streamId, version: appended.version, position: appended.position,
-                    duplicate: appended.duplicate)
+                    duplicate: false)
             } catch EventStoreError.wrongExpectedVersion(_, _, let actual) {
                 repository.forget(streamId: streamId)
                 if context.expectedVersion != nil || attempt >= maxAttempts {

@@ -80,6 +80,28 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
         #expect(try await side.balance("a1") == 1005)
     }
 
+    /// A retry is decided again, and its second decision may go another way; the answer is still
+    /// the first one, and nothing more is appended.
+    @Test func aRetryWhoseSecondDecisionGoesAnotherWayReturnsTheFirstResult() async throws {
+        let side = WriteSide()
+        try await side.open("a1", balance: 100)
+        // Refused by the rules the second time: the first withdrawal emptied the account.
+        let withdrawn = try await side.send(WithdrawFunds(accountId: "a1", amount: eur(80)), id: "w-1")
+        let retried = try await side.send(WithdrawFunds(accountId: "a1", amount: eur(80)), id: "w-1")
+        #expect(retried == CommandResult(aggregateId: "a1", streamId: withdrawn.streamId, version: withdrawn.version, position: withdrawn.position, duplicate: true))
+        // A conflict the second time: the caller's expected version has moved on.
+        let deposited = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "d-1", expectedVersion: 2)
+        let again = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "d-1", expectedVersion: 2)
+        #expect(again == CommandResult(aggregateId: "a1", streamId: deposited.streamId, version: deposited.version, position: deposited.position, duplicate: true))
+        // Accepted the second time, on another stream: an account opened again under a new id.
+        let opened = try await side.send(OpenAccount(accountId: "b1", holder: "Ada", accountType: .current, openingBalance: eur(1)), id: "o-1")
+        let reopened = try await side.send(OpenAccount(accountId: "b2", holder: "Ada", accountType: .current, openingBalance: eur(1)), id: "o-1")
+        #expect(reopened == CommandResult(aggregateId: "b1", streamId: opened.streamId, version: 1, position: opened.position, duplicate: true))
+        #expect(try await side.store.readStream("BankAccount-b2", fromVersion: 1, maxCount: 10).isEmpty)
+        #expect(try await side.store.headPosition() == 4)
+        #expect(try await side.balance("a1") == 25)
+    }
+
     @Test func copiesOfOneCommandRacingAppendOnce() async throws {
         let side = WriteSide(store: InMemoryEventStore())
         try await side.open("a1")
