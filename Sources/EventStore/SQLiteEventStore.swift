@@ -53,6 +53,9 @@ public final class SQLiteEventStore: EventStore {
         /// Which scheduled drain may run; `close()` bumps it to take over one that has not started.
         var generation = 0
         var closed = false
+        /// How many jobs the recent transactions took (a moving average): what the scheduler is
+        /// told the next one will likely cover.
+        var recentBatch = 1.0
     }
 
     public let path: String
@@ -199,8 +202,10 @@ public final class SQLiteEventStore: EventStore {
     }
 
     private func scheduleDrain() {
-        let generation = queue.withLock { $0.generation }
-        options.commitScheduler.schedule { self.drainRound(generation) }
+        // A lone write now, after rounds that took several, still comes from a busy store: the
+        // average says so, where the queue alone would not.
+        let (generation, likely) = queue.withLock { ($0.generation, max($0.jobs.count, Int($0.recentBatch.rounded()))) }
+        options.commitScheduler.schedule(covering: likely) { self.drainRound(generation) }
     }
 
     /// Commits one batch of the queued jobs in one transaction, then asks the scheduler for
@@ -234,6 +239,7 @@ public final class SQLiteEventStore: EventStore {
     private func nextBatch() -> [Job] {
         queue.withLock { queue -> [Job] in
             let count = min(queue.jobs.count, options.maxBatch)
+            if count > 0 { queue.recentBatch = queue.recentBatch * 0.75 + Double(count) * 0.25 }
             let batch = Array(queue.jobs.prefix(count))
             queue.jobs.removeFirst(count)
             return batch

@@ -34,11 +34,15 @@ public enum CommitPlace: String, ExpressibleByArgument, CaseIterable, Sendable {
     case eventLoop = "event-loop"
     /// On a background thread (`BackgroundCommitScheduler`).
     case background
+    /// A lone write's commit on its event loop, a group's on a background thread
+    /// (`AdaptiveCommitScheduler`).
+    case adaptive
 
     public var scheduler: any CommitScheduler {
         switch self {
         case .eventLoop: EventLoopCommitScheduler()
         case .background: BackgroundCommitScheduler()
+        case .adaptive: AdaptiveCommitScheduler(lone: EventLoopCommitScheduler(), group: BackgroundCommitScheduler())
         }
     }
 
@@ -47,7 +51,7 @@ public enum CommitPlace: String, ExpressibleByArgument, CaseIterable, Sendable {
     public static func chosen(_ flag: CommitPlace?, environment name: String, default: CommitPlace) throws -> CommitPlace {
         if let flag { return flag }
         guard let value = Environment.string(name) else { return `default` }
-        guard let place = CommitPlace(rawValue: value) else { throw ValidationError("\(name) must be event-loop or background") }
+        guard let place = CommitPlace(rawValue: value) else { throw ValidationError("\(name) must be one of " + allCases.map(\.rawValue).joined(separator: ", ")) }
         return place
     }
 }

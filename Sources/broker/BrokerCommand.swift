@@ -41,7 +41,7 @@ struct BrokerCommand: AsyncParsableCommand {
 
     static let preallocateRange = 0...(1 << 30)
 
-    @Option(help: "Where a partition's fdatasync runs: event-loop (on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk) or background (a thread of its own, the loops never block). Env: BROKER_SYNC_ON.")
+    @Option(help: "Where a partition's fdatasync runs: event-loop (the default: on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk), background (a thread of its own, the loops never block) or adaptive (a lone append's on its loop, a group's on a thread; unmeasured here). Env: BROKER_SYNC_ON.")
     var syncOn: CommitPlace?
 
     func validate() throws {

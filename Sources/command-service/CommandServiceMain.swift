@@ -43,7 +43,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the topics the relay creates. Env: COMMANDS_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
-    @Option(help: "Where the event store's transactions (and their fsync) run: background (the default: a writer thread, so the loops decide the next commands while it commits) or event-loop (on the loop whose command wrote, once it has handled what its last poll returned, as Redis does: no thread hand-offs, but nothing else runs on that loop while it waits for the disk). Env: COMMANDS_COMMIT_ON.")
+    @Option(help: "Where the event store's transactions (and their fsync) run: adaptive (the default: a lone command's on its event loop, a group's on a writer thread), background (always a writer thread, so the loops decide the next commands while it commits) or event-loop (always on the loop whose command wrote, once it has handled what its last poll returned, as Redis does: no thread hand-offs, but nothing else runs on that loop while it waits for the disk). Env: COMMANDS_COMMIT_ON.")
     var commitOn: CommitPlace?
 
     func validate() throws {
@@ -57,7 +57,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
         let directory = dataDir ?? Environment.string("COMMANDS_DATA_DIR") ?? "data/commands"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var storeOptions = SQLiteEventStore.Options()
-        storeOptions.commitScheduler = try CommitPlace.chosen(commitOn, environment: "COMMANDS_COMMIT_ON", default: .background).scheduler
+        storeOptions.commitScheduler = try CommitPlace.chosen(commitOn, environment: "COMMANDS_COMMIT_ON", default: .adaptive).scheduler
         let store = try SQLiteEventStore(path: directory + "/events.sqlite", options: storeOptions, logger: Logger(label: "eventstore"))
         defer { store.close() }
 

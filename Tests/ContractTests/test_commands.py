@@ -167,7 +167,7 @@ def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protoc
     connection.close()
 
 
-@pytest.fixture(params=["event-loop", "background"])
+@pytest.fixture(params=["event-loop", "background", "adaptive"])
 def system_committing_on(request, start_server, protocols):
     """A system whose command-service runs its store's transactions where the parameter says."""
     broker = BrokerProcess(start_server, protocols)
@@ -233,7 +233,7 @@ def test_a_bad_commit_place_is_refused_with_the_choices():
     env = {**os.environ, "COMMANDS_COMMIT_ON": "sideways"}
     refused = subprocess.run([str(BIN_DIR / "command-service"), "--data-dir", tempfile.mkdtemp(), "--no-relay"],
                              capture_output=True, text=True, timeout=30, env=env)
-    assert refused.returncode != 0 and "COMMANDS_COMMIT_ON must be event-loop or background" in refused.stderr
+    assert refused.returncode != 0 and "COMMANDS_COMMIT_ON must be one of event-loop, background, adaptive" in refused.stderr
 
 
 def test_every_commands_method_was_called(protocols):

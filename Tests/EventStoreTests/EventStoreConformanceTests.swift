@@ -1,3 +1,4 @@
+import CommitScheduling
 import Foundation
 import Testing
 
@@ -245,6 +246,50 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         scheduler.runHeld()
         #expect(try await appended.value == [1, 2, 3, 4, 5])
         #expect(scheduler.held == 0, "no round is asked for when nothing waits")
+    }
+
+    /// The scheduler is told how many appends a transaction will likely cover: those waiting, or
+    /// what the recent transactions took, so that a lone append on a busy store is not taken for
+    /// one from a lone client.
+    @Test func theSchedulerIsToldHowManyAppendsATransactionWillLikelyCover() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let scheduler = HeldCommitScheduler()
+        var options = SQLiteEventStore.Options()
+        options.commitScheduler = scheduler
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite", options: options)
+        func appendAlone(_ stream: String) async throws {
+            let appended = Task { try await store.append(AppendRequest(streamId: stream, expected: .noStream, events: [event()])) }
+            try await waitUntil("the append queued") { scheduler.held == 1 }
+            scheduler.runHeld()
+            _ = try await appended.value
+        }
+        try await appendAlone("L-1")
+        #expect(scheduler.covering == [1])
+        let group = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<7 { group.addTask { _ = try await store.append(AppendRequest(streamId: "B-\(index)", expected: .noStream, events: [event()])) } }
+                try await group.waitForAll()
+            }
+        }
+        try await waitUntil("seven appends queued") { store.queuedForTesting == 7 }
+        scheduler.runHeld()
+        try await group.value
+        // One transaction took seven: the next lone append is likely to have company.
+        try await appendAlone("L-2")
+        #expect(scheduler.covering.last == 3)
+        store.close()
+    }
+
+    @Test func anAdaptiveSchedulerCommitsALoneWriteWhereItsLoneSchedulerSays() {
+        let lone = HeldCommitScheduler()
+        let group = HeldCommitScheduler()
+        let adaptive = AdaptiveCommitScheduler(lone: lone, group: group)
+        adaptive.schedule(covering: 1) {}
+        #expect((lone.held, group.held) == (1, 0))
+        adaptive.schedule(covering: 2) {}
+        adaptive.schedule {}
+        #expect((lone.held, group.held) == (1, 2))
     }
 
     /// A transaction scheduled on an event loop may sit behind the very call that closes the

@@ -221,7 +221,7 @@ public final class PartitionLog: Sendable {
             case .done: continuation.resume()
             case .failed(let error): continuation.resume(throwing: error)
             case .wait: break
-            case .startSync: syncScheduler.schedule { self.syncRound() }
+            case .startSync: syncScheduler.schedule(covering: 1) { self.syncRound() }
             }
         }
     }
@@ -241,17 +241,17 @@ public final class PartitionLog: Sendable {
         // A write or a roll's fsync may have failed while this one ran: then what this fsync
         // covered is unknown.
         if failWaitersIfOffline() { return }
-        let (ready, more) = state.withLock { state in
+        let (ready, waiting) = state.withLock { state in
             state.durableEnd = max(state.durableEnd, target)
             let durable = state.durableEnd
             let ready = state.syncWaiters.filter { $0.target <= durable }
             state.syncWaiters.removeAll { $0.target <= durable }
             if state.syncWaiters.isEmpty { state.syncing = false }
-            return (ready, !state.syncWaiters.isEmpty)
+            return (ready, state.syncWaiters.count)
         }
         watermark.advance(to: target)
         for waiter in ready { waiter.continuation.resume() }
-        if more { syncScheduler.schedule { self.syncRound() } }
+        if waiting > 0 { syncScheduler.schedule(covering: waiting) { self.syncRound() } }
     }
 
     /// Once the log is offline (taken offline here when `error` is given), fails every append
