@@ -223,15 +223,20 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         #expect(all.map(\.position) == Array(1...200))
     }
 
+    /// A store whose transactions run when the test says (`HeldCommitScheduler.runHeld`).
+    static func storeCommittingWhenHeld(at path: String) throws -> (SQLiteEventStore, HeldCommitScheduler) {
+        let scheduler = HeldCommitScheduler()
+        var options = SQLiteEventStore.Options()
+        options.commitScheduler = scheduler
+        return (try SQLiteEventStore(path: path, options: options), scheduler)
+    }
+
     /// The scheduler decides where a transaction runs, the store what it holds: every append
     /// queued before it starts.
     @Test func oneScheduledTransactionCommitsEveryAppendQueuedBeforeIt() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let scheduler = HeldCommitScheduler()
-        var options = SQLiteEventStore.Options()
-        options.commitScheduler = scheduler
-        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite", options: options)
+        let (store, scheduler) = try Self.storeCommittingWhenHeld(at: dir.path + "/events.sqlite")
         let appended = Task {
             try await withThrowingTaskGroup(of: Int64.self) { group in
                 for index in 0..<5 {
@@ -254,10 +259,7 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
     @Test func theSchedulerIsToldHowManyAppendsATransactionWillLikelyCover() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let scheduler = HeldCommitScheduler()
-        var options = SQLiteEventStore.Options()
-        options.commitScheduler = scheduler
-        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite", options: options)
+        let (store, scheduler) = try Self.storeCommittingWhenHeld(at: dir.path + "/events.sqlite")
         func appendAlone(_ stream: String) async throws {
             let appended = Task { try await store.append(AppendRequest(streamId: stream, expected: .noStream, events: [event()])) }
             try await waitUntil("the append queued") { scheduler.held == 1 }
@@ -299,10 +301,7 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.path + "/events.sqlite"
-        let scheduler = HeldCommitScheduler()
-        var options = SQLiteEventStore.Options()
-        options.commitScheduler = scheduler
-        let store = try SQLiteEventStore(path: path, options: options)
+        let (store, scheduler) = try Self.storeCommittingWhenHeld(at: path)
         let appended = Task { try await store.append(AppendRequest(streamId: "C-1", expected: .noStream, events: [event("c1")])) }
         try await waitUntil("the append queued") { scheduler.held == 1 }
         store.close()
