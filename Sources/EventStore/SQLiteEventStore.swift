@@ -9,8 +9,10 @@ import Watermarks
 /// append is on disk (fsync of the WAL) before it is acknowledged.
 ///
 /// **Group commit.** Every write goes through one writer connection, one transaction at a time,
-/// run where `Options.commitScheduler` puts it (a background thread by default, or the event
-/// loop whose call wrote: `command-service --commit-on`). Appends that arrive while a
+/// run where `Options.commitScheduler` puts it (a background thread by default; `command-service
+/// --commit-on` also offers the event loop whose call wrote, and, its default, that loop for a
+/// transaction likely to hold one append and the thread for a group: the store tells the
+/// scheduler how many its recent transactions took). Appends that arrive while a
 /// transaction is committing wait, and the next transaction takes all of them (up to
 /// `maxBatch`): one fsync covers many commands, so throughput grows with concurrency. Each
 /// append runs inside its own SAVEPOINT, so one refused append (wrong version) does not undo its

@@ -108,7 +108,7 @@ public final class WALCheckpointer: Sendable {
     /// Why: a pass from the checkpointer's connection never catches a busy writer up (what commits
     /// while it copies is left for the next pass), and SQLite starts the WAL over at its first
     /// frame only when a write transaction begins with every frame copied. Without this the WAL
-    /// grows for as long as writes keep coming (139 MB after seconds of one client's deposits),
+    /// grows for as long as writes keep coming (70 MB after 18 s of one client's deposits),
     /// and every commit grows the file, whose fdatasync on ext4 then commits the new length
     /// through the journal too. Once per pass, the writer copies the few frames committed since
     /// the pass (a PASSIVE checkpoint: some pages and one fsync of the database file), so its next
