@@ -55,6 +55,16 @@ public struct CommandResult: Sendable, Hashable {
     }
 }
 
+extension CommandResult {
+    /// What a command whose id the store has already seen answers: the first append's result
+    /// (its stream may not be the one this attempt decided on).
+    static func duplicate(of earlier: AppendResult) -> CommandResult {
+        CommandResult(
+            aggregateId: splitStreamId(earlier.streamId)?.aggregateId ?? earlier.streamId, streamId: earlier.streamId,
+            version: earlier.version, position: earlier.position, duplicate: true)
+    }
+}
+
 /// Why a command was refused or failed; mapped to a status code once, at the RPC edge.
 public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalid([Violation])

@@ -42,6 +42,8 @@ public struct AdaptiveCommitScheduler: CommitScheduler {
         self.group = group
     }
 
+    /// A caller that does not say how many writes the commit covers gets the group's place, the
+    /// one that never blocks a loop.
     public func schedule(_ commit: @escaping @Sendable () -> Void) { group.schedule(commit) }
 
     public func schedule(covering writes: Int, _ commit: @escaping @Sendable () -> Void) {

@@ -170,12 +170,3 @@ public struct IdempotencyBehaviour: CommandBehaviour {
         return earlier.map(CommandResult.duplicate(of:))
     }
 }
-
-extension CommandResult {
-    /// What a command whose id the store has already seen answers: the first append's result.
-    static func duplicate(of earlier: AppendResult) -> CommandResult {
-        CommandResult(
-            aggregateId: splitStreamId(earlier.streamId)?.aggregateId ?? earlier.streamId, streamId: earlier.streamId,
-            version: earlier.version, position: earlier.position, duplicate: true)
-    }
-}
