@@ -91,36 +91,43 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    /// The schema, versioned with `user_version` so later versions can migrate forward.
+    /// The schema, versioned with `user_version` so that a store made by an older build migrates
+    /// forward when it opens. Each step runs in its own transaction.
+    ///
+    /// Version 2 dropped the `streams` table (a stream's version, kept beside its events): the
+    /// `(stream_id, stream_version)` index already answers "the stream's last version" in one
+    /// lookup, and keeping the copy cost every append one more B-tree page in the WAL.
     static func migrate(_ db: SQLiteConnection) throws {
         let version = try db.first("PRAGMA user_version") { $0.int64(0) } ?? 0
-        guard version < 1 else { return }
-        try db.execute(
-            """
-            BEGIN;
-            CREATE TABLE events(
-                position INTEGER PRIMARY KEY,
-                event_id TEXT NOT NULL UNIQUE,
-                stream_id TEXT NOT NULL,
-                stream_version INTEGER NOT NULL,
-                type TEXT NOT NULL,
-                schema_version INTEGER NOT NULL,
-                recorded_at INTEGER NOT NULL,
-                correlation_id TEXT,
-                causation_id TEXT,
-                data TEXT NOT NULL,
-                UNIQUE(stream_id, stream_version));
-            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
-            CREATE TABLE commands(
-                command_id TEXT PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
-            ) WITHOUT ROWID;
-            CREATE TABLE snapshots(
-                stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL
-            ) WITHOUT ROWID;
-            CREATE TABLE checkpoints(name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
-            PRAGMA user_version = 1;
-            COMMIT;
-            """)
+        if version < 1 {
+            try db.execute(
+                """
+                BEGIN;
+                CREATE TABLE events(
+                    position INTEGER PRIMARY KEY,
+                    event_id TEXT NOT NULL UNIQUE,
+                    stream_id TEXT NOT NULL,
+                    stream_version INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    correlation_id TEXT,
+                    causation_id TEXT,
+                    data TEXT NOT NULL,
+                    UNIQUE(stream_id, stream_version));
+                CREATE TABLE commands(
+                    command_id TEXT PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE snapshots(
+                    stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE checkpoints(name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+                PRAGMA user_version = 2;
+                COMMIT;
+                """)
+        } else if version < 2 {
+            try db.execute("BEGIN; DROP TABLE IF EXISTS streams; PRAGMA user_version = 2; COMMIT;")
+        }
     }
 
     /// Finishes the queued writes, then refuses new ones.
@@ -330,9 +337,6 @@ public final class SQLiteEventStore: EventStore {
                 .text(String(decoding: event.data, as: UTF8.self)))
             position = writer.lastInsertRowID
         }
-        try writer.run(
-            "INSERT INTO streams(stream_id, version) VALUES(?, ?) ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version",
-            .text(request.streamId), .integer(next))
         if let commandId = request.commandId {
             try writer.run(
                 "INSERT INTO commands(command_id, stream_id, version, position) VALUES(?, ?, ?, ?)",
@@ -357,8 +361,12 @@ public final class SQLiteEventStore: EventStore {
         try db.first("SELECT \(eventColumns) FROM events WHERE event_id = ?", .text(eventId), row: recordedEvent)
     }
 
+    /// The stream's last version (0 for a stream with no events): one descent of the
+    /// `(stream_id, stream_version)` index to its last entry for the stream.
+    static let streamVersionQuery = "SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1"
+
     static func streamVersion(_ streamId: String, in db: SQLiteConnection) throws -> Int64 {
-        try db.first("SELECT version FROM streams WHERE stream_id = ?", .text(streamId)) { $0.int64(0) } ?? 0
+        try db.first(streamVersionQuery, .text(streamId)) { $0.int64(0) } ?? 0
     }
 
     static func commandResult(_ commandId: String, in db: SQLiteConnection) throws -> AppendResult? {

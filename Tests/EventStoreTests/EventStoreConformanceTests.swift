@@ -343,6 +343,49 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         unfilled.close()
     }
 
+    @Test func aVersionOneStoreMigratesAndKeepsItsStreamVersions() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.path + "/events.sqlite"
+        do {
+            let store = try SQLiteEventStore(path: path)
+            _ = try await store.append(AppendRequest(streamId: "a", expected: .noStream, events: [event(), event()]))
+            _ = try await store.append(AppendRequest(streamId: "b", expected: .noStream, events: [event()]))
+            store.close()
+        }
+        // Put the file back the way version 1 left it: a `streams` table beside the events.
+        let old = try SQLiteConnection(path: path)
+        try old.execute(
+            """
+            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT INTO streams VALUES('a', 2), ('b', 1);
+            PRAGMA user_version = 1;
+            """)
+        let store = try SQLiteEventStore(path: path)
+        defer { store.close() }
+        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 2)
+        #expect(try store.writer.first("SELECT count(*) FROM sqlite_master WHERE name = 'streams'") { $0.int64(0) } == 0)
+        #expect(try await store.streamVersion("a") == 2)
+        #expect(try await store.streamVersion("b") == 1)
+        #expect(try await store.streamVersion("c") == 0)
+        let next = try await store.append(AppendRequest(streamId: "a", expected: .exact(2), events: [event()]))
+        #expect(next.version == 3)
+        await #expect(throws: EventStoreError.self) {
+            try await store.append(AppendRequest(streamId: "b", expected: .exact(0), events: [event()]))
+        }
+    }
+
+    @Test func aStreamsVersionIsOneIndexSeekNotAScan() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite")
+        defer { store.close() }
+        let plan = try store.writer.query("EXPLAIN QUERY PLAN " + SQLiteEventStore.streamVersionQuery, .text("a")) { $0.text(3) }
+        #expect(plan.count == 1)
+        #expect(plan.first?.contains("SEARCH events USING COVERING INDEX") == true, "\(plan)")
+        #expect(plan.first?.contains("stream_id=?") == true, "\(plan)")
+    }
+
     @Test func theFileUsesWALAndFullSynchronous() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
