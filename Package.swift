@@ -78,7 +78,7 @@ let package = Package(
         // optionally over TLS (swift-nio-ssl).
         .target(
             name: "RPCTransportTCP",
-            dependencies: ["RPCCore", nioCore, nioPosix, nioSSL, logging],
+            dependencies: ["RPCCore", "IdlePolling", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
         // The system's libnghttp2 (Debian: libnghttp2-dev).
@@ -91,6 +91,9 @@ let package = Package(
             dependencies: ["RPCCore", "RPCTransportTCP", "NGHTTP2", nioCore, nioPosix, logging],
             swiftSettings: settings
         ),
+        // Spinner threads that keep the CPUs out of their halt state for a moment after I/O (opt-in).
+        .target(name: "CIdlePolling"),
+        .target(name: "IdlePolling", dependencies: ["CIdlePolling"], swiftSettings: settings),
         // Client and server joined in memory, for tests and embedding.
         .target(name: "RPCInProcessTransport", dependencies: ["RPCCore"], swiftSettings: settings),
         // Code generated from Protocols/ by jframe-gen (do not edit by hand).
@@ -105,7 +108,7 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", nioCore, nioPosix,
+                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
             swiftSettings: settings
@@ -228,7 +231,7 @@ let package = Package(
         ),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
-        .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", nioPosix], swiftSettings: settings),
+        .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
             dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],

@@ -8,11 +8,14 @@
 # consumer: client and broker take turns), and the server-streaming Subscribe (the broker encodes
 # the next batch while the client decodes this one).
 # oriented so that higher is better (ours/baseline for rates, baseline/ours for latencies).
+# A second broker runs with --idle-poll-us (IDLE_POLL_US, default 1000; 0 skips it) and its produce
+# runs are interleaved with the others: cases produce_batch<B>_producers<P>_idle_poll.
 # Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CASES="${CASES:-1:1 1:16 100:1 100:16 1000:1 1000:16}"
+IDLE_POLL_US="${IDLE_POLL_US:-1000}"
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || apt_install redis-server redis-tools
 
@@ -22,8 +25,13 @@ swift build -c release --product broker-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
-bench_workdir bench-broker broker redis raw
+bench_workdir bench-broker broker polling redis raw
 
+POLL_PORT=""
+if [ "$IDLE_POLL_US" -gt 0 ]; then
+  start_listening polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling" --idle-poll-us "$IDLE_POLL_US"
+  POLL_PORT=$PORT
+fi
 start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker"
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
@@ -47,7 +55,9 @@ for round in $(seq "$ROUNDS"); do
       "raw_b${batch}|$BIN/broker-bench raw-append --directory $WORK/raw --batch $batch --seconds $RUN_SECONDS"
       "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
     )
-    if [ $((round % 2)) -eq 0 ]; then runs=("${runs[2]}" "${runs[0]}" "${runs[1]}"); fi
+    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
+    # Each round starts from a different place in the list, so no one goes first every time.
+    for _ in $(seq $(( (round - 1) % ${#runs[@]} ))); do runs=("${runs[@]:1}" "${runs[0]}"); done
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
   record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
@@ -69,6 +79,12 @@ for spec in sys.argv[2].split():
     line(case, "mb_per_s", med(ours, "mb_per_s"), [])
     line(case, "p50_ms", med(ours, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
     line(case, "p99_ms", med(ours, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
+    polling = f"ours_idle_poll_produce_b{batch}_p{producers}"
+    if med(polling, "records_per_s") is not None:
+        line(case + "_idle_poll", "records_per_s", med(polling, "records_per_s"),
+             [("redis-xadd-appendfsync-always", med(redis, "records_per_s")), ("raw-write-fdatasync", med(raw, "records_per_s"))])
+        line(case + "_idle_poll", "p50_ms", med(polling, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
+        line(case + "_idle_poll", "p99_ms", med(polling, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
 line("consume_one_partition", "records_per_s", med("ours_consume", "records_per_s"), [("target-500k", 500000)])
 line("consume_one_partition_subscribe", "records_per_s", med("ours_consume_subscribe", "records_per_s"), [("target-500k", 500000)])
 line("end_to_end", "p50_ms", med("ours_e2e", "p50_ms"), [])

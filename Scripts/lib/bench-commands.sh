@@ -5,19 +5,27 @@
 # synchronous=FULL) on the same disk, measured in the same run. Rounds are interleaved (ROUNDS,
 # default 3; the order alternates) and medians reported. stdout: one JSON line per case:
 #   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…}],"ratio":{name: …}}
-# oriented so that higher is better. Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
+# oriented so that higher is better. A second service runs with --idle-poll-us (IDLE_POLL_US, default
+# 1000; 0 skips it) beside the default one, interleaved the same way: its cases are named
+# deposits_c<N>_idle_poll. Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
+IDLE_POLL_US="${IDLE_POLL_US:-1000}"
 
 step "build ours (release)"
 swift build -c release --product command-service >&2
 swift build -c release --product commands-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
 
-bench_workdir bench-commands store raw
+bench_workdir bench-commands store polling raw
 
+POLL_PORT=""
+if [ "$IDLE_POLL_US" -gt 0 ]; then
+  start_listening polling "$WORK" "$BIN/command-service" --data-dir "$WORK/polling" --no-relay --idle-poll-us "$IDLE_POLL_US"
+  POLL_PORT=$PORT
+fi
 start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" --no-relay
 
 RESULTS="$WORK/results.jsonl"
@@ -29,7 +37,9 @@ for round in $(seq "$ROUNDS"); do
       "ours_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $concurrency --seconds $RUN_SECONDS"
       "raw_c${concurrency}|$BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
     )
-    if [ $((round % 2)) -eq 0 ]; then runs=("${runs[1]}" "${runs[0]}"); fi
+    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
+    # Each round starts from a different place in the list, so no one goes first every time.
+    for _ in $(seq $(( (round - 1) % ${#runs[@]} ))); do runs=("${runs[@]:1}" "${runs[0]}"); done
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
 done
@@ -44,4 +54,9 @@ for c in sys.argv[2].split():
          [("raw-sqlite-insert-txn-synchronous-full", med(f"raw_c{c}", "txn_per_s"))])
     for metric in ("p50_us", "p99_us"):
         line(f"deposits_c{c}", metric, med(f"ours_c{c}", metric))
+    if med(f"ours_idle_poll_c{c}", "commands_per_s") is not None:
+        line(f"deposits_c{c}_idle_poll", "commands_per_s", med(f"ours_idle_poll_c{c}", "commands_per_s"),
+             [("raw-sqlite-insert-txn-synchronous-full", med(f"raw_c{c}", "txn_per_s"))])
+        for metric in ("p50_us", "p99_us"):
+            line(f"deposits_c{c}_idle_poll", metric, med(f"ours_idle_poll_c{c}", metric))
 PY

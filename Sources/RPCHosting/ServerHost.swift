@@ -1,3 +1,4 @@
+import IdlePolling
 public import Logging
 public import RPCCore
 import RPCStandardServices
@@ -65,6 +66,21 @@ public enum ServerHost {
                     + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        let poller = try options.idlePollWindow().map { IdlePoller.start(window: $0) }
+        if let poller {
+            logger.info(
+                "idle polling: CPUs kept awake after each frame",
+                metadata: ["idle_poll.window_us": "\(poller.windowMicroseconds)", "idle_poll.cpus": "\(poller.cpus)"])
+        }
+        defer {
+            if let poller {
+                let statistics = poller.statistics
+                poller.stop()
+                logger.info(
+                    "idle polling stopped",
+                    metadata: ["idle_poll.spin_ms": "\(statistics.spinNanoseconds / 1_000_000)", "idle_poll.parks": "\(statistics.parks)", "idle_poll.wakes": "\(statistics.wakes)"])
+            }
+        }
         try await group.run()
     }
 }

@@ -54,6 +54,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "On SIGTERM, time for calls in flight to finish, ms. Env: JFRAME_SHUTDOWN_GRACE_MS.")
     public var shutdownGraceMs: Int?
 
+    @Option(
+        name: .customLong("idle-poll-us"),
+        help: "Keep every CPU awake this many microseconds after the last frame in or out (spinner threads with the SCHED_IDLE policy, one per CPU): lower latency for a lone client on a virtual machine, at the price of CPU time while traffic flows. 0, the default, is off. Env: JFRAME_IDLE_POLL_US.")
+    public var idlePollUs: Int?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: JFRAME_LOG_LEVEL.")
     public var logLevel: String?
 
@@ -69,6 +74,9 @@ public struct ServerOptions: ParsableArguments {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1, got \(value)") }
         }
         if let shutdownGraceMs, shutdownGraceMs < 0 { throw ValidationError("--shutdown-grace-ms must not be negative") }
+        if let idlePollUs, !(0...1_000_000).contains(idlePollUs) {
+            throw ValidationError("--idle-poll-us must be between 0 (off) and 1000000, got \(idlePollUs)")
+        }
         if let maxFrameBytes, maxFrameBytes < 1024 { throw ValidationError("--max-frame-bytes must be at least 1024") }
     }
 
@@ -103,6 +111,14 @@ public struct ServerOptions: ParsableArguments {
             configuration.shutdownGracePeriod = .milliseconds(value)
         }
         return configuration
+    }
+
+    /// How long the CPUs are kept awake after the last frame (`--idle-poll-us`, else
+    /// `JFRAME_IDLE_POLL_US`); nil when idle polling is off.
+    public func idlePollWindow() throws -> Duration? {
+        guard let microseconds = try integer(idlePollUs, "JFRAME_IDLE_POLL_US"), microseconds > 0 else { return nil }
+        guard microseconds <= 1_000_000 else { throw ValidationError("JFRAME_IDLE_POLL_US must be at most 1000000, got \(microseconds)") }
+        return .microseconds(microseconds)
     }
 
     /// The tokens callers must present: from `--auth-tokens-file` (or `JFRAME_AUTH_TOKENS_FILE`)

@@ -1,3 +1,4 @@
+import IdlePolling
 import Logging
 import NIOCore
 import RPCCore
@@ -34,6 +35,7 @@ final class FrameConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .frame(let frame):
+            IdlePoller.noteActivity()
             partialFrameTimer?.cancel()
             partialFrameTimer = nil
             receiver.receive(frame)

@@ -1,3 +1,4 @@
+import IdlePolling
 import NIOCore
 import RPCCore
 import Synchronization
@@ -111,7 +112,10 @@ final class TCPFrameChannel: FrameChannel {
             guard pending.active, pending.buffer.readableBytes > 0 else { return nil }
             return pending.takeBuffer(channel.allocator)
         }
-        if let bytes { channel.writeAndFlush(bytes, promise: nil) }
+        if let bytes {
+            IdlePoller.noteActivity()
+            channel.writeAndFlush(bytes, promise: nil)
+        }
     }
 }
 
