@@ -27,11 +27,7 @@ BIN="$(swift build -c release --show-bin-path)"
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
 bench_workdir bench-broker broker polling redis raw
 
-POLL_PORT=""
-if [ "$IDLE_POLL_US" -gt 0 ]; then
-  start_listening polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling" --idle-poll-us "$IDLE_POLL_US"
-  POLL_PORT=$PORT
-fi
+start_idle_poll_twin polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling"
 start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker"
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
@@ -56,8 +52,7 @@ for round in $(seq "$ROUNDS"); do
       "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
     )
     [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
-    # Each round starts from a different place in the list, so no one goes first every time.
-    for _ in $(seq $(( (round - 1) % ${#runs[@]} ))); do runs=("${runs[@]:1}" "${runs[0]}"); done
+    rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
   record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"

@@ -3,7 +3,7 @@
 # store on the same disk as the repository, relay off: this measures the write path) at each
 # concurrency, against the raw rate of single-row durable SQLite insert transactions (WAL,
 # synchronous=FULL) on the same disk, measured in the same run. Rounds are interleaved (ROUNDS,
-# default 3; the order alternates) and medians reported. stdout: one JSON line per case:
+# default 3; each round starts from a different run) and medians reported. stdout: one JSON line per case:
 #   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…}],"ratio":{name: …}}
 # oriented so that higher is better. A second service runs with --idle-poll-us (IDLE_POLL_US, default
 # 1000; 0 skips it) beside the default one, interleaved the same way: its cases are named
@@ -21,11 +21,7 @@ BIN="$(swift build -c release --show-bin-path)"
 
 bench_workdir bench-commands store polling raw
 
-POLL_PORT=""
-if [ "$IDLE_POLL_US" -gt 0 ]; then
-  start_listening polling "$WORK" "$BIN/command-service" --data-dir "$WORK/polling" --no-relay --idle-poll-us "$IDLE_POLL_US"
-  POLL_PORT=$PORT
-fi
+start_idle_poll_twin polling "$WORK" "$BIN/command-service" --data-dir "$WORK/polling" --no-relay
 start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" --no-relay
 
 RESULTS="$WORK/results.jsonl"
@@ -38,8 +34,7 @@ for round in $(seq "$ROUNDS"); do
       "raw_c${concurrency}|$BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
     )
     [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
-    # Each round starts from a different place in the list, so no one goes first every time.
-    for _ in $(seq $(( (round - 1) % ${#runs[@]} ))); do runs=("${runs[@]:1}" "${runs[0]}"); done
+    rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
 done

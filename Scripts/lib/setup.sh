@@ -69,6 +69,22 @@ start_listening() {
   [ -n "$PORT" ] || { cat "$logdir/$name.err" >&2; exit 1; }
 }
 
+# Starts a second copy of a server with --idle-poll-us "$IDLE_POLL_US" beside the default one, unless
+# IDLE_POLL_US is 0; POLL_PORT says where (empty when skipped). Usage: start_idle_poll_twin NAME LOGDIR CMD...
+start_idle_poll_twin() {
+  POLL_PORT=""
+  [ "${IDLE_POLL_US:-0}" -gt 0 ] || return 0
+  start_listening "$@" --idle-poll-us "$IDLE_POLL_US"
+  POLL_PORT=$PORT
+}
+
+# Rotates the array named $1 left by (round $2 - 1), so each round starts from a different run.
+rotate_runs() {
+  local -n list=$1
+  local n=$(( ($2 - 1) % ${#list[@]} ))
+  list=("${list[@]:n}" "${list[@]:0:n}")
+}
+
 # Appends one benchmark result (a JSON line) to $RESULTS under a label, echoing it to stderr.
 record() {  # label, json line
   echo "$2" >&2
