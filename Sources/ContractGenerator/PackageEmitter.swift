@@ -129,7 +129,7 @@ struct PackageEmitter {
         var out = "\n    public init(json scanner: inout JSONScanner) throws {\n"
         for field in fields { out += "        var \(local(field.name)): \(field.type.name)? = nil\n" }
         let body = fields.map { field in
-            "            case \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in try s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
+            "            case \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
         }.joined()
         out += "        try scanner.object { scanner, name in\n"
         out += "            switch name {\n" + body

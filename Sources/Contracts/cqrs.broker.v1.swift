@@ -81,12 +81,12 @@ extension CqrsBrokerV1 {
             var _deleteRetentionMs: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in try s0.null() ? nil : try CleanupPolicy(json: &s0) }
-                case "retentionMs": _retentionMs = try scanner.member("retentionMs") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "retentionBytes": _retentionBytes = try scanner.member("retentionBytes") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "segmentBytes": _segmentBytes = try scanner.member("segmentBytes") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "segmentMs": _segmentMs = try scanner.member("segmentMs") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "deleteRetentionMs": _deleteRetentionMs = try scanner.member("deleteRetentionMs") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
+                case "retentionMs": _retentionMs = try scanner.member("retentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "retentionBytes": _retentionBytes = try scanner.member("retentionBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "segmentBytes": _segmentBytes = try scanner.member("segmentBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "segmentMs": _segmentMs = try scanner.member("segmentMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "deleteRetentionMs": _deleteRetentionMs = try scanner.member("deleteRetentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -127,9 +127,9 @@ extension CqrsBrokerV1 {
             var _config: TopicConfig? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.int() }
-                case "config": _config = try scanner.member("config") { s0 in try s0.null() ? nil : try TopicConfig(json: &s0) }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
+                case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -203,12 +203,12 @@ extension CqrsBrokerV1 {
             var _offlineReason: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "sizeBytes": _sizeBytes = try scanner.member("sizeBytes") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "segments": _segments = try scanner.member("segments") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offlineReason": _offlineReason = try scanner.member("offlineReason") { s0 in try s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "sizeBytes": _sizeBytes = try scanner.member("sizeBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "segments": _segments = try scanner.member("segments") { s0 in s0.null() ? nil : try s0.int() }
+                case "offlineReason": _offlineReason = try scanner.member("offlineReason") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -253,9 +253,9 @@ extension CqrsBrokerV1 {
             var _partitions: [PartitionDescription]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
-                case "config": _config = try scanner.member("config") { s0 in try s0.null() ? nil : try TopicConfig(json: &s0) }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.array { s1 in try PartitionDescription(json: &s1) } }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionDescription(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -289,7 +289,7 @@ extension CqrsBrokerV1 {
             var _name: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -371,9 +371,9 @@ extension CqrsBrokerV1 {
             var _cleanupPolicy: CleanupPolicy? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.int() }
-                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in try s0.null() ? nil : try CleanupPolicy(json: &s0) }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
+                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -406,7 +406,7 @@ extension CqrsBrokerV1 {
             var _topics: [TopicSummary]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topics": _topics = try scanner.member("topics") { s0 in try s0.null() ? nil : try s0.array { s1 in try TopicSummary(json: &s1) } }
+                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -436,7 +436,7 @@ extension CqrsBrokerV1 {
             var _name: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -503,7 +503,7 @@ extension CqrsBrokerV1 {
             var _producerId: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "producerId": _producerId = try scanner.member("producerId") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -549,11 +549,11 @@ extension CqrsBrokerV1 {
             var _partition: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "key": _key = try scanner.member("key") { s0 in try s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in try s0.null() ? nil : try RawJSON(json: &s0) }
-                case "headers": _headers = try scanner.member("headers") { s0 in try s0.null() ? nil : try s0.map { s1 in try s1.string() } }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in try s0.null() ? nil : try s0.int() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
+                case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
+                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
+                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -588,8 +588,8 @@ extension CqrsBrokerV1 {
             var _baseSequence: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "baseSequence": _baseSequence = try scanner.member("baseSequence") { s0 in try s0.null() ? nil : try s0.int() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "baseSequence": _baseSequence = try scanner.member("baseSequence") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -652,10 +652,10 @@ extension CqrsBrokerV1 {
             var _sequences: [PartitionSequence]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "records": _records = try scanner.member("records") { s0 in try s0.null() ? nil : try s0.array { s1 in try ProduceRecord(json: &s1) } }
-                case "producerId": _producerId = try scanner.member("producerId") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "sequences": _sequences = try scanner.member("sequences") { s0 in try s0.null() ? nil : try s0.array { s1 in try PartitionSequence(json: &s1) } }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ProduceRecord(json: &s1) } }
+                case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "sequences": _sequences = try scanner.member("sequences") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionSequence(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -707,8 +707,8 @@ extension CqrsBrokerV1 {
             var _offset: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -743,8 +743,8 @@ extension CqrsBrokerV1 {
             var _duplicate: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "results": _results = try scanner.member("results") { s0 in try s0.null() ? nil : try s0.array { s1 in try RecordPosition(json: &s1) } }
-                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "results": _results = try scanner.member("results") { s0 in s0.null() ? nil : try s0.array { s1 in try RecordPosition(json: &s1) } }
+                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -815,12 +815,12 @@ extension CqrsBrokerV1 {
             var _headers: [String: String]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in try s0.null() ? nil : try s0.int() }
-                case "key": _key = try scanner.member("key") { s0 in try s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in try s0.null() ? nil : try RawJSON(json: &s0) }
-                case "headers": _headers = try scanner.member("headers") { s0 in try s0.null() ? nil : try s0.map { s1 in try s1.string() } }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
+                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
                 default: try scanner.skipValue()
                 }
             }
@@ -905,13 +905,13 @@ extension CqrsBrokerV1 {
             var _minBytes: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in try s0.null() ? nil : try s0.int() }
-                case "maxBytes": _maxBytes = try scanner.member("maxBytes") { s0 in try s0.null() ? nil : try s0.int() }
-                case "maxWaitMs": _maxWaitMs = try scanner.member("maxWaitMs") { s0 in try s0.null() ? nil : try s0.int() }
-                case "minBytes": _minBytes = try scanner.member("minBytes") { s0 in try s0.null() ? nil : try s0.int() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
+                case "maxBytes": _maxBytes = try scanner.member("maxBytes") { s0 in s0.null() ? nil : try s0.int() }
+                case "maxWaitMs": _maxWaitMs = try scanner.member("maxWaitMs") { s0 in s0.null() ? nil : try s0.int() }
+                case "minBytes": _minBytes = try scanner.member("minBytes") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -989,12 +989,12 @@ extension CqrsBrokerV1 {
             var _nextOffset: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "records": _records = try scanner.member("records") { s0 in try s0.null() ? nil : try s0.array { s1 in try ConsumedRecord(json: &s1) } }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "nextOffset": _nextOffset = try scanner.member("nextOffset") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ConsumedRecord(json: &s1) } }
+                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "nextOffset": _nextOffset = try scanner.member("nextOffset") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1064,10 +1064,10 @@ extension CqrsBrokerV1 {
             var _maxRecords: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in try s0.null() ? nil : try s0.int() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1129,10 +1129,10 @@ extension CqrsBrokerV1 {
             var _timestamp: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "spec": _spec = try scanner.member("spec") { s0 in try s0.null() ? nil : try OffsetSpec(json: &s0) }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in try s0.null() ? nil : try s0.int() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "spec": _spec = try scanner.member("spec") { s0 in s0.null() ? nil : try OffsetSpec(json: &s0) }
+                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1186,8 +1186,8 @@ extension CqrsBrokerV1 {
             var _timestamp: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in try s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1221,8 +1221,8 @@ extension CqrsBrokerV1 {
             var _partitions: [Int]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.array { s1 in try s1.int() } }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int() } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1269,11 +1269,11 @@ extension CqrsBrokerV1 {
             var _sessionTimeoutMs: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "clientId": _clientId = try scanner.member("clientId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "topics": _topics = try scanner.member("topics") { s0 in try s0.null() ? nil : try s0.array { s1 in try s1.string() } }
-                case "sessionTimeoutMs": _sessionTimeoutMs = try scanner.member("sessionTimeoutMs") { s0 in try s0.null() ? nil : try s0.int() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
+                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case "sessionTimeoutMs": _sessionTimeoutMs = try scanner.member("sessionTimeoutMs") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1326,12 +1326,12 @@ extension CqrsBrokerV1 {
             var _pendingPartitions: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "generation": _generation = try scanner.member("generation") { s0 in try s0.null() ? nil : try s0.int() }
-                case "assignment": _assignment = try scanner.member("assignment") { s0 in try s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
-                case "heartbeatIntervalMs": _heartbeatIntervalMs = try scanner.member("heartbeatIntervalMs") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pendingPartitions": _pendingPartitions = try scanner.member("pendingPartitions") { s0 in try s0.null() ? nil : try s0.int() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                case "heartbeatIntervalMs": _heartbeatIntervalMs = try scanner.member("heartbeatIntervalMs") { s0 in s0.null() ? nil : try s0.int() }
+                case "pendingPartitions": _pendingPartitions = try scanner.member("pendingPartitions") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1377,9 +1377,9 @@ extension CqrsBrokerV1 {
             var _owned: [TopicPartitions]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "owned": _owned = try scanner.member("owned") { s0 in try s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case "owned": _owned = try scanner.member("owned") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1416,8 +1416,8 @@ extension CqrsBrokerV1 {
             var _memberId: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1507,11 +1507,11 @@ extension CqrsBrokerV1 {
             var _committedAt: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "metadata": _metadata = try scanner.member("metadata") { s0 in try s0.null() ? nil : try s0.string() }
-                case "committedAt": _committedAt = try scanner.member("committedAt") { s0 in try s0.null() ? nil : try s0.int() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "metadata": _metadata = try scanner.member("metadata") { s0 in s0.null() ? nil : try s0.string() }
+                case "committedAt": _committedAt = try scanner.member("committedAt") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1557,10 +1557,10 @@ extension CqrsBrokerV1 {
             var _offsets: [CommittedOffset]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "generation": _generation = try scanner.member("generation") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offsets": _offsets = try scanner.member("offsets") { s0 in try s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1621,8 +1621,8 @@ extension CqrsBrokerV1 {
             var _topic: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1652,7 +1652,7 @@ extension CqrsBrokerV1 {
             var _offsets: [CommittedOffset]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "offsets": _offsets = try scanner.member("offsets") { s0 in try s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
+                case "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1711,9 +1711,9 @@ extension CqrsBrokerV1 {
             var _members: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "state": _state = try scanner.member("state") { s0 in try s0.null() ? nil : try GroupState(json: &s0) }
-                case "members": _members = try scanner.member("members") { s0 in try s0.null() ? nil : try s0.int() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
+                case "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1763,7 +1763,7 @@ extension CqrsBrokerV1 {
             var _groups: [GroupSummary]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "groups": _groups = try scanner.member("groups") { s0 in try s0.null() ? nil : try s0.array { s1 in try GroupSummary(json: &s1) } }
+                case "groups": _groups = try scanner.member("groups") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1793,7 +1793,7 @@ extension CqrsBrokerV1 {
             var _group: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1834,11 +1834,11 @@ extension CqrsBrokerV1 {
             var _lastHeartbeatMsAgo: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "clientId": _clientId = try scanner.member("clientId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "topics": _topics = try scanner.member("topics") { s0 in try s0.null() ? nil : try s0.array { s1 in try s1.string() } }
-                case "assignment": _assignment = try scanner.member("assignment") { s0 in try s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
-                case "lastHeartbeatMsAgo": _lastHeartbeatMsAgo = try scanner.member("lastHeartbeatMsAgo") { s0 in try s0.null() ? nil : try s0.int() }
+                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
+                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                case "lastHeartbeatMsAgo": _lastHeartbeatMsAgo = try scanner.member("lastHeartbeatMsAgo") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1917,12 +1917,12 @@ extension CqrsBrokerV1 {
             var _owner: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "committedOffset": _committedOffset = try scanner.member("committedOffset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "lag": _lag = try scanner.member("lag") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "owner": _owner = try scanner.member("owner") { s0 in try s0.null() ? nil : try s0.string() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "committedOffset": _committedOffset = try scanner.member("committedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "owner": _owner = try scanner.member("owner") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1972,11 +1972,11 @@ extension CqrsBrokerV1 {
             var _partitions: [PartitionLag]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "group": _group = try scanner.member("group") { s0 in try s0.null() ? nil : try s0.string() }
-                case "state": _state = try scanner.member("state") { s0 in try s0.null() ? nil : try GroupState(json: &s0) }
-                case "generation": _generation = try scanner.member("generation") { s0 in try s0.null() ? nil : try s0.int() }
-                case "members": _members = try scanner.member("members") { s0 in try s0.null() ? nil : try s0.array { s1 in try GroupMember(json: &s1) } }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.array { s1 in try PartitionLag(json: &s1) } }
+                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
+                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupMember(json: &s1) } }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionLag(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }

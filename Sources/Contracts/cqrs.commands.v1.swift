@@ -41,8 +41,8 @@ extension CqrsCommandsV1 {
             var _currency: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "amountMinor": _amountMinor = try scanner.member("amountMinor") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "currency": _currency = try scanner.member("currency") { s0 in try s0.null() ? nil : try s0.string() }
+                case "amountMinor": _amountMinor = try scanner.member("amountMinor") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "currency": _currency = try scanner.member("currency") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -103,11 +103,11 @@ extension CqrsCommandsV1 {
             var _commandId: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "holder": _holder = try scanner.member("holder") { s0 in try s0.null() ? nil : try s0.string() }
-                case "accountType": _accountType = try scanner.member("accountType") { s0 in try s0.null() ? nil : try AccountType(json: &s0) }
-                case "openingBalance": _openingBalance = try scanner.member("openingBalance") { s0 in try s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in try s0.null() ? nil : try s0.string() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try AccountType(json: &s0) }
+                case "openingBalance": _openingBalance = try scanner.member("openingBalance") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -174,10 +174,10 @@ extension CqrsCommandsV1 {
             var _expectedVersion: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in try s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -242,10 +242,10 @@ extension CqrsCommandsV1 {
             var _expectedVersion: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in try s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -305,9 +305,9 @@ extension CqrsCommandsV1 {
             var _expectedVersion: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -344,9 +344,9 @@ extension CqrsCommandsV1 {
             var _lastName: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "email": _email = try scanner.member("email") { s0 in try s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in try s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in try s0.null() ? nil : try s0.string() }
+                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -393,11 +393,11 @@ extension CqrsCommandsV1 {
             var _commandId: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "customer": _customer = try scanner.member("customer") { s0 in try s0.null() ? nil : try Customer(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in try s0.null() ? nil : try s0.string() }
-                case "quantity": _quantity = try scanner.member("quantity") { s0 in try s0.null() ? nil : try s0.int() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in try s0.null() ? nil : try s0.string() }
+                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try Customer(json: &s0) }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -470,11 +470,11 @@ extension CqrsCommandsV1 {
             var _duplicate: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "aggregateId": _aggregateId = try scanner.member("aggregateId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "aggregateId": _aggregateId = try scanner.member("aggregateId") { s0 in s0.null() ? nil : try s0.string() }
+                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -576,16 +576,16 @@ extension CqrsCommandsV1 {
             var _data: RawJSON? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "eventId": _eventId = try scanner.member("eventId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "type": _type = try scanner.member("type") { s0 in try s0.null() ? nil : try s0.string() }
-                case "schemaVersion": _schemaVersion = try scanner.member("schemaVersion") { s0 in try s0.null() ? nil : try s0.int() }
-                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "recordedAt": _recordedAt = try scanner.member("recordedAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "correlationId": _correlationId = try scanner.member("correlationId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "causationId": _causationId = try scanner.member("causationId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "data": _data = try scanner.member("data") { s0 in try s0.null() ? nil : try RawJSON(json: &s0) }
+                case "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
+                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case "type": _type = try scanner.member("type") { s0 in s0.null() ? nil : try s0.string() }
+                case "schemaVersion": _schemaVersion = try scanner.member("schemaVersion") { s0 in s0.null() ? nil : try s0.int() }
+                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "recordedAt": _recordedAt = try scanner.member("recordedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "correlationId": _correlationId = try scanner.member("correlationId") { s0 in s0.null() ? nil : try s0.string() }
+                case "causationId": _causationId = try scanner.member("causationId") { s0 in s0.null() ? nil : try s0.string() }
+                case "data": _data = try scanner.member("data") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -656,9 +656,9 @@ extension CqrsCommandsV1 {
             var _maxCount: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "fromVersion": _fromVersion = try scanner.member("fromVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in try s0.null() ? nil : try s0.int() }
+                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case "fromVersion": _fromVersion = try scanner.member("fromVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -715,9 +715,9 @@ extension CqrsCommandsV1 {
             var _endOfStream: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "events": _events = try scanner.member("events") { s0 in try s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
-                case "nextVersion": _nextVersion = try scanner.member("nextVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "endOfStream": _endOfStream = try scanner.member("endOfStream") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
+                case "nextVersion": _nextVersion = try scanner.member("nextVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "endOfStream": _endOfStream = try scanner.member("endOfStream") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -771,8 +771,8 @@ extension CqrsCommandsV1 {
             var _maxCount: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in try s0.null() ? nil : try s0.int() }
+                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -827,9 +827,9 @@ extension CqrsCommandsV1 {
             var _headPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "events": _events = try scanner.member("events") { s0 in try s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
-                case "nextPosition": _nextPosition = try scanner.member("nextPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
+                case "nextPosition": _nextPosition = try scanner.member("nextPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -883,8 +883,8 @@ extension CqrsCommandsV1 {
             var _maxCount: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in try s0.null() ? nil : try s0.int() }
+                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -969,10 +969,10 @@ extension CqrsCommandsV1 {
             var _lastError: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in try s0.null() ? nil : try s0.bool() }
-                case "lastError": _lastError = try scanner.member("lastError") { s0 in try s0.null() ? nil : try s0.string() }
+                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
+                case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }

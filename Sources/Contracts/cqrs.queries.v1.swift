@@ -95,15 +95,15 @@ extension CqrsQueriesV1 {
             var _position: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "holder": _holder = try scanner.member("holder") { s0 in try s0.null() ? nil : try s0.string() }
-                case "accountType": _accountType = try scanner.member("accountType") { s0 in try s0.null() ? nil : try CqrsCommandsV1.AccountType(json: &s0) }
-                case "balance": _balance = try scanner.member("balance") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "status": _status = try scanner.member("status") { s0 in try s0.null() ? nil : try AccountStatus(json: &s0) }
-                case "openedAt": _openedAt = try scanner.member("openedAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try CqrsCommandsV1.AccountType(json: &s0) }
+                case "balance": _balance = try scanner.member("balance") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
+                case "openedAt": _openedAt = try scanner.member("openedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -169,8 +169,8 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -227,9 +227,9 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -307,13 +307,13 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "holder": _holder = try scanner.member("holder") { s0 in try s0.null() ? nil : try s0.string() }
-                case "balanceGreaterThan": _balanceGreaterThan = try scanner.member("balanceGreaterThan") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "balanceLessThan": _balanceLessThan = try scanner.member("balanceLessThan") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "status": _status = try scanner.member("status") { s0 in try s0.null() ? nil : try AccountStatus(json: &s0) }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case "balanceGreaterThan": _balanceGreaterThan = try scanner.member("balanceGreaterThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case "balanceLessThan": _balanceLessThan = try scanner.member("balanceLessThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -351,8 +351,8 @@ extension CqrsQueriesV1 {
             var _nextPageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in try s0.null() ? nil : try s0.array { s1 in try Account(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.array { s1 in try Account(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -441,12 +441,12 @@ extension CqrsQueriesV1 {
             var _position: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "version": _version = try scanner.member("version") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "kind": _kind = try scanner.member("kind") { s0 in try s0.null() ? nil : try TransactionKind(json: &s0) }
-                case "amount": _amount = try scanner.member("amount") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "balanceAfter": _balanceAfter = try scanner.member("balanceAfter") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "at": _at = try scanner.member("at") { s0 in try s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try TransactionKind(json: &s0) }
+                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case "balanceAfter": _balanceAfter = try scanner.member("balanceAfter") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case "at": _at = try scanner.member("at") { s0 in s0.null() ? nil : try s0.string() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -518,10 +518,10 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -560,9 +560,9 @@ extension CqrsQueriesV1 {
             var _nextPageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "transactions": _transactions = try scanner.member("transactions") { s0 in try s0.null() ? nil : try s0.array { s1 in try Transaction(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case "transactions": _transactions = try scanner.member("transactions") { s0 in s0.null() ? nil : try s0.array { s1 in try Transaction(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -595,7 +595,7 @@ extension CqrsQueriesV1 {
             var _accountId: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in try s0.null() ? nil : try s0.string() }
+                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -665,12 +665,12 @@ extension CqrsQueriesV1 {
             var _position: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "customer": _customer = try scanner.member("customer") { s0 in try s0.null() ? nil : try CqrsCommandsV1.Customer(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in try s0.null() ? nil : try s0.string() }
-                case "quantity": _quantity = try scanner.member("quantity") { s0 in try s0.null() ? nil : try s0.int() }
-                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CqrsCommandsV1.Customer(json: &s0) }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
+                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -729,8 +729,8 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -793,10 +793,10 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "customerEmail": _customerEmail = try scanner.member("customerEmail") { s0 in try s0.null() ? nil : try s0.string() }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "customerEmail": _customerEmail = try scanner.member("customerEmail") { s0 in s0.null() ? nil : try s0.string() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -831,8 +831,8 @@ extension CqrsQueriesV1 {
             var _nextPageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "orders": _orders = try scanner.member("orders") { s0 in try s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -879,12 +879,12 @@ extension CqrsQueriesV1 {
             var _lastOrderAt: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "email": _email = try scanner.member("email") { s0 in try s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in try s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in try s0.null() ? nil : try s0.string() }
-                case "orderCount": _orderCount = try scanner.member("orderCount") { s0 in try s0.null() ? nil : try s0.int() }
-                case "firstOrderAt": _firstOrderAt = try scanner.member("firstOrderAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "lastOrderAt": _lastOrderAt = try scanner.member("lastOrderAt") { s0 in try s0.null() ? nil : try s0.string() }
+                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case "orderCount": _orderCount = try scanner.member("orderCount") { s0 in s0.null() ? nil : try s0.int() }
+                case "firstOrderAt": _firstOrderAt = try scanner.member("firstOrderAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "lastOrderAt": _lastOrderAt = try scanner.member("lastOrderAt") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -950,9 +950,9 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -986,8 +986,8 @@ extension CqrsQueriesV1 {
             var _nextPageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "customers": _customers = try scanner.member("customers") { s0 in try s0.null() ? nil : try s0.array { s1 in try CustomerSummary(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.array { s1 in try CustomerSummary(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1038,8 +1038,8 @@ extension CqrsQueriesV1 {
             var _minPosition: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "email": _email = try scanner.member("email") { s0 in try s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1072,8 +1072,8 @@ extension CqrsQueriesV1 {
             var _orders: [Order]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "customer": _customer = try scanner.member("customer") { s0 in try s0.null() ? nil : try CustomerSummary(json: &s0) }
-                case "orders": _orders = try scanner.member("orders") { s0 in try s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
+                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CustomerSummary(json: &s0) }
+                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1164,11 +1164,11 @@ extension CqrsQueriesV1 {
             var _lag: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "appliedOffset": _appliedOffset = try scanner.member("appliedOffset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "lag": _lag = try scanner.member("lag") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "appliedOffset": _appliedOffset = try scanner.member("appliedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1261,15 +1261,15 @@ extension CqrsQueriesV1 {
             var _rebuilding: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "appliedPosition": _appliedPosition = try scanner.member("appliedPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in try s0.null() ? nil : try s0.array { s1 in try PartitionStatus(json: &s1) } }
-                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in try s0.null() ? nil : try s0.int() }
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in try s0.null() ? nil : try s0.int() }
-                case "orders": _orders = try scanner.member("orders") { s0 in try s0.null() ? nil : try s0.int() }
-                case "customers": _customers = try scanner.member("customers") { s0 in try s0.null() ? nil : try s0.int() }
-                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in try s0.null() ? nil : try s0.bool() }
-                case "lastError": _lastError = try scanner.member("lastError") { s0 in try s0.null() ? nil : try s0.string() }
-                case "rebuilding": _rebuilding = try scanner.member("rebuilding") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "appliedPosition": _appliedPosition = try scanner.member("appliedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionStatus(json: &s1) } }
+                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
+                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
+                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
+                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
+                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
+                case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
+                case "rebuilding": _rebuilding = try scanner.member("rebuilding") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1314,7 +1314,7 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1400,15 +1400,15 @@ extension CqrsQueriesV1 {
             var _parkedEvents: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "eventsPerSecond": _eventsPerSecond = try scanner.member("eventsPerSecond") { s0 in try s0.null() ? nil : try s0.int() }
-                case "elapsedMs": _elapsedMs = try scanner.member("elapsedMs") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "done": _done = try scanner.member("done") { s0 in try s0.null() ? nil : try s0.bool() }
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in try s0.null() ? nil : try s0.int() }
-                case "orders": _orders = try scanner.member("orders") { s0 in try s0.null() ? nil : try s0.int() }
-                case "customers": _customers = try scanner.member("customers") { s0 in try s0.null() ? nil : try s0.int() }
-                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in try s0.null() ? nil : try s0.int() }
+                case "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "eventsPerSecond": _eventsPerSecond = try scanner.member("eventsPerSecond") { s0 in s0.null() ? nil : try s0.int() }
+                case "elapsedMs": _elapsedMs = try scanner.member("elapsedMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
+                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
+                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
+                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
+                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1551,20 +1551,20 @@ extension CqrsQueriesV1 {
             var _value: RawJSON? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "id": _id = try scanner.member("id") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "state": _state = try scanner.member("state") { s0 in try s0.null() ? nil : try ParkedState(json: &s0) }
-                case "topic": _topic = try scanner.member("topic") { s0 in try s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in try s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "eventId": _eventId = try scanner.member("eventId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "eventType": _eventType = try scanner.member("eventType") { s0 in try s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in try s0.null() ? nil : try s0.string() }
-                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in try s0.null() ? nil : try s0.int64String() }
-                case "error": _error = try scanner.member("error") { s0 in try s0.null() ? nil : try s0.string() }
-                case "attempts": _attempts = try scanner.member("attempts") { s0 in try s0.null() ? nil : try s0.int() }
-                case "parkedAt": _parkedAt = try scanner.member("parkedAt") { s0 in try s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in try s0.null() ? nil : try RawJSON(json: &s0) }
+                case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try ParkedState(json: &s0) }
+                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
+                case "eventType": _eventType = try scanner.member("eventType") { s0 in s0.null() ? nil : try s0.string() }
+                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "error": _error = try scanner.member("error") { s0 in s0.null() ? nil : try s0.string() }
+                case "attempts": _attempts = try scanner.member("attempts") { s0 in s0.null() ? nil : try s0.int() }
+                case "parkedAt": _parkedAt = try scanner.member("parkedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -1623,8 +1623,8 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in try s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1657,8 +1657,8 @@ extension CqrsQueriesV1 {
             var _nextPageToken: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "events": _events = try scanner.member("events") { s0 in try s0.null() ? nil : try s0.array { s1 in try ParkedEvent(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in try s0.null() ? nil : try s0.string() }
+                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try ParkedEvent(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1707,8 +1707,8 @@ extension CqrsQueriesV1 {
             var _all: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "ids": _ids = try scanner.member("ids") { s0 in try s0.null() ? nil : try s0.array { s1 in try s1.int64String() } }
-                case "all": _all = try scanner.member("all") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "ids": _ids = try scanner.member("ids") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int64String() } }
+                case "all": _all = try scanner.member("all") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1746,9 +1746,9 @@ extension CqrsQueriesV1 {
             var _stillParked: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "applied": _applied = try scanner.member("applied") { s0 in try s0.null() ? nil : try s0.int() }
-                case "skipped": _skipped = try scanner.member("skipped") { s0 in try s0.null() ? nil : try s0.int() }
-                case "stillParked": _stillParked = try scanner.member("stillParked") { s0 in try s0.null() ? nil : try s0.int() }
+                case "applied": _applied = try scanner.member("applied") { s0 in s0.null() ? nil : try s0.int() }
+                case "skipped": _skipped = try scanner.member("skipped") { s0 in s0.null() ? nil : try s0.int() }
+                case "stillParked": _stillParked = try scanner.member("stillParked") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }

@@ -21,7 +21,7 @@ extension JframeHealthV1 {
             var _service: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
+                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -49,7 +49,7 @@ extension JframeHealthV1 {
             var _status: ServingStatus? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "status": _status = try scanner.member("status") { s0 in try s0.null() ? nil : try ServingStatus(json: &s0) }
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try ServingStatus(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }

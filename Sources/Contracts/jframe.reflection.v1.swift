@@ -44,7 +44,7 @@ extension JframeReflectionV1 {
             var _services: [ServiceInfo]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "services": _services = try scanner.member("services") { s0 in try s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
+                case "services": _services = try scanner.member("services") { s0 in s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -80,9 +80,9 @@ extension JframeReflectionV1 {
             var _methods: [MethodInfo]? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
-                case "package": _package = try scanner.member("package") { s0 in try s0.null() ? nil : try s0.string() }
-                case "methods": _methods = try scanner.member("methods") { s0 in try s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case "package": _package = try scanner.member("package") { s0 in s0.null() ? nil : try s0.string() }
+                case "methods": _methods = try scanner.member("methods") { s0 in s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -129,11 +129,11 @@ extension JframeReflectionV1 {
             var _idempotent: Bool? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "name": _name = try scanner.member("name") { s0 in try s0.null() ? nil : try s0.string() }
-                case "kind": _kind = try scanner.member("kind") { s0 in try s0.null() ? nil : try CallKind(json: &s0) }
-                case "requestType": _requestType = try scanner.member("requestType") { s0 in try s0.null() ? nil : try s0.string() }
-                case "responseType": _responseType = try scanner.member("responseType") { s0 in try s0.null() ? nil : try s0.string() }
-                case "idempotent": _idempotent = try scanner.member("idempotent") { s0 in try s0.null() ? nil : try s0.bool() }
+                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try CallKind(json: &s0) }
+                case "requestType": _requestType = try scanner.member("requestType") { s0 in s0.null() ? nil : try s0.string() }
+                case "responseType": _responseType = try scanner.member("responseType") { s0 in s0.null() ? nil : try s0.string() }
+                case "idempotent": _idempotent = try scanner.member("idempotent") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -188,7 +188,7 @@ extension JframeReflectionV1 {
             var _service: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
+                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -221,8 +221,8 @@ extension JframeReflectionV1 {
             var _definition: JSONValue? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "service": _service = try scanner.member("service") { s0 in try s0.null() ? nil : try s0.string() }
-                case "definition": _definition = try scanner.member("definition") { s0 in try s0.null() ? nil : try s0.value() }
+                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
+                case "definition": _definition = try scanner.member("definition") { s0 in s0.null() ? nil : try s0.value() }
                 default: try scanner.skipValue()
                 }
             }
@@ -253,7 +253,7 @@ extension JframeReflectionV1 {
             var _method: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "method": _method = try scanner.member("method") { s0 in try s0.null() ? nil : try s0.string() }
+                case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -297,12 +297,12 @@ extension JframeReflectionV1 {
             var _messages: JSONValue? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "method": _method = try scanner.member("method") { s0 in try s0.null() ? nil : try s0.string() }
-                case "info": _info = try scanner.member("info") { s0 in try s0.null() ? nil : try MethodInfo(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in try s0.null() ? nil : try s0.string() }
-                case "requestSchema": _requestSchema = try scanner.member("requestSchema") { s0 in try s0.null() ? nil : try s0.value() }
-                case "responseSchema": _responseSchema = try scanner.member("responseSchema") { s0 in try s0.null() ? nil : try s0.value() }
-                case "messages": _messages = try scanner.member("messages") { s0 in try s0.null() ? nil : try s0.value() }
+                case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
+                case "info": _info = try scanner.member("info") { s0 in s0.null() ? nil : try MethodInfo(json: &s0) }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "requestSchema": _requestSchema = try scanner.member("requestSchema") { s0 in s0.null() ? nil : try s0.value() }
+                case "responseSchema": _responseSchema = try scanner.member("responseSchema") { s0 in s0.null() ? nil : try s0.value() }
+                case "messages": _messages = try scanner.member("messages") { s0 in s0.null() ? nil : try s0.value() }
                 default: try scanner.skipValue()
                 }
             }

@@ -31,10 +31,10 @@ extension JframeTestingV1 {
             var _note: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "id": _id = try scanner.member("id") { s0 in try s0.null() ? nil : try s0.string() }
-                case "account": _account = try scanner.member("account") { s0 in try s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in try s0.null() ? nil : try s0.int() }
-                case "note": _note = try scanner.member("note") { s0 in try s0.null() ? nil : try s0.string() }
+                case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.string() }
+                case "account": _account = try scanner.member("account") { s0 in s0.null() ? nil : try s0.string() }
+                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try s0.int() }
+                case "note": _note = try scanner.member("note") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -72,8 +72,8 @@ extension JframeTestingV1 {
             var _count: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "message": _message = try scanner.member("message") { s0 in try s0.null() ? nil : try EchoMessage(json: &s0) }
-                case "count": _count = try scanner.member("count") { s0 in try s0.null() ? nil : try s0.int() }
+                case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try EchoMessage(json: &s0) }
+                case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -124,8 +124,8 @@ extension JframeTestingV1 {
             var _totalAmount: Int64? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "count": _count = try scanner.member("count") { s0 in try s0.null() ? nil : try s0.int() }
-                case "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in try s0.null() ? nil : try s0.int64String() }
+                case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
+                case "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -156,7 +156,7 @@ extension JframeTestingV1 {
             var _milliseconds: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in try s0.null() ? nil : try s0.int() }
+                case "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -185,7 +185,7 @@ extension JframeTestingV1 {
             var _sleptMs: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in try s0.null() ? nil : try s0.int() }
+                case "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -217,8 +217,8 @@ extension JframeTestingV1 {
             var _message: String? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "code": _code = try scanner.member("code") { s0 in try s0.null() ? nil : try s0.int() }
-                case "message": _message = try scanner.member("message") { s0 in try s0.null() ? nil : try s0.string() }
+                case "code": _code = try scanner.member("code") { s0 in s0.null() ? nil : try s0.int() }
+                case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -275,8 +275,8 @@ extension JframeTestingV1 {
             var _sleepsCancelled: Int? = nil
             try scanner.object { scanner, name in
                 switch name {
-                case "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in try s0.null() ? nil : try s0.int() }
-                case "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in try s0.null() ? nil : try s0.int() }
+                case "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in s0.null() ? nil : try s0.int() }
+                case "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }

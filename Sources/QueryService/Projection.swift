@@ -76,7 +76,7 @@ public final class Projection: Service, Sendable {
 
     public func run() async throws {
         // A graceful shutdown cancels the members: each commits and leaves its group.
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 for topic in self.topics { group.addTask { await self.follow(topic) } }
             }

@@ -50,7 +50,7 @@ public enum ConcurrencyOnEventLoops {
     /// The runtime's generic executor, `SerialExecutorRef::generic()`: a null identity and no
     /// witness table. It is what Swift's own global executor runs jobs on; there is no public
     /// spelling for it, so it is built from its (ABI-stable) bit pattern.
-    nonisolated(unsafe) static let genericExecutor = unsafeBitCast((0, 0), to: UnownedSerialExecutor.self)
+    static let genericExecutor = unsafeBitCast((0, 0), to: UnownedSerialExecutor.self)
 
     /// Sends every global job to an event loop of NIO's singleton group: the current thread's
     /// loop if it is one (no thread switch), else the next loop. False if a hook is already set

@@ -128,7 +128,7 @@ final class Children: @unchecked Sendable {
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
-        FileManager.default.createFile(atPath: "\(logs)/\(name).log", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(logs)/\(name).log", contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(logs)/\(name).log"))
         try process.run()
         lock.withLock { processes.append((name, process)) }
