@@ -5,6 +5,11 @@
 /// existential containers; for a 200-byte message that is ~10x the cost of reading the bytes
 /// once, straight into the fields. Strictness matches RFC 8259: malformed JSON, a value of the
 /// wrong type, or trailing data is an error that says where; unknown members are skipped.
+///
+/// Nesting is bounded (`maximumDepth`): objects and arrays are read by recursion, so without a
+/// bound a peer chooses how deep the stack goes, and ~45k nested `[` (90 KB) overflow it. Every
+/// path that descends (decoding, skipping unknown members, checking raw values) passes through
+/// `object` or `array`, which count the depth.
 public struct JSONScanner {
     /// What went wrong, with the path of the member (`message.amount`) and the byte offset.
     public struct Failure: Error, CustomStringConvertible {
@@ -19,8 +24,17 @@ public struct JSONScanner {
 
     private let bytes: [UInt8]
     private var index = 0
+    /// Objects and arrays open around the current position.
+    private var depth = 0
+    /// The deepest nesting read; one more is a failure. RFC 8259 section 9 lets a parser set it.
+    public let maximumDepth: Int
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// A scanner of `bytes` that accepts nesting up to `maximumDepth` (the process's
+    /// `JSONNesting.maximumDepth` unless given).
+    public init(_ bytes: [UInt8], maximumDepth: Int = JSONNesting.maximumDepth) {
+        self.bytes = bytes
+        self.maximumDepth = maximumDepth
+    }
 
     public func failure(_ reason: String) -> Failure { Failure(path: [], reason: reason, offset: index) }
 
@@ -46,9 +60,23 @@ public struct JSONScanner {
 
     // MARK: Structure
 
+    /// Counts one more level open around `body`; past `maximumDepth` it fails before descending.
+    private mutating func nested<T>(_ body: (inout JSONScanner) throws -> T) throws -> T {
+        guard depth < maximumDepth else {
+            throw failure("JSON nested deeper than \(maximumDepth) levels (objects and arrays)")
+        }
+        depth += 1
+        defer { depth -= 1 }
+        return try body(&self)
+    }
+
     /// Calls `member` with each member name; it must consume the value.
     public mutating func object(_ member: (inout JSONScanner, String) throws -> Void) throws {
         try expect(UInt8(ascii: "{"), "an object")
+        try nested { try $0.members(member) }
+    }
+
+    private mutating func members(_ member: (inout JSONScanner, String) throws -> Void) throws {
         if peek() == UInt8(ascii: "}") {
             index += 1
             return
@@ -81,6 +109,10 @@ public struct JSONScanner {
     /// An array, each element read by `element`.
     public mutating func array<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
         try expect(UInt8(ascii: "["), "an array")
+        return try nested { try $0.elements(element) }
+    }
+
+    private mutating func elements<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
         var items: [T] = []
         if peek() == UInt8(ascii: "]") {
             index += 1

@@ -1,5 +1,5 @@
 import IdlePolling
-public import Logging
+import Logging
 public import RPCCore
 import RPCStandardServices
 import RPCTransportHTTP2
@@ -19,7 +19,8 @@ public enum ServerHost {
         bootstrapLogging(options)
         let logger = Logger(label: name)
         let configuration = try options.configuration()
-        raiseOpenFileLimit(toHold: configuration.maxConnections, logger: logger)
+        JSONNesting.maximumDepth = try options.jsonNestingBound()
+        raiseOpenFileLimitToHard(toHold: configuration.maxConnections, logger: logger)
         let address = options.listenAddress(default: defaultAddress)
         let tlsFiles = try options.tlsFiles()
         let transport = try TCPServerTransport(
@@ -96,20 +97,31 @@ extension ServerHost {
             return !done
         }
         guard first else { return }
+        let level = Logger.Level(rawValue: options.level) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: options.level) ?? .info
+            handler.logLevel = level
             return handler
         }
+    }
+}
+
+extension ServerHost {
+    /// Raises the soft limit on open files to the hard one; `run` does it too. For binaries that
+    /// size something by the limit before `run` (the broker's descriptor budget). Returns the limit.
+    @discardableResult
+    public static func raiseOpenFileLimit(_ options: ServerOptions, logger: Logger) throws -> Int {
+        try raiseOpenFileLimitToHard(toHold: options.configuration().maxConnections, logger: logger)
     }
 }
 
 /// Raises the soft limit on open files to the hard one (as Go's runtime does): Debian's default
 /// soft limit of 1024 would refuse connections below `--max-connections` with EMFILE instead of
 /// the protocol's clean GOAWAY. Says so when even the hard limit is too low.
-private func raiseOpenFileLimit(toHold connections: Int, logger: Logger) {
+@discardableResult
+private func raiseOpenFileLimitToHard(toHold connections: Int, logger: Logger) -> Int {
     var limit = rlimit()
-    guard getrlimit(rlimitNoFile, &limit) == 0 else { return }
+    guard getrlimit(rlimitNoFile, &limit) == 0 else { return 1024 }
     if limit.rlim_cur < limit.rlim_max {
         var raised = limit
         raised.rlim_cur = limit.rlim_max
@@ -121,6 +133,7 @@ private func raiseOpenFileLimit(toHold connections: Int, logger: Logger) {
         logger.warning(
             "the open-file limit (\(limit.rlim_cur)) is below what --max-connections needs (\(needed)): raise it (ulimit -n)")
     }
+    return Int(clamping: limit.rlim_cur)
 }
 
 #if canImport(Glibc)

@@ -30,6 +30,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Largest frame payload accepted, bytes. Env: JFRAME_MAX_FRAME_BYTES.")
     public var maxFrameBytes: Int?
 
+    @Option(
+        name: .customLong("max-json-depth"),
+        help: "Deepest nesting of objects and arrays accepted in any JSON payload (messages, envelopes, record values), \(JSONNesting.allowedMaximumDepths.lowerBound) to \(JSONNesting.allowedMaximumDepths.upperBound); deeper is INVALID_ARGUMENT. Default \(JSONNesting.defaultMaximumDepth). Env: JFRAME_MAX_JSON_DEPTH.")
+    public var maxJsonDepth: Int?
+
     @Option(help: "Connections open at once. Env: JFRAME_MAX_CONNECTIONS.")
     public var maxConnections: Int?
 
@@ -78,6 +83,21 @@ public struct ServerOptions: ParsableArguments {
             throw ValidationError("--idle-poll-us must be between 0 (off) and 1000000, got \(idlePollUs)")
         }
         if let maxFrameBytes, maxFrameBytes < 1024 { throw ValidationError("--max-frame-bytes must be at least 1024") }
+        if let maxJsonDepth { try Self.checkJSONDepth(maxJsonDepth, "--max-json-depth") }
+    }
+
+    private static func checkJSONDepth(_ depth: Int, _ name: String) throws {
+        let allowed = JSONNesting.allowedMaximumDepths
+        guard allowed.contains(depth) else {
+            throw ValidationError("\(name) must be between \(allowed.lowerBound) and \(allowed.upperBound), got \(depth)")
+        }
+    }
+
+    /// The bound on JSON nesting (`--max-json-depth`, else `JFRAME_MAX_JSON_DEPTH`, else the default).
+    public func jsonNestingBound() throws -> Int {
+        guard let depth = try integer(maxJsonDepth, "JFRAME_MAX_JSON_DEPTH") else { return JSONNesting.defaultMaximumDepth }
+        try Self.checkJSONDepth(depth, "JFRAME_MAX_JSON_DEPTH")
+        return depth
     }
 
     /// The address to listen on: the flag, else `JFRAME_LISTEN`, else `defaultAddress`.

@@ -68,6 +68,25 @@ for index, (package, name) in enumerate(MESSAGES):
     for number, example in enumerate(examples[:3]):
         write("messages", f"{index:02d}-{name}-{number}", bytes([index]) + json.dumps(example).encode())
 
+# Deep nesting, at and past the bound (128) and far past it (what overflowed the stack before
+# there was one): the fuzzer mutates from these, with json.dict's tokens, instead of having to
+# grow a few thousand brackets on its own.
+def arrays(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def objects(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+for depth in (127, 128, 129, 2000):
+    write("envelopes", f"deep-arrays-{depth}", bytes([6]) + arrays(depth))
+    write("envelopes", f"deep-hello-{depth}", bytes([0]) + b'{"versions":[1],"maxFrameBytes":4096,"initialCredit":1,"x":'
+          + arrays(depth) + b"}")
+    write("messages", f"03-ProduceRequest-deep-{depth}", bytes([3]) + b'{"topic":"t","records":[{"value":' + arrays(depth) + b"}]}")
+    write("messages", f"11-GetAccountRequest-deep-{depth}", bytes([11]) + b'{"accountId":"a","x":' + arrays(depth) + b"}")
+write("envelopes", "deep-objects-1500", bytes([6]) + objects(1500))
+
 block = bytes([0x83, 0x86, 0x04]) + literal("/jframe.testing.v1.Echo/Get") + bytes([0x01]) + literal("edge") \
     + bytes([0x0F, 0x10]) + literal("application/grpc") + bytes([0x00]) + literal("grpc-timeout") + literal("250m")
 write("http2", "grpc-unary", h2frame(1, 0x4, 1, block) + h2frame(0, 0x1, 1, b"\x00" + len(message).to_bytes(4, "big") + message))

@@ -16,11 +16,26 @@ private func LLVMFuzzerRunDriver(
 ) -> CInt
 
 /// Runs libFuzzer with the process's arguments on `test`, then exits with its status.
+///
+/// The main thread, which runs every input, may grow its stack to 1 MiB only: recursion that a
+/// peer's input drives past the JSON nesting bound then overflows within the inputs' length
+/// (a few thousand brackets), so the fuzzer finds it, where 8 MiB would need ~90 KB inputs.
 public func runFuzzer(_ test: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> Never {
+    var stack = rlimit()
+    if getrlimit(rlimitStack, &stack) == 0 {
+        stack.rlim_cur = min(stack.rlim_cur, 1 << 20)
+        _ = setrlimit(rlimitStack, &stack)
+    }
     var argc = CommandLine.argc
     var argv = CommandLine.unsafeArgv
     exit(LLVMFuzzerRunDriver(&argc, &argv, test))
 }
+
+#if canImport(Glibc)
+private let rlimitStack = __rlimit_resource_t(RLIMIT_STACK.rawValue)
+#else
+private let rlimitStack = RLIMIT_STACK
+#endif
 
 /// The property the JSON targets check: bytes that decode as `type` encode to JSON that decodes
 /// to the same value (so nothing a client sends is read one way and written back another).
