@@ -24,6 +24,13 @@ public struct BrokerSettings: Sendable {
     public var preallocateBytes = PartitionLog.defaultPreallocateBytes
     /// Where each partition's fdatasync runs (see `CommitScheduler`).
     public var syncScheduler: any CommitScheduler = BackgroundCommitScheduler()
+    /// Partitions of all topics together that `createTopic` may bring the broker to. Each costs
+    /// a directory, memory for its indexes and producer state, and descriptors while in use
+    /// (bounded apart by the file system's `DescriptorBudget`); past this, CreateTopic is
+    /// RESOURCE_EXHAUSTED naming the budget. A broker always opens what its data holds, even
+    /// past it (a budget lowered after the fact refuses only new topics).
+    public var maxPartitions = BrokerSettings.defaultMaxPartitions
+    public static let defaultMaxPartitions = 10_000
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -157,6 +164,11 @@ public final class Broker: Sendable {
         let staging = topicsDirectory + "/." + topicSettings.name + ".creating"
         return try topics.withLock { topics in
             if topics[topicSettings.name] != nil || fileSystem.exists(final) { throw BrokerError.topicExists(topicSettings.name) }
+            let held = topics.values.reduce(0) { $0 + $1.settings.partitions }
+            if held + topicSettings.partitions > settings.maxPartitions {
+                throw BrokerError.overBudget(
+                    "the broker holds \(held) partitions; \(topicSettings.partitions) more would pass its budget of \(settings.maxPartitions) (--max-partitions)")
+            }
             try fileSystem.removeTree(staging)
             try fileSystem.createDirectory(staging)
             let encoder = JSONEncoder()

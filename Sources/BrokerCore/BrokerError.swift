@@ -9,6 +9,8 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(field: String, reason: String)
     /// A record or request over a configured limit.
     case tooLarge(String)
+    /// What the request asks for would pass a budget of the broker's (partitions).
+    case overBudget(String)
     /// The partition could not be opened (for example it is corrupt) or went offline.
     case partitionUnavailable(topic: String, partition: Int, reason: String)
     case unknownGroup(String)
@@ -28,7 +30,7 @@ public enum BrokerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownPartition(let topic, let partition, let count):
             return "topic \(topic) has no partition \(partition) (it has \(count))"
         case .invalid(let field, let reason): return "\(field): \(reason)"
-        case .tooLarge(let what): return what
+        case .tooLarge(let what), .overBudget(let what): return what
         case .partitionUnavailable(let topic, let partition, let reason):
             return "partition \(topic)/\(partition) is unavailable: \(reason)"
         case .unknownGroup(let group): return "group \(group) does not exist"

@@ -20,7 +20,7 @@ enum BrokerStatus {
         case .topicExists: return RPCError(code: .alreadyExists, message: error.description)
         case .invalid(let field, let reason):
             return .invalidArgument(error.description, violations: [FieldViolation(field: field, description: reason)])
-        case .tooLarge: return RPCError(code: .resourceExhausted, message: error.description)
+        case .tooLarge, .overBudget: return RPCError(code: .resourceExhausted, message: error.description)
         case .partitionUnavailable: return RPCError(code: .unavailable, message: error.description)
         case .unknownMember, .notOwner: return RPCError(code: .failedPrecondition, message: error.description)
         case .staleGeneration: return RPCError(code: .aborted, message: error.description)

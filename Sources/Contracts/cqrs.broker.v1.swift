@@ -2231,7 +2231,8 @@ extension CqrsBrokerV1 {
           "description": "Creates a topic with its partitions and configuration.",
           "errors": {
             "ALREADY_EXISTS": "a topic with this name exists",
-            "INVALID_ARGUMENT": "a bad name, partition count or configuration value"
+            "INVALID_ARGUMENT": "a bad name, partition count or configuration value",
+            "RESOURCE_EXHAUSTED": "the partitions would pass the broker's partition budget (--max-partitions); the message names both"
           }
         },
         {

@@ -44,7 +44,15 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Where a partition's fdatasync runs: event-loop (the default: on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk), background (a thread of its own, the loops never block) or adaptive (a lone append's on its loop, a group's on a thread; unmeasured here). Env: BROKER_SYNC_ON.")
     var syncOn: CommitPlace?
 
+    @Option(help: "Partitions of all topics together the broker may hold; CreateTopic past it is RESOURCE_EXHAUSTED. Default \(BrokerSettings.defaultMaxPartitions). Env: BROKER_MAX_PARTITIONS.")
+    var maxPartitions: Int?
+
+    @Option(help: "Descriptors the partitions' log and index files may hold open at once; past it the least recently used are closed and opened again when next needed. Default: half the open-file limit. Env: BROKER_MAX_OPEN_LOG_FILES.")
+    var maxOpenLogFiles: Int?
+
     func validate() throws {
+        if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
+        if let maxOpenLogFiles, maxOpenLogFiles < 8 { throw ValidationError("--max-open-log-files must be at least 8") }
         if let maxRecordBytes, maxRecordBytes < 1 { throw ValidationError("--max-record-bytes must be at least 1") }
         if let maintenanceIntervalMs, maintenanceIntervalMs < 10 { throw ValidationError("--maintenance-interval-ms must be at least 10") }
         if let segmentBytes, !(1024...(1 << 30)).contains(segmentBytes) { throw ValidationError("--segment-bytes must be 1 KiB to 1 GiB") }
@@ -70,9 +78,19 @@ struct BrokerCommand: AsyncParsableCommand {
         let configuration = try server.configuration()
         // A record must fit in one message with room for its envelope.
         settings.maxFetchBytes = max(1024, configuration.limits.maxFrameBytes - 64 * 1024)
+        if let value = try maxPartitions ?? Environment.integer("BROKER_MAX_PARTITIONS") {
+            guard value >= 1 else { throw ValidationError("BROKER_MAX_PARTITIONS must be at least 1") }
+            settings.maxPartitions = value
+        }
         ServerHost.bootstrapLogging(server)
         let logger = Logger(label: "broker")
-        let broker = try Broker(settings: settings, logger: logger)
+        let openFileLimit = try ServerHost.raiseOpenFileLimit(server, logger: logger)
+        let descriptors = try maxOpenLogFiles ?? Environment.integer("BROKER_MAX_OPEN_LOG_FILES") ?? openFileLimit / 2
+        guard descriptors >= 8 else { throw ValidationError("BROKER_MAX_OPEN_LOG_FILES must be at least 8") }
+        let fileSystem = PosixFileSystem(descriptors: DescriptorBudget(capacity: descriptors))
+        logger.info(
+            "budgets", metadata: ["max_partitions": "\(settings.maxPartitions)", "max_open_log_files": "\(descriptors)"])
+        let broker = try Broker(settings: settings, fileSystem: fileSystem, logger: logger)
         defer { broker.close() }
         try await ServerHost.run(
             name: "broker", services: [BrokerService(broker: broker)], options: server, defaultAddress: "127.0.0.1:9092",

@@ -102,9 +102,12 @@ public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
 
 /// The real file system, through POSIX calls.
 public struct PosixFileSystem: FileSystem {
-    public init() {}
+    /// Bounds the descriptors its files hold open at once.
+    public let descriptors: DescriptorBudget
 
-    public func open(_ path: String) throws -> any StorageFile { try PosixFile(path: path) }
+    public init(descriptors: DescriptorBudget = .shared) { self.descriptors = descriptors }
+
+    public func open(_ path: String) throws -> any StorageFile { try PosixFile(path: path, budget: descriptors) }
 
     public func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
@@ -157,74 +160,86 @@ public struct PosixFileSystem: FileSystem {
     }
 }
 
-/// A file descriptor that closes itself when the last reference goes. Readers keep a segment's
-/// file alive while they read it, even if retention has already unlinked it.
+/// A file of the log whose descriptor the `DescriptorBudget` opens and closes: the first open
+/// creates the file; when the budget has closed it, the next call opens it again by path.
+///
+/// The descriptor goes when the last reference goes. While open, it keeps a segment alive for a
+/// reader even after retention unlinked it; once the budget closed it, such a read fails
+/// (ENOENT) instead of seeing a new empty file.
 final class PosixFile: StorageFile {
     let path: String
-    private let fd: Int32
+    private let budget: DescriptorBudget
 
-    init(path: String) throws {
-        let fd = systemOpen(path, O_RDWR | O_CREAT | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
+    init(path: String, budget: DescriptorBudget) throws {
         self.path = path
-        self.fd = fd
+        self.budget = budget
+        budget.adopt(try budget.open(path), for: self)
     }
 
-    deinit { close(fd) }
+    deinit { budget.release(self) }
 
     func size() throws -> Int64 {
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw StorageError.io(operation: "fstat", path: path, errno: errno) }
-        return Int64(status.st_size)
+        try budget.withDescriptor(self) { fd in
+            var status = stat()
+            guard fstat(fd, &status) == 0 else { throw StorageError.io(operation: "fstat", path: path, errno: errno) }
+            return Int64(status.st_size)
+        }
     }
 
     func read(at offset: Int64, count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
-        var filled = 0
-        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            while filled < count {
-                let n = pread(fd, buffer.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    initialized = filled
-                    throw StorageError.io(operation: "pread", path: path, errno: errno)
+        return try budget.withDescriptor(self) { fd in
+            var filled = 0
+            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                while filled < count {
+                    let n = pread(fd, buffer.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        initialized = filled
+                        throw StorageError.io(operation: "pread", path: path, errno: errno)
+                    }
+                    if n == 0 { break }
+                    filled += n
                 }
-                if n == 0 { break }
-                filled += n
+                initialized = filled
             }
-            initialized = filled
         }
-        return bytes
     }
 
     func write(_ bytes: [UInt8], at offset: Int64) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw StorageError.io(operation: "pwrite", path: path, errno: errno)
+        try budget.withDescriptor(self, write: true) { fd in
+            try bytes.withUnsafeBytes { buffer in
+                var done = 0
+                while done < buffer.count {
+                    let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw StorageError.io(operation: "pwrite", path: path, errno: errno)
+                    }
+                    done += n
                 }
-                done += n
             }
         }
     }
 
     func sync() throws {
-        #if canImport(Darwin)
-        let result = fsync(fd)
-        #else
-        let result = fdatasync(fd)
-        #endif
-        if result != 0 { throw StorageError.io(operation: "fdatasync", path: path, errno: errno) }
+        try budget.sync(self) { fd in
+            #if canImport(Darwin)
+            let result = fsync(fd)
+            #else
+            let result = fdatasync(fd)
+            #endif
+            if result != 0 { throw StorageError.io(operation: "fdatasync", path: path, errno: errno) }
+        }
     }
 
     func truncate(to size: Int64) throws {
-        if ftruncate(fd, off_t(size)) != 0 { throw StorageError.io(operation: "ftruncate", path: path, errno: errno) }
+        try budget.withDescriptor(self, write: true) { fd in
+            if ftruncate(fd, off_t(size)) != 0 { throw StorageError.io(operation: "ftruncate", path: path, errno: errno) }
+        }
     }
 }
 
 // The C functions under names that the methods above do not shadow.
 private func systemRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
-private func systemOpen(_ path: String, _ flags: Int32) -> Int32 { open(path, flags, 0o644) }
+func systemOpen(_ path: String, _ flags: Int32) -> Int32 { open(path, flags, 0o644) }
