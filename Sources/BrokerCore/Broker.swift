@@ -161,7 +161,8 @@ public final class Broker: Sendable {
     public func createTopic(_ topicSettings: TopicSettings) throws -> Topic {
         try topicSettings.validate()
         let final = topicsDirectory + "/" + topicSettings.name
-        let staging = topicsDirectory + "/." + topicSettings.name + ".creating"
+        // Hidden work names carry no topic name: a name may take 249 of a file name's 255 bytes.
+        let staging = topicsDirectory + "/.creating-\(clock.nowMilliseconds())-\(UInt32.random(in: .min ... .max))"
         return try topics.withLock { topics in
             if topics[topicSettings.name] != nil || fileSystem.exists(final) { throw BrokerError.topicExists(topicSettings.name) }
             let held = topics.values.reduce(0) { $0 + $1.settings.partitions }
@@ -192,7 +193,7 @@ public final class Broker: Sendable {
             return topic
         }
         for log in topic.onlineLogs { try? log.close() }
-        let doomed = topicsDirectory + "/.\(name).\(clock.nowMilliseconds()).deleted"
+        let doomed = topicsDirectory + "/.deleted-\(clock.nowMilliseconds())-\(UInt32.random(in: .min ... .max))"
         try fileSystem.rename(topic.directory, to: doomed)
         try fileSystem.syncDirectory(topicsDirectory)
         try fileSystem.removeTree(doomed)

@@ -272,8 +272,20 @@ public struct JSONScanner {
     public mutating func int64String() throws -> Int64 {
         guard peek() == UInt8(ascii: "\"") else { return try integer() }
         let text = try string()
-        guard let value = Int64(text) else { throw failure("'\(text)' is not a decimal int64") }
+        guard let value = Self.decimalInt64(text) else { throw failure(Self.notDecimalInt64(text)) }
         return value
+    }
+
+    /// `text` as an int64 if it is `-?[0-9]+` (the schemas' pattern for int64 strings) and in
+    /// range. Swift's `Int64(_:)` alone would also take "+5", which the schemas forbid.
+    public static func decimalInt64(_ text: String) -> Int64? {
+        let digits = text.utf8.first == UInt8(ascii: "-") ? text.utf8.dropFirst() : text.utf8[...]
+        guard !digits.isEmpty, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+        return Int64(text)
+    }
+
+    public static func notDecimalInt64(_ text: String) -> String {
+        "'\(text)' is not a decimal int64 (-?[0-9]+, within the int64 range)"
     }
 
     /// A number; also "NaN", "Infinity" and "-Infinity" as strings, as proto3 JSON writes them.

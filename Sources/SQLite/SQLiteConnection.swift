@@ -14,6 +14,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 
     /// A constraint failed (UNIQUE, CHECK, NOT NULL): the caller's data, not the database, is wrong.
     public var isConstraint: Bool { code & 0xff == SQLITE_CONSTRAINT }
+    /// The disk (or a file size limit) had no room for the write.
+    public var isFull: Bool { code & 0xff == SQLITE_FULL }
 }
 
 /// A value bound to a statement parameter.
@@ -212,7 +214,14 @@ public final class SQLiteStatement {
             switch value {
             case .null: code = sqlite3_bind_null(pointer, position)
             case .integer(let number): code = sqlite3_bind_int64(pointer, position, number)
-            case .text(let text): code = sqlite3_bind_text(pointer, position, text, -1, Self.transient)
+            case .text(let text):
+                // With its length: a NUL inside the text is stored, not taken as the end.
+                var text = text
+                code = text.withUTF8 { utf8 in
+                    guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(pointer, position, "", 0, Self.transient) }
+                    return sqlite3_bind_text(
+                        pointer, position, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(utf8.count), Self.transient)
+                }
             case .blob(let bytes):
                 code = bytes.withUnsafeBytes { raw in
                     sqlite3_bind_blob(pointer, position, raw.baseAddress, Int32(raw.count), Self.transient)
@@ -242,9 +251,12 @@ public final class SQLiteStatement {
 
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
 
+    /// A text column, by its length in bytes: a NUL inside it is kept.
     public func text(_ column: Int32) -> String {
-        guard let bytes = sqlite3_column_text(pointer, column) else { return "" }
-        return String(cString: bytes)
+        // text first, then bytes: the order SQLite documents for a stable pointer.
+        guard let base = sqlite3_column_text(pointer, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(pointer, column))
+        return String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self)
     }
 
     public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }

@@ -39,22 +39,28 @@ struct AmountOptions: ParsableArguments {
     func money() throws -> CommandsAPI.Money {
         if let amountMinor { return CommandsAPI.Money(amountMinor: amountMinor, currency: currency) }
         guard let amount else { throw ValidationError("give --amount or --amount-minor") }
-        guard let minor = Self.minorUnits(amount) else { throw ValidationError("--amount \(amount) is not a decimal with at most 2 decimals") }
+        guard let minor = Self.minorUnits(amount) else {
+            throw ValidationError("--amount \(amount) is not a decimal with at most 2 decimals within ±92233720368547758.07")
+        }
         return CommandsAPI.Money(amountMinor: minor, currency: currency)
     }
 
+    /// The minor units of `text` (`-?[0-9]+(\.[0-9]{1,2})?`), or nil when it is not such a
+    /// decimal or its minor units do not fit an int64: every step checks for overflow.
     static func minorUnits(_ text: String) -> Int64? {
         let negative = text.hasPrefix("-")
         let parts = (negative ? String(text.dropFirst()) : text).split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let whole = Int64(parts[0]), parts[0].allSatisfy(\.isNumber) else { return nil }
+        let isDigits = { (part: Substring) in !part.isEmpty && part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } }
+        guard (1...2).contains(parts.count), isDigits(parts[0]), let whole = Int64(parts[0]) else { return nil }
         var cents: Int64 = 0
         if parts.count == 2 {
-            guard (1...2).contains(parts[1].count), parts[1].allSatisfy(\.isNumber), let fraction = Int64(parts[1]) else { return nil }
+            guard (1...2).contains(parts[1].count), isDigits(parts[1]), let fraction = Int64(parts[1]) else { return nil }
             cents = parts[1].count == 1 ? fraction * 10 : fraction
         }
         let (scaled, overflow) = whole.multipliedReportingOverflow(by: 100)
-        guard !overflow else { return nil }
-        return (negative ? -1 : 1) * (scaled + cents)
+        let (magnitude, overflow2) = scaled.addingReportingOverflow(cents)
+        guard !overflow, !overflow2 else { return nil }
+        return negative ? -magnitude : magnitude
     }
 }
 

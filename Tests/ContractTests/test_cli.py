@@ -64,6 +64,12 @@ def test_account_and_order_commands_through_the_cli(start_server, protocols, bro
     assert overdraft.returncode == 9 and "insufficient funds: the balance is 10100" in overdraft.stderr
     invalid = run("accounts", "deposit", "acct-1", "--amount-minor=-1", "--currency", "eu")
     assert invalid.returncode == 3 and "amount.currency" in invalid.stderr
+    # Past the int64 range of minor units, or not a plain decimal: a usage error, never a crash.
+    for amount in ("92233720368547758.08", "92233720368547758.1", "99999999999999999999", "+5", "1e3", "1.234", "٣"):
+        refused = run("accounts", "deposit", "acct-1", "--amount", amount)
+        assert refused.returncode == 64 and "is not a decimal with at most 2 decimals" in refused.stderr, (amount, refused)
+    largest = run("accounts", "deposit", "acct-none", "--amount", "92233720368547758.07")
+    assert largest.returncode == 5 and "acct-none" in largest.stderr, largest  # parsed, sent, not found
     assert run("accounts", "close", "acct-1").returncode == 0
     placed = run("orders", "place", "--id", "o1", "--email", "ada@example.com", "--first-name", "Ada", "--last-name", "L",
                  "--description", "cards", "--quantity", "2")

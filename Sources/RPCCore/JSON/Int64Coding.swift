@@ -4,9 +4,8 @@
 extension KeyedDecodingContainer {
     public func decodeInt64String(forKey key: Key) throws -> Int64 {
         if let text = try? decode(String.self, forKey: key) {
-            guard let value = Int64(text) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: key, in: self, debugDescription: "'\(text)' is not a decimal int64")
+            guard let value = JSONScanner.decimalInt64(text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: JSONScanner.notDecimalInt64(text))
             }
             return value
         }
@@ -21,9 +20,8 @@ extension KeyedDecodingContainer {
     public func decodeInt64Strings(forKey key: Key) throws -> [Int64] {
         let texts = try decode([String].self, forKey: key)
         return try texts.map { text in
-            guard let value = Int64(text) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: key, in: self, debugDescription: "'\(text)' is not a decimal int64")
+            guard let value = JSONScanner.decimalInt64(text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: JSONScanner.notDecimalInt64(text))
             }
             return value
         }
