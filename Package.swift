@@ -147,7 +147,7 @@ let package = Package(
         // from the broker, and the rebuild from the CommandService's history.
         .target(
             name: "QueryService",
-            dependencies: ["ReadModels", "Domain", "BrokerClient", "Contracts", "RPCCore", logging, lifecycle],
+            dependencies: ["ReadModels", "SQLite", "Domain", "BrokerClient", "Contracts", "RPCCore", logging, lifecycle],
             swiftSettings: settings
         ),
         // The QueryService process.

@@ -20,6 +20,10 @@ public final class BrokerProducer: Sendable {
         public var idempotent = true
         public var deliveryTimeout: Duration = .seconds(30)
         public var requestTimeout: Duration = .seconds(10)
+        /// Told of each failed attempt that will be retried (the call itself goes on until it
+        /// succeeds or `deliveryTimeout` passes): how a caller's status can say "the broker
+        /// refuses" at once rather than only when the call finally fails.
+        public var onRetry: (@Sendable (any Error) -> Void)?
         public init() {}
     }
 
@@ -177,6 +181,7 @@ public final class BrokerProducer: Sendable {
                 return try await broker.produce(request, options: CallOptions(timeout: options.requestTimeout)).results
             } catch let error as RPCError where Self.mayRetry(error.code) && producerId != nil && ContinuousClock.now + backoff < giveUp {
                 logger.debug("retrying a produce", metadata: ["partition": "\(partition)", "error": "\(error)"])
+                options.onRetry?(error)
                 try await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(1))
             }

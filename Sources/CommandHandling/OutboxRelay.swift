@@ -82,7 +82,9 @@ public final class OutboxRelay: Service, Sendable {
         logger.info("relay starting", metadata: ["published-position": "\(published)"])
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let producers = Producers(client: client, options: options, replayingAfter: published, logger: logger)
+            var producing = options
+            producing.producer.onRetry = { [weak self] error in self?.noteRefused(error) }
+            let producers = Producers(client: client, options: producing, replayingAfter: published, logger: logger)
             // The checkpoint write (an fsync) runs beside the next batch's publishing rather than
             // before it: at most one is in flight, and it never gets ahead of what was published.
             var checkpointing: Task<Void, any Error>?
@@ -125,6 +127,19 @@ public final class OutboxRelay: Service, Sendable {
             }
         }
         logger.info("relay stopped", metadata: ["published-position": "\(published)"])
+    }
+
+    /// A produce failed and is being retried: the status says so now, not when the retries end
+    /// (up to the producer's delivery timeout, 30 s, later). The next published batch clears it.
+    private func noteRefused(_ error: any Error) {
+        let first = state.withLock { status -> Bool in
+            defer {
+                status.brokerConnected = false
+                status.lastError = "publishing is being retried: \(error)"
+            }
+            return status.brokerConnected
+        }
+        if first { logger.warning("the broker refuses the relay's records; retrying", metadata: ["error": "\(error)"]) }
     }
 
     /// Sends a batch in position order and returns once every record is durable in the broker.

@@ -82,7 +82,13 @@ public final class SQLiteEventStore: EventStore {
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             try WALCheckpointer.disableAutomaticCheckpoints(on: writer)
             try Self.migrate(writer)
-            try WALCheckpointer.zeroFillWAL(ofDatabaseAt: path, upTo: options.walPreallocateBytes)
+            do {
+                try WALCheckpointer.zeroFillWAL(ofDatabaseAt: path, upTo: options.walPreallocateBytes)
+            } catch {
+                // A speed-up, not a need: a store short of disk still opens, and its commits grow
+                // the WAL as they go.
+                logger.warning("the WAL is not zero-filled ahead; commits will grow it", metadata: ["error": "\(error)"])
+            }
             checkpointer = try WALCheckpointer(path: path, logger: logger)
             let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
             head = WatermarkWaiters(highWatermark: last)

@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import RPCCore
 import ReadModels
+import SQLite
 
 public typealias QueriesAPI = CqrsQueriesV1
 public typealias CommandsAPI = CqrsCommandsV1
@@ -20,6 +21,11 @@ enum QueryCalls {
             case .invalid(let message): throw RPCError(code: .invalidArgument, message: message)
             case .closed, .unavailable: throw RPCError(code: .unavailable, message: error.description)
             }
+        } catch let error as SQLiteError {
+            // Not UNKNOWN: a full disk is a resource the operator can free; anything else from
+            // the database makes the read models unusable for now.
+            if error.isFull { throw RPCError(code: .resourceExhausted, message: "the read models' disk is full: \(error.message)") }
+            throw RPCError(code: .unavailable, message: "the read models cannot be used: \(error)")
         }
     }
 

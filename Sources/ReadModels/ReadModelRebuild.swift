@@ -15,10 +15,16 @@ public final class ReadModelRebuild: @unchecked Sendable {
     public init(beside store: ReadModelStore) throws {
         path = store.path + ".rebuild"
         Self.remove(path)
-        let db = try ReadModelSchema.open(path)
-        // A throwaway file until the swap: durability comes from the swap's own transaction.
-        try db.execute("PRAGMA synchronous=OFF")
-        writer = try ProjectionWriter(db: db, clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+        do {
+            let db = try ReadModelSchema.open(path)
+            // A throwaway file until the swap: durability comes from the swap's own transaction.
+            try db.execute("PRAGMA synchronous=OFF")
+            writer = try ProjectionWriter(db: db, clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+        } catch {
+            // A full disk fails the schema after SQLite created the file: leave nothing behind.
+            Self.remove(path)
+            throw error
+        }
     }
 
     /// Decodes events' JSON; pure, so it can run on another thread while a page is applied.

@@ -83,13 +83,22 @@ public final class WALCheckpointer: Sendable {
         let fd = open(walPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot open \(walPath): errno \(errno)", sql: nil) }
         defer { close(fd) }
-        var end = Int(lseek(fd, 0, SEEK_END))
+        let start = Int(lseek(fd, 0, SEEK_END))
+        var end = start
         guard end < bytes else { return }
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
         while end < bytes {
             let count = min(zeros.count, bytes - end)
             let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
-            guard written > 0 else { throw SQLiteError(code: SQLITE_IOERR, message: "cannot extend \(walPath): errno \(errno)", sql: nil) }
+            guard written > 0 else {
+                // Out of space (or past a file size limit): give the space back, so the store
+                // still has it for its commits, and let the caller go on without zeros ahead.
+                let code = errno
+                _ = ftruncate(fd, off_t(start))
+                throw SQLiteError(
+                    code: SQLITE_FULL, message: "cannot zero-fill \(walPath) to \(bytes) bytes: \(String(cString: strerror(code)))",
+                    sql: nil)
+            }
             end += written
         }
         guard fdatasync(fd) == 0 else { throw SQLiteError(code: SQLITE_IOERR, message: "cannot sync \(walPath): errno \(errno)", sql: nil) }

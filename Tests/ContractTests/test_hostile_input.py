@@ -11,13 +11,14 @@ import resource
 import socket
 import subprocess
 import time
+import types
 
 import pytest
 
 import jframe
 from conftest import BIN_DIR
 from test_broker import BrokerProcess
-from test_commands import CommandService
+from test_commands import CommandService, open_request
 from test_queries import QueryService
 
 HEALTH = "jframe.health.v1.Health/Check"
@@ -76,7 +77,7 @@ def stack(request, protocols):
     queries = QueryService(start, protocols, broker, commands)
     servers = {"broker": broker.running, "command-service": commands.running, "query-service": queries.running,
                "rpc-testserver": start(binary="rpc-testserver")}
-    yield servers
+    yield types.SimpleNamespace(servers=servers, broker=broker, commands=commands, queries=queries)
     for running in started:
         running.stop()
     broker.cleanup()
@@ -84,7 +85,7 @@ def stack(request, protocols):
 
 @pytest.mark.parametrize("binary", ["broker", "command-service", "query-service", "rpc-testserver"])
 def test_deep_nesting_is_invalid_argument_on_every_path_and_the_server_lives(stack, binary):
-    server = stack[binary]
+    server = stack.servers[binary]
     # What crashed every server: ~90 KB of '[' and ~700 KB of objects, far under the frame limit.
     for deep in (arrays(45_000), objects(110_000)):
         assert_refused_and_alive(server, HEALTH, with_unknown_member(b'{"service":""}', deep))
@@ -97,7 +98,7 @@ def test_deep_nesting_is_invalid_argument_on_every_path_and_the_server_lives(sta
 
 
 def test_a_hello_nested_past_the_bound_is_refused_with_goaway(stack):
-    server = stack["broker"]
+    server = stack.servers["broker"]
     connection = jframe.Connection(server.host, server.port, send_hello=False)
     connection.send(jframe.HELLO, 0, 0, b'{"versions":[1],"x":' + arrays(45_000) + b"}")
     assert connection.wait_goaway()["code"] == jframe.CODE["INVALID_ARGUMENT"]
@@ -106,7 +107,7 @@ def test_a_hello_nested_past_the_bound_is_refused_with_goaway(stack):
 
 
 def test_a_record_value_past_the_bound_is_refused_and_nothing_is_stored(stack):
-    server = stack["broker"]
+    server = stack.servers["broker"]
     connection = server.connect()
     assert connection.unary("cqrs.broker.v1.Broker/CreateTopic", {"name": "deep", "partitions": 1}).code == 0
 
@@ -253,3 +254,146 @@ def test_create_topic_past_the_partition_budget_is_resource_exhausted(tmp_path):
     finally:
         process.terminate()
         process.communicate(timeout=60)
+
+
+def test_int64_strings_follow_the_schema_pattern(stack):
+    """"+5" passed Swift's Int64("+5") though every int64 member's pattern is ^-?[0-9]+$."""
+    stack.commands.account("OpenAccount", open_request("acct-int64", 100))
+    for amount in ("+5", " 5", "5 ", "", "-", "1e3", "0x10", "9223372036854775808"):
+        refused = stack.commands.call("BankAccounts", "DepositFunds", {
+            "accountId": "acct-int64", "amount": {"amountMinor": amount, "currency": "EUR"}}, expect="INVALID_ARGUMENT")
+        assert "amountMinor" in refused["message"], (amount, refused)
+
+
+def test_a_nul_inside_a_name_is_stored_and_shown_whole(stack):
+    holder = "Ada\u0000Lovelace"
+    opened = stack.commands.account("OpenAccount", {**open_request("acct-nul", 100), "holder": holder})
+    account = stack.queries.call("Accounts", "GetAccount", {"accountId": "acct-nul", "minPosition": opened["position"]})
+    assert account["holder"] == holder
+
+
+def test_a_topic_name_of_the_longest_valid_length_lives_through_create_produce_restart_delete(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols)
+    try:
+        name = "t" * 249
+        broker.call("CreateTopic", {"name": name, "partitions": 2})
+        broker.call("Produce", {"topic": name, "records": [{"key": "k", "value": 1}]})
+        broker.restart()
+        assert sum(len(broker.fetch_all(name, p)) for p in range(2)) == 1
+        broker.call("DeleteTopic", {"name": name})
+        assert broker.call("ListTopics", {})["topics"] == []
+        assert os.listdir(os.path.join(broker.data, "topics")) == []
+    finally:
+        broker.cleanup()
+
+
+def test_a_command_service_short_of_disk_starts_without_the_zeros_ahead_of_its_wal(stack, tmp_path):
+    """The event store zero-fills 16 MiB of WAL when it opens; with less room than that it
+    refused to start. A file size limit of 8 MiB stands in for the full disk (the same failing
+    write): the service starts, says why its WAL is not preallocated, and takes commands."""
+    import signal
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+
+    broker = stack.servers["broker"]
+    data = tmp_path / "commands"
+    data.mkdir()
+    process = subprocess.Popen([str(BIN_DIR / "command-service"), "--listen", "127.0.0.1:0", "--log-level", "warning",
+                                "--data-dir", str(data), "--broker", f"{broker.host}:{broker.port}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=small_files)
+    try:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        connection = jframe.Connection("127.0.0.1", json.loads(line)["port"])
+        opened = connection.unary("cqrs.commands.v1.BankAccounts/OpenAccount", open_request("acct-short", 100))
+        assert opened.code == 0, opened.trailers
+        connection.close()
+        wal = [path for path in data.rglob("*-wal")]
+        assert wal and all(path.stat().st_size < 8 << 20 for path in wal)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "the WAL is not zero-filled ahead" in stderr, stderr[-2000:]
+
+
+def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack, tmp_path):
+    """It answered UNKNOWN and left an empty .rebuild file. A 4 MiB tmpfs, filled once the
+    query-service is up, is the full disk (root only: it mounts one)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounts a tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    broker, commands = stack.servers["broker"], stack.servers["command-service"]
+    process = None
+    try:
+        process = subprocess.Popen([str(BIN_DIR / "query-service"), "--listen", "127.0.0.1:0", "--log-level", "warning",
+                                    "--data-dir", str(disk), "--broker", f"{broker.host}:{broker.port}",
+                                    "--commands", f"{commands.host}:{commands.port}"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        connection = jframe.Connection("127.0.0.1", json.loads(process.stdout.readline())["port"])
+        before = set(os.listdir(disk))
+        with open(disk / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        refused = connection.unary("cqrs.queries.v1.ReadModels/Rebuild", {"pageSize": 100})
+        assert refused.code == jframe.CODE["RESOURCE_EXHAUSTED"], refused.trailers
+        assert "disk is full" in refused.trailers["message"]
+        assert not [name for name in os.listdir(disk) if ".rebuild" in name], os.listdir(disk)
+        os.remove(disk / "filler")
+        rebuilt = connection.unary("cqrs.queries.v1.ReadModels/Rebuild", {"pageSize": 100})
+        assert rebuilt.code == 0 and rebuilt.messages[-1]["done"], rebuilt.trailers
+        assert set(os.listdir(disk)) <= before | {"filler"}
+        connection.close()
+    finally:
+        if process:
+            process.terminate()
+            process.communicate(timeout=30)
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_the_relay_reports_a_refusing_broker_at_once(start_server, protocols, tmp_path):
+    """The relay said brokerConnected: true for ~30 s while every produce was refused (its
+    producer retries for up to its delivery timeout). A broker whose disk fills refuses."""
+    if os.geteuid() != 0:
+        pytest.skip("mounts a tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        broker = start_server("--data-dir", str(disk / "broker"), "--preallocate-bytes", "0", binary="broker")
+        commands = CommandService(start_server, protocols, types.SimpleNamespace(running=broker))
+        commands.account("OpenAccount", open_request("acct-relay", 100))
+        commands.wait_published()
+        assert commands.call("EventStore", "GetStatus", {})["brokerConnected"] is True
+        with open(disk / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        # A record may still fit the last page a segment file has; a few dozen do not.
+        refused_since = None
+        for _ in range(200):
+            commands.account("DepositFunds", {"accountId": "acct-relay", "amount": {"amountMinor": "5", "currency": "EUR"}})
+            status = commands.call("EventStore", "GetStatus", {})
+            if int(status["publishedPosition"]) < int(status["headPosition"]) - 1:
+                refused_since = refused_since or time.monotonic()
+            if not status["brokerConnected"] or (refused_since and time.monotonic() - refused_since > 5):
+                break
+            time.sleep(0.05)
+        assert refused_since, f"the broker never refused: {status}"
+        assert not status["brokerConnected"], f"still connected 5 s after the broker began refusing: {status}"
+        assert "retried" in status.get("lastError", ""), status
+        commands.cleanup()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
