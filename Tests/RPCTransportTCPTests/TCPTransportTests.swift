@@ -220,7 +220,7 @@ struct TCPTransportTests {
             Issue.record("expected an RPCError, got \(result)")
             return
         }
-        #expect(error.code == .unavailable)
+        #expect(error.code == .unavailable, "\(error)")
         try await serving.value
     }
 }
