@@ -64,11 +64,13 @@ let package = Package(
         .target(name: "JSONCoding", swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "CCRC32C", logging], swiftSettings: settings),
+        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "CCRC32C", "WallTime", logging], swiftSettings: settings),
         // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
         .target(name: "CCRC32C"),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
         .target(name: "Watermarks", swiftSettings: settings),
+        // The wall clock the services store times from (skewable for fault-injection tests).
+        .target(name: "WallTime", swiftSettings: settings),
         // Where the blocking half of a durable write (fdatasync, SQLite commit) runs.
         .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
@@ -108,7 +110,7 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", nioCore, nioPosix,
+                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
             swiftSettings: settings
@@ -126,12 +128,12 @@ let package = Package(
         .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),
         // The event store protocol (append with expected version, read stream, read all) and its
         // SQLite implementation with group commit; the store is also the outbox.
-        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", "CommitScheduling", logging], swiftSettings: settings),
+        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler, and the outbox relay to the broker.
         .target(
             name: "CommandHandling",
-            dependencies: ["Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", logging, metrics, lifecycle],
+            dependencies: ["Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", "WallTime", logging, metrics, lifecycle],
             swiftSettings: settings
         ),
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
@@ -142,7 +144,7 @@ let package = Package(
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets
         // and stream versions in the same transaction), parked events, queries, rebuild and swap.
-        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "Watermarks", logging], swiftSettings: settings),
+        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "Watermarks", "WallTime", logging], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
         .target(

@@ -9,6 +9,14 @@ At the end it checks what the system promises and prints one JSON summary line:
 - every balance equals its acknowledged opening balance + deposits - withdrawals (`balance_mismatches`);
 - the live read models equal a fresh rebuild from the event store (`rebuild_equal`).
 
+Clock skew is a fault too (JFRAME_CLOCK_SKEW_MS; CHAOS_SKEW=0 turns it off): the broker's clock runs 8
+days ahead for the whole run, and about a third of the restarts of the command-service and the
+query-service bring them back with their clocks 8 days behind or ahead (`skewed_restarts`). The
+broker rolls 4 KiB segments and applies its 7-day retention every 200 ms, so a record that a
+skewed clock made look old would be deleted before a lagging query-service read it. (A broker
+whose own clock jumps forward mid-run deletes what it holds by retention, here as in Kafka: that
+is not a fault this harness injects.)
+
 Usage: chaos.py --profile short|long [--seed N] (Scripts/chaos builds the binaries first)."""
 from __future__ import annotations
 
@@ -31,6 +39,11 @@ sys.path.insert(0, str(ROOT / "Tests" / "ContractTests"))
 import jframe  # noqa: E402  (the protocol client the contract tests use)
 
 BIN = pathlib.Path(os.environ.get("JFRAME_BIN_DIR", ROOT / ".build" / "debug"))
+# The skews a restart may bring, per service, in ms: 8 days past a 7-day retention either way.
+# The broker keeps one skew for the whole run (BROKER_SKEW).
+EIGHT_DAYS = 8 * 86_400_000
+SKEWS = {"command-service": [-EIGHT_DAYS, EIGHT_DAYS], "query-service": [-EIGHT_DAYS, EIGHT_DAYS]}
+BROKER_SKEW = EIGHT_DAYS
 PROFILES = {
     # kills, clients, accounts per client, pause between kills (s), time a service stays down (s)
     "short": {"kills": 8, "clients": 4, "accounts": 2, "between": (0.3, 1.2), "down": (0.0, 0.4)},
@@ -49,21 +62,27 @@ def free_port() -> int:
 class Service:
     """One of the three binaries on a fixed port and data directory, restartable."""
 
-    def __init__(self, name: str, binary: str, work: pathlib.Path, args: list[str]):
+    def __init__(self, name: str, binary: str, work: pathlib.Path, data_variable: str, settings: dict[str, str]):
         self.name, self.binary, self.port = name, binary, free_port()
         self.data = work / name
         self.log = open(work / f"{name}.log", "ab")
-        self.args = args
+        # Every setting through the environment, which each flag also reads.
+        self.settings = {"JFRAME_LISTEN": self.address, data_variable: str(self.data), "JFRAME_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "warning"), **settings}
         self.process: subprocess.Popen | None = None
+        self.fixed_skew: int | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
-        self.process = subprocess.Popen(
-            [str(BIN / self.binary), "--listen", self.address, "--data-dir", str(self.data), "--log-level", "warning", *self.args],
-            stdout=subprocess.PIPE, stderr=self.log)
+    def start(self, skew: int | None = None):
+        """Starts the binary; with `skew` (ms), its wall clock is that far off (JFRAME_CLOCK_SKEW_MS:
+        the times it stores; its timeouts and sleeps run true)."""
+        skew = skew or self.fixed_skew
+        env = {**os.environ, **self.settings}
+        if skew:
+            env["JFRAME_CLOCK_SKEW_MS"] = str(skew)
+        self.process = subprocess.Popen([str(BIN / self.binary)], stdout=subprocess.PIPE, stderr=self.log, env=env)
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.name} did not start; see {self.log.name}")
@@ -146,14 +165,20 @@ class Harness:
         self.profile_name, self.profile, self.seed = profile, PROFILES[profile], seed
         self.rng = random.Random(seed)
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-", dir=os.environ.get("CHAOS_DIR")))
-        self.broker = Service("broker", "broker", self.work, [])
-        self.commands = Service("command-service", "command-service", self.work, ["--broker", self.broker.address])
-        self.queries = Service("query-service", "query-service", self.work,
-                               ["--broker", self.broker.address, "--commands", self.commands.address])
+        self.broker = Service("broker", "broker", self.work, "BROKER_DATA_DIR",
+                              {"BROKER_SEGMENT_BYTES": "4096", "BROKER_MAINTENANCE_INTERVAL_MS": "200"})
+        self.commands = Service("command-service", "command-service", self.work, "COMMANDS_DATA_DIR",
+                                {"CQRS_BROKER": self.broker.address})
+        self.queries = Service("query-service", "query-service", self.work, "QUERIES_DATA_DIR",
+                               {"CQRS_BROKER": self.broker.address, "CQRS_COMMANDS": self.commands.address})
         self.services = [self.broker, self.commands, self.queries]
         self.stopping = threading.Event()
         self.final_deadline = None
         self.kills = {service.name: 0 for service in self.services}
+        self.skew = os.environ.get("CHAOS_SKEW", "1") != "0"
+        self.skewed_restarts = 0
+        if self.skew:
+            self.broker.fixed_skew = BROKER_SKEW
         self.committed: dict[str, int] = {}
         self.offset_regressions = 0
 
@@ -192,7 +217,9 @@ class Harness:
                 victim.kill()
                 self.kills[victim.name] += 1
                 time.sleep(self.rng.uniform(*self.profile["down"]))
-                victim.start()
+                skew = self.rng.choice(SKEWS[victim.name]) if self.skew and victim.name in SKEWS and self.rng.random() < 0.35 else None
+                self.skewed_restarts += skew is not None
+                victim.start(skew)
             time.sleep(0.5)
             self.stopping.set()
             self.final_deadline = time.monotonic() + 60
@@ -275,7 +302,7 @@ class Harness:
             "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
             "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
             "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
-            "rebuild_equal": rebuild_equal,
+            "rebuild_equal": rebuild_equal, "skewed_restarts": self.skewed_restarts if self.skew else "off",
         }
 
     def dump(self) -> list[dict]:

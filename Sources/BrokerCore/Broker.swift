@@ -31,6 +31,14 @@ public struct BrokerSettings: Sendable {
     /// past it (a budget lowered after the fact refuses only new topics).
     public var maxPartitions = BrokerSettings.defaultMaxPartitions
     public static let defaultMaxPartitions = 10_000
+    /// How far ahead of the broker's clock a producer's timestamp may be on a CREATE_TIME topic
+    /// (Kafka's `message.timestamp.after.max.ms`, the same default: an hour). A clock far ahead
+    /// would keep its records past retention, or order them after every later one by time.
+    public var maxTimestampAheadMs: Int64 = 3_600_000
+    /// How far behind; -1: no bound (Kafka's default). A relay catching up after an outage
+    /// sends timestamps as old as the outage; retention is made safe from them by the topic's
+    /// LOG_APPEND_TIME, not by refusing them.
+    public var maxTimestampBehindMs: Int64 = -1
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -205,6 +213,24 @@ public final class Broker: Sendable {
 
     public func allocateProducerId() throws -> Int64 { try producerIds.next() }
 
+    /// The timestamp a record is stored with: the broker's clock on a LOG_APPEND_TIME topic or
+    /// when the producer gave none, else the producer's within the bounds.
+    private func recordTimestamp(_ given: Int64?, topic: Topic, now: Int64, field: String) throws(BrokerError) -> Int64 {
+        guard let given, topic.settings.timestampType != .logAppendTime else { return now }
+        guard given >= 0 else { throw .invalid(field: field, reason: "must be 0 or more (milliseconds since the Unix epoch)") }
+        if given > now, given - now > settings.maxTimestampAheadMs {
+            throw .invalid(
+                field: field,
+                reason: "\(given) is \(given - now) ms ahead of the broker's clock (\(now)); at most \(settings.maxTimestampAheadMs) ms ahead is accepted (--max-timestamp-ahead-ms), or use a LOG_APPEND_TIME topic")
+        }
+        if settings.maxTimestampBehindMs >= 0, now - given > settings.maxTimestampBehindMs {
+            throw .invalid(
+                field: field,
+                reason: "\(given) is \(now - given) ms behind the broker's clock (\(now)); at most \(settings.maxTimestampBehindMs) ms behind is accepted (--max-timestamp-behind-ms), or use a LOG_APPEND_TIME topic")
+        }
+        return given
+    }
+
     /// Routes, validates and appends records; returns once every record is durable.
     ///
     /// Everything is checked before anything is written. Partitions are appended concurrently,
@@ -237,8 +263,9 @@ public final class Broker: Sendable {
             if topic.settings.config.cleanupPolicy == .compact && input.key == nil {
                 throw BrokerError.invalid(field: field + ".key", reason: "topic \(name) is compacted: every record needs a key")
             }
+            let timestamp = try recordTimestamp(input.timestamp, topic: topic, now: now, field: field + ".timestamp")
             let record = Record(
-                timestamp: input.timestamp ?? now, key: input.key.map { Array($0.utf8) }, value: input.value,
+                timestamp: timestamp, key: input.key.map { Array($0.utf8) }, value: input.value,
                 headers: input.headers.sorted { $0.key < $1.key }.map { RecordHeader(key: $0.key, value: Array($0.value.utf8)) })
             guard record.encodedSize <= settings.maxRecordBytes else {
                 throw BrokerError.tooLarge(

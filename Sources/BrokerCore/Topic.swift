@@ -1,15 +1,28 @@
 import LogStorage
 
+/// Whose clock a record's timestamp is (Kafka's `message.timestamp.type`).
+public enum TimestampType: String, Codable, Hashable, Sendable {
+    /// The producer's, within the broker's bounds.
+    case createTime
+    /// The broker's, when it appends: retention by time then counts from the append, whatever
+    /// the producer's clock says. For topics whose consumers do not need the producer's time in
+    /// the record (the relay's event topics carry it in `ce_time`).
+    case logAppendTime
+}
+
 /// What a topic is made of, as stored in its `topic.json`.
 public struct TopicSettings: Codable, Hashable, Sendable {
     public var name: String
     public var partitions: Int
     public var config: LogConfig
+    /// Absent in topics made before it existed: those are `.createTime`.
+    public var timestampType: TimestampType?
 
-    public init(name: String, partitions: Int, config: LogConfig) {
+    public init(name: String, partitions: Int, config: LogConfig, timestampType: TimestampType? = nil) {
         self.name = name
         self.partitions = partitions
         self.config = config
+        self.timestampType = timestampType
     }
 
     /// Names are safe as directory names and cannot collide with the broker's own files.

@@ -20,7 +20,9 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
         try await withBrokerStatus {
             var config = broker.settings.topicDefaults
             if let given = request.config { config = try Self.apply(given, to: config) }
-            let topic = try broker.createTopic(TopicSettings(name: request.name, partitions: request.partitions ?? 1, config: config))
+            let timestampType: TimestampType? = request.config?.timestampType == .logAppendTime ? .logAppendTime : nil
+            let topic = try broker.createTopic(
+                TopicSettings(name: request.name, partitions: request.partitions ?? 1, config: config, timestampType: timestampType))
             return Self.describe(topic)
         }
     }
@@ -50,7 +52,8 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
             name: topic.name,
             config: BrokerAPI.TopicConfig(
                 cleanupPolicy: policy(config.cleanupPolicy), retentionMs: config.retentionMs, retentionBytes: config.retentionBytes,
-                segmentBytes: Int64(config.segmentBytes), segmentMs: config.segmentMs, deleteRetentionMs: config.deleteRetentionMs),
+                segmentBytes: Int64(config.segmentBytes), segmentMs: config.segmentMs, deleteRetentionMs: config.deleteRetentionMs,
+                timestampType: topic.settings.timestampType == .logAppendTime ? .logAppendTime : .createTime),
             partitions: topic.partitions.enumerated().map { partition, state in
                 switch state {
                 case .online(let log):

@@ -263,6 +263,7 @@ private final class Producers: Sendable {
 
     private func ensureTopic(_ topic: String) async throws {
         try await TopicAdmin.ensure(
-            topic, partitions: options.topicPartitions, client: client, options: CallOptions(timeout: options.producer.requestTimeout), logger: logger)
+            topic, partitions: options.topicPartitions, config: TopicAdmin.eventTopicConfig, client: client,
+            options: CallOptions(timeout: options.producer.requestTimeout), logger: logger)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import WallTime
 
 /// Identifiers for events, commands and new aggregates: RFC 9562 version 7 UUIDs, lowercase.
 ///
@@ -18,7 +19,7 @@ public enum UUIDv7 {
 
     public static func make() -> String {
         var random = SystemRandomNumberGenerator()
-        return make(nowMs: Int64(Date().timeIntervalSince1970 * 1000), using: &random)
+        return make(nowMs: WallTime.nowMilliseconds(), using: &random)
     }
 
     /// `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx` from the two halves, most significant first.

@@ -25,6 +25,22 @@ extension CqrsBrokerV1 {
 }
 
 extension CqrsBrokerV1 {
+    /// Whose clock a record's timestamp is. CREATE_TIME: the producer's, within the broker's bounds (at most an hour ahead of the broker's clock by default; see the broker's --max-timestamp-ahead-ms and --max-timestamp-behind-ms). LOG_APPEND_TIME: the broker's, when it appends the record; what a producer sends is ignored, and retention by time then counts from the append, so no producer clock can make a record look old (Kafka's message.timestamp.type).
+    public enum TimestampType: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
+        case createTime = "CREATE_TIME"
+        case logAppendTime = "LOG_APPEND_TIME"
+
+        public init(json scanner: inout JSONScanner) throws {
+            let raw = try scanner.string()
+            guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown TimestampType '\(raw)'") }
+            self = value
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
+    }
+}
+
+extension CqrsBrokerV1 {
     /// How a topic's partitions keep their records. Absent members take the broker's defaults; -1 means no limit.
     public struct TopicConfig: Codable, Sendable, Hashable, JSONMessage {
         public var cleanupPolicy: CleanupPolicy?
@@ -38,18 +54,21 @@ extension CqrsBrokerV1 {
         public var segmentMs: Int64?
         /// On a compacted topic, how long a tombstone (a record with no value) stays readable.
         public var deleteRetentionMs: Int64?
+        /// Whose clock the records' timestamps are; CREATE_TIME when absent.
+        public var timestampType: TimestampType?
 
-        public init(cleanupPolicy: CleanupPolicy? = nil, retentionMs: Int64? = nil, retentionBytes: Int64? = nil, segmentBytes: Int64? = nil, segmentMs: Int64? = nil, deleteRetentionMs: Int64? = nil) {
+        public init(cleanupPolicy: CleanupPolicy? = nil, retentionMs: Int64? = nil, retentionBytes: Int64? = nil, segmentBytes: Int64? = nil, segmentMs: Int64? = nil, deleteRetentionMs: Int64? = nil, timestampType: TimestampType? = nil) {
             self.cleanupPolicy = cleanupPolicy
             self.retentionMs = retentionMs
             self.retentionBytes = retentionBytes
             self.segmentBytes = segmentBytes
             self.segmentMs = segmentMs
             self.deleteRetentionMs = deleteRetentionMs
+            self.timestampType = timestampType
         }
 
         enum CodingKeys: String, CodingKey {
-            case cleanupPolicy, retentionMs, retentionBytes, segmentBytes, segmentMs, deleteRetentionMs
+            case cleanupPolicy, retentionMs, retentionBytes, segmentBytes, segmentMs, deleteRetentionMs, timestampType
         }
 
         public init(from decoder: any Decoder) throws {
@@ -60,6 +79,7 @@ extension CqrsBrokerV1 {
             self.segmentBytes = try container.decodeInt64StringIfPresent(forKey: .segmentBytes)
             self.segmentMs = try container.decodeInt64StringIfPresent(forKey: .segmentMs)
             self.deleteRetentionMs = try container.decodeInt64StringIfPresent(forKey: .deleteRetentionMs)
+            self.timestampType = try container.decodeIfPresent(TimestampType.self, forKey: .timestampType)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -70,6 +90,7 @@ extension CqrsBrokerV1 {
             try container.encodeInt64StringIfPresent(segmentBytes, forKey: .segmentBytes)
             try container.encodeInt64StringIfPresent(segmentMs, forKey: .segmentMs)
             try container.encodeInt64StringIfPresent(deleteRetentionMs, forKey: .deleteRetentionMs)
+            try container.encodeIfPresent(timestampType, forKey: .timestampType)
         }
 
         public init(json scanner: inout JSONScanner) throws {
@@ -79,6 +100,7 @@ extension CqrsBrokerV1 {
             var _segmentBytes: Int64? = nil
             var _segmentMs: Int64? = nil
             var _deleteRetentionMs: Int64? = nil
+            var _timestampType: TimestampType? = nil
             try scanner.object { scanner, name in
                 switch name {
                 case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
@@ -87,10 +109,11 @@ extension CqrsBrokerV1 {
                 case "segmentBytes": _segmentBytes = try scanner.member("segmentBytes") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "segmentMs": _segmentMs = try scanner.member("segmentMs") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "deleteRetentionMs": _deleteRetentionMs = try scanner.member("deleteRetentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "timestampType": _timestampType = try scanner.member("timestampType") { s0 in s0.null() ? nil : try TimestampType(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
-            self.init(cleanupPolicy: _cleanupPolicy, retentionMs: _retentionMs, retentionBytes: _retentionBytes, segmentBytes: _segmentBytes, segmentMs: _segmentMs, deleteRetentionMs: _deleteRetentionMs)
+            self.init(cleanupPolicy: _cleanupPolicy, retentionMs: _retentionMs, retentionBytes: _retentionBytes, segmentBytes: _segmentBytes, segmentMs: _segmentMs, deleteRetentionMs: _deleteRetentionMs, timestampType: _timestampType)
         }
 
         public func writeJSON(to writer: inout JSONWriter) {
@@ -101,6 +124,7 @@ extension CqrsBrokerV1 {
             if let segmentBytes { writer.key("segmentBytes"); writer.int64String(segmentBytes); writer.comma() }
             if let segmentMs { writer.key("segmentMs"); writer.int64String(segmentMs); writer.comma() }
             if let deleteRetentionMs { writer.key("deleteRetentionMs"); writer.int64String(deleteRetentionMs); writer.comma() }
+            if let timestampType { writer.key("timestampType"); timestampType.writeJSON(to: &writer); writer.comma() }
             writer.endObject()
         }
     }
@@ -528,7 +552,7 @@ extension CqrsBrokerV1 {
         public var value: RawJSON?
         /// Name to value, for metadata such as an event type.
         public var headers: [String: String]?
-        /// Milliseconds since the Unix epoch, UTC; the broker's clock when absent.
+        /// Milliseconds since the Unix epoch, UTC; the broker's clock when absent. On a CREATE_TIME topic a timestamp past the broker's bounds (by default more than an hour ahead of its clock) is INVALID_ARGUMENT naming both clocks; on a LOG_APPEND_TIME topic it is replaced by the broker's clock.
         public var timestamp: Int?
         /// Puts the record in this partition, overriding the key. Required on every record of an idempotent request.
         public var partition: Int?
@@ -2287,7 +2311,7 @@ extension CqrsBrokerV1 {
           "description": "Appends records and answers once they are durable (fdatasync). A record goes to its explicit partition, else to the partition of its key (murmur2 of the key's UTF-8 bytes, as Kafka's default partitioner), else to one partition per request chosen in turn. With a producer id and per-partition sequences a retried request appends nothing again and gets its first offsets back.",
           "errors": {
             "NOT_FOUND": "no such topic",
-            "INVALID_ARGUMENT": "a partition out of range, a keyless record on a compacted topic, a value that is not JSON, or sequences missing for an idempotent request",
+            "INVALID_ARGUMENT": "a partition out of range, a keyless record on a compacted topic, a value that is not JSON, a timestamp past the broker's bounds on a CREATE_TIME topic, or sequences missing for an idempotent request",
             "FAILED_PRECONDITION": "an idempotent request whose sequence is not the next one for its partition (the message names the expected sequence)",
             "RESOURCE_EXHAUSTED": "a record or a request over the broker's limits",
             "UNAVAILABLE": "the partition's log is offline after a failed fsync; nothing of the request was acknowledged",
@@ -2430,6 +2454,18 @@ extension CqrsBrokerV1 {
         "COMPACT"
       ]
     },
+    "TimestampType": {
+      "description": "Whose clock a record's timestamp is. CREATE_TIME: the producer's, within the broker's bounds (at most an hour ahead of the broker's clock by default; see the broker's --max-timestamp-ahead-ms and --max-timestamp-behind-ms). LOG_APPEND_TIME: the broker's, when it appends the record; what a producer sends is ignored, and retention by time then counts from the append, so no producer clock can make a record look old (Kafka's message.timestamp.type).",
+      "type": "string",
+      "enum": [
+        "CREATE_TIME",
+        "LOG_APPEND_TIME"
+      ],
+      "examples": [
+        "CREATE_TIME",
+        "LOG_APPEND_TIME"
+      ]
+    },
     "TopicConfig": {
       "description": "How a topic's partitions keep their records. Absent members take the broker's defaults; -1 means no limit.",
       "type": "object",
@@ -2466,6 +2502,10 @@ extension CqrsBrokerV1 {
           "format": "int64",
           "pattern": "^-?[0-9]+$",
           "description": "On a compacted topic, how long a tombstone (a record with no value) stays readable."
+        },
+        "timestampType": {
+          "$ref": "#/messages/TimestampType",
+          "description": "Whose clock the records' timestamps are; CREATE_TIME when absent."
         }
       },
       "required": [],
@@ -2794,7 +2834,7 @@ extension CqrsBrokerV1 {
         "timestamp": {
           "type": "integer",
           "minimum": 0,
-          "description": "Milliseconds since the Unix epoch, UTC; the broker's clock when absent."
+          "description": "Milliseconds since the Unix epoch, UTC; the broker's clock when absent. On a CREATE_TIME topic a timestamp past the broker's bounds (by default more than an hour ahead of its clock) is INVALID_ARGUMENT naming both clocks; on a LOG_APPEND_TIME topic it is replaced by the broker's clock."
         },
         "partition": {
           "type": "integer",

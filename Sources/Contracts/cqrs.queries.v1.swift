@@ -1977,7 +1977,7 @@ extension CqrsQueriesV1 {
         public protocol ServiceProtocol: RPCService {
             /// Applied position, per-partition applied offset, the broker's high watermark and lag, parked events and row counts.
             func getStatus(_ request: GetStatusRequest, context: ServerContext) async throws -> ReadModelStatus
-            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction. Streams progress about every 250 ms and a final message with done: true.
+            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.
             func rebuild(_ request: RebuildRequest, responses: MessageWriter<RebuildProgress>, context: ServerContext) async throws
             /// Events the projection set aside, with their errors.
             func listParked(_ request: ListParkedRequest, context: ServerContext) async throws -> ParkedPage
@@ -1998,7 +1998,7 @@ extension CqrsQueriesV1 {
                 try await client.unary(request, method: Method.getStatus, responseType: ReadModelStatus.self, options: options)
             }
 
-            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction. Streams progress about every 250 ms and a final message with done: true.
+            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.
             public func rebuild<Result: Sendable>(
                 _ request: RebuildRequest, options: CallOptions = .defaults,
                 _ handle: @escaping @Sendable (MessageStream<RebuildProgress>) async throws -> Result
@@ -2223,9 +2223,10 @@ extension CqrsQueriesV1 {
           "request": "RebuildRequest",
           "response": "RebuildProgress",
           "idempotent": false,
-          "description": "Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction. Streams progress about every 250 ms and a final message with done: true.",
+          "description": "Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.",
           "errors": {
             "FAILED_PRECONDITION": "a rebuild is already running",
+            "RESOURCE_EXHAUSTED": "the read models' disk is full; nothing of the rebuild is left behind",
             "UNAVAILABLE": "the CommandService or the read models cannot be reached"
           }
         },

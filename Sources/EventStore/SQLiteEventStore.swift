@@ -4,6 +4,7 @@ import Logging
 import SQLite
 import Synchronization
 import Watermarks
+import WallTime
 
 /// The embedded event store: one SQLite database in WAL mode with `synchronous=FULL`, so an
 /// append is on disk (fsync of the WAL) before it is acknowledged.
@@ -37,7 +38,7 @@ public final class SQLiteEventStore: EventStore {
         /// Where the writer's transactions run (see `CommitScheduler`).
         public var commitScheduler: any CommitScheduler = BackgroundCommitScheduler()
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
-        public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+        public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
         public init() {}
     }
 

@@ -37,6 +37,8 @@ public final class Projection: Service, Sendable {
     private let options: Options
     private let logger: Logger
     private let state = Mutex(Status())
+    /// The running consumer of each topic, so `restartMembers` can stop them.
+    private let members = Mutex<[String: Task<Void, any Error>]>([:])
 
     public init(store: ReadModelStore, broker client: RPCClient, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")) {
         self.store = store
@@ -95,16 +97,25 @@ public final class Projection: Service, Sendable {
             consumerOptions.onFetch = { [weak self] topic, partition, error in self?.fetched(topic, partition, error) }
             let consumer = GroupConsumer(client: client, group: options.group, topics: [topic], options: consumerOptions, logger: logger)
             do {
-                try await TopicAdmin.ensure(topic, partitions: options.topicPartitions, client: client, options: CallOptions(timeout: .seconds(5)), logger: logger)
-                try await consumer.run(batches: { topic, records in
-                    guard let partition = records.first?.partition else { return }
-                    try await self.store.apply(topic: topic, partition: partition, records: records.map(Self.incoming))
-                    self.state.withLock {
-                        $0.brokerConnected = true
-                        $0.lastError = nil
-                    }
-                })
-                return
+                try await TopicAdmin.ensure(
+                    topic, partitions: options.topicPartitions, config: TopicAdmin.eventTopicConfig, client: client,
+                    options: CallOptions(timeout: .seconds(5)), logger: logger)
+                let member = Task {
+                    try await consumer.run(batches: { topic, records in
+                        guard let partition = records.first?.partition else { return }
+                        try await self.store.apply(topic: topic, partition: partition, records: records.map(Self.incoming))
+                        self.state.withLock {
+                            $0.brokerConnected = true
+                            $0.lastError = nil
+                        }
+                    })
+                }
+                members.withLock { $0[topic] = member }
+                try await withTaskCancellationHandler { try await member.value } onCancel: { member.cancel() }
+                members.withLock { $0[topic] = nil }
+                if Task.isCancelled { return }
+                // Restarted (`restartMembers`): join again at once, from the stored offsets.
+                logger.info("projection member restarted", metadata: ["topic": "\(topic)"])
             } catch {
                 if Task.isCancelled { return }
                 let first = state.withLock { status -> Bool in
@@ -121,9 +132,21 @@ public final class Projection: Service, Sendable {
         }
     }
 
+    /// Stops every topic's member; each joins its group again at once and starts its partitions
+    /// from the offsets stored with the models. After a rebuild moved stalled offsets, this is
+    /// how the stalled partitions follow again.
+    public func restartMembers() {
+        let running = members.withLock { Array($0.values) }
+        for member in running { member.cancel() }
+        state.withLock { $0.fetchErrors = [:] }
+    }
+
+    /// The event's time is its `ce_time`; the record's timestamp is the broker's append time on
+    /// event topics (LOG_APPEND_TIME), and serves only for a record without `ce_time`.
     static func incoming(_ record: BrokerAPI.ConsumedRecord) -> IncomingRecord {
-        IncomingRecord(
-            offset: record.offset, key: record.key, value: record.value.map { Array($0.bytes) }, headers: record.headers ?? [:],
-            timestamp: Int64(record.timestamp))
+        let headers = record.headers ?? [:]
+        return IncomingRecord(
+            offset: record.offset, key: record.key, value: record.value.map { Array($0.bytes) }, headers: headers,
+            recordedAt: headers["ce_time"].flatMap { milliseconds(iso8601: $0) } ?? Int64(record.timestamp))
     }
 }

@@ -69,10 +69,31 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         }
         defer { rebuilding.store(false, ordering: .releasing) }
         try await QueryCalls.run {
-            let rebuilder = Rebuilder(store: store, commands: commands, pageSize: request.pageSize ?? 5000, logger: logger)
+            let rebuilder = Rebuilder(
+                store: store, commands: commands, pageSize: request.pageSize ?? 5000, offsetFloors: offsetFloors, logger: logger)
             let final = try await rebuilder.run { progress in try await responses.write(progress) }
+            // Members stopped by OUT_OF_RANGE read their (moved) offsets again and follow.
+            projection?.restartMembers()
             try await responses.write(final)
         }
+    }
+
+    /// The log start offset of every partition the projection follows, for the rebuild's swap
+    /// to move stalled offsets up to (see `replaceModels`). Without a broker, none.
+    private func offsetFloors() async throws -> [PartitionOffset] {
+        guard let broker, let projection else { return [] }
+        let api = CqrsBrokerV1.Broker.Client(broker)
+        var floors: [PartitionOffset] = []
+        for topic in projection.topics {
+            do {
+                for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(5))).partitions {
+                    floors.append(PartitionOffset(topic: topic, partition: partition.partition, nextOffset: partition.logStartOffset))
+                }
+            } catch let error as RPCError where error.code == .notFound {
+                continue
+            }
+        }
+        return floors
     }
 
     public func listParked(_ request: QueriesAPI.ListParkedRequest, context: ServerContext) async throws -> QueriesAPI.ParkedPage {
@@ -120,6 +141,8 @@ struct Rebuilder {
     let store: ReadModelStore
     let commands: RPCClient
     let pageSize: Int
+    /// Read just before the swap: the broker's log starts (see `ReadModelsService.offsetFloors`).
+    let offsetFloors: @Sendable () async throws -> [PartitionOffset]
     let logger: Logger
     static let reportEvery = Duration.milliseconds(250)
     /// Pages fetched ahead of the one being applied.
@@ -168,7 +191,8 @@ struct Rebuilder {
             }
             // The last events since, read with the live writer held; then the swap.
             let finishing = ContinuousClock.now
-            let counts = try await store.finishRebuild(rebuild) {
+            let floors = try await offsetFloors()
+            let counts = try await store.finishRebuild(rebuild, offsetFloors: floors) {
                 while true {
                     let page = try await fetch(from: rebuild.lastPosition + 1).value
                     head = max(head, page.head)

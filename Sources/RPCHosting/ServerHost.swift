@@ -6,6 +6,7 @@ import RPCTransportHTTP2
 import RPCTransportTCP
 import ServiceLifecycle
 import Synchronization
+import WallTime
 
 /// Runs services as a server process: TCP listener, reflection and health added, logging and
 /// metrics interceptors, and a ServiceGroup that turns SIGTERM or SIGINT into a graceful shutdown.
@@ -20,6 +21,11 @@ public enum ServerHost {
         let logger = Logger(label: name)
         let configuration = try options.configuration()
         JSONNesting.maximumDepth = try options.jsonNestingBound()
+        if WallTime.skewMilliseconds != 0 {
+            logger.warning(
+                "the wall clock is skewed (JFRAME_CLOCK_SKEW_MS): for fault-injection tests only",
+                metadata: ["clock.skew_ms": "\(WallTime.skewMilliseconds)"])
+        }
         raiseOpenFileLimitToHard(toHold: configuration.maxConnections, logger: logger)
         let address = options.listenAddress(default: defaultAddress)
         let tlsFiles = try options.tlsFiles()

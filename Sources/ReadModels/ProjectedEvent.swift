@@ -48,8 +48,9 @@ public struct IncomingRecord: Sendable {
 
     /// Reads the CloudEvents binary-mode headers the CommandService's relay writes (`ce_id`,
     /// `ce_type`, `ce_subject` = stream id, `ce_streamversion`, `ce_position`,
-    /// `ce_schemaversion`); the record's timestamp is the event's recorded-at time.
-    public init(offset: Int64, key: String?, value: [UInt8]?, headers: [String: String], timestamp: Int64) {
+    /// `ce_schemaversion`). `recordedAt` is the event's time, from its `ce_time` (the caller
+    /// parses it): not the record's timestamp, which on an event topic is the broker's append time.
+    public init(offset: Int64, key: String?, value: [UInt8]?, headers: [String: String], recordedAt: Int64) {
         self.offset = offset
         self.key = key
         self.value = value
@@ -68,7 +69,7 @@ public struct IncomingRecord: Sendable {
                 ProjectedEvent(
                     eventId: try header("ce_id"), streamId: try header("ce_subject"), type: try header("ce_type"),
                     schemaVersion: Int(try number("ce_schemaversion")), streamVersion: try number("ce_streamversion"),
-                    position: try number("ce_position"), recordedAt: timestamp, data: value))
+                    position: try number("ce_position"), recordedAt: recordedAt, data: value))
         } catch {
             event = .failure(error)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import WallTime
 
 /// A rebuild of the read models from the event store's history, written into a fresh database
 /// beside the live one while the live one keeps answering; `ReadModelStore.finishRebuild` then
@@ -19,7 +20,7 @@ public final class ReadModelRebuild: @unchecked Sendable {
             let db = try ReadModelSchema.open(path)
             // A throwaway file until the swap: durability comes from the swap's own transaction.
             try db.execute("PRAGMA synchronous=OFF")
-            writer = try ProjectionWriter(db: db, clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+            writer = try ProjectionWriter(db: db, clock: { WallTime.nowMilliseconds() })
         } catch {
             // A full disk fails the schema after SQLite created the file: leave nothing behind.
             Self.remove(path)
@@ -76,7 +77,12 @@ extension ProjectionWriter {
     /// stream versions are copied over; the partition offsets stay (the live consumer goes on
     /// from them, and the stream versions skip what the rebuild already holds); parked events
     /// the rebuild applied are dropped; the handled watermark moves up to what the rebuild read.
-    func replaceModels(from rebuildPath: String, through position: Int64) throws {
+    ///
+    /// `offsetFloors` are the broker's log start offsets, read before the swap: a stored offset
+    /// below its partition's floor (records retention deleted before the projection applied
+    /// them, which stopped it following with OUT_OF_RANGE) moves up to it. Safe only here: the
+    /// deleted records were published, so stored, so their events are in the rebuilt models.
+    func replaceModels(from rebuildPath: String, through position: Int64, offsetFloors: [PartitionOffset] = []) throws {
         try db.run("ATTACH DATABASE ? AS rebuilt", .text(rebuildPath))
         defer { _ = try? db.execute("DETACH DATABASE rebuilt") }
         try transaction {
@@ -95,6 +101,11 @@ extension ProjectionWriter {
                     WHERE state = 'WAITING'
                     AND stream_version = (SELECT min(stream_version) FROM main.parked p WHERE p.stream_id = parked.stream_id);
                 """)
+            for floor in offsetFloors {
+                try db.run(
+                    "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                    .text(floor.topic), .integer(Int64(floor.partition)), .integer(floor.nextOffset))
+            }
             try setHandledThrough(position)
         }
         // The cached stream versions and parked streams are the old models': read them again.
@@ -107,14 +118,16 @@ extension ReadModelStore {
     /// reads the history's last events into `rebuild` until it reaches the head; then the live
     /// models are replaced by the rebuilt ones in one transaction. Queries keep answering from
     /// the old models until that commit, and from the new ones after it.
-    public func finishRebuild(_ rebuild: ReadModelRebuild, catchUp: () async throws -> Void) async throws -> ReadModelCounts {
+    public func finishRebuild(
+        _ rebuild: ReadModelRebuild, offsetFloors: [PartitionOffset] = [], catchUp: () async throws -> Void
+    ) async throws -> ReadModelCounts {
         let (counts, through) = try await exclusively {
             try await catchUp()
             rebuild.close()
             let path = rebuild.path
             let position = rebuild.lastPosition
             return try await self.onWriterQueue { writer in
-                try writer.replaceModels(from: path, through: position)
+                try writer.replaceModels(from: path, through: position, offsetFloors: offsetFloors)
                 return (try ReadModelStore.counts(writer.db), writer.handledThrough)
             }
         }

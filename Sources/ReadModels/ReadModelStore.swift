@@ -4,6 +4,7 @@ import Logging
 import SQLite
 import Synchronization
 import Watermarks
+import WallTime
 
 /// The QueryService's read models in one SQLite database: one writer applying events exactly
 /// once in effect, pooled readers answering queries, a watermark queries can wait on to read
@@ -16,7 +17,7 @@ public final class ReadModelStore: Sendable {
         /// Idle reader connections kept for queries.
         public var readers = 8
         /// Milliseconds since the Unix epoch, UTC (parked-at times).
-        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
         public init() {}
     }
 
@@ -151,6 +152,12 @@ public struct PartitionOffset: Sendable, Hashable {
     public var topic: String
     public var partition: Int
     public var nextOffset: Int64
+
+    public init(topic: String, partition: Int, nextOffset: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.nextOffset = nextOffset
+    }
 }
 
 public enum ReadModelError: Error, CustomStringConvertible {

@@ -50,7 +50,15 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Descriptors the partitions' log and index files may hold open at once; past it the least recently used are closed and opened again when next needed. Default: half the open-file limit. Env: BROKER_MAX_OPEN_LOG_FILES.")
     var maxOpenLogFiles: Int?
 
+    @Option(help: "On CREATE_TIME topics, refuse a record whose timestamp is more than this ahead of the broker's clock, ms. Default 3600000 (an hour). Env: BROKER_MAX_TIMESTAMP_AHEAD_MS.")
+    var maxTimestampAheadMs: Int64?
+
+    @Option(help: "On CREATE_TIME topics, refuse a record whose timestamp is more than this behind the broker's clock, ms; -1 (the default) accepts any. Env: BROKER_MAX_TIMESTAMP_BEHIND_MS.")
+    var maxTimestampBehindMs: Int64?
+
     func validate() throws {
+        if let maxTimestampAheadMs, maxTimestampAheadMs < 0 { throw ValidationError("--max-timestamp-ahead-ms must be 0 or more") }
+        if let maxTimestampBehindMs, maxTimestampBehindMs < -1 { throw ValidationError("--max-timestamp-behind-ms must be -1 or more") }
         if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
         if let maxOpenLogFiles, maxOpenLogFiles < 8 { throw ValidationError("--max-open-log-files must be at least 8") }
         if let maxRecordBytes, maxRecordBytes < 1 { throw ValidationError("--max-record-bytes must be at least 1") }
@@ -81,6 +89,14 @@ struct BrokerCommand: AsyncParsableCommand {
         if let value = try maxPartitions ?? Environment.integer("BROKER_MAX_PARTITIONS") {
             guard value >= 1 else { throw ValidationError("BROKER_MAX_PARTITIONS must be at least 1") }
             settings.maxPartitions = value
+        }
+        if let value = try maxTimestampAheadMs ?? Environment.integer("BROKER_MAX_TIMESTAMP_AHEAD_MS").map(Int64.init) {
+            guard value >= 0 else { throw ValidationError("BROKER_MAX_TIMESTAMP_AHEAD_MS must be 0 or more") }
+            settings.maxTimestampAheadMs = value
+        }
+        if let value = try maxTimestampBehindMs ?? Environment.integer("BROKER_MAX_TIMESTAMP_BEHIND_MS").map(Int64.init) {
+            guard value >= -1 else { throw ValidationError("BROKER_MAX_TIMESTAMP_BEHIND_MS must be -1 or more") }
+            settings.maxTimestampBehindMs = value
         }
         ServerHost.bootstrapLogging(server)
         let logger = Logger(label: "broker")

@@ -397,3 +397,104 @@ def test_the_relay_reports_a_refusing_broker_at_once(start_server, protocols, tm
         commands.cleanup()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+DAY_MS = 86_400_000
+
+
+def test_producer_timestamps_are_bounded_and_log_append_time_keeps_what_a_skewed_clock_makes_look_old(start_server, protocols):
+    """A producer clock 8 days behind made records arrive past the 7-day retention, and the
+    broker took 0 and Int64.max alike. Bounds on CREATE_TIME topics (an hour ahead by default),
+    and LOG_APPEND_TIME topics, whose records retention counts from their append."""
+    broker = BrokerProcess(start_server, protocols, "--segment-bytes", "1024", "--maintenance-interval-ms", "100")
+    try:
+        broker.call("CreateTopic", {"name": "create-time", "partitions": 1})
+        appended = broker.call("CreateTopic", {"name": "append-time", "partitions": 1, "config": {"timestampType": "LOG_APPEND_TIME"}})
+        assert appended["config"]["timestampType"] == "LOG_APPEND_TIME"
+        assert broker.call("DescribeTopic", {"name": "create-time"})["config"]["timestampType"] == "CREATE_TIME"
+        now = int(time.time() * 1000)
+
+        def produce(topic: str, timestamp: int, expect: str = "OK", value: str = "x"):
+            return broker.call("Produce", {"topic": topic, "records": [{"value": value, "timestamp": timestamp}]}, expect=expect)
+
+        ahead = broker.connection.unary("cqrs.broker.v1.Broker/Produce", {
+            "topic": "create-time", "records": [{"value": "x", "timestamp": now + 2 * 3_600_000}]})
+        assert ahead.code == jframe.CODE["INVALID_ARGUMENT"] and "ahead of the broker's clock" in ahead.trailers["message"]
+        assert ahead.trailers["details"][0]["value"]["violations"][0]["field"] == "records[0].timestamp"
+        for bad in (9_223_372_036_854_775_807, -5):
+            assert broker.connection.unary("cqrs.broker.v1.Broker/Produce", {
+                "topic": "create-time", "records": [{"value": "x", "timestamp": bad}]}).code == jframe.CODE["INVALID_ARGUMENT"]
+        # Eight days behind: accepted on both (no bound behind by default), 40 records each so
+        # that segments of 1 KiB seal, then one of now.
+        for topic in ("create-time", "append-time"):
+            for i in range(40):
+                produce(topic, now - 8 * DAY_MS, value="r" * 60)
+            produce(topic, now)
+        time.sleep(1.0)
+        created = broker.call("DescribeTopic", {"name": "create-time"})["partitions"][0]
+        assert int(created["logStartOffset"]) > 0, "retention deleted the CREATE_TIME topic's old segments"
+        kept = broker.fetch_all("append-time", 0)
+        assert len(kept) == 41, "retention kept every record of the LOG_APPEND_TIME topic"
+        assert all(abs(int(record["timestamp"]) - now) < 60_000 for record in kept), "stamped with the broker's clock"
+    finally:
+        broker.cleanup()
+    strict = BrokerProcess(start_server, protocols, "--max-timestamp-behind-ms", str(DAY_MS))
+    try:
+        strict.call("CreateTopic", {"name": "t", "partitions": 1})
+        behind = strict.connection.unary("cqrs.broker.v1.Broker/Produce", {
+            "topic": "t", "records": [{"value": "x", "timestamp": int(time.time() * 1000) - 8 * DAY_MS}]})
+        assert behind.code == jframe.CODE["INVALID_ARGUMENT"] and "behind the broker's clock" in behind.trailers["message"]
+    finally:
+        strict.cleanup()
+
+
+def test_the_relays_event_topics_take_the_brokers_append_time(stack):
+    stack.commands.account("OpenAccount", open_request("acct-append-time", 100))
+    stack.commands.wait_published()
+    topic = stack.broker.call("DescribeTopic", {"name": "BankAccount"})
+    assert topic["config"]["timestampType"] == "LOG_APPEND_TIME"
+
+
+def test_a_rebuild_repairs_a_read_side_that_retention_left_behind(start_server, protocols):
+    """Retention deleted records a stopped query-service had not read: it said OUT_OF_RANGE and
+    stopped following; `cqrs rebuild` fixed the balances, but the partition never followed again
+    and every read-your-writes query timed out until its data was wiped."""
+    from test_queries import QueryService
+    broker = BrokerProcess(start_server, protocols, "--retention-ms", "1", "--segment-bytes", "1024",
+                           "--maintenance-interval-ms", "100")
+    commands = CommandService(start_server, protocols, broker)
+    queries = QueryService(start_server, protocols, broker, commands)
+    try:
+        opened = commands.account("OpenAccount", open_request("acct-behind", 100))
+        queries.call("Accounts", "GetAccount", {"accountId": "acct-behind", "minPosition": opened["position"]})
+        queries.connection.close()
+        assert queries.running.terminate() == 0
+
+        def deposit(minor: int) -> dict:
+            return commands.account("DepositFunds", {"accountId": "acct-behind", "amount": {"amountMinor": str(minor), "currency": "EUR"}})
+
+        for _ in range(40):
+            last = deposit(1)
+        commands.wait_published()
+        deadline = time.monotonic() + 10
+        while not any(int(p["logStartOffset"]) > 1 for p in broker.call("DescribeTopic", {"name": "BankAccount"})["partitions"]):
+            assert time.monotonic() < deadline, "retention did not delete the unread records"
+            time.sleep(0.1)
+        queries.start()
+        stalled = queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                           {"accountId": "acct-behind", "minPosition": last["position"]}, timeout_ms=1500)
+        assert stalled.code == jframe.CODE["DEADLINE_EXCEEDED"], stalled.trailers
+        assert "stop following" in (queries.call("ReadModels", "GetStatus", {}).get("lastError") or "")
+        assert queries.stream("ReadModels", "Rebuild", {"pageSize": 100})[-1]["done"]
+        account = queries.call("Accounts", "GetAccount", {"accountId": "acct-behind", "minPosition": last["position"]})
+        assert account["balance"]["amountMinor"] == "140"
+        # The projection follows again: a deposit after the rebuild is read back by position.
+        after = deposit(5)
+        followed = queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                            {"accountId": "acct-behind", "minPosition": after["position"]}, timeout_ms=15000)
+        assert followed.code == 0, followed.trailers
+        assert followed.messages[0]["balance"]["amountMinor"] == "145"
+        assert not queries.call("ReadModels", "GetStatus", {}).get("lastError")
+    finally:
+        broker.cleanup()
+        commands.cleanup()

@@ -1,4 +1,5 @@
 import Synchronization
+import WallTime
 
 /// How one partition's log rolls, retains and cleans. Defaults follow Kafka's where they make
 /// sense on one machine (smaller segments: 64 MiB rather than 1 GiB).
@@ -37,11 +38,7 @@ public protocol WallClock: Sendable {
 public struct SystemWallClock: WallClock {
     public init() {}
 
-    public func nowMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
-    }
+    public func nowMilliseconds() -> Int64 { WallTime.nowMilliseconds() }
 }
 
 /// A clock that moves only when told to.
