@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import resource
 import socket
 import subprocess
@@ -318,15 +319,33 @@ def test_a_command_service_short_of_disk_starts_without_the_zeros_ahead_of_its_w
     assert "the WAL is not zero-filled ahead" in stderr, stderr[-2000:]
 
 
-def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack, tmp_path):
-    """It answered UNKNOWN and left an empty .rebuild file. A 4 MiB tmpfs, filled once the
-    query-service is up, is the full disk (root only: it mounts one)."""
+def small_disk(tmp_path) -> pathlib.Path:
+    """A 4 MiB tmpfs to fill (root only: it mounts one; the test is skipped otherwise). The
+    caller unmounts it."""
     if os.geteuid() != 0:
         pytest.skip("mounts a tmpfs")
     disk = tmp_path / "disk"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
+    return disk
+
+
+def fill(disk: pathlib.Path) -> None:
+    """Writes zeros into `disk` until it is full."""
+    with open(disk / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack, tmp_path):
+    """It answered UNKNOWN and left an empty .rebuild file. A 4 MiB tmpfs, filled once the
+    query-service is up, is the full disk (root only: it mounts one)."""
+    disk = small_disk(tmp_path)
     broker, commands = stack.servers["broker"], stack.servers["command-service"]
     process = None
     try:
@@ -336,13 +355,7 @@ def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         connection = jframe.Connection("127.0.0.1", json.loads(process.stdout.readline())["port"])
         before = set(os.listdir(disk))
-        with open(disk / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            except OSError:
-                pass
+        fill(disk)
         refused = connection.unary("cqrs.queries.v1.ReadModels/Rebuild", {"pageSize": 100})
         assert refused.code == jframe.CODE["RESOURCE_EXHAUSTED"], refused.trailers
         assert "disk is full" in refused.trailers["message"]
@@ -362,25 +375,14 @@ def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack
 def test_the_relay_reports_a_refusing_broker_at_once(start_server, protocols, tmp_path):
     """The relay said brokerConnected: true for ~30 s while every produce was refused (its
     producer retries for up to its delivery timeout). A broker whose disk fills refuses."""
-    if os.geteuid() != 0:
-        pytest.skip("mounts a tmpfs")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    disk = small_disk(tmp_path)
     try:
         broker = start_server("--data-dir", str(disk / "broker"), "--preallocate-bytes", "0", binary="broker")
         commands = CommandService(start_server, protocols, types.SimpleNamespace(running=broker))
         commands.account("OpenAccount", open_request("acct-relay", 100))
         commands.wait_published()
         assert commands.call("EventStore", "GetStatus", {})["brokerConnected"] is True
-        with open(disk / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            except OSError:
-                pass
+        fill(disk)
         # A record may still fit the last page a segment file has; a few dozen do not.
         refused_since = None
         for _ in range(200):
