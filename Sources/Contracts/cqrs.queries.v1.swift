@@ -2068,6 +2068,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of this account's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such account"
           }
@@ -2083,6 +2084,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
         },
@@ -2097,6 +2099,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
         },
@@ -2111,6 +2114,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of this account's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such account"
           }
@@ -2145,6 +2149,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of this order's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such order"
           }
@@ -2160,6 +2165,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
         }
@@ -2180,6 +2186,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
         },
@@ -2194,6 +2201,7 @@ extension CqrsQueriesV1 {
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
             "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such customer"
           }

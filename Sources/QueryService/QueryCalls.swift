@@ -32,7 +32,21 @@ enum QueryCalls {
     /// Read your writes: waits until the read models have applied `minPosition`, for at most
     /// the time left before the call's deadline, then refuses with DEADLINE_EXCEEDED naming how
     /// far they are.
-    static func awaitPosition(_ minPosition: Int64?, in store: ReadModelStore, context: ServerContext) async throws {
+    ///
+    /// An event at or below `minPosition` that is parked (of `streamId`, the stream the query
+    /// reads, or of any stream for queries over many) is not in the answer: the call ends with
+    /// FAILED_PRECONDITION naming it rather than answer without it.
+    static func awaitPosition(
+        _ minPosition: Int64?, in store: ReadModelStore, context: ServerContext, streamId: String? = nil
+    ) async throws {
+        try await waitForPosition(minPosition, in: store, context: context)
+        guard let minPosition, let parked = try store.firstParked(atOrBelow: minPosition, streamId: streamId) else { return }
+        throw RPCError(
+            code: .failedPrecondition,
+            message: "the event at position \(parked.position) (\(parked.streamId) version \(parked.streamVersion), \(parked.eventType)) is parked \(parked.state) as parked event \(parked.id) (\(parked.error)), so the read models do not hold it: retry or skip it (cqrs parked), then ask again")
+    }
+
+    private static func waitForPosition(_ minPosition: Int64?, in store: ReadModelStore, context: ServerContext) async throws {
         guard let minPosition else { return }
         guard minPosition >= 0 else {
             throw RPCError.invalidArgument("minPosition must be 0 or more", violations: [FieldViolation(field: "minPosition", description: "must be 0 or more")])

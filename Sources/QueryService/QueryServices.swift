@@ -1,4 +1,5 @@
 import Contracts
+import Domain
 import RPCCore
 import ReadModels
 
@@ -10,7 +11,7 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
 
     public func getAccount(_ request: QueriesAPI.GetAccountRequest, context: ServerContext) async throws -> QueriesAPI.Account {
         try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
             guard let row = try store.account(request.accountId) else { throw QueryCalls.notFound("no account \(request.accountId)") }
             return QueryCalls.account(row)
         }
@@ -43,7 +44,7 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
 
     public func getAccountHistory(_ request: QueriesAPI.GetAccountHistoryRequest, context: ServerContext) async throws -> QueriesAPI.AccountHistory {
         try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
             guard try store.account(request.accountId) != nil else { throw QueryCalls.notFound("no account \(request.accountId)") }
             let page = try store.transactions(
                 of: request.accountId, afterVersion: try QueryCalls.numericKey(fromToken: request.pageToken),
@@ -89,7 +90,7 @@ public struct OrdersService: QueriesAPI.Orders.ServiceProtocol {
 
     public func getOrder(_ request: QueriesAPI.GetOrderRequest, context: ServerContext) async throws -> QueriesAPI.Order {
         try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: Order.streamId(request.orderId))
             guard let row = try store.order(request.orderId) else { throw QueryCalls.notFound("no order \(request.orderId)") }
             return QueryCalls.order(row)
         }

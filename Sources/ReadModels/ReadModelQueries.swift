@@ -200,6 +200,31 @@ extension ReadModelStore {
         }
     }
 
+    /// The first parked event (FAILED or WAITING) at or below `position`, of `streamId` or of
+    /// any stream when nil: what a read-your-writes answer at that position would silently miss.
+    /// Parked events count as handled for the watermark, so that one poison event does not stop
+    /// every other stream's reads; a query that needs such an event must hear about it instead.
+    public func firstParked(atOrBelow position: Int64, streamId: String?) throws -> ParkedRow? {
+        let columns = """
+            SELECT id, state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position, error,
+                attempts, parked_at FROM parked
+            """
+        func row(_ row: SQLiteStatement) -> ParkedRow {
+            ParkedRow(
+                id: row.int64(0), state: row.text(1), topic: row.text(2), partition: Int(row.int64(3)), offset: row.int64(4),
+                eventId: row.text(5), eventType: row.text(6), streamId: row.text(7), streamVersion: row.int64(8), position: row.int64(9),
+                error: row.text(10), attempts: Int(row.int64(11)), parkedAt: row.int64(12), data: nil)
+        }
+        return try read { db in
+            if let streamId {
+                return try db.first(
+                    columns + " WHERE stream_id = ? AND position > 0 AND position <= ? ORDER BY stream_version LIMIT 1",
+                    .text(streamId), .integer(position), row: row)
+            }
+            return try db.first(columns + " WHERE position > 0 AND position <= ? ORDER BY position LIMIT 1", .integer(position), row: row)
+        }
+    }
+
     /// Parked events after id `after`, oldest first.
     public func parked(afterId: Int64, limit: Int) throws -> Page<ParkedRow> {
         try read { db in

@@ -500,3 +500,38 @@ def test_a_rebuild_repairs_a_read_side_that_retention_left_behind(start_server, 
     finally:
         broker.cleanup()
         commands.cleanup()
+
+
+def test_read_your_writes_never_answers_without_a_parked_event(stack):
+    """A record claiming the next event of an account, with a value that cannot be applied, was
+    parked FAILED yet counted as handled: GetAccount at its position answered OK with the old
+    balance. Now the answer names the parked event instead."""
+    opened = stack.commands.account("OpenAccount", open_request("acct-forged", 100))
+    stack.commands.account("OpenAccount", open_request("acct-bystander", 100))
+    status = stack.commands.wait_published()
+    forged_position = int(status["headPosition"]) + 1
+    produced = stack.broker.call("Produce", {"topic": "BankAccount", "records": [{
+        "key": "acct-forged", "value": {"amount": "not money"},
+        "headers": {"ce_id": "forged-1", "ce_type": "FundsDeposited", "ce_subject": "BankAccount-acct-forged",
+                    "ce_position": str(forged_position), "ce_streamversion": "2", "ce_schemaversion": "1",
+                    "ce_time": "2026-12-03T00:00:00.000Z"}}]})
+    assert produced["results"]
+    deadline = time.monotonic() + 10
+    while not any(e["eventId"] == "forged-1" for e in stack.queries.call("ReadModels", "ListParked", {}).get("events", [])):
+        assert time.monotonic() < deadline, "the forged record was not parked"
+        time.sleep(0.05)
+    refused = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                             {"accountId": "acct-forged", "minPosition": str(forged_position)}, timeout_ms=5000)
+    assert refused.code == jframe.CODE["FAILED_PRECONDITION"], refused.trailers
+    assert f"position {forged_position}" in refused.trailers["message"] and "parked" in refused.trailers["message"]
+    # Below it, and for another account, the answers stand.
+    below = stack.queries.call("Accounts", "GetAccount", {"accountId": "acct-forged", "minPosition": opened["position"]})
+    assert below["balance"]["amountMinor"] == "100"
+    other = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                           {"accountId": "acct-bystander", "minPosition": str(forged_position)}, timeout_ms=5000)
+    assert other.code == 0, other.trailers
+    # A query over every account would miss it too.
+    listed = stack.queries.connection.unary("cqrs.queries.v1.Accounts/ListAccounts", {"minPosition": str(forged_position)},
+                                            timeout_ms=5000)
+    assert listed.code == jframe.CODE["FAILED_PRECONDITION"], listed.trailers
+    stack.queries.call("ReadModels", "SkipParked", {"all": True})
