@@ -182,7 +182,7 @@ extension CqrsBrokerV1 {
         /// Bytes of segments on disk.
         public var sizeBytes: Int64
         public var segments: Int
-        /// Set when the partition could not be opened or is offline after a failed fsync, with the reason.
+        /// Set when the partition could not be opened or is offline after a failed write or fsync, with the reason.
         public var offlineReason: String?
 
         public init(partition: Int, logStartOffset: Int64, highWatermark: Int64, sizeBytes: Int64, segments: Int, offlineReason: String? = nil) {
@@ -2314,7 +2314,7 @@ extension CqrsBrokerV1 {
             "INVALID_ARGUMENT": "a partition out of range, a keyless record on a compacted topic, a value that is not JSON, a timestamp past the broker's bounds on a CREATE_TIME topic, or sequences missing for an idempotent request",
             "FAILED_PRECONDITION": "an idempotent request whose sequence is not the next one for its partition (the message names the expected sequence)",
             "RESOURCE_EXHAUSTED": "a record or a request over the broker's limits",
-            "UNAVAILABLE": "the partition's log is offline after a failed fsync; nothing of the request was acknowledged",
+            "UNAVAILABLE": "the partition's log is offline after a failed write or fsync; nothing of the request was acknowledged",
             "DATA_LOSS": "the partition's stored data is corrupt"
           }
         },
@@ -2594,7 +2594,7 @@ extension CqrsBrokerV1 {
         },
         "offlineReason": {
           "type": "string",
-          "description": "Set when the partition could not be opened or is offline after a failed fsync, with the reason."
+          "description": "Set when the partition could not be opened or is offline after a failed write or fsync, with the reason."
         }
       },
       "required": [

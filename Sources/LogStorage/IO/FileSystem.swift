@@ -72,8 +72,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
     case io(operation: String, path: String, errno: Int32)
     /// Stored bytes that were once written whole and synced no longer check out.
     case corruption(path: String, position: Int64, reason: String)
-    /// An fsync failed earlier: what the page cache holds is unknown, so the log takes no more
-    /// writes until it is recovered from disk by a restart.
+    /// A write or an fsync failed earlier: what the file and the page cache hold is unknown, so
+    /// the log takes no more writes until it is recovered from disk by a restart.
     case offline(path: String, cause: String)
     /// A read asked for an offset the log does not have.
     case offsetOutOfRange(requested: Int64, logStartOffset: Int64, highWatermark: Int64)
@@ -89,7 +89,7 @@ public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
         case .corruption(let path, let position, let reason):
             return "corrupt log data in \(path) at byte \(position): \(reason)"
         case .offline(let path, let cause):
-            return "log \(path) is offline after a failed fsync (\(cause)); restart to recover it from disk"
+            return "log \(path) is offline after a failed write or fsync (\(cause)); restart to recover it from disk"
         case .offsetOutOfRange(let requested, let start, let watermark):
             return "offset \(requested) is out of range: the log holds [\(start), \(watermark))"
         case .tooLarge(let what):
