@@ -79,8 +79,10 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     /// The log start offset of every partition the projection follows, for the rebuild's swap
-    /// to move stalled offsets up to (see `replaceModels`). Without a broker, none.
-    private func offsetFloors() async throws -> [PartitionOffset] {
+    /// to move stalled offsets up to (see `replaceModels`). Without a broker, none; a topic the
+    /// broker cannot describe now gets none either: the rebuild itself needs only the
+    /// CommandService, and must not fail at its swap because the broker is away.
+    private func offsetFloors() async -> [PartitionOffset] {
         guard let broker, let projection else { return [] }
         let api = CqrsBrokerV1.Broker.Client(broker)
         var floors: [PartitionOffset] = []
@@ -91,6 +93,10 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
                 }
             } catch let error as RPCError where error.code == .notFound {
                 continue
+            } catch {
+                logger.warning(
+                    "the rebuild cannot read the topic's log starts; offsets the broker's retention left behind stay as they are",
+                    metadata: ["topic": "\(topic)", "error": "\(error)"])
             }
         }
         return floors
@@ -142,7 +148,7 @@ struct Rebuilder {
     let commands: RPCClient
     let pageSize: Int
     /// Read just before the swap: the broker's log starts (see `ReadModelsService.offsetFloors`).
-    let offsetFloors: @Sendable () async throws -> [PartitionOffset]
+    let offsetFloors: @Sendable () async -> [PartitionOffset]
     let logger: Logger
     static let reportEvery = Duration.milliseconds(250)
     /// Pages fetched ahead of the one being applied.
@@ -191,7 +197,7 @@ struct Rebuilder {
             }
             // The last events since, read with the live writer held; then the swap.
             let finishing = ContinuousClock.now
-            let floors = try await offsetFloors()
+            let floors = await offsetFloors()
             let counts = try await store.finishRebuild(rebuild, offsetFloors: floors) {
                 while true {
                     let page = try await fetch(from: rebuild.lastPosition + 1).value

@@ -535,3 +535,22 @@ def test_read_your_writes_never_answers_without_a_parked_event(stack):
                                             timeout_ms=5000)
     assert listed.code == jframe.CODE["FAILED_PRECONDITION"], listed.trailers
     stack.queries.call("ReadModels", "SkipParked", {"all": True})
+
+
+def test_a_rebuild_needs_the_command_service_only(start_server, protocols):
+    """The swap asks the broker for its log starts (to repair offsets retention left behind);
+    with the broker away it does without, rather than fail the whole rebuild at its end."""
+    from test_queries import QueryService
+    broker = BrokerProcess(start_server, protocols)
+    commands = CommandService(start_server, protocols, broker)
+    queries = QueryService(start_server, protocols, broker, commands)
+    try:
+        opened = commands.account("OpenAccount", open_request("acct-no-broker", 100))
+        queries.call("Accounts", "GetAccount", {"accountId": "acct-no-broker", "minPosition": opened["position"]})
+        broker.connection.close()
+        assert broker.running.terminate() == 0
+        assert queries.stream("ReadModels", "Rebuild", {"pageSize": 100})[-1]["done"]
+        assert queries.call("Accounts", "GetAccount", {"accountId": "acct-no-broker"})["balance"]["amountMinor"] == "100"
+    finally:
+        broker.cleanup()
+        commands.cleanup()
