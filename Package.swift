@@ -246,7 +246,7 @@ let package = Package(
             dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging],
             swiftSettings: settings
         ),
-        .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "CommitScheduling", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]

@@ -1437,10 +1437,11 @@ extension CqrsQueriesV1 {
 }
 
 extension CqrsQueriesV1 {
-    /// FAILED: applying it failed. WAITING: a later event of a stream with a failed event, kept behind it to keep the stream's order.
+    /// FAILED: applying it failed. WAITING: a later event of a stream with a failed or conflicting record, kept behind it to keep the stream's order. CONFLICT: it claims a stream version that a different event (another parked record, or the event applied last) claims too; two records cannot both be the store's event, so neither is chosen silently: skip the one the event store does not hold, or rebuild.
     public enum ParkedState: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
         case failed = "FAILED"
         case waiting = "WAITING"
+        case conflict = "CONFLICT"
 
         public init(json scanner: inout JSONScanner) throws {
             let raw = try scanner.string()
@@ -1981,9 +1982,9 @@ extension CqrsQueriesV1 {
             func rebuild(_ request: RebuildRequest, responses: MessageWriter<RebuildProgress>, context: ServerContext) async throws
             /// Events the projection set aside, with their errors.
             func listParked(_ request: ListParkedRequest, context: ServerContext) async throws -> ParkedPage
-            /// Applies the selected failed events again, in stream order; events waiting behind them follow when they succeed.
+            /// Applies the selected FAILED and CONFLICT records again, in stream order; events waiting behind them follow when they succeed. A CONFLICT stays until only one record claims its stream version.
             func retryParked(_ request: ParkedSelection, context: ServerContext) async throws -> ParkedResult
-            /// Drops the selected failed events (the stream moves past them) and applies the events waiting behind them.
+            /// Drops the selected FAILED and CONFLICT records that are not the event store's events, and applies the events waiting behind them. Each record's claimed stream version is first looked up in the CommandService's event store: a record the store holds (same event id) is never dropped; a record at a version where the store holds another event is replaced by the store's event; a record at a version the store does not have is dropped without moving the stream. Unreadable records (no event identity) are dropped. With all: true, the store's own events are left parked (counted in stillParked).
             func skipParked(_ request: ParkedSelection, context: ServerContext) async throws -> ParkedResult
         }
 
@@ -2011,12 +2012,12 @@ extension CqrsQueriesV1 {
                 try await client.unary(request, method: Method.listParked, responseType: ParkedPage.self, options: options)
             }
 
-            /// Applies the selected failed events again, in stream order; events waiting behind them follow when they succeed.
+            /// Applies the selected FAILED and CONFLICT records again, in stream order; events waiting behind them follow when they succeed. A CONFLICT stays until only one record claims its stream version.
             public func retryParked(_ request: ParkedSelection, options: CallOptions = .defaults) async throws -> ParkedResult {
                 try await client.unary(request, method: Method.retryParked, responseType: ParkedResult.self, options: options)
             }
 
-            /// Drops the selected failed events (the stream moves past them) and applies the events waiting behind them.
+            /// Drops the selected FAILED and CONFLICT records that are not the event store's events, and applies the events waiting behind them. Each record's claimed stream version is first looked up in the CommandService's event store: a record the store holds (same event id) is never dropped; a record at a version where the store holds another event is replaced by the store's event; a record at a version the store does not have is dropped without moving the stream. Unreadable records (no event identity) are dropped. With all: true, the store's own events are left parked (counted in stillParked).
             public func skipParked(_ request: ParkedSelection, options: CallOptions = .defaults) async throws -> ParkedResult {
                 try await client.unary(request, method: Method.skipParked, responseType: ParkedResult.self, options: options)
             }
@@ -2258,7 +2259,7 @@ extension CqrsQueriesV1 {
           "request": "ParkedSelection",
           "response": "ParkedResult",
           "idempotent": false,
-          "description": "Applies the selected failed events again, in stream order; events waiting behind them follow when they succeed.",
+          "description": "Applies the selected FAILED and CONFLICT records again, in stream order; events waiting behind them follow when they succeed. A CONFLICT stays until only one record claims its stream version.",
           "errors": {
             "INVALID_ARGUMENT": "neither ids nor all, or a bad id",
             "UNAVAILABLE": "the read models cannot be written"
@@ -2271,10 +2272,11 @@ extension CqrsQueriesV1 {
           "request": "ParkedSelection",
           "response": "ParkedResult",
           "idempotent": false,
-          "description": "Drops the selected failed events (the stream moves past them) and applies the events waiting behind them.",
+          "description": "Drops the selected FAILED and CONFLICT records that are not the event store's events, and applies the events waiting behind them. Each record's claimed stream version is first looked up in the CommandService's event store: a record the store holds (same event id) is never dropped; a record at a version where the store holds another event is replaced by the store's event; a record at a version the store does not have is dropped without moving the stream. Unreadable records (no event identity) are dropped. With all: true, the store's own events are left parked (counted in stillParked).",
           "errors": {
             "INVALID_ARGUMENT": "neither ids nor all, or a bad id",
-            "UNAVAILABLE": "the read models cannot be written"
+            "FAILED_PRECONDITION": "a record named by id is an event the store holds (nothing is skipped): fix what fails and retry, or rebuild",
+            "UNAVAILABLE": "the read models cannot be written, or the event store cannot be asked (nothing is skipped)"
           }
         }
       ]
@@ -3226,11 +3228,12 @@ extension CqrsQueriesV1 {
       ]
     },
     "ParkedState": {
-      "description": "FAILED: applying it failed. WAITING: a later event of a stream with a failed event, kept behind it to keep the stream's order.",
+      "description": "FAILED: applying it failed. WAITING: a later event of a stream with a failed or conflicting record, kept behind it to keep the stream's order. CONFLICT: it claims a stream version that a different event (another parked record, or the event applied last) claims too; two records cannot both be the store's event, so neither is chosen silently: skip the one the event store does not hold, or rebuild.",
       "type": "string",
       "enum": [
         "FAILED",
-        "WAITING"
+        "WAITING",
+        "CONFLICT"
       ],
       "examples": [
         "FAILED"

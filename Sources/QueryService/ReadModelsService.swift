@@ -133,10 +133,40 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
                 throw RPCError.invalidArgument(
                     "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")])
             }
-            let result = try await store.resolveParked(ids: all ? nil : ids, skip: skip)
-            logger.notice(skip ? "skipped parked events" : "retried parked events", metadata: ["applied": "\(result.applied)", "skipped": "\(result.skipped)"])
+            let selected = all ? nil : ids
+            var verdicts: [Int64: StoreVerdict] = [:]
+            if skip {
+                for claim in try await store.parkedClaims(ids: selected) where !claim.streamId.isEmpty {
+                    verdicts[claim.id] = try await storeVerdict(claim)
+                }
+                let real = verdicts.filter { $0.value == .same }.keys.sorted()
+                if !all, !real.isEmpty {
+                    throw RPCError(
+                        code: .failedPrecondition,
+                        message: "parked \(real.count == 1 ? "record" : "records") \(real.map(String.init).joined(separator: ", ")) \(real.count == 1 ? "is an event" : "are events") the event store holds: a skip drops only records the store does not hold. Fix what fails and retry, or rebuild the read models (cqrs rebuild); nothing was skipped")
+                }
+            }
+            let result = try await store.resolveParked(ids: selected, skip: skip, stored: verdicts)
+            logger.notice(
+                skip ? "skipped parked events" : "retried parked events",
+                metadata: ["applied": "\(result.applied)", "skipped": "\(result.skipped)", "kept": "\(result.kept)"])
             return QueriesAPI.ParkedResult(applied: result.applied, skipped: result.skipped, stillParked: try store.counts().parked)
         }
+    }
+
+    /// Asks the CommandService's event store what it holds at a parked record's stream version.
+    private func storeVerdict(_ claim: ParkedClaim) async throws -> StoreVerdict {
+        let response: CommandsAPI.ReadStreamResponse
+        do {
+            response = try await CommandsAPI.EventStore.Client(commands).readStream(
+                .init(streamId: claim.streamId, fromVersion: claim.streamVersion, maxCount: 1), options: CallOptions(timeout: .seconds(10)))
+        } catch let error as RPCError {
+            throw RPCError(
+                code: .unavailable,
+                message: "cannot check parked record \(claim.id) against the event store (\(error.code.name): \(error.message)); nothing was skipped")
+        }
+        guard let stored = response.events.first, stored.streamVersion == claim.streamVersion else { return .absent }
+        return stored.eventId == claim.eventId ? .same : .other(try Rebuilder.projected(stored))
     }
 }
 

@@ -7,7 +7,11 @@ import SQLite
 /// - a record below its partition's stored next offset was applied before: skipped;
 /// - a stream with parked events keeps later events behind them (parked as WAITING), so a
 ///   stream's order holds;
-/// - a stream version at or below the stream's applied version is a duplicate: skipped;
+/// - an event claiming a stream version that a different event holds (the version last applied,
+///   or a parked entry's) is parked as CONFLICT: two records cannot both be the store's event, so
+///   neither wins silently (see `resolveParked`);
+/// - a stream version at or below the stream's applied version is otherwise a duplicate: skipped
+///   (only the last applied event's id is kept, so an older version is not compared);
 /// - a version beyond the next one is a gap: parked as FAILED;
 /// - otherwise the projector applies it; if it throws, only that event is undone and it is parked
 ///   as FAILED with the error, and the others go on. (A batch is first tried without a savepoint
@@ -27,11 +31,20 @@ final class ProjectionWriter {
     /// Streams with parked events (their later events must wait), kept in memory so the common
     /// case costs no query.
     private var parkedStreams: Set<String> = []
-    /// Applied stream versions read or written so far; changes are written once per transaction.
-    private var versions: [String: Int64] = [:]
+    /// Applied stream versions (with the event applied at each) read or written so far; changes
+    /// are written once per transaction.
+    private var versions: [String: StreamHead] = [:]
     private var changedVersions: Set<String> = []
     /// Cached versions beyond this many are dropped between transactions (memory stays bounded).
     static let versionCacheLimit = 200_000
+
+    /// A stream's applied version and the id of the event applied at it ("" when unknown: applied
+    /// before the read models kept event ids, or never).
+    struct StreamHead: Equatable {
+        var version: Int64
+        var eventId: String
+        static let empty = StreamHead(version: 0, eventId: "")
+    }
 
     struct PartitionKey: Hashable {
         var topic: String
@@ -143,19 +156,34 @@ final class ProjectionWriter {
     ) throws {
         let event = decoded.event
         if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId) {
-            if try park(event, source: source, state: "WAITING", error: "waiting behind parked event \(blocker.id) (version \(blocker.version))") {
+            let (state, error) =
+                if let rival = try parkedRival(of: event) {
+                    ("CONFLICT", "\(event.streamId) version \(event.streamVersion) is claimed by parked event \(rival.id) (event \(rival.eventId)) too")
+                } else {
+                    ("WAITING", "waiting behind parked event \(blocker.id) (version \(blocker.version))")
+                }
+            if try park(event, source: source, state: state, error: error) {
                 outcome.parked += 1
                 try markHandled(event.position)
             }
             return
         }
-        let applied = try streamVersion(event.streamId)
-        if event.streamVersion <= applied {
+        let applied = try streamHead(event.streamId)
+        if event.streamVersion == applied.version, !applied.eventId.isEmpty, applied.eventId != event.eventId {
+            try park(
+                event, source: source, state: "CONFLICT",
+                error: "\(event.streamId) version \(event.streamVersion) was applied from event \(applied.eventId); this record claims it for event \(event.eventId)")
+            outcome.parked += 1
+            try markHandled(event.position)
+            return
+        }
+        if event.streamVersion <= applied.version {
             outcome.duplicates += 1
             return
         }
-        if event.streamVersion != applied + 1 {
-            try park(event, source: source, state: "FAILED", error: "gap: the stream is at version \(applied), this event is version \(event.streamVersion)")
+        if event.streamVersion != applied.version + 1 {
+            try park(
+                event, source: source, state: "FAILED", error: "gap: the stream is at version \(applied.version), this event is version \(event.streamVersion)")
             outcome.parked += 1
             try markHandled(event.position)
             return
@@ -163,7 +191,7 @@ final class ProjectionWriter {
         do {
             let change =
                 isolated ? try db.savepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db, fold: fold)
-            setStreamVersion(event.streamId, event.streamVersion)
+            setStreamHead(event.streamId, StreamHead(version: event.streamVersion, eventId: event.eventId))
             if let change { outcome.changes.insert(change) }
             outcome.applied += 1
         } catch let error as SQLiteError where !error.isConstraint {
@@ -188,6 +216,15 @@ final class ProjectionWriter {
         try db.first("SELECT id, stream_version FROM parked WHERE stream_id = ? ORDER BY stream_version LIMIT 1", .text(streamId)) {
             ($0.int64(0), $0.int64(1))
         }
+    }
+
+    /// A parked entry holding `event`'s stream version under another event id (or, with
+    /// `sameId`, under its own).
+    private func parkedRival(of event: ProjectedEvent, sameId: Bool = false) throws -> (id: Int64, eventId: String)? {
+        try db.first(
+            "SELECT id, event_id FROM parked WHERE stream_id = ? AND stream_version = ? AND (event_id = ?) = ? ORDER BY id LIMIT 1",
+            .text(event.streamId), .integer(event.streamVersion), .text(event.eventId), .integer(sameId ? 1 : 0)
+        ) { ($0.int64(0), $0.text(1)) }
     }
 
     /// Parks an event; false when it was parked before (a duplicate delivery).
@@ -216,71 +253,132 @@ final class ProjectionWriter {
             .text("unreadable record (key \(record.key ?? "null")): \(error)"), .integer(clock()))
     }
 
-    /// Retries (or, with `skip`, drops) the selected FAILED events; the WAITING events of their
-    /// streams then follow in version order until one fails again.
-    func resolveParked(ids: [Int64]?, skip: Bool) throws -> (applied: Int, skipped: Int, changes: Set<Projector.Change>) {
+    struct Resolution {
+        var applied = 0
+        var skipped = 0
+        /// ParkedClaim records a skip left parked: the store holds them (or could not be asked).
+        var kept: [Int64] = []
+        var changes: Set<Projector.Change> = []
+    }
+
+    /// The FAILED and CONFLICT records `ids` names (all of them when nil); WAITING ones follow
+    /// their stream and are not selected.
+    func selectParked(ids: [Int64]?) throws -> [ParkedClaim] {
+        let columns = "SELECT id, stream_id, stream_version, event_id FROM parked"
+        let row = { (row: SQLiteStatement) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3)) }
+        guard let ids else { return try db.query("\(columns) WHERE state IN ('FAILED', 'CONFLICT') ORDER BY id", row: row) }
+        return try ids.compactMap { try db.first("\(columns) WHERE id = ? AND state IN ('FAILED', 'CONFLICT')", .integer($0), row: row) }
+    }
+
+    /// Retries (or, with `skip`, drops) the selected FAILED and CONFLICT records; each affected
+    /// stream then applies its parked events in version order until one fails or conflicts.
+    ///
+    /// A skip drops a record only when `stored` says the event store does not hold it (`absent`
+    /// or `other`); the store's own events stay parked (`kept`): the read models must apply them
+    /// (fix the projector and retry) or a rebuild must. An unreadable record (no event identity)
+    /// is dropped by a skip without asking.
+    func resolveParked(ids: [Int64]?, skip: Bool, stored: [Int64: StoreVerdict] = [:]) throws -> Resolution {
         try transaction {
-            let selected: [(Int64, String, Int64)] =
-                try ids.map { ids in
-                    try ids.compactMap { id in
-                        try db.first("SELECT id, stream_id, stream_version FROM parked WHERE id = ? AND state = 'FAILED'", .integer(id)) {
-                            ($0.int64(0), $0.text(1), $0.int64(2))
-                        }
-                    }
-                } ?? db.query("SELECT id, stream_id, stream_version FROM parked WHERE state = 'FAILED' ORDER BY id") { ($0.int64(0), $0.text(1), $0.int64(2)) }
-            var applied = 0
-            var skipped = 0
-            var changes: Set<Projector.Change> = []
-            for (id, streamId, version) in selected {
-                if streamId.isEmpty {
+            var resolution = Resolution()
+            var streams: [String] = []
+            for selected in try selectParked(ids: ids) {
+                if selected.streamId.isEmpty {
                     // An unreadable record: nothing to apply; retry leaves it, skip drops it.
-                    if skip { try db.run("DELETE FROM parked WHERE id = ?", .integer(id)); skipped += 1 }
+                    if skip { try delete(selected.id); resolution.skipped += 1 }
                     continue
                 }
                 if skip {
-                    try db.run("DELETE FROM parked WHERE id = ?", .integer(id))
-                    if try streamVersion(streamId) < version { setStreamVersion(streamId, version) }
-                    skipped += 1
-                }
-                // Apply the stream's parked events in order while they succeed.
-                for entry in try parkedEntries(streamId) {
-                    let current = try streamVersion(streamId)
-                    if entry.event.streamVersion <= current {
-                        try db.run("DELETE FROM parked WHERE id = ?", .integer(entry.id))
+                    switch stored[selected.id] {
+                    case nil, .same?:
+                        resolution.kept.append(selected.id)
                         continue
+                    case .absent?:
+                        try delete(selected.id)
+                    case .other(let real)?:
+                        try delete(selected.id)
+                        if real.streamVersion > (try streamHead(real.streamId)).version, try parkedRival(of: real, sameId: true) == nil {
+                            try park(
+                                real, source: Source(topic: "", partition: 0, offset: real.position), state: "WAITING",
+                                error: "the event store's event at this version, fetched when parked record \(selected.id) was skipped")
+                            try markHandled(real.position)
+                        }
                     }
-                    guard entry.event.streamVersion == current + 1 else {
-                        try markFailed(entry.id, "gap: the stream is at version \(current), this event is version \(entry.event.streamVersion)")
-                        break
-                    }
-                    do {
-                        let change = try db.savepoint { try projector.apply(projector.decode(entry.event), to: db) }
-                        setStreamVersion(streamId, entry.event.streamVersion)
-                        try db.run("DELETE FROM parked WHERE id = ?", .integer(entry.id))
-                        if let change { changes.insert(change) }
-                        applied += 1
-                    } catch let error as SQLiteError where !error.isConstraint {
-                        throw error
-                    } catch {
-                        try markFailed(entry.id, "\(error)")
-                        break
-                    }
+                    resolution.skipped += 1
                 }
+                if !streams.contains(selected.streamId) { streams.append(selected.streamId) }
             }
+            for streamId in streams { try settle(streamId, &resolution) }
             parkedStreams = Set(try db.query("SELECT DISTINCT stream_id FROM parked WHERE stream_id <> ''") { $0.text(0) })
-            return (applied, skipped, changes)
+            return resolution
         }
     }
 
-    private func markFailed(_ id: Int64, _ error: String) throws {
-        try db.run("UPDATE parked SET state = 'FAILED', error = ?, attempts = attempts + 1 WHERE id = ?", .text(error), .integer(id))
+    /// Applies a stream's parked events in version order while they succeed: each must be the
+    /// one record at the next version. Stops at a gap, a failure, or a version two records claim
+    /// (both marked CONFLICT: only a skip checked against the store, or a rebuild, chooses).
+    private func settle(_ streamId: String, _ resolution: inout Resolution) throws {
+        let entries = try parkedEntries(streamId)
+        for (index, entry) in entries.enumerated() {
+            let head = try streamHead(streamId)
+            let version = entry.event.streamVersion
+            if version < head.version {
+                // Applied since it was parked (older versions' event ids are not kept to compare).
+                if entry.state != "CONFLICT" { try delete(entry.id) }
+                continue
+            }
+            if version == head.version {
+                if entry.event.eventId == head.eventId || (head.eventId.isEmpty && entry.state != "CONFLICT") {
+                    try delete(entry.id)
+                    continue
+                }
+                try mark(
+                    entry.id, "CONFLICT",
+                    "\(streamId) version \(version) was applied from event \(head.eventId); this record claims it for event \(entry.event.eventId)")
+                return
+            }
+            guard version == head.version + 1 else {
+                try mark(entry.id, "FAILED", "gap: the stream is at version \(head.version), this event is version \(version)")
+                return
+            }
+            let claimants = entries[index...].prefix { $0.event.streamVersion == version }
+            if claimants.count > 1 {
+                for claimant in claimants {
+                    try mark(
+                        claimant.id, "CONFLICT",
+                        "\(claimants.count) records claim \(streamId) version \(version): skip those the event store does not hold")
+                }
+                return
+            }
+            do {
+                let change = try db.savepoint { try projector.apply(projector.decode(entry.event), to: db) }
+                setStreamHead(streamId, StreamHead(version: version, eventId: entry.event.eventId))
+                try delete(entry.id)
+                if let change { resolution.changes.insert(change) }
+                resolution.applied += 1
+            } catch let error as SQLiteError where !error.isConstraint {
+                throw error
+            } catch {
+                try mark(entry.id, "FAILED", "\(error)")
+                return
+            }
+        }
+    }
+
+    private func delete(_ id: Int64) throws {
+        try db.run("DELETE FROM parked WHERE id = ?", .integer(id))
+    }
+
+    /// Sets a parked record's state and error; a retry's failure counts as an attempt.
+    private func mark(_ id: Int64, _ state: String, _ error: String) throws {
+        try db.run(
+            "UPDATE parked SET state = ?, error = ?, attempts = attempts + 1 WHERE id = ?", .text(state), .text(error), .integer(id))
     }
 
     private func parkedEntries(_ streamId: String) throws -> [ParkedEntry] {
         try db.query(
             """
             SELECT id, state, event_id, event_type, stream_version, position, schema_version, recorded_at, data
-            FROM parked WHERE stream_id = ? ORDER BY stream_version
+            FROM parked WHERE stream_id = ? ORDER BY stream_version, id
             """, .text(streamId)
         ) {
             ParkedEntry(
@@ -293,24 +391,32 @@ final class ProjectionWriter {
 
     // MARK: Bookkeeping
 
-    func streamVersion(_ streamId: String) throws -> Int64 {
+    func streamVersion(_ streamId: String) throws -> Int64 { try streamHead(streamId).version }
+
+    func streamHead(_ streamId: String) throws -> StreamHead {
         if let cached = versions[streamId] { return cached }
-        let stored = try db.first("SELECT version FROM streams WHERE stream_id = ?", .text(streamId)) { $0.int64(0) } ?? 0
+        let stored =
+            try db.first("SELECT version, event_id FROM streams WHERE stream_id = ?", .text(streamId)) {
+                StreamHead(version: $0.int64(0), eventId: $0.text(1))
+            } ?? .empty
         versions[streamId] = stored
         return stored
     }
 
-    private func setStreamVersion(_ streamId: String, _ version: Int64) {
-        versions[streamId] = version
+    private func setStreamHead(_ streamId: String, _ head: StreamHead) {
+        versions[streamId] = head
         changedVersions.insert(streamId)
     }
 
     /// Writes the stream versions changed in this transaction.
     private func saveStreamVersions() throws {
         for streamId in changedVersions {
+            let head = versions[streamId] ?? .empty
             try db.run(
-                "INSERT INTO streams(stream_id, version) VALUES(?, ?) ON CONFLICT DO UPDATE SET version = excluded.version",
-                .text(streamId), .integer(versions[streamId] ?? 0))
+                """
+                INSERT INTO streams(stream_id, version, event_id) VALUES(?, ?, ?)
+                ON CONFLICT DO UPDATE SET version = excluded.version, event_id = excluded.event_id
+                """, .text(streamId), .integer(head.version), .text(head.eventId))
         }
         changedVersions = []
     }
@@ -360,4 +466,26 @@ final class ProjectionWriter {
             throw error
         }
     }
+}
+
+/// A parked record chosen for a retry or a skip: the identity it claims, which a skip checks
+/// against the event store.
+public struct ParkedClaim: Sendable {
+    public var id: Int64
+    public var streamId: String
+    public var streamVersion: Int64
+    public var eventId: String
+}
+
+/// What the event store holds at a parked record's stream version, looked up (by the caller, over
+/// the network) before a skip: a skip drops only records that are not the store's event.
+public enum StoreVerdict: Sendable, Equatable {
+    /// The store holds this very event (same id): it is real, and a skip leaves it parked.
+    case same
+    /// The store holds another event at that version: the record is not the store's. It is dropped
+    /// and the store's event takes its place (parked WAITING until its turn).
+    case other(ProjectedEvent)
+    /// The store's stream has no event at that version: the record is dropped and the stream does
+    /// not move.
+    case absent
 }

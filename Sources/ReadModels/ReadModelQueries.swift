@@ -200,7 +200,7 @@ extension ReadModelStore {
         }
     }
 
-    /// The first parked event (FAILED or WAITING) at or below `position`, of `streamId` or of
+    /// The first parked event (in any state) at or below `position`, of `streamId` or of
     /// any stream when nil: what a read-your-writes answer at that position would silently miss.
     /// Parked events count as handled for the watermark, so that one poison event does not stop
     /// every other stream's reads; a query that needs such an event must hear about it instead.

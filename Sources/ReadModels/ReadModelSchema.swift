@@ -20,7 +20,27 @@ enum ReadModelSchema {
 
     static func migrate(_ db: SQLiteConnection) throws {
         let version = try db.first("PRAGMA user_version") { $0.int64(0) } ?? 0
-        guard version < 1 else { return }
+        if version < 1 { try createVersion1(db) }
+        if version < 2 { try migrateToVersion2(db) }
+    }
+
+    /// Version 2 tells events apart by id, not only by stream version: `streams.event_id` is the
+    /// last applied event's id (empty for rows applied before), and parked entries are unique per
+    /// event, so a second, different event claiming a parked stream version is kept (as a
+    /// CONFLICT) instead of being dropped as a duplicate.
+    private static func migrateToVersion2(_ db: SQLiteConnection) throws {
+        try db.execute(
+            """
+            BEGIN;
+            ALTER TABLE streams ADD COLUMN event_id TEXT NOT NULL DEFAULT '';
+            DROP INDEX parked_event;
+            CREATE UNIQUE INDEX parked_event ON parked(stream_id, stream_version, event_id) WHERE stream_id <> '';
+            PRAGMA user_version = 2;
+            COMMIT;
+            """)
+    }
+
+    static func createVersion1(_ db: SQLiteConnection) throws {
         try db.execute(
             """
             BEGIN;

@@ -115,11 +115,23 @@ public final class ReadModelStore: Sendable {
         return await handled.wait(untilAbove: position - 1, timeout: timeout)
     }
 
-    /// Retries (or skips) parked events: all FAILED ones, or those with `ids`.
-    public func resolveParked(ids: [Int64]?, skip: Bool) async throws -> (applied: Int, skipped: Int) {
-        let (result, through) = try await write { writer in (try writer.resolveParked(ids: ids, skip: skip), writer.handledThrough) }
+    /// The FAILED and CONFLICT records `ids` names (all of them when nil): what a skip must first
+    /// check against the event store.
+    public func parkedClaims(ids: [Int64]?) async throws -> [ParkedClaim] {
+        try await write { try $0.selectParked(ids: ids) }
+    }
+
+    /// Retries (or skips) parked records: all FAILED and CONFLICT ones, or those with `ids`. A
+    /// skip drops only the records `stored` says the event store does not hold; the others are
+    /// returned as `kept`.
+    public func resolveParked(
+        ids: [Int64]?, skip: Bool, stored: [Int64: StoreVerdict] = [:]
+    ) async throws -> (applied: Int, skipped: Int, kept: [Int64]) {
+        let (result, through) = try await write { writer in
+            (try writer.resolveParked(ids: ids, skip: skip, stored: stored), writer.handledThrough)
+        }
         published(result.changes, through: through)
-        return (result.applied, result.skipped)
+        return (result.applied, result.skipped, result.kept)
     }
 
     func published(_ changes: Set<Projector.Change>, through: Int64) {

@@ -19,7 +19,7 @@ import pytest
 import jframe
 from conftest import BIN_DIR
 from test_broker import BrokerProcess
-from test_commands import CommandService, open_request
+from test_commands import CommandService, eur, open_request
 from test_queries import QueryService
 
 HEALTH = "jframe.health.v1.Health/Check"
@@ -535,6 +535,50 @@ def test_read_your_writes_never_answers_without_a_parked_event(stack):
                                             timeout_ms=5000)
     assert listed.code == jframe.CODE["FAILED_PRECONDITION"], listed.trailers
     stack.queries.call("ReadModels", "SkipParked", {"all": True})
+
+
+def wait_parked(stack, count: int) -> list:
+    deadline = time.monotonic() + 10
+    while len(events := stack.queries.call("ReadModels", "ListParked", {}).get("events", [])) < count:
+        assert time.monotonic() < deadline, events
+        time.sleep(0.05)
+    return events
+
+
+def test_a_record_claiming_the_next_events_identity_cannot_take_its_place(stack):
+    """A forged record with the next real event's stream version and position was parked; the
+    real event then arrived, was dropped as a duplicate of it, and a skip of the forged record
+    moved the stream past the real one for good. Now the real event is kept as a CONFLICT, a
+    skip is checked against the event store, and the store's event wins."""
+    stack.commands.account("OpenAccount", open_request("acct-claimed", 100))
+    status = stack.commands.wait_published()
+    claimed_position = int(status["headPosition"]) + 1
+    stack.broker.call("Produce", {"topic": "BankAccount", "records": [{
+        "key": "acct-claimed", "value": {"amount": "not money"},
+        "headers": {"ce_id": "forged-claim", "ce_type": "FundsDeposited", "ce_subject": "BankAccount-acct-claimed",
+                    "ce_position": str(claimed_position), "ce_streamversion": "2", "ce_schemaversion": "1",
+                    "ce_time": "2026-12-03T00:00:00.000Z"}}]})
+    wait_parked(stack, 1)
+    deposit = stack.commands.account("DepositFunds", {"accountId": "acct-claimed", "amount": eur(25)})
+    assert deposit["position"] == str(claimed_position)
+    parked = {e["eventId"]: e for e in wait_parked(stack, 2)}
+    forged, real = parked.pop("forged-claim"), next(iter(parked.values()))
+    assert forged["state"] == "FAILED" and real["state"] == "CONFLICT", (forged, real)
+    assert real["streamVersion"] == "2" and "claimed by parked event" in real["error"]
+    refused = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                             {"accountId": "acct-claimed", "minPosition": deposit["position"]}, timeout_ms=5000)
+    assert refused.code == jframe.CODE["FAILED_PRECONDITION"], refused.trailers
+    # The store holds the real one: it cannot be skipped, and nothing changes.
+    denied = stack.queries.connection.unary("cqrs.queries.v1.ReadModels/SkipParked", {"ids": [real["id"], forged["id"]]},
+                                            timeout_ms=5000)
+    assert denied.code == jframe.CODE["FAILED_PRECONDITION"], denied.trailers
+    assert f"record {real['id']} is an event the event store holds" in denied.trailers["message"]
+    assert len(stack.queries.call("ReadModels", "ListParked", {})["events"]) == 2
+    # The forged one is not the store's: skipping it lets the real deposit in.
+    skipped = stack.queries.call("ReadModels", "SkipParked", {"ids": [forged["id"]]})
+    assert (skipped["skipped"], skipped["applied"], skipped["stillParked"]) == (1, 1, 0), skipped
+    account = stack.queries.call("Accounts", "GetAccount", {"accountId": "acct-claimed", "minPosition": deposit["position"]})
+    assert account["balance"] == eur(125) and account["version"] == "2"
 
 
 def test_a_rebuild_needs_the_command_service_only(start_server, protocols):

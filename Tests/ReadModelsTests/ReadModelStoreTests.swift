@@ -1,4 +1,5 @@
 import Domain
+import SQLite
 import Foundation
 import Testing
 import TestSupport
@@ -32,6 +33,11 @@ struct History {
 
     mutating func withdraw(_ id: String, _ minor: Int64) -> ProjectedEvent {
         add(FundsWithdrawn(accountId: id, amount: Money(amountMinor: minor, currency: "EUR")), stream: "BankAccount-\(id)")
+    }
+
+    /// The JSON of a deposit, not added to the history (what a forged or replaced record carries).
+    func depositData(_ id: String, _ minor: Int64) -> [UInt8] {
+        try! EventTypeRegistry.encode(FundsDeposited(accountId: id, amount: Money(amountMinor: minor, currency: "EUR"))).data
     }
 
     /// A deposit whose JSON no read model can decode.
@@ -113,12 +119,87 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         let retried = try await store.resolveParked(ids: nil, skip: false)
         #expect(retried.applied == 0)
         #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.attempts) == [2, 1])
-        // Skipping it moves the stream past it and applies what waited behind it.
-        let skipped = try await store.resolveParked(ids: [parked[0].id], skip: true)
-        #expect(skipped.skipped == 1 && skipped.applied == 1)
-        #expect(try store.account("a")?.balanceMinor == 10_300)
+        // A skip needs the event store's word: the store's own event is never dropped...
+        let refused = try await store.resolveParked(ids: [parked[0].id], skip: true, stored: [parked[0].id: .same])
+        #expect(refused.skipped == 0 && refused.kept == [parked[0].id])
+        let unchecked = try await store.resolveParked(ids: [parked[0].id], skip: true)
+        #expect(unchecked.skipped == 0 && unchecked.kept == [parked[0].id], "no verdict, no skip")
+        // ...while a record at a version where the store holds another event is replaced by it.
+        var real = events[2]
+        real.eventId = "the-stores-event"
+        real.data = history.depositData("a", 1)
+        let skipped = try await store.resolveParked(ids: [parked[0].id], skip: true, stored: [parked[0].id: .other(real)])
+        #expect(skipped.skipped == 1 && skipped.applied == 2)
+        #expect(try store.account("a")?.balanceMinor == 10_301)
         #expect(try store.account("a")?.version == 3)
         #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
+    }
+
+    @Test func aSecondEventAtAParkedStreamVersionIsAConflictNotADuplicate() async throws {
+        let store = try store()
+        var history = History()
+        let open = history.open("a")
+        let deposit = history.deposit("a", 300)
+        var forged = deposit
+        forged.eventId = "forged"
+        forged.data = Array(#"{"amount":"not money"}"#.utf8)
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged]))
+        // The real event arrives with the same stream version and position.
+        let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit], from: 2))
+        #expect(outcome.parked == 1 && outcome.duplicates == 0, "kept, not dropped as a duplicate")
+        let parked = try store.parked(afterId: 0, limit: 10).rows
+        #expect(parked.map(\.state) == ["FAILED", "CONFLICT"])
+        #expect(parked[1].eventId == deposit.eventId && parked[1].error.contains("claimed by parked event \(parked[0].id)"))
+        // A retry cannot choose between them.
+        #expect(try await store.resolveParked(ids: nil, skip: false).applied == 0)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "CONFLICT"])
+        // The store holds the deposit: skipping the forged record applies the real one.
+        let skipped = try await store.resolveParked(
+            ids: nil, skip: true, stored: [parked[0].id: .other(deposit), parked[1].id: .same])
+        #expect(skipped.skipped == 1 && skipped.applied == 1 && skipped.kept == [parked[1].id])
+        #expect(try store.account("a")?.balanceMinor == 10_300)
+        #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
+    }
+
+    @Test func anEventClaimingTheLastAppliedVersionIsAConflict() async throws {
+        let store = try store()
+        var history = History()
+        let open = history.open("a")
+        let deposit = history.deposit("a", 300)
+        var forged = deposit
+        forged.eventId = "forged"
+        forged.data = history.depositData("a", 9_999)
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged]))
+        #expect(try store.account("a")?.balanceMinor == 10_000 + 9_999, "a well-formed forgery is applied")
+        let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit], from: 2))
+        #expect(outcome.parked == 1)
+        let conflict = try #require(try store.parked(afterId: 0, limit: 10).rows.first)
+        #expect(conflict.state == "CONFLICT" && conflict.error.contains("applied from event forged"))
+        // The stream waits behind the conflict, and the store's event is not skipped.
+        let next = history.deposit("a", 1)
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([next], from: 3))
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "WAITING"])
+        #expect(try await store.resolveParked(ids: nil, skip: true, stored: [conflict.id: .same]).kept == [conflict.id])
+        // The same record again is a duplicate of the parked one, not a second conflict.
+        #expect(try await store.apply(topic: "BankAccount", partition: 1, records: records([deposit])).parked == 0)
+    }
+
+    @Test func skippingARecordTheStoreDoesNotHaveLeavesTheStreamWhereItWas() async throws {
+        let store = try store()
+        var history = History()
+        let open = history.open("a")
+        var forged = history.poison("a")
+        forged.eventId = "forged"
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged]))
+        let parked = try #require(try store.parked(afterId: 0, limit: 10).rows.first)
+        let skipped = try await store.resolveParked(ids: [parked.id], skip: true, stored: [parked.id: .absent])
+        #expect(skipped.skipped == 1)
+        #expect(try store.account("a")?.version == 1, "the stream did not move past a version the store never had")
+        // So the store's real version 2, when it comes, is applied.
+        var real = history.deposit("a", 5)
+        real.streamVersion = 2
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([real], from: 2))
+        #expect(try store.account("a")?.balanceMinor == 10_005)
     }
 
     @Test func aRetryAppliesAParkedEventOnceItFits() async throws {
@@ -329,5 +410,28 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         try await store.apply(topic: "BankAccount", partition: 0, records: records([history.deposit("a", 1)], from: 3))
         let nudged: Void? = await iterator.next()
         #expect(nudged != nil)
+    }
+}
+
+@Suite struct ReadModelSchemaTests {
+    let directory = TemporaryDirectory(prefix: "readmodel-schema")
+
+    @Test func aVersion1DatabaseIsMigratedInPlaceAndKeepsItsRows() async throws {
+        let path = directory.path + "/v1.sqlite"
+        do {
+            let db = try SQLiteConnection(path: path)
+            try ReadModelSchema.createVersion1(db)
+            try db.execute("INSERT INTO streams(stream_id, version) VALUES('BankAccount-a', 1)")
+        }
+        let store = try ReadModelStore(path: path)
+        var history = History()
+        _ = history.open("a")
+        let deposit = history.deposit("a", 5)
+        var forged = deposit
+        forged.eventId = "forged"
+        forged.data = Array("{}".utf8)
+        // The old row reads as version 1 with no event id; the new index tells two events apart.
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([forged, deposit]))
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["FAILED", "CONFLICT"])
     }
 }
