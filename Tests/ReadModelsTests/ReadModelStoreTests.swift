@@ -52,6 +52,16 @@ struct History {
     }
 }
 
+extension ProjectedEvent {
+    /// A record claiming this event's stream version and position under another id and value.
+    func impersonated(data: [UInt8]) -> ProjectedEvent {
+        var forged = self
+        forged.eventId = "forged"
+        forged.data = data
+        return forged
+    }
+}
+
 func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRecord] {
     events.enumerated().map { index, event in
         IncomingRecord(offset: offset + Int64(index), key: event.streamId, value: event.data, event: .success(event))
@@ -140,9 +150,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         var history = History()
         let open = history.open("a")
         let deposit = history.deposit("a", 300)
-        var forged = deposit
-        forged.eventId = "forged"
-        forged.data = Array(#"{"amount":"not money"}"#.utf8)
+        let forged = deposit.impersonated(data: Array(#"{"amount":"not money"}"#.utf8))
         try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged]))
         // The real event arrives with the same stream version and position.
         let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit], from: 2))
@@ -166,9 +174,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         var history = History()
         let open = history.open("a")
         let deposit = history.deposit("a", 300)
-        var forged = deposit
-        forged.eventId = "forged"
-        forged.data = history.depositData("a", 9_999)
+        let forged = deposit.impersonated(data: history.depositData("a", 9_999))
         try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged]))
         #expect(try store.account("a")?.balanceMinor == 10_000 + 9_999, "a well-formed forgery is applied")
         let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit], from: 2))
@@ -427,9 +433,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         var history = History()
         _ = history.open("a")
         let deposit = history.deposit("a", 5)
-        var forged = deposit
-        forged.eventId = "forged"
-        forged.data = Array("{}".utf8)
+        let forged = deposit.impersonated(data: Array("{}".utf8))
         // The old row reads as version 1 with no event id; the new index tells two events apart.
         try await store.apply(topic: "BankAccount", partition: 0, records: records([forged, deposit]))
         #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["FAILED", "CONFLICT"])
