@@ -9,15 +9,20 @@ public typealias BrokerAPI = CqrsBrokerV1
 /// calls and errors to status codes. No logic of its own beyond request validation.
 public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     let broker: Broker
+    let protectedTopics: ProtectedTopics
     static let defaultMaxRecords = 500
     static let defaultMaxBytes = 1 << 20
 
-    public init(broker: Broker) { self.broker = broker }
+    public init(broker: Broker, protectedTopics: ProtectedTopics = ProtectedTopics()) {
+        self.broker = broker
+        self.protectedTopics = protectedTopics
+    }
 
     // MARK: Topics
 
     public func createTopic(_ request: BrokerAPI.CreateTopicRequest, context: ServerContext) async throws -> BrokerAPI.TopicDescription {
         try await withBrokerStatus {
+            try protectedTopics.checkWrite(request.name, context)
             var config = broker.settings.topicDefaults
             if let given = request.config { config = try Self.apply(given, to: config) }
             let timestampType: TimestampType? = request.config?.timestampType == .logAppendTime ? .logAppendTime : nil
@@ -29,6 +34,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
 
     public func deleteTopic(_ request: BrokerAPI.DeleteTopicRequest, context: ServerContext) async throws -> BrokerAPI.DeleteTopicResponse {
         try await withBrokerStatus {
+            try protectedTopics.checkWrite(request.name, context)
             try await broker.deleteTopic(request.name)
             return BrokerAPI.DeleteTopicResponse()
         }
@@ -95,6 +101,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
 
     public func produce(_ request: BrokerAPI.ProduceRequest, context: ServerContext) async throws -> BrokerAPI.ProduceResponse {
         try await withBrokerStatus {
+            try protectedTopics.checkWrite(request.topic, context)
             var sequences: [Int: Int32] = [:]
             for (i, entry) in (request.sequences ?? []).enumerated() {
                 guard let sequence = Int32(exactly: entry.baseSequence), sequence >= 0 else {

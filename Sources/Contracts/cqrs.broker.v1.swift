@@ -2256,7 +2256,8 @@ extension CqrsBrokerV1 {
           "errors": {
             "ALREADY_EXISTS": "a topic with this name exists",
             "INVALID_ARGUMENT": "a bad name, partition count or configuration value",
-            "RESOURCE_EXHAUSTED": "the partitions would pass the broker's partition budget (--max-partitions); the message names both"
+            "RESOURCE_EXHAUSTED": "the partitions would pass the broker's partition budget (--max-partitions); the message names both",
+            "PERMISSION_DENIED": "a protected topic (broker --protected-topics) written with a token that is not a publish token (WIRE.md §14)"
           }
         },
         {
@@ -2268,7 +2269,8 @@ extension CqrsBrokerV1 {
           "idempotent": true,
           "description": "Deletes a topic and all its records; committed offsets of groups for it are deleted too.",
           "errors": {
-            "NOT_FOUND": "no such topic"
+            "NOT_FOUND": "no such topic",
+            "PERMISSION_DENIED": "a protected topic (broker --protected-topics) written with a token that is not a publish token (WIRE.md §14)"
           }
         },
         {
@@ -2315,7 +2317,8 @@ extension CqrsBrokerV1 {
             "FAILED_PRECONDITION": "an idempotent request whose sequence is not the next one for its partition (the message names the expected sequence)",
             "RESOURCE_EXHAUSTED": "a record or a request over the broker's limits",
             "UNAVAILABLE": "the partition's log is offline after a failed write or fsync; nothing of the request was acknowledged",
-            "DATA_LOSS": "the partition's stored data is corrupt"
+            "DATA_LOSS": "the partition's stored data is corrupt",
+            "PERMISSION_DENIED": "a protected topic (broker --protected-topics) written with a token that is not a publish token (WIRE.md §14)"
           }
         },
         {

@@ -16,7 +16,7 @@ public struct ServerOptions: ParsableArguments {
 
     @Option(
         name: .customLong("auth-tokens-file"),
-        help: "Require a bearer token on every call but health checks: a file of lines '<read|write> <token> [name]'. Env: JFRAME_AUTH_TOKENS_FILE; tokens can also come inline in JFRAME_AUTH_TOKENS ('<read|write>:<token>[:name],...').")
+        help: "Require a bearer token on every call but health checks: a file of lines '<read|write|publish> <token> [name]'. Env: JFRAME_AUTH_TOKENS_FILE; tokens can also come inline in JFRAME_AUTH_TOKENS ('<read|write|publish>:<token>[:name],...').")
     public var authTokensFile: String?
 
     @Option(

@@ -56,6 +56,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "On CREATE_TIME topics, refuse a record whose timestamp is more than this behind the broker's clock, ms; -1 (the default) accepts any. Env: BROKER_MAX_TIMESTAMP_BEHIND_MS.")
     var maxTimestampBehindMs: Int64?
 
+    @Option(help: "Topics only publish tokens may write (Produce, CreateTopic, DeleteTopic) when tokens are on: names and prefix* patterns, comma-separated; meant for the event topics, which only the command-service's relay writes. Env: BROKER_PROTECTED_TOPICS.")
+    var protectedTopics: String?
+
     func validate() throws {
         if let maxTimestampAheadMs, maxTimestampAheadMs < 0 { throw ValidationError("--max-timestamp-ahead-ms must be 0 or more") }
         if let maxTimestampBehindMs, maxTimestampBehindMs < -1 { throw ValidationError("--max-timestamp-behind-ms must be -1 or more") }
@@ -106,10 +109,14 @@ struct BrokerCommand: AsyncParsableCommand {
         let fileSystem = PosixFileSystem(descriptors: DescriptorBudget(capacity: descriptors))
         logger.info(
             "budgets", metadata: ["max_partitions": "\(settings.maxPartitions)", "max_open_log_files": "\(descriptors)"])
+        let protected = ProtectedTopics(list: protectedTopics ?? Environment.string("BROKER_PROTECTED_TOPICS") ?? "")
+        if !protected.isEmpty, try server.accessTokens() == nil {
+            logger.warning("--protected-topics has no effect without tokens (--auth-tokens-file): anyone who reaches the broker may write them")
+        }
         let broker = try Broker(settings: settings, fileSystem: fileSystem, logger: logger)
         defer { broker.close() }
         try await ServerHost.run(
-            name: "broker", services: [BrokerService(broker: broker)], options: server, defaultAddress: "127.0.0.1:9092",
+            name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server, defaultAddress: "127.0.0.1:9092",
             extraServices: [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))])
     }
 }

@@ -21,6 +21,8 @@ from conftest import BIN_DIR, ROOT, RunningServer
 
 WRITE = "write-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"
+PUBLISH = "publish-token-0123456789abcdef"
+PROTECTED = "BankAccount,OnNewOrder,audit-*"
 BAD = "xrite-token-0123456789abcdef"
 
 
@@ -31,14 +33,14 @@ class SecureStack:
         subprocess.run([str(ROOT / "Scripts" / "make-certs"), f"{self.dir}/pki"], check=True, capture_output=True)
         self.ca = f"{self.dir}/pki/ca.pem"
         with open(f"{self.dir}/tokens", "w") as tokens:
-            tokens.write(f"# scope token name\nwrite {WRITE} operator\nread {READ} dashboard\n")
+            tokens.write(f"# scope token name\nwrite {WRITE} operator\nread {READ} dashboard\npublish {PUBLISH} relay\n")
         common = ("--tls-cert", f"{self.dir}/pki/server.pem", "--tls-key", f"{self.dir}/pki/server.key",
                   "--auth-tokens-file", f"{self.dir}/tokens", "--http2-listen", "127.0.0.1:0")
         self.started = []
-        self.broker = self.start("broker", "--data-dir", f"{self.dir}/broker", *common)
+        self.broker = self.start("broker", "--data-dir", f"{self.dir}/broker", "--protected-topics", PROTECTED, *common)
         self.commands = self.start(
             "command-service", "--data-dir", f"{self.dir}/commands", "--broker", self.address(self.broker),
-            "--upstream-token", WRITE, "--upstream-tls-ca", self.ca, *common)
+            "--upstream-token", PUBLISH, "--upstream-tls-ca", self.ca, *common)
         self.queries = self.start(
             "query-service", "--data-dir", f"{self.dir}/queries", "--broker", self.address(self.broker),
             "--commands", self.address(self.commands), "--upstream-token", READ, "--upstream-tls-ca", self.ca, *common)
@@ -243,3 +245,29 @@ def test_the_http2_edge_speaks_tls_with_alpn_h2_and_checks_tokens(stack):
         assert reply.http_version == "HTTP/2"
         reply = client.post(url, content=b"{}", headers={"content-type": "application/json", "authorization": f"Bearer {READ}"})
         assert reply.status_code == 200, reply.text
+
+
+def test_only_publish_tokens_write_protected_topics(stack):
+    """A write token may not produce a record into an event topic (it could claim an event's
+    identity), create or delete one; the relay's publish token may; other topics are open to
+    write tokens as before."""
+    position = open_and_deposit(stack, "acct-protected")
+    stack.ok(stack.queries, "cqrs.queries.v1.Accounts/GetAccount", {"accountId": "acct-protected", "minPosition": position})
+    forged = {"topic": "BankAccount", "records": [{"key": "acct-protected", "value": {"amount": "forged"},
+                                                    "headers": {"ce_id": "forged", "ce_subject": "BankAccount-acct-protected"}}]}
+    before = stack.ok(stack.broker, "cqrs.broker.v1.Broker/DescribeTopic", {"name": "BankAccount"})["partitions"]
+    for method, request in [("Produce", forged), ("DeleteTopic", {"name": "BankAccount"}),
+                            ("CreateTopic", {"name": "audit-1"}), ("Produce", {"topic": "audit-1", "records": [{"value": 1}]})]:
+        refused = stack.call(stack.broker, f"cqrs.broker.v1.Broker/{method}", request, WRITE)
+        assert refused.code == jframe.CODE["PERMISSION_DENIED"], (method, refused.trailers)
+        assert "protected" in refused.trailers["message"] and "publish token" in refused.trailers["message"]
+    assert stack.ok(stack.broker, "cqrs.broker.v1.Broker/DescribeTopic", {"name": "BankAccount"})["partitions"] == before
+    # The publish token may; a topic no pattern names stays open to write tokens.
+    stack.ok(stack.broker, "cqrs.broker.v1.Broker/CreateTopic", {"name": "audit-1"}, PUBLISH)
+    assert stack.ok(stack.broker, "cqrs.broker.v1.Broker/Produce", {"topic": "audit-1", "records": [{"value": 1}]}, PUBLISH)["results"]
+    stack.ok(stack.broker, "cqrs.broker.v1.Broker/CreateTopic", {"name": "scratch-1"}, WRITE)
+    assert stack.ok(stack.broker, "cqrs.broker.v1.Broker/Produce", {"topic": "scratch-1", "records": [{"value": 1}]}, WRITE)["results"]
+    # The relay (publish token) keeps publishing.
+    later = stack.ok(stack.commands, "cqrs.commands.v1.BankAccounts/DepositFunds",
+                     {"accountId": "acct-protected", "amount": {"amountMinor": "5", "currency": "EUR"}})["position"]
+    stack.ok(stack.queries, "cqrs.queries.v1.Accounts/GetAccount", {"accountId": "acct-protected", "minPosition": later})

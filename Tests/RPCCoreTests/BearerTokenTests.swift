@@ -29,9 +29,9 @@ import Testing
     }
 
     @Test(arguments: [
-        ("admin \(write)", "scope must be read or write"),
+        ("admin \(write)", "scope must be read, write or publish"),
         ("write short", "at least 16 characters"),
-        ("write", "expected '<read|write> <token> [name]'"),
+        ("write", "expected '<read|write|publish> <token> [name]'"),
         ("read a-token-that-is-long-enough name extra", "expected"),
     ])
     func badTokenLinesAreRefusedWithTheirLine(line: String, message: String) {
@@ -42,10 +42,12 @@ import Testing
         }
     }
 
-    @Test func scopesAllowWhatTheMethodsAccessNeeds() {
+    @Test func scopesAllowWhatTheMethodsAccessNeeds() throws {
         #expect(AccessTokens.Scope.read.allows(.public) && AccessTokens.Scope.read.allows(.read))
         #expect(!AccessTokens.Scope.read.allows(.write))
         #expect(AccessTokens.Scope.write.allows(.write))
+        #expect(AccessTokens.Scope.publish.allows(.write) && AccessTokens.Scope.publish.allows(.read))
+        #expect(try AccessTokens(list: "publish:relay-token-0123456789:relay", source: "env").grant(for: "relay-token-0123456789")?.scope == .publish)
         // Generated from Protocols/: the access each method declares.
         #expect(CqrsCommandsV1.BankAccounts.Method.depositFunds.access == .write)
         #expect(CqrsCommandsV1.EventStore.Method.readAll.access == .read)

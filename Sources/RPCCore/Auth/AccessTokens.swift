@@ -1,19 +1,23 @@
 /// The bearer tokens a server accepts, each with its scope.
 ///
 /// Written as lines `<scope> <token> [name]` (a file) or `<scope>:<token>[:name],…` (one
-/// environment variable), where scope is `read` or `write` (write includes read) and the name,
-/// if given, is what logs say instead of the token. `#` starts a comment line in a file.
+/// environment variable), where scope is `read`, `write` (includes read) or `publish` (includes
+/// write, and may also write the topics a broker protects: its event topics, which only the
+/// command side's relay should write) and the name, if given, is what logs say instead of the
+/// token. `#` starts a comment line in a file.
 public struct AccessTokens: Sendable {
     /// What a token allows.
     public enum Scope: String, Sendable, CaseIterable {
         case read
         case write
+        /// Write, plus the topics a broker protects (`broker --protected-topics`).
+        case publish
 
         /// Whether a token with this scope may call a method with `access`.
         public func allows(_ access: MethodAccess) -> Bool {
             switch access {
             case .public, .read: return true
-            case .write: return self == .write
+            case .write: return self != .read
             }
         }
     }
@@ -43,7 +47,7 @@ public struct AccessTokens: Sendable {
             guard fields.count == 2 || fields.count == 3 else {
                 throw RPCError(
                     code: .invalidArgument,
-                    message: "\(source) line \(number + 1): expected '<read|write> <token> [name]'")
+                    message: "\(source) line \(number + 1): expected '<read|write|publish> <token> [name]'")
             }
             try add(scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source):\(number + 1)", at: "\(source) line \(number + 1)")
         }
@@ -54,7 +58,7 @@ public struct AccessTokens: Sendable {
         for (index, item) in list.split(separator: ",").enumerated() {
             let fields = item.trimmingWhitespace().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             guard fields.count == 2 || fields.count == 3 else {
-                throw RPCError(code: .invalidArgument, message: "\(source) item \(index + 1): expected '<read|write>:<token>[:name]'")
+                throw RPCError(code: .invalidArgument, message: "\(source) item \(index + 1): expected '<read|write|publish>:<token>[:name]'")
             }
             try add(scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source)#\(index + 1)", at: "\(source) item \(index + 1)")
         }
@@ -62,7 +66,7 @@ public struct AccessTokens: Sendable {
 
     private mutating func add(scope text: String, token: String, name: String, at place: String) throws {
         guard let scope = Scope(rawValue: text) else {
-            throw RPCError(code: .invalidArgument, message: "\(place): scope must be read or write, not '\(text)'")
+            throw RPCError(code: .invalidArgument, message: "\(place): scope must be read, write or publish, not '\(text)'")
         }
         guard token.utf8.count >= Self.minimumLength else {
             throw RPCError(code: .invalidArgument, message: "\(place): a token needs at least \(Self.minimumLength) characters")

@@ -40,6 +40,7 @@ public struct BearerTokenServerInterceptor: ServerInterceptor {
         }
         var context = context
         context.principal = grant.name
+        context.scope = grant.scope
         try await next(context)
     }
 }

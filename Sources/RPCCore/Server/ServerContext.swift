@@ -15,6 +15,9 @@ public struct ServerContext: Sendable {
     public var baseLogger: Logger
     /// Who is calling, once an authentication interceptor has checked: the name of the token.
     public var principal: String?
+    /// What the caller's token allows, once an authentication interceptor has checked; nil when
+    /// the server takes calls without tokens.
+    public var scope: AccessTokens.Scope?
 
     /// The call's metadata for log lines: `rpc.method`, and `rpc.request_id` when the client sent one.
     public var logMetadata: Logger.Metadata {
