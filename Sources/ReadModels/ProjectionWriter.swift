@@ -156,12 +156,15 @@ final class ProjectionWriter {
     ) throws {
         let event = decoded.event
         if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId) {
-            let (state, error) =
-                if let rival = try parkedRival(of: event) {
-                    ("CONFLICT", "\(event.streamId) version \(event.streamVersion) is claimed by parked event \(rival.id) (event \(rival.eventId)) too")
-                } else {
-                    ("WAITING", "waiting behind parked event \(blocker.id) (version \(blocker.version))")
-                }
+            var (state, error) = ("WAITING", "waiting behind parked event \(blocker.id) (version \(blocker.version))")
+            if let rival = try parkedRival(of: event) {
+                // Both are claimants now: a skip of all CONFLICT records must see the parked one too.
+                (state, error) = ("CONFLICT", "\(event.streamId) version \(event.streamVersion) is claimed by parked event \(rival.id) (event \(rival.eventId)) too")
+                try db.run(
+                    "UPDATE parked SET state = 'CONFLICT', error = ? WHERE stream_id = ? AND stream_version = ? AND event_id <> ?",
+                    .text("\(event.streamId) version \(event.streamVersion) is claimed by event \(event.eventId) too"), .text(event.streamId),
+                    .integer(event.streamVersion), .text(event.eventId))
+            }
             if try park(event, source: source, state: state, error: error) {
                 outcome.parked += 1
                 try markHandled(event.position)

@@ -156,8 +156,9 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         let outcome = try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit], from: 2))
         #expect(outcome.parked == 1 && outcome.duplicates == 0, "kept, not dropped as a duplicate")
         let parked = try store.parked(afterId: 0, limit: 10).rows
-        #expect(parked.map(\.state) == ["FAILED", "CONFLICT"])
+        #expect(parked.map(\.state) == ["CONFLICT", "CONFLICT"], "both claimants")
         #expect(parked[1].eventId == deposit.eventId && parked[1].error.contains("claimed by parked event \(parked[0].id)"))
+        #expect(parked[0].error.contains("claimed by event \(deposit.eventId) too"))
         // A retry cannot choose between them.
         #expect(try await store.resolveParked(ids: nil, skip: false).applied == 0)
         #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "CONFLICT"])
@@ -436,6 +437,6 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         let forged = deposit.impersonated(data: Array("{}".utf8))
         // The old row reads as version 1 with no event id; the new index tells two events apart.
         try await store.apply(topic: "BankAccount", partition: 0, records: records([forged, deposit]))
-        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["FAILED", "CONFLICT"])
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "CONFLICT"])
     }
 }
