@@ -10,6 +10,7 @@ let settings: [SwiftSetting] = [
 
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
@@ -54,6 +55,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
@@ -64,7 +66,9 @@ let package = Package(
         .target(name: "JSONCoding", swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "CCRC32C", "WallTime", logging], swiftSettings: settings),
+        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "Checksums", "WallTime", logging], swiftSettings: settings),
+        // CRC-32C for stored data (the broker's record batches, the event store's events).
+        .target(name: "Checksums", dependencies: ["CCRC32C"], swiftSettings: settings),
         // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
         .target(name: "CCRC32C"),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
@@ -128,12 +132,15 @@ let package = Package(
         .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),
         // The event store protocol (append with expected version, read stream, read all) and its
         // SQLite implementation with group commit; the store is also the outbox.
-        .target(name: "EventStore", dependencies: ["SQLite", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
+        .target(
+            name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler, and the outbox relay to the broker.
         .target(
             name: "CommandHandling",
-            dependencies: ["Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", "WallTime", logging, metrics, lifecycle],
+            dependencies: [
+                "Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", "WallTime", logging, metrics, lifecycle, crypto,
+            ],
             swiftSettings: settings
         ),
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
@@ -163,7 +170,7 @@ let package = Package(
             name: "command-service",
             dependencies: [
                 "CommandService", "CommandHandling", "EventStore", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging,
-                lifecycle,
+                lifecycle, crypto,
             ],
             swiftSettings: settings
         ),
@@ -243,11 +250,11 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
         .testTarget(
             name: "CommandHandlingTests",
-            dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging],
+            dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging, crypto],
             swiftSettings: settings
         ),
         .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),
-        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "CommitScheduling", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

@@ -96,6 +96,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             return .conflict(streamId: streamId, expected: version, actual: actual)
         case .eventIdConflict, .invalid: return .rejectedByStore(error.description)
         case .unavailable(let reason): return .storeUnavailable(reason)
+        case .dataLoss(let reason): return .storeDamaged(reason)
         }
     }
 

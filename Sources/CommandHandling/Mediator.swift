@@ -76,6 +76,8 @@ public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The event store refused the append's content (event id reuse).
     case rejectedByStore(String)
     case storeUnavailable(String)
+    /// The event store holds damaged or inconsistent data (DATA_LOSS): retrying does not help.
+    case storeDamaged(String)
     /// No handler is registered for the command's type: a wiring mistake.
     case noHandler(String)
 
@@ -85,6 +87,7 @@ public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notFound(let what), .alreadyExists(let what), .ruleBroken(let what), .rejectedByStore(let what): return what
         case .conflict(let streamId, let expected, let actual): return "\(streamId) is at version \(actual), not the expected \(expected)"
         case .storeUnavailable(let reason): return "the event store is unavailable: \(reason)"
+        case .storeDamaged(let reason): return "the event store is damaged: \(reason)"
         case .noHandler(let type): return "no handler for \(type)"
         }
     }

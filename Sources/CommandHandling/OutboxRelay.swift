@@ -1,5 +1,6 @@
 import BrokerClient
 import Contracts
+public import Crypto
 import Domain
 import EventStore
 import Logging
@@ -22,7 +23,11 @@ import Synchronization
 /// Records follow the CloudEvents Kafka binding in binary mode: the value is the event's JSON
 /// and the attributes are `ce_*` headers (`ce_id`, `ce_type`, `ce_subject` = stream id,
 /// `ce_time`, plus `ce_position`, `ce_streamversion`, `ce_schemaversion`, `ce_correlationid`,
-/// `ce_causationid`).
+/// `ce_causationid`), and `cqrs_signature`: an HMAC-SHA256, with a key only the command-service
+/// holds, of the event's position, id, stream and version. The relay trusts a topic's records as
+/// its own (to skip them on a replay, and to compare them with the store: see `check`) only when
+/// their signature verifies, so a record anyone else produced can neither hide a real event nor
+/// pass for evidence that the store lost one.
 public final class OutboxRelay: Service, Sendable {
     public struct Options: Sendable {
         /// Events read and published per round.
@@ -41,6 +46,9 @@ public final class OutboxRelay: Service, Sendable {
             options.linger = .zero
             return options
         }()
+        /// Signs each record (`cqrs_signature`); nil: records are unsigned and every record in a
+        /// topic is taken as the relay's own (tests, and brokers only the relay can write).
+        public var signingKey: SymmetricKey?
         public init() {}
     }
 
@@ -84,12 +92,18 @@ public final class OutboxRelay: Service, Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var producing = options
             producing.producer.onRetry = { [weak self] error in self?.noteRefused(error) }
-            let producers = Producers(client: client, options: producing, replayingAfter: published, logger: logger)
+            let producers = Producers(
+                client: client, options: producing, replayingAfter: published, logger: logger,
+                checkAgainstStore: { [store] published in try await Self.check(published, against: store) })
             // The checkpoint write (an fsync) runs beside the next batch's publishing rather than
             // before it: at most one is in flight, and it never gets ahead of what was published.
             var checkpointing: Task<Void, any Error>?
             defer { checkpointing?.cancel() }
             do {
+                // Every event topic's tail is compared with the store at the start of a stretch,
+                // before anything new is published: a store that lost events the broker holds
+                // must not hand their positions out again.
+                for topic in Set(topics.values).sorted() { _ = try await producers.producer(for: topic) }
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     let events = try await store.readAll(fromPosition: published + 1, maxCount: options.batchSize)
                     guard !events.isEmpty else {
@@ -111,6 +125,14 @@ public final class OutboxRelay: Service, Sendable {
                     backoff = .milliseconds(50)
                 }
                 try await checkpointing?.value
+            } catch EventStoreError.dataLoss(let reason) {
+                // Publishing on would spread the damage: the relay stops until an operator repairs
+                // the store (the status and the critical log line say why).
+                store.refuseWrites(because: reason)
+                state.withLock { $0.lastError = "the relay stopped: \(reason)" }
+                logger.critical("the relay stopped: the event store is damaged", metadata: ["reason": "\(reason)"])
+                while !Task.isCancelled && !Task.isShuttingDownGracefully { try? await Task.sleep(for: .seconds(1)) }
+                break
             } catch {
                 let firstFailure = state.withLock { status -> Bool in
                     defer {
@@ -127,6 +149,29 @@ public final class OutboxRelay: Service, Sendable {
             }
         }
         logger.info("relay stopped", metadata: ["published-position": "\(published)"])
+    }
+
+    /// Compares the records a topic holds after the checkpoint (position: event id) with the
+    /// store: each must be the store's event at that position. One that is not, or that lies
+    /// beyond the store's head, means the store lost events it had acknowledged and published
+    /// (a damaged or restored-from-old-backup file): `dataLoss`.
+    static func check(_ published: [Int64: String], against store: any EventStore) async throws {
+        guard let highest = published.keys.max() else { return }
+        let head = try await store.headPosition()
+        if highest > head {
+            throw EventStoreError.dataLoss(
+                "the broker holds event \(published[highest]!) at position \(highest), but the store's last event is at position \(head): the store lost events it had stored and published; restore it, or see README 'Damaged files'")
+        }
+        var position = published.keys.min()!
+        while position <= highest {
+            let events = try await store.readAll(fromPosition: position, maxCount: 1000)
+            guard let last = events.last else { break }
+            for event in events where published[event.position].map({ $0 != event.eventId }) ?? false {
+                throw EventStoreError.dataLoss(
+                    "the broker holds event \(published[event.position]!) at position \(event.position), where the store holds event \(event.eventId): the store lost events and handed their positions out again; see README 'Damaged files'")
+            }
+            position = last.position + 1
+        }
     }
 
     /// A produce failed and is being retried: the status says so now, not when the retries end
@@ -162,7 +207,7 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 guard !pending.isEmpty else { continue }
                 let records = pending.map { event in
-                    Self.record(for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId)
+                    Self.record(for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId, signingKey: options.signingKey)
                 }
                 group.addTask { _ = try await producer.send(records) }
             }
@@ -170,12 +215,32 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
+    static let signatureHeader = "cqrs_signature"
+
+    /// HMAC-SHA256 of the event's identity, hex.
+    static func signature(position: Int64, eventId: String, streamId: String, streamVersion: Int64, key: SymmetricKey) -> String {
+        let message = Array("\(position)\n\(eventId)\n\(streamVersion)\n\(streamId)".utf8)
+        return HMAC<SHA256>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether a fetched record is one this relay wrote: its signature verifies (always true
+    /// without a key).
+    static func isOwn(_ headers: [String: String]?, position: Int64, eventId: String, key: SymmetricKey?) -> Bool {
+        guard let key else { return true }
+        guard let headers, let given = headers[signatureHeader], let streamId = headers["ce_subject"],
+            let version = headers["ce_streamversion"].flatMap(Int64.init)
+        else { return false }
+        let expected = signature(position: position, eventId: eventId, streamId: streamId, streamVersion: version, key: key)
+        // Constant time: a forger learns nothing from how long the comparison took.
+        return given.utf8.count == expected.utf8.count && zip(given.utf8, expected.utf8).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     static func topic(of event: RecordedEvent, topics: [String: String]) -> String {
         let category = splitStreamId(event.streamId)?.category ?? event.streamId
         return topics[category] ?? category
     }
 
-    static func record(for event: RecordedEvent, key: String) -> BrokerProducer.OutgoingRecord {
+    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil) -> BrokerProducer.OutgoingRecord {
         var headers = [
             "ce_specversion": "1.0",
             "ce_id": event.eventId,
@@ -190,6 +255,10 @@ public final class OutboxRelay: Service, Sendable {
         ]
         if let correlationId = event.correlationId { headers["ce_correlationid"] = correlationId }
         if let causationId = event.causationId { headers["ce_causationid"] = causationId }
+        if let signingKey {
+            headers[Self.signatureHeader] = signature(
+                position: event.position, eventId: event.eventId, streamId: event.streamId, streamVersion: event.streamVersion, key: signingKey)
+        }
         return BrokerProducer.OutgoingRecord(
             key: key, value: RawJSON(unchecked: event.data), headers: headers, timestamp: Int(event.recordedAt))
     }
@@ -203,34 +272,43 @@ private final class Producers: Sendable {
     private let options: OutboxRelay.Options
     private let replayingAfter: Int64
     private let logger: Logger
+    private let checkAgainstStore: @Sendable ([Int64: String]) async throws -> Void
     private let producers = Mutex<[String: (BrokerProducer, Set<String>)]>([:])
 
-    init(client: RPCClient, options: OutboxRelay.Options, replayingAfter: Int64, logger: Logger) {
+    init(
+        client: RPCClient, options: OutboxRelay.Options, replayingAfter: Int64, logger: Logger,
+        checkAgainstStore: @escaping @Sendable ([Int64: String]) async throws -> Void
+    ) {
         self.client = client
         self.options = options
         self.replayingAfter = replayingAfter
         self.logger = logger
+        self.checkAgainstStore = checkAgainstStore
     }
 
     /// The topic's producer, and the ids of events after the checkpoint it already holds.
     func producer(for topic: String) async throws -> (BrokerProducer, Set<String>) {
         if let producer = producers.withLock({ $0[topic] }) { return producer }
         try await ensureTopic(topic)
-        let alreadyThere = try await publishedEventIds(topic)
+        let published = try await publishedEvents(topic)
+        try await checkAgainstStore(published)
+        let alreadyThere = Set(published.values)
         let producer = try await BrokerProducer(client: client, topic: topic, options: options.producer, logger: logger)
         producers.withLock { $0[topic] = (producer, alreadyThere) }
         return (producer, alreadyThere)
     }
 
-    /// The `ce_id` of every record in `topic` whose position is after the checkpoint. Such records
+    /// The `ce_position` and `ce_id` of every record in `topic` whose position is after the
+    /// checkpoint. Such records
     /// are at the tail of each partition: the relay publishes in position order and at most two
     /// batches run ahead of the checkpoint, so it reads back a window of that size, widened until
     /// it reaches a record at or before the checkpoint (or the log's start).
-    private func publishedEventIds(_ topic: String) async throws -> Set<String> {
+    private func publishedEvents(_ topic: String) async throws -> [Int64: String] {
         let broker = BrokerAPI.Broker.Client(client)
         let callOptions = CallOptions(timeout: options.producer.requestTimeout)
         let description = try await broker.describeTopic(.init(name: topic), options: callOptions)
-        var ids = Set<String>()
+        var ids: [Int64: String] = [:]
+        var foreign = 0
         for partition in description.partitions where partition.highWatermark > partition.logStartOffset {
             var window = Int64(2 * options.batchSize + 64)
             while true {
@@ -244,7 +322,11 @@ private final class Producers: Sendable {
                     for record in page.records {
                         guard let position = record.headers?["ce_position"].flatMap(Int64.init) else { continue }
                         if position > replayingAfter, let id = record.headers?["ce_id"] {
-                            ids.insert(id)
+                            if OutboxRelay.isOwn(record.headers, position: position, eventId: id, key: options.signingKey) {
+                                ids[position] = id
+                            } else {
+                                foreign += 1
+                            }
                         } else if position <= replayingAfter {
                             reachedCheckpoint = true
                         }
@@ -254,6 +336,11 @@ private final class Producers: Sendable {
                 if reachedCheckpoint { break }
                 window *= 2
             }
+        }
+        if foreign > 0 {
+            logger.warning(
+                "records in an event topic claim positions after the relay's checkpoint without the relay's signature: someone else produced them; ignored",
+                metadata: ["topic": "\(topic)", "records": "\(foreign)"])
         }
         if !ids.isEmpty {
             logger.info("relay found events published after its checkpoint", metadata: ["topic": "\(topic)", "events": "\(ids.count)"])

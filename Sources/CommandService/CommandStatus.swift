@@ -24,6 +24,7 @@ enum CommandStatus {
         case .conflict: return RPCError(code: .aborted, message: error.description)
         case .rejectedByStore: return RPCError(code: .invalidArgument, message: error.description)
         case .storeUnavailable: return RPCError(code: .unavailable, message: error.description)
+        case .storeDamaged: return RPCError(code: .dataLoss, message: error.description)
         case .noHandler: return RPCError(code: .unimplemented, message: error.description)
         }
     }
@@ -32,6 +33,7 @@ enum CommandStatus {
         switch error {
         case .invalid(let reason): return RPCError(code: .invalidArgument, message: reason)
         case .unavailable: return RPCError(code: .unavailable, message: error.description)
+        case .dataLoss: return RPCError(code: .dataLoss, message: error.description)
         case .wrongExpectedVersion: return RPCError(code: .aborted, message: error.description)
         case .eventIdConflict: return RPCError(code: .alreadyExists, message: error.description)
         }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The version a writer expects a stream to be at; the store refuses an append that does not
 /// match, which is how two writers racing on one aggregate end with exactly one winner.
 ///
@@ -150,6 +152,9 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
     case invalid(String)
     /// The database cannot be written or read (disk full, I/O error, closed).
     case unavailable(String)
+    /// What is stored is damaged or inconsistent (a checksum fails, the file fails its integrity
+    /// check, or the broker holds events the store no longer has): not retryable.
+    case dataLoss(String)
 
     public var description: String {
         switch self {
@@ -158,6 +163,7 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
         case .eventIdConflict(let eventId, let reason): return "event id \(eventId): \(reason)"
         case .invalid(let reason): return reason
         case .unavailable(let reason): return "event store unavailable: \(reason)"
+        case .dataLoss(let reason): return "event store damaged: \(reason)"
         }
     }
 }
@@ -190,4 +196,24 @@ public protocol EventStore: Sendable {
     /// A named position kept in the store (the relay's last published position).
     func checkpoint(_ name: String) async throws -> Int64?
     func saveCheckpoint(_ name: String, position: Int64) async throws
+    /// Why the store refuses appends, when it found itself damaged or behind what was published
+    /// (`dataLoss`); nil while it takes them.
+    var writeRefusal: String? { get }
+    /// From now on every append fails with `dataLoss(reason)`: writing on would hand out again
+    /// positions the broker already holds with other events. Reads go on, for recovery.
+    func refuseWrites(because reason: String)
+}
+
+/// The write gate both stores share.
+final class WriteRefusal: Sendable {
+    private let reason = Mutex<String?>(nil)
+
+    var current: String? { reason.withLock { $0 } }
+
+    func set(_ text: String) { reason.withLock { $0 = $0 ?? text } }
+
+    /// Throws `dataLoss` once writes are refused.
+    func check() throws {
+        if let current { throw EventStoreError.dataLoss("appends are refused: \(current)") }
+    }
 }

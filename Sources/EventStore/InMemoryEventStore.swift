@@ -16,13 +16,19 @@ public final class InMemoryEventStore: EventStore {
     private let state = Mutex(State())
     private let head = WatermarkWaiters(highWatermark: 0)
     private let clock: @Sendable () -> Int64
+    private let refusal = WriteRefusal()
 
     public init(clock: @escaping @Sendable () -> Int64 = SQLiteEventStore.Options().clock) {
         self.clock = clock
     }
 
+    public var writeRefusal: String? { refusal.current }
+
+    public func refuseWrites(because reason: String) { refusal.set(reason) }
+
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         try AppendRules.validate(request)
+        try refusal.check()
         let now = clock()
         let result = try state.withLock { state -> AppendResult in
             if let commandId = request.commandId, var earlier = state.commands[commandId] {

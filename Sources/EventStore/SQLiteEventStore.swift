@@ -37,6 +37,9 @@ public final class SQLiteEventStore: EventStore {
         public var walPreallocateBytes = WALCheckpointer.defaultWALPreallocateBytes
         /// Where the writer's transactions run (see `CommitScheduler`).
         public var commitScheduler: any CommitScheduler = BackgroundCommitScheduler()
+        /// How long the structural check of the database file (`PRAGMA quick_check`) may run when
+        /// the store opens; nil: not at all. A file it finds damaged opens with appends refused.
+        public var startupCheckBudget: Duration? = .seconds(2)
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
         public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
         public init() {}
@@ -71,6 +74,7 @@ public final class SQLiteEventStore: EventStore {
     /// Checkpoints the WAL off the commit path (the writer's own checkpoints are off), so a
     /// command never waits for pages to be copied into the database file.
     private let checkpointer: WALCheckpointer
+    private let refusal = WriteRefusal()
 
     /// Opens or creates the store at `path` (the directory must exist).
     public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")) throws {
@@ -93,9 +97,38 @@ public final class SQLiteEventStore: EventStore {
             checkpointer = try WALCheckpointer(path: path, logger: logger)
             let last = try writer.first("SELECT coalesce(max(position), 0) FROM events") { $0.int64(0) } ?? 0
             head = WatermarkWaiters(highWatermark: last)
+            try checkAtOpen(head: last)
         } catch let error as SQLiteError {
             throw EventStoreError.unavailable("cannot open \(path): \(error)")
         }
+    }
+
+    /// What the store can tell about itself when it opens: SQLite's structural check (within
+    /// its time budget), and no checkpoint beyond the last event (a relay that published events
+    /// the store no longer holds). Either failure refuses appends; both are logged.
+    private func checkAtOpen(head: Int64) throws {
+        if let budget = options.startupCheckBudget {
+            let started = ContinuousClock.now
+            switch try writer.integrityCheck(full: false, budget: budget) {
+            case .ok:
+                logger.debug("quick_check passed", metadata: ["elapsed": "\(ContinuousClock.now - started)"])
+            case .outOfTime:
+                logger.warning("the database's quick_check did not finish in its budget; check the whole store with cqrs verify", metadata: ["budget": "\(budget)"])
+            case .problems(let problems):
+                refuseWrites(because: "\(path) fails SQLite's quick_check: \(problems.prefix(3).joined(separator: "; "))")
+            }
+        }
+        for (name, position) in try writer.query("SELECT name, position FROM checkpoints WHERE position > ?", .integer(head), row: { ($0.text(0), $0.int64(1)) }) {
+            refuseWrites(because: "checkpoint '\(name)' is at position \(position) but the store's last event is at \(head): events that were stored (and published) are missing")
+        }
+    }
+
+    public var writeRefusal: String? { refusal.current }
+
+    public func refuseWrites(because reason: String) {
+        guard refusal.current == nil else { return }
+        refusal.set(reason)
+        logger.critical("the event store refuses appends (DATA_LOSS) until it is repaired", metadata: ["reason": "\(reason)"])
     }
 
     /// The schema, versioned with `user_version` so that a store made by an older build migrates
@@ -135,6 +168,26 @@ public final class SQLiteEventStore: EventStore {
         } else if version < 2 {
             try db.execute("BEGIN; DROP TABLE IF EXISTS streams; PRAGMA user_version = 2; COMMIT;")
         }
+        if version < 3 { try addChecksums(db) }
+    }
+
+    /// Version 3 stores a checksum with each event (`EventChecksum`), computed here for the events
+    /// an older build stored, in the same transaction as the new column.
+    private static func addChecksums(_ db: SQLiteConnection) throws {
+        try db.transaction {
+            try db.execute("ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0")
+            var after: Int64 = 0
+            while true {
+                let page = try db.query(
+                    "SELECT \(eventColumns) FROM events WHERE position > ? ORDER BY position LIMIT 1000", .integer(after), row: uncheckedEvent)
+                guard let last = page.last else { break }
+                for event in page {
+                    try db.run("UPDATE events SET checksum = ? WHERE position = ?", .integer(EventChecksum.of(event)), .integer(event.position))
+                }
+                after = last.position
+            }
+            try db.execute("PRAGMA user_version = 3")
+        }
     }
 
     /// Finishes the queued writes, then refuses new ones.
@@ -168,6 +221,7 @@ public final class SQLiteEventStore: EventStore {
 
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         try AppendRules.validate(request)
+        try refusal.check()
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(.append(request, continuation))
         }
@@ -265,19 +319,24 @@ public final class SQLiteEventStore: EventStore {
     private func commit(_ jobs: [Job]) {
         var outcomes: [Result<AppendResult?, any Error>] = []
         outcomes.reserveCapacity(jobs.count)
+        // Positions are given explicitly (the checksum covers them); with one writer, the next
+        // is the head's successor, and a refused append gives back what it took.
+        var nextPosition = head.current + 1
         do {
             try writer.run("BEGIN IMMEDIATE")
             for job in jobs {
                 try writer.run("SAVEPOINT job")
+                let positionBefore = nextPosition
                 do {
                     switch job {
-                    case .append(let request, _): outcomes.append(.success(try applyAppend(request)))
+                    case .append(let request, _): outcomes.append(.success(try applyAppend(request, nextPosition: &nextPosition)))
                     case .write(let body, _):
                         try body(writer)
                         outcomes.append(.success(nil))
                     }
                     try writer.run("RELEASE job")
                 } catch let error as EventStoreError {
+                    nextPosition = positionBefore
                     try writer.run("ROLLBACK TO job")
                     try writer.run("RELEASE job")
                     outcomes.append(.failure(error))
@@ -318,7 +377,7 @@ public final class SQLiteEventStore: EventStore {
 
     /// One append inside the open transaction (writer queue only). Throws `EventStoreError` for a
     /// refusal (the savepoint is rolled back) and anything else for a failure of the database.
-    private func applyAppend(_ request: AppendRequest) throws -> AppendResult {
+    private func applyAppend(_ request: AppendRequest, nextPosition: inout Int64) throws -> AppendResult {
         if let commandId = request.commandId, var earlier = try Self.commandResult(commandId, in: writer) {
             earlier.duplicate = true
             return earlier
@@ -334,15 +393,22 @@ public final class SQLiteEventStore: EventStore {
         var position: Int64 = 0
         for event in request.events {
             next += 1
+            position = nextPosition
+            nextPosition += 1
+            let stored = RecordedEvent(
+                eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion, streamVersion: next,
+                position: position, recordedAt: recordedAt, correlationId: event.correlationId, causationId: event.causationId,
+                data: event.data)
             try writer.run(
                 """
-                INSERT INTO events(event_id, stream_id, stream_version, type, schema_version, recorded_at, correlation_id, causation_id, data)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events(position, event_id, stream_id, stream_version, type, schema_version, recorded_at, correlation_id,
+                    causation_id, data, checksum)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                .text(event.eventId), .text(request.streamId), .integer(next), .text(event.type), .integer(Int64(event.schemaVersion)),
-                .integer(recordedAt), event.correlationId.map(SQLiteValue.text) ?? .null, event.causationId.map(SQLiteValue.text) ?? .null,
-                .text(String(decoding: event.data, as: UTF8.self)))
-            position = writer.lastInsertRowID
+                .integer(position), .text(event.eventId), .text(request.streamId), .integer(next), .text(event.type),
+                .integer(Int64(event.schemaVersion)), .integer(recordedAt), event.correlationId.map(SQLiteValue.text) ?? .null,
+                event.causationId.map(SQLiteValue.text) ?? .null, .text(String(decoding: event.data, as: UTF8.self)),
+                .integer(EventChecksum.of(stored)))
         }
         if let commandId = request.commandId {
             try writer.run(
@@ -356,16 +422,31 @@ public final class SQLiteEventStore: EventStore {
 
     static let eventColumns =
         "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data"
+    static let checkedEventColumns = eventColumns + ", checksum"
 
-    static func recordedEvent(_ row: SQLiteStatement) -> RecordedEvent {
+    static func uncheckedEvent(_ row: SQLiteStatement) -> RecordedEvent {
         RecordedEvent(
             eventId: row.text(0), streamId: row.text(1), type: row.text(2), schemaVersion: Int(row.int64(3)), streamVersion: row.int64(4),
             position: row.int64(5), recordedAt: row.int64(6), correlationId: row.optionalText(7), causationId: row.optionalText(8),
             data: row.bytes(9))
     }
 
+    /// An event read with `checkedEventColumns`, its checksum verified: a damaged row is never
+    /// served (DATA_LOSS naming it).
+    static func recordedEvent(_ row: SQLiteStatement) throws -> RecordedEvent {
+        let event = uncheckedEvent(row)
+        let stored = row.int64(10)
+        guard EventChecksum.of(event) == stored else { throw damaged(event, stored: stored) }
+        return event
+    }
+
+    static func damaged(_ event: RecordedEvent, stored: Int64) -> EventStoreError {
+        .dataLoss(
+            "the event at position \(event.position) (as read: \(event.streamId) version \(event.streamVersion), id \(event.eventId)) fails its checksum (stored \(stored), computed \(EventChecksum.of(event))): the database file is damaged; restore it from a backup, and run cqrs verify")
+    }
+
     static func event(withId eventId: String, in db: SQLiteConnection) throws -> RecordedEvent? {
-        try db.first("SELECT \(eventColumns) FROM events WHERE event_id = ?", .text(eventId), row: recordedEvent)
+        try db.first("SELECT \(checkedEventColumns) FROM events WHERE event_id = ?", .text(eventId), row: recordedEvent)
     }
 
     /// The stream's last version (0 for a stream with no events): one descent of the
@@ -383,7 +464,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Runs a read on a pooled reader connection.
-    private func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         do {
             return try readers.read(body)
         } catch let error as SQLiteError {
@@ -399,7 +480,7 @@ public final class SQLiteEventStore: EventStore {
         try Self.checkPage(maxCount)
         return try read { db in
             try db.query(
-                "SELECT \(Self.eventColumns) FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?",
+                "SELECT \(Self.checkedEventColumns) FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?",
                 .text(streamId), .integer(fromVersion), .integer(Int64(maxCount)), row: Self.recordedEvent)
         }
     }
@@ -408,7 +489,7 @@ public final class SQLiteEventStore: EventStore {
         try Self.checkPage(maxCount)
         return try read { db in
             try db.query(
-                "SELECT \(Self.eventColumns) FROM events WHERE position >= ? ORDER BY position LIMIT ?",
+                "SELECT \(Self.checkedEventColumns) FROM events WHERE position >= ? ORDER BY position LIMIT ?",
                 .integer(fromPosition), .integer(Int64(maxCount)), row: Self.recordedEvent)
         }
     }

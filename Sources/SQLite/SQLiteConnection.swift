@@ -68,6 +68,46 @@ public final class SQLiteConnection: @unchecked Sendable {
         sqlite3_close_v2(handle)
     }
 
+    /// What SQLite's own structural check found.
+    public enum IntegrityCheck: Sendable, Equatable {
+        case ok
+        /// The check's messages (at most the number asked for).
+        case problems([String])
+        /// The check did not finish within its time budget.
+        case outOfTime
+    }
+
+    /// Runs `PRAGMA quick_check` (`full`: `integrity_check`, which also compares every index with
+    /// its table), reporting at most `maxProblems`. With a `budget`, a progress handler
+    /// interrupts it when the time is up (a large database at start must not hold the service).
+    public func integrityCheck(full: Bool, maxProblems: Int = 20, budget: Duration? = nil) throws -> IntegrityCheck {
+        final class Deadline {
+            let at: ContinuousClock.Instant
+            init(_ at: ContinuousClock.Instant) { self.at = at }
+        }
+        let deadline = budget.map { Deadline(.now + $0) }
+        if let deadline {
+            sqlite3_progress_handler(
+                handle, 10_000,
+                { context in
+                    guard let context else { return 0 }
+                    return ContinuousClock.now >= Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().at ? 1 : 0
+                }, Unmanaged.passUnretained(deadline).toOpaque())
+        }
+        defer { if deadline != nil { sqlite3_progress_handler(handle, 0, nil, nil) } }
+        let messages: [String]
+        do {
+            messages = try withExtendedLifetime(deadline) {
+                try query("PRAGMA \(full ? "integrity_check" : "quick_check")(\(maxProblems))") { $0.text(0) }
+            }
+        } catch let error as SQLiteError where error.code & 0xFF == SQLITE_INTERRUPT {
+            return .outOfTime
+        } catch let error as SQLiteError where [SQLITE_CORRUPT, SQLITE_NOTADB].contains(error.code & 0xFF) {
+            return .problems([error.message])
+        }
+        return messages == ["ok"] ? .ok : .problems(messages)
+    }
+
     /// Runs one or more statements that return no rows (schema, pragmas, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
         var errorMessage: UnsafeMutablePointer<CChar>?

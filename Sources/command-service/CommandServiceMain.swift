@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandHandling
 import CommandService
+import Crypto
 import Domain
 import EventStore
 import Foundation
@@ -70,6 +71,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
             let client = try upstream.client(address: address)
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
+            options.signingKey = try Self.relayKey(at: directory + "/relay.key", logger: logger)
             let outbox = OutboxRelay(store: store, broker: client, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
             relayStatus = { outbox.status }
             extraServices.append(outbox)
@@ -83,6 +85,40 @@ struct CommandServiceCommand: AsyncParsableCommand {
         try await ServerHost.run(
             name: "command-service", services: services, options: server, defaultAddress: "127.0.0.1:50051", extraServices: extraServices)
         brokerClient?.close()
+    }
+}
+
+extension CommandServiceCommand {
+    /// The relay's signing key (see `OutboxRelay`): 32 random bytes, hex, in the data directory
+    /// beside the store, made readable by the owner only on first start. Keep it with the store's
+    /// backups: records signed with a lost key are no longer recognised as the relay's own.
+    static func relayKey(at path: String, logger: Logger) throws -> SymmetricKey {
+        if let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) {
+            let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard hex.utf8.count == 64, let bytes = Self.bytes(hex: hex) else {
+                throw ValidationError("\(path) is not a relay key (64 hex digits); move it away to make a new one")
+            }
+            return SymmetricKey(data: bytes)
+        }
+        let key = SymmetricKey(size: .bits256)
+        let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write the relay key \(path)")
+        }
+        logger.notice("made the relay's signing key", metadata: ["path": "\(path)"])
+        return key
+    }
+
+    private static func bytes(hex: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
     }
 }
 

@@ -72,4 +72,6 @@ struct FailingStore: EventStore {
     func saveSnapshot(_ snapshot: Snapshot) async throws { throw Self.down }
     func checkpoint(_ name: String) async throws -> Int64? { throw Self.down }
     func saveCheckpoint(_ name: String, position: Int64) async throws { throw Self.down }
+    var writeRefusal: String? { nil }
+    func refuseWrites(because reason: String) {}
 }

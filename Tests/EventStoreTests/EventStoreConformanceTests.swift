@@ -353,18 +353,21 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
             _ = try await store.append(AppendRequest(streamId: "b", expected: .noStream, events: [event()]))
             store.close()
         }
-        // Put the file back the way version 1 left it: a `streams` table beside the events.
+        // Put the file back the way version 1 left it: a `streams` table beside the events, and
+        // no checksums (version 3).
         let old = try SQLiteConnection(path: path)
         try old.execute(
             """
+            ALTER TABLE events DROP COLUMN checksum;
             CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
             INSERT INTO streams VALUES('a', 2), ('b', 1);
             PRAGMA user_version = 1;
             """)
         let store = try SQLiteEventStore(path: path)
         defer { store.close() }
-        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 2)
+        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 3)
         #expect(try store.writer.first("SELECT count(*) FROM sqlite_master WHERE name = 'streams'") { $0.int64(0) } == 0)
+        #expect(try await store.readAll(fromPosition: 1, maxCount: 10).count == 3, "the old events got checksums that verify")
         #expect(try await store.streamVersion("a") == 2)
         #expect(try await store.streamVersion("b") == 1)
         #expect(try await store.streamVersion("c") == 0)

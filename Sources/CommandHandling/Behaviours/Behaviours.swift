@@ -43,7 +43,7 @@ public struct LoggingBehaviour: CommandBehaviour {
             return result
         } catch let error as CommandError {
             switch error {
-            case .storeUnavailable, .noHandler: context.logger.error("command failed", metadata: ["error": "\(error)"])
+            case .storeUnavailable, .storeDamaged, .noHandler: context.logger.error("command failed", metadata: ["error": "\(error)"])
             default: if debugging { context.logger.debug("command refused", metadata: ["reason": "\(error)"]) }
             }
             throw error
@@ -93,7 +93,7 @@ public final class MetricsBehaviour: CommandBehaviour {
         case .ruleBroken: return "refused"
         case .conflict: return "conflict"
         case .rejectedByStore: return "rejected"
-        case .storeUnavailable, .noHandler: return "error"
+        case .storeUnavailable, .storeDamaged, .noHandler: return "error"
         }
     }
 

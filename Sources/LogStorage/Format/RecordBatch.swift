@@ -1,3 +1,5 @@
+import Checksums
+
 /// A header of a record: a string name and bytes (or nil).
 public struct RecordHeader: Hashable, Sendable {
     public var key: String
