@@ -60,8 +60,35 @@ public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {
             let relay = relayStatus()
             return CommandsAPI.StoreStatus(
                 headPosition: try await store.headPosition(), publishedPosition: relay.publishedPosition,
-                brokerConnected: relay.brokerConnected, lastError: relay.lastError)
+                brokerConnected: relay.brokerConnected, lastError: relay.lastError, writeRefusal: store.writeRefusal)
         }
+    }
+
+    public func verify(
+        _ request: CommandsAPI.VerifyRequest, responses: MessageWriter<CommandsAPI.VerifyProgress>, context: ServerContext
+    ) async throws {
+        try await withCommandStatus {
+            let pageSize = request.pageSize ?? 1000
+            guard (1...10_000).contains(pageSize) else {
+                throw RPCError.invalidArgument(
+                    "pageSize is 1 to 10000", violations: [FieldViolation(field: "pageSize", description: "must be 1 to 10000")])
+            }
+            guard let store = store as? any VerifiableEventStore else {
+                throw RPCError(code: .unimplemented, message: "this event store cannot verify itself")
+            }
+            let report = try await store.verify(pageSize: pageSize) { progress in
+                try await responses.write(Self.message(progress, done: false))
+            }
+            try await responses.write(Self.message(report, done: true))
+            context.logger.notice(
+                "verified the event store", metadata: ["events": "\(report.eventsChecked)", "problems": "\(report.problemCount)"])
+        }
+    }
+
+    static func message(_ report: StoreVerification, done: Bool) -> CommandsAPI.VerifyProgress {
+        CommandsAPI.VerifyProgress(
+            headPosition: report.headPosition, eventsChecked: report.eventsChecked, streams: report.streams, problems: report.problems,
+            problemCount: report.problemCount, writeRefusal: report.writeRefusal, done: done)
     }
 
     static func start(_ value: Int64?, _ field: String) throws -> Int64 {

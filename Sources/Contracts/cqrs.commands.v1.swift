@@ -934,16 +934,19 @@ extension CqrsCommandsV1 {
         public var brokerConnected: Bool
         /// The relay's last failure, while it is failing.
         public var lastError: String?
+        /// Set while appends are refused with DATA_LOSS: why (the file failed its check at start, or the broker holds events the store lost).
+        public var writeRefusal: String?
 
-        public init(headPosition: Int64, publishedPosition: Int64, brokerConnected: Bool, lastError: String? = nil) {
+        public init(headPosition: Int64, publishedPosition: Int64, brokerConnected: Bool, lastError: String? = nil, writeRefusal: String? = nil) {
             self.headPosition = headPosition
             self.publishedPosition = publishedPosition
             self.brokerConnected = brokerConnected
             self.lastError = lastError
+            self.writeRefusal = writeRefusal
         }
 
         enum CodingKeys: String, CodingKey {
-            case headPosition, publishedPosition, brokerConnected, lastError
+            case headPosition, publishedPosition, brokerConnected, lastError, writeRefusal
         }
 
         public init(from decoder: any Decoder) throws {
@@ -952,6 +955,7 @@ extension CqrsCommandsV1 {
             self.publishedPosition = try container.decodeInt64String(forKey: .publishedPosition)
             self.brokerConnected = try container.decode(Bool.self, forKey: .brokerConnected)
             self.lastError = try container.decodeIfPresent(String.self, forKey: .lastError)
+            self.writeRefusal = try container.decodeIfPresent(String.self, forKey: .writeRefusal)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -960,6 +964,7 @@ extension CqrsCommandsV1 {
             try container.encodeInt64String(publishedPosition, forKey: .publishedPosition)
             try container.encode(brokerConnected, forKey: .brokerConnected)
             try container.encodeIfPresent(lastError, forKey: .lastError)
+            try container.encodeIfPresent(writeRefusal, forKey: .writeRefusal)
         }
 
         public init(json scanner: inout JSONScanner) throws {
@@ -967,19 +972,21 @@ extension CqrsCommandsV1 {
             var _publishedPosition: Int64? = nil
             var _brokerConnected: Bool? = nil
             var _lastError: String? = nil
+            var _writeRefusal: String? = nil
             try scanner.object { scanner, name in
                 switch name {
                 case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
                 case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
+                case "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
             guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
             guard let _publishedPosition else { throw scanner.failure("missing required field 'publishedPosition'") }
             guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'") }
-            self.init(headPosition: _headPosition, publishedPosition: _publishedPosition, brokerConnected: _brokerConnected, lastError: _lastError)
+            self.init(headPosition: _headPosition, publishedPosition: _publishedPosition, brokerConnected: _brokerConnected, lastError: _lastError, writeRefusal: _writeRefusal)
         }
 
         public func writeJSON(to writer: inout JSONWriter) {
@@ -988,6 +995,132 @@ extension CqrsCommandsV1 {
             writer.key("publishedPosition"); writer.int64String(self.publishedPosition); writer.comma()
             writer.key("brokerConnected"); writer.bool(self.brokerConnected); writer.comma()
             if let lastError { writer.key("lastError"); writer.string(lastError); writer.comma() }
+            if let writeRefusal { writer.key("writeRefusal"); writer.string(writeRefusal); writer.comma() }
+            writer.endObject()
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// How to walk the store.
+    public struct VerifyRequest: Codable, Sendable, Hashable, JSONMessage {
+        /// Events checked per progress message; default 1000.
+        public var pageSize: Int?
+
+        public init(pageSize: Int? = nil) {
+            self.pageSize = pageSize
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _pageSize: Int? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                default: try scanner.skipValue()
+                }
+            }
+            self.init(pageSize: _pageSize)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let pageSize { writer.key("pageSize"); writer.int(pageSize); writer.comma() }
+            writer.endObject()
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// How far a verification has got and what it found so far.
+    public struct VerifyProgress: Codable, Sendable, Hashable, JSONMessage {
+        /// The last position checked.
+        public var headPosition: Int64
+        public var eventsChecked: Int64
+        /// Streams seen so far.
+        public var streams: Int
+        /// What is wrong, one sentence each (the first 100).
+        public var problems: [String]
+        /// All problems found, including those beyond the first 100.
+        public var problemCount: Int
+        /// Why appends are refused, if they are.
+        public var writeRefusal: String?
+        /// True on the last message.
+        public var done: Bool
+
+        public init(headPosition: Int64, eventsChecked: Int64, streams: Int, problems: [String], problemCount: Int, writeRefusal: String? = nil, done: Bool) {
+            self.headPosition = headPosition
+            self.eventsChecked = eventsChecked
+            self.streams = streams
+            self.problems = problems
+            self.problemCount = problemCount
+            self.writeRefusal = writeRefusal
+            self.done = done
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case headPosition, eventsChecked, streams, problems, problemCount, writeRefusal, done
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.headPosition = try container.decodeInt64String(forKey: .headPosition)
+            self.eventsChecked = try container.decodeInt64String(forKey: .eventsChecked)
+            self.streams = try container.decode(Int.self, forKey: .streams)
+            self.problems = try container.decode([String].self, forKey: .problems)
+            self.problemCount = try container.decode(Int.self, forKey: .problemCount)
+            self.writeRefusal = try container.decodeIfPresent(String.self, forKey: .writeRefusal)
+            self.done = try container.decode(Bool.self, forKey: .done)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeInt64String(headPosition, forKey: .headPosition)
+            try container.encodeInt64String(eventsChecked, forKey: .eventsChecked)
+            try container.encode(streams, forKey: .streams)
+            try container.encode(problems, forKey: .problems)
+            try container.encode(problemCount, forKey: .problemCount)
+            try container.encodeIfPresent(writeRefusal, forKey: .writeRefusal)
+            try container.encode(done, forKey: .done)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _headPosition: Int64? = nil
+            var _eventsChecked: Int64? = nil
+            var _streams: Int? = nil
+            var _problems: [String]? = nil
+            var _problemCount: Int? = nil
+            var _writeRefusal: String? = nil
+            var _done: Bool? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "eventsChecked": _eventsChecked = try scanner.member("eventsChecked") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "streams": _streams = try scanner.member("streams") { s0 in s0.null() ? nil : try s0.int() }
+                case "problems": _problems = try scanner.member("problems") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case "problemCount": _problemCount = try scanner.member("problemCount") { s0 in s0.null() ? nil : try s0.int() }
+                case "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
+                case "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
+            guard let _eventsChecked else { throw scanner.failure("missing required field 'eventsChecked'") }
+            guard let _streams else { throw scanner.failure("missing required field 'streams'") }
+            guard let _problems else { throw scanner.failure("missing required field 'problems'") }
+            guard let _problemCount else { throw scanner.failure("missing required field 'problemCount'") }
+            guard let _done else { throw scanner.failure("missing required field 'done'") }
+            self.init(headPosition: _headPosition, eventsChecked: _eventsChecked, streams: _streams, problems: _problems, problemCount: _problemCount, writeRefusal: _writeRefusal, done: _done)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("headPosition"); writer.int64String(self.headPosition); writer.comma()
+            writer.key("eventsChecked"); writer.int64String(self.eventsChecked); writer.comma()
+            writer.key("streams"); writer.int(self.streams); writer.comma()
+            writer.key("problems"); writer.array(self.problems) { w1, e1 in w1.string(e1) }; writer.comma()
+            writer.key("problemCount"); writer.int(self.problemCount); writer.comma()
+            if let writeRefusal { writer.key("writeRefusal"); writer.string(writeRefusal); writer.comma() }
+            writer.key("done"); writer.bool(self.done); writer.comma()
             writer.endObject()
         }
     }
@@ -1118,7 +1251,8 @@ extension CqrsCommandsV1 {
             public static let readAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "ReadAll", kind: .unary, access: .read)
             public static let subscribeAll = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "SubscribeAll", kind: .serverStreaming, access: .read)
             public static let getStatus = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "GetStatus", kind: .unary, access: .read)
-            public static let all: [MethodDescriptor] = [readStream, readAll, subscribeAll, getStatus]
+            public static let verify = MethodDescriptor(service: "cqrs.commands.v1.EventStore", method: "Verify", kind: .serverStreaming, access: .read)
+            public static let all: [MethodDescriptor] = [readStream, readAll, subscribeAll, getStatus, verify]
         }
 
         /// The server side of cqrs.commands.v1.EventStore: implement it and pass it to an RPCServer.
@@ -1131,6 +1265,8 @@ extension CqrsCommandsV1 {
             func subscribeAll(_ request: SubscribeAllRequest, responses: MessageWriter<ReadAllResponse>, context: ServerContext) async throws
             /// The head position and the outbox relay's published position and broker connection.
             func getStatus(_ request: GetStatusRequest, context: ServerContext) async throws -> StoreStatus
+            /// Checks the whole store and streams progress after each page, then a last message with done: true: SQLite's integrity_check, every event's checksum, positions without gaps, each stream's versions 1, 2, 3…, and that command results and checkpoints point at stored events. Problems are reported in the messages, not as an error status. Reads the whole store: it takes a while on a large one.
+            func verify(_ request: VerifyRequest, responses: MessageWriter<VerifyProgress>, context: ServerContext) async throws
         }
 
         /// A typed client of cqrs.commands.v1.EventStore.
@@ -1161,6 +1297,14 @@ extension CqrsCommandsV1 {
             public func getStatus(_ request: GetStatusRequest, options: CallOptions = .defaults) async throws -> StoreStatus {
                 try await client.unary(request, method: Method.getStatus, responseType: StoreStatus.self, options: options)
             }
+
+            /// Checks the whole store and streams progress after each page, then a last message with done: true: SQLite's integrity_check, every event's checksum, positions without gaps, each stream's versions 1, 2, 3…, and that command results and checkpoints point at stored events. Problems are reported in the messages, not as an error status. Reads the whole store: it takes a while on a large one.
+            public func verify<Result: Sendable>(
+                _ request: VerifyRequest, options: CallOptions = .defaults,
+                _ handle: @escaping @Sendable (MessageStream<VerifyProgress>) async throws -> Result
+            ) async throws -> Result {
+                try await client.serverStreaming(request, method: Method.verify, options: options, handle)
+            }
         }
     }
 }
@@ -1178,6 +1322,9 @@ extension CqrsCommandsV1.EventStore.ServiceProtocol {
         }
         router.registerUnary(CqrsCommandsV1.EventStore.Method.getStatus) { (request: CqrsCommandsV1.GetStatusRequest, context) in
             try await self.getStatus(request, context: context)
+        }
+        router.registerServerStreaming(CqrsCommandsV1.EventStore.Method.verify) { (request: CqrsCommandsV1.VerifyRequest, responses: MessageWriter<CqrsCommandsV1.VerifyProgress>, context) in
+            try await self.verify(request, responses: responses, context: context)
         }
     }
 }
@@ -1206,7 +1353,8 @@ extension CqrsCommandsV1 {
           "errors": {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "ALREADY_EXISTS": "an account with this id exists"
+            "ALREADY_EXISTS": "an account with this id exists",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         },
         {
@@ -1222,7 +1370,8 @@ extension CqrsCommandsV1 {
             "NOT_FOUND": "no such account",
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
-            "UNAVAILABLE": "the service's own event store cannot be written"
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         },
         {
@@ -1238,7 +1387,8 @@ extension CqrsCommandsV1 {
             "NOT_FOUND": "no such account",
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
-            "UNAVAILABLE": "the service's own event store cannot be written"
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         },
         {
@@ -1254,7 +1404,8 @@ extension CqrsCommandsV1 {
             "NOT_FOUND": "no such account",
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
-            "UNAVAILABLE": "the service's own event store cannot be written"
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         }
       ]
@@ -1274,7 +1425,8 @@ extension CqrsCommandsV1 {
           "errors": {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "ALREADY_EXISTS": "an order with this id exists"
+            "ALREADY_EXISTS": "an order with this id exists",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         }
       ]
@@ -1293,7 +1445,8 @@ extension CqrsCommandsV1 {
           "description": "Up to maxCount events of one stream from a version, in order. An unknown stream reads as empty.",
           "errors": {
             "INVALID_ARGUMENT": "a bad stream id, version or page size",
-            "UNAVAILABLE": "the event store cannot be read"
+            "UNAVAILABLE": "the event store cannot be read",
+            "DATA_LOSS": "a stored event fails its checksum: the database file is damaged"
           }
         },
         {
@@ -1306,7 +1459,8 @@ extension CqrsCommandsV1 {
           "description": "Up to maxCount events of all streams from a global position, in commit order.",
           "errors": {
             "INVALID_ARGUMENT": "a bad position or page size",
-            "UNAVAILABLE": "the event store cannot be read"
+            "UNAVAILABLE": "the event store cannot be read",
+            "DATA_LOSS": "a stored event fails its checksum: the database file is damaged"
           }
         },
         {
@@ -1319,7 +1473,8 @@ extension CqrsCommandsV1 {
           "description": "Catch-up subscription: the stored events from a position in pages, then new events as they commit, until the call is cancelled. Gap-free and in commit order.",
           "errors": {
             "INVALID_ARGUMENT": "a bad position or page size",
-            "UNAVAILABLE": "the event store cannot be read"
+            "UNAVAILABLE": "the event store cannot be read",
+            "DATA_LOSS": "a stored event fails its checksum: the database file is damaged"
           }
         },
         {
@@ -1330,6 +1485,20 @@ extension CqrsCommandsV1 {
           "response": "StoreStatus",
           "idempotent": true,
           "description": "The head position and the outbox relay's published position and broker connection."
+        },
+        {
+          "name": "Verify",
+          "kind": "server_streaming",
+          "access": "read",
+          "request": "VerifyRequest",
+          "response": "VerifyProgress",
+          "idempotent": true,
+          "description": "Checks the whole store and streams progress after each page, then a last message with done: true: SQLite's integrity_check, every event's checksum, positions without gaps, each stream's versions 1, 2, 3…, and that command results and checkpoints point at stored events. Problems are reported in the messages, not as an error status. Reads the whole store: it takes a while on a large one.",
+          "errors": {
+            "INVALID_ARGUMENT": "a bad page size",
+            "UNIMPLEMENTED": "this store cannot verify itself",
+            "UNAVAILABLE": "the event store cannot be read"
+          }
         }
       ]
     }
@@ -1930,6 +2099,10 @@ extension CqrsCommandsV1 {
         "lastError": {
           "type": "string",
           "description": "The relay's last failure, while it is failing."
+        },
+        "writeRefusal": {
+          "type": "string",
+          "description": "Set while appends are refused with DATA_LOSS: why (the file failed its check at start, or the broker holds events the store lost)."
         }
       },
       "required": [
@@ -1943,6 +2116,98 @@ extension CqrsCommandsV1 {
           "headPosition": "57",
           "publishedPosition": "57",
           "brokerConnected": true
+        }
+      ]
+    },
+    "VerifyRequest": {
+      "description": "How to walk the store.",
+      "type": "object",
+      "properties": {
+        "pageSize": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 10000,
+          "description": "Events checked per progress message; default 1000."
+        }
+      },
+      "required": [],
+      "additionalProperties": false,
+      "examples": [
+        {},
+        {
+          "pageSize": 5000
+        }
+      ]
+    },
+    "VerifyProgress": {
+      "description": "How far a verification has got and what it found so far.",
+      "type": "object",
+      "properties": {
+        "headPosition": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "The last position checked."
+        },
+        "eventsChecked": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$"
+        },
+        "streams": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Streams seen so far."
+        },
+        "problems": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          },
+          "maxItems": 100,
+          "description": "What is wrong, one sentence each (the first 100)."
+        },
+        "problemCount": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "All problems found, including those beyond the first 100."
+        },
+        "writeRefusal": {
+          "type": "string",
+          "description": "Why appends are refused, if they are."
+        },
+        "done": {
+          "type": "boolean",
+          "description": "True on the last message."
+        }
+      },
+      "required": [
+        "headPosition",
+        "eventsChecked",
+        "streams",
+        "problems",
+        "problemCount",
+        "done"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "headPosition": "1000",
+          "eventsChecked": "1000",
+          "streams": 120,
+          "problems": [],
+          "problemCount": 0,
+          "done": false
+        },
+        {
+          "headPosition": "57",
+          "eventsChecked": "57",
+          "streams": 9,
+          "problems": [
+            "the event at position 4 (as read: BankAccount-a version 2, id 01a2…) fails its checksum (stored 1, computed 2): the database file is damaged; restore it from a backup, and run cqrs verify"
+          ],
+          "problemCount": 1,
+          "done": true
         }
       ]
     }

@@ -15,7 +15,7 @@ struct CQRS: AsyncParsableCommand {
         abstract: "Client for the CQRS system: account and order commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
-            Accounts.self, Orders.self, Customers.self, Events.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
+            Accounts.self, Orders.self, Customers.self, Events.self, Verify.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
             Consume.self, Groups.self, Describe.self, Call.self, Health.self, Dev.self,
         ])
 }
@@ -59,6 +59,20 @@ func reporting(_ body: () async throws -> Void) async throws {
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
         throw ExitCode(Int32(error.code.rawValue))
+    }
+}
+
+/// Progress on stderr: one line rewritten in place on a terminal, a line each otherwise.
+enum ProgressLine {
+    static let interactive = isatty(STDERR_FILENO) == 1
+
+    static func show(_ line: String) {
+        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+
+    /// Clears the line before the final result is printed.
+    static func clear() {
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 

@@ -240,8 +240,44 @@ struct Events: AsyncParsableCommand {
                 Connection.show(status, json: connection.json) {
                     "head \(status.headPosition)  published \(status.publishedPosition)  broker "
                         + (status.brokerConnected ? "connected" : "unreachable" + (status.lastError.map { ": \($0)" } ?? ""))
+                        + (status.writeRefusal.map { "\nAPPENDS REFUSED (DATA_LOSS): \($0)" } ?? "")
                 }
             }
+        }
+    }
+}
+
+/// `cqrs verify`: the CommandService checks its whole event store (EventStore/Verify).
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the CommandService's whole event store: SQLite's integrity check, every event's checksum, gap-free positions and stream versions.",
+        discussion: "Progress goes to stderr. Exit status 0 when the store is sound, 15 (DATA_LOSS) when it found problems (listed), else the failed call's status.")
+    @OptionGroup var connection: CommandServiceConnection
+    @Option(help: "Events checked per progress report (1-10000).") var pageSize: Int?
+
+    func run() async throws {
+        try await reporting {
+            let last = try await CommandsAPI.EventStore.Client(try connection.client()).verify(.init(pageSize: pageSize), options: CallOptions()) { stream in
+                var last: CommandsAPI.VerifyProgress?
+                for try await progress in stream {
+                    last = progress
+                    if connection.json {
+                        Connection.show(progress, json: true) { "" }
+                    } else if !progress.done {
+                        ProgressLine.show("checked \(progress.eventsChecked) events (position \(progress.headPosition)), \(progress.problemCount) problems")
+                    }
+                }
+                return last
+            }
+            guard let result = last, result.done else { throw RPCError(code: .unavailable, message: "the verification ended without its result") }
+            if !connection.json {
+                ProgressLine.clear()
+                print("checked \(result.eventsChecked) events in \(result.streams) streams up to position \(result.headPosition): "
+                    + (result.problemCount == 0 ? "no problems" : "\(result.problemCount) problems"))
+                for problem in result.problems { print("  - \(problem)") }
+                if let refusal = result.writeRefusal { print("appends are refused: \(refusal)") }
+            }
+            if result.problemCount > 0 || result.writeRefusal != nil { throw ExitCode(Int32(StatusCode.dataLoss.rawValue)) }
         }
     }
 }

@@ -251,7 +251,6 @@ struct Rebuild: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let json = connection.json
-            let interactive = isatty(STDERR_FILENO) == 1
             try await QueriesAPI.ReadModels.Client(try connection.client()).rebuild(.init(pageSize: pageSize)) { stream in
                 for try await progress in stream {
                     if json {
@@ -259,14 +258,13 @@ struct Rebuild: AsyncParsableCommand {
                         continue
                     }
                     if progress.done {
-                        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                        ProgressLine.clear()
                         print(
                             "rebuilt \(progress.eventsApplied) events in \(progress.elapsedMs) ms (\(progress.eventsPerSecond) events/s): "
                                 + "\(progress.accounts ?? 0) accounts, \(progress.orders ?? 0) orders, \(progress.customers ?? 0) customers, "
                                 + "\(progress.parkedEvents ?? 0) parked")
                     } else {
-                        let line = Rebuild.bar(progress)
-                        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                        ProgressLine.show(Rebuild.bar(progress))
                     }
                 }
             }

@@ -167,6 +167,21 @@ def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protoc
     connection.close()
 
 
+def test_verify_streams_progress_then_a_clean_result(system, protocols):
+    for index in range(5):
+        system.account("OpenAccount", open_request(f"v{index}"))
+    CALLED.add("Verify")
+    result = system.running.connect().server_streaming(f"{PACKAGE}.EventStore/Verify", {"pageSize": 2}, timeout_ms=30000)
+    assert result.code == 0, result.trailers
+    for message in result.messages:
+        protocols.validate(f"{PACKAGE}.VerifyProgress", message)
+    assert [m["eventsChecked"] for m in result.messages] == ["2", "4", "5", "5"]
+    assert [m["done"] for m in result.messages] == [False, False, False, True]
+    assert result.messages[-1]["problems"] == [] and result.messages[-1]["streams"] == 5
+    bad = system.running.connect().server_streaming(f"{PACKAGE}.EventStore/Verify", {"pageSize": 0}, timeout_ms=5000)
+    assert bad.code == jframe.CODE["INVALID_ARGUMENT"], bad.trailers
+
+
 @pytest.fixture(params=["event-loop", "background", "adaptive"])
 def system_committing_on(request, start_server, protocols):
     """A system whose command-service runs its store's transactions where the parameter says."""

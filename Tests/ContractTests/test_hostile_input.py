@@ -11,6 +11,7 @@ import pathlib
 import resource
 import socket
 import subprocess
+import sys
 import time
 import types
 
@@ -595,6 +596,99 @@ def test_a_rebuild_needs_the_command_service_only(start_server, protocols):
         assert broker.running.terminate() == 0
         assert queries.stream("ReadModels", "Rebuild", {"pageSize": 100})[-1]["done"]
         assert queries.call("Accounts", "GetAccount", {"accountId": "acct-no-broker"})["balance"]["amountMinor"] == "100"
+    finally:
+        broker.cleanup()
+        commands.cleanup()
+
+
+def wal_frames(path: str) -> tuple[int, list[int]]:
+    """The WAL's page size and the offsets of its frames that belong to the current WAL (their
+    salts match the header's; the file may run on with zero-filled space)."""
+    data = pathlib.Path(path).read_bytes()
+    page_size = int.from_bytes(data[8:12], "big")
+    salts = data[16:24]
+    offsets, offset = [], 32
+    while offset + 24 + page_size <= len(data) and data[offset + 8:offset + 16] == salts:
+        offsets.append(offset)
+        offset += 24 + page_size
+    return page_size, offsets
+
+
+def test_a_flipped_wal_frame_loses_commits_and_the_store_refuses_to_reuse_their_positions(start_server, protocols):
+    """One bit flipped in a WAL frame after a kill -9: SQLite drops that commit and every later
+    one, so acknowledged, published deposits are gone. The store used to start as if nothing
+    happened and hand their positions out again. Now the relay finds the broker holding events
+    past the store's head, appends are refused with DATA_LOSS, the status says why, and
+    cqrs verify exits 15."""
+    broker = BrokerProcess(start_server, protocols)
+    commands = CommandService(start_server, protocols, broker)
+    reader = None
+    try:
+        commands.account("OpenAccount", open_request("acct-wal", 100))
+        commands.wait_published()
+        database = f"{commands.data}/events.sqlite"
+        # A reader holding a snapshot keeps the checkpointer from copying later frames into the
+        # database file, so the next commits live only in the WAL, as after a crash.
+        reader = subprocess.Popen(
+            [sys.executable, "-c", "import sqlite3, sys, time\n"
+             f"c = sqlite3.connect({database!r}, isolation_level=None); c.execute('BEGIN')\n"
+             "c.execute('SELECT count(*) FROM events').fetchone(); print('pinned', flush=True); time.sleep(600)"],
+            stdout=subprocess.PIPE, text=True)
+        assert reader.stdout.readline().strip() == "pinned"
+        _, pinned = wal_frames(database + "-wal")
+        lost = [commands.account("DepositFunds", {"accountId": "acct-wal", "amount": eur(n)}) for n in (5, 7)]
+        commands.wait_published()
+        commands.kill()
+        reader.kill()
+        reader.wait()
+        page_size, frames = wal_frames(database + "-wal")
+        assert len(frames) > len(pinned), "the deposits' frames are in the WAL"
+        first_new = frames[len(pinned)]
+        with open(database + "-wal", "r+b") as wal:
+            wal.seek(first_new + 24 + page_size // 2)
+            byte = wal.read(1)
+            wal.seek(first_new + 24 + page_size // 2)
+            wal.write(bytes([byte[0] ^ 0x10]))
+
+        commands.start()
+        deadline = time.monotonic() + 15
+        while "writeRefusal" not in (status := commands.call("EventStore", "GetStatus", {})):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert int(status["headPosition"]) < int(lost[-1]["position"]), "the flipped frame took the deposits with it"
+        assert f"position {lost[-1]['position']}" in status["writeRefusal"], status
+        refused = commands.connection.unary("cqrs.commands.v1.BankAccounts/DepositFunds",
+                                            {"accountId": "acct-wal", "amount": eur(1)}, timeout_ms=5000)
+        assert refused.code == jframe.CODE["DATA_LOSS"], refused.trailers
+        assert "appends are refused" in refused.trailers["message"]
+        verify = subprocess.run([str(BIN_DIR / "cqrs"), "verify", "--commands", f"{commands.running.host}:{commands.running.port}"],
+                                capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 15, (verify.stdout, verify.stderr)
+        assert "appends are refused" in verify.stdout
+        # Reads go on, for recovery.
+        assert commands.call("EventStore", "ReadAll", {"fromPosition": "1"})["events"]
+    finally:
+        if reader and reader.poll() is None:
+            reader.kill()
+        commands.connection.close()
+        commands.running.stop()
+        broker.cleanup()
+        commands.cleanup()
+
+
+def test_cqrs_verify_checks_a_sound_store(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols)
+    commands = CommandService(start_server, protocols, broker)
+    try:
+        for n in range(3):
+            commands.account("OpenAccount", open_request(f"acct-verify-{n}", 100))
+        verify = subprocess.run([str(BIN_DIR / "cqrs"), "verify", "--json", "--page-size", "2",
+                                 "--commands", f"{commands.running.host}:{commands.running.port}"],
+                                capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stderr
+        lines = [json.loads(line) for line in verify.stdout.splitlines()]
+        assert [line["done"] for line in lines] == [False, False, True]
+        assert lines[-1]["eventsChecked"] == "3" and lines[-1]["problemCount"] == 0 and lines[-1]["streams"] == 3
     finally:
         broker.cleanup()
         commands.cleanup()
