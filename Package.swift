@@ -146,7 +146,7 @@ let package = Package(
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
         .target(
             name: "CommandService",
-            dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", logging],
+            dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", "JSONCoding", logging, crypto],
             swiftSettings: settings
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets

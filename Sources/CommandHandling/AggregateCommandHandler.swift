@@ -53,7 +53,8 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             }
             let request = AppendRequest(
                 streamId: streamId, expected: version == 0 ? .noStream : .exact(version),
-                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock()) }, commandId: context.commandId)
+                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock()) }, commandId: context.commandId,
+                commandDigest: context.commandDigest)
             do {
                 let appended = try await repository.store.append(request)
                 if appended.duplicate {
@@ -95,6 +96,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             guard case .exact(let version) = expected else { return .rejectedByStore(error.description) }
             return .conflict(streamId: streamId, expected: version, actual: actual)
         case .eventIdConflict, .invalid: return .rejectedByStore(error.description)
+        case .commandIdReused: return .commandIdReused(error.description)
         case .unavailable(let reason): return .storeUnavailable(reason)
         case .dataLoss(let reason): return .storeDamaged(reason)
         }

@@ -10,6 +10,10 @@ public struct CommandContext: Sendable {
     public var correlationId: String
     /// The version the caller expects the aggregate to be at (optimistic concurrency), if any.
     public var expectedVersion: Int64?
+    /// A digest of what the command is (its method, target and payload; see `CommandDigest`),
+    /// stored with its result so that a command id sent again with another command is refused
+    /// instead of answered with the first one's result. Nil: not compared.
+    public var commandDigest: String?
     /// The logger without the command's metadata.
     public var baseLogger: Logger
     /// Metadata for the command's log lines: the call's, and what behaviours add.
@@ -25,9 +29,11 @@ public struct CommandContext: Sendable {
     }
 
     public init(
-        commandId: String, correlationId: String, expectedVersion: Int64? = nil, logger: Logger, logMetadata: Logger.Metadata = [:]
+        commandId: String, correlationId: String, expectedVersion: Int64? = nil, commandDigest: String? = nil, logger: Logger,
+        logMetadata: Logger.Metadata = [:]
     ) {
         self.commandId = commandId
+        self.commandDigest = commandDigest
         self.correlationId = correlationId
         self.expectedVersion = expectedVersion
         self.baseLogger = logger
@@ -75,6 +81,8 @@ public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
     case conflict(streamId: String, expected: Int64, actual: Int64)
     /// The event store refused the append's content (event id reuse).
     case rejectedByStore(String)
+    /// The command id was used before for a different command (ALREADY_EXISTS).
+    case commandIdReused(String)
     case storeUnavailable(String)
     /// The event store holds damaged or inconsistent data (DATA_LOSS): retrying does not help.
     case storeDamaged(String)
@@ -84,7 +92,8 @@ public enum CommandError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalid(let violations): return "invalid command: " + violations.map { "\($0.field) \($0.description)" }.joined(separator: "; ")
-        case .notFound(let what), .alreadyExists(let what), .ruleBroken(let what), .rejectedByStore(let what): return what
+        case .notFound(let what), .alreadyExists(let what), .ruleBroken(let what), .rejectedByStore(let what), .commandIdReused(let what):
+            return what
         case .conflict(let streamId, let expected, let actual): return "\(streamId) is at version \(actual), not the expected \(expected)"
         case .storeUnavailable(let reason): return "the event store is unavailable: \(reason)"
         case .storeDamaged(let reason): return "the event store is damaged: \(reason)"

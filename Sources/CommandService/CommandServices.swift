@@ -1,5 +1,6 @@
 import CommandHandling
 import Contracts
+import Crypto
 import Domain
 import EventStore
 import Foundation
@@ -15,19 +16,62 @@ public struct CommandGateway: Sendable {
 
     public init(mediator: Mediator) { self.mediator = mediator }
 
-    func send<C: AggregateCommand>(_ command: C, commandId: String?, expectedVersion: Int64?, context: ServerContext) async throws
-        -> CommandsAPI.CommandResult
-    {
+    /// Sends `command`, made from `request`, the call of `method`. The request (without its
+    /// command id) is what the command id names: its digest goes with the command, so the same id
+    /// with anything else is refused (`commandIdReused`) rather than answered with another
+    /// command's result.
+    func send<C: AggregateCommand, Request: IdempotentRequest>(
+        _ command: C, request: Request, expectedVersion: Int64?, context: ServerContext
+    ) async throws -> CommandsAPI.CommandResult {
         try await withCommandStatus {
+            if let commandId = request.commandId { try Self.check(commandId: commandId) }
             let correlationId = context.metadata["correlation-id"] ?? context.requestID ?? newId()
             let commandContext = CommandContext(
-                commandId: commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion, logger: context.baseLogger,
+                commandId: request.commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion,
+                commandDigest: CommandDigest.of(request, method: context.method.fullName), logger: context.baseLogger,
                 logMetadata: context.logMetadata)
             let result = try await mediator.send(command, context: commandContext)
             return CommandsAPI.CommandResult(
                 aggregateId: result.aggregateId, streamId: result.streamId, version: result.version, position: result.position,
                 duplicate: result.duplicate)
         }
+    }
+
+    /// The schema's bounds on a command id (1 to 128 characters): an empty id would make every
+    /// client that sends one share a single idempotency key.
+    static func check(commandId: String) throws {
+        let length = commandId.unicodeScalars.count
+        guard (1...128).contains(length) else {
+            throw RPCError.invalidArgument(
+                "commandId must be 1 to 128 characters, not \(length)",
+                violations: [FieldViolation(field: "commandId", description: "must be 1 to 128 characters")])
+        }
+    }
+}
+
+/// A command request: it carries the optional command id that names it.
+protocol IdempotentRequest: JSONMessage {
+    var commandId: String? { get set }
+}
+
+extension CommandsAPI.OpenAccountRequest: IdempotentRequest {}
+extension CommandsAPI.DepositFundsRequest: IdempotentRequest {}
+extension CommandsAPI.WithdrawFundsRequest: IdempotentRequest {}
+extension CommandsAPI.CloseAccountRequest: IdempotentRequest {}
+extension CommandsAPI.PlaceOrderRequest: IdempotentRequest {}
+
+/// What a command id names: SHA-256 of the method and the request's JSON without its command id
+/// (the generated writer prints members in schema order, so equal requests give equal bytes).
+enum CommandDigest {
+    static func of(_ request: some IdempotentRequest, method: String) -> String {
+        var named = request
+        named.commandId = nil
+        var writer = JSONWriter()
+        named.writeJSON(to: &writer)
+        var hash = SHA256()
+        hash.update(data: Array(method.utf8) + [0x0A])
+        hash.update(data: writer.bytes)
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }
 
@@ -48,24 +92,24 @@ public struct BankAccountsService: CommandsAPI.BankAccounts.ServiceProtocol {
         let command = OpenAccount(
             accountId: request.accountId ?? newId(), holder: request.holder,
             accountType: request.accountType == .savings ? .savings : .current, openingBalance: Money(request.openingBalance))
-        return try await gateway.send(command, commandId: request.commandId, expectedVersion: nil, context: context)
+        return try await gateway.send(command, request: request, expectedVersion: nil, context: context)
     }
 
     public func depositFunds(_ request: CommandsAPI.DepositFundsRequest, context: ServerContext) async throws -> CommandsAPI.CommandResult {
         try await gateway.send(
-            DepositFunds(accountId: request.accountId, amount: Money(request.amount)), commandId: request.commandId,
+            DepositFunds(accountId: request.accountId, amount: Money(request.amount)), request: request,
             expectedVersion: request.expectedVersion, context: context)
     }
 
     public func withdrawFunds(_ request: CommandsAPI.WithdrawFundsRequest, context: ServerContext) async throws -> CommandsAPI.CommandResult {
         try await gateway.send(
-            WithdrawFunds(accountId: request.accountId, amount: Money(request.amount)), commandId: request.commandId,
+            WithdrawFunds(accountId: request.accountId, amount: Money(request.amount)), request: request,
             expectedVersion: request.expectedVersion, context: context)
     }
 
     public func closeAccount(_ request: CommandsAPI.CloseAccountRequest, context: ServerContext) async throws -> CommandsAPI.CommandResult {
         try await gateway.send(
-            CloseAccount(accountId: request.accountId), commandId: request.commandId, expectedVersion: request.expectedVersion, context: context)
+            CloseAccount(accountId: request.accountId), request: request, expectedVersion: request.expectedVersion, context: context)
     }
 }
 
@@ -79,6 +123,6 @@ public struct OrdersService: CommandsAPI.Orders.ServiceProtocol {
         let customer = Customer(email: request.customer.email, firstName: request.customer.firstName, lastName: request.customer.lastName)
         let command = PlaceOrder(
             orderId: request.orderId ?? newId(), customer: customer, description: request.description, quantity: request.quantity)
-        return try await gateway.send(command, commandId: request.commandId, expectedVersion: nil, context: context)
+        return try await gateway.send(command, request: request, expectedVersion: nil, context: context)
     }
 }

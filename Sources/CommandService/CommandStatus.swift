@@ -23,6 +23,7 @@ enum CommandStatus {
         case .ruleBroken: return RPCError(code: .failedPrecondition, message: error.description)
         case .conflict: return RPCError(code: .aborted, message: error.description)
         case .rejectedByStore: return RPCError(code: .invalidArgument, message: error.description)
+        case .commandIdReused: return RPCError(code: .alreadyExists, message: error.description)
         case .storeUnavailable: return RPCError(code: .unavailable, message: error.description)
         case .storeDamaged: return RPCError(code: .dataLoss, message: error.description)
         case .noHandler: return RPCError(code: .unimplemented, message: error.description)
@@ -35,7 +36,7 @@ enum CommandStatus {
         case .unavailable: return RPCError(code: .unavailable, message: error.description)
         case .dataLoss: return RPCError(code: .dataLoss, message: error.description)
         case .wrongExpectedVersion: return RPCError(code: .aborted, message: error.description)
-        case .eventIdConflict: return RPCError(code: .alreadyExists, message: error.description)
+        case .eventIdConflict, .commandIdReused: return RPCError(code: .alreadyExists, message: error.description)
         }
     }
 }

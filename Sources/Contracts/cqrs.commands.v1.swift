@@ -84,7 +84,7 @@ extension CqrsCommandsV1 {
         public var holder: String
         public var accountType: AccountType
         public var openingBalance: Money
-        /// Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent.
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
         public var commandId: String?
 
         public init(accountId: String? = nil, holder: String, accountType: AccountType, openingBalance: Money, commandId: String? = nil) {
@@ -135,7 +135,7 @@ extension CqrsCommandsV1 {
         /// The account.
         public var accountId: String
         public var amount: Money
-        /// Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent.
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
         public var commandId: String?
         /// Optimistic concurrency: the version the client last saw. When the account is at another version the command fails with ABORTED and nothing is appended. Without it the service decides on the latest state.
         public var expectedVersion: Int64?
@@ -203,7 +203,7 @@ extension CqrsCommandsV1 {
         /// The account.
         public var accountId: String
         public var amount: Money
-        /// Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent.
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
         public var commandId: String?
         /// Optimistic concurrency: the version the client last saw. When the account is at another version the command fails with ABORTED and nothing is appended. Without it the service decides on the latest state.
         public var expectedVersion: Int64?
@@ -270,7 +270,7 @@ extension CqrsCommandsV1 {
     public struct CloseAccountRequest: Codable, Sendable, Hashable, JSONMessage {
         /// The account.
         public var accountId: String
-        /// Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent.
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
         public var commandId: String?
         /// Optimistic concurrency: the version the client last saw. When the account is at another version the command fails with ABORTED and nothing is appended. Without it the service decides on the latest state.
         public var expectedVersion: Int64?
@@ -374,7 +374,7 @@ extension CqrsCommandsV1 {
         public var customer: Customer
         public var description: String
         public var quantity: Int
-        /// Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent.
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
         public var commandId: String?
 
         public init(orderId: String? = nil, customer: Customer, description: String, quantity: Int, commandId: String? = nil) {
@@ -1149,7 +1149,7 @@ extension CqrsCommandsV1 {
             func depositFunds(_ request: DepositFundsRequest, context: ServerContext) async throws -> CommandResult
             /// Takes an amount above zero from an open account; refused (FAILED_PRECONDITION) when it exceeds the balance.
             func withdrawFunds(_ request: WithdrawFundsRequest, context: ServerContext) async throws -> CommandResult
-            /// Closes an open account.
+            /// Closes an open account whose balance is zero. An account that still holds money is refused (FAILED_PRECONDITION naming the balance): withdraw it first.
             func closeAccount(_ request: CloseAccountRequest, context: ServerContext) async throws -> CommandResult
         }
 
@@ -1174,7 +1174,7 @@ extension CqrsCommandsV1 {
                 try await client.unary(request, method: Method.withdrawFunds, responseType: CommandResult.self, options: options)
             }
 
-            /// Closes an open account.
+            /// Closes an open account whose balance is zero. An account that still holds money is refused (FAILED_PRECONDITION naming the balance): withdraw it first.
             public func closeAccount(_ request: CloseAccountRequest, options: CallOptions = .defaults) async throws -> CommandResult {
                 try await client.unary(request, method: Method.closeAccount, responseType: CommandResult.self, options: options)
             }
@@ -1353,7 +1353,7 @@ extension CqrsCommandsV1 {
           "errors": {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "ALREADY_EXISTS": "an account with this id exists",
+            "ALREADY_EXISTS": "an account with this id exists; or the commandId was used before for a different command (another method, target or payload)",
             "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         },
@@ -1371,7 +1371,8 @@ extension CqrsCommandsV1 {
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         },
         {
@@ -1388,7 +1389,8 @@ extension CqrsCommandsV1 {
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         },
         {
@@ -1398,14 +1400,15 @@ extension CqrsCommandsV1 {
           "request": "CloseAccountRequest",
           "response": "CommandResult",
           "idempotent": false,
-          "description": "Closes an open account.",
+          "description": "Closes an open account whose balance is zero. An account that still holds money is refused (FAILED_PRECONDITION naming the balance): withdraw it first.",
           "errors": {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "NOT_FOUND": "no such account",
-            "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
+            "FAILED_PRECONDITION": "a business rule refuses it (the account is closed already, or its balance is not zero)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         }
       ]
@@ -1425,7 +1428,7 @@ extension CqrsCommandsV1 {
           "errors": {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "ALREADY_EXISTS": "an order with this id exists",
+            "ALREADY_EXISTS": "an order with this id exists; or the commandId was used before for a different command (another method, target or payload)",
             "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
           }
         }
@@ -1567,7 +1570,7 @@ extension CqrsCommandsV1 {
           "type": "string",
           "minLength": 1,
           "maxLength": 128,
-          "description": "Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent."
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
         }
       },
       "required": [
@@ -1605,7 +1608,7 @@ extension CqrsCommandsV1 {
           "type": "string",
           "minLength": 1,
           "maxLength": 128,
-          "description": "Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent."
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
         },
         "expectedVersion": {
           "type": "string",
@@ -1645,7 +1648,7 @@ extension CqrsCommandsV1 {
           "type": "string",
           "minLength": 1,
           "maxLength": 128,
-          "description": "Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent."
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
         },
         "expectedVersion": {
           "type": "string",
@@ -1683,7 +1686,7 @@ extension CqrsCommandsV1 {
           "type": "string",
           "minLength": 1,
           "maxLength": 128,
-          "description": "Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent."
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
         },
         "expectedVersion": {
           "type": "string",
@@ -1762,7 +1765,7 @@ extension CqrsCommandsV1 {
           "type": "string",
           "minLength": 1,
           "maxLength": 128,
-          "description": "Makes the command idempotent: the same command id again returns the first result (duplicate: true) and appends nothing. Also the causation id of the events. Generated when absent."
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
         }
       },
       "required": [

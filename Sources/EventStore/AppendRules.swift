@@ -1,5 +1,5 @@
 /// The checks every store makes before an append, written once so the stores cannot disagree.
-enum AppendRules {
+public enum AppendRules {
     static let maxEventsPerAppend = 1000
     static let maxStreamIdLength = 256
 
@@ -18,6 +18,22 @@ enum AppendRules {
             guard !event.eventId.isEmpty else { throw EventStoreError.invalid("an event id must not be empty") }
             guard seen.insert(event.eventId).inserted else { throw EventStoreError.invalid("event id \(event.eventId) appears twice") }
             guard !event.type.isEmpty, !event.data.isEmpty else { throw EventStoreError.invalid("an event needs a type and data") }
+        }
+    }
+
+    /// What an append whose command id the store has seen returns: the first result, when the
+    /// command is the same (same digest, or either digest unknown); `commandIdReused` otherwise.
+    static func repeated(_ request: AppendRequest, earlier: AppendResult) throws -> AppendResult {
+        try checkSameCommand(request.commandId ?? "", digest: request.commandDigest, earlier: earlier)
+        var result = earlier
+        result.duplicate = true
+        return result
+    }
+
+    /// Throws `commandIdReused` when `earlier` was stored for a command with another digest.
+    public static func checkSameCommand(_ commandId: String, digest: String?, earlier: AppendResult) throws {
+        if let digest, let stored = earlier.commandDigest, !stored.isEmpty, stored != digest {
+            throw EventStoreError.commandIdReused(commandId: commandId, streamId: earlier.streamId)
         }
     }
 

@@ -99,12 +99,17 @@ public struct AppendRequest: Sendable {
     /// When set, the command that produced the events: the same command id again returns this
     /// append's result and appends nothing.
     public var commandId: String?
+    /// What the command was (a digest of its method, target and payload), stored with its result:
+    /// the same command id with another digest is `commandIdReused`, never answered with this
+    /// append's result. Nil: not compared.
+    public var commandDigest: String?
 
-    public init(streamId: String, expected: ExpectedVersion, events: [NewEvent], commandId: String? = nil) {
+    public init(streamId: String, expected: ExpectedVersion, events: [NewEvent], commandId: String? = nil, commandDigest: String? = nil) {
         self.streamId = streamId
         self.expected = expected
         self.events = events
         self.commandId = commandId
+        self.commandDigest = commandDigest
     }
 }
 
@@ -117,12 +122,16 @@ public struct AppendResult: Sendable, Hashable {
     public var position: Int64
     /// True when nothing was appended because this command id or these event ids were stored before.
     public var duplicate: Bool
+    /// The digest of the command stored with this result, when it was read back by command id
+    /// ("" for a result stored before digests were kept).
+    public var commandDigest: String?
 
-    public init(streamId: String, version: Int64, position: Int64, duplicate: Bool = false) {
+    public init(streamId: String, version: Int64, position: Int64, duplicate: Bool = false, commandDigest: String? = nil) {
         self.streamId = streamId
         self.version = version
         self.position = position
         self.duplicate = duplicate
+        self.commandDigest = commandDigest
     }
 }
 
@@ -148,6 +157,8 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
     case wrongExpectedVersion(streamId: String, expected: ExpectedVersion, actual: Int64)
     /// An event id is stored already with other content, or only some of the ids are.
     case eventIdConflict(eventId: String, reason: String)
+    /// The command id was stored with a different command (`streamId`: the first one's stream).
+    case commandIdReused(commandId: String, streamId: String)
     /// A request the store cannot take (no events, a bad stream id, an over-long page).
     case invalid(String)
     /// The database cannot be written or read (disk full, I/O error, closed).
@@ -161,6 +172,8 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
         case .wrongExpectedVersion(let streamId, let expected, let actual):
             return "stream \(streamId) is at version \(actual), expected \(expected)"
         case .eventIdConflict(let eventId, let reason): return "event id \(eventId): \(reason)"
+        case .commandIdReused(let commandId, let streamId):
+            return "command id \(commandId) was used before for a different command (on \(streamId)): a command id names one command; send a new one"
         case .invalid(let reason): return reason
         case .unavailable(let reason): return "event store unavailable: \(reason)"
         case .dataLoss(let reason): return "event store damaged: \(reason)"

@@ -31,9 +31,8 @@ public final class InMemoryEventStore: EventStore {
         try refusal.check()
         let now = clock()
         let result = try state.withLock { state -> AppendResult in
-            if let commandId = request.commandId, var earlier = state.commands[commandId] {
-                earlier.duplicate = true
-                return earlier
+            if let commandId = request.commandId, let earlier = state.commands[commandId] {
+                return try AppendRules.repeated(request, earlier: earlier)
             }
             let stored = request.events.map { event in state.byEventId[event.eventId].map { state.events[$0] } }
             if let earlier = try AppendRules.duplicate(of: request, stored: stored) { return earlier }
@@ -54,7 +53,11 @@ public final class InMemoryEventStore: EventStore {
                 state.streams[request.streamId, default: []].append(index)
             }
             let result = AppendResult(streamId: request.streamId, version: next, position: Int64(state.events.count))
-            if let commandId = request.commandId { state.commands[commandId] = result }
+            if let commandId = request.commandId {
+                var stored = result
+                stored.commandDigest = request.commandDigest ?? ""
+                state.commands[commandId] = stored
+            }
             return result
         }
         head.advance(to: result.position)

@@ -169,6 +169,10 @@ public final class SQLiteEventStore: EventStore {
             try db.execute("BEGIN; DROP TABLE IF EXISTS streams; PRAGMA user_version = 2; COMMIT;")
         }
         if version < 3 { try addChecksums(db) }
+        if version < 4 {
+            // Version 4 keeps a digest of each command with its result (see AppendRequest.commandDigest).
+            try db.transaction { try db.execute("ALTER TABLE commands ADD COLUMN digest TEXT NOT NULL DEFAULT ''; PRAGMA user_version = 4;") }
+        }
     }
 
     /// Version 3 stores a checksum with each event (`EventChecksum`), computed here for the events
@@ -378,9 +382,8 @@ public final class SQLiteEventStore: EventStore {
     /// One append inside the open transaction (writer queue only). Throws `EventStoreError` for a
     /// refusal (the savepoint is rolled back) and anything else for a failure of the database.
     private func applyAppend(_ request: AppendRequest, nextPosition: inout Int64) throws -> AppendResult {
-        if let commandId = request.commandId, var earlier = try Self.commandResult(commandId, in: writer) {
-            earlier.duplicate = true
-            return earlier
+        if let commandId = request.commandId, let earlier = try Self.commandResult(commandId, in: writer) {
+            return try AppendRules.repeated(request, earlier: earlier)
         }
         let stored = try request.events.map { try Self.event(withId: $0.eventId, in: writer) }
         if let earlier = try AppendRules.duplicate(of: request, stored: stored) { return earlier }
@@ -412,8 +415,8 @@ public final class SQLiteEventStore: EventStore {
         }
         if let commandId = request.commandId {
             try writer.run(
-                "INSERT INTO commands(command_id, stream_id, version, position) VALUES(?, ?, ?, ?)",
-                .text(commandId), .text(request.streamId), .integer(next), .integer(position))
+                "INSERT INTO commands(command_id, stream_id, version, position, digest) VALUES(?, ?, ?, ?, ?)",
+                .text(commandId), .text(request.streamId), .integer(next), .integer(position), .text(request.commandDigest ?? ""))
         }
         return AppendResult(streamId: request.streamId, version: next, position: position)
     }
@@ -458,8 +461,8 @@ public final class SQLiteEventStore: EventStore {
     }
 
     static func commandResult(_ commandId: String, in db: SQLiteConnection) throws -> AppendResult? {
-        try db.first("SELECT stream_id, version, position FROM commands WHERE command_id = ?", .text(commandId)) {
-            AppendResult(streamId: $0.text(0), version: $0.int64(1), position: $0.int64(2))
+        try db.first("SELECT stream_id, version, position, digest FROM commands WHERE command_id = ?", .text(commandId)) {
+            AppendResult(streamId: $0.text(0), version: $0.int64(1), position: $0.int64(2), commandDigest: $0.text(3))
         }
     }
 

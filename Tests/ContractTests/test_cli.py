@@ -70,15 +70,18 @@ def test_account_and_order_commands_through_the_cli(start_server, protocols, bro
         assert refused.returncode == 64 and "is not a decimal with at most 2 decimals" in refused.stderr, (amount, refused)
     largest = run("accounts", "deposit", "acct-none", "--amount", "92233720368547758.07")
     assert largest.returncode == 5 and "acct-none" in largest.stderr, largest  # parsed, sent, not found
+    holding = run("accounts", "close", "acct-1")
+    assert holding.returncode == 9 and "the balance is 10100 EUR minor units" in holding.stderr, holding
+    assert run("accounts", "withdraw", "acct-1", "--amount-minor", "10100").returncode == 0
     assert run("accounts", "close", "acct-1").returncode == 0
     placed = run("orders", "place", "--id", "o1", "--email", "ada@example.com", "--first-name", "Ada", "--last-name", "L",
                  "--description", "cards", "--quantity", "2")
     assert placed.returncode == 0, placed.stderr
     history = run("events", "stream", "BankAccount-acct-1")
-    assert [line.split()[3] for line in history.stdout.splitlines()] == ["AccountOpened", "FundsDeposited", "AccountClosed"]
-    assert len(run("events", "all", "--json").stdout.splitlines()) == 4
+    assert [line.split()[3] for line in history.stdout.splitlines()] == ["AccountOpened", "FundsDeposited", "FundsWithdrawn", "AccountClosed"]
+    assert len(run("events", "all", "--json").stdout.splitlines()) == 5
     service.wait_published()
-    assert "published 4" in run("events", "status").stdout
+    assert "published 5" in run("events", "status").stdout
     service.cleanup()
 
 

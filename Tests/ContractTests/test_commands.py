@@ -107,7 +107,7 @@ def test_the_bank_account_story_with_every_refusal(system):
     assert malformed.code == CODE["INVALID_ARGUMENT"]
 
     closed = system.account("CloseAccount", {"accountId": "acct-1"})
-    assert closed["version"] == "4"
+    assert closed["version"] == "4", "the withdrawal of 12500 emptied it: an empty account closes"
     for method, request in [("DepositFunds", {"accountId": "acct-1", "amount": eur(1)}),
                             ("WithdrawFunds", {"accountId": "acct-1", "amount": eur(1)}),
                             ("CloseAccount", {"accountId": "acct-1"})]:
@@ -165,6 +165,34 @@ def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protoc
     assert seen == [4, 5, 6]
     connection.cancel(stream)
     connection.close()
+
+
+def test_a_command_id_names_one_command(system):
+    """A command id reused for another command used to return the first command's result with
+    duplicate: true, and the second command was dropped without an error; an empty id made every
+    client that sent one share one idempotency key."""
+    opened = system.account("OpenAccount", open_request("acct-a", 100, commandId="shared-id"))
+    system.account("OpenAccount", open_request("acct-b", 100))
+    # The same id on another method, target or payload: refused, never someone else's result.
+    for method, request in [("DepositFunds", {"accountId": "acct-b", "amount": eur(5), "commandId": "shared-id"}),
+                            ("OpenAccount", open_request("acct-c", 100, commandId="shared-id")),
+                            ("OpenAccount", open_request("acct-a", 999, commandId="shared-id"))]:
+        refused = system.account(method, request, expect="ALREADY_EXISTS")
+        assert "command id shared-id was used before for a different command" in refused["message"], refused
+    assert [e["type"] for e in system.call("EventStore", "ReadStream", {"streamId": "BankAccount-acct-b"})["events"]] == ["AccountOpened"]
+    assert system.call("EventStore", "ReadStream", {"streamId": "BankAccount-acct-c"})["events"] == []
+    # The same command again is still a retry.
+    assert system.account("OpenAccount", open_request("acct-a", 100, commandId="shared-id")) == {**opened, "duplicate": True}
+    # A deposit retried after a withdrawal emptied nothing still gets its first result; another
+    # amount under its id does not.
+    first = system.account("DepositFunds", {"accountId": "acct-a", "amount": eur(7), "commandId": "dep-a"})
+    assert system.account("DepositFunds", {"accountId": "acct-a", "amount": eur(7), "commandId": "dep-a"}) == {**first, "duplicate": True}
+    system.account("DepositFunds", {"accountId": "acct-a", "amount": eur(8), "commandId": "dep-a"}, expect="ALREADY_EXISTS")
+    # An id is 1 to 128 characters.
+    for bad in ("", "x" * 129):
+        invalid = system.account("DepositFunds", {"accountId": "acct-a", "amount": eur(1), "commandId": bad}, expect="INVALID_ARGUMENT")
+        assert {v["field"] for d in invalid["details"] for v in d["value"]["violations"]} == {"commandId"}
+    system.account("DepositFunds", {"accountId": "acct-a", "amount": eur(1), "commandId": "y" * 128})
 
 
 def test_verify_streams_progress_then_a_clean_result(system, protocols):

@@ -151,6 +151,9 @@ def test_accounts_orders_and_customers_read_their_own_writes(stack):
     assert [a["accountId"] for a in poor["accounts"]] == ["acct-3"]
     assert stack.call("Accounts", "FindAccounts", {"balanceGreaterThan": {"amountMinor": "0", "currency": "USD"}})["accounts"] == []
 
+    refused = commands.account("CloseAccount", {"accountId": "acct-3"}, expect="FAILED_PRECONDITION")
+    assert "withdraw it before closing" in refused["message"]
+    commands.account("WithdrawFunds", {"accountId": "acct-3", "amount": eur(500)})
     closed = commands.account("CloseAccount", {"accountId": "acct-3"})
     found = stack.call("Accounts", "FindAccounts", {"status": "CLOSED", "minPosition": closed["position"]})
     assert [a["accountId"] for a in found["accounts"]] == ["acct-3"], "closed accounts stay queryable"
@@ -219,16 +222,19 @@ def test_watch_account_pushes_each_applied_change(stack):
     seen: list[dict] = []
 
     def watch():
-        seen.extend(stack.stream("Accounts", "WatchAccount", {"accountId": "acct-1"}, count=3, timeout=20))
+        seen.extend(stack.stream("Accounts", "WatchAccount", {"accountId": "acct-1"}, count=4, timeout=20))
 
     thread = threading.Thread(target=watch)
     thread.start()
     time.sleep(0.3)
     commands.account("DepositFunds", {"accountId": "acct-1", "amount": eur(5)})
     time.sleep(0.2)
+    commands.account("WithdrawFunds", {"accountId": "acct-1", "amount": eur(105)})
+    time.sleep(0.2)
     commands.account("CloseAccount", {"accountId": "acct-1"})
     thread.join(30)
-    assert [(a["version"], a["balance"]["amountMinor"], a["status"]) for a in seen] == [("1", "100", "OPEN"), ("2", "105", "OPEN"), ("3", "105", "CLOSED")]
+    assert [(a["version"], a["balance"]["amountMinor"], a["status"]) for a in seen] == [
+        ("1", "100", "OPEN"), ("2", "105", "OPEN"), ("3", "0", "OPEN"), ("4", "0", "CLOSED")]
 
 
 def test_status_shows_applied_offsets_high_watermarks_and_lag(stack):

@@ -92,8 +92,15 @@ func refusal(_ body: () throws -> [any DomainEvent]) -> DomainError? {
         #expect(error != nil)
     }
 
-    @Test func closingAnOpenAccountDecidesAccountClosed() throws {
-        #expect(try CloseAccount(accountId: "a1").decide(account(), context: now) as? [AccountClosed] == [AccountClosed(accountId: "a1")])
+    @Test func closingAnOpenAccountWithNothingInItDecidesAccountClosed() throws {
+        let emptied = account(opening: 300, [FundsWithdrawn(accountId: "a1", amount: eur(300))])
+        #expect(try CloseAccount(accountId: "a1").decide(emptied, context: now) as? [AccountClosed] == [AccountClosed(accountId: "a1")])
+    }
+
+    @Test func anAccountHoldingMoneyIsNotClosed() {
+        #expect(
+            refusal { try CloseAccount(accountId: "a1").decide(account(opening: 10_000), context: now) }
+                == .ruleBroken("the balance is 10000 EUR minor units: withdraw it before closing the account"))
     }
 }
 

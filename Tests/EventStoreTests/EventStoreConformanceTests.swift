@@ -135,10 +135,33 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
         let first = try await store.append(AppendRequest(streamId: "C-1", expected: .noStream, events: [event()], commandId: "cmd-1"))
         // New event ids, as a retried command decided again would have: still nothing appended.
         let again = try await store.append(AppendRequest(streamId: "C-1", expected: .exact(1), events: [event()], commandId: "cmd-1"))
-        #expect(again == AppendResult(streamId: "C-1", version: 1, position: first.position, duplicate: true))
-        #expect(try await store.commandResult("cmd-1") == first)
+        #expect(again == AppendResult(streamId: "C-1", version: 1, position: first.position, duplicate: true, commandDigest: ""))
+        #expect(try await store.commandResult("cmd-1")?.position == first.position)
         #expect(try await store.commandResult("cmd-2") == nil)
         #expect(try await store.headPosition() == 1)
+    }
+
+    @Test(arguments: StoreKind.allCases) func aCommandIdNamesOneCommand(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try kind.make(in: dir)
+        let first = try await store.append(
+            AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "cmd-1", commandDigest: "open A-1"))
+        // The same command again: its first result.
+        let retry = try await store.append(
+            AppendRequest(streamId: "A-1", expected: .exact(1), events: [event()], commandId: "cmd-1", commandDigest: "open A-1"))
+        #expect(retry.duplicate && retry.position == first.position)
+        // Another command under the same id: refused, nothing appended, never the first result.
+        await #expect {
+            try await store.append(
+                AppendRequest(streamId: "B-1", expected: .any, events: [event()], commandId: "cmd-1", commandDigest: "deposit B-1"))
+        } throws: { error in
+            error as? EventStoreError == .commandIdReused(commandId: "cmd-1", streamId: "A-1")
+        }
+        #expect(try await store.headPosition() == 1)
+        #expect(try await store.commandResult("cmd-1")?.commandDigest == "open A-1")
+        // A caller that does not say what the command is is not compared.
+        #expect(try await store.append(AppendRequest(streamId: "B-1", expected: .any, events: [event()], commandId: "cmd-1")).duplicate)
     }
 
     @Test(arguments: StoreKind.allCases) func badRequestsAreRefusedAndStoreNothing(kind: StoreKind) async throws {
@@ -354,18 +377,19 @@ func storeError(_ body: () async throws -> Void) async -> EventStoreError? {
             store.close()
         }
         // Put the file back the way version 1 left it: a `streams` table beside the events, and
-        // no checksums (version 3).
+        // no checksums (version 3), no command digests (version 4).
         let old = try SQLiteConnection(path: path)
         try old.execute(
             """
             ALTER TABLE events DROP COLUMN checksum;
+            ALTER TABLE commands DROP COLUMN digest;
             CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
             INSERT INTO streams VALUES('a', 2), ('b', 1);
             PRAGMA user_version = 1;
             """)
         let store = try SQLiteEventStore(path: path)
         defer { store.close() }
-        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 3)
+        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 4)
         #expect(try store.writer.first("SELECT count(*) FROM sqlite_master WHERE name = 'streams'") { $0.int64(0) } == 0)
         #expect(try await store.readAll(fromPosition: 1, maxCount: 10).count == 3, "the old events got checksums that verify")
         #expect(try await store.streamVersion("a") == 2)

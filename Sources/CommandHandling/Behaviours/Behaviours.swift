@@ -93,6 +93,7 @@ public final class MetricsBehaviour: CommandBehaviour {
         case .ruleBroken: return "refused"
         case .conflict: return "conflict"
         case .rejectedByStore: return "rejected"
+        case .commandIdReused: return "command_id_reused"
         case .storeUnavailable, .storeDamaged, .noHandler: return "error"
         }
     }
@@ -153,20 +154,27 @@ public struct IdempotencyBehaviour: CommandBehaviour {
             case .storeUnavailable, .noHandler: throw error
             default: break
             }
-            if let earlier = try await firstResult(of: context.commandId) { return earlier }
+            if let earlier = try await firstResult(of: context) { return earlier }
             throw error
         }
-        if !result.duplicate, result.position == 0, let earlier = try await firstResult(of: context.commandId) { return earlier }
+        if !result.duplicate, result.position == 0, let earlier = try await firstResult(of: context) { return earlier }
         return result
     }
 
-    private func firstResult(of commandId: String) async throws -> CommandResult? {
+    /// The first result of the context's command id, if it was the same command.
+    private func firstResult(of context: CommandContext) async throws -> CommandResult? {
         let earlier: AppendResult?
         do {
-            earlier = try await store.commandResult(commandId)
+            earlier = try await store.commandResult(context.commandId)
         } catch {
             throw CommandError.storeUnavailable("\(error)")
         }
-        return earlier.map(CommandResult.duplicate(of:))
+        guard let earlier else { return nil }
+        do {
+            try AppendRules.checkSameCommand(context.commandId, digest: context.commandDigest, earlier: earlier)
+        } catch {
+            throw CommandError.commandIdReused("\(error)")
+        }
+        return CommandResult.duplicate(of: earlier)
     }
 }

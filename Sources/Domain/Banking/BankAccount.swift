@@ -192,8 +192,14 @@ public struct CloseAccount: AggregateCommand {
         return violations
     }
 
+    /// A bank does not close an account that still holds money (or owes it): the balance must be
+    /// withdrawn to zero first, so closing never makes money disappear from the books.
     public func decide(_ state: BankAccount, context: DecisionContext) throws(DomainError) -> [any DomainEvent] {
         try state.checkUsable(for: nil)
+        guard state.balance.amountMinor == 0 else {
+            throw .ruleBroken(
+                "the balance is \(state.balance.amountMinor) \(state.balance.currency) minor units: withdraw it before closing the account")
+        }
         return [AccountClosed(accountId: aggregateId)]
     }
 }
