@@ -40,6 +40,12 @@ public indirect enum OrderedJSON: Equatable, Sendable {
         return nil
     }
 
+    /// A number written as a whole number (no fraction or exponent).
+    public var integer: Int64? {
+        if case .number(let text) = self { return Int64(text) }
+        return nil
+    }
+
     public var bool: Bool? {
         if case .bool(let value) = self { return value }
         return nil

@@ -72,7 +72,7 @@ struct PackageEmitter {
             let swiftType = try self.swiftType(propertySchema, at: "\(place).\(property)")
             fields.append((property, swiftType, !required.contains(property), propertySchema["description"]?.string))
         }
-        out += "public struct \(name): Codable, Sendable, Hashable, JSONMessage {\n"
+        out += "public struct \(name): Codable, Sendable, Hashable, JSONMessage, SchemaValidated {\n"
         for field in fields {
             out += docComment(field.doc).indented()
             out += "    public var \(identifier(field.name)): \(field.type.name)\(field.optional ? "?" : "")\n"
@@ -87,7 +87,107 @@ struct PackageEmitter {
             out += try emitCoding(fields.map { ($0.name, $0.type, $0.optional) })
         }
         out += emitJSON(name, fields.map { ($0.name, $0.type, $0.optional) })
+        out += try emitValidation(properties: properties, required: required, fields: fields.map { ($0.name, $0.type) }, at: place)
         return out + "}\n"
+    }
+
+    // MARK: Validation
+
+    /// `validate(path:into:)`: a violation for each member that breaks a constraint of its schema
+    /// (minLength/maxLength in code points, pattern, minimum/maximum, minItems/maxItems), and the
+    /// same for the messages it holds. Servers run it on every request before the handler.
+    private func emitValidation(
+        properties: [(String, OrderedJSON)], required: Set<String>, fields: [(name: String, type: SwiftType)], at place: String
+    ) throws -> String {
+        var patterns: [String] = []
+        var body = ""
+        for ((property, schema), field) in zip(properties, fields) {
+            let optional = !required.contains(property)
+            let value = optional ? "value" : "self.\(identifier(property))"
+            let checks = try validationChecks(
+                schema, type: field.type, value: value, path: "path + \"\(property)\"", depth: 0, patterns: &patterns, at: "\(place).\(property)")
+            guard !checks.isEmpty else { continue }
+            if optional {
+                body += "if let value = self.\(identifier(property)) {\n" + checks.joined().indented() + "}\n"
+            } else {
+                body += checks.joined()
+            }
+        }
+        var out = ""
+        for (index, pattern) in patterns.enumerated() {
+            out += "\n    private static let pattern\(index) = SchemaPattern(#\"\(pattern)\"#)\n"
+        }
+        out += "\n    public func validate(path: String, into violations: inout [FieldViolation]) {\n"
+        out += body.isEmpty ? "" : body.indented(by: 8)
+        return out + "    }\n"
+    }
+
+    /// Swift statements (each ending in a newline) checking `value` against `schema`.
+    private func validationChecks(
+        _ schema: OrderedJSON, type: SwiftType, value: String, path: String, depth: Int, patterns: inout [String], at place: String
+    ) throws -> [String] {
+        func violation(_ condition: String, _ description: String) -> String {
+            "if \(condition) { violations.append(FieldViolation(field: \(path), description: \(swiftLiteral(description)))) }\n"
+        }
+        if let ref = schema["$ref"]?.string {
+            return try isObjectMessage(ref, at: place) ? ["\(value).validate(path: \(path) + \".\", into: &violations)\n"] : []
+        }
+        var checks: [String] = []
+        switch schema["type"]?.string {
+        case "string" where !type.int64String:
+            if let min = schema["minLength"]?.integer {
+                checks.append(violation("\(value).unicodeScalars.count < \(min)", min == 1 ? "must not be empty" : "must be at least \(min) characters"))
+            }
+            if let max = schema["maxLength"]?.integer {
+                checks.append(violation("\(value).unicodeScalars.count > \(max)", "must be at most \(max) characters"))
+            }
+            if let pattern = schema["pattern"]?.string {
+                guard !pattern.contains("\"#") else { throw GeneratorError("\(place): a pattern must not contain \"#") }
+                patterns.append(pattern)
+                checks.append(violation("!Self.pattern\(patterns.count - 1).matches(\(value))", "must match \(pattern)"))
+            }
+        case "string", "integer":
+            if let min = schema["minimum"]?.integer { checks.append(violation("\(value) < \(min)", "must be at least \(min)")) }
+            if let max = schema["maximum"]?.integer { checks.append(violation("\(value) > \(max)", "must be at most \(max)")) }
+        case "array":
+            if let min = schema["minItems"]?.integer {
+                checks.append(violation("\(value).count < \(min)", min == 1 ? "must not be empty" : "must hold at least \(min) items"))
+            }
+            if let max = schema["maxItems"]?.integer { checks.append(violation("\(value).count > \(max)", "must hold at most \(max) items")) }
+            if let items = schema["items"] {
+                let element = SwiftType(name: String(type.name.dropFirst().dropLast()), int64String: type.int64StringArray)
+                let (index, item) = ("i\(depth)", "e\(depth)")
+                let inner = try validationChecks(
+                    items, type: element, value: item, path: "\(path) + \"[\\(\(index))]\"", depth: depth + 1, patterns: &patterns, at: place + "[]")
+                if !inner.isEmpty {
+                    checks.append("for (\(index), \(item)) in \(value).enumerated() {\n" + inner.joined().indented() + "}\n")
+                }
+            }
+        case "object":
+            if let values = schema["additionalProperties"], case .object = values, values["$ref"] != nil || values["type"] != nil {
+                let element = SwiftType(name: String(type.name.dropFirst("[String: ".count).dropLast()))
+                let (key, item) = ("k\(depth)", "v\(depth)")
+                let inner = try validationChecks(
+                    values, type: element, value: item, path: "\(path) + \".\" + \(key)", depth: depth + 1, patterns: &patterns, at: place + "{}")
+                if !inner.isEmpty {
+                    checks.append("for (\(key), \(item)) in \(value) {\n" + inner.joined().indented() + "}\n")
+                }
+            }
+        default:
+            break
+        }
+        return checks
+    }
+
+    /// Whether `$ref` names an object message (which validates itself), not a string enum.
+    private func isObjectMessage(_ ref: String, at place: String) throws -> Bool {
+        let (file, name) = try refParts(ref, at: place)
+        guard let schema = all[file]?.messages.first(where: { $0.0 == name })?.1 else { throw GeneratorError("\(place): $ref \(ref) not found") }
+        return schema["type"]?.string == "object"
+    }
+
+    private func swiftLiteral(_ text: String) -> String {
+        "\"" + text.map { $0 == "\\" || $0 == "\"" ? "\\\($0)" : String($0) }.joined() + "\""
     }
 
     /// Explicit Codable for messages with int64 members, which travel as strings (proto3 JSON).
@@ -135,7 +235,7 @@ struct PackageEmitter {
         out += "            switch name {\n" + body
         out += "            default: try scanner.skipValue()\n            }\n        }\n"
         for field in fields where !field.optional {
-            out += "        guard let \(local(field.name)) else { throw scanner.failure(\"missing required field '\(field.name)'\") }\n"
+            out += "        guard let \(local(field.name)) else { throw scanner.failure(\"missing required field '\(field.name)'\", member: \"\(field.name)\") }\n"
         }
         let arguments = fields.map { "\($0.name): \(local($0.name))" }.joined(separator: ", ")
         out += "        self.init(\(arguments))\n    }\n"
@@ -250,18 +350,23 @@ struct PackageEmitter {
     }
 
     private func resolve(_ ref: String, at place: String) throws -> String {
-        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1].hasPrefix("/messages/") else {
-            throw GeneratorError("\(place): $ref \(ref) must be #/messages/Name or file.json#/messages/Name")
-        }
-        let name = String(parts[1].dropFirst("/messages/".count))
-        let file = parts[0].isEmpty ? package.fileName : String(parts[0].hasPrefix("./") ? parts[0].dropFirst(2) : parts[0])
+        let (file, name) = try refParts(ref, at: place)
         guard let target = all[file] else { throw GeneratorError("\(place): $ref \(ref) names a file that is not in Protocols/") }
         guard target.hasMessage(name) else { throw GeneratorError("\(place): $ref \(ref): \(file) has no message \(name)") }
         if ContractGenerator.wireLevelPackages.contains(target.name) {
             throw GeneratorError("\(place): $ref \(ref): messages of \(target.name) belong to the RPC core")
         }
         return target.name == package.name ? name : "\(target.namespace).\(name)"
+    }
+
+    /// The file and message name a `$ref` points at.
+    private func refParts(_ ref: String, at place: String) throws -> (file: String, name: String) {
+        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].hasPrefix("/messages/") else {
+            throw GeneratorError("\(place): $ref \(ref) must be #/messages/Name or file.json#/messages/Name")
+        }
+        let file = parts[0].isEmpty ? package.fileName : String(parts[0].hasPrefix("./") ? parts[0].dropFirst(2) : parts[0])
+        return (file, String(parts[1].dropFirst("/messages/".count)))
     }
 
     private func rejectUnsupported(_ schema: OrderedJSON, at place: String, allowing: Set<String>) throws {

@@ -42,7 +42,7 @@ extension CqrsBrokerV1 {
 
 extension CqrsBrokerV1 {
     /// How a topic's partitions keep their records. Absent members take the broker's defaults; -1 means no limit.
-    public struct TopicConfig: Codable, Sendable, Hashable, JSONMessage {
+    public struct TopicConfig: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var cleanupPolicy: CleanupPolicy?
         /// Delete sealed segments whose newest record is older than this; -1 keeps records forever.
         public var retentionMs: Int64?
@@ -127,12 +127,15 @@ extension CqrsBrokerV1 {
             if let timestampType { writer.key("timestampType"); timestampType.writeJSON(to: &writer); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A new topic.
-    public struct CreateTopicRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct CreateTopicRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var name: String
         /// 1 when absent.
@@ -157,7 +160,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
             self.init(name: _name, partitions: _partitions, config: _config)
         }
 
@@ -168,12 +171,25 @@ extension CqrsBrokerV1 {
             if let config { writer.key("config"); config.writeJSON(to: &writer); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if let value = self.partitions {
+                if value < 1 { violations.append(FieldViolation(field: path + "partitions", description: "must be at least 1")) }
+                if value > 1024 { violations.append(FieldViolation(field: path + "partitions", description: "must be at most 1024")) }
+            }
+            if let value = self.config {
+                value.validate(path: path + "config" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// One partition's log.
-    public struct PartitionDescription: Codable, Sendable, Hashable, JSONMessage {
+    public struct PartitionDescription: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var partition: Int
         /// The first offset still stored.
         public var logStartOffset: Int64
@@ -236,11 +252,11 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _logStartOffset else { throw scanner.failure("missing required field 'logStartOffset'") }
-            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'") }
-            guard let _sizeBytes else { throw scanner.failure("missing required field 'sizeBytes'") }
-            guard let _segments else { throw scanner.failure("missing required field 'segments'") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _logStartOffset else { throw scanner.failure("missing required field 'logStartOffset'", member: "logStartOffset") }
+            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'", member: "highWatermark") }
+            guard let _sizeBytes else { throw scanner.failure("missing required field 'sizeBytes'", member: "sizeBytes") }
+            guard let _segments else { throw scanner.failure("missing required field 'segments'", member: "segments") }
             self.init(partition: _partition, logStartOffset: _logStartOffset, highWatermark: _highWatermark, sizeBytes: _sizeBytes, segments: _segments, offlineReason: _offlineReason)
         }
 
@@ -254,12 +270,18 @@ extension CqrsBrokerV1 {
             if let offlineReason { writer.key("offlineReason"); writer.string(offlineReason); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if self.segments < 0 { violations.append(FieldViolation(field: path + "segments", description: "must be at least 0")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A topic, its configuration with defaults filled in, and its partitions.
-    public struct TopicDescription: Codable, Sendable, Hashable, JSONMessage {
+    public struct TopicDescription: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var name: String
         public var config: TopicConfig
@@ -283,9 +305,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
-            guard let _config else { throw scanner.failure("missing required field 'config'") }
-            guard let _partitions else { throw scanner.failure("missing required field 'partitions'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
+            guard let _config else { throw scanner.failure("missing required field 'config'", member: "config") }
+            guard let _partitions else { throw scanner.failure("missing required field 'partitions'", member: "partitions") }
             self.init(name: _name, config: _config, partitions: _partitions)
         }
 
@@ -296,12 +318,22 @@ extension CqrsBrokerV1 {
             writer.key("partitions"); writer.array(self.partitions) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            self.config.validate(path: path + "config" + ".", into: &violations)
+            for (i0, e0) in self.partitions.enumerated() {
+                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The topic to delete.
-    public struct DeleteTopicRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DeleteTopicRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var name: String
 
@@ -317,7 +349,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
             self.init(name: _name)
         }
 
@@ -326,12 +358,18 @@ extension CqrsBrokerV1 {
             writer.key("name"); writer.string(self.name); writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The topic is gone.
-    public struct DeleteTopicResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct DeleteTopicResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -348,13 +386,16 @@ extension CqrsBrokerV1 {
         public func writeJSON(to writer: inout JSONWriter) {
             writer.beginObject()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
         }
     }
 }
 
 extension CqrsBrokerV1 {
     /// No parameters.
-    public struct ListTopicsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListTopicsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -372,12 +413,15 @@ extension CqrsBrokerV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A topic in a listing.
-    public struct TopicSummary: Codable, Sendable, Hashable, JSONMessage {
+    public struct TopicSummary: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var name: String
         public var partitions: Int
@@ -401,9 +445,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
-            guard let _partitions else { throw scanner.failure("missing required field 'partitions'") }
-            guard let _cleanupPolicy else { throw scanner.failure("missing required field 'cleanupPolicy'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
+            guard let _partitions else { throw scanner.failure("missing required field 'partitions'", member: "partitions") }
+            guard let _cleanupPolicy else { throw scanner.failure("missing required field 'cleanupPolicy'", member: "cleanupPolicy") }
             self.init(name: _name, partitions: _partitions, cleanupPolicy: _cleanupPolicy)
         }
 
@@ -414,12 +458,19 @@ extension CqrsBrokerV1 {
             writer.key("cleanupPolicy"); self.cleanupPolicy.writeJSON(to: &writer); writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partitions < 1 { violations.append(FieldViolation(field: path + "partitions", description: "must be at least 1")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Topics sorted by name.
-    public struct ListTopicsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListTopicsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var topics: [TopicSummary]
 
         public init(topics: [TopicSummary]) {
@@ -434,7 +485,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topics else { throw scanner.failure("missing required field 'topics'") }
+            guard let _topics else { throw scanner.failure("missing required field 'topics'", member: "topics") }
             self.init(topics: _topics)
         }
 
@@ -443,12 +494,18 @@ extension CqrsBrokerV1 {
             writer.key("topics"); writer.array(self.topics) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.topics.enumerated() {
+                e0.validate(path: path + "topics" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The topic to describe.
-    public struct DescribeTopicRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeTopicRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var name: String
 
@@ -464,7 +521,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
             self.init(name: _name)
         }
 
@@ -473,12 +530,18 @@ extension CqrsBrokerV1 {
             writer.key("name"); writer.string(self.name); writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// No parameters.
-    public struct InitProducerRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct InitProducerRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -496,12 +559,15 @@ extension CqrsBrokerV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A fresh producer id.
-    public struct InitProducerResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct InitProducerResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Unique for the broker's lifetime, restarts included.
         public var producerId: Int64
 
@@ -531,7 +597,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _producerId else { throw scanner.failure("missing required field 'producerId'") }
+            guard let _producerId else { throw scanner.failure("missing required field 'producerId'", member: "producerId") }
             self.init(producerId: _producerId)
         }
 
@@ -540,12 +606,15 @@ extension CqrsBrokerV1 {
             writer.key("producerId"); writer.int64String(self.producerId); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A record to append.
-    public struct ProduceRecord: Codable, Sendable, Hashable, JSONMessage {
+    public struct ProduceRecord: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Routes the record (same key, same partition) and names it for compaction.
         public var key: String?
         /// Any JSON value, stored as the bytes sent. Absent or null is a tombstone.
@@ -593,12 +662,21 @@ extension CqrsBrokerV1 {
             if let partition { writer.key("partition"); writer.int(partition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.timestamp {
+                if value < 0 { violations.append(FieldViolation(field: path + "timestamp", description: "must be at least 0")) }
+            }
+            if let value = self.partition {
+                if value < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The sequence number of the first record an idempotent request sends to a partition; the partition's other records follow it in request order.
-    public struct PartitionSequence: Codable, Sendable, Hashable, JSONMessage {
+    public struct PartitionSequence: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var partition: Int
         public var baseSequence: Int
 
@@ -617,8 +695,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _baseSequence else { throw scanner.failure("missing required field 'baseSequence'") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _baseSequence else { throw scanner.failure("missing required field 'baseSequence'", member: "baseSequence") }
             self.init(partition: _partition, baseSequence: _baseSequence)
         }
 
@@ -628,12 +706,19 @@ extension CqrsBrokerV1 {
             writer.key("baseSequence"); writer.int(self.baseSequence); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if self.baseSequence < 0 { violations.append(FieldViolation(field: path + "baseSequence", description: "must be at least 0")) }
+            if self.baseSequence > 2147483647 { violations.append(FieldViolation(field: path + "baseSequence", description: "must be at most 2147483647")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Records for one topic, optionally from an idempotent producer.
-    public struct ProduceRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ProduceRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var records: [ProduceRecord]
@@ -683,8 +768,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _records else { throw scanner.failure("missing required field 'records'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _records else { throw scanner.failure("missing required field 'records'", member: "records") }
             self.init(topic: _topic, records: _records, producerId: _producerId, sequences: _sequences)
         }
 
@@ -696,12 +781,27 @@ extension CqrsBrokerV1 {
             if let sequences { writer.key("sequences"); writer.array(sequences) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.records.count < 1 { violations.append(FieldViolation(field: path + "records", description: "must not be empty")) }
+            for (i0, e0) in self.records.enumerated() {
+                e0.validate(path: path + "records" + "[\(i0)]" + ".", into: &violations)
+            }
+            if let value = self.sequences {
+                for (i0, e0) in value.enumerated() {
+                    e0.validate(path: path + "sequences" + "[\(i0)]" + ".", into: &violations)
+                }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Where a record was stored.
-    public struct RecordPosition: Codable, Sendable, Hashable, JSONMessage {
+    public struct RecordPosition: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var partition: Int
         public var offset: Int64
 
@@ -736,8 +836,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             self.init(partition: _partition, offset: _offset)
         }
 
@@ -747,12 +847,17 @@ extension CqrsBrokerV1 {
             writer.key("offset"); writer.int64String(self.offset); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// One position per record, in request order.
-    public struct ProduceResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ProduceResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var results: [RecordPosition]
         /// True when every partition of an idempotent request had it already.
         public var duplicate: Bool?
@@ -772,7 +877,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _results else { throw scanner.failure("missing required field 'results'") }
+            guard let _results else { throw scanner.failure("missing required field 'results'", member: "results") }
             self.init(results: _results, duplicate: _duplicate)
         }
 
@@ -782,12 +887,18 @@ extension CqrsBrokerV1 {
             if let duplicate { writer.key("duplicate"); writer.bool(duplicate); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.results.enumerated() {
+                e0.validate(path: path + "results" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A stored record.
-    public struct ConsumedRecord: Codable, Sendable, Hashable, JSONMessage {
+    public struct ConsumedRecord: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var partition: Int
         public var offset: Int64
         /// Milliseconds since the Unix epoch, UTC.
@@ -848,9 +959,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
-            guard let _timestamp else { throw scanner.failure("missing required field 'timestamp'") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
+            guard let _timestamp else { throw scanner.failure("missing required field 'timestamp'", member: "timestamp") }
             self.init(partition: _partition, offset: _offset, timestamp: _timestamp, key: _key, value: _value, headers: _headers)
         }
 
@@ -864,12 +975,17 @@ extension CqrsBrokerV1 {
             if let headers { writer.key("headers"); writer.map(headers) { w1, e1 in w1.string(e1) }; writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Where to read from and how much.
-    public struct FetchRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct FetchRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -939,9 +1055,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             self.init(topic: _topic, partition: _partition, offset: _offset, maxRecords: _maxRecords, maxBytes: _maxBytes, maxWaitMs: _maxWaitMs, minBytes: _minBytes)
         }
 
@@ -956,12 +1072,34 @@ extension CqrsBrokerV1 {
             if let minBytes { writer.key("minBytes"); writer.int(minBytes); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if let value = self.maxRecords {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxRecords", description: "must be at least 1")) }
+                if value > 100000 { violations.append(FieldViolation(field: path + "maxRecords", description: "must be at most 100000")) }
+            }
+            if let value = self.maxBytes {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxBytes", description: "must be at least 1")) }
+            }
+            if let value = self.maxWaitMs {
+                if value < 0 { violations.append(FieldViolation(field: path + "maxWaitMs", description: "must be at least 0")) }
+                if value > 60000 { violations.append(FieldViolation(field: path + "maxWaitMs", description: "must be at most 60000")) }
+            }
+            if let value = self.minBytes {
+                if value < 0 { violations.append(FieldViolation(field: path + "minBytes", description: "must be at least 0")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Records and the partition's bounds.
-    public struct FetchResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct FetchResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -1022,12 +1160,12 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _records else { throw scanner.failure("missing required field 'records'") }
-            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'") }
-            guard let _logStartOffset else { throw scanner.failure("missing required field 'logStartOffset'") }
-            guard let _nextOffset else { throw scanner.failure("missing required field 'nextOffset'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _records else { throw scanner.failure("missing required field 'records'", member: "records") }
+            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'", member: "highWatermark") }
+            guard let _logStartOffset else { throw scanner.failure("missing required field 'logStartOffset'", member: "logStartOffset") }
+            guard let _nextOffset else { throw scanner.failure("missing required field 'nextOffset'", member: "nextOffset") }
             self.init(topic: _topic, partition: _partition, records: _records, highWatermark: _highWatermark, logStartOffset: _logStartOffset, nextOffset: _nextOffset)
         }
 
@@ -1041,12 +1179,23 @@ extension CqrsBrokerV1 {
             writer.key("nextOffset"); writer.int64String(self.nextOffset); writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            for (i0, e0) in self.records.enumerated() {
+                e0.validate(path: path + "records" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Where to start following a partition.
-    public struct SubscribeRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct SubscribeRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -1095,9 +1244,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             self.init(topic: _topic, partition: _partition, offset: _offset, maxRecords: _maxRecords)
         }
 
@@ -1108,6 +1257,18 @@ extension CqrsBrokerV1 {
             writer.key("offset"); writer.int64String(self.offset); writer.comma()
             if let maxRecords { writer.key("maxRecords"); writer.int(maxRecords); writer.comma() }
             writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if let value = self.maxRecords {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxRecords", description: "must be at least 1")) }
+                if value > 100000 { violations.append(FieldViolation(field: path + "maxRecords", description: "must be at most 100000")) }
+            }
         }
     }
 }
@@ -1131,7 +1292,7 @@ extension CqrsBrokerV1 {
 
 extension CqrsBrokerV1 {
     /// A partition and what to find.
-    public struct ListOffsetsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListOffsetsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -1160,9 +1321,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _spec else { throw scanner.failure("missing required field 'spec'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _spec else { throw scanner.failure("missing required field 'spec'", member: "spec") }
             self.init(topic: _topic, partition: _partition, spec: _spec, timestamp: _timestamp)
         }
 
@@ -1174,12 +1335,23 @@ extension CqrsBrokerV1 {
             if let timestamp { writer.key("timestamp"); writer.int(timestamp); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if let value = self.timestamp {
+                if value < 0 { violations.append(FieldViolation(field: path + "timestamp", description: "must be at least 0")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The offset found. For TIMESTAMP with no record that new, the high watermark and no timestamp.
-    public struct ListOffsetsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListOffsetsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var offset: Int64
         /// The found record's timestamp (TIMESTAMP only).
         public var timestamp: Int?
@@ -1215,7 +1387,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             self.init(offset: _offset, timestamp: _timestamp)
         }
 
@@ -1225,12 +1397,15 @@ extension CqrsBrokerV1 {
             if let timestamp { writer.key("timestamp"); writer.int(timestamp); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Partitions of one topic.
-    public struct TopicPartitions: Codable, Sendable, Hashable, JSONMessage {
+    public struct TopicPartitions: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partitions: [Int]
@@ -1250,8 +1425,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partitions else { throw scanner.failure("missing required field 'partitions'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partitions else { throw scanner.failure("missing required field 'partitions'", member: "partitions") }
             self.init(topic: _topic, partitions: _partitions)
         }
 
@@ -1261,12 +1436,22 @@ extension CqrsBrokerV1 {
             writer.key("partitions"); writer.array(self.partitions) { w1, e1 in w1.int(e1) }; writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            for (i0, e0) in self.partitions.enumerated() {
+                if e0 < 0 { violations.append(FieldViolation(field: path + "partitions" + "[\(i0)]", description: "must be at least 0")) }
+                if e0 > 1023 { violations.append(FieldViolation(field: path + "partitions" + "[\(i0)]", description: "must be at most 1023")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A consumer joining a group.
-    public struct JoinGroupRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct JoinGroupRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         /// To rejoin after a restart with the same id; a new id is issued when absent or unknown.
@@ -1301,8 +1486,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _topics else { throw scanner.failure("missing required field 'topics'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _topics else { throw scanner.failure("missing required field 'topics'", member: "topics") }
             self.init(group: _group, memberId: _memberId, clientId: _clientId, topics: _topics, sessionTimeoutMs: _sessionTimeoutMs)
         }
 
@@ -1315,12 +1500,27 @@ extension CqrsBrokerV1 {
             if let sessionTimeoutMs { writer.key("sessionTimeoutMs"); writer.int(sessionTimeoutMs); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            if self.topics.count < 1 { violations.append(FieldViolation(field: path + "topics", description: "must not be empty")) }
+            for (i0, e0) in self.topics.enumerated() {
+                if !Self.pattern0.matches(e0) { violations.append(FieldViolation(field: path + "topics" + "[\(i0)]", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            }
+            if let value = self.sessionTimeoutMs {
+                if value < 1000 { violations.append(FieldViolation(field: path + "sessionTimeoutMs", description: "must be at least 1000")) }
+                if value > 300000 { violations.append(FieldViolation(field: path + "sessionTimeoutMs", description: "must be at most 300000")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A member's standing in its group: the partitions it may consume now.
-    public struct GroupMembership: Codable, Sendable, Hashable, JSONMessage {
+    public struct GroupMembership: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         public var memberId: String
@@ -1359,11 +1559,11 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _memberId else { throw scanner.failure("missing required field 'memberId'") }
-            guard let _generation else { throw scanner.failure("missing required field 'generation'") }
-            guard let _assignment else { throw scanner.failure("missing required field 'assignment'") }
-            guard let _heartbeatIntervalMs else { throw scanner.failure("missing required field 'heartbeatIntervalMs'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _memberId else { throw scanner.failure("missing required field 'memberId'", member: "memberId") }
+            guard let _generation else { throw scanner.failure("missing required field 'generation'", member: "generation") }
+            guard let _assignment else { throw scanner.failure("missing required field 'assignment'", member: "assignment") }
+            guard let _heartbeatIntervalMs else { throw scanner.failure("missing required field 'heartbeatIntervalMs'", member: "heartbeatIntervalMs") }
             self.init(group: _group, memberId: _memberId, generation: _generation, assignment: _assignment, heartbeatIntervalMs: _heartbeatIntervalMs, pendingPartitions: _pendingPartitions)
         }
 
@@ -1377,12 +1577,23 @@ extension CqrsBrokerV1 {
             if let pendingPartitions { writer.key("pendingPartitions"); writer.int(pendingPartitions); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            for (i0, e0) in self.assignment.enumerated() {
+                e0.validate(path: path + "assignment" + "[\(i0)]" + ".", into: &violations)
+            }
+            if let value = self.pendingPartitions {
+                if value < 0 { violations.append(FieldViolation(field: path + "pendingPartitions", description: "must be at least 0")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A member's heartbeat, with what it owns right now.
-    public struct HeartbeatRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct HeartbeatRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         public var memberId: String
@@ -1407,9 +1618,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _memberId else { throw scanner.failure("missing required field 'memberId'") }
-            guard let _owned else { throw scanner.failure("missing required field 'owned'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _memberId else { throw scanner.failure("missing required field 'memberId'", member: "memberId") }
+            guard let _owned else { throw scanner.failure("missing required field 'owned'", member: "owned") }
             self.init(group: _group, memberId: _memberId, owned: _owned)
         }
 
@@ -1420,12 +1631,20 @@ extension CqrsBrokerV1 {
             writer.key("owned"); writer.array(self.owned) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            for (i0, e0) in self.owned.enumerated() {
+                e0.validate(path: path + "owned" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The member leaving.
-    public struct LeaveGroupRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct LeaveGroupRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         public var memberId: String
@@ -1445,8 +1664,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _memberId else { throw scanner.failure("missing required field 'memberId'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _memberId else { throw scanner.failure("missing required field 'memberId'", member: "memberId") }
             self.init(group: _group, memberId: _memberId)
         }
 
@@ -1456,12 +1675,17 @@ extension CqrsBrokerV1 {
             writer.key("memberId"); writer.string(self.memberId); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The member is gone.
-    public struct LeaveGroupResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct LeaveGroupResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -1479,12 +1703,15 @@ extension CqrsBrokerV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The next offset a group will consume in a partition.
-    public struct CommittedOffset: Codable, Sendable, Hashable, JSONMessage {
+    public struct CommittedOffset: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -1539,9 +1766,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             self.init(topic: _topic, partition: _partition, offset: _offset, metadata: _metadata, committedAt: _committedAt)
         }
 
@@ -1554,12 +1781,23 @@ extension CqrsBrokerV1 {
             if let committedAt { writer.key("committedAt"); writer.int(committedAt); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+            if let value = self.metadata {
+                if value.unicodeScalars.count > 4096 { violations.append(FieldViolation(field: path + "metadata", description: "must be at most 4096 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Offsets to store for a group.
-    public struct CommitOffsetsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct CommitOffsetsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         /// Absent only for a group without members.
@@ -1588,8 +1826,8 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _offsets else { throw scanner.failure("missing required field 'offsets'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _offsets else { throw scanner.failure("missing required field 'offsets'", member: "offsets") }
             self.init(group: _group, memberId: _memberId, generation: _generation, offsets: _offsets)
         }
 
@@ -1601,12 +1839,21 @@ extension CqrsBrokerV1 {
             writer.key("offsets"); writer.array(self.offsets) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            if self.offsets.count < 1 { violations.append(FieldViolation(field: path + "offsets", description: "must not be empty")) }
+            for (i0, e0) in self.offsets.enumerated() {
+                e0.validate(path: path + "offsets" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The offsets are durable.
-    public struct CommitOffsetsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct CommitOffsetsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -1624,12 +1871,15 @@ extension CqrsBrokerV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A group, and optionally one topic.
-    public struct FetchCommittedOffsetsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct FetchCommittedOffsetsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
@@ -1650,7 +1900,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
             self.init(group: _group, topic: _topic)
         }
 
@@ -1660,12 +1910,22 @@ extension CqrsBrokerV1 {
             if let topic { writer.key("topic"); writer.string(topic); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            if let value = self.topic {
+                if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// Committed offsets sorted by topic and partition; none for partitions never committed.
-    public struct FetchCommittedOffsetsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct FetchCommittedOffsetsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var offsets: [CommittedOffset]
 
         public init(offsets: [CommittedOffset]) {
@@ -1680,7 +1940,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _offsets else { throw scanner.failure("missing required field 'offsets'") }
+            guard let _offsets else { throw scanner.failure("missing required field 'offsets'", member: "offsets") }
             self.init(offsets: _offsets)
         }
 
@@ -1689,12 +1949,18 @@ extension CqrsBrokerV1 {
             writer.key("offsets"); writer.array(self.offsets) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.offsets.enumerated() {
+                e0.validate(path: path + "offsets" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// No parameters.
-    public struct ListGroupsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListGroupsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -1712,12 +1978,15 @@ extension CqrsBrokerV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A group in a listing.
-    public struct GroupSummary: Codable, Sendable, Hashable, JSONMessage {
+    public struct GroupSummary: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         public var state: GroupState
@@ -1741,9 +2010,9 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _state else { throw scanner.failure("missing required field 'state'") }
-            guard let _members else { throw scanner.failure("missing required field 'members'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _state else { throw scanner.failure("missing required field 'state'", member: "state") }
+            guard let _members else { throw scanner.failure("missing required field 'members'", member: "members") }
             self.init(group: _group, state: _state, members: _members)
         }
 
@@ -1753,6 +2022,12 @@ extension CqrsBrokerV1 {
             writer.key("state"); self.state.writeJSON(to: &writer); writer.comma()
             writer.key("members"); writer.int(self.members); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            if self.members < 0 { violations.append(FieldViolation(field: path + "members", description: "must be at least 0")) }
         }
     }
 }
@@ -1776,7 +2051,7 @@ extension CqrsBrokerV1 {
 
 extension CqrsBrokerV1 {
     /// Groups sorted by name.
-    public struct ListGroupsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListGroupsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var groups: [GroupSummary]
 
         public init(groups: [GroupSummary]) {
@@ -1791,7 +2066,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _groups else { throw scanner.failure("missing required field 'groups'") }
+            guard let _groups else { throw scanner.failure("missing required field 'groups'", member: "groups") }
             self.init(groups: _groups)
         }
 
@@ -1800,12 +2075,18 @@ extension CqrsBrokerV1 {
             writer.key("groups"); writer.array(self.groups) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.groups.enumerated() {
+                e0.validate(path: path + "groups" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// The group to describe.
-    public struct DescribeGroupRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeGroupRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
 
@@ -1821,7 +2102,7 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
             self.init(group: _group)
         }
 
@@ -1830,12 +2111,17 @@ extension CqrsBrokerV1 {
             writer.key("group"); writer.string(self.group); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A live member.
-    public struct GroupMember: Codable, Sendable, Hashable, JSONMessage {
+    public struct GroupMember: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var memberId: String
         public var clientId: String?
         public var topics: [String]
@@ -1866,10 +2152,10 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _memberId else { throw scanner.failure("missing required field 'memberId'") }
-            guard let _topics else { throw scanner.failure("missing required field 'topics'") }
-            guard let _assignment else { throw scanner.failure("missing required field 'assignment'") }
-            guard let _lastHeartbeatMsAgo else { throw scanner.failure("missing required field 'lastHeartbeatMsAgo'") }
+            guard let _memberId else { throw scanner.failure("missing required field 'memberId'", member: "memberId") }
+            guard let _topics else { throw scanner.failure("missing required field 'topics'", member: "topics") }
+            guard let _assignment else { throw scanner.failure("missing required field 'assignment'", member: "assignment") }
+            guard let _lastHeartbeatMsAgo else { throw scanner.failure("missing required field 'lastHeartbeatMsAgo'", member: "lastHeartbeatMsAgo") }
             self.init(memberId: _memberId, clientId: _clientId, topics: _topics, assignment: _assignment, lastHeartbeatMsAgo: _lastHeartbeatMsAgo)
         }
 
@@ -1882,12 +2168,24 @@ extension CqrsBrokerV1 {
             writer.key("lastHeartbeatMsAgo"); writer.int(self.lastHeartbeatMsAgo); writer.comma()
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.topics.enumerated() {
+                if !Self.pattern0.matches(e0) { violations.append(FieldViolation(field: path + "topics" + "[\(i0)]", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            }
+            for (i0, e0) in self.assignment.enumerated() {
+                e0.validate(path: path + "assignment" + "[\(i0)]" + ".", into: &violations)
+            }
+            if self.lastHeartbeatMsAgo < 0 { violations.append(FieldViolation(field: path + "lastHeartbeatMsAgo", description: "must be at least 0")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// How far a group is behind in one partition.
-    public struct PartitionLag: Codable, Sendable, Hashable, JSONMessage {
+    public struct PartitionLag: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Letters, digits, '.', '_' and '-'; at most 249 characters; not starting with '.', '_' or '-'.
         public var topic: String
         public var partition: Int
@@ -1950,10 +2248,10 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'") }
-            guard let _lag else { throw scanner.failure("missing required field 'lag'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _highWatermark else { throw scanner.failure("missing required field 'highWatermark'", member: "highWatermark") }
+            guard let _lag else { throw scanner.failure("missing required field 'lag'", member: "lag") }
             self.init(topic: _topic, partition: _partition, committedOffset: _committedOffset, highWatermark: _highWatermark, lag: _lag, owner: _owner)
         }
 
@@ -1967,12 +2265,20 @@ extension CqrsBrokerV1 {
             if let owner { writer.key("owner"); writer.string(owner); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
+        }
     }
 }
 
 extension CqrsBrokerV1 {
     /// A group's members, assignment and lag.
-    public struct DescribeGroupResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeGroupResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Any non-empty name up to 249 characters.
         public var group: String
         public var state: GroupState
@@ -2004,11 +2310,11 @@ extension CqrsBrokerV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _group else { throw scanner.failure("missing required field 'group'") }
-            guard let _state else { throw scanner.failure("missing required field 'state'") }
-            guard let _generation else { throw scanner.failure("missing required field 'generation'") }
-            guard let _members else { throw scanner.failure("missing required field 'members'") }
-            guard let _partitions else { throw scanner.failure("missing required field 'partitions'") }
+            guard let _group else { throw scanner.failure("missing required field 'group'", member: "group") }
+            guard let _state else { throw scanner.failure("missing required field 'state'", member: "state") }
+            guard let _generation else { throw scanner.failure("missing required field 'generation'", member: "generation") }
+            guard let _members else { throw scanner.failure("missing required field 'members'", member: "members") }
+            guard let _partitions else { throw scanner.failure("missing required field 'partitions'", member: "partitions") }
             self.init(group: _group, state: _state, generation: _generation, members: _members, partitions: _partitions)
         }
 
@@ -2020,6 +2326,17 @@ extension CqrsBrokerV1 {
             writer.key("members"); writer.array(self.members) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.key("partitions"); writer.array(self.partitions) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
+            if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
+            for (i0, e0) in self.members.enumerated() {
+                e0.validate(path: path + "members" + "[\(i0)]" + ".", into: &violations)
+            }
+            for (i0, e0) in self.partitions.enumerated() {
+                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+            }
         }
     }
 }

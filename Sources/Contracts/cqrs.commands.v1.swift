@@ -10,7 +10,7 @@ public enum CqrsCommandsV1 {
 
 extension CqrsCommandsV1 {
     /// An amount in integer minor units (cents for EUR) with its ISO 4217 currency code. Never floating point.
-    public struct Money: Codable, Sendable, Hashable, JSONMessage {
+    public struct Money: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Minor units: 1050 EUR is 10.50 euros.
         public var amountMinor: Int64
         public var currency: String
@@ -46,8 +46,8 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _amountMinor else { throw scanner.failure("missing required field 'amountMinor'") }
-            guard let _currency else { throw scanner.failure("missing required field 'currency'") }
+            guard let _amountMinor else { throw scanner.failure("missing required field 'amountMinor'", member: "amountMinor") }
+            guard let _currency else { throw scanner.failure("missing required field 'currency'", member: "currency") }
             self.init(amountMinor: _amountMinor, currency: _currency)
         }
 
@@ -56,6 +56,12 @@ extension CqrsCommandsV1 {
             writer.key("amountMinor"); writer.int64String(self.amountMinor); writer.comma()
             writer.key("currency"); writer.string(self.currency); writer.comma()
             writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Z]{3}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.currency) { violations.append(FieldViolation(field: path + "currency", description: "must match ^[A-Z]{3}$")) }
         }
     }
 }
@@ -78,7 +84,7 @@ extension CqrsCommandsV1 {
 
 extension CqrsCommandsV1 {
     /// Opens a bank account.
-    public struct OpenAccountRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct OpenAccountRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The new account's id; generated (a UUID) when absent.
         public var accountId: String?
         public var holder: String
@@ -111,9 +117,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _holder else { throw scanner.failure("missing required field 'holder'") }
-            guard let _accountType else { throw scanner.failure("missing required field 'accountType'") }
-            guard let _openingBalance else { throw scanner.failure("missing required field 'openingBalance'") }
+            guard let _holder else { throw scanner.failure("missing required field 'holder'", member: "holder") }
+            guard let _accountType else { throw scanner.failure("missing required field 'accountType'", member: "accountType") }
+            guard let _openingBalance else { throw scanner.failure("missing required field 'openingBalance'", member: "openingBalance") }
             self.init(accountId: _accountId, holder: _holder, accountType: _accountType, openingBalance: _openingBalance, commandId: _commandId)
         }
 
@@ -126,12 +132,27 @@ extension CqrsCommandsV1 {
             if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.accountId {
+                if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            }
+            if self.holder.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "holder", description: "must not be empty")) }
+            if self.holder.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "holder", description: "must be at most 200 characters")) }
+            self.openingBalance.validate(path: path + "openingBalance" + ".", into: &violations)
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Deposits money into an open account.
-    public struct DepositFundsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DepositFundsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account.
         public var accountId: String
         public var amount: Money
@@ -181,8 +202,8 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
-            guard let _amount else { throw scanner.failure("missing required field 'amount'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
+            guard let _amount else { throw scanner.failure("missing required field 'amount'", member: "amount") }
             self.init(accountId: _accountId, amount: _amount, commandId: _commandId, expectedVersion: _expectedVersion)
         }
 
@@ -193,13 +214,24 @@ extension CqrsCommandsV1 {
             if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
             if let expectedVersion { writer.key("expectedVersion"); writer.int64String(expectedVersion); writer.comma() }
             writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.accountId) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            self.amount.validate(path: path + "amount" + ".", into: &violations)
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
         }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Withdraws money from an open account; never more than its balance.
-    public struct WithdrawFundsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct WithdrawFundsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account.
         public var accountId: String
         public var amount: Money
@@ -249,8 +281,8 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
-            guard let _amount else { throw scanner.failure("missing required field 'amount'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
+            guard let _amount else { throw scanner.failure("missing required field 'amount'", member: "amount") }
             self.init(accountId: _accountId, amount: _amount, commandId: _commandId, expectedVersion: _expectedVersion)
         }
 
@@ -262,12 +294,23 @@ extension CqrsCommandsV1 {
             if let expectedVersion { writer.key("expectedVersion"); writer.int64String(expectedVersion); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.accountId) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            self.amount.validate(path: path + "amount" + ".", into: &violations)
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Closes an open account. A closed account takes no deposit, withdrawal or second close, and stays readable.
-    public struct CloseAccountRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct CloseAccountRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account.
         public var accountId: String
         /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
@@ -311,7 +354,7 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
             self.init(accountId: _accountId, commandId: _commandId, expectedVersion: _expectedVersion)
         }
 
@@ -322,12 +365,22 @@ extension CqrsCommandsV1 {
             if let expectedVersion { writer.key("expectedVersion"); writer.int64String(expectedVersion); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.accountId) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Who placed an order, identified by email.
-    public struct Customer: Codable, Sendable, Hashable, JSONMessage {
+    public struct Customer: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var email: String
         public var firstName: String
         public var lastName: String
@@ -350,9 +403,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _email else { throw scanner.failure("missing required field 'email'") }
-            guard let _firstName else { throw scanner.failure("missing required field 'firstName'") }
-            guard let _lastName else { throw scanner.failure("missing required field 'lastName'") }
+            guard let _email else { throw scanner.failure("missing required field 'email'", member: "email") }
+            guard let _firstName else { throw scanner.failure("missing required field 'firstName'", member: "firstName") }
+            guard let _lastName else { throw scanner.failure("missing required field 'lastName'", member: "lastName") }
             self.init(email: _email, firstName: _firstName, lastName: _lastName)
         }
 
@@ -363,12 +416,21 @@ extension CqrsCommandsV1 {
             writer.key("lastName"); writer.string(self.lastName); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.email.unicodeScalars.count < 3 { violations.append(FieldViolation(field: path + "email", description: "must be at least 3 characters")) }
+            if self.email.unicodeScalars.count > 254 { violations.append(FieldViolation(field: path + "email", description: "must be at most 254 characters")) }
+            if self.firstName.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "firstName", description: "must not be empty")) }
+            if self.firstName.unicodeScalars.count > 100 { violations.append(FieldViolation(field: path + "firstName", description: "must be at most 100 characters")) }
+            if self.lastName.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "lastName", description: "must not be empty")) }
+            if self.lastName.unicodeScalars.count > 100 { violations.append(FieldViolation(field: path + "lastName", description: "must be at most 100 characters")) }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Places an order; published on the OnNewOrder topic keyed by order id.
-    public struct PlaceOrderRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct PlaceOrderRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The new order's id; generated (a UUID) when absent.
         public var orderId: String?
         public var customer: Customer
@@ -401,9 +463,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _customer else { throw scanner.failure("missing required field 'customer'") }
-            guard let _description else { throw scanner.failure("missing required field 'description'") }
-            guard let _quantity else { throw scanner.failure("missing required field 'quantity'") }
+            guard let _customer else { throw scanner.failure("missing required field 'customer'", member: "customer") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _quantity else { throw scanner.failure("missing required field 'quantity'", member: "quantity") }
             self.init(orderId: _orderId, customer: _customer, description: _description, quantity: _quantity, commandId: _commandId)
         }
 
@@ -416,12 +478,29 @@ extension CqrsCommandsV1 {
             if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
             writer.endObject()
         }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.orderId {
+                if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "orderId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            }
+            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            if self.description.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "description", description: "must not be empty")) }
+            if self.description.unicodeScalars.count > 1000 { violations.append(FieldViolation(field: path + "description", description: "must be at most 1000 characters")) }
+            if self.quantity < 1 { violations.append(FieldViolation(field: path + "quantity", description: "must be at least 1")) }
+            if self.quantity > 1000000 { violations.append(FieldViolation(field: path + "quantity", description: "must be at most 1000000")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// What a command did: the aggregate, its version after the command, and the global position of its last event, which a query can wait for to read its own write.
-    public struct CommandResult: Codable, Sendable, Hashable, JSONMessage {
+    public struct CommandResult: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var aggregateId: String
         /// <Category>-<aggregateId>, e.g. BankAccount-acct-1.
         public var streamId: String
@@ -478,11 +557,11 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _aggregateId else { throw scanner.failure("missing required field 'aggregateId'") }
-            guard let _streamId else { throw scanner.failure("missing required field 'streamId'") }
-            guard let _version else { throw scanner.failure("missing required field 'version'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
-            guard let _duplicate else { throw scanner.failure("missing required field 'duplicate'") }
+            guard let _aggregateId else { throw scanner.failure("missing required field 'aggregateId'", member: "aggregateId") }
+            guard let _streamId else { throw scanner.failure("missing required field 'streamId'", member: "streamId") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
+            guard let _duplicate else { throw scanner.failure("missing required field 'duplicate'", member: "duplicate") }
             self.init(aggregateId: _aggregateId, streamId: _streamId, version: _version, position: _position, duplicate: _duplicate)
         }
 
@@ -495,12 +574,15 @@ extension CqrsCommandsV1 {
             writer.key("duplicate"); writer.bool(self.duplicate); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// An event as stored.
-    public struct StoredEvent: Codable, Sendable, Hashable, JSONMessage {
+    public struct StoredEvent: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var eventId: String
         public var streamId: String
         /// Past tense: AccountOpened, FundsDeposited, ...
@@ -589,14 +671,14 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _eventId else { throw scanner.failure("missing required field 'eventId'") }
-            guard let _streamId else { throw scanner.failure("missing required field 'streamId'") }
-            guard let _type else { throw scanner.failure("missing required field 'type'") }
-            guard let _schemaVersion else { throw scanner.failure("missing required field 'schemaVersion'") }
-            guard let _streamVersion else { throw scanner.failure("missing required field 'streamVersion'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
-            guard let _recordedAt else { throw scanner.failure("missing required field 'recordedAt'") }
-            guard let _data else { throw scanner.failure("missing required field 'data'") }
+            guard let _eventId else { throw scanner.failure("missing required field 'eventId'", member: "eventId") }
+            guard let _streamId else { throw scanner.failure("missing required field 'streamId'", member: "streamId") }
+            guard let _type else { throw scanner.failure("missing required field 'type'", member: "type") }
+            guard let _schemaVersion else { throw scanner.failure("missing required field 'schemaVersion'", member: "schemaVersion") }
+            guard let _streamVersion else { throw scanner.failure("missing required field 'streamVersion'", member: "streamVersion") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
+            guard let _recordedAt else { throw scanner.failure("missing required field 'recordedAt'", member: "recordedAt") }
+            guard let _data else { throw scanner.failure("missing required field 'data'", member: "data") }
             self.init(eventId: _eventId, streamId: _streamId, type: _type, schemaVersion: _schemaVersion, streamVersion: _streamVersion, position: _position, recordedAt: _recordedAt, correlationId: _correlationId, causationId: _causationId, data: _data)
         }
 
@@ -614,12 +696,16 @@ extension CqrsCommandsV1 {
             writer.key("data"); self.data.writeJSON(to: &writer); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.schemaVersion < 1 { violations.append(FieldViolation(field: path + "schemaVersion", description: "must be at least 1")) }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Reads one stream forward.
-    public struct ReadStreamRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ReadStreamRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var streamId: String
         /// The first version to read; 1 when absent.
         public var fromVersion: Int64?
@@ -662,7 +748,7 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _streamId else { throw scanner.failure("missing required field 'streamId'") }
+            guard let _streamId else { throw scanner.failure("missing required field 'streamId'", member: "streamId") }
             self.init(streamId: _streamId, fromVersion: _fromVersion, maxCount: _maxCount)
         }
 
@@ -673,12 +759,21 @@ extension CqrsCommandsV1 {
             if let maxCount { writer.key("maxCount"); writer.int(maxCount); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.streamId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "streamId", description: "must not be empty")) }
+            if self.streamId.unicodeScalars.count > 256 { violations.append(FieldViolation(field: path + "streamId", description: "must be at most 256 characters")) }
+            if let value = self.maxCount {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at least 1")) }
+                if value > 10000 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at most 10000")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// A page of a stream.
-    public struct ReadStreamResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ReadStreamResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var events: [StoredEvent]
         /// Where the next page starts.
         public var nextVersion: Int64
@@ -721,9 +816,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _events else { throw scanner.failure("missing required field 'events'") }
-            guard let _nextVersion else { throw scanner.failure("missing required field 'nextVersion'") }
-            guard let _endOfStream else { throw scanner.failure("missing required field 'endOfStream'") }
+            guard let _events else { throw scanner.failure("missing required field 'events'", member: "events") }
+            guard let _nextVersion else { throw scanner.failure("missing required field 'nextVersion'", member: "nextVersion") }
+            guard let _endOfStream else { throw scanner.failure("missing required field 'endOfStream'", member: "endOfStream") }
             self.init(events: _events, nextVersion: _nextVersion, endOfStream: _endOfStream)
         }
 
@@ -734,12 +829,18 @@ extension CqrsCommandsV1 {
             writer.key("endOfStream"); writer.bool(self.endOfStream); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.events.enumerated() {
+                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Reads every stream in global order.
-    public struct ReadAllRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ReadAllRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The first position to read; 1 when absent.
         public var fromPosition: Int64?
         /// 500 when absent.
@@ -785,12 +886,19 @@ extension CqrsCommandsV1 {
             if let maxCount { writer.key("maxCount"); writer.int(maxCount); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.maxCount {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at least 1")) }
+                if value > 10000 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at most 10000")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// A page of the global history.
-    public struct ReadAllResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ReadAllResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var events: [StoredEvent]
         /// Where the next page starts.
         public var nextPosition: Int64
@@ -833,9 +941,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _events else { throw scanner.failure("missing required field 'events'") }
-            guard let _nextPosition else { throw scanner.failure("missing required field 'nextPosition'") }
-            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
+            guard let _events else { throw scanner.failure("missing required field 'events'", member: "events") }
+            guard let _nextPosition else { throw scanner.failure("missing required field 'nextPosition'", member: "nextPosition") }
+            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'", member: "headPosition") }
             self.init(events: _events, nextPosition: _nextPosition, headPosition: _headPosition)
         }
 
@@ -846,12 +954,18 @@ extension CqrsCommandsV1 {
             writer.key("headPosition"); writer.int64String(self.headPosition); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.events.enumerated() {
+                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// Follows the global history: the stored events from a position, then each new one as it commits.
-    public struct SubscribeAllRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct SubscribeAllRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The first position to send; 1 when absent.
         public var fromPosition: Int64?
         /// Most events per message; 500 when absent.
@@ -897,12 +1011,19 @@ extension CqrsCommandsV1 {
             if let maxCount { writer.key("maxCount"); writer.int(maxCount); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.maxCount {
+                if value < 1 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at least 1")) }
+                if value > 10000 { violations.append(FieldViolation(field: path + "maxCount", description: "must be at most 10000")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// No fields.
-    public struct GetStatusRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetStatusRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -920,12 +1041,15 @@ extension CqrsCommandsV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// The store's head and how far the outbox relay has published it to the broker.
-    public struct StoreStatus: Codable, Sendable, Hashable, JSONMessage {
+    public struct StoreStatus: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The last stored event's position.
         public var headPosition: Int64
         /// The last position the relay has durably published.
@@ -983,9 +1107,9 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
-            guard let _publishedPosition else { throw scanner.failure("missing required field 'publishedPosition'") }
-            guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'") }
+            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'", member: "headPosition") }
+            guard let _publishedPosition else { throw scanner.failure("missing required field 'publishedPosition'", member: "publishedPosition") }
+            guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'", member: "brokerConnected") }
             self.init(headPosition: _headPosition, publishedPosition: _publishedPosition, brokerConnected: _brokerConnected, lastError: _lastError, writeRefusal: _writeRefusal)
         }
 
@@ -998,12 +1122,15 @@ extension CqrsCommandsV1 {
             if let writeRefusal { writer.key("writeRefusal"); writer.string(writeRefusal); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// How to walk the store.
-    public struct VerifyRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct VerifyRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Events checked per progress message; default 1000.
         public var pageSize: Int?
 
@@ -1027,12 +1154,19 @@ extension CqrsCommandsV1 {
             if let pageSize { writer.key("pageSize"); writer.int(pageSize); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 10000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 10000")) }
+            }
+        }
     }
 }
 
 extension CqrsCommandsV1 {
     /// How far a verification has got and what it found so far.
-    public struct VerifyProgress: Codable, Sendable, Hashable, JSONMessage {
+    public struct VerifyProgress: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The last position checked.
         public var headPosition: Int64
         public var eventsChecked: Int64
@@ -1103,12 +1237,12 @@ extension CqrsCommandsV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
-            guard let _eventsChecked else { throw scanner.failure("missing required field 'eventsChecked'") }
-            guard let _streams else { throw scanner.failure("missing required field 'streams'") }
-            guard let _problems else { throw scanner.failure("missing required field 'problems'") }
-            guard let _problemCount else { throw scanner.failure("missing required field 'problemCount'") }
-            guard let _done else { throw scanner.failure("missing required field 'done'") }
+            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'", member: "headPosition") }
+            guard let _eventsChecked else { throw scanner.failure("missing required field 'eventsChecked'", member: "eventsChecked") }
+            guard let _streams else { throw scanner.failure("missing required field 'streams'", member: "streams") }
+            guard let _problems else { throw scanner.failure("missing required field 'problems'", member: "problems") }
+            guard let _problemCount else { throw scanner.failure("missing required field 'problemCount'", member: "problemCount") }
+            guard let _done else { throw scanner.failure("missing required field 'done'", member: "done") }
             self.init(headPosition: _headPosition, eventsChecked: _eventsChecked, streams: _streams, problems: _problems, problemCount: _problemCount, writeRefusal: _writeRefusal, done: _done)
         }
 
@@ -1122,6 +1256,12 @@ extension CqrsCommandsV1 {
             if let writeRefusal { writer.key("writeRefusal"); writer.string(writeRefusal); writer.comma() }
             writer.key("done"); writer.bool(self.done); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.streams < 0 { violations.append(FieldViolation(field: path + "streams", description: "must be at least 0")) }
+            if self.problems.count > 100 { violations.append(FieldViolation(field: path + "problems", description: "must hold at most 100 items")) }
+            if self.problemCount < 0 { violations.append(FieldViolation(field: path + "problemCount", description: "must be at least 0")) }
         }
     }
 }

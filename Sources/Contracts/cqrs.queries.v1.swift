@@ -26,7 +26,7 @@ extension CqrsQueriesV1 {
 
 extension CqrsQueriesV1 {
     /// A bank account as the read model knows it.
-    public struct Account: Codable, Sendable, Hashable, JSONMessage {
+    public struct Account: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var accountId: String
         public var holder: String
         public var accountType: CqrsCommandsV1.AccountType
@@ -107,15 +107,15 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
-            guard let _holder else { throw scanner.failure("missing required field 'holder'") }
-            guard let _accountType else { throw scanner.failure("missing required field 'accountType'") }
-            guard let _balance else { throw scanner.failure("missing required field 'balance'") }
-            guard let _status else { throw scanner.failure("missing required field 'status'") }
-            guard let _openedAt else { throw scanner.failure("missing required field 'openedAt'") }
-            guard let _updatedAt else { throw scanner.failure("missing required field 'updatedAt'") }
-            guard let _version else { throw scanner.failure("missing required field 'version'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
+            guard let _holder else { throw scanner.failure("missing required field 'holder'", member: "holder") }
+            guard let _accountType else { throw scanner.failure("missing required field 'accountType'", member: "accountType") }
+            guard let _balance else { throw scanner.failure("missing required field 'balance'", member: "balance") }
+            guard let _status else { throw scanner.failure("missing required field 'status'", member: "status") }
+            guard let _openedAt else { throw scanner.failure("missing required field 'openedAt'", member: "openedAt") }
+            guard let _updatedAt else { throw scanner.failure("missing required field 'updatedAt'", member: "updatedAt") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
             self.init(accountId: _accountId, holder: _holder, accountType: _accountType, balance: _balance, status: _status, openedAt: _openedAt, updatedAt: _updatedAt, version: _version, position: _position)
         }
 
@@ -132,12 +132,16 @@ extension CqrsQueriesV1 {
             writer.key("position"); writer.int64String(self.position); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.balance.validate(path: path + "balance" + ".", into: &violations)
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// One account by id.
-    public struct GetAccountRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetAccountRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account's id.
         public var accountId: String
         /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
@@ -174,7 +178,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
             self.init(accountId: _accountId, minPosition: _minPosition)
         }
 
@@ -184,12 +188,17 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.accountId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "accountId", description: "must not be empty")) }
+            if self.accountId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "accountId", description: "must be at most 128 characters")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// All accounts, open and closed, ordered by id.
-    public struct ListAccountsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListAccountsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Most items per page; 100 when absent.
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
@@ -243,12 +252,22 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Accounts matching every given filter, ordered by id. Balance filters compare within the amount's currency: accounts in other currencies never match.
-    public struct FindAccountsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct FindAccountsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The holder's name, compared case-insensitively.
         public var holder: String?
         public var balanceGreaterThan: CqrsCommandsV1.Money?
@@ -331,12 +350,32 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.holder {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "holder", description: "must not be empty")) }
+                if value.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "holder", description: "must be at most 200 characters")) }
+            }
+            if let value = self.balanceGreaterThan {
+                value.validate(path: path + "balanceGreaterThan" + ".", into: &violations)
+            }
+            if let value = self.balanceLessThan {
+                value.validate(path: path + "balanceLessThan" + ".", into: &violations)
+            }
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A page of accounts.
-    public struct AccountPage: Codable, Sendable, Hashable, JSONMessage {
+    public struct AccountPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var accounts: [Account]
         /// Absent on the last page.
         public var nextPageToken: String?
@@ -356,7 +395,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accounts else { throw scanner.failure("missing required field 'accounts'") }
+            guard let _accounts else { throw scanner.failure("missing required field 'accounts'", member: "accounts") }
             self.init(accounts: _accounts, nextPageToken: _nextPageToken)
         }
 
@@ -365,6 +404,12 @@ extension CqrsQueriesV1 {
             writer.key("accounts"); writer.array(self.accounts) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.accounts.enumerated() {
+                e0.validate(path: path + "accounts" + "[\(i0)]" + ".", into: &violations)
+            }
         }
     }
 }
@@ -388,7 +433,7 @@ extension CqrsQueriesV1 {
 
 extension CqrsQueriesV1 {
     /// One movement of an account's balance, with the balance after it.
-    public struct Transaction: Codable, Sendable, Hashable, JSONMessage {
+    public struct Transaction: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account version of the event.
         public var version: Int64
         public var kind: TransactionKind
@@ -450,12 +495,12 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _version else { throw scanner.failure("missing required field 'version'") }
-            guard let _kind else { throw scanner.failure("missing required field 'kind'") }
-            guard let _amount else { throw scanner.failure("missing required field 'amount'") }
-            guard let _balanceAfter else { throw scanner.failure("missing required field 'balanceAfter'") }
-            guard let _at else { throw scanner.failure("missing required field 'at'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            guard let _kind else { throw scanner.failure("missing required field 'kind'", member: "kind") }
+            guard let _amount else { throw scanner.failure("missing required field 'amount'", member: "amount") }
+            guard let _balanceAfter else { throw scanner.failure("missing required field 'balanceAfter'", member: "balanceAfter") }
+            guard let _at else { throw scanner.failure("missing required field 'at'", member: "at") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
             self.init(version: _version, kind: _kind, amount: _amount, balanceAfter: _balanceAfter, at: _at, position: _position)
         }
 
@@ -469,12 +514,17 @@ extension CqrsQueriesV1 {
             writer.key("position"); writer.int64String(self.position); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.amount.validate(path: path + "amount" + ".", into: &violations)
+            self.balanceAfter.validate(path: path + "balanceAfter" + ".", into: &violations)
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// An account's transactions, oldest first.
-    public struct GetAccountHistoryRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetAccountHistoryRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account's id.
         public var accountId: String
         /// Most items per page; 100 when absent.
@@ -525,7 +575,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
             self.init(accountId: _accountId, pageSize: _pageSize, pageToken: _pageToken, minPosition: _minPosition)
         }
 
@@ -537,12 +587,24 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.accountId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "accountId", description: "must not be empty")) }
+            if self.accountId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "accountId", description: "must be at most 128 characters")) }
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A page of an account's transactions.
-    public struct AccountHistory: Codable, Sendable, Hashable, JSONMessage {
+    public struct AccountHistory: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var accountId: String
         public var transactions: [Transaction]
         /// Absent on the last page.
@@ -566,8 +628,8 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
-            guard let _transactions else { throw scanner.failure("missing required field 'transactions'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
+            guard let _transactions else { throw scanner.failure("missing required field 'transactions'", member: "transactions") }
             self.init(accountId: _accountId, transactions: _transactions, nextPageToken: _nextPageToken)
         }
 
@@ -578,12 +640,18 @@ extension CqrsQueriesV1 {
             if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.transactions.enumerated() {
+                e0.validate(path: path + "transactions" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Follows one account.
-    public struct WatchAccountRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct WatchAccountRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account's id.
         public var accountId: String
 
@@ -599,7 +667,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _accountId else { throw scanner.failure("missing required field 'accountId'") }
+            guard let _accountId else { throw scanner.failure("missing required field 'accountId'", member: "accountId") }
             self.init(accountId: _accountId)
         }
 
@@ -608,12 +676,17 @@ extension CqrsQueriesV1 {
             writer.key("accountId"); writer.string(self.accountId); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.accountId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "accountId", description: "must not be empty")) }
+            if self.accountId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "accountId", description: "must be at most 128 characters")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// An order as the read model knows it.
-    public struct Order: Codable, Sendable, Hashable, JSONMessage {
+    public struct Order: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var orderId: String
         public var customer: CqrsCommandsV1.Customer
         public var description: String
@@ -674,12 +747,12 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _orderId else { throw scanner.failure("missing required field 'orderId'") }
-            guard let _customer else { throw scanner.failure("missing required field 'customer'") }
-            guard let _description else { throw scanner.failure("missing required field 'description'") }
-            guard let _quantity else { throw scanner.failure("missing required field 'quantity'") }
-            guard let _createdAt else { throw scanner.failure("missing required field 'createdAt'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
+            guard let _orderId else { throw scanner.failure("missing required field 'orderId'", member: "orderId") }
+            guard let _customer else { throw scanner.failure("missing required field 'customer'", member: "customer") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _quantity else { throw scanner.failure("missing required field 'quantity'", member: "quantity") }
+            guard let _createdAt else { throw scanner.failure("missing required field 'createdAt'", member: "createdAt") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
             self.init(orderId: _orderId, customer: _customer, description: _description, quantity: _quantity, createdAt: _createdAt, position: _position)
         }
 
@@ -693,12 +766,17 @@ extension CqrsQueriesV1 {
             writer.key("position"); writer.int64String(self.position); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            if self.quantity < 1 { violations.append(FieldViolation(field: path + "quantity", description: "must be at least 1")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// One order by id.
-    public struct GetOrderRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetOrderRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var orderId: String
         /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
         public var minPosition: Int64?
@@ -734,7 +812,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _orderId else { throw scanner.failure("missing required field 'orderId'") }
+            guard let _orderId else { throw scanner.failure("missing required field 'orderId'", member: "orderId") }
             self.init(orderId: _orderId, minPosition: _minPosition)
         }
 
@@ -744,12 +822,17 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.orderId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "orderId", description: "must not be empty")) }
+            if self.orderId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "orderId", description: "must be at most 128 characters")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Orders, oldest first, optionally of one customer.
-    public struct ListOrdersRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListOrdersRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The customer's email (compared case-insensitively).
         public var customerEmail: String?
         /// Most items per page; 100 when absent.
@@ -811,12 +894,26 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.customerEmail {
+                if value.unicodeScalars.count < 3 { violations.append(FieldViolation(field: path + "customerEmail", description: "must be at least 3 characters")) }
+                if value.unicodeScalars.count > 254 { violations.append(FieldViolation(field: path + "customerEmail", description: "must be at most 254 characters")) }
+            }
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A page of orders.
-    public struct OrderPage: Codable, Sendable, Hashable, JSONMessage {
+    public struct OrderPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var orders: [Order]
         /// Absent on the last page.
         public var nextPageToken: String?
@@ -836,7 +933,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _orders else { throw scanner.failure("missing required field 'orders'") }
+            guard let _orders else { throw scanner.failure("missing required field 'orders'", member: "orders") }
             self.init(orders: _orders, nextPageToken: _nextPageToken)
         }
 
@@ -846,12 +943,18 @@ extension CqrsQueriesV1 {
             if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.orders.enumerated() {
+                e0.validate(path: path + "orders" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A customer, identified by email, with how many orders they placed.
-    public struct CustomerSummary: Codable, Sendable, Hashable, JSONMessage {
+    public struct CustomerSummary: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var email: String
         public var firstName: String
         public var lastName: String
@@ -888,12 +991,12 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _email else { throw scanner.failure("missing required field 'email'") }
-            guard let _firstName else { throw scanner.failure("missing required field 'firstName'") }
-            guard let _lastName else { throw scanner.failure("missing required field 'lastName'") }
-            guard let _orderCount else { throw scanner.failure("missing required field 'orderCount'") }
-            guard let _firstOrderAt else { throw scanner.failure("missing required field 'firstOrderAt'") }
-            guard let _lastOrderAt else { throw scanner.failure("missing required field 'lastOrderAt'") }
+            guard let _email else { throw scanner.failure("missing required field 'email'", member: "email") }
+            guard let _firstName else { throw scanner.failure("missing required field 'firstName'", member: "firstName") }
+            guard let _lastName else { throw scanner.failure("missing required field 'lastName'", member: "lastName") }
+            guard let _orderCount else { throw scanner.failure("missing required field 'orderCount'", member: "orderCount") }
+            guard let _firstOrderAt else { throw scanner.failure("missing required field 'firstOrderAt'", member: "firstOrderAt") }
+            guard let _lastOrderAt else { throw scanner.failure("missing required field 'lastOrderAt'", member: "lastOrderAt") }
             self.init(email: _email, firstName: _firstName, lastName: _lastName, orderCount: _orderCount, firstOrderAt: _firstOrderAt, lastOrderAt: _lastOrderAt)
         }
 
@@ -907,12 +1010,16 @@ extension CqrsQueriesV1 {
             writer.key("lastOrderAt"); writer.string(self.lastOrderAt); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.orderCount < 0 { violations.append(FieldViolation(field: path + "orderCount", description: "must be at least 0")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Customers ordered by email.
-    public struct ListCustomersRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListCustomersRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Most items per page; 100 when absent.
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
@@ -966,12 +1073,22 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A page of customers.
-    public struct CustomerPage: Codable, Sendable, Hashable, JSONMessage {
+    public struct CustomerPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var customers: [CustomerSummary]
         /// Absent on the last page.
         public var nextPageToken: String?
@@ -991,7 +1108,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _customers else { throw scanner.failure("missing required field 'customers'") }
+            guard let _customers else { throw scanner.failure("missing required field 'customers'", member: "customers") }
             self.init(customers: _customers, nextPageToken: _nextPageToken)
         }
 
@@ -1001,12 +1118,18 @@ extension CqrsQueriesV1 {
             if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.customers.enumerated() {
+                e0.validate(path: path + "customers" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// One customer by email.
-    public struct GetCustomerRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetCustomerRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The customer's email (compared case-insensitively).
         public var email: String
         /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
@@ -1043,7 +1166,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _email else { throw scanner.failure("missing required field 'email'") }
+            guard let _email else { throw scanner.failure("missing required field 'email'", member: "email") }
             self.init(email: _email, minPosition: _minPosition)
         }
 
@@ -1053,12 +1176,17 @@ extension CqrsQueriesV1 {
             if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.email.unicodeScalars.count < 3 { violations.append(FieldViolation(field: path + "email", description: "must be at least 3 characters")) }
+            if self.email.unicodeScalars.count > 254 { violations.append(FieldViolation(field: path + "email", description: "must be at most 254 characters")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A customer with their orders, oldest first.
-    public struct CustomerDetail: Codable, Sendable, Hashable, JSONMessage {
+    public struct CustomerDetail: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var customer: CustomerSummary
         public var orders: [Order]
 
@@ -1077,8 +1205,8 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _customer else { throw scanner.failure("missing required field 'customer'") }
-            guard let _orders else { throw scanner.failure("missing required field 'orders'") }
+            guard let _customer else { throw scanner.failure("missing required field 'customer'", member: "customer") }
+            guard let _orders else { throw scanner.failure("missing required field 'orders'", member: "orders") }
             self.init(customer: _customer, orders: _orders)
         }
 
@@ -1088,12 +1216,19 @@ extension CqrsQueriesV1 {
             writer.key("orders"); writer.array(self.orders) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            for (i0, e0) in self.orders.enumerated() {
+                e0.validate(path: path + "orders" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// No fields.
-    public struct GetStatusRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct GetStatusRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -1111,12 +1246,15 @@ extension CqrsQueriesV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// How far the projection has applied one partition of a topic.
-    public struct PartitionStatus: Codable, Sendable, Hashable, JSONMessage {
+    public struct PartitionStatus: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var topic: String
         public var partition: Int
         /// The next offset to apply: every record before it is applied (or parked).
@@ -1172,9 +1310,9 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _appliedOffset else { throw scanner.failure("missing required field 'appliedOffset'") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _appliedOffset else { throw scanner.failure("missing required field 'appliedOffset'", member: "appliedOffset") }
             self.init(topic: _topic, partition: _partition, appliedOffset: _appliedOffset, highWatermark: _highWatermark, lag: _lag)
         }
 
@@ -1187,12 +1325,16 @@ extension CqrsQueriesV1 {
             if let lag { writer.key("lag"); writer.int64String(lag); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Where the read models are.
-    public struct ReadModelStatus: Codable, Sendable, Hashable, JSONMessage {
+    public struct ReadModelStatus: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Every event up to this global position is applied (or parked): what minPosition waits for.
         public var appliedPosition: Int64
         public var partitions: [PartitionStatus]
@@ -1273,14 +1415,14 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _appliedPosition else { throw scanner.failure("missing required field 'appliedPosition'") }
-            guard let _partitions else { throw scanner.failure("missing required field 'partitions'") }
-            guard let _parkedEvents else { throw scanner.failure("missing required field 'parkedEvents'") }
-            guard let _accounts else { throw scanner.failure("missing required field 'accounts'") }
-            guard let _orders else { throw scanner.failure("missing required field 'orders'") }
-            guard let _customers else { throw scanner.failure("missing required field 'customers'") }
-            guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'") }
-            guard let _rebuilding else { throw scanner.failure("missing required field 'rebuilding'") }
+            guard let _appliedPosition else { throw scanner.failure("missing required field 'appliedPosition'", member: "appliedPosition") }
+            guard let _partitions else { throw scanner.failure("missing required field 'partitions'", member: "partitions") }
+            guard let _parkedEvents else { throw scanner.failure("missing required field 'parkedEvents'", member: "parkedEvents") }
+            guard let _accounts else { throw scanner.failure("missing required field 'accounts'", member: "accounts") }
+            guard let _orders else { throw scanner.failure("missing required field 'orders'", member: "orders") }
+            guard let _customers else { throw scanner.failure("missing required field 'customers'", member: "customers") }
+            guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'", member: "brokerConnected") }
+            guard let _rebuilding else { throw scanner.failure("missing required field 'rebuilding'", member: "rebuilding") }
             self.init(appliedPosition: _appliedPosition, partitions: _partitions, parkedEvents: _parkedEvents, accounts: _accounts, orders: _orders, customers: _customers, brokerConnected: _brokerConnected, lastError: _lastError, rebuilding: _rebuilding)
         }
 
@@ -1297,12 +1439,22 @@ extension CqrsQueriesV1 {
             writer.key("rebuilding"); writer.bool(self.rebuilding); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.partitions.enumerated() {
+                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+            }
+            if self.parkedEvents < 0 { violations.append(FieldViolation(field: path + "parkedEvents", description: "must be at least 0")) }
+            if self.accounts < 0 { violations.append(FieldViolation(field: path + "accounts", description: "must be at least 0")) }
+            if self.orders < 0 { violations.append(FieldViolation(field: path + "orders", description: "must be at least 0")) }
+            if self.customers < 0 { violations.append(FieldViolation(field: path + "customers", description: "must be at least 0")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Rebuilds every read model from the CommandService's history.
-    public struct RebuildRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct RebuildRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Events read per page from the CommandService; 5000 when absent.
         public var pageSize: Int?
 
@@ -1326,12 +1478,19 @@ extension CqrsQueriesV1 {
             if let pageSize { writer.key("pageSize"); writer.int(pageSize); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 10000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 10000")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Progress of a rebuild; the last message has done: true and the final counts.
-    public struct RebuildProgress: Codable, Sendable, Hashable, JSONMessage {
+    public struct RebuildProgress: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Events applied to the new tables so far.
         public var eventsApplied: Int64
         /// The event store's head when last read.
@@ -1412,11 +1571,11 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _eventsApplied else { throw scanner.failure("missing required field 'eventsApplied'") }
-            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'") }
-            guard let _eventsPerSecond else { throw scanner.failure("missing required field 'eventsPerSecond'") }
-            guard let _elapsedMs else { throw scanner.failure("missing required field 'elapsedMs'") }
-            guard let _done else { throw scanner.failure("missing required field 'done'") }
+            guard let _eventsApplied else { throw scanner.failure("missing required field 'eventsApplied'", member: "eventsApplied") }
+            guard let _headPosition else { throw scanner.failure("missing required field 'headPosition'", member: "headPosition") }
+            guard let _eventsPerSecond else { throw scanner.failure("missing required field 'eventsPerSecond'", member: "eventsPerSecond") }
+            guard let _elapsedMs else { throw scanner.failure("missing required field 'elapsedMs'", member: "elapsedMs") }
+            guard let _done else { throw scanner.failure("missing required field 'done'", member: "done") }
             self.init(eventsApplied: _eventsApplied, headPosition: _headPosition, eventsPerSecond: _eventsPerSecond, elapsedMs: _elapsedMs, done: _done, accounts: _accounts, orders: _orders, customers: _customers, parkedEvents: _parkedEvents)
         }
 
@@ -1432,6 +1591,22 @@ extension CqrsQueriesV1 {
             if let customers { writer.key("customers"); writer.int(customers); writer.comma() }
             if let parkedEvents { writer.key("parkedEvents"); writer.int(parkedEvents); writer.comma() }
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.eventsPerSecond < 0 { violations.append(FieldViolation(field: path + "eventsPerSecond", description: "must be at least 0")) }
+            if let value = self.accounts {
+                if value < 0 { violations.append(FieldViolation(field: path + "accounts", description: "must be at least 0")) }
+            }
+            if let value = self.orders {
+                if value < 0 { violations.append(FieldViolation(field: path + "orders", description: "must be at least 0")) }
+            }
+            if let value = self.customers {
+                if value < 0 { violations.append(FieldViolation(field: path + "customers", description: "must be at least 0")) }
+            }
+            if let value = self.parkedEvents {
+                if value < 0 { violations.append(FieldViolation(field: path + "parkedEvents", description: "must be at least 0")) }
+            }
         }
     }
 }
@@ -1455,7 +1630,7 @@ extension CqrsQueriesV1 {
 
 extension CqrsQueriesV1 {
     /// An event the projection set aside.
-    public struct ParkedEvent: Codable, Sendable, Hashable, JSONMessage {
+    public struct ParkedEvent: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The parked entry's id.
         public var id: Int64
         public var state: ParkedState
@@ -1569,19 +1744,19 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _id else { throw scanner.failure("missing required field 'id'") }
-            guard let _state else { throw scanner.failure("missing required field 'state'") }
-            guard let _topic else { throw scanner.failure("missing required field 'topic'") }
-            guard let _partition else { throw scanner.failure("missing required field 'partition'") }
-            guard let _offset else { throw scanner.failure("missing required field 'offset'") }
-            guard let _eventId else { throw scanner.failure("missing required field 'eventId'") }
-            guard let _eventType else { throw scanner.failure("missing required field 'eventType'") }
-            guard let _streamId else { throw scanner.failure("missing required field 'streamId'") }
-            guard let _streamVersion else { throw scanner.failure("missing required field 'streamVersion'") }
-            guard let _position else { throw scanner.failure("missing required field 'position'") }
-            guard let _error else { throw scanner.failure("missing required field 'error'") }
-            guard let _attempts else { throw scanner.failure("missing required field 'attempts'") }
-            guard let _parkedAt else { throw scanner.failure("missing required field 'parkedAt'") }
+            guard let _id else { throw scanner.failure("missing required field 'id'", member: "id") }
+            guard let _state else { throw scanner.failure("missing required field 'state'", member: "state") }
+            guard let _topic else { throw scanner.failure("missing required field 'topic'", member: "topic") }
+            guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
+            guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
+            guard let _eventId else { throw scanner.failure("missing required field 'eventId'", member: "eventId") }
+            guard let _eventType else { throw scanner.failure("missing required field 'eventType'", member: "eventType") }
+            guard let _streamId else { throw scanner.failure("missing required field 'streamId'", member: "streamId") }
+            guard let _streamVersion else { throw scanner.failure("missing required field 'streamVersion'", member: "streamVersion") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
+            guard let _error else { throw scanner.failure("missing required field 'error'", member: "error") }
+            guard let _attempts else { throw scanner.failure("missing required field 'attempts'", member: "attempts") }
+            guard let _parkedAt else { throw scanner.failure("missing required field 'parkedAt'", member: "parkedAt") }
             self.init(id: _id, state: _state, topic: _topic, partition: _partition, offset: _offset, eventId: _eventId, eventType: _eventType, streamId: _streamId, streamVersion: _streamVersion, position: _position, error: _error, attempts: _attempts, parkedAt: _parkedAt, value: _value)
         }
 
@@ -1603,12 +1778,17 @@ extension CqrsQueriesV1 {
             if let value { writer.key("value"); value.writeJSON(to: &writer); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
+            if self.attempts < 1 { violations.append(FieldViolation(field: path + "attempts", description: "must be at least 1")) }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Parked events, oldest first.
-    public struct ListParkedRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListParkedRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Most items per page; 100 when absent.
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
@@ -1638,12 +1818,22 @@ extension CqrsQueriesV1 {
             if let pageToken { writer.key("pageToken"); writer.string(pageToken); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// A page of parked events.
-    public struct ParkedPage: Codable, Sendable, Hashable, JSONMessage {
+    public struct ParkedPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var events: [ParkedEvent]
         /// Absent on the last page.
         public var nextPageToken: String?
@@ -1663,7 +1853,7 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _events else { throw scanner.failure("missing required field 'events'") }
+            guard let _events else { throw scanner.failure("missing required field 'events'", member: "events") }
             self.init(events: _events, nextPageToken: _nextPageToken)
         }
 
@@ -1673,12 +1863,18 @@ extension CqrsQueriesV1 {
             if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.events.enumerated() {
+                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// Which parked events to act on: the ones with these ids, or all of them.
-    public struct ParkedSelection: Codable, Sendable, Hashable, JSONMessage {
+    public struct ParkedSelection: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var ids: [Int64]?
         public var all: Bool?
 
@@ -1722,12 +1918,18 @@ extension CqrsQueriesV1 {
             if let all { writer.key("all"); writer.bool(all); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.ids {
+                if value.count > 10000 { violations.append(FieldViolation(field: path + "ids", description: "must hold at most 10000 items")) }
+            }
+        }
     }
 }
 
 extension CqrsQueriesV1 {
     /// What a retry or skip did.
-    public struct ParkedResult: Codable, Sendable, Hashable, JSONMessage {
+    public struct ParkedResult: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Events applied and removed from the parked list.
         public var applied: Int
         /// Failed events dropped (skip) and their stream moved past them.
@@ -1753,9 +1955,9 @@ extension CqrsQueriesV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _applied else { throw scanner.failure("missing required field 'applied'") }
-            guard let _skipped else { throw scanner.failure("missing required field 'skipped'") }
-            guard let _stillParked else { throw scanner.failure("missing required field 'stillParked'") }
+            guard let _applied else { throw scanner.failure("missing required field 'applied'", member: "applied") }
+            guard let _skipped else { throw scanner.failure("missing required field 'skipped'", member: "skipped") }
+            guard let _stillParked else { throw scanner.failure("missing required field 'stillParked'", member: "stillParked") }
             self.init(applied: _applied, skipped: _skipped, stillParked: _stillParked)
         }
 
@@ -1765,6 +1967,12 @@ extension CqrsQueriesV1 {
             writer.key("skipped"); writer.int(self.skipped); writer.comma()
             writer.key("stillParked"); writer.int(self.stillParked); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.applied < 0 { violations.append(FieldViolation(field: path + "applied", description: "must be at least 0")) }
+            if self.skipped < 0 { violations.append(FieldViolation(field: path + "skipped", description: "must be at least 0")) }
+            if self.stillParked < 0 { violations.append(FieldViolation(field: path + "stillParked", description: "must be at least 0")) }
         }
     }
 }

@@ -10,7 +10,7 @@ public enum JframeHealthV1 {
 
 extension JframeHealthV1 {
     /// A fully qualified service name; empty or absent means the whole server.
-    public struct HealthCheckRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct HealthCheckRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var service: String?
 
         public init(service: String? = nil) {
@@ -33,12 +33,15 @@ extension JframeHealthV1 {
             if let service { writer.key("service"); writer.string(service); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension JframeHealthV1 {
     /// A serving status.
-    public struct HealthCheckResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct HealthCheckResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var status: ServingStatus
 
         public init(status: ServingStatus) {
@@ -53,7 +56,7 @@ extension JframeHealthV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _status else { throw scanner.failure("missing required field 'status'") }
+            guard let _status else { throw scanner.failure("missing required field 'status'", member: "status") }
             self.init(status: _status)
         }
 
@@ -61,6 +64,9 @@ extension JframeHealthV1 {
             writer.beginObject()
             writer.key("status"); self.status.writeJSON(to: &writer); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
         }
     }
 }

@@ -10,7 +10,7 @@ public enum JframeReflectionV1 {
 
 extension JframeReflectionV1 {
     /// No fields.
-    public struct ListServicesRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListServicesRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -28,12 +28,15 @@ extension JframeReflectionV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// The services, sorted by name.
-    public struct ListServicesResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct ListServicesResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var services: [ServiceInfo]
 
         public init(services: [ServiceInfo]) {
@@ -48,7 +51,7 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _services else { throw scanner.failure("missing required field 'services'") }
+            guard let _services else { throw scanner.failure("missing required field 'services'", member: "services") }
             self.init(services: _services)
         }
 
@@ -57,12 +60,18 @@ extension JframeReflectionV1 {
             writer.key("services"); writer.array(self.services) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.services.enumerated() {
+                e0.validate(path: path + "services" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A service and its methods.
-    public struct ServiceInfo: Codable, Sendable, Hashable, JSONMessage {
+    public struct ServiceInfo: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// Fully qualified: package.Service.
         public var name: String
         public var package: String
@@ -86,9 +95,9 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
-            guard let _package else { throw scanner.failure("missing required field 'package'") }
-            guard let _methods else { throw scanner.failure("missing required field 'methods'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
+            guard let _package else { throw scanner.failure("missing required field 'package'", member: "package") }
+            guard let _methods else { throw scanner.failure("missing required field 'methods'", member: "methods") }
             self.init(name: _name, package: _package, methods: _methods)
         }
 
@@ -99,12 +108,18 @@ extension JframeReflectionV1 {
             writer.key("methods"); writer.array(self.methods) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.methods.enumerated() {
+                e0.validate(path: path + "methods" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method's shape.
-    public struct MethodInfo: Codable, Sendable, Hashable, JSONMessage {
+    public struct MethodInfo: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var name: String
         public var kind: CallKind
         /// Fully qualified message name.
@@ -137,11 +152,11 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _name else { throw scanner.failure("missing required field 'name'") }
-            guard let _kind else { throw scanner.failure("missing required field 'kind'") }
-            guard let _requestType else { throw scanner.failure("missing required field 'requestType'") }
-            guard let _responseType else { throw scanner.failure("missing required field 'responseType'") }
-            guard let _idempotent else { throw scanner.failure("missing required field 'idempotent'") }
+            guard let _name else { throw scanner.failure("missing required field 'name'", member: "name") }
+            guard let _kind else { throw scanner.failure("missing required field 'kind'", member: "kind") }
+            guard let _requestType else { throw scanner.failure("missing required field 'requestType'", member: "requestType") }
+            guard let _responseType else { throw scanner.failure("missing required field 'responseType'", member: "responseType") }
+            guard let _idempotent else { throw scanner.failure("missing required field 'idempotent'", member: "idempotent") }
             self.init(name: _name, kind: _kind, requestType: _requestType, responseType: _responseType, idempotent: _idempotent)
         }
 
@@ -153,6 +168,9 @@ extension JframeReflectionV1 {
             writer.key("responseType"); writer.string(self.responseType); writer.comma()
             writer.key("idempotent"); writer.bool(self.idempotent); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
         }
     }
 }
@@ -177,7 +195,7 @@ extension JframeReflectionV1 {
 
 extension JframeReflectionV1 {
     /// A fully qualified service name.
-    public struct DescribeServiceRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeServiceRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var service: String
 
         public init(service: String) {
@@ -192,7 +210,7 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _service else { throw scanner.failure("missing required field 'service'") }
+            guard let _service else { throw scanner.failure("missing required field 'service'", member: "service") }
             self.init(service: _service)
         }
 
@@ -201,12 +219,16 @@ extension JframeReflectionV1 {
             writer.key("service"); writer.string(self.service); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.service.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "service", description: "must not be empty")) }
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// The package file the service is defined in, as stored in Protocols/.
-    public struct DescribeServiceResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeServiceResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var service: String
         /// The package document (package.schema.json).
         public var definition: JSONValue
@@ -226,8 +248,8 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _service else { throw scanner.failure("missing required field 'service'") }
-            guard let _definition else { throw scanner.failure("missing required field 'definition'") }
+            guard let _service else { throw scanner.failure("missing required field 'service'", member: "service") }
+            guard let _definition else { throw scanner.failure("missing required field 'definition'", member: "definition") }
             self.init(service: _service, definition: _definition)
         }
 
@@ -237,12 +259,15 @@ extension JframeReflectionV1 {
             writer.key("definition"); writer.value(self.definition); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method as package.Service/Method.
-    public struct DescribeMethodRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeMethodRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var method: String
 
         public init(method: String) {
@@ -257,7 +282,7 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _method else { throw scanner.failure("missing required field 'method'") }
+            guard let _method else { throw scanner.failure("missing required field 'method'", member: "method") }
             self.init(method: _method)
         }
 
@@ -266,12 +291,16 @@ extension JframeReflectionV1 {
             writer.key("method"); writer.string(self.method); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.method.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "method", description: "must not be empty")) }
+        }
     }
 }
 
 extension JframeReflectionV1 {
     /// A method with its message schemas. The schemas' $refs of the form #/messages/Name resolve against this document's messages member, which holds every message of the method's package.
-    public struct DescribeMethodResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct DescribeMethodResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var method: String
         public var info: MethodInfo
         public var description: String
@@ -306,12 +335,12 @@ extension JframeReflectionV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _method else { throw scanner.failure("missing required field 'method'") }
-            guard let _info else { throw scanner.failure("missing required field 'info'") }
-            guard let _description else { throw scanner.failure("missing required field 'description'") }
-            guard let _requestSchema else { throw scanner.failure("missing required field 'requestSchema'") }
-            guard let _responseSchema else { throw scanner.failure("missing required field 'responseSchema'") }
-            guard let _messages else { throw scanner.failure("missing required field 'messages'") }
+            guard let _method else { throw scanner.failure("missing required field 'method'", member: "method") }
+            guard let _info else { throw scanner.failure("missing required field 'info'", member: "info") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _requestSchema else { throw scanner.failure("missing required field 'requestSchema'", member: "requestSchema") }
+            guard let _responseSchema else { throw scanner.failure("missing required field 'responseSchema'", member: "responseSchema") }
+            guard let _messages else { throw scanner.failure("missing required field 'messages'", member: "messages") }
             self.init(method: _method, info: _info, description: _description, requestSchema: _requestSchema, responseSchema: _responseSchema, messages: _messages)
         }
 
@@ -324,6 +353,10 @@ extension JframeReflectionV1 {
             writer.key("responseSchema"); writer.value(self.responseSchema); writer.comma()
             writer.key("messages"); writer.value(self.messages); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.info.validate(path: path + "info" + ".", into: &violations)
         }
     }
 }

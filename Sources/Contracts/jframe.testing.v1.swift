@@ -10,7 +10,7 @@ public enum JframeTestingV1 {
 
 extension JframeTestingV1 {
     /// The benchmark's message: 200 bytes of JSON with the note padded.
-    public struct EchoMessage: Codable, Sendable, Hashable, JSONMessage {
+    public struct EchoMessage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var id: String
         public var account: String
         /// Minor units.
@@ -38,10 +38,10 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _id else { throw scanner.failure("missing required field 'id'") }
-            guard let _account else { throw scanner.failure("missing required field 'account'") }
-            guard let _amount else { throw scanner.failure("missing required field 'amount'") }
-            guard let _note else { throw scanner.failure("missing required field 'note'") }
+            guard let _id else { throw scanner.failure("missing required field 'id'", member: "id") }
+            guard let _account else { throw scanner.failure("missing required field 'account'", member: "account") }
+            guard let _amount else { throw scanner.failure("missing required field 'amount'", member: "amount") }
+            guard let _note else { throw scanner.failure("missing required field 'note'", member: "note") }
             self.init(id: _id, account: _account, amount: _amount, note: _note)
         }
 
@@ -53,12 +53,15 @@ extension JframeTestingV1 {
             writer.key("note"); writer.string(self.note); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// A message and how many copies to stream back.
-    public struct ExpandRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct ExpandRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var message: EchoMessage
         public var count: Int
 
@@ -77,8 +80,8 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _message else { throw scanner.failure("missing required field 'message'") }
-            guard let _count else { throw scanner.failure("missing required field 'count'") }
+            guard let _message else { throw scanner.failure("missing required field 'message'", member: "message") }
+            guard let _count else { throw scanner.failure("missing required field 'count'", member: "count") }
             self.init(message: _message, count: _count)
         }
 
@@ -88,12 +91,18 @@ extension JframeTestingV1 {
             writer.key("count"); writer.int(self.count); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.message.validate(path: path + "message" + ".", into: &violations)
+            if self.count < 0 { violations.append(FieldViolation(field: path + "count", description: "must be at least 0")) }
+            if self.count > 100000000 { violations.append(FieldViolation(field: path + "count", description: "must be at most 100000000")) }
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// What Collect saw.
-    public struct CollectResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct CollectResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var count: Int
         /// Sum of the amounts, as an int64 string.
         public var totalAmount: Int64
@@ -129,8 +138,8 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _count else { throw scanner.failure("missing required field 'count'") }
-            guard let _totalAmount else { throw scanner.failure("missing required field 'totalAmount'") }
+            guard let _count else { throw scanner.failure("missing required field 'count'", member: "count") }
+            guard let _totalAmount else { throw scanner.failure("missing required field 'totalAmount'", member: "totalAmount") }
             self.init(count: _count, totalAmount: _totalAmount)
         }
 
@@ -140,12 +149,16 @@ extension JframeTestingV1 {
             writer.key("totalAmount"); writer.int64String(self.totalAmount); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.count < 0 { violations.append(FieldViolation(field: path + "count", description: "must be at least 0")) }
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// How long to wait.
-    public struct SleepRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct SleepRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var milliseconds: Int
 
         public init(milliseconds: Int) {
@@ -160,7 +173,7 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _milliseconds else { throw scanner.failure("missing required field 'milliseconds'") }
+            guard let _milliseconds else { throw scanner.failure("missing required field 'milliseconds'", member: "milliseconds") }
             self.init(milliseconds: _milliseconds)
         }
 
@@ -169,12 +182,17 @@ extension JframeTestingV1 {
             writer.key("milliseconds"); writer.int(self.milliseconds); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.milliseconds < 0 { violations.append(FieldViolation(field: path + "milliseconds", description: "must be at least 0")) }
+            if self.milliseconds > 60000 { violations.append(FieldViolation(field: path + "milliseconds", description: "must be at most 60000")) }
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// How long it waited.
-    public struct SleepResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct SleepResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var sleptMs: Int
 
         public init(sleptMs: Int) {
@@ -189,7 +207,7 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _sleptMs else { throw scanner.failure("missing required field 'sleptMs'") }
+            guard let _sleptMs else { throw scanner.failure("missing required field 'sleptMs'", member: "sleptMs") }
             self.init(sleptMs: _sleptMs)
         }
 
@@ -198,12 +216,16 @@ extension JframeTestingV1 {
             writer.key("sleptMs"); writer.int(self.sleptMs); writer.comma()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.sleptMs < 0 { violations.append(FieldViolation(field: path + "sleptMs", description: "must be at least 0")) }
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// The status to end with.
-    public struct FailRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct FailRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var code: Int
         public var message: String?
 
@@ -222,7 +244,7 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _code else { throw scanner.failure("missing required field 'code'") }
+            guard let _code else { throw scanner.failure("missing required field 'code'", member: "code") }
             self.init(code: _code, message: _message)
         }
 
@@ -232,12 +254,17 @@ extension JframeTestingV1 {
             if let message { writer.key("message"); writer.string(message); writer.comma() }
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.code < 1 { violations.append(FieldViolation(field: path + "code", description: "must be at least 1")) }
+            if self.code > 16 { violations.append(FieldViolation(field: path + "code", description: "must be at most 16")) }
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// No fields.
-    public struct StatsRequest: Codable, Sendable, Hashable, JSONMessage {
+    public struct StatsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
         public init() {
         }
@@ -255,12 +282,15 @@ extension JframeTestingV1 {
             writer.beginObject()
             writer.endObject()
         }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
     }
 }
 
 extension JframeTestingV1 {
     /// Sleep calls by how they ended, since the server started.
-    public struct StatsResponse: Codable, Sendable, Hashable, JSONMessage {
+    public struct StatsResponse: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var sleepsCompleted: Int
         /// Stopped by CANCEL, a deadline or the connection closing.
         public var sleepsCancelled: Int
@@ -280,8 +310,8 @@ extension JframeTestingV1 {
                 default: try scanner.skipValue()
                 }
             }
-            guard let _sleepsCompleted else { throw scanner.failure("missing required field 'sleepsCompleted'") }
-            guard let _sleepsCancelled else { throw scanner.failure("missing required field 'sleepsCancelled'") }
+            guard let _sleepsCompleted else { throw scanner.failure("missing required field 'sleepsCompleted'", member: "sleepsCompleted") }
+            guard let _sleepsCancelled else { throw scanner.failure("missing required field 'sleepsCancelled'", member: "sleepsCancelled") }
             self.init(sleepsCompleted: _sleepsCompleted, sleepsCancelled: _sleepsCancelled)
         }
 
@@ -290,6 +320,11 @@ extension JframeTestingV1 {
             writer.key("sleepsCompleted"); writer.int(self.sleepsCompleted); writer.comma()
             writer.key("sleepsCancelled"); writer.int(self.sleepsCancelled); writer.comma()
             writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.sleepsCompleted < 0 { violations.append(FieldViolation(field: path + "sleepsCompleted", description: "must be at least 0")) }
+            if self.sleepsCancelled < 0 { violations.append(FieldViolation(field: path + "sleepsCancelled", description: "must be at least 0")) }
         }
     }
 }

@@ -38,6 +38,9 @@ public struct JSONScanner {
 
     public func failure(_ reason: String) -> Failure { Failure(path: [], reason: reason, offset: index) }
 
+    /// A failure about one member of the object being read (a required member that is missing).
+    public func failure(_ reason: String, member: String) -> Failure { Failure(path: [member], reason: reason, offset: index) }
+
     private mutating func skipSpace() {
         while index < bytes.count {
             switch bytes[index] {

@@ -43,7 +43,10 @@ public enum ServerHost {
         var router = RPCRouter()
         for service in services { router.register(service) }
         let hosted = router.methods.map(\.service)
-        let health = HealthService(services: Array(Set(hosted)).sorted() + [HealthService.V1.Health.name])
+        // Every service the server answers for, health and reflection included: a health check
+        // names any of them (WIRE.md: NOT_FOUND only for a service the server does not host).
+        let health = HealthService(
+            services: Array(Set(hosted)).sorted() + [HealthService.V1.Health.name, ReflectionService.V1.Reflection.name])
         router.register(health)
         router.register(ReflectionService(hosting: router.methods))
 

@@ -101,7 +101,11 @@ def test_the_bank_account_story_with_every_refusal(system):
     invalid = system.account("DepositFunds", {"accountId": "acct-1", "amount": {"amountMinor": "0", "currency": "eur"}},
                              expect="INVALID_ARGUMENT")
     fields = {v["field"] for d in invalid["details"] for v in d["value"]["violations"]}
-    assert fields == {"amount.amountMinor", "amount.currency"}
+    assert fields == {"amount.currency"}, "the schema's pattern is checked before any handler runs"
+    invalid = system.account("DepositFunds", {"accountId": "acct-1", "amount": {"amountMinor": "0", "currency": "EUR"}},
+                             expect="INVALID_ARGUMENT")
+    fields = {v["field"] for d in invalid["details"] for v in d["value"]["violations"]}
+    assert fields == {"amount.amountMinor"}, "then the rules no schema states: an amount above zero"
     system.account("OpenAccount", {"holder": "", "accountType": "SAVINGS", "openingBalance": eur(-1)}, expect="INVALID_ARGUMENT")
     malformed = system.connection.unary(f"{PACKAGE}.BankAccounts/DepositFunds", {"accountId": "acct-1", "amount": "ten"})
     assert malformed.code == CODE["INVALID_ARGUMENT"]
@@ -130,7 +134,10 @@ def test_orders_reach_the_OnNewOrder_topic_keyed_by_order_id(system):
                 expect="ALREADY_EXISTS")
     bad = system.call("Orders", "PlaceOrder", {"customer": {**customer, "email": "nope"}, "description": "d", "quantity": 0},
                       expect="INVALID_ARGUMENT")
-    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"customer.email", "quantity"}
+    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"quantity"}, "the schema's minimum first"
+    bad = system.call("Orders", "PlaceOrder", {"customer": {**customer, "email": "nope"}, "description": "d", "quantity": 1},
+                      expect="INVALID_ARGUMENT")
+    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"customer.email"}, "then the domain's rules"
     system.wait_published()
     topic = system.broker.call("DescribeTopic", {"name": "OnNewOrder"})
     records = [r for p in topic["partitions"] for r in system.broker.fetch_all("OnNewOrder", p["partition"])]

@@ -112,3 +112,8 @@ def test_health_reports_serving_and_not_found_for_unknown_services(conn):
     assert conn.unary("jframe.health.v1.Health/Check", {"service": "jframe.testing.v1.Echo"}).messages == [
         {"status": "SERVING"}]
     assert conn.unary("jframe.health.v1.Health/Check", {"service": "no.such.v1.Thing"}).code == jframe.CODE["NOT_FOUND"]
+    # Every service ListServices lists has a health status, reflection and health included.
+    listed = conn.unary("jframe.reflection.v1.Reflection/ListServices", {}).messages[0]["services"]
+    for service in listed:
+        answer = conn.unary("jframe.health.v1.Health/Check", {"service": service["name"]})
+        assert answer.messages == [{"status": "SERVING"}], (service["name"], answer.trailers)

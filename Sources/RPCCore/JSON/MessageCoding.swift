@@ -32,7 +32,10 @@ public enum MessageCoding {
                 try scanner.end()
                 return message as! Message
             } catch let failure as JSONScanner.Failure {
-                throw RPCError(code: .invalidArgument, message: "invalid \(Message.self): \(failure)")
+                // The member's path, so a client can point at what it sent wrong (FieldViolations).
+                throw RPCError.invalidArgument(
+                    "invalid \(Message.self): \(failure)",
+                    violations: [FieldViolation(field: failure.path.joined(separator: "."), description: failure.reason)])
             }
         }
         do {

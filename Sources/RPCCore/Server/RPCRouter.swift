@@ -57,7 +57,7 @@ public struct RPCRouter: Sendable {
         _ body: @escaping @Sendable (MessageStream<Request>, ServerContext) async throws -> Response
     ) {
         register(method) { call, context in
-            let response = try await body(MessageStream(call.requests), context)
+            let response = try await body(MessageStream(call.requests, checksSchema: true), context)
             call.respond(try MessageCoding.encode(response))
         }
     }
@@ -68,7 +68,7 @@ public struct RPCRouter: Sendable {
             Void
     ) {
         register(method) { call, context in
-            try await body(MessageStream(call.requests), MessageWriter(call.send), context)
+            try await body(MessageStream(call.requests, checksSchema: true), MessageWriter(call.send), context)
         }
     }
 }

@@ -58,6 +58,7 @@ public final class ServerCall: Sendable {
             throw RPCError(code: .unimplemented, message: "\(method.fullName) takes one request message; none was sent")
         }
         let request = try MessageCoding.decode(Request.self, from: bytes)
+        if let validated = request as? any SchemaValidated { try validated.checkSchema("\(Request.self)") }
         guard try await requests.next() == nil else {
             throw RPCError(
                 code: .unimplemented, message: "\(method.fullName) takes one request message; more were sent")

@@ -5,18 +5,27 @@
 public struct MessageStream<Message: Decodable & Sendable>: AsyncSequence, Sendable {
     public typealias Element = Message
     let inbound: InboundMessages
+    /// Requests on a server are checked against their schema (`SchemaValidated`); a client
+    /// takes the server's responses as they come.
+    let checksSchema: Bool
 
-    public init(_ inbound: InboundMessages) { self.inbound = inbound }
+    public init(_ inbound: InboundMessages, checksSchema: Bool = false) {
+        self.inbound = inbound
+        self.checksSchema = checksSchema
+    }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let inbound: InboundMessages
+        let checksSchema: Bool
         public mutating func next() async throws -> Message? {
             guard let bytes = try await inbound.next() else { return nil }
-            return try MessageCoding.decode(Message.self, from: bytes)
+            let message = try MessageCoding.decode(Message.self, from: bytes)
+            if checksSchema, let validated = message as? any SchemaValidated { try validated.checkSchema("\(Message.self)") }
+            return message
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbound: inbound) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbound: inbound, checksSchema: checksSchema) }
 }
 
 /// Sends the messages of one direction of a call, waiting for credit when the reader is behind.
