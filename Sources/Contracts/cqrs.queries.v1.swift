@@ -144,7 +144,7 @@ extension CqrsQueriesV1 {
     public struct GetAccountRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The account's id.
         public var accountId: String
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(accountId: String, minPosition: Int64? = nil) {
@@ -203,7 +203,7 @@ extension CqrsQueriesV1 {
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
         public var pageToken: String?
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
@@ -277,7 +277,7 @@ extension CqrsQueriesV1 {
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
         public var pageToken: String?
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(holder: String? = nil, balanceGreaterThan: CqrsCommandsV1.Money? = nil, balanceLessThan: CqrsCommandsV1.Money? = nil, status: AccountStatus? = nil, pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
@@ -531,7 +531,7 @@ extension CqrsQueriesV1 {
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
         public var pageToken: String?
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(accountId: String, pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
@@ -778,7 +778,7 @@ extension CqrsQueriesV1 {
     /// One order by id.
     public struct GetOrderRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var orderId: String
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(orderId: String, minPosition: Int64? = nil) {
@@ -839,7 +839,7 @@ extension CqrsQueriesV1 {
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
         public var pageToken: String?
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(customerEmail: String? = nil, pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
@@ -1024,7 +1024,7 @@ extension CqrsQueriesV1 {
         public var pageSize: Int?
         /// The nextPageToken of the previous page; absent for the first page.
         public var pageToken: String?
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
@@ -1132,7 +1132,7 @@ extension CqrsQueriesV1 {
     public struct GetCustomerRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         /// The customer's email (compared case-insensitively).
         public var email: String
-        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data.
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
         public var minPosition: Int64?
 
         public init(email: String, minPosition: Int64? = nil) {
@@ -2276,7 +2276,7 @@ extension CqrsQueriesV1 {
           "description": "One account, open or closed.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of this account's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such account"
@@ -2292,7 +2292,7 @@ extension CqrsQueriesV1 {
           "description": "Every account, ordered by id, in pages.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
@@ -2307,7 +2307,7 @@ extension CqrsQueriesV1 {
           "description": "Accounts by holder, by balance above or below an amount, and by status.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
@@ -2322,7 +2322,7 @@ extension CqrsQueriesV1 {
           "description": "An account's deposits and withdrawals (and opening balance) with the running balance.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of this account's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such account"
@@ -2357,7 +2357,7 @@ extension CqrsQueriesV1 {
           "description": "One order.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of this order's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such order"
@@ -2373,7 +2373,7 @@ extension CqrsQueriesV1 {
           "description": "Orders, oldest first, optionally of one customer.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
@@ -2394,7 +2394,7 @@ extension CqrsQueriesV1 {
           "description": "Customers ordered by email, with their order counts.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read"
           }
@@ -2409,7 +2409,7 @@ extension CqrsQueriesV1 {
           "description": "One customer with their orders.",
           "errors": {
             "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
-            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such customer"
@@ -2588,7 +2588,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [
@@ -2621,7 +2621,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [],
@@ -2666,7 +2666,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [],
@@ -2818,7 +2818,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [
@@ -2948,7 +2948,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [
@@ -2986,7 +2986,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [],
@@ -3102,7 +3102,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [],
@@ -3150,7 +3150,7 @@ extension CqrsQueriesV1 {
           "type": "string",
           "format": "int64",
           "pattern": "^-?[0-9]+$",
-          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, bounded by the call's deadline (then DEADLINE_EXCEEDED), instead of answering from older data."
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
         }
       },
       "required": [

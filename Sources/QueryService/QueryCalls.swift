@@ -30,8 +30,8 @@ enum QueryCalls {
     }
 
     /// Read your writes: waits until the read models have applied `minPosition`, for at most
-    /// the time left before the call's deadline, then refuses with DEADLINE_EXCEEDED naming how
-    /// far they are.
+    /// the time left before the call's deadline and the server's cap (`--max-position-wait-ms`),
+    /// then refuses with DEADLINE_EXCEEDED naming how far they are.
     ///
     /// An event at or below `minPosition` that is parked (of `streamId`, the stream the query
     /// reads, or of any stream for queries over many) is not in the answer: the call ends with
@@ -51,21 +51,24 @@ enum QueryCalls {
         guard minPosition >= 0 else {
             throw RPCError.invalidArgument("minPosition must be 0 or more", violations: [FieldViolation(field: "minPosition", description: "must be 0 or more")])
         }
-        // Without a deadline the wait is bounded anyway: a client must not hang forever. With
-        // one, the wait ends a little before it (a tenth of what is left, 2 to 50 ms) so that
-        // this answer, which says how far the read models are, reaches the client ahead of the
-        // transport's own DEADLINE_EXCEEDED. A 2 ms margin lost that race on a busy CI machine.
-        let timeout: Duration
+        // Without a deadline the wait is bounded anyway (the server's cap): a client must not
+        // hang forever. With one, the wait ends a little before it (a tenth of what is left, 2 to
+        // 50 ms) so that this answer, which says how far the read models are, reaches the client
+        // ahead of the transport's own DEADLINE_EXCEEDED. A 2 ms margin lost that race on a busy
+        // CI machine.
+        var timeout = store.options.maxPositionWait
         if let deadline = context.deadline {
             let left = deadline - .now
-            timeout = left - min(max(left / 10, .milliseconds(2)), .milliseconds(50))
-        } else {
-            timeout = .seconds(30)
+            timeout = min(timeout, left - min(max(left / 10, .milliseconds(2)), .milliseconds(50)))
         }
         if await store.waitForPosition(minPosition, timeout: max(timeout, .zero)) { return }
         throw RPCError(
             code: .deadlineExceeded,
-            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition)")
+            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition) (waited \(Self.milliseconds(timeout)) ms; the server waits at most \(Self.milliseconds(store.options.maxPositionWait)) ms)")
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     static func pageSize(_ value: Int?) throws -> Int {

@@ -18,16 +18,20 @@ public final class ReadModelStore: Sendable {
         public var readers = 8
         /// Milliseconds since the Unix epoch, UTC (parked-at times).
         public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
+        /// The longest a read-your-writes query waits for its `minPosition`, whatever its deadline
+        /// (or without one): a client must not hold a call open forever on a position that never
+        /// comes.
+        public var maxPositionWait: Duration = .seconds(30)
         public init() {}
     }
 
     public let path: String
+    public let options: Options
     let readers: SQLiteReaderPool
     private let writer: Mutex<ProjectionWriter?>
     private let writerQueue = DispatchQueue(label: "readmodels.writer")
     /// Held for each write, and by a rebuild's last catch-up and swap.
     private let writeLock = AsyncLock()
-    private let options: Options
     private let logger: Logger
     /// Every global position up to this one is applied (or parked).
     let handled: WatermarkWaiters

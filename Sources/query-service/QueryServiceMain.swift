@@ -45,7 +45,11 @@ struct QueryServiceCommand: AsyncParsableCommand {
     @Option(help: "Partitions of an event topic created here because it does not exist yet. Env: QUERIES_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
+    @Option(help: "Longest a query waits for its minPosition, whatever its deadline (or without one), ms; then DEADLINE_EXCEEDED. Default 30000. Env: QUERIES_MAX_POSITION_WAIT_MS.")
+    var maxPositionWaitMs: Int?
+
     func validate() throws {
+        if let maxPositionWaitMs, !(1...3_600_000).contains(maxPositionWaitMs) { throw ValidationError("--max-position-wait-ms must be 1 to 3600000") }
         if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
     }
@@ -55,7 +59,12 @@ struct QueryServiceCommand: AsyncParsableCommand {
         let logger = Logger(label: "query-service")
         let directory = dataDir ?? Environment.string("QUERIES_DATA_DIR") ?? "data/queries"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let store = try ReadModelStore(path: directory + "/readmodels.sqlite", logger: Logger(label: "readmodels"))
+        var storeOptions = ReadModelStore.Options()
+        if let wait = try maxPositionWaitMs ?? Environment.integer("QUERIES_MAX_POSITION_WAIT_MS") {
+            guard (1...3_600_000).contains(wait) else { throw ValidationError("QUERIES_MAX_POSITION_WAIT_MS must be 1 to 3600000") }
+            storeOptions.maxPositionWait = .milliseconds(wait)
+        }
+        let store = try ReadModelStore(path: directory + "/readmodels.sqlite", options: storeOptions, logger: Logger(label: "readmodels"))
         defer { store.close() }
 
         let commandsClient = try upstream.client(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051")

@@ -414,3 +414,22 @@ def test_query_commands_through_the_cli(stack):
 def test_every_queries_method_was_called(protocols):
     defined = {m["name"] for s in protocols.packages[PACKAGE]["services"] for m in s["methods"]}
     assert defined - CALLED == set()
+
+
+def test_a_position_that_never_comes_ends_at_the_servers_cap(start_server, tmp_path):
+    """Without a deadline (or with a long one), a read-your-writes wait used to last as long as
+    the client kept the call open; the server caps it (--max-position-wait-ms)."""
+    queries = start_server("--data-dir", str(tmp_path), "--no-projection", "--commands", "127.0.0.1:1",
+                           "--max-position-wait-ms", "300", binary="query-service")
+    connection = queries.connect()
+    try:
+        for deadline in (None, 60_000):
+            started = time.monotonic()
+            result = connection.unary("cqrs.queries.v1.Accounts/ListAccounts", {"minPosition": "999999"}, timeout_ms=deadline,
+                                      timeout=20.0)
+            elapsed = time.monotonic() - started
+            assert result.code == jframe.CODE["DEADLINE_EXCEEDED"], result.trailers
+            assert "the server waits at most 300 ms" in result.trailers["message"]
+            assert 0.25 < elapsed < 5, elapsed
+    finally:
+        connection.close()
