@@ -163,15 +163,21 @@ public struct JSONScanner {
 
     // MARK: Scalars
 
+    /// A string member's text. Text that is not valid UTF-8 is a failure, never repaired with
+    /// U+FFFD: a key or name stored altered would no longer be the one the client sent.
     public mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""), "a string")
         let start = index
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                defer { index += 1 }
-                return String(decoding: bytes[start..<index], as: UTF8.self)
+                let slice = bytes[start..<index]
+                guard ascii || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8 in a string") }
+                index += 1
+                return String(decoding: slice, as: UTF8.self)
             }
+            if byte >= 0x80 { ascii = false }
             if byte == UInt8(ascii: "\\") { return try escapedString(from: start) }
             guard byte >= 0x20 else { throw failure("control character in a string") }
             index += 1
@@ -186,7 +192,8 @@ public struct JSONScanner {
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                return String(decoding: utf8, as: UTF8.self)
+                guard let text = String(validating: utf8, as: UTF8.self) else { throw failure("invalid UTF-8 in a string") }
+                return text
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw failure("unterminated escape") }
                 let escape = bytes[index]
