@@ -103,6 +103,26 @@ def test_no_common_version_is_unimplemented(server):
     connection.wait_closed()
 
 
+def test_a_clients_max_frame_bytes_is_honoured_and_checked(server):
+    """A reply over the client's HELLO maxFrameBytes used to be sent anyway; now it is not sent
+    and the call ends with RESOURCE_EXHAUSTED, on a unary and on a streaming call. A HELLO below
+    the schema's minimum (1024) is refused with GOAWAY 3."""
+    connection = server.connect(hello={"versions": [1], "maxFrameBytes": 1024, "initialCredit": 8})
+    small = connection.unary("jframe.testing.v1.Echo/Get", {"id": "s", "account": "a", "amount": 1, "note": "x" * 100})
+    assert small.code == 0
+    big = connection.unary("jframe.testing.v1.Echo/Get", {"id": "b", "account": "a", "amount": 1, "note": "x" * 3000})
+    assert big.code == jframe.CODE["RESOURCE_EXHAUSTED"], big.trailers
+    assert "maxFrameBytes of 1024" in big.trailers["message"] and big.messages == []
+    streamed = connection.server_streaming("jframe.testing.v1.Echo/Expand", {"message": {"id": "e", "account": "a", "amount": 1, "note": "y" * 3000}, "count": 3})
+    assert streamed.code == jframe.CODE["RESOURCE_EXHAUSTED"] and streamed.messages == [], streamed.trailers
+    assert connection.unary("jframe.health.v1.Health/Check", {}).code == 0, "the connection goes on"
+    connection.close()
+    refused = server.connect(hello={"versions": [1], "maxFrameBytes": 512, "initialCredit": 8})
+    goaway = refused.wait_goaway()
+    assert goaway["code"] == jframe.CODE["INVALID_ARGUMENT"] and "at least 1024" in goaway["message"]
+    refused.wait_closed()
+
+
 def test_stream_ids_must_rise(conn):
     still_works(conn)  # used stream 1
     conn.send(jframe.HEADERS, 0, 1, json.dumps({"method": "jframe.testing.v1.Echo/Get"}).encode())

@@ -40,6 +40,7 @@ public final class ServerCall: Sendable {
     /// Sends one response message, waiting for credit if the client is behind.
     /// Throws `CANCELLED` once the call is over.
     @Sendable public func send(_ message: [UInt8]) async throws {
+        if let refusal = connection.oversizedResponse(message.count) { throw refusal }
         try await outboundCredit.acquire()
         guard connection.write([Frame(type: .message, streamID: streamID, payload: message)], for: self) else {
             throw RPCError(code: .cancelled, message: "the call is over")

@@ -23,6 +23,8 @@ final class ServerConnection: FrameReceiver, Sendable {
         var calls: [UInt32: ServerCall] = [:]
         /// The credit the client gives each new stream for our messages (from its HELLO).
         var peerInitialCredit = ConnectionLimits.defaults.initialCredit
+        /// The client's HELLO `maxFrameBytes`: no frame to it may carry a larger payload.
+        var peerMaxFrameBytes = Int.max
         var idleTimer: (any ScheduledTimer)?
         var keepaliveTimer: (any ScheduledTimer)?
         var receivedSinceKeepalive = false
@@ -150,10 +152,17 @@ final class ServerConnection: FrameReceiver, Sendable {
             closeWithError(.invalidArgument, "HELLO initialCredit must be at least 1, got \(hello.initialCredit)")
             return
         }
+        // The Hello schema's minimum: below it not even a status would fit.
+        guard hello.maxFrameBytes >= Hello.minimumMaxFrameBytes else {
+            closeWithError(
+                .invalidArgument, "HELLO maxFrameBytes must be at least \(Hello.minimumMaxFrameBytes), got \(hello.maxFrameBytes)")
+            return
+        }
         let limits = configuration.limits
         state.withLock { state in
             state.phase = .open
             state.peerInitialCredit = hello.initialCredit
+            state.peerMaxFrameBytes = hello.maxFrameBytes
         }
         channel.write(
             .control(
@@ -350,6 +359,10 @@ final class ServerConnection: FrameReceiver, Sendable {
                         error: RPCError(code: .internalError, message: "the handler returned no response")))
                 return
             }
+            if let refusal = oversizedResponse(response.count) {
+                channel.write(.trailers(streamID: call.streamID, error: refusal))
+                return
+            }
             channel.write([
                 Frame(type: .message, streamID: call.streamID, payload: response),
                 .trailers(streamID: call.streamID, error: nil),
@@ -357,6 +370,16 @@ final class ServerConnection: FrameReceiver, Sendable {
         } else {
             channel.write(.trailers(streamID: call.streamID, error: nil))
         }
+    }
+
+    /// The status for a response the client said it cannot take (its HELLO `maxFrameBytes`):
+    /// the frame is not sent; the call ends with RESOURCE_EXHAUSTED, as an oversized frame does.
+    func oversizedResponse(_ bytes: Int) -> RPCError? {
+        let limit = state.withLock { $0.peerMaxFrameBytes }
+        guard bytes > limit else { return nil }
+        return RPCError(
+            code: .resourceExhausted,
+            message: "the response of \(bytes) bytes exceeds the client's maxFrameBytes of \(limit) (its HELLO): it was not sent")
     }
 
     /// Ends a call from the connection's side (deadline, bad frame): the status goes out now and

@@ -4,6 +4,9 @@
 
 /// HELLO: the protocol versions and limits of one side.
 public struct Hello: Codable, Hashable, Sendable {
+    /// The least `maxFrameBytes` a side may announce (the Hello schema's minimum).
+    public static let minimumMaxFrameBytes = 1024
+
     /// Sent by the client: the versions it speaks, preferred first.
     public var versions: [Int]?
     /// Sent by the server: the version chosen for this connection.
