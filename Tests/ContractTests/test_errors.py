@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+import pytest
+
 import jframe
 
 ECHO = {"id": "m1", "account": "acct-000042", "amount": 7, "note": "hello"}
@@ -121,6 +123,43 @@ def test_a_clients_max_frame_bytes_is_honoured_and_checked(server):
     goaway = refused.wait_goaway()
     assert goaway["code"] == jframe.CODE["INVALID_ARGUMENT"] and "at least 1024" in goaway["message"]
     refused.wait_closed()
+
+
+def test_headers_that_break_the_rules_are_refused_with_code_3(conn):
+    """A negative timeoutMs, metadata keys outside [a-z0-9._-] (after lowercasing) or in the reserved jframe- space,
+    and a -bin value that is not base64 used to be accepted; each is now INVALID_ARGUMENT."""
+    echo = {"id": "h", "account": "a", "amount": 1, "note": "n"}
+
+    def call(timeout_ms=None, metadata=None):
+        stream = conn.open_call("jframe.testing.v1.Echo/Get", timeout_ms=timeout_ms, metadata=metadata)
+        conn.send_message(stream, echo, end=True)
+        return conn.finish(stream)
+
+    for metadata in ({"jframe-mine": "1"}, {"bad key": "1"}, {"blob-bin": "not base64!"}, {"": "1"}):
+        refused = call(metadata=metadata)
+        assert refused.code == jframe.CODE["INVALID_ARGUMENT"], (metadata, refused.trailers)
+    assert call(timeout_ms=-5).code == jframe.CODE["INVALID_ARGUMENT"]
+    assert call(timeout_ms=0).code == jframe.CODE["DEADLINE_EXCEEDED"]
+    assert call(metadata={"blob-bin": "aGVsbG8=", "x-request-id": "r1", "a.b_c-d": "v"}).code == 0
+    assert call(metadata={"X-Upper": "1"}).code == 0, "keys are case-insensitive: lowercased on receipt, as in gRPC"
+
+
+@pytest.mark.parametrize("stream,payload", [(0, b"x" * 65), (1, b"12345678")])
+def test_a_ping_too_large_or_on_a_call_stream_is_a_protocol_error(server, stream, payload):
+    connection = server.connect()
+    assert connection.unary("jframe.health.v1.Health/Check", {}).code == 0
+    connection.send(jframe.PING, 0, stream, payload)
+    assert connection.wait_goaway()["code"] == jframe.CODE["INVALID_ARGUMENT"]
+    connection.wait_closed()
+
+
+def test_credit_below_one_and_stray_frames_are_ignored(conn):
+    conn.send(jframe.CREDIT, 0, 1, json.dumps({"n": -5}).encode())     # a stream never opened, a negative n
+    conn.send(jframe.CREDIT, 0, 99, json.dumps({"n": 0}).encode())
+    conn.send(jframe.TRAILERS, 0, 7, json.dumps({"code": 0}).encode())  # TRAILERS are the server's
+    conn.send(jframe.MESSAGE, 0, 9, b"{}")                               # a stream never opened
+    conn.send(jframe.GOAWAY, 0, 0, json.dumps({"lastStreamId": 0, "code": 0}).encode())
+    assert conn.unary("jframe.health.v1.Health/Check", {}).code == 0
 
 
 def test_stream_ids_must_rise(conn):

@@ -201,7 +201,11 @@ final class ServerConnection: FrameReceiver, Sendable {
             refuse(streamID, .unimplemented, "unknown method \(headers.method)")
             return
         }
-        if let timeoutMs = headers.timeoutMs, timeoutMs <= 0 {
+        if let problem = headers.ruleBroken {
+            refuse(streamID, .invalidArgument, problem)
+            return
+        }
+        if let timeoutMs = headers.timeoutMs, timeoutMs == 0 {
             refuse(streamID, .deadlineExceeded, "the deadline had passed when the call arrived")
             return
         }
@@ -289,14 +293,27 @@ final class ServerConnection: FrameReceiver, Sendable {
         settle()
     }
 
+    /// CREDIT for a stream that is not open, or with `n` below 1 (the schema's minimum) or not
+    /// JSON, is ignored: credit can only grow, and a late CREDIT races the call's end.
     private func receiveCredit(_ frame: Frame) {
-        guard let credit = try? Credit(jsonBytes: frame.payload),
+        guard let credit = try? Credit(jsonBytes: frame.payload), credit.n >= 1,
             let call = state.withLock({ $0.calls[frame.streamID] })
         else { return }
         call.outboundCredit.add(credit.n)
     }
 
+    static let maxPingBytes = 64
+
+    /// PING is about the connection: on a call's stream, or over 64 bytes, it is a protocol
+    /// error (GOAWAY 3), as HTTP/2 treats a PING of the wrong size or stream.
     private func receivePing(_ frame: Frame) {
+        guard frame.streamID == 0, frame.payload.count <= Self.maxPingBytes else {
+            closeWithError(
+                .invalidArgument,
+                frame.streamID != 0 ? "PING on stream \(frame.streamID): PING belongs to stream 0"
+                    : "PING payload of \(frame.payload.count) bytes: at most \(Self.maxPingBytes)")
+            return
+        }
         if frame.flags.contains(.ack) {
             state.withLock { $0.pingOutstanding = false }
         } else {

@@ -50,6 +50,43 @@ public struct CallHeaders: Codable, Hashable, Sendable {
         self.timeoutMs = timeoutMs
         self.metadata = metadata
     }
+
+    /// The first rule of WIRE.md's HEADERS these headers break, or nil: a negative `timeoutMs`
+    /// (the schema's minimum is 0); a metadata key outside `[a-z0-9._-]`, empty, or in the
+    /// reserved `jframe-` space; a `-bin` value that is not base64. The call is refused with
+    /// INVALID_ARGUMENT rather than served with metadata a peer may read differently.
+    public var ruleBroken: String? {
+        if let timeoutMs, timeoutMs < 0 { return "timeoutMs must be 0 or more, not \(timeoutMs)" }
+        for (key, value) in metadata ?? [:] {
+            guard !key.isEmpty, key.utf8.allSatisfy(Self.isKeyByte) else {
+                return "metadata key '\(key)' must be lowercase ASCII letters, digits, '-', '_' or '.'"
+            }
+            if key.hasPrefix("jframe-") { return "metadata key '\(key)' is in the reserved jframe- space" }
+            if key.hasSuffix("-bin"), !Self.isBase64(value) { return "metadata '\(key)' ends in -bin but its value is not base64" }
+        }
+        return nil
+    }
+
+    private static func isKeyByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+    }
+
+    /// Standard base64, padded or not (gRPC accepts both).
+    private static func isBase64(_ text: String) -> Bool {
+        var padding = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "=") {
+                padding += 1
+                continue
+            }
+            guard padding == 0 else { return false }
+            guard (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+            else { return false }
+        }
+        return padding <= 2 && (padding == 0 || text.utf8.count % 4 == 0)
+    }
 }
 
 /// TRAILERS: the status that ends a call.
