@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
-        .target(name: "BrokerCore", dependencies: ["LogStorage", logging], swiftSettings: settings),
+        .target(name: "BrokerCore", dependencies: ["LogStorage", logging], exclude: ["README.md"], swiftSettings: settings),
         // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer, each
         // optionally over TLS (swift-nio-ssl).
         .target(
@@ -95,6 +95,7 @@ let package = Package(
         .target(
             name: "RPCTransportHTTP2",
             dependencies: ["RPCCore", "RPCTransportTCP", "NGHTTP2", nioCore, nioPosix, logging],
+            exclude: ["README.md"],
             swiftSettings: settings
         ),
         // Spinner threads that keep the CPUs out of their halt state for a moment after I/O (opt-in).
@@ -117,6 +118,7 @@ let package = Package(
                 "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
+            exclude: ["README.md"],
             swiftSettings: settings
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
@@ -147,6 +149,7 @@ let package = Package(
         .target(
             name: "CommandService",
             dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", "JSONCoding", logging, crypto],
+            exclude: ["README.md"],
             swiftSettings: settings
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets
@@ -157,6 +160,7 @@ let package = Package(
         .target(
             name: "QueryService",
             dependencies: ["ReadModels", "SQLite", "Domain", "BrokerClient", "Contracts", "RPCCore", logging, lifecycle],
+            exclude: ["README.md"],
             swiftSettings: settings
         ),
         // The QueryService process.

@@ -160,7 +160,7 @@ public final class OutboxRelay: Service, Sendable {
         let head = try await store.headPosition()
         if highest > head {
             throw EventStoreError.dataLoss(
-                "the broker holds event \(published[highest]!) at position \(highest), but the store's last event is at position \(head): the store lost events it had stored and published; restore it, or see README 'Damaged files'")
+                "the broker holds event \(published[highest]!) at position \(highest), but the store's last event is at position \(head): the store lost events it had stored and published; restore it, or see Sources/CommandService/README.md, 'Damaged files'")
         }
         var position = published.keys.min()!
         while position <= highest {
@@ -168,7 +168,7 @@ public final class OutboxRelay: Service, Sendable {
             guard let last = events.last else { break }
             for event in events where published[event.position].map({ $0 != event.eventId }) ?? false {
                 throw EventStoreError.dataLoss(
-                    "the broker holds event \(published[event.position]!) at position \(event.position), where the store holds event \(event.eventId): the store lost events and handed their positions out again; see README 'Damaged files'")
+                    "the broker holds event \(published[event.position]!) at position \(event.position), where the store holds event \(event.eventId): the store lost events and handed their positions out again; see Sources/CommandService/README.md, 'Damaged files'")
             }
             position = last.position + 1
         }

@@ -1494,7 +1494,7 @@ extension CqrsCommandsV1 {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
             "ALREADY_EXISTS": "an account with this id exists; or the commandId was used before for a different command (another method, target or payload)",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')"
           }
         },
         {
@@ -1511,7 +1511,7 @@ extension CqrsCommandsV1 {
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')",
             "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         },
@@ -1529,7 +1529,7 @@ extension CqrsCommandsV1 {
             "FAILED_PRECONDITION": "a business rule refuses it (closed account, insufficient funds, another currency)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')",
             "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         },
@@ -1547,7 +1547,7 @@ extension CqrsCommandsV1 {
             "FAILED_PRECONDITION": "a business rule refuses it (the account is closed already, or its balance is not zero)",
             "ABORTED": "expectedVersion does not match the account's version, or concurrent commands kept conflicting; the message names both versions",
             "UNAVAILABLE": "the service's own event store cannot be written",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')",
             "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
           }
         }
@@ -1569,7 +1569,7 @@ extension CqrsCommandsV1 {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
             "ALREADY_EXISTS": "an order with this id exists; or the commandId was used before for a different command (another method, target or payload)",
-            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; README 'Damaged files')"
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')"
           }
         }
       ]
