@@ -8,18 +8,28 @@ import Checksums
 /// another stream's id. Every read checks it (`SQLiteEventStore.recordedEvent`), and so does
 /// `cqrs verify`.
 enum EventChecksum {
+    /// Integers go in as 8 bytes little-endian and texts as their UTF-8, each after its length
+    /// (a nil text is the length UInt64.max alone): no allocation per field, as every read of an
+    /// event pays for this.
     static func of(_ event: RecordedEvent) -> Int64 {
         var crc: UInt32 = 0
-        func add(_ bytes: [UInt8]) {
+        func add(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt64(bytes.count).littleEndian
             withUnsafeBytes(of: &length) { crc = CRC32C.checksum($0, continuing: crc) }
             crc = CRC32C.checksum(bytes, continuing: crc)
         }
         func add(_ text: String?) {
-            guard let text else { return add([0xFF]) }  // distinct from "" (length 0)
-            add(Array(text.utf8))
+            guard var text else {
+                var absent = UInt64.max
+                withUnsafeBytes(of: &absent) { crc = CRC32C.checksum($0, continuing: crc) }
+                return
+            }
+            text.withUTF8 { add(UnsafeRawBufferPointer($0)) }
         }
-        func add(_ number: Int64) { add(Array(String(number).utf8)) }
+        func add(_ number: Int64) {
+            var value = number.littleEndian
+            withUnsafeBytes(of: &value) { add($0) }
+        }
         add(event.eventId)
         add(event.streamId)
         add(event.streamVersion)
@@ -29,7 +39,7 @@ enum EventChecksum {
         add(event.recordedAt)
         add(event.correlationId)
         add(event.causationId)
-        add(event.data)
+        event.data.withUnsafeBytes { add($0) }
         return Int64(crc)
     }
 }
