@@ -79,7 +79,10 @@ let package = Package(
         .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
-        .target(name: "BrokerCore", dependencies: ["LogStorage", logging], exclude: ["README.md"], swiftSettings: settings),
+        .target(name: "BrokerCore", dependencies: ["LogStorage", "Partitioning", logging], exclude: ["README.md"], swiftSettings: settings),
+        // Kafka's key-to-partition routing (murmur2): the broker and its clients must agree, and
+        // a client must not link the broker's engine to get it.
+        .target(name: "Partitioning", swiftSettings: settings),
         // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer, each
         // optionally over TLS (swift-nio-ssl).
         .target(
@@ -124,7 +127,7 @@ let package = Package(
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
         .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer and a group consumer.
-        .target(name: "BrokerClient", dependencies: ["BrokerCore", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        .target(name: "BrokerClient", dependencies: ["Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
@@ -243,7 +246,7 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage"], swiftSettings: settings),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning"], swiftSettings: settings),
         .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",

@@ -1,4 +1,4 @@
-import BrokerCore
+import Partitioning
 import Contracts
 import Logging
 import RPCCore

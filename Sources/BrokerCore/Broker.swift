@@ -1,6 +1,7 @@
 import CommitScheduling
 import Logging
 import LogStorage
+import Partitioning
 import Synchronization
 
 #if canImport(FoundationEssentials)

@@ -1,5 +1,7 @@
 import Testing
 
+import Partitioning
+
 @testable import BrokerCore
 
 @Suite struct PartitionerTests {
