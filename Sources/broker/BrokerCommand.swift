@@ -116,7 +116,7 @@ struct BrokerCommand: AsyncParsableCommand {
         let broker = try Broker(settings: settings, fileSystem: fileSystem, logger: logger)
         defer { broker.close() }
         try await ServerHost.run(
-            name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server, defaultAddress: "127.0.0.1:9092",
+            name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server, defaultAddress: ServiceAddress.broker.defaultAddress,
             extraServices: [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))])
     }
 }

@@ -67,7 +67,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
         var relayStatus: @Sendable () -> OutboxRelay.Status = { OutboxRelay.Status() }
         var brokerClient: RPCClient?
         if relayOn {
-            let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
+            let address = ServiceAddress.broker.resolve(broker)
             let client = try upstream.client(address: address)
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
@@ -83,7 +83,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
             store: store, snapshotEvery: try snapshotEvery ?? Environment.integer("COMMANDS_SNAPSHOT_EVERY") ?? 100,
             clock: SQLiteEventStore.Options().clock, relayStatus: relayStatus)
         try await ServerHost.run(
-            name: "command-service", services: services, options: server, defaultAddress: "127.0.0.1:50051", extraServices: extraServices)
+            name: "command-service", services: services, options: server, defaultAddress: ServiceAddress.commands.defaultAddress, extraServices: extraServices)
         brokerClient?.close()
     }
 }

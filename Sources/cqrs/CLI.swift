@@ -28,7 +28,7 @@ struct Connection: ParsableArguments {
     @OptionGroup var security: ClientSecurityOptions
 
     func api() throws -> BrokerAPI.Broker.Client {
-        let address = broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092"
+        let address = ServiceAddress.broker.resolve(broker)
         return BrokerAPI.Broker.Client(try security.client(address: address))
     }
 

@@ -16,15 +16,11 @@ struct AnyServer: ParsableArguments {
     @Option(help: "Deadline of the call, ms.") var deadline: Int = 10_000
     @Flag(help: "Print replies as one JSON object per line (the default for call).") var json = false
 
-    static let defaults = [
-        "cqrs.broker.v1": ("CQRS_BROKER", "127.0.0.1:9092"), "cqrs.commands.v1": ("CQRS_COMMANDS", "127.0.0.1:50051"),
-        "cqrs.queries.v1": ("CQRS_QUERIES", "127.0.0.1:50052"),
-    ]
+    /// The service that hosts each package (others, such as health, go to the CommandService).
+    static let hosts: [String: ServiceAddress] = ["cqrs.broker.v1": .broker, "cqrs.commands.v1": .commands, "cqrs.queries.v1": .queries]
 
     func address(forPackage package: String?) -> String {
-        if let server { return server }
-        let (variable, fallback) = package.flatMap { Self.defaults[$0] } ?? ("CQRS_COMMANDS", "127.0.0.1:50051")
-        return Environment.string(variable) ?? fallback
+        (package.flatMap { Self.hosts[$0] } ?? .commands).resolve(server)
     }
 
     @OptionGroup var security: ClientSecurityOptions

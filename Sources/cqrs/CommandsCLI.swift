@@ -17,7 +17,7 @@ struct CommandServiceConnection: ParsableArguments {
     @OptionGroup var security: ClientSecurityOptions
 
     func client() throws -> RPCClient {
-        try security.client(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051")
+        try security.client(address: ServiceAddress.commands.resolve(commands))
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Contracts
 import Dispatch
 import Foundation
+import RPCHosting
 import RPCCore
 import RPCTransportTCP
 
@@ -20,9 +21,9 @@ struct Dev: AsyncParsableCommand {
 
     @Option(help: "Directory for the services' data and logs.") var dataDir = "data/dev"
     @Option(help: "Host the services listen on.") var host = "127.0.0.1"
-    @Option(help: "Broker port (0: any free port).") var brokerPort = 9092
-    @Option(help: "CommandService port (0: any free port).") var commandsPort = 50051
-    @Option(help: "QueryService port (0: any free port).") var queriesPort = 50052
+    @Option(help: "Broker port (0: any free port).") var brokerPort = ServiceAddress.broker.defaultPort
+    @Option(help: "CommandService port (0: any free port).") var commandsPort = ServiceAddress.commands.defaultPort
+    @Option(help: "QueryService port (0: any free port).") var queriesPort = ServiceAddress.queries.defaultPort
     @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
     @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062

@@ -15,7 +15,7 @@ struct QueryServiceConnection: ParsableArguments {
     @OptionGroup var security: ClientSecurityOptions
 
     func client() throws -> RPCClient {
-        try security.client(address: queries ?? Environment.string("CQRS_QUERIES") ?? "127.0.0.1:50052")
+        try security.client(address: ServiceAddress.queries.resolve(queries))
     }
 
     var options: CallOptions { CallOptions(timeout: .milliseconds(deadline)) }

@@ -67,12 +67,12 @@ struct QueryServiceCommand: AsyncParsableCommand {
         let store = try ReadModelStore(path: directory + "/readmodels.sqlite", options: storeOptions, logger: Logger(label: "readmodels"))
         defer { store.close() }
 
-        let commandsClient = try upstream.client(address: commands ?? Environment.string("CQRS_COMMANDS") ?? "127.0.0.1:50051")
+        let commandsClient = try upstream.client(address: ServiceAddress.commands.resolve(commands))
         var extraServices: [any Service] = []
         var follower: Projection?
         var brokerClient: RPCClient?
         if projection && Environment.string("QUERIES_PROJECTION") != "0" {
-            let client = try upstream.client(address: broker ?? Environment.string("CQRS_BROKER") ?? "127.0.0.1:9092")
+            let client = try upstream.client(address: ServiceAddress.broker.resolve(broker))
             var options = Projection.Options()
             options.group = group ?? Environment.string("QUERIES_GROUP") ?? options.group
             options.topicPartitions = try topicPartitions ?? Environment.integer("QUERIES_TOPIC_PARTITIONS") ?? options.topicPartitions
@@ -85,7 +85,7 @@ struct QueryServiceCommand: AsyncParsableCommand {
         }
         let services = QuerySide.services(store: store, projection: follower, broker: brokerClient, commands: commandsClient)
         try await ServerHost.run(
-            name: "query-service", services: services, options: server, defaultAddress: "127.0.0.1:50052", extraServices: extraServices)
+            name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress, extraServices: extraServices)
         brokerClient?.close()
         commandsClient.close()
     }
