@@ -21,23 +21,19 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     // MARK: Topics
 
     public func createTopic(_ request: BrokerAPI.CreateTopicRequest, context: ServerContext) async throws -> BrokerAPI.TopicDescription {
-        try await withBrokerStatus {
-            try protectedTopics.checkWrite(request.name, context)
-            var config = broker.settings.topicDefaults
-            if let given = request.config { config = try Self.apply(given, to: config) }
-            let timestampType: TimestampType? = request.config?.timestampType == .logAppendTime ? .logAppendTime : nil
-            let topic = try broker.createTopic(
-                TopicSettings(name: request.name, partitions: request.partitions ?? 1, config: config, timestampType: timestampType))
-            return Self.describe(topic)
-        }
+        try protectedTopics.checkWrite(request.name, context)
+        var config = broker.settings.topicDefaults
+        if let given = request.config { config = try Self.apply(given, to: config) }
+        let timestampType: TimestampType? = request.config?.timestampType == .logAppendTime ? .logAppendTime : nil
+        let topic = try broker.createTopic(
+            TopicSettings(name: request.name, partitions: request.partitions ?? 1, config: config, timestampType: timestampType))
+        return Self.describe(topic)
     }
 
     public func deleteTopic(_ request: BrokerAPI.DeleteTopicRequest, context: ServerContext) async throws -> BrokerAPI.DeleteTopicResponse {
-        try await withBrokerStatus {
-            try protectedTopics.checkWrite(request.name, context)
-            try await broker.deleteTopic(request.name)
-            return BrokerAPI.DeleteTopicResponse()
-        }
+        try protectedTopics.checkWrite(request.name, context)
+        try await broker.deleteTopic(request.name)
+        return BrokerAPI.DeleteTopicResponse()
     }
 
     public func listTopics(_ request: BrokerAPI.ListTopicsRequest, context: ServerContext) async throws -> BrokerAPI.ListTopicsResponse {
@@ -49,7 +45,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     }
 
     public func describeTopic(_ request: BrokerAPI.DescribeTopicRequest, context: ServerContext) async throws -> BrokerAPI.TopicDescription {
-        try await withBrokerStatus { Self.describe(try broker.topic(request.name)) }
+        Self.describe(try broker.topic(request.name))
     }
 
     static func describe(_ topic: Topic) -> BrokerAPI.TopicDescription {
@@ -96,62 +92,56 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     // MARK: Produce
 
     public func initProducer(_ request: BrokerAPI.InitProducerRequest, context: ServerContext) async throws -> BrokerAPI.InitProducerResponse {
-        try await withBrokerStatus { BrokerAPI.InitProducerResponse(producerId: try broker.allocateProducerId()) }
+        BrokerAPI.InitProducerResponse(producerId: try broker.allocateProducerId())
     }
 
     public func produce(_ request: BrokerAPI.ProduceRequest, context: ServerContext) async throws -> BrokerAPI.ProduceResponse {
-        try await withBrokerStatus {
-            try protectedTopics.checkWrite(request.topic, context)
-            var sequences: [Int: Int32] = [:]
-            for (i, entry) in (request.sequences ?? []).enumerated() {
-                guard let sequence = Int32(exactly: entry.baseSequence), sequence >= 0 else {
-                    throw BrokerError.invalid(field: "sequences[\(i)].baseSequence", reason: "must be 0 to 2147483647")
-                }
-                sequences[entry.partition] = sequence
+        try protectedTopics.checkWrite(request.topic, context)
+        var sequences: [Int: Int32] = [:]
+        for (i, entry) in (request.sequences ?? []).enumerated() {
+            guard let sequence = Int32(exactly: entry.baseSequence), sequence >= 0 else {
+                throw BrokerError.invalid(field: "sequences[\(i)].baseSequence", reason: "must be 0 to 2147483647")
             }
-            let records = request.records.map { record in
-                ProduceInput(
-                    key: record.key, value: record.value?.bytes,
-                    headers: record.headers ?? [:], timestamp: record.timestamp.map(Int64.init), partition: record.partition)
-            }
-            let outcome = try await broker.produce(
-                topic: request.topic, records: records, producerId: request.producerId, sequences: sequences)
-            return BrokerAPI.ProduceResponse(
-                results: outcome.positions.map { BrokerAPI.RecordPosition(partition: $0.partition, offset: $0.offset) },
-                duplicate: request.producerId == nil ? nil : outcome.duplicate)
+            sequences[entry.partition] = sequence
         }
+        let records = request.records.map { record in
+            ProduceInput(
+                key: record.key, value: record.value?.bytes,
+                headers: record.headers ?? [:], timestamp: record.timestamp.map(Int64.init), partition: record.partition)
+        }
+        let outcome = try await broker.produce(
+            topic: request.topic, records: records, producerId: request.producerId, sequences: sequences)
+        return BrokerAPI.ProduceResponse(
+            results: outcome.positions.map { BrokerAPI.RecordPosition(partition: $0.partition, offset: $0.offset) },
+            duplicate: request.producerId == nil ? nil : outcome.duplicate)
     }
 
     // MARK: Fetch
 
     public func fetch(_ request: BrokerAPI.FetchRequest, context: ServerContext) async throws -> BrokerAPI.FetchResponse {
-        try await withBrokerStatus {
-            let maxRecords = try Self.bounded(request.maxRecords, "maxRecords", 1...100_000) ?? Self.defaultMaxRecords
-            let maxWait = try Self.bounded(request.maxWaitMs, "maxWaitMs", 0...60_000) ?? 0
-            let result = try await broker.fetch(
-                topic: request.topic, partition: request.partition, offset: request.offset, maxRecords: maxRecords,
-                maxBytes: try Self.bounded(request.maxBytes, "maxBytes", 1...Int.max) ?? Self.defaultMaxBytes,
-                maxWait: .milliseconds(maxWait), minBytes: try Self.bounded(request.minBytes, "minBytes", 0...Int.max) ?? 1)
-            return Self.response(request.topic, request.partition, result)
-        }
+        let maxRecords = try Self.bounded(request.maxRecords, "maxRecords", 1...100_000) ?? Self.defaultMaxRecords
+        let maxWait = try Self.bounded(request.maxWaitMs, "maxWaitMs", 0...60_000) ?? 0
+        let result = try await broker.fetch(
+            topic: request.topic, partition: request.partition, offset: request.offset, maxRecords: maxRecords,
+            maxBytes: try Self.bounded(request.maxBytes, "maxBytes", 1...Int.max) ?? Self.defaultMaxBytes,
+            maxWait: .milliseconds(maxWait), minBytes: try Self.bounded(request.minBytes, "minBytes", 0...Int.max) ?? 1)
+        return Self.response(request.topic, request.partition, result)
     }
 
     public func subscribe(
         _ request: BrokerAPI.SubscribeRequest, responses: MessageWriter<BrokerAPI.FetchResponse>, context: ServerContext
     ) async throws {
-        try await withBrokerStatus {
-            let maxRecords = try Self.bounded(request.maxRecords, "maxRecords", 1...100_000) ?? Self.defaultMaxRecords
-            let log = try broker.topic(request.topic).log(request.partition)
-            var offset = request.offset
-            while !Task.isCancelled {
-                let result = try log.read(from: offset, maxRecords: maxRecords, maxBytes: Self.defaultMaxBytes)
-                if result.records.isEmpty {
-                    await log.waitForRecord(at: result.nextOffset)
-                } else {
-                    try await responses.write(Self.response(request.topic, request.partition, result))
-                }
-                offset = result.nextOffset
+        let maxRecords = try Self.bounded(request.maxRecords, "maxRecords", 1...100_000) ?? Self.defaultMaxRecords
+        let log = try broker.topic(request.topic).log(request.partition)
+        var offset = request.offset
+        while !Task.isCancelled {
+            let result = try log.read(from: offset, maxRecords: maxRecords, maxBytes: Self.defaultMaxBytes)
+            if result.records.isEmpty {
+                await log.waitForRecord(at: result.nextOffset)
+            } else {
+                try await responses.write(Self.response(request.topic, request.partition, result))
             }
+            offset = result.nextOffset
         }
     }
 
@@ -171,44 +161,38 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     }
 
     public func listOffsets(_ request: BrokerAPI.ListOffsetsRequest, context: ServerContext) async throws -> BrokerAPI.ListOffsetsResponse {
-        try await withBrokerStatus {
-            let log = try broker.topic(request.topic).log(request.partition)
-            switch request.spec {
-            case .earliest: return BrokerAPI.ListOffsetsResponse(offset: log.logStartOffset)
-            case .latest: return BrokerAPI.ListOffsetsResponse(offset: log.highWatermark)
-            case .timestamp:
-                guard let timestamp = request.timestamp else {
-                    throw BrokerError.invalid(field: "timestamp", reason: "spec TIMESTAMP needs a timestamp")
-                }
-                guard let found = try log.offset(forTimestamp: Int64(timestamp)) else {
-                    return BrokerAPI.ListOffsetsResponse(offset: log.highWatermark)
-                }
-                return BrokerAPI.ListOffsetsResponse(offset: found.offset, timestamp: Int(found.timestamp))
+        let log = try broker.topic(request.topic).log(request.partition)
+        switch request.spec {
+        case .earliest: return BrokerAPI.ListOffsetsResponse(offset: log.logStartOffset)
+        case .latest: return BrokerAPI.ListOffsetsResponse(offset: log.highWatermark)
+        case .timestamp:
+            guard let timestamp = request.timestamp else {
+                throw BrokerError.invalid(field: "timestamp", reason: "spec TIMESTAMP needs a timestamp")
             }
+            guard let found = try log.offset(forTimestamp: Int64(timestamp)) else {
+                return BrokerAPI.ListOffsetsResponse(offset: log.highWatermark)
+            }
+            return BrokerAPI.ListOffsetsResponse(offset: found.offset, timestamp: Int(found.timestamp))
         }
     }
 
     // MARK: Groups
 
     public func joinGroup(_ request: BrokerAPI.JoinGroupRequest, context: ServerContext) async throws -> BrokerAPI.GroupMembership {
-        try await withBrokerStatus {
-            guard !request.group.isEmpty else { throw BrokerError.invalid(field: "group", reason: "must not be empty") }
-            guard !request.topics.isEmpty else { throw BrokerError.invalid(field: "topics", reason: "at least one topic") }
-            let session = try Self.bounded(request.sessionTimeoutMs, "sessionTimeoutMs", 1000...300_000) ?? 10_000
-            var counts: [String: Int] = [:]
-            for name in request.topics { counts[name] = try broker.topic(name).settings.partitions }
-            return Self.message(
-                broker.groups.join(
-                    group: request.group, memberId: request.memberId, clientId: request.clientId, topics: request.topics,
-                    partitionCounts: counts, sessionTimeoutMs: session))
-        }
+        guard !request.group.isEmpty else { throw BrokerError.invalid(field: "group", reason: "must not be empty") }
+        guard !request.topics.isEmpty else { throw BrokerError.invalid(field: "topics", reason: "at least one topic") }
+        let session = try Self.bounded(request.sessionTimeoutMs, "sessionTimeoutMs", 1000...300_000) ?? 10_000
+        var counts: [String: Int] = [:]
+        for name in request.topics { counts[name] = try broker.topic(name).settings.partitions }
+        return Self.message(
+            broker.groups.join(
+                group: request.group, memberId: request.memberId, clientId: request.clientId, topics: request.topics,
+                partitionCounts: counts, sessionTimeoutMs: session))
     }
 
     public func heartbeat(_ request: BrokerAPI.HeartbeatRequest, context: ServerContext) async throws -> BrokerAPI.GroupMembership {
-        try await withBrokerStatus {
-            let owned = Set(request.owned.flatMap { entry in entry.partitions.map { TopicPartition(topic: entry.topic, partition: $0) } })
-            return Self.message(try broker.groups.heartbeat(group: request.group, memberId: request.memberId, owned: owned))
-        }
+        let owned = Set(request.owned.flatMap { entry in entry.partitions.map { TopicPartition(topic: entry.topic, partition: $0) } })
+        return Self.message(try broker.groups.heartbeat(group: request.group, memberId: request.memberId, owned: owned))
     }
 
     public func leaveGroup(_ request: BrokerAPI.LeaveGroupRequest, context: ServerContext) async throws -> BrokerAPI.LeaveGroupResponse {
@@ -217,18 +201,16 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     }
 
     public func commitOffsets(_ request: BrokerAPI.CommitOffsetsRequest, context: ServerContext) async throws -> BrokerAPI.CommitOffsetsResponse {
-        try await withBrokerStatus {
-            guard !request.offsets.isEmpty else { throw BrokerError.invalid(field: "offsets", reason: "at least one offset") }
-            var offsets: [TopicPartition: (offset: Int64, metadata: String?)] = [:]
-            for (i, entry) in request.offsets.enumerated() {
-                guard entry.offset >= 0 else { throw BrokerError.invalid(field: "offsets[\(i)].offset", reason: "must not be negative") }
-                _ = try broker.topic(entry.topic).log(entry.partition)
-                offsets[TopicPartition(topic: entry.topic, partition: entry.partition)] = (entry.offset, entry.metadata)
-            }
-            try await broker.groups.commit(
-                group: request.group, memberId: request.memberId, generation: request.generation, offsets: offsets)
-            return BrokerAPI.CommitOffsetsResponse()
+        guard !request.offsets.isEmpty else { throw BrokerError.invalid(field: "offsets", reason: "at least one offset") }
+        var offsets: [TopicPartition: (offset: Int64, metadata: String?)] = [:]
+        for (i, entry) in request.offsets.enumerated() {
+            guard entry.offset >= 0 else { throw BrokerError.invalid(field: "offsets[\(i)].offset", reason: "must not be negative") }
+            _ = try broker.topic(entry.topic).log(entry.partition)
+            offsets[TopicPartition(topic: entry.topic, partition: entry.partition)] = (entry.offset, entry.metadata)
         }
+        try await broker.groups.commit(
+            group: request.group, memberId: request.memberId, generation: request.generation, offsets: offsets)
+        return BrokerAPI.CommitOffsetsResponse()
     }
 
     public func fetchCommittedOffsets(
@@ -251,28 +233,26 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     }
 
     public func describeGroup(_ request: BrokerAPI.DescribeGroupRequest, context: ServerContext) async throws -> BrokerAPI.DescribeGroupResponse {
-        try await withBrokerStatus {
-            guard let snapshot = broker.groups.snapshot(group: request.group) else { throw BrokerError.unknownGroup(request.group) }
-            let owners = Dictionary(
-                snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }) { first, _ in first }
-            let partitions = Set(snapshot.subscribedPartitions).union(snapshot.offsets.keys).sorted()
-            return BrokerAPI.DescribeGroupResponse(
-                group: snapshot.name, state: Self.state(snapshot.state), generation: snapshot.generation,
-                members: snapshot.members.map { member in
-                    BrokerAPI.GroupMember(
-                        memberId: member.memberId, clientId: member.clientId, topics: member.topics,
-                        assignment: Self.grouped(member.assignment), lastHeartbeatMsAgo: Int(member.lastHeartbeatMsAgo))
-                },
-                partitions: partitions.map { partition in
-                    let log = try? broker.topic(partition.topic).log(partition.partition)
-                    let highWatermark = log?.highWatermark ?? 0
-                    let committed = snapshot.offsets[partition]?.offset
-                    return BrokerAPI.PartitionLag(
-                        topic: partition.topic, partition: partition.partition, committedOffset: committed,
-                        highWatermark: highWatermark, lag: max(0, highWatermark - (committed ?? log?.logStartOffset ?? 0)),
-                        owner: owners[partition])
-                })
-        }
+        guard let snapshot = broker.groups.snapshot(group: request.group) else { throw BrokerError.unknownGroup(request.group) }
+        let owners = Dictionary(
+            snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }) { first, _ in first }
+        let partitions = Set(snapshot.subscribedPartitions).union(snapshot.offsets.keys).sorted()
+        return BrokerAPI.DescribeGroupResponse(
+            group: snapshot.name, state: Self.state(snapshot.state), generation: snapshot.generation,
+            members: snapshot.members.map { member in
+                BrokerAPI.GroupMember(
+                    memberId: member.memberId, clientId: member.clientId, topics: member.topics,
+                    assignment: Self.grouped(member.assignment), lastHeartbeatMsAgo: Int(member.lastHeartbeatMsAgo))
+            },
+            partitions: partitions.map { partition in
+                let log = try? broker.topic(partition.topic).log(partition.partition)
+                let highWatermark = log?.highWatermark ?? 0
+                let committed = snapshot.offsets[partition]?.offset
+                return BrokerAPI.PartitionLag(
+                    topic: partition.topic, partition: partition.partition, committedOffset: committed,
+                    highWatermark: highWatermark, lag: max(0, highWatermark - (committed ?? log?.logStartOffset ?? 0)),
+                    owner: owners[partition])
+            })
     }
 
     static func message(_ membership: Membership) -> BrokerAPI.GroupMembership {

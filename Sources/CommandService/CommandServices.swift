@@ -23,18 +23,16 @@ public struct CommandGateway: Sendable {
     func send<C: AggregateCommand, Request: IdempotentRequest>(
         _ command: C, request: Request, expectedVersion: Int64?, context: ServerContext
     ) async throws -> CommandsAPI.CommandResult {
-        try await withCommandStatus {
-            if let commandId = request.commandId { try Self.check(commandId: commandId) }
-            let correlationId = context.metadata["correlation-id"] ?? context.requestID ?? newId()
-            let commandContext = CommandContext(
-                commandId: request.commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion,
-                commandDigest: CommandDigest.of(request, method: context.method.fullName), logger: context.baseLogger,
-                logMetadata: context.logMetadata)
-            let result = try await mediator.send(command, context: commandContext)
-            return CommandsAPI.CommandResult(
-                aggregateId: result.aggregateId, streamId: result.streamId, version: result.version, position: result.position,
-                duplicate: result.duplicate)
-        }
+        if let commandId = request.commandId { try Self.check(commandId: commandId) }
+        let correlationId = context.metadata["correlation-id"] ?? context.requestID ?? newId()
+        let commandContext = CommandContext(
+            commandId: request.commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion,
+            commandDigest: CommandDigest.of(request, method: context.method.fullName), logger: context.baseLogger,
+            logMetadata: context.logMetadata)
+        let result = try await mediator.send(command, context: commandContext)
+        return CommandsAPI.CommandResult(
+            aggregateId: result.aggregateId, streamId: result.streamId, version: result.version, position: result.position,
+            duplicate: result.duplicate)
     }
 
     /// The schema's bounds on a command id (1 to 128 characters): an empty id would make every

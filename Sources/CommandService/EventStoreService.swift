@@ -15,74 +15,64 @@ public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {
     }
 
     public func readStream(_ request: CommandsAPI.ReadStreamRequest, context: ServerContext) async throws -> CommandsAPI.ReadStreamResponse {
-        try await withCommandStatus {
-            let from = try Self.start(request.fromVersion, "fromVersion")
-            let maxCount = request.maxCount ?? Self.defaultPage
-            let events = try await store.readStream(request.streamId, fromVersion: from, maxCount: maxCount)
-            let next = events.last.map { $0.streamVersion + 1 } ?? from
-            let version = try await store.streamVersion(request.streamId)
-            let end = version < next
-            return CommandsAPI.ReadStreamResponse(events: events.map(Self.message), nextVersion: next, endOfStream: end)
-        }
+        let from = try Self.start(request.fromVersion, "fromVersion")
+        let maxCount = request.maxCount ?? Self.defaultPage
+        let events = try await store.readStream(request.streamId, fromVersion: from, maxCount: maxCount)
+        let next = events.last.map { $0.streamVersion + 1 } ?? from
+        let version = try await store.streamVersion(request.streamId)
+        let end = version < next
+        return CommandsAPI.ReadStreamResponse(events: events.map(Self.message), nextVersion: next, endOfStream: end)
     }
 
     public func readAll(_ request: CommandsAPI.ReadAllRequest, context: ServerContext) async throws -> CommandsAPI.ReadAllResponse {
-        try await withCommandStatus {
-            let from = try Self.start(request.fromPosition, "fromPosition")
-            let head = try await store.headPosition()
-            let events = try await store.readAll(fromPosition: from, maxCount: request.maxCount ?? Self.defaultPage)
-            return Self.page(events, from: from, head: max(head, events.last?.position ?? 0))
-        }
+        let from = try Self.start(request.fromPosition, "fromPosition")
+        let head = try await store.headPosition()
+        let events = try await store.readAll(fromPosition: from, maxCount: request.maxCount ?? Self.defaultPage)
+        return Self.page(events, from: from, head: max(head, events.last?.position ?? 0))
     }
 
     public func subscribeAll(
         _ request: CommandsAPI.SubscribeAllRequest, responses: MessageWriter<CommandsAPI.ReadAllResponse>, context: ServerContext
     ) async throws {
-        try await withCommandStatus {
-            var from = try Self.start(request.fromPosition, "fromPosition")
-            let maxCount = request.maxCount ?? Self.defaultPage
-            while !Task.isCancelled {
-                let head = try await store.headPosition()
-                let events = try await store.readAll(fromPosition: from, maxCount: maxCount)
-                if events.isEmpty {
-                    _ = await store.waitForEvents(after: from - 1, timeout: .seconds(5))
-                    continue
-                }
-                let page = Self.page(events, from: from, head: max(head, events.last!.position))
-                try await responses.write(page)
-                from = page.nextPosition
+        var from = try Self.start(request.fromPosition, "fromPosition")
+        let maxCount = request.maxCount ?? Self.defaultPage
+        while !Task.isCancelled {
+            let head = try await store.headPosition()
+            let events = try await store.readAll(fromPosition: from, maxCount: maxCount)
+            if events.isEmpty {
+                _ = await store.waitForEvents(after: from - 1, timeout: .seconds(5))
+                continue
             }
+            let page = Self.page(events, from: from, head: max(head, events.last!.position))
+            try await responses.write(page)
+            from = page.nextPosition
         }
     }
 
     public func getStatus(_ request: CommandsAPI.GetStatusRequest, context: ServerContext) async throws -> CommandsAPI.StoreStatus {
-        try await withCommandStatus {
-            let relay = relayStatus()
-            return CommandsAPI.StoreStatus(
-                headPosition: try await store.headPosition(), publishedPosition: relay.publishedPosition,
-                brokerConnected: relay.brokerConnected, lastError: relay.lastError, writeRefusal: store.writeRefusal)
-        }
+        let relay = relayStatus()
+        return CommandsAPI.StoreStatus(
+            headPosition: try await store.headPosition(), publishedPosition: relay.publishedPosition,
+            brokerConnected: relay.brokerConnected, lastError: relay.lastError, writeRefusal: store.writeRefusal)
     }
 
     public func verify(
         _ request: CommandsAPI.VerifyRequest, responses: MessageWriter<CommandsAPI.VerifyProgress>, context: ServerContext
     ) async throws {
-        try await withCommandStatus {
-            let pageSize = request.pageSize ?? 1000
-            guard (1...10_000).contains(pageSize) else {
-                throw RPCError.invalidArgument(
-                    "pageSize is 1 to 10000", violations: [FieldViolation(field: "pageSize", description: "must be 1 to 10000")])
-            }
-            guard let store = store as? any VerifiableEventStore else {
-                throw RPCError(code: .unimplemented, message: "this event store cannot verify itself")
-            }
-            let report = try await store.verify(pageSize: pageSize) { progress in
-                try await responses.write(Self.message(progress, done: false))
-            }
-            try await responses.write(Self.message(report, done: true))
-            context.logger.notice(
-                "verified the event store", metadata: ["events": "\(report.eventsChecked)", "problems": "\(report.problemCount)"])
+        let pageSize = request.pageSize ?? 1000
+        guard (1...10_000).contains(pageSize) else {
+            throw RPCError.invalidArgument(
+                "pageSize is 1 to 10000", violations: [FieldViolation(field: "pageSize", description: "must be 1 to 10000")])
         }
+        guard let store = store as? any VerifiableEventStore else {
+            throw RPCError(code: .unimplemented, message: "this event store cannot verify itself")
+        }
+        let report = try await store.verify(pageSize: pageSize) { progress in
+            try await responses.write(Self.message(progress, done: false))
+        }
+        try await responses.write(Self.message(report, done: true))
+        context.logger.notice(
+            "verified the event store", metadata: ["events": "\(report.eventsChecked)", "problems": "\(report.problemCount)"])
     }
 
     static func message(_ report: StoreVerification, done: Bool) -> CommandsAPI.VerifyProgress {

@@ -7,27 +7,10 @@ import SQLite
 public typealias QueriesAPI = CqrsQueriesV1
 public typealias CommandsAPI = CqrsCommandsV1
 
-/// What every query method shares: status codes for the read models' errors, read-your-writes
-/// waits, page sizes and page tokens, and rows turned into messages.
+/// What every query method shares: read-your-writes waits, page sizes and page tokens, and rows
+/// turned into messages. (The read models' errors carry their own status: see below.)
 enum QueryCalls {
     static let defaultPageSize = 100
-
-    /// Runs a handler body with the read models' errors turned into statuses.
-    static func run<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as ReadModelError {
-            switch error {
-            case .invalid(let message): throw RPCError(code: .invalidArgument, message: message)
-            case .closed, .unavailable: throw RPCError(code: .unavailable, message: error.description)
-            }
-        } catch let error as SQLiteError {
-            // Not UNKNOWN: a full disk is a resource the operator can free; anything else from
-            // the database makes the read models unusable for now.
-            if error.isFull { throw RPCError(code: .resourceExhausted, message: "the read models' disk is full: \(error.message)") }
-            throw RPCError(code: .unavailable, message: "the read models cannot be used: \(error)")
-        }
-    }
 
     /// Read your writes: waits until the read models have applied `minPosition`, for at most
     /// the time left before the call's deadline and the server's cap (`--max-position-wait-ms`),
@@ -131,4 +114,24 @@ enum QueryCalls {
     }
 
     static func notFound(_ what: String) -> RPCError { RPCError(code: .notFound, message: what) }
+}
+
+/// The read models' errors as statuses; handlers just throw them.
+extension ReadModelError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .invalid(let message): RPCError(code: .invalidArgument, message: message)
+        case .closed, .unavailable: RPCError(code: .unavailable, message: description)
+        }
+    }
+}
+
+/// A database error that reached a query handler: a full disk is RESOURCE_EXHAUSTED (a
+/// resource the operator can free), anything else makes the read models unusable for now.
+extension SQLiteError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        isFull
+            ? RPCError(code: .resourceExhausted, message: "the read models' disk is full: \(message)")
+            : RPCError(code: .unavailable, message: "the read models cannot be used: \(self)")
+    }
 }

@@ -10,74 +10,64 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
     public init(store: ReadModelStore) { self.store = store }
 
     public func getAccount(_ request: QueriesAPI.GetAccountRequest, context: ServerContext) async throws -> QueriesAPI.Account {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
-            guard let row = try store.account(request.accountId) else { throw QueryCalls.notFound("no account \(request.accountId)") }
-            return QueryCalls.account(row)
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
+        guard let row = try store.account(request.accountId) else { throw QueryCalls.notFound("no account \(request.accountId)") }
+        return QueryCalls.account(row)
     }
 
     public func listAccounts(_ request: QueriesAPI.ListAccountsRequest, context: ServerContext) async throws -> QueriesAPI.AccountPage {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-            let page = try store.accounts(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+        let page = try store.accounts(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
     }
 
     public func findAccounts(_ request: QueriesAPI.FindAccountsRequest, context: ServerContext) async throws -> QueriesAPI.AccountPage {
-        try await QueryCalls.run {
-            if let above = request.balanceGreaterThan, let below = request.balanceLessThan, above.currency != below.currency {
-                throw RPCError.invalidArgument(
-                    "balanceGreaterThan and balanceLessThan name different currencies",
-                    violations: [FieldViolation(field: "balanceLessThan.currency", description: "must be \(above.currency), as balanceGreaterThan's")])
-            }
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-            let filter = AccountFilter(
-                holder: request.holder, balanceAbove: request.balanceGreaterThan.map { ($0.currency, $0.amountMinor) },
-                balanceBelow: request.balanceLessThan.map { ($0.currency, $0.amountMinor) }, status: request.status?.rawValue)
-            let page = try store.accounts(
-                matching: filter, after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
+        if let above = request.balanceGreaterThan, let below = request.balanceLessThan, above.currency != below.currency {
+            throw RPCError.invalidArgument(
+                "balanceGreaterThan and balanceLessThan name different currencies",
+                violations: [FieldViolation(field: "balanceLessThan.currency", description: "must be \(above.currency), as balanceGreaterThan's")])
         }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+        let filter = AccountFilter(
+            holder: request.holder, balanceAbove: request.balanceGreaterThan.map { ($0.currency, $0.amountMinor) },
+            balanceBelow: request.balanceLessThan.map { ($0.currency, $0.amountMinor) }, status: request.status?.rawValue)
+        let page = try store.accounts(
+            matching: filter, after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
     }
 
     public func getAccountHistory(_ request: QueriesAPI.GetAccountHistoryRequest, context: ServerContext) async throws -> QueriesAPI.AccountHistory {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
-            guard try store.account(request.accountId) != nil else { throw QueryCalls.notFound("no account \(request.accountId)") }
-            let page = try store.transactions(
-                of: request.accountId, afterVersion: try QueryCalls.numericKey(fromToken: request.pageToken),
-                limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.AccountHistory(
-                accountId: request.accountId,
-                transactions: page.rows.map { row in
-                    QueriesAPI.Transaction(
-                        version: row.version, kind: QueriesAPI.TransactionKind(rawValue: row.kind) ?? .deposit,
-                        amount: CommandsAPI.Money(amountMinor: row.amountMinor, currency: row.currency),
-                        balanceAfter: CommandsAPI.Money(amountMinor: row.balanceAfter, currency: row.currency), at: QueryCalls.time(row.at),
-                        position: row.position)
-                },
-                nextPageToken: QueryCalls.nextToken(page) { String($0.version) })
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
+        guard try store.account(request.accountId) != nil else { throw QueryCalls.notFound("no account \(request.accountId)") }
+        let page = try store.transactions(
+            of: request.accountId, afterVersion: try QueryCalls.numericKey(fromToken: request.pageToken),
+            limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.AccountHistory(
+            accountId: request.accountId,
+            transactions: page.rows.map { row in
+                QueriesAPI.Transaction(
+                    version: row.version, kind: QueriesAPI.TransactionKind(rawValue: row.kind) ?? .deposit,
+                    amount: CommandsAPI.Money(amountMinor: row.amountMinor, currency: row.currency),
+                    balanceAfter: CommandsAPI.Money(amountMinor: row.balanceAfter, currency: row.currency), at: QueryCalls.time(row.at),
+                    position: row.position)
+            },
+            nextPageToken: QueryCalls.nextToken(page) { String($0.version) })
     }
 
     public func watchAccount(
         _ request: QueriesAPI.WatchAccountRequest, responses: MessageWriter<QueriesAPI.Account>, context: ServerContext
     ) async throws {
-        try await QueryCalls.run {
-            // Subscribe before the first read, so no change between the two is missed.
-            let nudges = store.watch(request.accountId)
-            var lastVersion: Int64 = 0
-            func send() async throws {
-                guard let row = try store.account(request.accountId), row.version != lastVersion else { return }
-                lastVersion = row.version
-                try await responses.write(QueryCalls.account(row))
-            }
+        // Subscribe before the first read, so no change between the two is missed.
+        let nudges = store.watch(request.accountId)
+        var lastVersion: Int64 = 0
+        func send() async throws {
+            guard let row = try store.account(request.accountId), row.version != lastVersion else { return }
+            lastVersion = row.version
+            try await responses.write(QueryCalls.account(row))
+        }
+        try await send()
+        for await _ in nudges {
             try await send()
-            for await _ in nudges {
-                try await send()
-            }
         }
     }
 }
@@ -89,21 +79,17 @@ public struct OrdersService: QueriesAPI.Orders.ServiceProtocol {
     public init(store: ReadModelStore) { self.store = store }
 
     public func getOrder(_ request: QueriesAPI.GetOrderRequest, context: ServerContext) async throws -> QueriesAPI.Order {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: Order.streamId(request.orderId))
-            guard let row = try store.order(request.orderId) else { throw QueryCalls.notFound("no order \(request.orderId)") }
-            return QueryCalls.order(row)
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: Order.streamId(request.orderId))
+        guard let row = try store.order(request.orderId) else { throw QueryCalls.notFound("no order \(request.orderId)") }
+        return QueryCalls.order(row)
     }
 
     public func listOrders(_ request: QueriesAPI.ListOrdersRequest, context: ServerContext) async throws -> QueriesAPI.OrderPage {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-            let page = try store.orders(
-                customerEmail: request.customerEmail, afterPosition: try QueryCalls.numericKey(fromToken: request.pageToken),
-                limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.OrderPage(orders: page.rows.map(QueryCalls.order), nextPageToken: QueryCalls.nextToken(page) { String($0.position) })
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+        let page = try store.orders(
+            customerEmail: request.customerEmail, afterPosition: try QueryCalls.numericKey(fromToken: request.pageToken),
+            limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.OrderPage(orders: page.rows.map(QueryCalls.order), nextPageToken: QueryCalls.nextToken(page) { String($0.position) })
     }
 }
 
@@ -116,19 +102,15 @@ public struct CustomersService: QueriesAPI.Customers.ServiceProtocol {
     public init(store: ReadModelStore) { self.store = store }
 
     public func listCustomers(_ request: QueriesAPI.ListCustomersRequest, context: ServerContext) async throws -> QueriesAPI.CustomerPage {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-            let page = try store.customers(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.CustomerPage(customers: page.rows.map(QueryCalls.customer), nextPageToken: QueryCalls.nextToken(page) { $0.email.lowercased() })
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+        let page = try store.customers(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.CustomerPage(customers: page.rows.map(QueryCalls.customer), nextPageToken: QueryCalls.nextToken(page) { $0.email.lowercased() })
     }
 
     public func getCustomer(_ request: QueriesAPI.GetCustomerRequest, context: ServerContext) async throws -> QueriesAPI.CustomerDetail {
-        try await QueryCalls.run {
-            try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-            guard let row = try store.customer(request.email) else { throw QueryCalls.notFound("no customer \(request.email)") }
-            let orders = try store.orders(customerEmail: request.email, afterPosition: 0, limit: Self.maxOrders)
-            return QueriesAPI.CustomerDetail(customer: QueryCalls.customer(row), orders: orders.rows.map(QueryCalls.order))
-        }
+        try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
+        guard let row = try store.customer(request.email) else { throw QueryCalls.notFound("no customer \(request.email)") }
+        let orders = try store.orders(customerEmail: request.email, afterPosition: 0, limit: Self.maxOrders)
+        return QueriesAPI.CustomerDetail(customer: QueryCalls.customer(row), orders: orders.rows.map(QueryCalls.order))
     }
 }

@@ -26,41 +26,39 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     public func getStatus(_ request: QueriesAPI.GetStatusRequest, context: ServerContext) async throws -> QueriesAPI.ReadModelStatus {
-        try await QueryCalls.run {
-            let stored = try await store.partitionOffsets()
-            func applied(_ topic: String, _ partition: Int) -> Int64 {
-                stored.first { $0.topic == topic && $0.partition == partition }?.nextOffset ?? 0
-            }
-            var partitions: [QueriesAPI.PartitionStatus] = []
-            var brokerError: String?
-            if let broker, let projection {
-                let api = CqrsBrokerV1.Broker.Client(broker)
-                for topic in projection.topics {
-                    do {
-                        for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2))).partitions {
-                            let offset = applied(topic, partition.partition)
-                            partitions.append(
-                                QueriesAPI.PartitionStatus(
-                                    topic: topic, partition: partition.partition, appliedOffset: offset,
-                                    highWatermark: partition.highWatermark, lag: max(0, partition.highWatermark - offset)))
-                        }
-                    } catch {
-                        // The broker cannot be asked: what the read models applied, without lag.
-                        brokerError = "\(error)"
-                        for entry in stored where entry.topic == topic {
-                            partitions.append(QueriesAPI.PartitionStatus(topic: topic, partition: entry.partition, appliedOffset: entry.nextOffset))
-                        }
+        let stored = try await store.partitionOffsets()
+        func applied(_ topic: String, _ partition: Int) -> Int64 {
+            stored.first { $0.topic == topic && $0.partition == partition }?.nextOffset ?? 0
+        }
+        var partitions: [QueriesAPI.PartitionStatus] = []
+        var brokerError: String?
+        if let broker, let projection {
+            let api = CqrsBrokerV1.Broker.Client(broker)
+            for topic in projection.topics {
+                do {
+                    for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2))).partitions {
+                        let offset = applied(topic, partition.partition)
+                        partitions.append(
+                            QueriesAPI.PartitionStatus(
+                                topic: topic, partition: partition.partition, appliedOffset: offset,
+                                highWatermark: partition.highWatermark, lag: max(0, partition.highWatermark - offset)))
+                    }
+                } catch {
+                    // The broker cannot be asked: what the read models applied, without lag.
+                    brokerError = "\(error)"
+                    for entry in stored where entry.topic == topic {
+                        partitions.append(QueriesAPI.PartitionStatus(topic: topic, partition: entry.partition, appliedOffset: entry.nextOffset))
                     }
                 }
             }
-            let counts = try store.counts()
-            let projectionStatus = projection?.status
-            return QueriesAPI.ReadModelStatus(
-                appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
-                orders: counts.orders, customers: counts.customers,
-                brokerConnected: broker != nil && brokerError == nil,
-                lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
         }
+        let counts = try store.counts()
+        let projectionStatus = projection?.status
+        return QueriesAPI.ReadModelStatus(
+            appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
+            orders: counts.orders, customers: counts.customers,
+            brokerConnected: broker != nil && brokerError == nil,
+            lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
     }
 
     public func rebuild(_ request: QueriesAPI.RebuildRequest, responses: MessageWriter<QueriesAPI.RebuildProgress>, context: ServerContext) async throws {
@@ -68,14 +66,12 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
             throw RPCError(code: .failedPrecondition, message: "a rebuild is already running")
         }
         defer { rebuilding.store(false, ordering: .releasing) }
-        try await QueryCalls.run {
-            let rebuilder = Rebuilder(
-                store: store, commands: commands, pageSize: request.pageSize ?? 5000, offsetFloors: offsetFloors, logger: logger)
-            let final = try await rebuilder.run { progress in try await responses.write(progress) }
-            // Members stopped by OUT_OF_RANGE read their (moved) offsets again and follow.
-            projection?.restartMembers()
-            try await responses.write(final)
-        }
+        let rebuilder = Rebuilder(
+            store: store, commands: commands, pageSize: request.pageSize ?? 5000, offsetFloors: offsetFloors, logger: logger)
+        let final = try await rebuilder.run { progress in try await responses.write(progress) }
+        // Members stopped by OUT_OF_RANGE read their (moved) offsets again and follow.
+        projection?.restartMembers()
+        try await responses.write(final)
     }
 
     /// The log start offset of every partition the projection follows, for the rebuild's swap
@@ -103,18 +99,16 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     public func listParked(_ request: QueriesAPI.ListParkedRequest, context: ServerContext) async throws -> QueriesAPI.ParkedPage {
-        try await QueryCalls.run {
-            let page = try store.parked(afterId: try QueryCalls.numericKey(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
-            return QueriesAPI.ParkedPage(
-                events: page.rows.map { row in
-                    QueriesAPI.ParkedEvent(
-                        id: row.id, state: QueriesAPI.ParkedState(rawValue: row.state) ?? .failed, topic: row.topic, partition: row.partition,
-                        offset: row.offset, eventId: row.eventId, eventType: row.eventType, streamId: row.streamId,
-                        streamVersion: row.streamVersion, position: row.position, error: row.error, attempts: row.attempts,
-                        parkedAt: QueryCalls.time(row.parkedAt), value: row.data.flatMap { try? RawJSON(validating: $0) })
-                },
-                nextPageToken: QueryCalls.nextToken(page) { String($0.id) })
-        }
+        let page = try store.parked(afterId: try QueryCalls.numericKey(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        return QueriesAPI.ParkedPage(
+            events: page.rows.map { row in
+                QueriesAPI.ParkedEvent(
+                    id: row.id, state: QueriesAPI.ParkedState(rawValue: row.state) ?? .failed, topic: row.topic, partition: row.partition,
+                    offset: row.offset, eventId: row.eventId, eventType: row.eventType, streamId: row.streamId,
+                    streamVersion: row.streamVersion, position: row.position, error: row.error, attempts: row.attempts,
+                    parkedAt: QueryCalls.time(row.parkedAt), value: row.data.flatMap { try? RawJSON(validating: $0) })
+            },
+            nextPageToken: QueryCalls.nextToken(page) { String($0.id) })
     }
 
     public func retryParked(_ request: QueriesAPI.ParkedSelection, context: ServerContext) async throws -> QueriesAPI.ParkedResult {
@@ -126,39 +120,37 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     private func resolve(_ selection: QueriesAPI.ParkedSelection, skip: Bool) async throws -> QueriesAPI.ParkedResult {
-        try await QueryCalls.run {
-            let all = selection.all ?? false
-            let ids = selection.ids ?? []
-            guard all != !ids.isEmpty else {
-                throw RPCError.invalidArgument(
-                    "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")])
-            }
-            let selected = all ? nil : ids
-            var total = (applied: 0, skipped: 0, kept: [Int64]())
-            // A skip of all goes round again while it makes progress: applying a stream's events
-            // can bring it to a version two records claim, which the next round checks.
-            for _ in 0..<(skip && all ? Self.skipRounds : 1) {
-                var verdicts: [Int64: StoreVerdict] = [:]
-                if skip {
-                    for claim in try await store.parkedClaims(ids: selected) where !claim.streamId.isEmpty {
-                        verdicts[claim.id] = try await storeVerdict(claim)
-                    }
-                    let real = verdicts.filter { $0.value == .same }.keys.sorted()
-                    if !all, !real.isEmpty {
-                        throw RPCError(
-                            code: .failedPrecondition,
-                            message: "parked \(real.count == 1 ? "record" : "records") \(real.map(String.init).joined(separator: ", ")) \(real.count == 1 ? "is an event" : "are events") the event store holds: a skip drops only records the store does not hold. Fix what fails and retry, or rebuild the read models (cqrs rebuild); nothing was skipped")
-                    }
-                }
-                let result = try await store.resolveParked(ids: selected, skip: skip, stored: verdicts)
-                total = (total.applied + result.applied, total.skipped + result.skipped, result.kept)
-                if result.skipped == 0 { break }
-            }
-            logger.notice(
-                skip ? "skipped parked events" : "retried parked events",
-                metadata: ["applied": "\(total.applied)", "skipped": "\(total.skipped)", "kept": "\(total.kept)"])
-            return QueriesAPI.ParkedResult(applied: total.applied, skipped: total.skipped, stillParked: try store.counts().parked)
+        let all = selection.all ?? false
+        let ids = selection.ids ?? []
+        guard all != !ids.isEmpty else {
+            throw RPCError.invalidArgument(
+                "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")])
         }
+        let selected = all ? nil : ids
+        var total = (applied: 0, skipped: 0, kept: [Int64]())
+        // A skip of all goes round again while it makes progress: applying a stream's events
+        // can bring it to a version two records claim, which the next round checks.
+        for _ in 0..<(skip && all ? Self.skipRounds : 1) {
+            var verdicts: [Int64: StoreVerdict] = [:]
+            if skip {
+                for claim in try await store.parkedClaims(ids: selected) where !claim.streamId.isEmpty {
+                    verdicts[claim.id] = try await storeVerdict(claim)
+                }
+                let real = verdicts.filter { $0.value == .same }.keys.sorted()
+                if !all, !real.isEmpty {
+                    throw RPCError(
+                        code: .failedPrecondition,
+                        message: "parked \(real.count == 1 ? "record" : "records") \(real.map(String.init).joined(separator: ", ")) \(real.count == 1 ? "is an event" : "are events") the event store holds: a skip drops only records the store does not hold. Fix what fails and retry, or rebuild the read models (cqrs rebuild); nothing was skipped")
+                }
+            }
+            let result = try await store.resolveParked(ids: selected, skip: skip, stored: verdicts)
+            total = (total.applied + result.applied, total.skipped + result.skipped, result.kept)
+            if result.skipped == 0 { break }
+        }
+        logger.notice(
+            skip ? "skipped parked events" : "retried parked events",
+            metadata: ["applied": "\(total.applied)", "skipped": "\(total.skipped)", "kept": "\(total.kept)"])
+        return QueriesAPI.ParkedResult(applied: total.applied, skipped: total.skipped, stillParked: try store.counts().parked)
     }
 
     /// Rounds a skip of all makes at most (each round checks the records it selects against the

@@ -349,6 +349,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     static func status(for error: any Error, logger: Logger) -> RPCError {
         switch error {
         case let error as RPCError: return error
+        case let error as any RPCErrorConvertible: return error.rpcError
         case is CancellationError: return RPCError(code: .cancelled, message: "the call was cancelled")
         default:
             logger.error("handler failed with an error that is not an RPCError", metadata: ["error": "\(error)"])
