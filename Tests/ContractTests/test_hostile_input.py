@@ -697,13 +697,8 @@ def test_cqrs_verify_checks_a_sound_store(start_server, protocols):
 def test_invalid_utf8_in_a_string_is_invalid_argument_and_nothing_is_stored(stack):
     """Invalid UTF-8 inside a JSON string was replaced by U+FFFD and stored altered (a broker
     record's key, an account's holder). Now it ends the call with code 3 naming the member."""
-    def raw_call(connection, method: str, payload: bytes):
-        stream = connection.open_call(method, timeout_ms=5000)
-        connection.send_message(stream, payload, end=True)
-        return connection.finish(stream, timeout=10.0)
-
     bad = b'"k\xff\xfey"'
-    produced = raw_call(stack.broker.connection, "cqrs.broker.v1.Broker/Produce",
+    produced = call_raw(stack.broker.connection, "cqrs.broker.v1.Broker/Produce",
                         b'{"topic":"utf8-test","records":[{"key":' + bad + b',"value":1}]}')
     assert produced.code == jframe.CODE["INVALID_ARGUMENT"], produced.trailers
     assert "invalid UTF-8" in produced.trailers["message"]
@@ -711,12 +706,12 @@ def test_invalid_utf8_in_a_string_is_invalid_argument_and_nothing_is_stored(stac
     assert any(field.startswith("records") and field.endswith("key") for field in fields), fields
     topics = stack.broker.call("ListTopics", {}).get("topics", [])
     assert "utf8-test" not in {t["name"] for t in topics}
-    opened = raw_call(stack.commands.connection, "cqrs.commands.v1.BankAccounts/OpenAccount",
+    opened = call_raw(stack.commands.connection, "cqrs.commands.v1.BankAccounts/OpenAccount",
                       b'{"accountId":"acct-utf8","holder":"Ada \xc3\x28","accountType":"SAVINGS",'
                       b'"openingBalance":{"amountMinor":"1","currency":"EUR"}}')
     assert opened.code == jframe.CODE["INVALID_ARGUMENT"], opened.trailers
     assert stack.commands.call("EventStore", "ReadStream", {"streamId": "BankAccount-acct-utf8"})["events"] == []
     # Valid multi-byte text still passes.
-    assert raw_call(stack.commands.connection, "cqrs.commands.v1.BankAccounts/OpenAccount",
+    assert call_raw(stack.commands.connection, "cqrs.commands.v1.BankAccounts/OpenAccount",
                     '{"accountId":"acct-utf8","holder":"Ada Lovelace é","accountType":"SAVINGS",'
                     '"openingBalance":{"amountMinor":"1","currency":"EUR"}}'.encode()).code == 0
