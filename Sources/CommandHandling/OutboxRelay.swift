@@ -220,7 +220,7 @@ public final class OutboxRelay: Service, Sendable {
     /// HMAC-SHA256 of the event's identity, hex.
     static func signature(position: Int64, eventId: String, streamId: String, streamVersion: Int64, key: SymmetricKey) -> String {
         let message = Array("\(position)\n\(eventId)\n\(streamVersion)\n\(streamId)".utf8)
-        return HMAC<SHA256>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
+        return Hex.string(HMAC<SHA256>.authenticationCode(for: message, using: key))
     }
 
     /// Whether a fetched record is one this relay wrote: its signature verifies (always true

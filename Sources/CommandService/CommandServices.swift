@@ -69,7 +69,7 @@ enum CommandDigest {
         var hash = SHA256()
         hash.update(data: Array(method.utf8) + [0x0A])
         hash.update(data: writer.bytes)
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.string(hash.finalize())
     }
 }
 

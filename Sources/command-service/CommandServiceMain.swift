@@ -95,30 +95,18 @@ extension CommandServiceCommand {
     static func relayKey(at path: String, logger: Logger) throws -> SymmetricKey {
         if let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) {
             let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard hex.utf8.count == 64, let bytes = Self.bytes(hex: hex) else {
+            guard hex.utf8.count == 64, let bytes = Hex.bytes(hex) else {
                 throw ValidationError("\(path) is not a relay key (64 hex digits); move it away to make a new one")
             }
             return SymmetricKey(data: bytes)
         }
         let key = SymmetricKey(size: .bits256)
-        let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        let hex = key.withUnsafeBytes { Hex.string($0) }
         guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw ValidationError("cannot write the relay key \(path)")
         }
         logger.notice("made the relay's signing key", metadata: ["path": "\(path)"])
         return key
-    }
-
-    private static func bytes(hex: String) -> [UInt8]? {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return bytes
     }
 }
 

@@ -53,4 +53,10 @@ import Testing
         #expect(!OutboxRelay.isOwn(unsigned, position: 7, eventId: "e7", key: key))
         #expect(OutboxRelay.isOwn(unsigned, position: 7, eventId: "e7", key: nil), "without a key every record counts")
     }
+
+    @Test func hexRoundTrips() {
+        #expect(Hex.string([0x00, 0x0F, 0xAB, 0xFF]) == "000fabff")
+        #expect(Hex.bytes("000fABff") == [0x00, 0x0F, 0xAB, 0xFF])
+        #expect(Hex.bytes("abc") == nil && Hex.bytes("zz") == nil)
+    }
 }
