@@ -394,8 +394,6 @@ final class ProjectionWriter {
 
     // MARK: Bookkeeping
 
-    func streamVersion(_ streamId: String) throws -> Int64 { try streamHead(streamId).version }
-
     func streamHead(_ streamId: String) throws -> StreamHead {
         if let cached = versions[streamId] { return cached }
         let stored =
