@@ -184,37 +184,65 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
 /// An append-only store of event streams with a global order: the write side's only database and
 /// its outbox (the relay follows it by position).
 ///
-/// Implementations: `SQLiteEventStore` (durable, group-committed) and `InMemoryEventStore`
-/// (tests); one conformance suite runs against both.
-public protocol EventStore: Sendable {
+/// It plays six roles, each a protocol of its own with its own conformance suite
+/// (`Tests/EventStoreTests/Conformance`), so a caller can ask for only the role it uses and a new
+/// store can be proved role by role. Implementations: `SQLiteEventStore` (durable,
+/// group-committed) and `InMemoryEventStore` (tests); every suite runs against both.
+public protocol EventStore: EventAppender, StreamReader, AllStreamReader, SnapshotStore, CheckpointStore, CommandResultStore {}
+
+/// Appending events, and the gate that stops appends once the store found itself damaged.
+public protocol EventAppender: Sendable {
     /// Appends atomically after checking, in order: the command id (seen before: its first result,
     /// `duplicate`), the event ids (all seen before with the same content: their result,
     /// `duplicate`; otherwise `eventIdConflict`), then the expected version (`wrongExpectedVersion`).
     func append(_ request: AppendRequest) async throws -> AppendResult
-    /// Up to `maxCount` events of a stream with version >= `fromVersion`, in order.
-    func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent]
-    /// Up to `maxCount` events with position >= `fromPosition`, in order.
-    func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent]
-    /// The position of the last stored event; 0 when the store is empty.
-    func headPosition() async throws -> Int64
-    /// A stream's version; 0 when it does not exist.
-    func streamVersion(_ streamId: String) async throws -> Int64
-    /// Returns once the head is past `position`, or after `timeout`; true when it is.
-    func waitForEvents(after position: Int64, timeout: Duration) async -> Bool
-    /// The result of an earlier append made for `commandId`, if any.
-    func commandResult(_ commandId: String) async throws -> AppendResult?
-    func loadSnapshot(_ streamId: String) async throws -> Snapshot?
-    /// Stores a snapshot, replacing an older one of the stream.
-    func saveSnapshot(_ snapshot: Snapshot) async throws
-    /// A named position kept in the store (the relay's last published position).
-    func checkpoint(_ name: String) async throws -> Int64?
-    func saveCheckpoint(_ name: String, position: Int64) async throws
     /// Why the store refuses appends, when it found itself damaged or behind what was published
     /// (`dataLoss`); nil while it takes them.
     var writeRefusal: String? { get }
     /// From now on every append fails with `dataLoss(reason)`: writing on would hand out again
     /// positions the broker already holds with other events. Reads go on, for recovery.
     func refuseWrites(because reason: String)
+}
+
+/// Reading one stream: how an aggregate is loaded.
+public protocol StreamReader: Sendable {
+    /// Up to `maxCount` events of a stream with version >= `fromVersion`, in order.
+    func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent]
+    /// A stream's version; 0 when it does not exist.
+    func streamVersion(_ streamId: String) async throws -> Int64
+}
+
+/// Reading and following every stream in global order (`$all`): how the relay, `ReadAll`,
+/// `SubscribeAll` and a rebuild see the store. A follower must never skip an event: a position
+/// is visible only once every lower position is.
+public protocol AllStreamReader: Sendable {
+    /// Up to `maxCount` events with position >= `fromPosition`, in order.
+    func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent]
+    /// The position of the last stored event; 0 when the store is empty.
+    func headPosition() async throws -> Int64
+    /// Returns once the head is past `position`, or after `timeout`; true when it is.
+    func waitForEvents(after position: Int64, timeout: Duration) async -> Bool
+}
+
+/// Snapshots of folded streams, so loading a long stream reads only its tail.
+public protocol SnapshotStore: Sendable {
+    func loadSnapshot(_ streamId: String) async throws -> Snapshot?
+    /// Stores a snapshot, replacing an older one of the stream (never a newer one).
+    func saveSnapshot(_ snapshot: Snapshot) async throws
+}
+
+/// Named positions kept in the store, beside the events they count (the relay's last published
+/// position).
+public protocol CheckpointStore: Sendable {
+    func checkpoint(_ name: String) async throws -> Int64?
+    func saveCheckpoint(_ name: String, position: Int64) async throws
+}
+
+/// The results of commands already handled, by command id: how a retried command gets its first
+/// answer instead of acting twice.
+public protocol CommandResultStore: Sendable {
+    /// The result of an earlier append made for `commandId`, if any.
+    func commandResult(_ commandId: String) async throws -> AppendResult?
 }
 
 /// The write gate both stores share.
