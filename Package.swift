@@ -36,6 +36,8 @@ let package = Package(
         .library(name: "Domain", targets: ["Domain"]),
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "CommandHandling", targets: ["CommandHandling"]),
+        .library(name: "EventBus", targets: ["EventBus"]),
+        .library(name: "Outbox", targets: ["Outbox"]),
         .library(name: "ReadModels", targets: ["ReadModels"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
@@ -73,7 +75,8 @@ let package = Package(
         .target(name: "CCRC32C"),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
         .target(name: "Watermarks", swiftSettings: settings),
-        // The wall clock the services store times from (skewable for fault-injection tests).
+        // The wall clock the services store times from (skewable for fault-injection tests), and
+        // the ISO 8601 form of its readings.
         .target(name: "WallTime", swiftSettings: settings),
         // Where the blocking half of a durable write (fdatasync, SQLite commit) runs.
         .target(name: "CommitScheduling", swiftSettings: settings),
@@ -126,8 +129,12 @@ let package = Package(
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
         .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
-        // What services use to talk to the broker: a batching idempotent producer and a group consumer.
-        .target(name: "BrokerClient", dependencies: ["Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        // What services use to talk to the broker: a batching idempotent producer, a group
+        // consumer, and the event bus over both.
+        .target(name: "BrokerClient", dependencies: ["EventBus", "Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        // The seam between the services and the bus that carries their events (publish, read a
+        // topic's tail, consume in a group), and a bus in memory. No RPC, no I/O.
+        .target(name: "EventBus", dependencies: ["Partitioning", "Watermarks"], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
@@ -140,18 +147,15 @@ let package = Package(
         .target(
             name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
-        // command handler, and the outbox relay to the broker.
+        // command handler. No RPC, no bus.
+        .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "WallTime", logging], swiftSettings: settings),
+        // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
-            name: "CommandHandling",
-            dependencies: [
-                "Domain", "EventStore", "BrokerClient", "Contracts", "RPCCore", "WallTime", logging, metrics, lifecycle, crypto,
-            ],
-            swiftSettings: settings
-        ),
+            name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto], swiftSettings: settings),
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
         .target(
             name: "CommandService",
-            dependencies: ["CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore", "JSONCoding", logging, crypto],
+            dependencies: ["CommandHandling", "Outbox", "Domain", "EventStore", "Checksums", "Contracts", "RPCCore", "JSONCoding", "WallTime", logging, crypto],
             exclude: ["README.md"],
             swiftSettings: settings
         ),
@@ -162,22 +166,22 @@ let package = Package(
         // from the broker, and the rebuild from the CommandService's history.
         .target(
             name: "QueryService",
-            dependencies: ["ReadModels", "SQLite", "Domain", "BrokerClient", "Contracts", "RPCCore", logging, lifecycle],
+            dependencies: ["ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", logging, lifecycle],
             exclude: ["README.md"],
             swiftSettings: settings
         ),
         // The QueryService process.
         .executableTarget(
             name: "query-service",
-            dependencies: ["QueryService", "ReadModels", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle],
+            dependencies: ["QueryService", "ReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle],
             swiftSettings: settings
         ),
         // The CommandService process.
         .executableTarget(
             name: "command-service",
             dependencies: [
-                "CommandService", "CommandHandling", "EventStore", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging,
-                lifecycle, crypto,
+                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "Checksums", "RPCCore", "RPCTransportTCP", "RPCHosting",
+                argumentParser, logging, lifecycle, crypto,
             ],
             swiftSettings: settings
         ),
@@ -254,10 +258,25 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
+        .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "CommandHandlingTests", dependencies: ["CommandHandling", "Domain", "EventStore", "TestSupport", logging], swiftSettings: settings),
         .testTarget(
-            name: "CommandHandlingTests",
-            dependencies: ["CommandHandling", "Domain", "EventStore", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker", logging, crypto],
+            name: "OutboxTests",
+            dependencies: [
+                "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "BrokerClient", "Checksums", "RPCCore", "RPCTransportTCP", "TestSupport",
+                "broker", logging, crypto,
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "QueryServiceTests",
+            dependencies: ["QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "EventBusTests",
+            dependencies: ["EventBus", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
         .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),

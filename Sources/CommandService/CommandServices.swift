@@ -1,3 +1,4 @@
+import Checksums
 import CommandHandling
 import Contracts
 import Crypto

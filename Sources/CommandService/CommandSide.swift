@@ -1,4 +1,5 @@
 import CommandHandling
+import Outbox
 import Domain
 import EventStore
 import Logging

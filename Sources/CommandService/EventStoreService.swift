@@ -1,7 +1,9 @@
 import CommandHandling
+import Outbox
 import Contracts
 import EventStore
 import RPCCore
+import WallTime
 
 /// cqrs.commands.v1.EventStore: the store's history, read-only, and the relay's progress.
 public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {

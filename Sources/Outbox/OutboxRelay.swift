@@ -1,14 +1,14 @@
-import BrokerClient
-import Contracts
+import Checksums
 public import Crypto
 import Domain
-import EventStore
+public import EventBus
+public import EventStore
 import Logging
-import RPCCore
 import ServiceLifecycle
+import WallTime
 import Synchronization
 
-/// Publishes the event store to the broker: the store is the outbox.
+/// Publishes the event store to the bus: the store is the outbox.
 ///
 /// The relay follows the store by global position, produces each event to its category's topic
 /// (keyed by aggregate id, so one aggregate's events stay in order on one partition) through an
@@ -36,16 +36,8 @@ public final class OutboxRelay: Service, Sendable {
         public var topicPartitions = 3
         /// The checkpoint's name in the store.
         public var checkpointName = "outbox-relay"
-        /// Longest pause between attempts while the broker is unreachable.
+        /// Longest pause between attempts while the bus is unreachable.
         public var maxBackoff: Duration = .seconds(2)
-        /// The relay batches already (it reads up to `batchSize` stored events at a time), so its
-        /// producer sends at once instead of lingering for more: lingering only added latency
-        /// between a command and its event on the broker.
-        public var producer: BrokerProducer.Options = {
-            var options = BrokerProducer.Options()
-            options.linger = .zero
-            return options
-        }()
         /// Signs each record (`cqrs_signature`); nil: records are unsigned and every record in a
         /// topic is taken as the relay's own (tests, and brokers only the relay can write).
         public var signingKey: SymmetricKey?
@@ -65,8 +57,12 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
-    private let store: any EventStore
-    private let client: RPCClient
+    /// The store's roles the relay uses: it follows `$all`, keeps its checkpoint, and shuts
+    /// appends when the bus proves the store lost events.
+    public typealias Store = AllStreamReader & CheckpointStore & EventAppender
+
+    private let store: any Store
+    private let bus: any EventPublisher
     private let topics: [String: String]
     private let options: Options
     private let logger: Logger
@@ -74,9 +70,9 @@ public final class OutboxRelay: Service, Sendable {
 
     /// `topics` maps stream categories to topic names; other categories publish to a topic named
     /// after the category.
-    public init(store: any EventStore, broker client: RPCClient, topics: [String: String], options: Options = Options(), logger: Logger = Logger(label: "relay")) {
+    public init(store: any Store, bus: any EventPublisher, topics: [String: String], options: Options = Options(), logger: Logger = Logger(label: "relay")) {
         self.store = store
-        self.client = client
+        self.bus = bus
         self.topics = topics
         self.options = options
         self.logger = logger
@@ -90,10 +86,9 @@ public final class OutboxRelay: Service, Sendable {
         logger.info("relay starting", metadata: ["published-position": "\(published)"])
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            var producing = options
-            producing.producer.onRetry = { [weak self] error in self?.noteRefused(error) }
             let producers = Producers(
-                client: client, options: producing, replayingAfter: published, logger: logger,
+                bus: bus, options: options, replayingAfter: published, logger: logger,
+                onRetry: { [weak self] error in self?.noteRefused(error) },
                 checkAgainstStore: { [store] published in try await Self.check(published, against: store) })
             // The checkpoint write (an fsync) runs beside the next batch's publishing rather than
             // before it: at most one is in flight, and it never gets ahead of what was published.
@@ -155,7 +150,7 @@ public final class OutboxRelay: Service, Sendable {
     /// store: each must be the store's event at that position. One that is not, or that lies
     /// beyond the store's head, means the store lost events it had acknowledged and published
     /// (a damaged or restored-from-old-backup file): `dataLoss`.
-    static func check(_ published: [Int64: String], against store: any EventStore) async throws {
+    static func check(_ published: [Int64: String], against store: any AllStreamReader) async throws {
         guard let highest = published.keys.max() else { return }
         let head = try await store.headPosition()
         if highest > head {
@@ -175,7 +170,7 @@ public final class OutboxRelay: Service, Sendable {
     }
 
     /// A produce failed and is being retried: the status says so now, not when the retries end
-    /// (up to the producer's delivery timeout, 30 s, later). The next published batch clears it.
+    /// (up to the producer's delivery timeout later). The next published batch clears it.
     private func noteRefused(_ error: any Error) {
         let first = state.withLock { status -> Bool in
             defer {
@@ -187,7 +182,7 @@ public final class OutboxRelay: Service, Sendable {
         if first { logger.warning("the broker refuses the relay's records; retrying", metadata: ["error": "\(error)"]) }
     }
 
-    /// Sends a batch in position order and returns once every record is durable in the broker.
+    /// Sends a batch in position order and returns once every record is durable on the bus.
     private func publish(_ events: [RecordedEvent], with producers: Producers) async throws {
         var byTopic: [String: [RecordedEvent]] = [:]
         var order: [String] = []
@@ -209,7 +204,7 @@ public final class OutboxRelay: Service, Sendable {
                 let records = pending.map { event in
                     Self.record(for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId, signingKey: options.signingKey)
                 }
-                group.addTask { _ = try await producer.send(records) }
+                group.addTask { try await producer.send(records) }
             }
             try await group.waitForAll()
         }
@@ -240,7 +235,7 @@ public final class OutboxRelay: Service, Sendable {
         return topics[category] ?? category
     }
 
-    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil) -> BrokerProducer.OutgoingRecord {
+    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil) -> OutgoingRecord {
         var headers = [
             "ce_specversion": "1.0",
             "ce_id": event.eventId,
@@ -259,69 +254,66 @@ public final class OutboxRelay: Service, Sendable {
             headers[Self.signatureHeader] = signature(
                 position: event.position, eventId: event.eventId, streamId: event.streamId, streamVersion: event.streamVersion, key: signingKey)
         }
-        return BrokerProducer.OutgoingRecord(
-            key: key, value: RawJSON(unchecked: event.data), headers: headers, timestamp: Int(event.recordedAt))
+        return OutgoingRecord(key: key, value: event.data, headers: headers, timestamp: event.recordedAt)
     }
 }
 
-/// One producer per topic for one connected stretch of the relay; a failure discards them all,
-/// and the next round starts with new producer ids from the last checkpoint. Before a topic's
+/// One producer session per topic for one connected stretch of the relay; a failure discards
+/// them all, and the next round starts new sessions from the last checkpoint. Before a topic's
 /// first record in a stretch, it reads which events after that checkpoint the topic already holds.
 private final class Producers: Sendable {
-    private let client: RPCClient
+    private let bus: any EventPublisher
     private let options: OutboxRelay.Options
     private let replayingAfter: Int64
     private let logger: Logger
+    private let onRetry: @Sendable (any Error) -> Void
     private let checkAgainstStore: @Sendable ([Int64: String]) async throws -> Void
-    private let producers = Mutex<[String: (BrokerProducer, Set<String>)]>([:])
+    private let producers = Mutex<[String: (any TopicProducer, Set<String>)]>([:])
 
     init(
-        client: RPCClient, options: OutboxRelay.Options, replayingAfter: Int64, logger: Logger,
-        checkAgainstStore: @escaping @Sendable ([Int64: String]) async throws -> Void
+        bus: any EventPublisher, options: OutboxRelay.Options, replayingAfter: Int64, logger: Logger,
+        onRetry: @escaping @Sendable (any Error) -> Void, checkAgainstStore: @escaping @Sendable ([Int64: String]) async throws -> Void
     ) {
-        self.client = client
+        self.bus = bus
         self.options = options
         self.replayingAfter = replayingAfter
         self.logger = logger
+        self.onRetry = onRetry
         self.checkAgainstStore = checkAgainstStore
     }
 
     /// The topic's producer, and the ids of events after the checkpoint it already holds.
-    func producer(for topic: String) async throws -> (BrokerProducer, Set<String>) {
+    func producer(for topic: String) async throws -> (any TopicProducer, Set<String>) {
         if let producer = producers.withLock({ $0[topic] }) { return producer }
-        try await ensureTopic(topic)
+        try await bus.ensureTopic(topic, partitions: options.topicPartitions)
         let published = try await publishedEvents(topic)
         try await checkAgainstStore(published)
         let alreadyThere = Set(published.values)
-        let producer = try await BrokerProducer(client: client, topic: topic, options: options.producer, logger: logger)
+        let producer = try await bus.producer(for: topic, onRetry: onRetry)
         producers.withLock { $0[topic] = (producer, alreadyThere) }
         return (producer, alreadyThere)
     }
 
     /// The `ce_position` and `ce_id` of every record in `topic` whose position is after the
-    /// checkpoint. Such records
-    /// are at the tail of each partition: the relay publishes in position order and at most two
-    /// batches run ahead of the checkpoint, so it reads back a window of that size, widened until
-    /// it reaches a record at or before the checkpoint (or the log's start).
+    /// checkpoint. Such records are at the tail of each partition: the relay publishes in
+    /// position order and at most two batches run ahead of the checkpoint, so it reads back a
+    /// window of that size, widened until it reaches a record at or before the checkpoint (or
+    /// the log's start).
     private func publishedEvents(_ topic: String) async throws -> [Int64: String] {
-        let broker = BrokerAPI.Broker.Client(client)
-        let callOptions = CallOptions(timeout: options.producer.requestTimeout)
-        let description = try await broker.describeTopic(.init(name: topic), options: callOptions)
         var ids: [Int64: String] = [:]
         var foreign = 0
-        for partition in description.partitions where partition.highWatermark > partition.logStartOffset {
+        for partition in try await bus.partitions(of: topic) ?? [] where partition.highWatermark > partition.logStartOffset {
             var window = Int64(2 * options.batchSize + 64)
             while true {
                 let from = max(partition.logStartOffset, partition.highWatermark - window)
                 var offset = from
                 var reachedCheckpoint = from == partition.logStartOffset
                 while offset < partition.highWatermark {
-                    let page = try await broker.fetch(
-                        .init(topic: topic, partition: partition.partition, offset: offset, maxRecords: 1000), options: callOptions)
-                    guard let last = page.records.last else { break }
-                    for record in page.records {
-                        guard let position = record.headers?["ce_position"].flatMap(Int64.init) else { continue }
-                        if position > replayingAfter, let id = record.headers?["ce_id"] {
+                    let page = try await bus.read(topic, partition: partition.partition, from: offset, maxRecords: 1000)
+                    guard let last = page.last else { break }
+                    for record in page {
+                        guard let position = record.headers["ce_position"].flatMap(Int64.init) else { continue }
+                        if position > replayingAfter, let id = record.headers["ce_id"] {
                             if OutboxRelay.isOwn(record.headers, position: position, eventId: id, key: options.signingKey) {
                                 ids[position] = id
                             } else {
@@ -346,11 +338,5 @@ private final class Producers: Sendable {
             logger.info("relay found events published after its checkpoint", metadata: ["topic": "\(topic)", "events": "\(ids.count)"])
         }
         return ids
-    }
-
-    private func ensureTopic(_ topic: String) async throws {
-        try await TopicAdmin.ensure(
-            topic, partitions: options.topicPartitions, config: TopicAdmin.eventTopicConfig, client: client,
-            options: CallOptions(timeout: options.producer.requestTimeout), logger: logger)
     }
 }

@@ -1,15 +1,15 @@
-import BrokerClient
-import Contracts
+public import EventBus
 import Logging
 import RPCCore
+import WallTime
 import ReadModels
 import ServiceLifecycle
 import Synchronization
 
-/// Keeps the read models up to date from the broker: one consumer-group member per event topic,
+/// Keeps the read models up to date from the event bus: one consumer-group member per event topic,
 /// each fetched batch of a partition applied in one transaction with its offsets and stream
 /// versions (so a redelivered record or a republished event changes nothing), partitions in
-/// parallel. Offsets are committed to the broker afterwards, for lag and monitoring only: on
+/// parallel. Offsets are committed to the bus afterwards, for lag and monitoring only: on
 /// start the consumer resumes from the offsets stored with the models.
 public final class Projection: Service, Sendable {
     public struct Options: Sendable {
@@ -33,16 +33,16 @@ public final class Projection: Service, Sendable {
 
     public let topics: [String]
     private let store: ReadModelStore
-    private let client: RPCClient
+    private let bus: any EventSubscriber
     private let options: Options
     private let logger: Logger
     private let state = Mutex(Status())
     /// The running consumer of each topic, so `restartMembers` can stop them.
     private let members = Mutex<[String: Task<Void, any Error>]>([:])
 
-    public init(store: ReadModelStore, broker client: RPCClient, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")) {
+    public init(store: ReadModelStore, bus: any EventSubscriber, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")) {
         self.store = store
-        self.client = client
+        self.bus = bus
         self.topics = topics
         self.options = options
         self.logger = logger
@@ -68,7 +68,7 @@ public final class Projection: Service, Sendable {
                 status.fetchErrors[key] = nil
                 return
             }
-            if let error = error as? RPCError, error.code == .outOfRange {
+            if let error = error as? OffsetOutOfRange {
                 status.fetchErrors[key] = "\(error.message): the broker no longer has the records this partition needs next (trimmed by retention, or a new broker); the read models stop following it"
             } else {
                 status.fetchErrors[key] = "\(error)"
@@ -89,26 +89,24 @@ public final class Projection: Service, Sendable {
     private func follow(_ topic: String) async {
         var backoff = Duration.milliseconds(100)
         while !Task.isCancelled {
-            var consumerOptions = GroupConsumer.Options()
-            consumerOptions.clientId = "query-service"
-            consumerOptions.maxRecords = options.maxRecords
-            consumerOptions.maxWait = options.maxWait
-            consumerOptions.startOffset = { [store] topic, partition in try await store.nextOffset(topic: topic, partition: partition) }
-            consumerOptions.onFetch = { [weak self] topic, partition, error in self?.fetched(topic, partition, error) }
-            let consumer = GroupConsumer(client: client, group: options.group, topics: [topic], options: consumerOptions, logger: logger)
+            var subscribing = SubscriptionOptions()
+            subscribing.clientId = "query-service"
+            subscribing.maxRecords = options.maxRecords
+            subscribing.maxWait = options.maxWait
+            subscribing.startOffset = { [store] topic, partition in try await store.nextOffset(topic: topic, partition: partition) }
+            subscribing.onFetch = { [weak self] topic, partition, error in self?.fetched(topic, partition, error) }
+            let subscription = bus.subscription(group: options.group, topics: [topic], options: subscribing)
             do {
-                try await TopicAdmin.ensure(
-                    topic, partitions: options.topicPartitions, config: TopicAdmin.eventTopicConfig, client: client,
-                    options: CallOptions(timeout: .seconds(5)), logger: logger)
+                try await bus.ensureTopic(topic, partitions: options.topicPartitions)
                 let member = Task {
-                    try await consumer.run(batches: { topic, records in
-                        guard let partition = records.first?.partition else { return }
-                        try await self.store.apply(topic: topic, partition: partition, records: records.map(Self.incoming))
+                    try await subscription.run { records in
+                        guard let first = records.first else { return }
+                        try await self.store.apply(topic: first.topic, partition: first.partition, records: records.map(Self.incoming))
                         self.state.withLock {
                             $0.brokerConnected = true
                             $0.lastError = nil
                         }
-                    })
+                    }
                 }
                 members.withLock { $0[topic] = member }
                 try await withTaskCancellationHandler { try await member.value } onCancel: { member.cancel() }
@@ -141,12 +139,11 @@ public final class Projection: Service, Sendable {
         state.withLock { $0.fetchErrors = [:] }
     }
 
-    /// The event's time is its `ce_time`; the record's timestamp is the broker's append time on
+    /// The event's time is its `ce_time`; the record's timestamp is the bus's append time on
     /// event topics (LOG_APPEND_TIME), and serves only for a record without `ce_time`.
-    static func incoming(_ record: BrokerAPI.ConsumedRecord) -> IncomingRecord {
-        let headers = record.headers ?? [:]
-        return IncomingRecord(
-            offset: record.offset, key: record.key, value: record.value.map { Array($0.bytes) }, headers: headers,
-            recordedAt: headers["ce_time"].flatMap { milliseconds(iso8601: $0) } ?? Int64(record.timestamp))
+    static func incoming(_ record: BusRecord) -> IncomingRecord {
+        IncomingRecord(
+            offset: record.offset, key: record.key, value: record.value, headers: record.headers,
+            recordedAt: record.headers["ce_time"].flatMap { milliseconds(iso8601: $0) } ?? record.timestamp)
     }
 }

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import RPCCore
+import WallTime
 import ReadModels
 import SQLite
 

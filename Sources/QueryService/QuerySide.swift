@@ -1,4 +1,5 @@
 import Domain
+public import EventBus
 import RPCCore
 import ReadModels
 
@@ -7,10 +8,10 @@ public enum QuerySide {
     /// The topics the projection follows: every domain's event topic.
     public static let topics = Array(Set(Domains.topics.values)).sorted()
 
-    public static func services(store: ReadModelStore, projection: Projection?, broker: RPCClient?, commands: RPCClient) -> [any RPCService] {
+    public static func services(store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient) -> [any RPCService] {
         [
             AccountsService(store: store), OrdersService(store: store), CustomersService(store: store),
-            ReadModelsService(store: store, projection: projection, broker: broker, commands: commands),
+            ReadModelsService(store: store, projection: projection, bus: bus, commands: commands),
         ]
     }
 }

@@ -1,8 +1,10 @@
 import Contracts
 import Dispatch
+public import EventBus
 import Foundation
 import Logging
 import RPCCore
+import WallTime
 import ReadModels
 import Synchronization
 
@@ -11,16 +13,16 @@ import Synchronization
 public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sendable {
     let store: ReadModelStore
     let projection: Projection?
-    let broker: RPCClient?
+    let bus: (any EventTopics)?
     let commands: RPCClient
     let logger: Logger
     private let rebuilding = Atomic(false)
 
-    /// `projection` and `broker` are nil when the service runs without a broker (rebuild only).
-    public init(store: ReadModelStore, projection: Projection?, broker: RPCClient?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")) {
+    /// `projection` and `bus` are nil when the service runs without a bus (rebuild only).
+    public init(store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")) {
         self.store = store
         self.projection = projection
-        self.broker = broker
+        self.bus = bus
         self.commands = commands
         self.logger = logger
     }
@@ -32,11 +34,10 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         }
         var partitions: [QueriesAPI.PartitionStatus] = []
         var brokerError: String?
-        if let broker, let projection {
-            let api = CqrsBrokerV1.Broker.Client(broker)
+        if let bus, let projection {
             for topic in projection.topics {
                 do {
-                    for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(2))).partitions {
+                    for partition in try await bus.partitions(of: topic) ?? [] {
                         let offset = applied(topic, partition.partition)
                         partitions.append(
                             QueriesAPI.PartitionStatus(
@@ -57,7 +58,7 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         return QueriesAPI.ReadModelStatus(
             appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
             orders: counts.orders, customers: counts.customers,
-            brokerConnected: broker != nil && brokerError == nil,
+            brokerConnected: bus != nil && brokerError == nil,
             lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
     }
 
@@ -79,16 +80,13 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     /// broker cannot describe now gets none either: the rebuild itself needs only the
     /// CommandService, and must not fail at its swap because the broker is away.
     private func offsetFloors() async -> [PartitionOffset] {
-        guard let broker, let projection else { return [] }
-        let api = CqrsBrokerV1.Broker.Client(broker)
+        guard let bus, let projection else { return [] }
         var floors: [PartitionOffset] = []
         for topic in projection.topics {
             do {
-                for partition in try await api.describeTopic(.init(name: topic), options: CallOptions(timeout: .seconds(5))).partitions {
+                for partition in try await bus.partitions(of: topic) ?? [] {
                     floors.append(PartitionOffset(topic: topic, partition: partition.partition, nextOffset: partition.logStartOffset))
                 }
-            } catch let error as RPCError where error.code == .notFound {
-                continue
             } catch {
                 logger.warning(
                     "the rebuild cannot read the topic's log starts; offsets the broker's retention left behind stay as they are",

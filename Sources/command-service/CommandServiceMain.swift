@@ -1,4 +1,6 @@
 import ArgumentParser
+import BrokerClient
+import Checksums
 import CommandHandling
 import CommandService
 import Crypto
@@ -6,6 +8,7 @@ import Domain
 import EventStore
 import Foundation
 import Logging
+import Outbox
 import RPCCore
 import RPCHosting
 import RPCTransportTCP
@@ -72,7 +75,8 @@ struct CommandServiceCommand: AsyncParsableCommand {
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
             options.signingKey = try Self.relayKey(at: directory + "/relay.key", logger: logger)
-            let outbox = OutboxRelay(store: store, broker: client, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
+            let bus = BrokerEventBus(client: client, logger: Logger(label: "relay"))
+            let outbox = OutboxRelay(store: store, bus: bus, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
             relayStatus = { outbox.status }
             extraServices.append(outbox)
             brokerClient = client

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerClient
 import Foundation
 import Logging
 import QueryService
@@ -70,20 +71,25 @@ struct QueryServiceCommand: AsyncParsableCommand {
         let commandsClient = try upstream.client(address: ServiceAddress.commands.resolve(commands))
         var extraServices: [any Service] = []
         var follower: Projection?
+        var bus: BrokerEventBus?
         var brokerClient: RPCClient?
         if projection && Environment.string("QUERIES_PROJECTION") != "0" {
             let client = try upstream.client(address: ServiceAddress.broker.resolve(broker))
             var options = Projection.Options()
             options.group = group ?? Environment.string("QUERIES_GROUP") ?? options.group
             options.topicPartitions = try topicPartitions ?? Environment.integer("QUERIES_TOPIC_PARTITIONS") ?? options.topicPartitions
-            let projection = Projection(store: store, broker: client, topics: QuerySide.topics, options: options, logger: Logger(label: "projection"))
+            var busOptions = BrokerEventBus.Options()
+            busOptions.requestTimeout = .seconds(5)
+            let brokerBus = BrokerEventBus(client: client, options: busOptions, logger: Logger(label: "projection"))
+            let projection = Projection(store: store, bus: brokerBus, topics: QuerySide.topics, options: options, logger: Logger(label: "projection"))
             extraServices.append(projection)
             follower = projection
+            bus = brokerBus
             brokerClient = client
         } else {
             logger.notice("projection off: the read models change only by rebuild")
         }
-        let services = QuerySide.services(store: store, projection: follower, broker: brokerClient, commands: commandsClient)
+        let services = QuerySide.services(store: store, projection: follower, bus: bus, commands: commandsClient)
         try await ServerHost.run(
             name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress, extraServices: extraServices)
         brokerClient?.close()

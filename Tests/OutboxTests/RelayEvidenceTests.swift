@@ -1,9 +1,10 @@
+import Checksums
 import Crypto
 import EventStore
 import Foundation
 import Testing
 
-@testable import CommandHandling
+@testable import Outbox
 
 /// What the relay takes as evidence that the store lost events: only its own signed records,
 /// compared with the store by position and id.
@@ -39,7 +40,7 @@ import Testing
         let event = RecordedEvent(
             eventId: "e7", streamId: "BankAccount-a", type: "T", schemaVersion: 1, streamVersion: 4, position: 7, recordedAt: 0,
             correlationId: nil, causationId: nil, data: Array("{}".utf8))
-        let headers = try #require(OutboxRelay.record(for: event, key: "a", signingKey: key).headers)
+        let headers = OutboxRelay.record(for: event, key: "a", signingKey: key).headers
         #expect(OutboxRelay.isOwn(headers, position: 7, eventId: "e7", key: key))
         // Another position, id, version or key, or no signature: not the relay's.
         #expect(!OutboxRelay.isOwn(headers, position: 8, eventId: "e7", key: key))

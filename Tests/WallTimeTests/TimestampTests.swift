@@ -1,5 +1,5 @@
 import Foundation
-import RPCCore
+import WallTime
 import Testing
 
 @Suite struct TimestampTests {
