@@ -73,6 +73,8 @@ let package = Package(
         .target(name: "Checksums", dependencies: ["CCRC32C"], swiftSettings: settings),
         // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
         .target(name: "CCRC32C"),
+        // Mutual exclusion across awaits, per key, first come first served, cancellation-aware.
+        .target(name: "AsyncLocks", swiftSettings: settings),
         // Waiting, without polling, for a value that only grows to pass a point (long-poll).
         .target(name: "Watermarks", swiftSettings: settings),
         // The wall clock the services store times from (skewable for fault-injection tests), and
@@ -148,7 +150,7 @@ let package = Package(
             name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
-        .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "WallTime", logging], swiftSettings: settings),
+        .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", logging], swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
             name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto], swiftSettings: settings),
@@ -161,7 +163,7 @@ let package = Package(
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets
         // and stream versions in the same transaction), parked events, queries, rebuild and swap.
-        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "Watermarks", "WallTime", logging], swiftSettings: settings),
+        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "Watermarks", "WallTime", logging], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
         .target(
@@ -259,6 +261,7 @@ let package = Package(
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
         .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
+        .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "CommandHandlingTests", dependencies: ["CommandHandling", "Domain", "EventStore", "TestSupport", logging], swiftSettings: settings),
         .testTarget(

@@ -19,6 +19,8 @@ public final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
         var nextId: UInt64 = 0
     }
 
+    private enum Outcome { case acquired, queued, cancelled }
+
     private let state = Mutex(State())
 
     public init() {}
@@ -34,6 +36,9 @@ public final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
     /// Whether `key` is held now (for tests and diagnostics).
     public func isHeld(_ key: Key) -> Bool { state.withLock { $0.held[key] != nil } }
 
+    /// How many wait for `key` now.
+    func waiting(_ key: Key) -> Int { state.withLock { $0.held[key]?.count ?? 0 } }
+
     private func acquire(_ key: Key) async throws {
         let id = state.withLock { state -> UInt64 in
             defer { state.nextId &+= 1 }
@@ -41,7 +46,6 @@ public final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                enum Outcome { case acquired, queued, cancelled }
                 let outcome = state.withLock { state -> Outcome in
                     if Task.isCancelled { return .cancelled }
                     guard state.held[key] != nil else {

@@ -5,7 +5,7 @@ import Foundation
 /// The one path every aggregate command takes: load, check the stream expectation, decide,
 /// append with the loaded version expected, remember the new state.
 ///
-/// Commands on one stream take turns within the process (`StreamLocks`). When a writer elsewhere
+/// Commands on one stream take turns within the process (`AggregateRepository.locks`). When a writer elsewhere
 /// appended between the load and the append, the store refuses it (wrong expected version) and
 /// the command is decided again on the new state after a short random pause, up to
 /// `maxAttempts` times; a caller that gave its own expected version gets ABORTED at once

@@ -1,3 +1,4 @@
+import AsyncLocks
 import Domain
 import EventStore
 import Foundation
@@ -32,7 +33,14 @@ public final class AggregateRepository: Sendable {
     private let logger: Logger
     private let cache = Mutex<[String: Cached]>([:])
     /// Commands on one stream take turns (see `AggregateCommandHandler`).
-    let locks = StreamLocks()
+    /// One command at a time per stream within this process.
+    ///
+    /// Commands on the same aggregate would otherwise race: all but one would lose on the
+    /// expected version and be decided again, so a hot aggregate would spend its time retrying.
+    /// Taking turns per stream (a single writer per entity, as actor-based systems do) leaves the
+    /// expected-version check for what it is really for: writers in other processes. Different
+    /// streams never wait for each other, so group commit still batches them.
+    let locks = KeyedAsyncLock<String>()
 
     public init(store: any EventStore, registry: EventTypeRegistry, options: Options = Options(), logger: Logger = Logger(label: "repository")) {
         self.store = store

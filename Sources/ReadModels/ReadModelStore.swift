@@ -1,3 +1,4 @@
+import AsyncLocks
 import Dispatch
 import Foundation
 import Logging
