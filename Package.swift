@@ -41,14 +41,10 @@ let package = Package(
         .library(name: "ReadModels", targets: ["ReadModels"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
         .executable(name: "rpc-testserver", targets: ["rpc-testserver"]),
-        .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "broker", targets: ["broker"]),
-        .executable(name: "broker-bench", targets: ["broker-bench"]),
         .executable(name: "cqrs", targets: ["cqrs"]),
         .executable(name: "command-service", targets: ["command-service"]),
         .executable(name: "query-service", targets: ["query-service"]),
-        .executable(name: "commands-bench", targets: ["commands-bench"]),
-        .executable(name: "queries-bench", targets: ["queries-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -189,20 +185,6 @@ let package = Package(
         ),
         // What integration tests share: real server processes on real ports, temporary directories.
         .target(name: "TestSupport", dependencies: ["CommitScheduling", logging], swiftSettings: settings),
-        // Output and percentiles the benchmark executables share.
-        .target(name: "BenchSupport", path: "Benchmarks/BenchSupport", swiftSettings: settings),
-        .executableTarget(
-            name: "commands-bench",
-            dependencies: ["BenchSupport", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "SQLite", argumentParser],
-            path: "Benchmarks/commands-bench",
-            swiftSettings: settings
-        ),
-        .executableTarget(
-            name: "queries-bench",
-            dependencies: ["BenchSupport", "Domain", "EventStore", "SQLite", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
-            path: "Benchmarks/queries-bench",
-            swiftSettings: settings
-        ),
         // The client CLI.
         .executableTarget(
             name: "cqrs",
@@ -219,18 +201,6 @@ let package = Package(
         .executableTarget(
             name: "rpc-testserver",
             dependencies: ["RPCHosting", "RPCStandardServices", argumentParser],
-            swiftSettings: settings
-        ),
-        .executableTarget(
-            name: "rpc-bench",
-            dependencies: ["RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
-            path: "Benchmarks/rpc-bench",
-            swiftSettings: settings
-        ),
-        .executableTarget(
-            name: "broker-bench",
-            dependencies: ["BenchSupport", "RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", argumentParser],
-            path: "Benchmarks/broker-bench",
             swiftSettings: settings
         ),
         .testTarget(

@@ -21,8 +21,8 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || a
 
 step "build ours (release)"
 swift build -c release --product broker >&2
-swift build -c release --product broker-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
+build_bench_tools broker-bench
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
 bench_workdir bench-broker broker polling redis raw
@@ -47,17 +47,17 @@ for round in $(seq "$ROUNDS"); do
   for spec in $CASES; do
     batch=${spec%%:*}; producers=${spec##*:}
     runs=(
-      "ours_produce_b${batch}_p${producers}|$BIN/broker-bench produce --server 127.0.0.1:$PORT --batch $batch --producers $producers --seconds $RUN_SECONDS"
-      "raw_b${batch}|$BIN/broker-bench raw-append --directory $WORK/raw --batch $batch --seconds $RUN_SECONDS"
+      "ours_produce_b${batch}_p${producers}|$BENCH_BIN/broker-bench produce --server 127.0.0.1:$PORT --batch $batch --producers $producers --seconds $RUN_SECONDS"
+      "raw_b${batch}|$BENCH_BIN/broker-bench raw-append --directory $WORK/raw --batch $batch --seconds $RUN_SECONDS"
       "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
     )
-    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
+    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BENCH_BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
     rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done
-  record "ours_consume" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
-  record "ours_consume_subscribe" "$("$BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
-  record "ours_e2e" "$("$BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
+  record "ours_consume" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
+  record "ours_consume_subscribe" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
+  record "ours_e2e" "$("$BENCH_BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
 done
 
 python3 - "$RESULTS" "$CASES" <<'PY'

@@ -16,8 +16,8 @@ IDLE_POLL_US="${IDLE_POLL_US:-1000}"
 
 step "build ours (release)"
 swift build -c release --product command-service >&2
-swift build -c release --product commands-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
+build_bench_tools commands-bench
 
 bench_workdir bench-commands store polling raw
 
@@ -30,10 +30,10 @@ for round in $(seq "$ROUNDS"); do
   step "round $round of $ROUNDS"
   for concurrency in $CONCURRENCIES; do
     runs=(
-      "ours_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $concurrency --seconds $RUN_SECONDS"
-      "raw_c${concurrency}|$BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
+      "ours_c${concurrency}|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $concurrency --seconds $RUN_SECONDS"
+      "raw_c${concurrency}|$BENCH_BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
     )
-    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_c${concurrency}|$BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
+    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_c${concurrency}|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
     rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
   done

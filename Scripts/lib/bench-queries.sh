@@ -18,14 +18,15 @@ LAG_RATE="${LAG_RATE:-1000}"
 LAG_SECONDS="${LAG_SECONDS:-5}"
 
 step "build ours (release)"
-for product in broker command-service query-service rpc-testserver queries-bench; do swift build -c release --product "$product" >&2; done
+for product in broker command-service query-service rpc-testserver; do swift build -c release --product "$product" >&2; done
 BIN="$(swift build -c release --show-bin-path)"
+build_bench_tools queries-bench
 
 bench_workdir bench-queries history readmodels raw live
 RESULTS="$WORK/results.jsonl"
 
 step "write $EVENTS events into an event store"
-"$BIN/queries-bench" populate --directory "$WORK/history" --events "$EVENTS" >&2
+"$BENCH_BIN/queries-bench" populate --directory "$WORK/history" --events "$EVENTS" >&2
 
 start_listening history "$WORK" "$BIN/command-service" --data-dir "$WORK/history" --no-relay
 HISTORY_PORT=$PORT
@@ -45,14 +46,14 @@ LIVE_QUERIES_PORT=$PORT
 for round in $(seq "$ROUNDS"); do
   step "round $round of $ROUNDS"
   runs=(
-    "rebuild|$BIN/queries-bench rebuild --queries 127.0.0.1:$QUERIES_PORT"
-    "raw_inserts|$BIN/queries-bench raw-inserts --directory $WORK/raw --rows $EVENTS"
+    "rebuild|$BENCH_BIN/queries-bench rebuild --queries 127.0.0.1:$QUERIES_PORT"
+    "raw_inserts|$BENCH_BIN/queries-bench raw-inserts --directory $WORK/raw --rows $EVENTS"
   )
   for concurrency in 1 64; do
-    runs+=("get_c$concurrency|$BIN/queries-bench get --queries 127.0.0.1:$QUERIES_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
-    runs+=("echo_c$concurrency|$BIN/queries-bench echo --server 127.0.0.1:$ECHO_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
+    runs+=("get_c$concurrency|$BENCH_BIN/queries-bench get --queries 127.0.0.1:$QUERIES_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
+    runs+=("echo_c$concurrency|$BENCH_BIN/queries-bench echo --server 127.0.0.1:$ECHO_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
   done
-  runs+=("lag|$BIN/queries-bench lag --commands 127.0.0.1:$COMMANDS_PORT --queries 127.0.0.1:$LIVE_QUERIES_PORT --rate $LAG_RATE --seconds $LAG_SECONDS")
+  runs+=("lag|$BENCH_BIN/queries-bench lag --commands 127.0.0.1:$COMMANDS_PORT --queries 127.0.0.1:$LIVE_QUERIES_PORT --rate $LAG_RATE --seconds $LAG_SECONDS")
   if [ $((round % 2)) -eq 0 ]; then
     runs=("${runs[1]}" "${runs[0]}" "${runs[3]}" "${runs[2]}" "${runs[5]}" "${runs[4]}" "${runs[6]}")
   fi

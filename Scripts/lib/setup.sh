@@ -40,6 +40,15 @@ ensure_python_venv() {
   fi
 }
 
+# Builds benchmark executables (their own package, Benchmarks/Package.swift, so the main package's
+# `swift build` builds the product only) in release mode and sets BENCH_BIN to where they are.
+# Usage: build_bench_tools PRODUCT...
+build_bench_tools() {
+  local bench=(swift build -c release --package-path Benchmarks --scratch-path .build-bench)
+  for product in "$@"; do "${bench[@]}" --product "$product" >&2; done
+  BENCH_BIN="$("${bench[@]}" --show-bin-path)"
+}
+
 # For the benchmark scripts: starts one of our server binaries on port 0 in the background
 # (its pid joins the caller's `pids`) and sets PORT from the JSON line it prints once listening.
 # A benchmark's work directory, on the same disk as the repository (not a tmpfs /tmp: durability
