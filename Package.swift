@@ -22,6 +22,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RPCCore", targets: ["RPCCore"]),
+        .library(name: "RPCTransportNIO", targets: ["RPCTransportNIO"]),
         .library(name: "RPCTransportTCP", targets: ["RPCTransportTCP"]),
         .library(name: "RPCInProcessTransport", targets: ["RPCInProcessTransport"]),
         .library(name: "RPCTransportHTTP2", targets: ["RPCTransportHTTP2"]),
@@ -84,11 +85,14 @@ let package = Package(
         // Kafka's key-to-partition routing (murmur2): the broker and its clients must agree, and
         // a client must not link the broker's engine to get it.
         .target(name: "Partitioning", swiftSettings: settings),
-        // SwiftNIO TCP transport: frame codec, connection handler, listener and dialer, each
-        // optionally over TLS (swift-nio-ssl).
+        // What both NIO transports share: the listening socket (accept pacing), TLS contexts
+        // from PEM files, and an event loop as a task executor.
+        .target(name: "RPCTransportNIO", dependencies: [nioCore, nioPosix, nioSSL, logging], swiftSettings: settings),
+        // SwiftNIO TCP transport: frame codec, connection handler and dialer, each optionally
+        // over TLS (swift-nio-ssl).
         .target(
             name: "RPCTransportTCP",
-            dependencies: ["RPCCore", "IdlePolling", nioCore, nioPosix, nioSSL, logging],
+            dependencies: ["RPCCore", "RPCTransportNIO", "IdlePolling", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
         // The system's libnghttp2 (Debian: libnghttp2-dev).
@@ -98,7 +102,7 @@ let package = Package(
         // The HTTP/2 edge: gRPC and Connect requests mapped onto the same RPC server and handlers.
         .target(
             name: "RPCTransportHTTP2",
-            dependencies: ["RPCCore", "RPCTransportTCP", "NGHTTP2", nioCore, nioPosix, logging],
+            dependencies: ["RPCCore", "RPCTransportNIO", "NGHTTP2", nioCore, nioPosix, nioSSL, logging],
             exclude: ["README.md"],
             swiftSettings: settings
         ),
@@ -119,7 +123,7 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime", nioCore, nioPosix,
+                "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
             exclude: ["README.md"],
@@ -221,6 +225,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .testTarget(name: "RPCTransportNIOTests", dependencies: ["RPCTransportNIO"], swiftSettings: settings),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning"], swiftSettings: settings),
         .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),

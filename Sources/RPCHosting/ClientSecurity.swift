@@ -1,5 +1,6 @@
 public import ArgumentParser
 public import RPCCore
+import RPCTransportNIO
 import RPCTransportTCP
 
 /// How a client reaches a server that may require TLS and a bearer token.

@@ -1,7 +1,8 @@
 public import ArgumentParser
 import Foundation
 public import RPCCore
-public import RPCTransportTCP
+public import RPCTransportNIO
+import RPCTransportTCP
 
 /// The command-line flags every server binary shares: where to listen and the protocol's limits.
 /// Each flag also reads an environment variable (`JFRAME_*`), for containers.

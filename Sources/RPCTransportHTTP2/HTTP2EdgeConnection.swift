@@ -2,7 +2,7 @@ import Logging
 import NGHTTP2
 import NIOCore
 import RPCCore
-import RPCTransportTCP
+import RPCTransportNIO
 import Synchronization
 
 /// One HTTP/2 connection of the edge, seen by the RPC core as a jframe connection.

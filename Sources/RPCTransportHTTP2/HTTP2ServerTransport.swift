@@ -3,7 +3,7 @@ public import NIOCore
 public import NIOPosix
 public import NIOSSL
 public import RPCCore
-import RPCTransportTCP
+import RPCTransportNIO
 
 /// Accepts HTTP/2 connections (cleartext, prior knowledge) and serves gRPC and Connect requests
 /// through the RPC core: give it to an ``RPCServer`` with the same router and interceptors as the

@@ -2,6 +2,7 @@ import NIOCore
 public import NIOPosix
 public import NIOSSL
 public import RPCCore
+import RPCTransportNIO
 
 /// Dials jframe connections to one TCP address.
 public struct TCPClientTransport: ClientTransport {

@@ -1,6 +1,7 @@
 import IdlePolling
 import NIOCore
 import RPCCore
+import RPCTransportNIO
 import Synchronization
 
 /// A NIO channel seen as a ``FrameChannel``.

@@ -2,6 +2,7 @@ public import NIOCore
 public import NIOPosix
 public import NIOSSL
 public import RPCCore
+import RPCTransportNIO
 
 /// Accepts jframe connections on a TCP port.
 public final class TCPServerTransport: ServerTransport {

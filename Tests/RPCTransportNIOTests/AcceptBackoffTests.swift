@@ -1,6 +1,6 @@
 import Testing
 
-@testable import RPCTransportTCP
+@testable import RPCTransportNIO
 
 /// The pause after a failed accept (out of descriptors) and the rate of the warning about it.
 @Suite("AcceptBackoff")
