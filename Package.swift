@@ -38,6 +38,7 @@ let package = Package(
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "CommandHandling", targets: ["CommandHandling"]),
         .library(name: "EventBus", targets: ["EventBus"]),
+        .library(name: "WallTime", targets: ["WallTime"]),
         .library(name: "Outbox", targets: ["Outbox"]),
         .library(name: "ReadModels", targets: ["ReadModels"]),
         .executable(name: "jframe-gen", targets: ["jframe-gen"]),
@@ -59,7 +60,7 @@ let package = Package(
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
-        .target(name: "RPCCore", dependencies: ["JSONCoding", logging, metrics, lifecycle], swiftSettings: settings),
+        .target(name: "RPCCore", dependencies: ["JSONCoding", "WallTime", logging, metrics, lifecycle], swiftSettings: settings),
         // A strict JSON scanner and writer that read and write straight into typed fields (no
         // tree, no Codable): what generated messages and the domain's events are coded with.
         .target(name: "JSONCoding", swiftSettings: settings),
@@ -81,7 +82,7 @@ let package = Package(
         .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
-        .target(name: "BrokerCore", dependencies: ["LogStorage", "Partitioning", logging], exclude: ["README.md"], swiftSettings: settings),
+        .target(name: "BrokerCore", dependencies: ["LogStorage", "Partitioning", "WallTime", logging], exclude: ["README.md"], swiftSettings: settings),
         // Kafka's key-to-partition routing (murmur2): the broker and its clients must agree, and
         // a client must not link the broker's engine to get it.
         .target(name: "Partitioning", swiftSettings: settings),
@@ -92,7 +93,7 @@ let package = Package(
         // over TLS (swift-nio-ssl).
         .target(
             name: "RPCTransportTCP",
-            dependencies: ["RPCCore", "RPCTransportNIO", "IdlePolling", nioCore, nioPosix, nioSSL, logging],
+            dependencies: ["RPCCore", "RPCTransportNIO", "IdlePolling", "WallTime", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
         // The system's libnghttp2 (Debian: libnghttp2-dev).
@@ -102,7 +103,7 @@ let package = Package(
         // The HTTP/2 edge: gRPC and Connect requests mapped onto the same RPC server and handlers.
         .target(
             name: "RPCTransportHTTP2",
-            dependencies: ["RPCCore", "RPCTransportNIO", "NGHTTP2", nioCore, nioPosix, nioSSL, logging],
+            dependencies: ["RPCCore", "RPCTransportNIO", "NGHTTP2", "WallTime", nioCore, nioPosix, nioSSL, logging],
             exclude: ["README.md"],
             swiftSettings: settings
         ),
@@ -136,7 +137,7 @@ let package = Package(
         .target(name: "BrokerClient", dependencies: ["EventBus", "Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
         // The seam between the services and the bus that carries their events (publish, read a
         // topic's tail, consume in a group), and a bus in memory. No RPC, no I/O.
-        .target(name: "EventBus", dependencies: ["Partitioning", "Watermarks"], swiftSettings: settings),
+        .target(name: "EventBus", dependencies: ["Partitioning", "Watermarks", "WallTime"], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
@@ -237,11 +238,11 @@ let package = Package(
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
         .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
         .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
-        .testTarget(name: "CommandHandlingTests", dependencies: ["CommandHandling", "Domain", "EventStore", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "EventStoreTests", dependencies: ["WallTime", "EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging], swiftSettings: settings),
         .testTarget(
             name: "OutboxTests",
-            dependencies: [
+            dependencies: ["WallTime", 
                 "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "BrokerClient", "Checksums", "RPCCore", "RPCTransportTCP", "TestSupport",
                 "broker", logging, crypto,
             ],
@@ -249,16 +250,16 @@ let package = Package(
         ),
         .testTarget(
             name: "QueryServiceTests",
-            dependencies: ["QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
+            dependencies: ["WallTime", "QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
             swiftSettings: settings
         ),
         .testTarget(
             name: "EventBusTests",
-            dependencies: ["EventBus", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
+            dependencies: ["WallTime", "EventBus", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
         .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),
-        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

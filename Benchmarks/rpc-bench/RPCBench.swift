@@ -4,6 +4,7 @@ import Foundation
 import RPCCore
 import RPCHosting
 import RPCTransportTCP
+import WallTime
 
 /// rpc-bench: the client side of the RPC benchmark (run by Scripts/bench rpc).
 ///

@@ -3,6 +3,7 @@ import Logging
 import LogStorage
 import Partitioning
 import Synchronization
+import WallTime
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,6 +1,7 @@
 import Domain
 import EventStore
 import Foundation
+import WallTime
 
 /// The one path every aggregate command takes: load, check the stream expectation, decide,
 /// append with the loaded version expected, remember the new state.
@@ -12,10 +13,10 @@ import Foundation
 /// instead, because it asked to act only on the state it saw.
 public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler {
     let repository: AggregateRepository
-    let clock: @Sendable () -> Int64
+    let clock: any WallClock
     let maxAttempts: Int
 
-    public init(repository: AggregateRepository, clock: @escaping @Sendable () -> Int64, maxAttempts: Int = 10) {
+    public init(repository: AggregateRepository, clock: any WallClock = SystemWallClock(), maxAttempts: Int = 10) {
         self.repository = repository
         self.clock = clock
         self.maxAttempts = maxAttempts
@@ -41,7 +42,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             }
             let events: [any DomainEvent]
             do {
-                events = try command.decide(state, context: DecisionContext(nowMs: clock()))
+                events = try command.decide(state, context: DecisionContext(nowMs: clock.nowMilliseconds()))
             } catch {
                 switch error {
                 case .invalid(let violations): throw CommandError.invalid(violations)
@@ -53,7 +54,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             }
             let request = AppendRequest(
                 streamId: streamId, expected: version == 0 ? .noStream : .exact(version),
-                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock()) }, commandId: context.commandId,
+                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock.nowMilliseconds()) }, commandId: context.commandId,
                 commandDigest: context.commandDigest)
             do {
                 let appended = try await repository.store.append(request)

@@ -1,6 +1,7 @@
 import Domain
 import EventStore
 import Logging
+import WallTime
 
 /// What travels with a command besides the command itself.
 public struct CommandContext: Sendable {
@@ -153,7 +154,7 @@ extension Mediator {
     /// The write side assembled: logging, metrics, validation and idempotency around one
     /// `AggregateCommandHandler` per command of every domain. The service and the tests build it
     /// the same way.
-    public static func commandSide(store: any EventStore, repository: AggregateRepository, clock: @escaping @Sendable () -> Int64) -> Mediator {
+    public static func commandSide(store: any EventStore, repository: AggregateRepository, clock: any WallClock = SystemWallClock()) -> Mediator {
         var mediator = Mediator(behaviours: [LoggingBehaviour(), MetricsBehaviour(), ValidationBehaviour(), IdempotencyBehaviour(store: store)])
         mediator.register(AggregateCommandHandler<OpenAccount>(repository: repository, clock: clock))
         mediator.register(AggregateCommandHandler<DepositFunds>(repository: repository, clock: clock))

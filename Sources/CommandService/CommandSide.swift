@@ -4,12 +4,13 @@ import Domain
 import EventStore
 import Logging
 import RPCCore
+import WallTime
 
 /// The CommandService's RPC services over one event store, assembled as the binary serves them.
 public enum CommandSide {
     /// The RPC services of the CommandService.
     public static func services(
-        store: any EventStore, snapshotEvery: Int, clock: @escaping @Sendable () -> Int64, relayStatus: @escaping @Sendable () -> OutboxRelay.Status
+        store: any EventStore, snapshotEvery: Int, clock: any WallClock = SystemWallClock(), relayStatus: @escaping @Sendable () -> OutboxRelay.Status
     ) -> [any RPCService] {
         var options = AggregateRepository.Options()
         options.snapshotEvery = snapshotEvery

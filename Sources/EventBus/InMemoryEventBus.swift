@@ -1,6 +1,7 @@
 import Partitioning
 import Synchronization
 import Watermarks
+import WallTime
 
 /// A bus in one process's memory: topics of partitions, idempotent producer sessions, and
 /// consumer groups that share a topic's partitions among their members. Nothing survives the
@@ -56,10 +57,10 @@ public final class InMemoryEventBus: EventPublisher, EventSubscriber {
     /// Moves on every membership or ownership change, so members waiting for their partitions wake.
     private let groupChanges = WatermarkWaiters(highWatermark: 0)
     private let changeCount = Atomic<Int64>(0)
-    private let clock: @Sendable () -> Int64
+    private let clock: any WallClock
 
-    /// `clock` stamps records with their append time (milliseconds since the epoch, UTC).
-    public init(clock: @escaping @Sendable () -> Int64 = { 0 }) {
+    /// `clock` stamps records with their append time.
+    public init(clock: any WallClock = SystemWallClock()) {
         self.clock = clock
     }
 
@@ -117,7 +118,7 @@ public final class InMemoryEventBus: EventPublisher, EventSubscriber {
     /// Appends under one lock: a send is stored whole or not at all, so it never needs a retry
     /// and the session's idempotence holds trivially.
     fileprivate func append(_ outgoing: [OutgoingRecord], to topic: String) throws {
-        let now = clock()
+        let now = clock.nowMilliseconds()
         let moved = try state.withLock { state -> [(WatermarkWaiters, Int64)] in
             guard state.available else { throw Failure.unavailable }
             guard var partitions = state.topics[topic] else { throw Failure.topicNotFound(topic) }

@@ -1,5 +1,6 @@
 import Synchronization
 import Watermarks
+import WallTime
 
 /// An event store in memory, with the same rules as the SQLite one (they share `AppendRules` and
 /// one conformance suite). For tests and for embedding where durability is not wanted.
@@ -15,10 +16,10 @@ public final class InMemoryEventStore: EventStore {
 
     private let state = Mutex(State())
     private let head = WatermarkWaiters(highWatermark: 0)
-    private let clock: @Sendable () -> Int64
+    private let clock: any WallClock
     private let refusal = WriteRefusal()
 
-    public init(clock: @escaping @Sendable () -> Int64 = SQLiteEventStore.Options().clock) {
+    public init(clock: any WallClock = SystemWallClock()) {
         self.clock = clock
     }
 
@@ -29,7 +30,7 @@ public final class InMemoryEventStore: EventStore {
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         try AppendRules.validate(request)
         try refusal.check()
-        let now = clock()
+        let now = clock.nowMilliseconds()
         let result = try state.withLock { state -> AppendResult in
             if let commandId = request.commandId, let earlier = state.commands[commandId] {
                 return try AppendRules.repeated(request, earlier: earlier)

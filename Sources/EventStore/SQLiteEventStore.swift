@@ -41,7 +41,7 @@ public final class SQLiteEventStore: EventStore {
         /// the store opens; nil: not at all. A file it finds damaged opens with appends refused.
         public var startupCheckBudget: Duration? = .seconds(2)
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
-        public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
+        public var clock: any WallClock = SystemWallClock()
         public init() {}
     }
 
@@ -391,7 +391,7 @@ public final class SQLiteEventStore: EventStore {
         guard request.expected.accepts(version) else {
             throw EventStoreError.wrongExpectedVersion(streamId: request.streamId, expected: request.expected, actual: version)
         }
-        let recordedAt = options.clock()
+        let recordedAt = options.clock.nowMilliseconds()
         var next = version
         var position: Int64 = 0
         for event in request.events {

@@ -48,11 +48,7 @@ enum QueryCalls {
         if await store.waitForPosition(minPosition, timeout: max(timeout, .zero)) { return }
         throw RPCError(
             code: .deadlineExceeded,
-            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition) (waited \(Self.milliseconds(timeout)) ms; the server waits at most \(Self.milliseconds(store.options.maxPositionWait)) ms)")
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition) (waited \(timeout.wholeMilliseconds) ms; the server waits at most \(store.options.maxPositionWait.wholeMilliseconds) ms)")
     }
 
     static func pageSize(_ value: Int?) throws -> Int {

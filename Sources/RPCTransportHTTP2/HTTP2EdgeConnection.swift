@@ -4,6 +4,7 @@ import NIOCore
 import RPCCore
 import RPCTransportNIO
 import Synchronization
+import WallTime
 
 /// One HTTP/2 connection of the edge, seen by the RPC core as a jframe connection.
 ///

@@ -2,6 +2,7 @@ import IdlePolling
 import Logging
 import NIOCore
 import RPCCore
+import WallTime
 
 /// Sits after the ``FrameDecoder``: hands frames to the RPC core's receiver, times out partial
 /// frames, and stops reading while the socket cannot take more writes (so a client that does not

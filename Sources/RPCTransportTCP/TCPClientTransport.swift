@@ -3,6 +3,7 @@ public import NIOPosix
 public import NIOSSL
 public import RPCCore
 import RPCTransportNIO
+import WallTime
 
 /// Dials jframe connections to one TCP address.
 public struct TCPClientTransport: ClientTransport {

@@ -3,6 +3,7 @@ import NIOCore
 import RPCCore
 import RPCTransportNIO
 import Synchronization
+import WallTime
 
 /// A NIO channel seen as a ``FrameChannel``.
 ///

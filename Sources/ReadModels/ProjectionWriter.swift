@@ -1,4 +1,5 @@
 import SQLite
+import WallTime
 
 /// Applies batches of events to one read-model database exactly once in effect. Not thread-safe:
 /// its owner (the store's writer, or a rebuild) calls it from one place at a time.
@@ -22,7 +23,7 @@ import SQLite
 final class ProjectionWriter {
     let db: SQLiteConnection
     let projector: Projector
-    let clock: @Sendable () -> Int64
+    let clock: any WallClock
     /// Every position up to this one is handled (applied or parked).
     private(set) var handledThrough: Int64 = 0
     /// Handled positions above `handledThrough` (positions arrive out of order across partitions).
@@ -59,7 +60,7 @@ final class ProjectionWriter {
         var changes: Set<Projector.Change> = []
     }
 
-    init(db: SQLiteConnection, projector: Projector = Projector(), clock: @escaping @Sendable () -> Int64) throws {
+    init(db: SQLiteConnection, projector: Projector = Projector(), clock: any WallClock) throws {
         self.db = db
         self.projector = projector
         self.clock = clock
@@ -242,7 +243,7 @@ final class ProjectionWriter {
             """,
             .text(state), .text(source.topic), .integer(Int64(source.partition)), .integer(source.offset), .text(event.eventId),
             .text(event.type), .text(event.streamId), .integer(event.streamVersion), .integer(event.position),
-            .integer(Int64(event.schemaVersion)), .integer(event.recordedAt), .blob(event.data), .text(error), .integer(clock())) == 1
+            .integer(Int64(event.schemaVersion)), .integer(event.recordedAt), .blob(event.data), .text(error), .integer(clock.nowMilliseconds())) == 1
     }
 
     private func park(unreadable record: IncomingRecord, topic: String, partition: Int, error: String) throws {
@@ -253,7 +254,7 @@ final class ProjectionWriter {
             VALUES('FAILED', ?, ?, ?, '', '', '', 0, 0, 0, 0, ?, ?, 1, ?)
             """,
             .text(topic), .integer(Int64(partition)), .integer(record.offset), record.value.map { .blob($0) } ?? .null,
-            .text("unreadable record (key \(record.key ?? "null")): \(error)"), .integer(clock()))
+            .text("unreadable record (key \(record.key ?? "null")): \(error)"), .integer(clock.nowMilliseconds()))
     }
 
     struct Resolution {

@@ -20,7 +20,7 @@ public final class ReadModelRebuild: @unchecked Sendable {
             let db = try ReadModelSchema.open(path)
             // A throwaway file until the swap: durability comes from the swap's own transaction.
             try db.execute("PRAGMA synchronous=OFF")
-            writer = try ProjectionWriter(db: db, clock: { WallTime.nowMilliseconds() })
+            writer = try ProjectionWriter(db: db, clock: SystemWallClock())
         } catch {
             // A full disk fails the schema after SQLite created the file: leave nothing behind.
             Self.remove(path)

@@ -18,7 +18,7 @@ public final class ReadModelStore: Sendable {
         /// Idle reader connections kept for queries.
         public var readers = 8
         /// Milliseconds since the Unix epoch, UTC (parked-at times).
-        public var clock: @Sendable () -> Int64 = { WallTime.nowMilliseconds() }
+        public var clock: any WallClock = SystemWallClock()
         /// The longest a read-your-writes query waits for its `minPosition`, whatever its deadline
         /// (or without one): a client must not hold a call open forever on a position that never
         /// comes.

@@ -85,7 +85,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
         }
         let services = CommandSide.services(
             store: store, snapshotEvery: try snapshotEvery ?? Environment.integer("COMMANDS_SNAPSHOT_EVERY") ?? 100,
-            clock: SQLiteEventStore.Options().clock, relayStatus: relayStatus)
+            relayStatus: relayStatus)
         try await ServerHost.run(
             name: "command-service", services: services, options: server, defaultAddress: ServiceAddress.commands.defaultAddress, extraServices: extraServices)
         brokerClient?.close()

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import WallTime
 
 func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
 
@@ -19,7 +20,7 @@ struct WriteSide {
         var options = AggregateRepository.Options()
         options.snapshotEvery = snapshotEvery
         repository = AggregateRepository(store: store, registry: Domains.registry, options: options)
-        mediator = .commandSide(store: store, repository: repository, clock: { 1_763_899_200_000 })
+        mediator = .commandSide(store: store, repository: repository, clock: ManualWallClock(1_763_899_200_000))
     }
 
     @discardableResult

@@ -7,6 +7,7 @@ import RPCTransportTCP
 import Synchronization
 import TestSupport
 import Testing
+import WallTime
 
 /// The buses every test of the conformance suite runs against: the one in memory, and our broker
 /// binary over jframe. A Kafka-protocol bus joins this list and must pass it unchanged.
@@ -16,7 +17,7 @@ enum BusKind: String, CaseIterable, CustomTestStringConvertible {
 
     func make() throws -> BusFixture {
         switch self {
-        case .inMemory: return BusFixture(bus: InMemoryEventBus(clock: { 1_763_899_200_000 }), stop: {})
+        case .inMemory: return BusFixture(bus: InMemoryEventBus(clock: ManualWallClock(1_763_899_200_000)), stop: {})
         case .broker:
             let data = TemporaryDirectory(prefix: "bus-broker")
             let server = try ServerProcess("broker", arguments: ["--data-dir", data.path])

@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 
 @testable import LogStorage
+import WallTime
 
 @Suite struct PartitionLogTests {
     func config(_ change: (inout LogConfig) -> Void = { _ in }) -> LogConfig {

@@ -1,11 +1,12 @@
 import EventStore
 import Foundation
 import Outbox
+import WallTime
 
 /// A store holding events as the CommandService would have appended them: `Category-id`
 /// streams, JSON data, one event per append.
 struct History {
-    let store = InMemoryEventStore(clock: { 1_763_899_200_000 })
+    let store = InMemoryEventStore(clock: ManualWallClock(1_763_899_200_000))
 
     /// Appends `count` events to the stream `category-id`.
     func append(_ category: String, _ id: String, count: Int = 1, type: String = "Happened") async throws {

@@ -9,12 +9,13 @@ import QueryService
 import ReadModels
 import TestSupport
 import Testing
+import WallTime
 
 /// The whole path from a command to a read model in one process: mediator, event store, relay,
 /// the in-memory bus and the projection, with no broker and no socket.
 struct Pipeline {
-    let events = InMemoryEventStore(clock: { 1_763_899_200_000 })
-    let bus = InMemoryEventBus(clock: { 1_763_899_200_000 })
+    let events = InMemoryEventStore(clock: ManualWallClock(1_763_899_200_000))
+    let bus = InMemoryEventBus(clock: ManualWallClock(1_763_899_200_000))
     let directory = TemporaryDirectory(prefix: "projection")
     let models: ReadModelStore
     let mediator: Mediator
@@ -22,7 +23,7 @@ struct Pipeline {
     init() throws {
         models = try ReadModelStore(path: directory.path + "/readmodels.sqlite")
         mediator = .commandSide(
-            store: events, repository: AggregateRepository(store: events, registry: Domains.registry), clock: { 1_763_899_200_000 })
+            store: events, repository: AggregateRepository(store: events, registry: Domains.registry), clock: ManualWallClock(1_763_899_200_000))
     }
 
     func send<C: AggregateCommand>(_ command: C) async throws {

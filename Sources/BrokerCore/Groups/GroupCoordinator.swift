@@ -1,6 +1,7 @@
 import Logging
 import LogStorage
 import Synchronization
+import WallTime
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

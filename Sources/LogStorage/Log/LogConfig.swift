@@ -30,28 +30,6 @@ public struct LogConfig: Sendable, Hashable, Codable {
     public init() {}
 }
 
-/// Milliseconds since the Unix epoch, UTC: injected so that tests control roll and retention.
-public protocol WallClock: Sendable {
-    func nowMilliseconds() -> Int64
-}
-
-public struct SystemWallClock: WallClock {
-    public init() {}
-
-    public func nowMilliseconds() -> Int64 { WallTime.nowMilliseconds() }
-}
-
-/// A clock that moves only when told to.
-public final class ManualWallClock: WallClock {
-    private let now: Mutex<Int64>
-
-    public init(_ start: Int64 = 1_700_000_000_000) { now = Mutex(start) }
-
-    public func nowMilliseconds() -> Int64 { now.withLock { $0 } }
-
-    public func advance(by milliseconds: Int64) { now.withLock { $0 += milliseconds } }
-}
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

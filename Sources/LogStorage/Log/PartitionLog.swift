@@ -1,6 +1,7 @@
 import CommitScheduling
 import Logging
 import Synchronization
+import WallTime
 import Watermarks
 
 #if canImport(FoundationEssentials)

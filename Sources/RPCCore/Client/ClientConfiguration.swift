@@ -1,3 +1,4 @@
+import WallTime
 /// The settings of an ``RPCClient``.
 public struct ClientConfiguration: Sendable {
     public var limits: ConnectionLimits = .defaults
@@ -15,8 +16,8 @@ public struct ClientConfiguration: Sendable {
 
     /// The wait before the attempt that follows `failures` failed attempts in a row.
     public func backoff(afterFailures failures: Int) -> Duration {
-        let base = Double(initialBackoff.components.seconds) + Double(initialBackoff.components.attoseconds) / 1e18
-        let cap = Double(maxBackoff.components.seconds) + Double(maxBackoff.components.attoseconds) / 1e18
+        let base = initialBackoff.seconds
+        let cap = maxBackoff.seconds
         let growth = repeatElement(backoffMultiplier, count: max(0, failures - 1)).reduce(1, *)
         let grown = min(cap, base * growth)
         return .milliseconds(Int64(grown * 1000 * Double.random(in: 0.8...1.2)))

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import WallTime
 
 /// Calls methods on one server over one multiplexed connection, reconnecting with backoff.
 ///
@@ -152,8 +153,7 @@ public final class RPCClient: Sendable {
         var deadline = options.timeout.map { now + $0 }
         if let inherited = CallDeadline.current, deadline.map({ inherited < $0 }) ?? true { deadline = inherited }
         guard let deadline else { return nil }
-        let remaining = (deadline - now).components
-        let ms = remaining.seconds * 1000 + (remaining.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        let ms = (deadline - now).millisecondsRoundedUp
         guard ms > 0 else { throw RPCError(code: .deadlineExceeded, message: "the deadline passed before the call started") }
         return (ms, deadline)
     }

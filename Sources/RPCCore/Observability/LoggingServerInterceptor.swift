@@ -1,4 +1,5 @@
 import Logging
+import WallTime
 
 /// Logs one line per call with its method, request id, status and duration.
 ///

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Synchronization
+import WallTime
 
 /// Records, per method, the calls by status code and a latency histogram, through swift-metrics.
 ///

@@ -1,6 +1,7 @@
 import CommitScheduling
 import Foundation
 import Testing
+import WallTime
 
 import SQLite
 import TestSupport
@@ -14,10 +15,10 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
 
     func make(in directory: TemporaryDirectory) throws -> any EventStore {
         switch self {
-        case .inMemory: return InMemoryEventStore(clock: { 1_763_899_200_000 })
+        case .inMemory: return InMemoryEventStore(clock: ManualWallClock(1_763_899_200_000))
         case .sqlite:
             var options = SQLiteEventStore.Options()
-            options.clock = { 1_763_899_200_000 }
+            options.clock = ManualWallClock(1_763_899_200_000)
             return try SQLiteEventStore(path: directory.path + "/events.sqlite", options: options)
         }
     }
