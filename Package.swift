@@ -93,7 +93,7 @@ let package = Package(
         // over TLS (swift-nio-ssl).
         .target(
             name: "RPCTransportTCP",
-            dependencies: ["RPCCore", "RPCTransportNIO", "IdlePolling", "WallTime", nioCore, nioPosix, nioSSL, logging],
+            dependencies: ["RPCCore", "RPCTransportNIO", "WallTime", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
         // The system's libnghttp2 (Debian: libnghttp2-dev).
@@ -109,6 +109,8 @@ let package = Package(
         ),
         // Spinner threads that keep the CPUs out of their halt state for a moment after I/O (opt-in).
         .target(name: "CIdlePolling"),
+        // An atomic compare-and-swap for installing the runtime's global-executor hook.
+        .target(name: "CExecutorHook"),
         .target(name: "IdlePolling", dependencies: ["CIdlePolling"], swiftSettings: settings),
         // Client and server joined in memory, for tests and embedding.
         .target(name: "RPCInProcessTransport", dependencies: ["RPCCore"], swiftSettings: settings),
@@ -124,7 +126,8 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime", nioCore, nioPosix,
+                "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime",
+                "CExecutorHook", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
             exclude: ["README.md"],
@@ -219,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "RPCTransportTCPTests",
             dependencies: [
-                "RPCCore", "RPCTransportTCP", "RPCStandardServices", "Contracts", nioCore, nioPosix,
+                "RPCCore", "RPCTransportTCP", "RPCHosting", "RPCStandardServices", "Contracts", nioCore, nioPosix,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 lifecycle,
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

@@ -52,11 +52,6 @@ public final class IdlePoller: Sendable {
         public var allowedCPUs: Int
     }
 
-    /// The poller that ``noteActivity()`` feeds, if one was started.
-    private static let current = Mutex<IdlePoller?>(nil)
-    /// Set while a poller runs, so that ``noteActivity()`` costs one relaxed load when none does.
-    private static let enabled = Atomic<Bool>(false)
-
     public let window: Duration
     public var windowMicroseconds: Int64 { windowNanoseconds / 1000 }
     private let windowNanoseconds: Int64
@@ -72,21 +67,11 @@ public final class IdlePoller: Sendable {
     private let finished = DispatchGroup()
     public let cpus: [Int]
 
-    /// Starts one spinner per CPU in `cpus` (default: every CPU this process may run on) and makes
-    /// it the process's poller: ``noteActivity()`` feeds it. Stop it with ``stop()``.
-    /// With `fedByFrames` false it is fed only through ``recordActivity()`` (tests).
-    public static func start(window: Duration, cpus: [Int]? = nil, fedByFrames: Bool = true) -> IdlePoller {
+    /// Starts one spinner per CPU in `cpus` (default: every CPU this process may run on). It is
+    /// fed through ``recordActivity()``, which a server hands its transport as the transport's
+    /// activity callback (`TCPServerTransport(onActivity:)`). Stop it with ``stop()``.
+    public static func start(window: Duration, cpus: [Int]? = nil) -> IdlePoller {
         let poller = IdlePoller(window: window, cpus: cpus ?? allowedCPUs())
-        guard fedByFrames else {
-            poller.recordActivity()
-            return poller
-        }
-        let previous = current.withLock { current -> IdlePoller? in
-            defer { current = poller }
-            return current
-        }
-        previous?.stop()
-        enabled.store(true, ordering: .releasing)
         poller.recordActivity()
         return poller
     }
@@ -106,15 +91,7 @@ public final class IdlePoller: Sendable {
         }
     }
 
-    /// Records that a frame arrived or left: spinners keep the CPUs awake for the next window.
-    /// Costs one relaxed load when no poller runs.
-    @inline(__always)
-    public static func noteActivity() {
-        guard enabled.load(ordering: .relaxed) else { return }
-        current.withLock { $0 }?.recordActivity()
-    }
-
-    /// Records activity for this poller alone.
+    /// Records that a frame arrived or left: the spinners keep the CPUs awake for the next window.
     public func recordActivity() {
         lastActivity.store(Self.now(), ordering: .relaxed)
         guard parked.load(ordering: .relaxed) > 0 else { return }
@@ -122,15 +99,9 @@ public final class IdlePoller: Sendable {
         for _ in 0..<waking { wakeUp.signal() }
     }
 
-    /// Stops and joins every spinner; ``noteActivity()`` then does nothing.
+    /// Stops and joins every spinner; ``recordActivity()`` then does nothing.
     public func stop() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let wasCurrent = Self.current.withLock { current -> Bool in
-            guard current === self else { return false }
-            current = nil
-            return true
-        }
-        if wasCurrent { Self.enabled.store(false, ordering: .releasing) }
         for _ in cpus { wakeUp.signal() }
         finished.wait()
     }

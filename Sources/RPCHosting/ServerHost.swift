@@ -29,8 +29,11 @@ public enum ServerHost {
         raiseOpenFileLimitToHard(toHold: configuration.maxConnections, logger: logger)
         let address = options.listenAddress(default: defaultAddress)
         let tlsFiles = try options.tlsFiles()
+        let poller = try options.idlePollWindow().map { IdlePoller.start(window: $0) }
+        var onActivity: (@Sendable () -> Void)?
+        if let poller { onActivity = { poller.recordActivity() } }
         let transport = try TCPServerTransport(
-            address: address, limits: configuration.limits, tls: try tlsFiles?.makeServerContext())
+            address: address, limits: configuration.limits, tls: try tlsFiles?.makeServerContext(), onActivity: onActivity)
         var interceptors: [any ServerInterceptor] = [LoggingServerInterceptor(), MetricsServerInterceptor()]
         if let tokens = try options.accessTokens() {
             interceptors.append(BearerTokenServerInterceptor(tokens: tokens))
@@ -76,7 +79,6 @@ public enum ServerHost {
                     + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        let poller = try options.idlePollWindow().map { IdlePoller.start(window: $0) }
         if let poller {
             logger.info(
                 "idle polling: CPUs kept awake after each frame",

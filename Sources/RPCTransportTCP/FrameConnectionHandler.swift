@@ -1,4 +1,3 @@
-import IdlePolling
 import Logging
 import NIOCore
 import RPCCore
@@ -36,7 +35,7 @@ final class FrameConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .frame(let frame):
-            IdlePoller.noteActivity()
+            frameChannel.noteActivity()
             partialFrameTimer?.cancel()
             partialFrameTimer = nil
             receiver.receive(frame)
@@ -79,9 +78,9 @@ final class FrameConnectionHandler: ChannelInboundHandler {
 /// Adds the decoder and connection handler that turn `channel` into a frame connection.
 /// On the channel's event loop.
 func addFrameHandlers(
-    to channel: any Channel, limits: ConnectionLimits, makeReceiver: (TCPFrameChannel) -> any FrameReceiver
+    to channel: any Channel, limits: ConnectionLimits, onActivity: (@Sendable () -> Void)?, makeReceiver: (TCPFrameChannel) -> any FrameReceiver
 ) throws {
-    let frameChannel = TCPFrameChannel(channel: channel)
+    let frameChannel = TCPFrameChannel(channel: channel, onActivity: onActivity)
     let receiver = makeReceiver(frameChannel)
     let pipeline = channel.pipeline.syncOperations
     try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))

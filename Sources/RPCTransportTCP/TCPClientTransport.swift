@@ -52,7 +52,7 @@ public struct TCPClientTransport: ClientTransport {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
                     }
-                    try addFrameHandlers(to: channel, limits: limits) { frameChannel in
+                    try addFrameHandlers(to: channel, limits: limits, onActivity: nil) { frameChannel in
                         let receiver = makeReceiver(frameChannel)
                         box.set(receiver)
                         return receiver

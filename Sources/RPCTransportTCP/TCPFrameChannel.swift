@@ -1,4 +1,3 @@
-import IdlePolling
 import NIOCore
 import RPCCore
 import RPCTransportNIO
@@ -31,9 +30,12 @@ final class TCPFrameChannel: FrameChannel {
     let peerDescription: String
     let taskExecutor: (any TaskExecutor)?
     private let pending: Mutex<Pending>
+    /// Told when a frame leaves (see `TCPServerTransport`'s `onActivity`).
+    private let onActivity: (@Sendable () -> Void)?
 
-    init(channel: any Channel) {
+    init(channel: any Channel, onActivity: (@Sendable () -> Void)?) {
         self.channel = channel
+        self.onActivity = onActivity
         self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         self.pending = Mutex(Pending(buffer: channel.allocator.buffer(capacity: 0)))
@@ -107,6 +109,9 @@ final class TCPFrameChannel: FrameChannel {
         }
     }
 
+    /// A frame arrived: tell whoever watches activity.
+    func noteActivity() { onActivity?() }
+
     /// Writes and flushes everything pending. On the event loop.
     private func flush() {
         let bytes = pending.withLock { pending -> ByteBuffer? in
@@ -115,7 +120,7 @@ final class TCPFrameChannel: FrameChannel {
             return pending.takeBuffer(channel.allocator)
         }
         if let bytes {
-            IdlePoller.noteActivity()
+            onActivity?()
             channel.writeAndFlush(bytes, promise: nil)
         }
     }

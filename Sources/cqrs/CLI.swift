@@ -320,7 +320,9 @@ struct Groups: AsyncParsableCommand {
     }
 }
 
+/// The CLI runs on Swift's own executor: one call at a time needs no event-loop tricks, and a
+/// client tool must not install runtime hooks (`ConcurrencyOnEventLoops` is for servers).
 @main
 enum Entry {
-    static func main() { ConcurrencyOnEventLoops.run { await CQRS.main() } }
+    static func main() async { await CQRS.main() }
 }

@@ -4,8 +4,8 @@ import IdlePolling
 import RPCHosting
 import Testing
 
-/// Pollers here are fed only by the tests (`fedByFrames: false`): other suites' frames in this
-/// process would otherwise keep them awake. One at a time, to leave the CPUs to the spinner under test.
+/// Pollers are fed only by what holds them (a server's transport, here the tests): other suites'
+/// frames in this process never reach them. One at a time, to leave the CPUs to the spinner under test.
 @Suite(.serialized) struct IdlePollerTests {
     /// Waits (up to 10 s: spinners are SCHED_IDLE and may wait for CPUs busy with other tests)
     /// until `condition` holds.
@@ -21,7 +21,7 @@ import Testing
     @Test func eachSpinnerIsPinnedToItsCPUAndRunsOnlyWhenTheCPUIsIdle() throws {
         let cpus = IdlePoller.allowedCPUs()
         #expect(!cpus.isEmpty)
-        let poller = IdlePoller.start(window: .milliseconds(1), cpus: cpus, fedByFrames: false)
+        let poller = IdlePoller.start(window: .milliseconds(1), cpus: cpus)
         defer { poller.stop() }
         let setups = poller.spinnerSetups()
         #expect(setups.map(\.cpu) == cpus)
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func spinnersParkWhenTheWindowPassesAndActivityWakesThem() async throws {
-        let poller = IdlePoller.start(window: .milliseconds(20), cpus: [IdlePoller.allowedCPUs()[0]], fedByFrames: false)
+        let poller = IdlePoller.start(window: .milliseconds(20), cpus: [IdlePoller.allowedCPUs()[0]])
         defer { poller.stop() }
         #expect(try await eventually { poller.statistics.parks >= 1 }, "no activity after the start: it parks")
         let parked = poller.statistics
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func aSpinnerKeepsSpinningWhileActivityIsRecent() async throws {
-        let poller = IdlePoller.start(window: .seconds(30), cpus: [IdlePoller.allowedCPUs()[0]], fedByFrames: false)
+        let poller = IdlePoller.start(window: .seconds(30), cpus: [IdlePoller.allowedCPUs()[0]])
         defer { poller.stop() }
         _ = poller.spinnerSetups()
         #expect(try await eventually { poller.statistics.spinning == 1 })
@@ -54,13 +54,12 @@ import Testing
         #expect(poller.statistics.parks == 0, "within the window it never parks")
     }
 
-    /// The process's poller (fed by every frame, here the other suites' too) stops for good.
+    /// A stopped poller stays stopped, whatever activity it is told of.
     @Test func afterStopActivityWakesNothing() async throws {
         let poller = IdlePoller.start(window: .milliseconds(1), cpus: [IdlePoller.allowedCPUs()[0]])
         #expect(try await eventually { poller.statistics.parks >= 1 })
         poller.stop()
         let stopped = poller.statistics
-        IdlePoller.noteActivity()
         poller.recordActivity()
         try await Task.sleep(for: .milliseconds(20))
         #expect(poller.statistics == stopped)

@@ -7,6 +7,8 @@ import Testing
 
 @Suite("FrameDecoder")
 struct FrameDecoderTests {
+    init() { _ = GlobalExecutorUnderTest.installed }
+
     static let frames = [
         Frame(type: .hello, streamID: 0, payload: Array(#"{"versions":[1],"maxFrameBytes":4096,"initialCredit":8}"#.utf8)),
         Frame(type: .headers, streamID: 1, payload: Array(#"{"method":"a.v1.S/M"}"#.utf8)),

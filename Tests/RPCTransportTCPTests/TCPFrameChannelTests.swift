@@ -7,10 +7,12 @@ import Testing
 
 @Suite("TCPFrameChannel flushing")
 struct TCPFrameChannelTests {
+    init() { _ = GlobalExecutorUnderTest.installed }
+
     static func activeChannel() throws -> (EmbeddedChannel, TCPFrameChannel) {
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let frames = TCPFrameChannel(channel: channel)
+        let frames = TCPFrameChannel(channel: channel, onActivity: nil)
         frames.becameActive()
         return (channel, frames)
     }

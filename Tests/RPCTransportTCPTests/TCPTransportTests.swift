@@ -12,6 +12,8 @@ import Testing
 /// A real server on 127.0.0.1:0 and a real client, over the kernel's loopback.
 @Suite("TCP transport")
 struct TCPTransportTests {
+    init() { _ = GlobalExecutorUnderTest.installed }
+
     typealias Echo = JframeTestingV1.Echo
     static let message = JframeTestingV1.EchoMessage(id: "m1", account: "acct-000042", amount: 7, note: "hello")
 
@@ -19,9 +21,10 @@ struct TCPTransportTests {
     static func withServer(
         configuration: ServerConfiguration = .defaults,
         services: [any RPCService] = [],
+        onActivity: (@Sendable () -> Void)? = nil,
         _ body: @Sendable (RPCClient, Int, EchoService) async throws -> Void
     ) async throws {
-        let transport = TCPServerTransport(host: "127.0.0.1", port: 0, limits: configuration.limits)
+        let transport = TCPServerTransport(host: "127.0.0.1", port: 0, limits: configuration.limits, onActivity: onActivity)
         let echo = EchoService()
         let server = RPCServer(transport: transport, services: services.isEmpty ? [echo] : services, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -37,6 +40,17 @@ struct TCPTransportTests {
             client.close()
             server.beginGracefulShutdown()
             try await group.waitForAll()
+        }
+    }
+
+    /// What idle polling is fed by: the server transport's callback, for frames in and out.
+    @Test func theActivityCallbackHearsOfFramesInAndOut() async throws {
+        let frames = Atomic(0)
+        try await Self.withServer(onActivity: { frames.add(1, ordering: .relaxed) }) { client, _, _ in
+            let before = frames.load(ordering: .relaxed)
+            for _ in 0..<5 { _ = try await Echo.Client(client).get(Self.message) }
+            // Each call: at least its request frame in and its reply frame out.
+            #expect(frames.load(ordering: .relaxed) - before >= 10)
         }
     }
 
