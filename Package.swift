@@ -167,7 +167,7 @@ let package = Package(
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets
         // and stream versions in the same transaction), parked events, queries, rebuild and swap.
-        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "Watermarks", "WallTime", logging], swiftSettings: settings),
+        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "CommitScheduling", "Watermarks", "WallTime", logging], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
         .target(
@@ -231,6 +231,11 @@ let package = Package(
         ),
         .testTarget(name: "RPCTransportNIOTests", dependencies: ["RPCTransportNIO"], swiftSettings: settings),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
+        .testTarget(
+            name: "BrokerServiceTests",
+            dependencies: ["BrokerService", "BrokerCore", "LogStorage", "Contracts", "RPCCore", "RPCHosting", "RPCTransportTCP", "TestSupport", nioPosix],
+            swiftSettings: settings
+        ),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning"], swiftSettings: settings),
         .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),
         .testTarget(
@@ -253,7 +258,10 @@ let package = Package(
         ),
         .testTarget(
             name: "QueryServiceTests",
-            dependencies: ["WallTime", "QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
+            dependencies: [
+                "WallTime", "QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore",
+                "RPCStandardServices", "RPCTransportTCP", "TestSupport", logging, nioPosix,
+            ],
             swiftSettings: settings
         ),
         .testTarget(

@@ -24,7 +24,7 @@ enum QueryCalls {
         _ minPosition: Int64?, in store: ReadModelStore, context: ServerContext, streamId: String? = nil
     ) async throws {
         try await waitForPosition(minPosition, in: store, context: context)
-        guard let minPosition, let parked = try store.firstParked(atOrBelow: minPosition, streamId: streamId) else { return }
+        guard let minPosition, let parked = try await store.reading({ try $0.firstParked(atOrBelow: minPosition, streamId: streamId) }) else { return }
         throw RPCError(
             code: .failedPrecondition,
             message: "the event at position \(parked.position) (\(parked.streamId) version \(parked.streamVersion), \(parked.eventType)) is parked \(parked.state) as parked event \(parked.id) (\(parked.error)), so the read models do not hold it: retry or skip it (cqrs parked), then ask again")

@@ -11,13 +11,15 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
 
     public func getAccount(_ request: QueriesAPI.GetAccountRequest, context: ServerContext) async throws -> QueriesAPI.Account {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
-        guard let row = try store.account(request.accountId) else { throw QueryCalls.notFound("no account \(request.accountId)") }
+        let id = request.accountId
+        guard let row = try await store.reading({ try $0.account(id) }) else { throw QueryCalls.notFound("no account \(id)") }
         return QueryCalls.account(row)
     }
 
     public func listAccounts(_ request: QueriesAPI.ListAccountsRequest, context: ServerContext) async throws -> QueriesAPI.AccountPage {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-        let page = try store.accounts(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        let (after, limit) = (try QueryCalls.key(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let page = try await store.reading { try $0.accounts(after: after, limit: limit) }
         return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
     }
 
@@ -31,17 +33,16 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
         let filter = AccountFilter(
             holder: request.holder, balanceAbove: request.balanceGreaterThan.map { ($0.currency, $0.amountMinor) },
             balanceBelow: request.balanceLessThan.map { ($0.currency, $0.amountMinor) }, status: request.status?.rawValue)
-        let page = try store.accounts(
-            matching: filter, after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        let (after, limit) = (try QueryCalls.key(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let page = try await store.reading { try $0.accounts(matching: filter, after: after, limit: limit) }
         return QueriesAPI.AccountPage(accounts: page.rows.map(QueryCalls.account), nextPageToken: QueryCalls.nextToken(page, \.accountId))
     }
 
     public func getAccountHistory(_ request: QueriesAPI.GetAccountHistoryRequest, context: ServerContext) async throws -> QueriesAPI.AccountHistory {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
-        guard try store.account(request.accountId) != nil else { throw QueryCalls.notFound("no account \(request.accountId)") }
-        let page = try store.transactions(
-            of: request.accountId, afterVersion: try QueryCalls.numericKey(fromToken: request.pageToken),
-            limit: try QueryCalls.pageSize(request.pageSize))
+        let (id, after, limit) = (request.accountId, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        guard try await store.reading({ try $0.account(id) }) != nil else { throw QueryCalls.notFound("no account \(id)") }
+        let page = try await store.reading { try $0.transactions(of: id, afterVersion: after, limit: limit) }
         return QueriesAPI.AccountHistory(
             accountId: request.accountId,
             transactions: page.rows.map { row in
@@ -60,8 +61,9 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
         // Subscribe before the first read, so no change between the two is missed.
         let nudges = store.watch(request.accountId)
         var lastVersion: Int64 = 0
+        let id = request.accountId
         func send() async throws {
-            guard let row = try store.account(request.accountId), row.version != lastVersion else { return }
+            guard let row = try await store.reading({ try $0.account(id) }), row.version != lastVersion else { return }
             lastVersion = row.version
             try await responses.write(QueryCalls.account(row))
         }
@@ -80,15 +82,15 @@ public struct OrdersService: QueriesAPI.Orders.ServiceProtocol {
 
     public func getOrder(_ request: QueriesAPI.GetOrderRequest, context: ServerContext) async throws -> QueriesAPI.Order {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: Order.streamId(request.orderId))
-        guard let row = try store.order(request.orderId) else { throw QueryCalls.notFound("no order \(request.orderId)") }
+        let id = request.orderId
+        guard let row = try await store.reading({ try $0.order(id) }) else { throw QueryCalls.notFound("no order \(id)") }
         return QueryCalls.order(row)
     }
 
     public func listOrders(_ request: QueriesAPI.ListOrdersRequest, context: ServerContext) async throws -> QueriesAPI.OrderPage {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-        let page = try store.orders(
-            customerEmail: request.customerEmail, afterPosition: try QueryCalls.numericKey(fromToken: request.pageToken),
-            limit: try QueryCalls.pageSize(request.pageSize))
+        let (email, after, limit) = (request.customerEmail, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let page = try await store.reading { try $0.orders(customerEmail: email, afterPosition: after, limit: limit) }
         return QueriesAPI.OrderPage(orders: page.rows.map(QueryCalls.order), nextPageToken: QueryCalls.nextToken(page) { String($0.position) })
     }
 }
@@ -103,14 +105,16 @@ public struct CustomersService: QueriesAPI.Customers.ServiceProtocol {
 
     public func listCustomers(_ request: QueriesAPI.ListCustomersRequest, context: ServerContext) async throws -> QueriesAPI.CustomerPage {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-        let page = try store.customers(after: try QueryCalls.key(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        let (after, limit) = (try QueryCalls.key(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let page = try await store.reading { try $0.customers(after: after, limit: limit) }
         return QueriesAPI.CustomerPage(customers: page.rows.map(QueryCalls.customer), nextPageToken: QueryCalls.nextToken(page) { $0.email.lowercased() })
     }
 
     public func getCustomer(_ request: QueriesAPI.GetCustomerRequest, context: ServerContext) async throws -> QueriesAPI.CustomerDetail {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-        guard let row = try store.customer(request.email) else { throw QueryCalls.notFound("no customer \(request.email)") }
-        let orders = try store.orders(customerEmail: request.email, afterPosition: 0, limit: Self.maxOrders)
+        let (email, limit) = (request.email, Self.maxOrders)
+        guard let row = try await store.reading({ try $0.customer(email) }) else { throw QueryCalls.notFound("no customer \(email)") }
+        let orders = try await store.reading { try $0.orders(customerEmail: email, afterPosition: 0, limit: limit) }
         return QueriesAPI.CustomerDetail(customer: QueryCalls.customer(row), orders: orders.rows.map(QueryCalls.order))
     }
 }

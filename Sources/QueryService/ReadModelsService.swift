@@ -53,7 +53,7 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
                 }
             }
         }
-        let counts = try store.counts()
+        let counts = try await store.reading { try $0.counts() }
         let projectionStatus = projection?.status
         return QueriesAPI.ReadModelStatus(
             appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
@@ -97,7 +97,8 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     public func listParked(_ request: QueriesAPI.ListParkedRequest, context: ServerContext) async throws -> QueriesAPI.ParkedPage {
-        let page = try store.parked(afterId: try QueryCalls.numericKey(fromToken: request.pageToken), limit: try QueryCalls.pageSize(request.pageSize))
+        let (after, limit) = (try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let page = try await store.reading { try $0.parked(afterId: after, limit: limit) }
         return QueriesAPI.ParkedPage(
             events: page.rows.map { row in
                 QueriesAPI.ParkedEvent(
@@ -148,7 +149,7 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         logger.notice(
             skip ? "skipped parked events" : "retried parked events",
             metadata: ["applied": "\(total.applied)", "skipped": "\(total.skipped)", "kept": "\(total.kept)"])
-        return QueriesAPI.ParkedResult(applied: total.applied, skipped: total.skipped, stillParked: try store.counts().parked)
+        return QueriesAPI.ParkedResult(applied: total.applied, skipped: total.skipped, stillParked: try await store.reading { try $0.counts() }.parked)
     }
 
     /// Rounds a skip of all makes at most (each round checks the records it selects against the

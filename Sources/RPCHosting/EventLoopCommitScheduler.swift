@@ -29,22 +29,29 @@ public struct EventLoopCommitScheduler: CommitScheduler {
 }
 
 /// Where a server binary runs its durable commits, as its flag and environment variable say.
+///
+/// Every place that commits on an event loop does so only while commits are quick: once one takes
+/// longer than 5 ms the next go to a thread until none has for five seconds (`SlowDiskGuard`), so a
+/// slow disk never holds up the loop's other connections for more than one commit.
 public enum CommitPlace: String, ExpressibleByArgument, CaseIterable, Sendable {
-    /// On the event loop whose call wrote (`EventLoopCommitScheduler`).
+    /// On the event loop whose call wrote (`EventLoopCommitScheduler`), while commits are quick.
     case eventLoop = "event-loop"
     /// On a background thread (`BackgroundCommitScheduler`).
     case background
-    /// A lone write's commit on its event loop, a group's on a background thread
-    /// (`AdaptiveCommitScheduler`).
+    /// A lone write's commit on its event loop while commits are quick, a group's on a background
+    /// thread (`AdaptiveCommitScheduler`).
     case adaptive
 
     public var scheduler: any CommitScheduler {
         switch self {
-        case .eventLoop: EventLoopCommitScheduler()
+        case .eventLoop: SlowDiskGuard(preferred: EventLoopCommitScheduler())
         case .background: BackgroundCommitScheduler()
-        case .adaptive: AdaptiveCommitScheduler(lone: EventLoopCommitScheduler(), group: BackgroundCommitScheduler())
+        case .adaptive: AdaptiveCommitScheduler(lone: SlowDiskGuard(preferred: EventLoopCommitScheduler()), group: BackgroundCommitScheduler())
         }
     }
+
+    /// The broker's default for `--sync-on`.
+    public static let brokerDefault = CommitPlace.eventLoop
 
     /// The flag's value, else the environment variable's, else the binary's default (each
     /// binary's is the one its benchmark measured faster).

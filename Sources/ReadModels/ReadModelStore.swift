@@ -1,4 +1,5 @@
 import AsyncLocks
+import CommitScheduling
 import Dispatch
 import Foundation
 import Logging
@@ -23,6 +24,8 @@ public final class ReadModelStore: Sendable {
         /// (or without one): a client must not hold a call open forever on a position that never
         /// comes.
         public var maxPositionWait: Duration = .seconds(30)
+        /// Runs before every query's read (fault injection: a slow or stalled disk in tests).
+        public var beforeEachRead: (@Sendable () -> Void)?
         public init() {}
     }
 
@@ -37,6 +40,8 @@ public final class ReadModelStore: Sendable {
     /// Every global position up to this one is applied (or parked).
     let handled: WatermarkWaiters
     let watchers = ChangeWatchers()
+    /// Where queries' reads run (see `reading`).
+    private let readGuard = SlowDiskGuard(preferred: BackgroundCommitScheduler())
     /// Checkpoints the WAL off the apply path (the writer's own checkpoints are off).
     private let checkpointer: WALCheckpointer
 
@@ -148,8 +153,16 @@ public final class ReadModelStore: Sendable {
     /// stream ends when its consumer stops iterating.
     public func watch(_ accountId: String) -> AsyncStream<Void> { watchers.watch(accountId) }
 
+    /// Runs `query` (one of this store's reads) on the calling event loop while reads have been
+    /// quick, and on a thread once one took longer than 5 ms, until none has for five seconds: a
+    /// read stalled on disk then holds up no other call the loop serves (`SlowDiskGuard`).
+    public func reading<T: Sendable>(_ query: @escaping @Sendable (ReadModelStore) throws -> T) async throws -> T {
+        try await readGuard.run { try query(self) }
+    }
+
     /// Runs a query on a pooled reader.
     func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        options.beforeEachRead?()
         do {
             return try readers.read(body)
         } catch let error as SQLiteError {

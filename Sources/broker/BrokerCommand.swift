@@ -84,7 +84,7 @@ struct BrokerCommand: AsyncParsableCommand {
             guard Self.preallocateRange.contains(value) else { throw ValidationError("BROKER_PREALLOCATE_BYTES must be 0 to 1 GiB") }
             settings.preallocateBytes = value
         }
-        settings.syncScheduler = try CommitPlace.chosen(syncOn, environment: "BROKER_SYNC_ON", default: .eventLoop).scheduler
+        settings.syncScheduler = try CommitPlace.chosen(syncOn, environment: "BROKER_SYNC_ON", default: .brokerDefault).scheduler
         let interval = try maintenanceIntervalMs ?? Environment.integer("BROKER_MAINTENANCE_INTERVAL_MS") ?? 30_000
         let configuration = try server.configuration()
         // A record must fit in one message with room for its envelope.

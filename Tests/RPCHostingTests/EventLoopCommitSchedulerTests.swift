@@ -1,4 +1,5 @@
 import CommitScheduling
+import Foundation
 import NIOCore
 import NIOPosix
 import RPCHosting
@@ -33,5 +34,70 @@ import Testing
             EventLoopCommitScheduler().schedule { continuation.resume(returning: MultiThreadedEventLoopGroup.currentEventLoop != nil) }
         }
         #expect(!onALoop)
+    }
+}
+
+/// A place for the shared log the two recording schedulers write to.
+final class SchedulerLog: Sendable {
+    let entries = Mutex<[String]>([])
+}
+
+/// Runs commits inline and notes its name in the log.
+struct RecordingScheduler: CommitScheduler {
+    let name: String
+    let log: SchedulerLog
+    init(_ name: String, log: SchedulerLog) {
+        self.name = name
+        self.log = log
+    }
+    func schedule(_ commit: @escaping @Sendable () -> Void) {
+        log.entries.withLock { $0.append(name) }
+        commit()
+    }
+}
+
+/// A monotonic clock the test moves: commits "take" time by advancing it.
+final class TestUptime: Sendable {
+    private let nanoseconds = Atomic<UInt64>(1_000_000_000)
+    var now: UInt64 { nanoseconds.load(ordering: .relaxed) }
+    func advance(_ duration: Duration) { nanoseconds.add(UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000), ordering: .relaxed) }
+}
+
+@Suite struct SlowDiskGuardTests {
+    @Test func aSlowCommitSendsTheNextToTheFallbackUntilCommitsHaveBeenQuickForTheRecoveryTime() {
+        let log = SchedulerLog()
+        let clock = TestUptime()
+        let guarded = SlowDiskGuard(
+            preferred: RecordingScheduler("loop", log: log), fallback: RecordingScheduler("thread", log: log), slowCommit: .milliseconds(5),
+            recovery: .seconds(1), now: { clock.now })
+        guarded.schedule(covering: 1) { clock.advance(.milliseconds(1)) }
+        #expect(!guarded.avoidingPreferred)
+        guarded.schedule(covering: 1) { clock.advance(.milliseconds(50)) }
+        #expect(guarded.avoidingPreferred, "a commit slower than 5 ms")
+        guarded.schedule(covering: 1) { clock.advance(.milliseconds(1)) }
+        clock.advance(.milliseconds(600))
+        // Still slow on the thread: the spell goes on a second from this one.
+        guarded.schedule(covering: 1) { clock.advance(.milliseconds(50)) }
+        clock.advance(.milliseconds(600))
+        guarded.schedule(covering: 1) { clock.advance(.milliseconds(1)) }
+        #expect(guarded.avoidingPreferred)
+        clock.advance(.milliseconds(500))
+        #expect(!guarded.avoidingPreferred, "quick for longer than the recovery time")
+        guarded.schedule {}
+        #expect(log.entries.withLock { $0 } == ["loop", "loop", "thread", "thread", "thread", "loop"])
+    }
+
+    @Test func aReadRunsInlineWhileQuickAndOnTheFallbackAfterASlowOne() async throws {
+        let log = SchedulerLog()
+        let clock = TestUptime()
+        let guarded = SlowDiskGuard(
+            preferred: RecordingScheduler("loop", log: log), fallback: RecordingScheduler("thread", log: log), now: { clock.now })
+        #expect(try await guarded.run { 1 } == 1)
+        #expect(log.entries.withLock { $0 }.isEmpty, "inline: no scheduler involved")
+        _ = try await guarded.run { clock.advance(.milliseconds(20)) }
+        #expect(try await guarded.run { 2 } == 2)
+        #expect(log.entries.withLock { $0 } == ["thread"])
+        struct Failure: Error {}
+        await #expect(throws: Failure.self) { try await guarded.run { throw Failure() } }
     }
 }
