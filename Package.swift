@@ -192,7 +192,7 @@ let package = Package(
             swiftSettings: settings
         ),
         // What integration tests share: real server processes on real ports, temporary directories.
-        .target(name: "TestSupport", dependencies: ["CommitScheduling", logging], swiftSettings: settings),
+        .target(name: "TestSupport", dependencies: ["CommitScheduling", "RPCCore", "RPCInProcessTransport", logging], swiftSettings: settings),
         // The client CLI.
         .executableTarget(
             name: "cqrs",
@@ -233,10 +233,13 @@ let package = Package(
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(
             name: "BrokerServiceTests",
-            dependencies: ["BrokerService", "BrokerCore", "LogStorage", "Contracts", "RPCCore", "RPCHosting", "RPCTransportTCP", "TestSupport", nioPosix],
+            dependencies: [
+                "BrokerService", "BrokerCore", "LogStorage", "Partitioning", "Contracts", "RPCCore", "RPCHosting", "RPCTransportTCP", "TestSupport", nioPosix,
+            ],
             swiftSettings: settings
         ),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning"], swiftSettings: settings),
+        .testTarget(
+            name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning", "WallTime", "TestSupport", logging], swiftSettings: settings),
         .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
@@ -254,6 +257,11 @@ let package = Package(
                 "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "BrokerClient", "Checksums", "RPCCore", "RPCTransportTCP", "TestSupport",
                 "broker", logging, crypto,
             ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CommandServiceTests",
+            dependencies: ["CommandService", "EventStore", "Contracts", "RPCCore", "WallTime", "TestSupport"],
             swiftSettings: settings
         ),
         .testTarget(

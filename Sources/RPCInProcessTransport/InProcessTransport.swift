@@ -11,11 +11,25 @@ public final class InProcessTransport: Sendable {
         var stop: CheckedContinuation<Void, Never>?
         var stopped = false
         var connections = 0
+        var listeningWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
 
     public init() {}
+
+    /// Returns once the server side listens (its ``RPCServer`` is running), so a client's first
+    /// call does not find it absent; at once if it stopped.
+    public func listening() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if state.accept != nil || state.stopped { return true }
+                state.listeningWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
 
     /// The side to give an ``RPCServer``.
     public var server: some ServerTransport { ServerSide(transport: self) }
@@ -28,12 +42,14 @@ public final class InProcessTransport: Sendable {
         func listen(_ accept: @escaping @Sendable (any FrameChannel) -> any FrameReceiver) async throws {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
-                    let stopNow = transport.state.withLock { state -> Bool in
-                        if state.stopped { return true }
+                    let (stopNow, waiters) = transport.state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+                        defer { state.listeningWaiters = [] }
+                        if state.stopped { return (true, state.listeningWaiters) }
                         state.accept = accept
                         state.stop = continuation
-                        return false
+                        return (false, state.listeningWaiters)
                     }
+                    for waiter in waiters { waiter.resume() }
                     if stopNow { continuation.resume() }
                 }
             } onCancel: {
@@ -43,12 +59,16 @@ public final class InProcessTransport: Sendable {
         }
 
         func stopListening() {
-            let waiter = transport.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let (waiter, listeners) = transport.state.withLock { state -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
                 state.stopped = true
                 state.accept = nil
-                defer { state.stop = nil }
-                return state.stop
+                defer {
+                    state.stop = nil
+                    state.listeningWaiters = []
+                }
+                return (state.stop, state.listeningWaiters)
             }
+            for listener in listeners { listener.resume() }
             waiter?.resume()
         }
     }

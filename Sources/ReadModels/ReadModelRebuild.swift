@@ -1,16 +1,26 @@
 import Foundation
 import SQLite
+import Synchronization
 import WallTime
 
 /// A rebuild of the read models from the event store's history, written into a fresh database
 /// beside the live one while the live one keeps answering; `ReadModelStore.finishRebuild` then
 /// replaces the live models with it in one transaction.
-public final class ReadModelRebuild: @unchecked Sendable {
+///
+/// Its state sits behind a lock: one task applies pages while another reads the progress.
+public final class ReadModelRebuild: Sendable {
+    private struct State {
+        var writer: ProjectionWriter?
+        var eventsApplied: Int64 = 0
+        var lastPosition: Int64 = 0
+    }
+
     public let path: String
-    private var writer: ProjectionWriter?
-    public private(set) var eventsApplied: Int64 = 0
+    private let state: Mutex<State>
+
+    public var eventsApplied: Int64 { state.withLock { $0.eventsApplied } }
     /// The last position read from the history: every event up to it is in the new models.
-    public private(set) var lastPosition: Int64 = 0
+    public var lastPosition: Int64 { state.withLock { $0.lastPosition } }
 
     /// Starts an empty rebuild database next to `store`'s (an earlier unfinished one is removed).
     public init(beside store: ReadModelStore) throws {
@@ -20,7 +30,7 @@ public final class ReadModelRebuild: @unchecked Sendable {
             let db = try ReadModelSchema.open(path)
             // A throwaway file until the swap: durability comes from the swap's own transaction.
             try db.execute("PRAGMA synchronous=OFF")
-            writer = try ProjectionWriter(db: db, clock: SystemWallClock())
+            state = Mutex(State(writer: try ProjectionWriter(db: db, clock: SystemWallClock())))
         } catch {
             // A full disk fails the schema after SQLite created the file: leave nothing behind.
             Self.remove(path)
@@ -41,24 +51,30 @@ public final class ReadModelRebuild: @unchecked Sendable {
 
     /// Applies the next events of the history, decoded by `decode`, as one transaction.
     public func apply(decoded events: [DecodedEvent]) throws {
-        guard let writer, let first = events.first else { return }
-        if first.event.position != lastPosition + 1 {
-            throw ReadModelError.invalid("the history skipped from position \(lastPosition) to \(first.event.position)")
+        try state.withLock { state in
+            guard let writer = state.writer, let first = events.first else { return }
+            if first.event.position != state.lastPosition + 1 {
+                throw ReadModelError.invalid("the history skipped from position \(state.lastPosition) to \(first.event.position)")
+            }
+            _ = try writer.apply(history: events)
+            state.eventsApplied += Int64(events.count)
+            state.lastPosition = events.last!.event.position
         }
-        _ = try writer.apply(history: events)
-        eventsApplied += Int64(events.count)
-        lastPosition = events.last!.event.position
     }
 
     public func counts() throws -> ReadModelCounts {
-        guard let writer else { throw ReadModelError.closed }
-        return try ReadModelStore.counts(writer.db)
+        try state.withLock { state in
+            guard let writer = state.writer else { throw ReadModelError.closed }
+            return try ReadModelStore.counts(writer.db)
+        }
     }
 
     /// Closes the rebuild database (before the swap reads it, or when abandoning it).
     func close() {
-        if let writer { try? writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
-        writer = nil
+        state.withLock { state in
+            if let writer = state.writer { _ = try? writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+            state.writer = nil
+        }
     }
 
     /// Abandons the rebuild and deletes its files.
