@@ -42,7 +42,14 @@ import Testing
         poller.recordActivity()
         #expect(try await eventually { poller.statistics.wakes >= 1 }, "a frame wakes it")
         #expect(try await eventually { poller.statistics.parks >= parked.parks + 1 }, "and it parks again a window later")
-        #expect(poller.statistics.spinNanoseconds > parked.spinNanoseconds)
+        // A SCHED_IDLE spinner gets a CPU only when nothing else wants it: under a loaded test run
+        // it may wake after the window has passed and park without spinning. Activity that keeps
+        // coming finds it spinning.
+        #expect(
+            try await eventually {
+                poller.recordActivity()
+                return poller.statistics.spinNanoseconds > parked.spinNanoseconds
+            }, "activity that keeps coming keeps it spinning")
     }
 
     @Test func aSpinnerKeepsSpinningWhileActivityIsRecent() async throws {
