@@ -82,7 +82,8 @@ let package = Package(
         .target(name: "CommitScheduling", swiftSettings: settings),
         // Topics of partition logs, keyed routing, idempotent produce, long-poll fetch, consumer
         // groups and committed offsets. No networking.
-        .target(name: "BrokerCore", dependencies: ["LogStorage", "Partitioning", "WallTime", logging], exclude: ["README.md"], swiftSettings: settings),
+        .target(
+            name: "BrokerCore", dependencies: ["LogStorage", "Partitioning", "WallTime", logging], exclude: ["README.md"], swiftSettings: settings),
         // Kafka's key-to-partition routing (murmur2): the broker and its clients must agree, and
         // a client must not link the broker's engine to get it.
         .target(name: "Partitioning", swiftSettings: settings),
@@ -126,7 +127,8 @@ let package = Package(
         .target(
             name: "RPCHosting",
             dependencies: [
-                "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling", "WallTime",
+                "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling",
+                "WallTime",
                 "CExecutorHook", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
@@ -157,17 +159,22 @@ let package = Package(
         .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", logging], swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
-            name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto], swiftSettings: settings),
+            name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto],
+            swiftSettings: settings),
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
         .target(
             name: "CommandService",
-            dependencies: ["CommandHandling", "Outbox", "Domain", "EventStore", "Checksums", "Contracts", "RPCCore", "JSONCoding", "WallTime", logging, crypto],
+            dependencies: [
+                "CommandHandling", "Outbox", "Domain", "EventStore", "Checksums", "Contracts", "RPCCore", "JSONCoding", "WallTime", logging, crypto,
+            ],
             exclude: ["README.md"],
             swiftSettings: settings
         ),
         // The read side's storage: read models in SQLite applied exactly once in effect (offsets
         // and stream versions in the same transaction), parked events, queries, rebuild and swap.
-        .target(name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "CommitScheduling", "Watermarks", "WallTime", logging], swiftSettings: settings),
+        .target(
+            name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "CommitScheduling", "Watermarks", "WallTime", logging],
+            swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
         .target(
@@ -179,7 +186,9 @@ let package = Package(
         // The QueryService process.
         .executableTarget(
             name: "query-service",
-            dependencies: ["QueryService", "ReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle],
+            dependencies: [
+                "QueryService", "ReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle,
+            ],
             swiftSettings: settings
         ),
         // The CommandService process.
@@ -234,12 +243,14 @@ let package = Package(
         .testTarget(
             name: "BrokerServiceTests",
             dependencies: [
-                "BrokerService", "BrokerCore", "LogStorage", "Partitioning", "Contracts", "RPCCore", "RPCHosting", "RPCTransportTCP", "TestSupport", nioPosix,
+                "BrokerService", "BrokerCore", "LogStorage", "Partitioning", "Contracts", "RPCCore", "RPCHosting", "RPCTransportTCP", "TestSupport",
+                nioPosix,
             ],
             swiftSettings: settings
         ),
         .testTarget(
-            name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning", "WallTime", "TestSupport", logging], swiftSettings: settings),
+            name: "BrokerCoreTests", dependencies: ["BrokerCore", "LogStorage", "Partitioning", "WallTime", "TestSupport", logging],
+            swiftSettings: settings),
         .testTarget(name: "RPCHostingTests", dependencies: ["RPCHosting", "CommitScheduling", "IdlePolling", nioPosix], swiftSettings: settings),
         .testTarget(
             name: "BrokerClientTests",
@@ -249,12 +260,18 @@ let package = Package(
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
         .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
         .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
-        .testTarget(name: "EventStoreTests", dependencies: ["WallTime", "EventStore", "CommitScheduling", "SQLite", "TestSupport", logging], swiftSettings: settings),
-        .testTarget(name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(
+            name: "EventStoreTests", dependencies: ["WallTime", "EventStore", "CommitScheduling", "SQLite", "TestSupport", logging],
+            swiftSettings: settings),
+        .testTarget(
+            name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
+            swiftSettings: settings),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["WallTime", 
-                "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "BrokerClient", "Checksums", "RPCCore", "RPCTransportTCP", "TestSupport",
+            dependencies: [
+                "WallTime",
+                "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "BrokerClient", "Checksums", "RPCCore", "RPCTransportTCP",
+                "TestSupport",
                 "broker", logging, crypto,
             ],
             swiftSettings: settings
@@ -278,7 +295,9 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),
-        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging], swiftSettings: settings),
+        .testTarget(
+            name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging],
+            swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
     ]
 )

@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "BenchSupport", path: "BenchSupport", swiftSettings: settings),
         // The RPC benchmark client, and the raw-TCP streaming floor.
         .executableTarget(
-            name: "rpc-bench", dependencies: ours("RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "WallTime") + [argumentParser], path: "rpc-bench",
+            name: "rpc-bench", dependencies: ours("RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "WallTime") + [argumentParser],
+            path: "rpc-bench",
             swiftSettings: settings),
         // Produce, consume and end-to-end load on the broker; the raw write+fdatasync limit.
         .executableTarget(

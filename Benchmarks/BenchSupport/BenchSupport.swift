@@ -28,13 +28,18 @@ public struct ClosedLoopResult: Sendable {
 
     /// The fields every closed-loop case reports: calls, calls/s, p50 and p99 in µs.
     public var fields: [String: Any] {
-        ["calls": latenciesUs.count, "calls_per_s": callsPerSecond, "p50_us": percentile(latenciesUs, 0.5).rounded(), "p99_us": percentile(latenciesUs, 0.99).rounded()]
+        [
+            "calls": latenciesUs.count, "calls_per_s": callsPerSecond, "p50_us": percentile(latenciesUs, 0.5).rounded(),
+            "p99_us": percentile(latenciesUs, 0.99).rounded(),
+        ]
     }
 }
 
 /// `concurrency` workers, each calling `call` in a loop for `seconds` (worker w makes calls w,
 /// w + concurrency, ...), timing every call.
-public func closedLoop(concurrency: Int, seconds: Double, _ call: @escaping @Sendable (_ worker: Int, _ index: Int) async throws -> Void) async throws -> ClosedLoopResult {
+public func closedLoop(concurrency: Int, seconds: Double, _ call: @escaping @Sendable (_ worker: Int, _ index: Int) async throws -> Void) async throws
+    -> ClosedLoopResult
+{
     let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     let started = ContinuousClock.now
     let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in

@@ -33,8 +33,6 @@ struct Target: ParsableArguments {
     }
 }
 
-
-
 struct Produce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Durable produce: records/s, MB/s, ack latency p50/p99.")
     @OptionGroup var target: Target
@@ -82,7 +80,10 @@ struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Read one partition from the start: records/s.")
     @OptionGroup var target: Target
     @Option var records = 500_000
-    @Option(help: "fetch: one Fetch after another, each waiting for the last (a polling consumer); subscribe: the server-streaming Subscribe, which prepares the next batch while the client reads this one.")
+    @Option(
+        help:
+            "fetch: one Fetch after another, each waiting for the last (a polling consumer); subscribe: the server-streaming Subscribe, which prepares the next batch while the client reads this one."
+    )
     var via = "fetch"
 
     func run() async throws {
@@ -196,7 +197,10 @@ struct RawAppend: ParsableCommand {
         }
         latencies.sort()
         let rate = Double(appends * batch) / (clock.now - started).seconds
-        emit(["case": "raw_append", "batch": batch, "records_per_s": rate.rounded(), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99)])
+        emit([
+            "case": "raw_append", "batch": batch, "records_per_s": rate.rounded(), "p50_ms": percentile(latencies, 0.5),
+            "p99_ms": percentile(latencies, 0.99),
+        ])
     }
 }
 

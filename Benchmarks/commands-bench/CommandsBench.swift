@@ -16,7 +16,6 @@ struct CommandsBench: AsyncParsableCommand {
         subcommands: [Deposits.self, RawSQLite.self])
 }
 
-
 /// `concurrency` clients, each depositing 1 minor unit into its own existing account in a loop for
 /// `seconds`: commands/s and per-command latency.
 struct Deposits: AsyncParsableCommand {

@@ -18,7 +18,6 @@ struct QueriesBench: AsyncParsableCommand {
         subcommands: [Populate.self, RawInserts.self, Rebuild.self, Lag.self, Get.self, Echo.self])
 }
 
-
 /// Writes a history straight into an event store file: `accounts` accounts opened, then deposits
 /// round-robin until `events` events (the CommandService serves it afterwards).
 struct Populate: AsyncParsableCommand {
@@ -42,7 +41,12 @@ struct Populate: AsyncParsableCommand {
             var inFlight = 0
             for index in 0..<accounts {
                 let id = "bench-\(index)"
-                var batch = [try encoded(AccountOpened(accountId: id, holder: "Holder \(index % 100)", accountType: .current, openingBalance: Money(amountMinor: 0, currency: "EUR")))]
+                var batch = [
+                    try encoded(
+                        AccountOpened(
+                            accountId: id, holder: "Holder \(index % 100)", accountType: .current,
+                            openingBalance: Money(amountMinor: 0, currency: "EUR")))
+                ]
                 let depositData = Array(#"{"accountId":"\#(id)","amount":{"amountMinor":1,"currency":"EUR"}}"#.utf8)
                 for _ in 1..<perAccount { batch.append(NewEvent(eventId: UUID().uuidString, type: deposit.type, data: depositData)) }
                 var version: Int64 = 0
@@ -151,7 +155,8 @@ struct Lag: AsyncParsableCommand {
         let run = UUID().uuidString.prefix(8).lowercased()
         let ids = (0..<accounts).map { "lag-\(run)-\($0)" }
         for id in ids {
-            _ = try await bank.openAccount(.init(accountId: id, holder: "Lag", accountType: .current, openingBalance: .init(amountMinor: 0, currency: "EUR")))
+            _ = try await bank.openAccount(
+                .init(accountId: id, holder: "Lag", accountType: .current, openingBalance: .init(amountMinor: 0, currency: "EUR")))
         }
         let interval = Duration.seconds(1) / rate
         let total = Int(Double(rate) * seconds)

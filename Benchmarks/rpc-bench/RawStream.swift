@@ -80,7 +80,8 @@ struct RawStream: ParsableCommand {
             pending.append(contentsOf: buffer[0..<n])
             var offset = 0
             while pending.count - offset >= 4 {
-                let length = Int(pending[offset]) << 24 | Int(pending[offset + 1]) << 16 | Int(pending[offset + 2]) << 8
+                let length =
+                    Int(pending[offset]) << 24 | Int(pending[offset + 1]) << 16 | Int(pending[offset + 2]) << 8
                     | Int(pending[offset + 3])
                 guard pending.count - offset - 4 >= length else { break }
                 let message = try MessageCoding.decode(

@@ -1,5 +1,5 @@
-public import EventBus
 import Contracts
+public import EventBus
 import Logging
 import RPCCore
 
@@ -80,7 +80,9 @@ public final class BrokerEventBus: EventPublisher, EventSubscriber {
         consuming.maxWait = options.maxWait
         consuming.startOffset = options.startOffset
         if let onFetch = options.onFetch {
-            consuming.onFetch = { topic, partition, error in onFetch(topic, partition, error.map { Self.translated($0, topic: topic, partition: partition) }) }
+            consuming.onFetch = { topic, partition, error in
+                onFetch(topic, partition, error.map { Self.translated($0, topic: topic, partition: partition) })
+            }
         }
         return Subscription(consumer: GroupConsumer(client: client, group: group, topics: topics, options: consuming, logger: logger))
     }

@@ -107,7 +107,9 @@ public final class GroupConsumer: Sendable {
         let (memberId, generation, offsets) = state.withLock { state in
             (
                 state.memberId, state.generation,
-                state.positions.filter { state.committed[$0.key] != $0.value }.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
+                state.positions.filter { state.committed[$0.key] != $0.value }.sorted {
+                    ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition)
+                }
             )
         }
         guard let memberId, !offsets.isEmpty else { return }
@@ -143,9 +145,12 @@ public final class GroupConsumer: Sendable {
 
     private func heartbeat() async throws -> BrokerAPI.GroupMembership {
         let (memberId, owned) = state.withLock { state in
-            (state.memberId ?? "", Dictionary(grouping: state.fetchers.keys, by: \.topic).map {
-                BrokerAPI.TopicPartitions(topic: $0.key, partitions: $0.value.map(\.partition).sorted())
-            })
+            (
+                state.memberId ?? "",
+                Dictionary(grouping: state.fetchers.keys, by: \.topic).map {
+                    BrokerAPI.TopicPartitions(topic: $0.key, partitions: $0.value.map(\.partition).sorted())
+                }
+            )
         }
         do {
             let membership = try await broker.heartbeat(.init(group: group, memberId: memberId, owned: owned))

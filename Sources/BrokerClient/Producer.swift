@@ -1,6 +1,6 @@
-import Partitioning
 import Contracts
 import Logging
+import Partitioning
 import RPCCore
 import Synchronization
 

@@ -1,6 +1,6 @@
 import CommitScheduling
-import Logging
 import LogStorage
+import Logging
 import Partitioning
 import Synchronization
 import WallTime
@@ -178,7 +178,8 @@ public final class Broker: Sendable {
             let held = topics.values.reduce(0) { $0 + $1.settings.partitions }
             if held + topicSettings.partitions > settings.maxPartitions {
                 throw BrokerError.overBudget(
-                    "the broker holds \(held) partitions; \(topicSettings.partitions) more would pass its budget of \(settings.maxPartitions) (--max-partitions)")
+                    "the broker holds \(held) partitions; \(topicSettings.partitions) more would pass its budget of \(settings.maxPartitions) (--max-partitions)"
+                )
             }
             try fileSystem.removeTree(staging)
             try fileSystem.createDirectory(staging)
@@ -223,12 +224,16 @@ public final class Broker: Sendable {
         if given > now, given - now > settings.maxTimestampAheadMs {
             throw .invalid(
                 field: field,
-                reason: "\(given) is \(given - now) ms ahead of the broker's clock (\(now)); at most \(settings.maxTimestampAheadMs) ms ahead is accepted (--max-timestamp-ahead-ms), or use a LOG_APPEND_TIME topic")
+                reason:
+                    "\(given) is \(given - now) ms ahead of the broker's clock (\(now)); at most \(settings.maxTimestampAheadMs) ms ahead is accepted (--max-timestamp-ahead-ms), or use a LOG_APPEND_TIME topic"
+            )
         }
         if settings.maxTimestampBehindMs >= 0, now - given > settings.maxTimestampBehindMs {
             throw .invalid(
                 field: field,
-                reason: "\(given) is \(now - given) ms behind the broker's clock (\(now)); at most \(settings.maxTimestampBehindMs) ms behind is accepted (--max-timestamp-behind-ms), or use a LOG_APPEND_TIME topic")
+                reason:
+                    "\(given) is \(now - given) ms behind the broker's clock (\(now)); at most \(settings.maxTimestampBehindMs) ms behind is accepted (--max-timestamp-behind-ms), or use a LOG_APPEND_TIME topic"
+            )
         }
         return given
     }

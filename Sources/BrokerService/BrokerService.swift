@@ -235,7 +235,8 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     public func describeGroup(_ request: BrokerAPI.DescribeGroupRequest, context: ServerContext) async throws -> BrokerAPI.DescribeGroupResponse {
         guard let snapshot = broker.groups.snapshot(group: request.group) else { throw BrokerError.unknownGroup(request.group) }
         let owners = Dictionary(
-            snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }) { first, _ in first }
+            snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }
+        ) { first, _ in first }
         let partitions = Set(snapshot.subscribedPartitions).union(snapshot.offsets.keys).sorted()
         return BrokerAPI.DescribeGroupResponse(
             group: snapshot.name, state: Self.state(snapshot.state), generation: snapshot.generation,
@@ -280,7 +281,8 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
         guard let value else { return nil }
         guard range.contains(value) else {
             throw BrokerError.invalid(
-                field: field, reason: range.upperBound == Int.max ? "must be at least \(range.lowerBound)" : "must be \(range.lowerBound) to \(range.upperBound)")
+                field: field,
+                reason: range.upperBound == Int.max ? "must be at least \(range.lowerBound)" : "must be \(range.lowerBound) to \(range.upperBound)")
         }
         return value
     }

@@ -34,7 +34,9 @@ public struct ProtectedTopics: Sendable, Equatable {
         guard let scope = context.scope, scope != .publish, covers(topic) else { return }
         throw RPCError(
             code: .permissionDenied,
-            message: "topic '\(topic)' is protected: writing it needs a publish token ('\(context.principal ?? "this token")' is \(scope.rawValue)); only the command side writes event topics")
+            message:
+                "topic '\(topic)' is protected: writing it needs a publish token ('\(context.principal ?? "this token")' is \(scope.rawValue)); only the command side writes event topics"
+        )
     }
 }
 

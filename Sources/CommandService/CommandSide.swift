@@ -1,8 +1,8 @@
 import CommandHandling
-import Outbox
 import Domain
 import EventStore
 import Logging
+import Outbox
 import RPCCore
 import WallTime
 

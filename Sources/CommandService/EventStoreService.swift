@@ -1,7 +1,7 @@
 import CommandHandling
-import Outbox
 import Contracts
 import EventStore
+import Outbox
 import RPCCore
 import WallTime
 
@@ -85,7 +85,9 @@ public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {
 
     static func start(_ value: Int64?, _ field: String) throws -> Int64 {
         let value = value ?? 1
-        guard value >= 1 else { throw RPCError.invalidArgument("\(field) starts at 1", violations: [FieldViolation(field: field, description: "must be at least 1")]) }
+        guard value >= 1 else {
+            throw RPCError.invalidArgument("\(field) starts at 1", violations: [FieldViolation(field: field, description: "must be at least 1")])
+        }
         return value
     }
 

@@ -136,7 +136,8 @@ struct PackageEmitter {
         switch schema["type"]?.string {
         case "string" where !type.int64String:
             if let min = schema["minLength"]?.integer {
-                checks.append(violation("\(value).unicodeScalars.count < \(min)", min == 1 ? "must not be empty" : "must be at least \(min) characters"))
+                checks.append(
+                    violation("\(value).unicodeScalars.count < \(min)", min == 1 ? "must not be empty" : "must be at least \(min) characters"))
             }
             if let max = schema["maxLength"]?.integer {
                 checks.append(violation("\(value).unicodeScalars.count > \(max)", "must be at most \(max) characters"))
@@ -235,7 +236,8 @@ struct PackageEmitter {
         out += "            switch name {\n" + body
         out += "            default: try scanner.skipValue()\n            }\n        }\n"
         for field in fields where !field.optional {
-            out += "        guard let \(local(field.name)) else { throw scanner.failure(\"missing required field '\(field.name)'\", member: \"\(field.name)\") }\n"
+            out +=
+                "        guard let \(local(field.name)) else { throw scanner.failure(\"missing required field '\(field.name)'\", member: \"\(field.name)\") }\n"
         }
         let arguments = fields.map { "\($0.name): \(local($0.name))" }.joined(separator: ", ")
         out += "        self.init(\(arguments))\n    }\n"
@@ -419,7 +421,8 @@ struct PackageEmitter {
         out += "    /// The method descriptors of \(full).\n"
         out += "    public enum Method {\n"
         for method in methods {
-            out += "        public static let \(method.function) = MethodDescriptor(service: \"\(full)\", method: \"\(method.name)\", kind: .\(method.kind), access: .\(method.access == "public" ? "`public`" : method.access))\n"
+            out +=
+                "        public static let \(method.function) = MethodDescriptor(service: \"\(full)\", method: \"\(method.name)\", kind: .\(method.kind), access: .\(method.access == "public" ? "`public`" : method.access))\n"
         }
         out += "        public static let all: [MethodDescriptor] = [" + methods.map(\.function).joined(separator: ", ") + "]\n"
         out += "    }\n\n"
@@ -514,13 +517,16 @@ struct PackageEmitter {
                 out += "        router.registerUnary(\(descriptor)) { (request: \(package.namespace).\(method.request), context) in\n"
                 out += "            try await self.\(method.function)(request, context: context)\n        }\n"
             case "serverStreaming":
-                out += "        router.registerServerStreaming(\(descriptor)) { (request: \(package.namespace).\(method.request), responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
+                out +=
+                    "        router.registerServerStreaming(\(descriptor)) { (request: \(package.namespace).\(method.request), responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
                 out += "            try await self.\(method.function)(request, responses: responses, context: context)\n        }\n"
             case "clientStreaming":
-                out += "        router.registerClientStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, context) -> \(package.namespace).\(method.response) in\n"
+                out +=
+                    "        router.registerClientStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, context) -> \(package.namespace).\(method.response) in\n"
                 out += "            try await self.\(method.function)(requests, context: context)\n        }\n"
             default:
-                out += "        router.registerBidiStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
+                out +=
+                    "        router.registerBidiStreaming(\(descriptor)) { (requests: MessageStream<\(package.namespace).\(method.request)>, responses: MessageWriter<\(package.namespace).\(method.response)>, context) in\n"
                 out += "            try await self.\(method.function)(requests, responses: responses, context: context)\n        }\n"
             }
         }

@@ -1,7 +1,7 @@
 import Partitioning
 import Synchronization
-import Watermarks
 import WallTime
+import Watermarks
 
 /// A bus in one process's memory: topics of partitions, idempotent producer sessions, and
 /// consumer groups that share a topic's partitions among their members. Nothing survives the
@@ -266,7 +266,9 @@ public final class InMemoryEventBus: EventPublisher, EventSubscriber {
             func stop(_ keys: [PartitionKey]) async {
                 for key in keys { fetchers[key]?.cancel() }
                 for key in keys { await fetchers.removeValue(forKey: key)?.value }
-                let handled = positions.withLock { positions in keys.reduce(into: [PartitionKey: Int64]()) { $0[$1] = positions.removeValue(forKey: $1) } }
+                let handled = positions.withLock { positions in
+                    keys.reduce(into: [PartitionKey: Int64]()) { $0[$1] = positions.removeValue(forKey: $1) }
+                }
                 bus.commit(handled, group: group)
                 bus.release(keys, group: group, member: member)
             }

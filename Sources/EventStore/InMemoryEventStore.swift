@@ -1,6 +1,6 @@
 import Synchronization
-import Watermarks
 import WallTime
+import Watermarks
 
 /// An event store in memory, with the same rules as the SQLite one (they share `AppendRules` and
 /// one conformance suite). For tests and for embedding where durability is not wanted.

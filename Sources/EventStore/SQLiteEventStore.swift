@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import SQLite
 import Synchronization
-import Watermarks
 import WallTime
+import Watermarks
 
 /// The embedded event store: one SQLite database in WAL mode with `synchronous=FULL`, so an
 /// append is on disk (fsync of the WAL) before it is acknowledged.
@@ -113,13 +113,20 @@ public final class SQLiteEventStore: EventStore {
             case .ok:
                 logger.debug("quick_check passed", metadata: ["elapsed": "\(ContinuousClock.now - started)"])
             case .outOfTime:
-                logger.warning("the database's quick_check did not finish in its budget; check the whole store with cqrs verify", metadata: ["budget": "\(budget)"])
+                logger.warning(
+                    "the database's quick_check did not finish in its budget; check the whole store with cqrs verify",
+                    metadata: ["budget": "\(budget)"])
             case .problems(let problems):
                 refuseWrites(because: "\(path) fails SQLite's quick_check: \(problems.prefix(3).joined(separator: "; "))")
             }
         }
-        for (name, position) in try writer.query("SELECT name, position FROM checkpoints WHERE position > ?", .integer(head), row: { ($0.text(0), $0.int64(1)) }) {
-            refuseWrites(because: "checkpoint '\(name)' is at position \(position) but the store's last event is at \(head): events that were stored (and published) are missing")
+        for (name, position) in try writer.query(
+            "SELECT name, position FROM checkpoints WHERE position > ?", .integer(head), row: { ($0.text(0), $0.int64(1)) })
+        {
+            refuseWrites(
+                because:
+                    "checkpoint '\(name)' is at position \(position) but the store's last event is at \(head): events that were stored (and published) are missing"
+            )
         }
     }
 
@@ -445,7 +452,8 @@ public final class SQLiteEventStore: EventStore {
 
     static func damaged(_ event: RecordedEvent, stored: Int64) -> EventStoreError {
         .dataLoss(
-            "the event at position \(event.position) (as read: \(event.streamId) version \(event.streamVersion), id \(event.eventId)) fails its checksum (stored \(stored), computed \(EventChecksum.of(event))): the database file is damaged; restore it from a backup, and run cqrs verify")
+            "the event at position \(event.position) (as read: \(event.streamId) version \(event.streamVersion), id \(event.eventId)) fails its checksum (stored \(stored), computed \(EventChecksum.of(event))): the database file is damaged; restore it from a backup, and run cqrs verify"
+        )
     }
 
     static func event(withId eventId: String, in db: SQLiteConnection) throws -> RecordedEvent? {

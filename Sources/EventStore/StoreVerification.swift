@@ -105,7 +105,9 @@ extension SQLiteEventStore: VerifiableEventStore {
         }
         if orphans > 0 { report.report("\(orphans) command results point at events the store does not hold") }
         let head = report.headPosition
-        for (name, position) in try read({ try $0.query("SELECT name, position FROM checkpoints WHERE position > ?", .integer(head)) { ($0.text(0), $0.int64(1)) } }) {
+        for (name, position) in try read({
+            try $0.query("SELECT name, position FROM checkpoints WHERE position > ?", .integer(head)) { ($0.text(0), $0.int64(1)) }
+        }) {
             report.report("checkpoint '\(name)' is at position \(position), beyond the last event (\(head))")
         }
     }

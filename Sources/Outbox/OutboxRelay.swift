@@ -5,8 +5,8 @@ public import EventBus
 public import EventStore
 import Logging
 import ServiceLifecycle
-import WallTime
 import Synchronization
+import WallTime
 
 /// Publishes the event store to the bus: the store is the outbox.
 ///
@@ -70,7 +70,9 @@ public final class OutboxRelay: Service, Sendable {
 
     /// `topics` maps stream categories to topic names; other categories publish to a topic named
     /// after the category.
-    public init(store: any Store, bus: any EventPublisher, topics: [String: String], options: Options = Options(), logger: Logger = Logger(label: "relay")) {
+    public init(
+        store: any Store, bus: any EventPublisher, topics: [String: String], options: Options = Options(), logger: Logger = Logger(label: "relay")
+    ) {
         self.store = store
         self.bus = bus
         self.topics = topics
@@ -155,7 +157,8 @@ public final class OutboxRelay: Service, Sendable {
         let head = try await store.headPosition()
         if highest > head {
             throw EventStoreError.dataLoss(
-                "the broker holds event \(published[highest]!) at position \(highest), but the store's last event is at position \(head): the store lost events it had stored and published; restore it, or see Sources/CommandService/README.md, 'Damaged files'")
+                "the broker holds event \(published[highest]!) at position \(highest), but the store's last event is at position \(head): the store lost events it had stored and published; restore it, or see Sources/CommandService/README.md, 'Damaged files'"
+            )
         }
         var position = published.keys.min()!
         while position <= highest {
@@ -163,7 +166,8 @@ public final class OutboxRelay: Service, Sendable {
             guard let last = events.last else { break }
             for event in events where published[event.position].map({ $0 != event.eventId }) ?? false {
                 throw EventStoreError.dataLoss(
-                    "the broker holds event \(published[event.position]!) at position \(event.position), where the store holds event \(event.eventId): the store lost events and handed their positions out again; see Sources/CommandService/README.md, 'Damaged files'")
+                    "the broker holds event \(published[event.position]!) at position \(event.position), where the store holds event \(event.eventId): the store lost events and handed their positions out again; see Sources/CommandService/README.md, 'Damaged files'"
+                )
             }
             position = last.position + 1
         }

@@ -1,10 +1,10 @@
 public import EventBus
 import Logging
 import RPCCore
-import WallTime
 import ReadModels
 import ServiceLifecycle
 import Synchronization
+import WallTime
 
 /// Keeps the read models up to date from the event bus: one consumer-group member per event topic,
 /// each fetched batch of a partition applied in one transaction with its offsets and stream
@@ -40,7 +40,9 @@ public final class Projection: Service, Sendable {
     /// The running consumer of each topic, so `restartMembers` can stop them.
     private let members = Mutex<[String: Task<Void, any Error>]>([:])
 
-    public init(store: ReadModelStore, bus: any EventSubscriber, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")) {
+    public init(
+        store: ReadModelStore, bus: any EventSubscriber, topics: [String], options: Options = Options(), logger: Logger = Logger(label: "projection")
+    ) {
         self.store = store
         self.bus = bus
         self.topics = topics
@@ -69,7 +71,8 @@ public final class Projection: Service, Sendable {
                 return
             }
             if let error = error as? OffsetOutOfRange {
-                status.fetchErrors[key] = "\(error.message): the broker no longer has the records this partition needs next (trimmed by retention, or a new broker); the read models stop following it"
+                status.fetchErrors[key] =
+                    "\(error.message): the broker no longer has the records this partition needs next (trimmed by retention, or a new broker); the read models stop following it"
             } else {
                 status.fetchErrors[key] = "\(error)"
             }
@@ -109,7 +112,11 @@ public final class Projection: Service, Sendable {
                     }
                 }
                 members.withLock { $0[topic] = member }
-                try await withTaskCancellationHandler { try await member.value } onCancel: { member.cancel() }
+                try await withTaskCancellationHandler {
+                    try await member.value
+                } onCancel: {
+                    member.cancel()
+                }
                 members.withLock { $0[topic] = nil }
                 if Task.isCancelled { return }
                 // Restarted (`restartMembers`): join again at once, from the stored offsets.

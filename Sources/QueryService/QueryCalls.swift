@@ -1,9 +1,9 @@
 import Contracts
 import Foundation
 import RPCCore
-import WallTime
 import ReadModels
 import SQLite
+import WallTime
 
 public typealias QueriesAPI = CqrsQueriesV1
 public typealias CommandsAPI = CqrsCommandsV1
@@ -24,16 +24,21 @@ enum QueryCalls {
         _ minPosition: Int64?, in store: ReadModelStore, context: ServerContext, streamId: String? = nil
     ) async throws {
         try await waitForPosition(minPosition, in: store, context: context)
-        guard let minPosition, let parked = try await store.reading({ try $0.firstParked(atOrBelow: minPosition, streamId: streamId) }) else { return }
+        guard let minPosition, let parked = try await store.reading({ try $0.firstParked(atOrBelow: minPosition, streamId: streamId) }) else {
+            return
+        }
         throw RPCError(
             code: .failedPrecondition,
-            message: "the event at position \(parked.position) (\(parked.streamId) version \(parked.streamVersion), \(parked.eventType)) is parked \(parked.state) as parked event \(parked.id) (\(parked.error)), so the read models do not hold it: retry or skip it (cqrs parked), then ask again")
+            message:
+                "the event at position \(parked.position) (\(parked.streamId) version \(parked.streamVersion), \(parked.eventType)) is parked \(parked.state) as parked event \(parked.id) (\(parked.error)), so the read models do not hold it: retry or skip it (cqrs parked), then ask again"
+        )
     }
 
     private static func waitForPosition(_ minPosition: Int64?, in store: ReadModelStore, context: ServerContext) async throws {
         guard let minPosition else { return }
         guard minPosition >= 0 else {
-            throw RPCError.invalidArgument("minPosition must be 0 or more", violations: [FieldViolation(field: "minPosition", description: "must be 0 or more")])
+            throw RPCError.invalidArgument(
+                "minPosition must be 0 or more", violations: [FieldViolation(field: "minPosition", description: "must be 0 or more")])
         }
         // Without a deadline the wait is bounded anyway (the server's cap): a client must not
         // hang forever. With one, the wait ends a little before it (a tenth of what is left, 2 to
@@ -48,7 +53,9 @@ enum QueryCalls {
         if await store.waitForPosition(minPosition, timeout: max(timeout, .zero)) { return }
         throw RPCError(
             code: .deadlineExceeded,
-            message: "the read models have applied events through position \(store.handledPosition), not yet \(minPosition) (waited \(timeout.wholeMilliseconds) ms; the server waits at most \(store.options.maxPositionWait.wholeMilliseconds) ms)")
+            message:
+                "the read models have applied events through position \(store.handledPosition), not yet \(minPosition) (waited \(timeout.wholeMilliseconds) ms; the server waits at most \(store.options.maxPositionWait.wholeMilliseconds) ms)"
+        )
     }
 
     static func pageSize(_ value: Int?) throws -> Int {
@@ -70,7 +77,9 @@ enum QueryCalls {
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard let data = Data(base64Encoded: base64), let key = String(data: data, encoding: .utf8) else {
-            throw RPCError.invalidArgument("pageToken is not one this service gave", violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
+            throw RPCError.invalidArgument(
+                "pageToken is not one this service gave",
+                violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
         }
         return key
     }
@@ -78,7 +87,9 @@ enum QueryCalls {
     static func numericKey(fromToken token: String?) throws -> Int64 {
         guard let key = try key(fromToken: token) else { return 0 }
         guard let number = Int64(key) else {
-            throw RPCError.invalidArgument("pageToken is not one this service gave", violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
+            throw RPCError.invalidArgument(
+                "pageToken is not one this service gave",
+                violations: [FieldViolation(field: "pageToken", description: "not a token from a previous page")])
         }
         return number
     }

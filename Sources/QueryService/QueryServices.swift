@@ -40,7 +40,9 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
 
     public func getAccountHistory(_ request: QueriesAPI.GetAccountHistoryRequest, context: ServerContext) async throws -> QueriesAPI.AccountHistory {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context, streamId: BankAccount.streamId(request.accountId))
-        let (id, after, limit) = (request.accountId, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let (id, after, limit) = (
+            request.accountId, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize)
+        )
         guard try await store.reading({ try $0.account(id) }) != nil else { throw QueryCalls.notFound("no account \(id)") }
         let page = try await store.reading { try $0.transactions(of: id, afterVersion: after, limit: limit) }
         return QueriesAPI.AccountHistory(
@@ -89,7 +91,9 @@ public struct OrdersService: QueriesAPI.Orders.ServiceProtocol {
 
     public func listOrders(_ request: QueriesAPI.ListOrdersRequest, context: ServerContext) async throws -> QueriesAPI.OrderPage {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
-        let (email, after, limit) = (request.customerEmail, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
+        let (email, after, limit) = (
+            request.customerEmail, try QueryCalls.numericKey(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize)
+        )
         let page = try await store.reading { try $0.orders(customerEmail: email, afterPosition: after, limit: limit) }
         return QueriesAPI.OrderPage(orders: page.rows.map(QueryCalls.order), nextPageToken: QueryCalls.nextToken(page) { String($0.position) })
     }
@@ -107,7 +111,8 @@ public struct CustomersService: QueriesAPI.Customers.ServiceProtocol {
         try await QueryCalls.awaitPosition(request.minPosition, in: store, context: context)
         let (after, limit) = (try QueryCalls.key(fromToken: request.pageToken), try QueryCalls.pageSize(request.pageSize))
         let page = try await store.reading { try $0.customers(after: after, limit: limit) }
-        return QueriesAPI.CustomerPage(customers: page.rows.map(QueryCalls.customer), nextPageToken: QueryCalls.nextToken(page) { $0.email.lowercased() })
+        return QueriesAPI.CustomerPage(
+            customers: page.rows.map(QueryCalls.customer), nextPageToken: QueryCalls.nextToken(page) { $0.email.lowercased() })
     }
 
     public func getCustomer(_ request: QueriesAPI.GetCustomerRequest, context: ServerContext) async throws -> QueriesAPI.CustomerDetail {

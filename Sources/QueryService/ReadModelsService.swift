@@ -4,9 +4,9 @@ public import EventBus
 import Foundation
 import Logging
 import RPCCore
-import WallTime
 import ReadModels
 import Synchronization
+import WallTime
 
 /// cqrs.queries.v1.ReadModels: status and lag, rebuild from the CommandService's history, and
 /// the parked events.
@@ -19,7 +19,9 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     private let rebuilding = Atomic(false)
 
     /// `projection` and `bus` are nil when the service runs without a bus (rebuild only).
-    public init(store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")) {
+    public init(
+        store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")
+    ) {
         self.store = store
         self.projection = projection
         self.bus = bus
@@ -62,7 +64,9 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
             lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
     }
 
-    public func rebuild(_ request: QueriesAPI.RebuildRequest, responses: MessageWriter<QueriesAPI.RebuildProgress>, context: ServerContext) async throws {
+    public func rebuild(_ request: QueriesAPI.RebuildRequest, responses: MessageWriter<QueriesAPI.RebuildProgress>, context: ServerContext)
+        async throws
+    {
         guard rebuilding.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw RPCError(code: .failedPrecondition, message: "a rebuild is already running")
         }
@@ -123,7 +127,8 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         let ids = selection.ids ?? []
         guard all != !ids.isEmpty else {
             throw RPCError.invalidArgument(
-                "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")])
+                "give either ids or all: true", violations: [FieldViolation(field: "ids", description: "give ids, or all: true, not both or neither")]
+            )
         }
         let selected = all ? nil : ids
         var total = (applied: 0, skipped: 0, kept: [Int64]())
@@ -139,7 +144,9 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
                 if !all, !real.isEmpty {
                     throw RPCError(
                         code: .failedPrecondition,
-                        message: "parked \(real.count == 1 ? "record" : "records") \(real.map(String.init).joined(separator: ", ")) \(real.count == 1 ? "is an event" : "are events") the event store holds: a skip drops only records the store does not hold. Fix what fails and retry, or rebuild the read models (cqrs rebuild); nothing was skipped")
+                        message:
+                            "parked \(real.count == 1 ? "record" : "records") \(real.map(String.init).joined(separator: ", ")) \(real.count == 1 ? "is an event" : "are events") the event store holds: a skip drops only records the store does not hold. Fix what fails and retry, or rebuild the read models (cqrs rebuild); nothing was skipped"
+                    )
                 }
             }
             let result = try await store.resolveParked(ids: selected, skip: skip, stored: verdicts)
@@ -149,7 +156,8 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         logger.notice(
             skip ? "skipped parked events" : "retried parked events",
             metadata: ["applied": "\(total.applied)", "skipped": "\(total.skipped)", "kept": "\(total.kept)"])
-        return QueriesAPI.ParkedResult(applied: total.applied, skipped: total.skipped, stillParked: try await store.reading { try $0.counts() }.parked)
+        return QueriesAPI.ParkedResult(
+            applied: total.applied, skipped: total.skipped, stillParked: try await store.reading { try $0.counts() }.parked)
     }
 
     /// Rounds a skip of all makes at most (each round checks the records it selects against the
@@ -282,7 +290,8 @@ struct Rebuilder {
         }
     }
 
-    private func progress(_ rebuild: ReadModelRebuild, head: Int64, since started: ContinuousClock.Instant, done: Bool) -> QueriesAPI.RebuildProgress {
+    private func progress(_ rebuild: ReadModelRebuild, head: Int64, since started: ContinuousClock.Instant, done: Bool) -> QueriesAPI.RebuildProgress
+    {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return QueriesAPI.RebuildProgress(

@@ -58,7 +58,9 @@ public enum CommitPlace: String, ExpressibleByArgument, CaseIterable, Sendable {
     public static func chosen(_ flag: CommitPlace?, environment name: String, default: CommitPlace) throws -> CommitPlace {
         if let flag { return flag }
         guard let value = Environment.string(name) else { return `default` }
-        guard let place = CommitPlace(rawValue: value) else { throw ValidationError("\(name) must be one of " + allCases.map(\.rawValue).joined(separator: ", ")) }
+        guard let place = CommitPlace(rawValue: value) else {
+            throw ValidationError("\(name) must be one of " + allCases.map(\.rawValue).joined(separator: ", "))
+        }
         return place
     }
 }

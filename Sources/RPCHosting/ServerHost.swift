@@ -68,7 +68,9 @@ public enum ServerHost {
                 configuration: configuration, logger: logger)
             edgeServices = [
                 .init(service: edge, successTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: EdgeAnnouncer(name: name, transport: edgeTransport, tls: tlsFiles != nil, logger: logger), successTerminationBehavior: .ignore),
+                .init(
+                    service: EdgeAnnouncer(name: name, transport: edgeTransport, tls: tlsFiles != nil, logger: logger),
+                    successTerminationBehavior: .ignore),
             ]
         }
         let group = ServiceGroup(
@@ -90,7 +92,10 @@ public enum ServerHost {
                 poller.stop()
                 logger.info(
                     "idle polling stopped",
-                    metadata: ["idle_poll.spin_ms": "\(statistics.spinNanoseconds / 1_000_000)", "idle_poll.parks": "\(statistics.parks)", "idle_poll.wakes": "\(statistics.wakes)"])
+                    metadata: [
+                        "idle_poll.spin_ms": "\(statistics.spinNanoseconds / 1_000_000)", "idle_poll.parks": "\(statistics.parks)",
+                        "idle_poll.wakes": "\(statistics.wakes)",
+                    ])
             }
         }
         try await group.run()

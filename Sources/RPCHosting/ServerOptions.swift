@@ -12,12 +12,16 @@ public struct ServerOptions: ParsableArguments {
 
     @Option(
         name: .customLong("http2-listen"),
-        help: "Also serve every method to gRPC and Connect clients over HTTP/2 (cleartext, prior knowledge) on host:port. Off unless given. Env: JFRAME_HTTP2_LISTEN.")
+        help:
+            "Also serve every method to gRPC and Connect clients over HTTP/2 (cleartext, prior knowledge) on host:port. Off unless given. Env: JFRAME_HTTP2_LISTEN."
+    )
     public var http2Listen: String?
 
     @Option(
         name: .customLong("auth-tokens-file"),
-        help: "Require a bearer token on every call but health checks: a file of lines '<read|write|publish> <token> [name]'. Env: JFRAME_AUTH_TOKENS_FILE; tokens can also come inline in JFRAME_AUTH_TOKENS ('<read|write|publish>:<token>[:name],...').")
+        help:
+            "Require a bearer token on every call but health checks: a file of lines '<read|write|publish> <token> [name]'. Env: JFRAME_AUTH_TOKENS_FILE; tokens can also come inline in JFRAME_AUTH_TOKENS ('<read|write|publish>:<token>[:name],...')."
+    )
     public var authTokensFile: String?
 
     @Option(
@@ -33,7 +37,9 @@ public struct ServerOptions: ParsableArguments {
 
     @Option(
         name: .customLong("max-json-depth"),
-        help: "Deepest nesting of objects and arrays accepted in any JSON payload (messages, envelopes, record values), \(JSONNesting.allowedMaximumDepths.lowerBound) to \(JSONNesting.allowedMaximumDepths.upperBound); deeper is INVALID_ARGUMENT. Default \(JSONNesting.defaultMaximumDepth). Env: JFRAME_MAX_JSON_DEPTH.")
+        help:
+            "Deepest nesting of objects and arrays accepted in any JSON payload (messages, envelopes, record values), \(JSONNesting.allowedMaximumDepths.lowerBound) to \(JSONNesting.allowedMaximumDepths.upperBound); deeper is INVALID_ARGUMENT. Default \(JSONNesting.defaultMaximumDepth). Env: JFRAME_MAX_JSON_DEPTH."
+    )
     public var maxJsonDepth: Int?
 
     @Option(help: "Connections open at once. Env: JFRAME_MAX_CONNECTIONS.")
@@ -62,7 +68,9 @@ public struct ServerOptions: ParsableArguments {
 
     @Option(
         name: .customLong("idle-poll-us"),
-        help: "Keep every CPU awake this many microseconds after the last frame in or out (spinner threads with the SCHED_IDLE policy, one per CPU): lower latency for a lone client on a virtual machine, at the price of CPU time while traffic flows. 0, the default, is off. Env: JFRAME_IDLE_POLL_US.")
+        help:
+            "Keep every CPU awake this many microseconds after the last frame in or out (spinner threads with the SCHED_IDLE policy, one per CPU): lower latency for a lone client on a virtual machine, at the price of CPU time while traffic flows. 0, the default, is off. Env: JFRAME_IDLE_POLL_US."
+    )
     public var idlePollUs: Int?
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: JFRAME_LOG_LEVEL.")

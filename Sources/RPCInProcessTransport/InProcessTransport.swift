@@ -163,7 +163,11 @@ final class InProcessChannel: FrameChannel {
     /// Hands queued frames, then the close, to the receiver; one thread at a time.
     private func drain() {
         while true {
-            enum Next { case frames([Frame], any FrameReceiver), closed(any FrameReceiver), none }
+            enum Next {
+                case frames([Frame], any FrameReceiver)
+                case closed(any FrameReceiver)
+                case none
+            }
             let next = state.withLock { state -> Next in
                 guard !state.delivering, let receiver = state.receiver else { return .none }
                 if !state.inbox.isEmpty {

@@ -305,7 +305,9 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
         if call.forwarded {
             receiver?.receive(.control(.cancel, streamID: UInt32(streamID), Cancel(code: error.code)))
         }
-        logger.debug("HTTP/2 call ended by the edge", metadata: ["rpc.stream": "\(streamID)", "rpc.status": "\(error.code.name)", "reason": "\(error.message)"])
+        logger.debug(
+            "HTTP/2 call ended by the edge",
+            metadata: ["rpc.stream": "\(streamID)", "rpc.status": "\(error.code.name)", "reason": "\(error.message)"])
         finish(streamID, Trailers(error))
     }
 

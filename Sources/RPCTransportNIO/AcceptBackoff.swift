@@ -1,3 +1,6 @@
+import Logging
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +8,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import NIOCore
 
 /// When to try `accept` again after it failed, and when to say so: a pure policy, beside the
 /// handler that applies it to a listening channel.

@@ -3,6 +3,7 @@ public import NIOPosix
 public import NIOSSL
 public import RPCCore
 import RPCTransportNIO
+import Synchronization
 import WallTime
 
 /// Dials jframe connections to one TCP address.
@@ -67,8 +68,6 @@ public struct TCPClientTransport: ClientTransport {
     }
 }
 
-import Synchronization
-
 extension String {
     /// An IPv4 or IPv6 literal, which TLS may not send as a server name.
     fileprivate var isIPAddress: Bool {
@@ -82,4 +81,3 @@ private final class ReceiverBox: Sendable {
     func set(_ receiver: any FrameReceiver) { value.withLock { $0 = receiver } }
     func get() -> (any FrameReceiver)? { value.withLock { $0 } }
 }
-

@@ -75,7 +75,9 @@ final class ProjectionWriter {
         versions = [:]
         changedVersions = []
         offsets = [:]
-        for (topic, partition, next) in try db.query("SELECT topic, partition, next_offset FROM offsets", row: { ($0.text(0), Int($0.int64(1)), $0.int64(2)) }) {
+        for (topic, partition, next) in try db.query(
+            "SELECT topic, partition, next_offset FROM offsets", row: { ($0.text(0), Int($0.int64(1)), $0.int64(2)) })
+        {
             offsets[PartitionKey(topic: topic, partition: partition)] = next
         }
     }
@@ -89,27 +91,29 @@ final class ProjectionWriter {
     /// Applies one fetched batch of a partition in one transaction.
     func apply(topic: String, partition: Int, records: [IncomingRecord]) throws -> Outcome {
         let key = PartitionKey(topic: topic, partition: partition)
-        return try optimistically { isolated in try transaction {
-            var outcome = Outcome()
-            var next = offsets[key] ?? 0
-            for record in records where record.offset >= next {
-                switch record.event {
-                case .failure(let error):
-                    try park(unreadable: record, topic: topic, partition: partition, error: error.description)
-                    outcome.parked += 1
-                case .success(let event):
-                    try handle(
-                        projector.decode(event), source: Source(topic: topic, partition: partition, offset: record.offset),
-                        isolated: isolated, &outcome)
+        return try optimistically { isolated in
+            try transaction {
+                var outcome = Outcome()
+                var next = offsets[key] ?? 0
+                for record in records where record.offset >= next {
+                    switch record.event {
+                    case .failure(let error):
+                        try park(unreadable: record, topic: topic, partition: partition, error: error.description)
+                        outcome.parked += 1
+                    case .success(let event):
+                        try handle(
+                            projector.decode(event), source: Source(topic: topic, partition: partition, offset: record.offset),
+                            isolated: isolated, &outcome)
+                    }
+                    next = record.offset + 1
                 }
-                next = record.offset + 1
+                offsets[key] = next
+                try db.run(
+                    "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset",
+                    .text(topic), .integer(Int64(partition)), .integer(next))
+                return outcome
             }
-            offsets[key] = next
-            try db.run(
-                "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset",
-                .text(topic), .integer(Int64(partition)), .integer(next))
-            return outcome
-        } }
+        }
     }
 
     /// Applies events read from the event store in position order (a rebuild), in one transaction.
@@ -160,7 +164,9 @@ final class ProjectionWriter {
             var (state, error) = ("WAITING", "waiting behind parked event \(blocker.id) (version \(blocker.version))")
             if let rival = try parkedRival(of: event) {
                 // Both are claimants now: a skip of all CONFLICT records must see the parked one too.
-                (state, error) = ("CONFLICT", "\(event.streamId) version \(event.streamVersion) is claimed by parked event \(rival.id) (event \(rival.eventId)) too")
+                (state, error) = (
+                    "CONFLICT", "\(event.streamId) version \(event.streamVersion) is claimed by parked event \(rival.id) (event \(rival.eventId)) too"
+                )
                 try db.run(
                     "UPDATE parked SET state = 'CONFLICT', error = ? WHERE stream_id = ? AND stream_version = ? AND event_id <> ?",
                     .text("\(event.streamId) version \(event.streamVersion) is claimed by event \(event.eventId) too"), .text(event.streamId),
@@ -176,7 +182,9 @@ final class ProjectionWriter {
         if event.streamVersion == applied.version, !applied.eventId.isEmpty, applied.eventId != event.eventId {
             try park(
                 event, source: source, state: "CONFLICT",
-                error: "\(event.streamId) version \(event.streamVersion) was applied from event \(applied.eventId); this record claims it for event \(event.eventId)")
+                error:
+                    "\(event.streamId) version \(event.streamVersion) was applied from event \(applied.eventId); this record claims it for event \(event.eventId)"
+            )
             outcome.parked += 1
             try markHandled(event.position)
             return
@@ -187,7 +195,8 @@ final class ProjectionWriter {
         }
         if event.streamVersion != applied.version + 1 {
             try park(
-                event, source: source, state: "FAILED", error: "gap: the stream is at version \(applied.version), this event is version \(event.streamVersion)")
+                event, source: source, state: "FAILED",
+                error: "gap: the stream is at version \(applied.version), this event is version \(event.streamVersion)")
             outcome.parked += 1
             try markHandled(event.position)
             return
@@ -269,7 +278,8 @@ final class ProjectionWriter {
     /// their stream and are not selected.
     func selectParked(ids: [Int64]?) throws -> [ParkedClaim] {
         let columns = "SELECT id, stream_id, stream_version, event_id FROM parked"
-        let row = { (row: SQLiteStatement) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3)) }
+        let row = { (row: SQLiteStatement) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3))
+        }
         guard let ids else { return try db.query("\(columns) WHERE state IN ('FAILED', 'CONFLICT') ORDER BY id", row: row) }
         return try ids.compactMap { try db.first("\(columns) WHERE id = ? AND state IN ('FAILED', 'CONFLICT')", .integer($0), row: row) }
     }
@@ -288,7 +298,10 @@ final class ProjectionWriter {
             for selected in try selectParked(ids: ids) {
                 if selected.streamId.isEmpty {
                     // An unreadable record: nothing to apply; retry leaves it, skip drops it.
-                    if skip { try delete(selected.id); resolution.skipped += 1 }
+                    if skip {
+                        try delete(selected.id)
+                        resolution.skipped += 1
+                    }
                     continue
                 }
                 if skip {

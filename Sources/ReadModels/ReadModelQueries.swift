@@ -250,7 +250,8 @@ extension ReadModelStore {
 
     static func counts(_ db: SQLiteConnection) throws -> ReadModelCounts {
         func count(_ table: String) throws -> Int { Int(try db.first("SELECT count(*) FROM \(table)") { $0.int64(0) } ?? 0) }
-        return ReadModelCounts(accounts: try count("accounts"), orders: try count("orders"), customers: try count("customers"), parked: try count("parked"))
+        return ReadModelCounts(
+            accounts: try count("accounts"), orders: try count("orders"), customers: try count("customers"), parked: try count("parked"))
     }
 
     /// The models as canonical text, one line per row in key order: two stores with equal dumps

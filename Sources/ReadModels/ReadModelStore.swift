@@ -5,8 +5,8 @@ import Foundation
 import Logging
 import SQLite
 import Synchronization
-import Watermarks
 import WallTime
+import Watermarks
 
 /// The QueryService's read models in one SQLite database: one writer applying events exactly
 /// once in effect, pooled readers answering queries, a watermark queries can wait on to read

@@ -16,11 +16,13 @@ public final class SQLiteReaderPool: Sendable {
 
     /// Runs `body` on an idle reader (opening one when none is idle), then returns it to the pool.
     public func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let connection = try idle.withLock { $0.popLast() } ?? {
-            let connection = try SQLiteConnection(path: path)
-            try connection.execute("PRAGMA query_only = 1")
-            return connection
-        }()
+        let connection =
+            try idle.withLock { $0.popLast() }
+            ?? {
+                let connection = try SQLiteConnection(path: path)
+                try connection.execute("PRAGMA query_only = 1")
+                return connection
+            }()
         defer { idle.withLock { if $0.count < capacity { $0.append(connection) } } }
         return try body(connection)
     }

@@ -141,7 +141,11 @@ public final class WALCheckpointer: Sendable {
                 try connection.first("PRAGMA wal_checkpoint(PASSIVE)") { ($0.int64(1), $0.int64(2)) } ?? (0, 0)
             }
         }
-        enum Change { case none, failing(String), recovered }
+        enum Change {
+            case none
+            case failing(String)
+            case recovered
+        }
         let change = state.withLock { progress -> Change in
             switch outcome {
             case .success(let (frames, copied)):
@@ -165,7 +169,12 @@ public final class WALCheckpointer: Sendable {
 
     /// Stops the timer, runs a last checkpoint and closes the connection.
     public func stop() {
-        guard !stopped.withLock({ stopped in defer { stopped = true }; return stopped }) else { return }
+        guard
+            !stopped.withLock({ stopped in
+                defer { stopped = true }
+                return stopped
+            })
+        else { return }
         queue.sync {}
         checkpoint()
         connection.withLock { $0 = nil }

@@ -25,6 +25,9 @@ public final class HeldCommitScheduler: CommitScheduler {
 
     /// Runs what is held now (not what that schedules).
     public func runHeld() {
-        for commit in work.withLock({ held in defer { held = [] }; return held }) { commit() }
+        for commit in work.withLock({ held in
+            defer { held = [] }
+            return held
+        }) { commit() }
     }
 }

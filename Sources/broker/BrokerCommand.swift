@@ -1,8 +1,8 @@
 import ArgumentParser
 import BrokerCore
 import BrokerService
-import Logging
 import LogStorage
+import Logging
 import RPCHosting
 import ServiceLifecycle
 
@@ -36,27 +36,48 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Default segment size of new topics, bytes. Env: BROKER_SEGMENT_BYTES.")
     var segmentBytes: Int?
 
-    @Option(help: "Zero-fill each partition's active segment this far ahead of its appends, bytes, so that acknowledging an append syncs no new file length; 0 turns it off (copy-on-write file systems gain nothing from it). Env: BROKER_PREALLOCATE_BYTES.")
+    @Option(
+        help:
+            "Zero-fill each partition's active segment this far ahead of its appends, bytes, so that acknowledging an append syncs no new file length; 0 turns it off (copy-on-write file systems gain nothing from it). Env: BROKER_PREALLOCATE_BYTES."
+    )
     var preallocateBytes: Int?
 
     static let preallocateRange = 0...(1 << 30)
 
-    @Option(help: "Where a partition's fdatasync runs: event-loop (the default: on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk), background (a thread of its own, the loops never block) or adaptive (a lone append's on its loop, a group's on a thread; unmeasured here). Env: BROKER_SYNC_ON.")
+    @Option(
+        help:
+            "Where a partition's fdatasync runs: event-loop (the default: on the loop that appended, once it has handled what its last poll returned, as Redis does; no thread hand-offs, but that loop's other connections wait for the disk), background (a thread of its own, the loops never block) or adaptive (a lone append's on its loop, a group's on a thread; unmeasured here). Env: BROKER_SYNC_ON."
+    )
     var syncOn: CommitPlace?
 
-    @Option(help: "Partitions of all topics together the broker may hold; CreateTopic past it is RESOURCE_EXHAUSTED. Default \(BrokerSettings.defaultMaxPartitions). Env: BROKER_MAX_PARTITIONS.")
+    @Option(
+        help:
+            "Partitions of all topics together the broker may hold; CreateTopic past it is RESOURCE_EXHAUSTED. Default \(BrokerSettings.defaultMaxPartitions). Env: BROKER_MAX_PARTITIONS."
+    )
     var maxPartitions: Int?
 
-    @Option(help: "Descriptors the partitions' log and index files may hold open at once; past it the least recently used are closed and opened again when next needed. Default: half the open-file limit. Env: BROKER_MAX_OPEN_LOG_FILES.")
+    @Option(
+        help:
+            "Descriptors the partitions' log and index files may hold open at once; past it the least recently used are closed and opened again when next needed. Default: half the open-file limit. Env: BROKER_MAX_OPEN_LOG_FILES."
+    )
     var maxOpenLogFiles: Int?
 
-    @Option(help: "On CREATE_TIME topics, refuse a record whose timestamp is more than this ahead of the broker's clock, ms. Default 3600000 (an hour). Env: BROKER_MAX_TIMESTAMP_AHEAD_MS.")
+    @Option(
+        help:
+            "On CREATE_TIME topics, refuse a record whose timestamp is more than this ahead of the broker's clock, ms. Default 3600000 (an hour). Env: BROKER_MAX_TIMESTAMP_AHEAD_MS."
+    )
     var maxTimestampAheadMs: Int64?
 
-    @Option(help: "On CREATE_TIME topics, refuse a record whose timestamp is more than this behind the broker's clock, ms; -1 (the default) accepts any. Env: BROKER_MAX_TIMESTAMP_BEHIND_MS.")
+    @Option(
+        help:
+            "On CREATE_TIME topics, refuse a record whose timestamp is more than this behind the broker's clock, ms; -1 (the default) accepts any. Env: BROKER_MAX_TIMESTAMP_BEHIND_MS."
+    )
     var maxTimestampBehindMs: Int64?
 
-    @Option(help: "Topics only publish tokens may write (Produce, CreateTopic, DeleteTopic) when tokens are on: names and prefix* patterns, comma-separated; meant for the event topics, which only the command-service's relay writes. Env: BROKER_PROTECTED_TOPICS.")
+    @Option(
+        help:
+            "Topics only publish tokens may write (Produce, CreateTopic, DeleteTopic) when tokens are on: names and prefix* patterns, comma-separated; meant for the event topics, which only the command-service's relay writes. Env: BROKER_PROTECTED_TOPICS."
+    )
     var protectedTopics: String?
 
     func validate() throws {
@@ -116,7 +137,8 @@ struct BrokerCommand: AsyncParsableCommand {
         let broker = try Broker(settings: settings, fileSystem: fileSystem, logger: logger)
         defer { broker.close() }
         try await ServerHost.run(
-            name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server, defaultAddress: ServiceAddress.broker.defaultAddress,
+            name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server,
+            defaultAddress: ServiceAddress.broker.defaultAddress,
             extraServices: [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))])
     }
 }

@@ -47,7 +47,10 @@ struct CommandServiceCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the topics the relay creates. Env: COMMANDS_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
-    @Option(help: "Where the event store's transactions (and their fsync) run: adaptive (the default: a lone command's on its event loop, a group's on a writer thread), background (always a writer thread, so the loops decide the next commands while it commits) or event-loop (always on the loop whose command wrote, once it has handled what its last poll returned, as Redis does: no thread hand-offs, but nothing else runs on that loop while it waits for the disk). Env: COMMANDS_COMMIT_ON.")
+    @Option(
+        help:
+            "Where the event store's transactions (and their fsync) run: adaptive (the default: a lone command's on its event loop, a group's on a writer thread), background (always a writer thread, so the loops decide the next commands while it commits) or event-loop (always on the loop whose command wrote, once it has handled what its last poll returned, as Redis does: no thread hand-offs, but nothing else runs on that loop while it waits for the disk). Env: COMMANDS_COMMIT_ON."
+    )
     var commitOn: CommitPlace?
 
     func validate() throws {
@@ -87,7 +90,8 @@ struct CommandServiceCommand: AsyncParsableCommand {
             store: store, snapshotEvery: try snapshotEvery ?? Environment.integer("COMMANDS_SNAPSHOT_EVERY") ?? 100,
             relayStatus: relayStatus)
         try await ServerHost.run(
-            name: "command-service", services: services, options: server, defaultAddress: ServiceAddress.commands.defaultAddress, extraServices: extraServices)
+            name: "command-service", services: services, options: server, defaultAddress: ServiceAddress.commands.defaultAddress,
+            extraServices: extraServices)
         brokerClient?.close()
     }
 }

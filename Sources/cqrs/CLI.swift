@@ -12,7 +12,8 @@ import RPCTransportTCP
 struct CQRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cqrs",
-        abstract: "Client for the CQRS system: account and order commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
+        abstract:
+            "Client for the CQRS system: account and order commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
             Accounts.self, Orders.self, Customers.self, Events.self, Verify.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
@@ -135,11 +136,15 @@ struct Topics: AsyncParsableCommand {
                 let topic = try await connection.api().describeTopic(.init(name: name), options: connection.options)
                 connection.show(topic) {
                     let c = topic.config
-                    return "\(topic.name): cleanup \(c.cleanupPolicy?.rawValue ?? "?"), retention \(c.retentionMs ?? -1) ms / \(c.retentionBytes ?? -1) bytes, segments of \(c.segmentBytes ?? 0) bytes\n"
+                    return
+                        "\(topic.name): cleanup \(c.cleanupPolicy?.rawValue ?? "?"), retention \(c.retentionMs ?? -1) ms / \(c.retentionBytes ?? -1) bytes, segments of \(c.segmentBytes ?? 0) bytes\n"
                         + table(
                             [["PARTITION", "LOG-START", "HIGH-WATERMARK", "BYTES", "SEGMENTS", "STATUS"]]
                                 + topic.partitions.map {
-                                    ["\($0.partition)", "\($0.logStartOffset)", "\($0.highWatermark)", "\($0.sizeBytes)", "\($0.segments)", $0.offlineReason ?? "online"]
+                                    [
+                                        "\($0.partition)", "\($0.logStartOffset)", "\($0.highWatermark)", "\($0.sizeBytes)", "\($0.segments)",
+                                        $0.offlineReason ?? "online",
+                                    ]
                                 })
                 }
             }
@@ -183,7 +188,8 @@ struct Produce: AsyncParsableCommand {
             var records: [BrokerAPI.ProduceRecord] = []
             for (i, text) in lines.enumerated() {
                 do {
-                    records.append(.init(key: key, value: try RawJSON(validating: text), headers: headers.isEmpty ? nil : headers, partition: partition))
+                    records.append(
+                        .init(key: key, value: try RawJSON(validating: text), headers: headers.isEmpty ? nil : headers, partition: partition))
                 } catch {
                     throw RPCError.invalidArgument("value \(i + 1) is not JSON: \(text)", violations: [])
                 }
@@ -197,7 +203,9 @@ struct Produce: AsyncParsableCommand {
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a topic's records: topic, partition, offset, high watermark, key and value.",
-        discussion: "Without --group it reads partitions directly (all, or --partition). With --group it joins the group, consumes what it is assigned and commits as it goes.")
+        discussion:
+            "Without --group it reads partitions directly (all, or --partition). With --group it joins the group, consumes what it is assigned and commits as it goes."
+    )
     @OptionGroup var connection: Connection
     @Argument var topic: String
     @Option var partition: Int?
@@ -218,7 +226,9 @@ struct Consume: AsyncParsableCommand {
                 options.startFromLatest = !fromBeginning
                 let client = api.client
                 let consumer = GroupConsumer(client: client, group: group, topics: [topic], options: options)
-                let task = Task { try await consumer.run { record in if printer.print(self.topic, record, highWatermark: nil) { throw CancellationError() } } }
+                let task = Task {
+                    try await consumer.run { record in if printer.print(self.topic, record, highWatermark: nil) { throw CancellationError() } }
+                }
                 if !follow {
                     try await Task.sleep(for: .seconds(2))
                     task.cancel()
@@ -273,7 +283,9 @@ final class RecordPrinter: @unchecked Sendable {
             } else {
                 let hw = highWatermark.map { " hw=\($0)" } ?? ""
                 let headers = !self.headers ? "" : (record.headers ?? [:]).sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-                Swift.print("\(topic)/\(record.partition)@\(record.offset)\(hw) key=\(record.key ?? "-")\(headers) \(record.value?.description ?? "(tombstone)")")
+                Swift.print(
+                    "\(topic)/\(record.partition)@\(record.offset)\(hw) key=\(record.key ?? "-")\(headers) \(record.value?.description ?? "(tombstone)")"
+                )
             }
             fflush(nil)
             printed += 1
@@ -312,7 +324,10 @@ struct Groups: AsyncParsableCommand {
                         + table(
                             [["TOPIC", "PARTITION", "COMMITTED", "HIGH-WATERMARK", "LAG", "OWNER"]]
                                 + reply.partitions.map {
-                                    [$0.topic, "\($0.partition)", $0.committedOffset.map { "\($0)" } ?? "-", "\($0.highWatermark)", "\($0.lag)", $0.owner ?? "-"]
+                                    [
+                                        $0.topic, "\($0.partition)", $0.committedOffset.map { "\($0)" } ?? "-", "\($0.highWatermark)", "\($0.lag)",
+                                        $0.owner ?? "-",
+                                    ]
                                 })
                 }
             }

@@ -34,7 +34,9 @@ struct AnyServer: ParsableArguments {
 
 /// `package.Service/Method` or `package.Service.Method` split into its parts.
 func splitMethod(_ text: String) throws -> (package: String, service: String, method: String) {
-    let normalized = text.contains("/") ? text : text.split(separator: ".").dropLast().joined(separator: ".") + "/" + (text.split(separator: ".").last.map(String.init) ?? "")
+    let normalized =
+        text.contains("/")
+        ? text : text.split(separator: ".").dropLast().joined(separator: ".") + "/" + (text.split(separator: ".").last.map(String.init) ?? "")
     let parts = normalized.split(separator: "/", maxSplits: 1).map(String.init)
     guard parts.count == 2, !parts[1].isEmpty, parts[0].contains(".") else {
         throw ValidationError("\(text) is not package.Service/Method")
@@ -56,7 +58,8 @@ struct Describe: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             guard let name else {
-                let reply = try await ReflectionAPI.Reflection.Client(try target.client(forPackage: nil)).listServices(.init(), options: target.options)
+                let reply = try await ReflectionAPI.Reflection.Client(try target.client(forPackage: nil)).listServices(
+                    .init(), options: target.options)
                 Connection.show(reply, json: target.json) {
                     reply.services.map { service in
                         ([service.name] + service.methods.map { "  \($0.name)  \($0.kind.rawValue)  \($0.requestType) -> \($0.responseType)" })
@@ -140,7 +143,8 @@ struct Call: AsyncParsableCommand {
         try await reporting {
             let (package, service, name) = try splitMethod(method)
             let client = try target.client(forPackage: package)
-            let info = try await ReflectionAPI.Reflection.Client(client).describeMethod(.init(method: "\(service)/\(name)"), options: target.options).info
+            let info = try await ReflectionAPI.Reflection.Client(client).describeMethod(.init(method: "\(service)/\(name)"), options: target.options)
+                .info
             let kind = CallKind(rawValue: info.kind.rawValue) ?? .unary
             let descriptor = MethodDescriptor(service: service, method: name, kind: kind)
             let input = request ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
@@ -162,7 +166,9 @@ struct Call: AsyncParsableCommand {
                 }
             case .clientStreaming:
                 show(
-                    try await client.clientStreaming(method: descriptor, requestType: RawJSON.self, responseType: RawJSON.self, options: target.options) { writer in
+                    try await client.clientStreaming(
+                        method: descriptor, requestType: RawJSON.self, responseType: RawJSON.self, options: target.options
+                    ) { writer in
                         for request in requests { try await writer.write(request) }
                     })
             case .bidiStreaming:

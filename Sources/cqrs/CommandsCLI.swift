@@ -70,16 +70,19 @@ struct Accounts: AsyncParsableCommand {
         subcommands: [Open.self, Deposit.self, Withdraw.self, Close.self, Get.self, List.self, Find.self, History.self, Watch.self])
 
     /// A deposit or a withdrawal: the same request shape, another method.
-    static func move(_ connection: CommandServiceConnection, withdraw: Bool, id: String, amount: AmountOptions, expectedVersion: Int64?) async throws {
+    static func move(_ connection: CommandServiceConnection, withdraw: Bool, id: String, amount: AmountOptions, expectedVersion: Int64?) async throws
+    {
         try await reporting {
             let accounts = CommandsAPI.BankAccounts.Client(try connection.client())
             let money = try amount.money()
             let result =
                 withdraw
                 ? try await accounts.withdrawFunds(
-                    .init(accountId: id, amount: money, commandId: connection.commandId, expectedVersion: expectedVersion), options: connection.options)
+                    .init(accountId: id, amount: money, commandId: connection.commandId, expectedVersion: expectedVersion),
+                    options: connection.options)
                 : try await accounts.depositFunds(
-                    .init(accountId: id, amount: money, commandId: connection.commandId, expectedVersion: expectedVersion), options: connection.options)
+                    .init(accountId: id, amount: money, commandId: connection.commandId, expectedVersion: expectedVersion),
+                    options: connection.options)
             connection.show(result)
         }
     }
@@ -94,7 +97,9 @@ struct Accounts: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                guard let type = CommandsAPI.AccountType(rawValue: type.uppercased()) else { throw ValidationError("--type must be SAVINGS or CURRENT") }
+                guard let type = CommandsAPI.AccountType(rawValue: type.uppercased()) else {
+                    throw ValidationError("--type must be SAVINGS or CURRENT")
+                }
                 var balance = opening
                 if balance.amount == nil && balance.amountMinor == nil { balance.amountMinor = 0 }
                 let result = try await CommandsAPI.BankAccounts.Client(try connection.client()).openAccount(
@@ -250,21 +255,26 @@ struct Events: AsyncParsableCommand {
 /// `cqrs verify`: the CommandService checks its whole event store (EventStore/Verify).
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the CommandService's whole event store: SQLite's integrity check, every event's checksum, gap-free positions and stream versions.",
-        discussion: "Progress goes to stderr. Exit status 0 when the store is sound, 15 (DATA_LOSS) when it found problems (listed), else the failed call's status.")
+        abstract:
+            "Check the CommandService's whole event store: SQLite's integrity check, every event's checksum, gap-free positions and stream versions.",
+        discussion:
+            "Progress goes to stderr. Exit status 0 when the store is sound, 15 (DATA_LOSS) when it found problems (listed), else the failed call's status."
+    )
     @OptionGroup var connection: CommandServiceConnection
     @Option(help: "Events checked per progress report (1-10000).") var pageSize: Int?
 
     func run() async throws {
         try await reporting {
-            let last = try await CommandsAPI.EventStore.Client(try connection.client()).verify(.init(pageSize: pageSize), options: CallOptions()) { stream in
+            let last = try await CommandsAPI.EventStore.Client(try connection.client()).verify(.init(pageSize: pageSize), options: CallOptions()) {
+                stream in
                 var last: CommandsAPI.VerifyProgress?
                 for try await progress in stream {
                     last = progress
                     if connection.json {
                         Connection.show(progress, json: true) { "" }
                     } else if !progress.done {
-                        ProgressLine.show("checked \(progress.eventsChecked) events (position \(progress.headPosition)), \(progress.problemCount) problems")
+                        ProgressLine.show(
+                            "checked \(progress.eventsChecked) events (position \(progress.headPosition)), \(progress.problemCount) problems")
                     }
                 }
                 return last
@@ -272,8 +282,9 @@ struct Verify: AsyncParsableCommand {
             guard let result = last, result.done else { throw RPCError(code: .unavailable, message: "the verification ended without its result") }
             if !connection.json {
                 ProgressLine.clear()
-                print("checked \(result.eventsChecked) events in \(result.streams) streams up to position \(result.headPosition): "
-                    + (result.problemCount == 0 ? "no problems" : "\(result.problemCount) problems"))
+                print(
+                    "checked \(result.eventsChecked) events in \(result.streams) streams up to position \(result.headPosition): "
+                        + (result.problemCount == 0 ? "no problems" : "\(result.problemCount) problems"))
                 for problem in result.problems { print("  - \(problem)") }
                 if let refusal = result.writeRefusal { print("appends are refused: \(refusal)") }
             }

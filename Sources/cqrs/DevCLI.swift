@@ -2,8 +2,8 @@ import ArgumentParser
 import Contracts
 import Dispatch
 import Foundation
-import RPCHosting
 import RPCCore
+import RPCHosting
 import RPCTransportTCP
 
 /// `cqrs dev`: the three services as child processes on embedded SQLite, for a laptop.
@@ -66,20 +66,24 @@ struct Dev: AsyncParsableCommand {
                 ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []), logs: logs, timeout: startTimeout)
             let edges = children.http2Addresses
             if json {
-                let edgeFields = http2
+                let edgeFields =
+                    http2
                     ? #","commandsHttp2":"\#(edges["command-service"] ?? "")","queriesHttp2":"\#(edges["query-service"] ?? "")""# : ""
-                print(#"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields),"dataDir":"\#(dataDir)"}"#)
+                print(
+                    #"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields),"dataDir":"\#(dataDir)"}"#
+                )
             } else {
                 let edgeRows = ["command-service", "query-service"].compactMap { name in
                     edges[name].map { ["\(name) (HTTP/2: gRPC, Connect)", $0, children.pid(name), "SERVING", logs + "/\(name).log"] }
                 }
                 print(
-                    table([
-                        ["SERVICE", "ADDRESS", "PID", "HEALTH", "LOG"],
-                        ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
-                        ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
-                        ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
-                    ] + edgeRows))
+                    table(
+                        [
+                            ["SERVICE", "ADDRESS", "PID", "HEALTH", "LOG"],
+                            ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
+                            ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
+                            ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
+                        ] + edgeRows))
                 print("\nexport CQRS_BROKER=\(broker) CQRS_COMMANDS=\(commands) CQRS_QUERIES=\(queries)")
                 print("Ctrl-C stops them.")
             }

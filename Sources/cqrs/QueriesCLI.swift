@@ -45,7 +45,9 @@ func format(_ money: CqrsCommandsV1.Money) -> String {
 func accountTable(_ accounts: [QueriesAPI.Account]) -> String {
     table(
         [["ID", "HOLDER", "TYPE", "BALANCE", "STATUS", "VERSION", "UPDATED"]]
-            + accounts.map { [$0.accountId, $0.holder, $0.accountType.rawValue, format($0.balance), $0.status.rawValue, String($0.version), $0.updatedAt] })
+            + accounts.map {
+                [$0.accountId, $0.holder, $0.accountType.rawValue, format($0.balance), $0.status.rawValue, String($0.version), $0.updatedAt]
+            })
 }
 
 func orderTable(_ orders: [QueriesAPI.Order]) -> String {
@@ -104,12 +106,16 @@ extension Accounts {
             try await reporting {
                 func money(_ text: String?, _ flag: String) throws -> CqrsCommandsV1.Money? {
                     guard let text else { return nil }
-                    guard let minor = AmountOptions.minorUnits(text) else { throw ValidationError("\(flag) \(text) is not a decimal with at most 2 decimals") }
+                    guard let minor = AmountOptions.minorUnits(text) else {
+                        throw ValidationError("\(flag) \(text) is not a decimal with at most 2 decimals")
+                    }
                     return CqrsCommandsV1.Money(amountMinor: minor, currency: currency)
                 }
                 var accountStatus: QueriesAPI.AccountStatus?
                 if let status {
-                    guard let parsed = QueriesAPI.AccountStatus(rawValue: status.uppercased()) else { throw ValidationError("--status must be OPEN or CLOSED") }
+                    guard let parsed = QueriesAPI.AccountStatus(rawValue: status.uppercased()) else {
+                        throw ValidationError("--status must be OPEN or CLOSED")
+                    }
                     accountStatus = parsed
                 }
                 let page = try await QueriesAPI.Accounts.Client(try connection.client()).findAccounts(
@@ -207,7 +213,9 @@ struct Customers: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Customers, identified by email (query).", subcommands: [List.self, Get.self])
 
     static func customerTable(_ customers: [QueriesAPI.CustomerSummary]) -> String {
-        table([["EMAIL", "NAME", "ORDERS", "LAST ORDER"]] + customers.map { [$0.email, "\($0.firstName) \($0.lastName)", String($0.orderCount), $0.lastOrderAt] })
+        table(
+            [["EMAIL", "NAME", "ORDERS", "LAST ORDER"]]
+                + customers.map { [$0.email, "\($0.firstName) \($0.lastName)", String($0.orderCount), $0.lastOrderAt] })
     }
 
     struct List: AsyncParsableCommand {
@@ -292,15 +300,21 @@ struct Status: AsyncParsableCommand {
         try await reporting {
             let status = try await QueriesAPI.ReadModels.Client(try connection.client()).getStatus(.init(), options: connection.options)
             connection.show(status) {
-                var text = "applied position \(status.appliedPosition); \(status.accounts) accounts, \(status.orders) orders, "
+                var text =
+                    "applied position \(status.appliedPosition); \(status.accounts) accounts, \(status.orders) orders, "
                     + "\(status.customers) customers; \(status.parkedEvents) parked"
                     + (status.rebuilding ? "; rebuilding" : "") + (status.brokerConnected ? "" : "; broker not reachable")
                 if let error = status.lastError { text += "\nlast error: \(error)" }
-                text += "\n\n" + table(
-                    [["TOPIC", "PARTITION", "APPLIED", "HIGH WATERMARK", "LAG"]]
-                        + status.partitions.map {
-                            [$0.topic, String($0.partition), String($0.appliedOffset), $0.highWatermark.map(String.init) ?? "-", $0.lag.map(String.init) ?? "-"]
-                        })
+                text +=
+                    "\n\n"
+                    + table(
+                        [["TOPIC", "PARTITION", "APPLIED", "HIGH WATERMARK", "LAG"]]
+                            + status.partitions.map {
+                                [
+                                    $0.topic, String($0.partition), String($0.appliedOffset), $0.highWatermark.map(String.init) ?? "-",
+                                    $0.lag.map(String.init) ?? "-",
+                                ]
+                            })
                 return text
             }
         }
@@ -324,8 +338,11 @@ struct Parked: AsyncParsableCommand {
                     table(
                         [["ID", "STATE", "STREAM", "VERSION", "TYPE", "TOPIC/PARTITION@OFFSET", "ATTEMPTS", "ERROR"]]
                             + page.events.map {
-                                [String($0.id), $0.state.rawValue, $0.streamId, String($0.streamVersion), $0.eventType, "\($0.topic)/\($0.partition)@\($0.offset)",
-                                 String($0.attempts), $0.error]
+                                [
+                                    String($0.id), $0.state.rawValue, $0.streamId, String($0.streamVersion), $0.eventType,
+                                    "\($0.topic)/\($0.partition)@\($0.offset)",
+                                    String($0.attempts), $0.error,
+                                ]
                             }) + nextPage(page.nextPageToken)
                 }
             }
@@ -354,19 +371,24 @@ struct Parked: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                Parked.show(try await QueriesAPI.ReadModels.Client(try connection.client()).retryParked(selection.message, options: connection.options), connection)
+                Parked.show(
+                    try await QueriesAPI.ReadModels.Client(try connection.client()).retryParked(selection.message, options: connection.options),
+                    connection)
             }
         }
     }
 
     struct Skip: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Drop failed events (their streams move past them); the events waiting behind them follow.")
+        static let configuration = CommandConfiguration(
+            abstract: "Drop failed events (their streams move past them); the events waiting behind them follow.")
         @OptionGroup var connection: QueryServiceConnection
         @OptionGroup var selection: Selection
 
         func run() async throws {
             try await reporting {
-                Parked.show(try await QueriesAPI.ReadModels.Client(try connection.client()).skipParked(selection.message, options: connection.options), connection)
+                Parked.show(
+                    try await QueriesAPI.ReadModels.Client(try connection.client()).skipParked(selection.message, options: connection.options),
+                    connection)
             }
         }
     }

@@ -37,7 +37,9 @@ struct QueryServiceCommand: AsyncParsableCommand {
     @Option(help: "The CommandService to rebuild from, host:port. Env: CQRS_COMMANDS.")
     var commands: String?
 
-    @Flag(inversion: .prefixedNo, help: "Consume the broker's event topics (--no-projection: serve and rebuild only). Env: QUERIES_PROJECTION=0 turns it off.")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Consume the broker's event topics (--no-projection: serve and rebuild only). Env: QUERIES_PROJECTION=0 turns it off.")
     var projection = true
 
     @Option(help: "Consumer group of the projection. Env: QUERIES_GROUP.")
@@ -46,11 +48,16 @@ struct QueryServiceCommand: AsyncParsableCommand {
     @Option(help: "Partitions of an event topic created here because it does not exist yet. Env: QUERIES_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
-    @Option(help: "Longest a query waits for its minPosition, whatever its deadline (or without one), ms; then DEADLINE_EXCEEDED. Default 30000. Env: QUERIES_MAX_POSITION_WAIT_MS.")
+    @Option(
+        help:
+            "Longest a query waits for its minPosition, whatever its deadline (or without one), ms; then DEADLINE_EXCEEDED. Default 30000. Env: QUERIES_MAX_POSITION_WAIT_MS."
+    )
     var maxPositionWaitMs: Int?
 
     func validate() throws {
-        if let maxPositionWaitMs, !(1...3_600_000).contains(maxPositionWaitMs) { throw ValidationError("--max-position-wait-ms must be 1 to 3600000") }
+        if let maxPositionWaitMs, !(1...3_600_000).contains(maxPositionWaitMs) {
+            throw ValidationError("--max-position-wait-ms must be 1 to 3600000")
+        }
         if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
     }
@@ -91,7 +98,8 @@ struct QueryServiceCommand: AsyncParsableCommand {
         }
         let services = QuerySide.services(store: store, projection: follower, bus: bus, commands: commandsClient)
         try await ServerHost.run(
-            name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress, extraServices: extraServices)
+            name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress,
+            extraServices: extraServices)
         brokerClient?.close()
         commandsClient.close()
     }

@@ -49,12 +49,14 @@ import WallTime
         let groups = try coordinator()
         let a = join(groups, nil)
         _ = try groups.heartbeat(group: "g", memberId: a.memberId, owned: partitions([0, 1, 2, 3]))
-        try await groups.commit(group: "g", memberId: a.memberId, generation: a.generation, offsets: [TopicPartition(topic: "t", partition: 0): (5, nil)])
+        try await groups.commit(
+            group: "g", memberId: a.memberId, generation: a.generation, offsets: [TopicPartition(topic: "t", partition: 0): (5, nil)])
         #expect(groups.committedOffsets(group: "g")[TopicPartition(topic: "t", partition: 0)]?.offset == 5)
 
         let b = join(groups, nil)
         await #expect(throws: BrokerError.staleGeneration(group: "g", sent: a.generation, current: b.generation)) {
-            try await groups.commit(group: "g", memberId: a.memberId, generation: a.generation, offsets: [TopicPartition(topic: "t", partition: 0): (6, nil)])
+            try await groups.commit(
+                group: "g", memberId: a.memberId, generation: a.generation, offsets: [TopicPartition(topic: "t", partition: 0): (6, nil)])
         }
         let aNow = try groups.heartbeat(group: "g", memberId: a.memberId, owned: partitions([0, 1, 2, 3]))
         _ = try groups.heartbeat(group: "g", memberId: a.memberId, owned: Set(aNow.assignment))

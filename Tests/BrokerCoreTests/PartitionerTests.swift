@@ -1,6 +1,5 @@
-import Testing
-
 import Partitioning
+import Testing
 
 @testable import BrokerCore
 

@@ -38,7 +38,9 @@ import Testing
             await #expect { try await broker.describeTopic(.init(name: "missing")) } throws: { ($0 as? RPCError)?.code == .notFound }
             _ = try await broker.createTopic(.init(name: "t", partitions: 1))
             await #expect { try await broker.createTopic(.init(name: "t", partitions: 1)) } throws: { ($0 as? RPCError)?.code == .alreadyExists }
-            await #expect { try await broker.fetch(.init(topic: "t", partition: 5, offset: 0)) } throws: { ($0 as? RPCError)?.code == .notFound || ($0 as? RPCError)?.code == .invalidArgument }
+            await #expect { try await broker.fetch(.init(topic: "t", partition: 5, offset: 0)) } throws: {
+                ($0 as? RPCError)?.code == .notFound || ($0 as? RPCError)?.code == .invalidArgument
+            }
             await #expect { try await broker.fetch(.init(topic: "t", partition: 0, offset: 1)) } throws: { ($0 as? RPCError)?.code == .outOfRange }
         }
     }

@@ -2,8 +2,8 @@ import BrokerCore
 import BrokerService
 import Contracts
 import Foundation
-import NIOPosix
 import LogStorage
+import NIOPosix
 import RPCCore
 import RPCHosting
 import RPCTransportTCP

@@ -25,7 +25,8 @@ struct WriteSide {
 
     @discardableResult
     func send<C: AggregateCommand>(_ command: C, id: String = UUID().uuidString, expectedVersion: Int64? = nil) async throws -> CommandResult {
-        try await mediator.send(command, context: CommandContext(commandId: id, correlationId: "corr", expectedVersion: expectedVersion, logger: Logger(label: "test")))
+        try await mediator.send(
+            command, context: CommandContext(commandId: id, correlationId: "corr", expectedVersion: expectedVersion, logger: Logger(label: "test")))
     }
 
     func open(_ id: String, balance: Int64 = 1000) async throws {
@@ -77,7 +78,8 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
         try await side.open("a1")
         let first = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "dep-1")
         let again = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "dep-1")
-        #expect(again == CommandResult(aggregateId: "a1", streamId: first.streamId, version: first.version, position: first.position, duplicate: true))
+        #expect(
+            again == CommandResult(aggregateId: "a1", streamId: first.streamId, version: first.version, position: first.position, duplicate: true))
         #expect(try await side.balance("a1") == 1005)
     }
 
@@ -89,11 +91,17 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
         // Refused by the rules the second time: the first withdrawal emptied the account.
         let withdrawn = try await side.send(WithdrawFunds(accountId: "a1", amount: eur(80)), id: "w-1")
         let retried = try await side.send(WithdrawFunds(accountId: "a1", amount: eur(80)), id: "w-1")
-        #expect(retried == CommandResult(aggregateId: "a1", streamId: withdrawn.streamId, version: withdrawn.version, position: withdrawn.position, duplicate: true))
+        #expect(
+            retried
+                == CommandResult(
+                    aggregateId: "a1", streamId: withdrawn.streamId, version: withdrawn.version, position: withdrawn.position, duplicate: true))
         // A conflict the second time: the caller's expected version has moved on.
         let deposited = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "d-1", expectedVersion: 2)
         let again = try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "d-1", expectedVersion: 2)
-        #expect(again == CommandResult(aggregateId: "a1", streamId: deposited.streamId, version: deposited.version, position: deposited.position, duplicate: true))
+        #expect(
+            again
+                == CommandResult(
+                    aggregateId: "a1", streamId: deposited.streamId, version: deposited.version, position: deposited.position, duplicate: true))
         // Accepted the second time, on another stream: an account opened again under a new id.
         let opened = try await side.send(OpenAccount(accountId: "b1", holder: "Ada", accountType: .current, openingBalance: eur(1)), id: "o-1")
         let reopened = try await side.send(OpenAccount(accountId: "b2", holder: "Ada", accountType: .current, openingBalance: eur(1)), id: "o-1")
@@ -161,6 +169,8 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
         let customer = Customer(email: "ada@example.com", firstName: "Ada", lastName: "Lovelace")
         let result = try await side.send(PlaceOrder(orderId: "o1", customer: customer, description: "cards", quantity: 2))
         #expect(result.streamId == "Order-o1")
-        #expect(await commandError { try await side.send(PlaceOrder(orderId: "o1", customer: customer, description: "x", quantity: 1)) } == .alreadyExists("Order o1 exists"))
+        #expect(
+            await commandError { try await side.send(PlaceOrder(orderId: "o1", customer: customer, description: "x", quantity: 1)) }
+                == .alreadyExists("Order o1 exists"))
     }
 }

@@ -4,8 +4,8 @@ import EventStore
 import Foundation
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct IdsAndLoggingTests {
     /// RFC 9562 version 7: the layout, the time in the first 48 bits, and ids that sort by time.

@@ -84,7 +84,9 @@ struct ContractGeneratorTests {
     @Test func methodsMustNameMessagesOfTheirPackage() {
         let file = Self.package(
             #"{"M":{"description":"m","type":"object","properties":{},"examples":[{}]}}"#,
-            services: #"[{"name":"S","description":"s","methods":[{"name":"Do","kind":"unary","access":"read","request":"M","response":"Gone","description":"d"}]}]"#)
+            services:
+                #"[{"name":"S","description":"s","methods":[{"name":"Do","kind":"unary","access":"read","request":"M","response":"Gone","description":"d"}]}]"#
+        )
         #expect {
             _ = try ContractGenerator.generate(files: [file])
         } throws: { "\($0)".contains("S/Do: no message Gone") }

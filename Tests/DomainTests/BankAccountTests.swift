@@ -21,9 +21,11 @@ func refusal(_ body: () throws -> [any DomainEvent]) -> DomainError? {
 
 @Suite struct BankAccountTests {
     @Test func foldingEventsGivesTheBalanceAndStatus() {
-        let state = account(opening: 1000, [
-            FundsDeposited(accountId: "a1", amount: eur(250)), FundsWithdrawn(accountId: "a1", amount: eur(100)),
-        ])
+        let state = account(
+            opening: 1000,
+            [
+                FundsDeposited(accountId: "a1", amount: eur(250)), FundsWithdrawn(accountId: "a1", amount: eur(100)),
+            ])
         #expect(state.isOpen && !state.isClosed)
         #expect(state.balance == eur(1150))
         #expect(state.holder == "Ada")

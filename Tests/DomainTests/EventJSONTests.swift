@@ -42,7 +42,10 @@ import Testing
         let cases: [(String, String, String)] = [
             ("FundsDeposited", #"{"accountId":"a"}"#, "missing required field 'amount'"),
             ("FundsDeposited", #"{"accountId":"a","amount":{"amountMinor":1.5,"currency":"EUR"}}"#, "amount.amountMinor"),
-            ("AccountOpened", #"{"accountId":"a","accountType":"GOLD","holder":"h","openingBalance":{"amountMinor":0,"currency":"EUR"}}"#, "unknown account type 'GOLD'"),
+            (
+                "AccountOpened", #"{"accountId":"a","accountType":"GOLD","holder":"h","openingBalance":{"amountMinor":0,"currency":"EUR"}}"#,
+                "unknown account type 'GOLD'"
+            ),
             ("AccountClosed", #"{"accountId":"a"} trailing"#, "unexpected data after the JSON value"),
             ("AccountClosed", #"{"accountId":null}"#, "accountId"),
         ]

@@ -82,7 +82,9 @@ final class Delivered: Sendable {
             #expect(mine.map(\.value) == (0..<4).map { json(#"{"n":\#($0)}"#) })
         }
         for partition in 0..<3 {
-            #expect(records.filter { $0.partition == partition }.map(\.offset) == (0..<Int64(records.filter { $0.partition == partition }.count)).map { $0 })
+            #expect(
+                records.filter { $0.partition == partition }.map(\.offset)
+                    == (0..<Int64(records.filter { $0.partition == partition }.count)).map { $0 })
         }
         #expect(records.allSatisfy { $0.topic == "events" })
     }
@@ -150,7 +152,9 @@ final class Delivered: Sendable {
             return !first.records.isEmpty && !second.records.isEmpty
         }
         let settled = sent
-        try await waitUntil("every record delivered", timeout: .seconds(10)) { Set(first.records.map(\.value) + second.records.map(\.value)).count == settled }
+        try await waitUntil("every record delivered", timeout: .seconds(10)) {
+            Set(first.records.map(\.value) + second.records.map(\.value)).count == settled
+        }
         two.cancel()
         _ = try? await two.value
         let before = first.records.count

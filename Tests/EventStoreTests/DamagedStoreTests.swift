@@ -1,9 +1,9 @@
 import Foundation
-import Testing
+import SQLite
 import TestSupport
+import Testing
 
 @testable import EventStore
-import SQLite
 
 /// A store must not trust its files: each way of damaging one is shown detected.
 @Suite struct DamagedStoreTests {

@@ -1,6 +1,6 @@
 import SQLite
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct SQLiteConnectionTests {
     /// Statements are found by where their text lives, then confirmed by the text: texts built

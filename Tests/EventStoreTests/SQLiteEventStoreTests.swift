@@ -1,9 +1,8 @@
 import CommitScheduling
 import Foundation
-import Testing
-
 import SQLite
 import TestSupport
+import Testing
 
 @testable import EventStore
 
@@ -16,7 +15,9 @@ import TestSupport
             let store = try SQLiteEventStore(path: path)
             _ = try await store.append(AppendRequest(streamId: "D-1", expected: .noStream, events: [event("d1"), event("d2")], commandId: "c"))
             store.close()
-            await #expect(throws: EventStoreError.self) { _ = try await store.append(AppendRequest(streamId: "D-1", expected: .any, events: [event()])) }
+            await #expect(throws: EventStoreError.self) {
+                _ = try await store.append(AppendRequest(streamId: "D-1", expected: .any, events: [event()]))
+            }
         }
         let reopened = try SQLiteEventStore(path: path)
         #expect(try await reopened.headPosition() == 2)
@@ -88,7 +89,9 @@ import TestSupport
         #expect(scheduler.covering == [1])
         let group = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<7 { group.addTask { _ = try await store.append(AppendRequest(streamId: "B-\(index)", expected: .noStream, events: [event()])) } }
+                for index in 0..<7 {
+                    group.addTask { _ = try await store.append(AppendRequest(streamId: "B-\(index)", expected: .noStream, events: [event()])) }
+                }
                 try await group.waitForAll()
             }
         }

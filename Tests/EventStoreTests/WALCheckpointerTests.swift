@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import SQLite
-import Testing
 import TestSupport
+import Testing
 
 /// The checkpointer keeps a WAL bounded although the writer never checkpoints itself.
 @Suite struct WALCheckpointerTests {

@@ -24,7 +24,8 @@ let package = Package(
             ]),
         .executableTarget(name: "fuzz-envelopes", dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs)]),
         .executableTarget(
-            name: "fuzz-messages", dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs), .product(name: "Contracts", package: cqrs)]),
+            name: "fuzz-messages",
+            dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs), .product(name: "Contracts", package: cqrs)]),
         .executableTarget(name: "fuzz-http2", dependencies: ["FuzzSupport", .product(name: "NGHTTP2", package: cqrs)]),
     ]
 )

@@ -2,9 +2,9 @@ import Foundation
 import Logging
 import TestSupport
 import Testing
+import WallTime
 
 @testable import LogStorage
-import WallTime
 
 @Suite struct PartitionLogTests {
     func config(_ change: (inout LogConfig) -> Void = { _ in }) -> LogConfig {
@@ -93,7 +93,11 @@ import WallTime
         defer { dir.cleanup() }
         let clock = ManualWallClock(1_000_000)
         let log = try PartitionLog(
-            directory: dir.path, config: config { $0.segmentBytes = 1024; $0.retentionMs = 10_000 }, clock: clock)
+            directory: dir.path,
+            config: config {
+                $0.segmentBytes = 1024
+                $0.retentionMs = 10_000
+            }, clock: clock)
         for i in 0..<30 {
             _ = try await log.append([record("k", String(repeating: "r", count: 100), timestamp: clock.nowMilliseconds())])
             if i == 14 { clock.advance(by: 20_000) }
@@ -116,7 +120,12 @@ import WallTime
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let log = try PartitionLog(
-            directory: dir.path, config: config { $0.segmentBytes = 1024; $0.retentionBytes = 3000; $0.retentionMs = -1 })
+            directory: dir.path,
+            config: config {
+                $0.segmentBytes = 1024
+                $0.retentionBytes = 3000
+                $0.retentionMs = -1
+            })
         for _ in 0..<60 { _ = try await log.append([record("k", String(repeating: "s", count: 100))]) }
         try log.applyRetention()
         #expect(log.sizeInBytes >= 3000)
@@ -128,7 +137,11 @@ import WallTime
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let clock = ManualWallClock(1_000_000)
-        let settings = config { $0.cleanupPolicy = .compact; $0.segmentBytes = 512; $0.deleteRetentionMs = 5000 }
+        let settings = config {
+            $0.cleanupPolicy = .compact
+            $0.segmentBytes = 512
+            $0.deleteRetentionMs = 5000
+        }
         var expected: [String: (offset: Int64, value: String?)] = [:]
         do {
             let log = try PartitionLog(directory: dir.path, config: settings, clock: clock)

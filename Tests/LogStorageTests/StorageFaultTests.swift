@@ -210,7 +210,9 @@ final class Locked<Value>: @unchecked Sendable {
             var failure: (any Error)?
             for i in 0..<60 {
                 do {
-                    _ = try await log.append([record("k", "value \(i) " + String(repeating: "z", count: i * 7), timestamp: 1_700_000_000_000 + Int64(i))])
+                    _ = try await log.append([
+                        record("k", "value \(i) " + String(repeating: "z", count: i * 7), timestamp: 1_700_000_000_000 + Int64(i))
+                    ])
                     acknowledged += 1
                 } catch {
                     failure = error

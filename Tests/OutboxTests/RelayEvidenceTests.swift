@@ -13,7 +13,8 @@ import Testing
         let store = InMemoryEventStore()
         for index in 0..<count {
             _ = try await store.append(
-                AppendRequest(streamId: "BankAccount-a", expected: .any, events: [NewEvent(eventId: "e\(index + 1)", type: "T", data: Array("{}".utf8))]))
+                AppendRequest(
+                    streamId: "BankAccount-a", expected: .any, events: [NewEvent(eventId: "e\(index + 1)", type: "T", data: Array("{}".utf8))]))
         }
         return store
     }

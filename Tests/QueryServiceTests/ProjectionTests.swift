@@ -27,7 +27,9 @@ struct Pipeline {
     }
 
     func send<C: AggregateCommand>(_ command: C) async throws {
-        _ = try await mediator.send(command, context: CommandContext(commandId: UUID().uuidString, correlationId: "corr", expectedVersion: nil, logger: Logger(label: "test")))
+        _ = try await mediator.send(
+            command, context: CommandContext(commandId: UUID().uuidString, correlationId: "corr", expectedVersion: nil, logger: Logger(label: "test"))
+        )
     }
 
     func projection(group: String = "query-service") -> Projection {

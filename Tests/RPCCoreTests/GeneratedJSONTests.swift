@@ -30,12 +30,14 @@ struct GeneratedJSONTests {
         try Self.check(JframeHealthV1.HealthCheckRequest(service: "x"))
         try Self.check(JframeHealthV1.HealthCheckResponse(status: .serviceUnknown))
         let info = JframeReflectionV1.MethodInfo(name: "M", kind: .bidiStreaming, requestType: "a.R", responseType: "a.S", idempotent: true)
-        try Self.check(JframeReflectionV1.ListServicesResponse(services: [
-            .init(name: "a.v1.S", package: "a.v1", methods: [info, info]), .init(name: "b", package: "b", methods: []),
-        ]))
-        try Self.check(JframeReflectionV1.DescribeServiceResponse(
-            service: "s",
-            definition: .object(["a": .array([.integer(1), .number(2.5), .null, .bool(false), .string("x")]), "b": .object([:])])))
+        try Self.check(
+            JframeReflectionV1.ListServicesResponse(services: [
+                .init(name: "a.v1.S", package: "a.v1", methods: [info, info]), .init(name: "b", package: "b", methods: []),
+            ]))
+        try Self.check(
+            JframeReflectionV1.DescribeServiceResponse(
+                service: "s",
+                definition: .object(["a": .array([.integer(1), .number(2.5), .null, .bool(false), .string("x")]), "b": .object([:])])))
     }
 
     @Test func int64TravelsAsAStringAndIsReadFromEither() throws {
@@ -56,8 +58,9 @@ struct GeneratedJSONTests {
         let request = try MessageCoding.decode(JframeHealthV1.HealthCheckRequest.self, from: Array(#"{"service":null,"future":[1,{"x":2}]}"#.utf8))
         #expect(request.service == nil)
         #expect { try decode(#"{"count":1} trailing"#) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-        #expect { _ = try MessageCoding.decode(JframeHealthV1.HealthCheckResponse.self, from: Array(#"{"status":"MAYBE"}"#.utf8)) }
-            throws: { "\($0)".contains("unknown ServingStatus 'MAYBE'") }
+        #expect { _ = try MessageCoding.decode(JframeHealthV1.HealthCheckResponse.self, from: Array(#"{"status":"MAYBE"}"#.utf8)) } throws: {
+            "\($0)".contains("unknown ServingStatus 'MAYBE'")
+        }
     }
 
     /// Found by fuzzing (Scripts/fuzz envelopes): a literal past Double's range became an

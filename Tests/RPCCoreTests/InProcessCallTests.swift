@@ -5,8 +5,8 @@ import RPCCore
 import RPCInProcessTransport
 import RPCStandardServices
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The real server and client connection logic, joined in memory.
 @Suite("Calls over the in-process transport")

@@ -8,7 +8,9 @@ import Testing
 /// bound's top still fits a small thread stack.
 @Suite("JSON nesting bound")
 struct JSONNestingTests {
-    static func arrays(_ depth: Int) -> [UInt8] { Array(String(repeating: "[", count: depth).utf8) + Array(String(repeating: "]", count: depth).utf8) }
+    static func arrays(_ depth: Int) -> [UInt8] {
+        Array(String(repeating: "[", count: depth).utf8) + Array(String(repeating: "]", count: depth).utf8)
+    }
     static func objects(_ depth: Int) -> [UInt8] {
         Array((String(repeating: #"{"a":"#, count: depth) + "1" + String(repeating: "}", count: depth)).utf8)
     }
@@ -72,17 +74,18 @@ struct JSONNestingTests {
     func theBoundFitsTheStack(bound: Int, stackBytes: Int) async throws {
         let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: Result {
-                    for document in [Self.arrays, Self.objects] {
-                        for (_, read) in Self.readers {
-                            var scanner = JSONScanner(document(bound), maximumDepth: bound)
-                            try read(&scanner)
+                continuation.resume(
+                    returning: Result {
+                        for document in [Self.arrays, Self.objects] {
+                            for (_, read) in Self.readers {
+                                var scanner = JSONScanner(document(bound), maximumDepth: bound)
+                                try read(&scanner)
+                            }
+                            // The message's own object is the first level.
+                            var scanner = JSONScanner(Self.unknownMember(document(bound - 1)), maximumDepth: bound)
+                            _ = try JframeHealthV1.HealthCheckRequest(json: &scanner)
                         }
-                        // The message's own object is the first level.
-                        var scanner = JSONScanner(Self.unknownMember(document(bound - 1)), maximumDepth: bound)
-                        _ = try JframeHealthV1.HealthCheckRequest(json: &scanner)
-                    }
-                })
+                    })
             }
             thread.stackSize = stackBytes
             thread.start()

@@ -60,7 +60,10 @@ struct RecordingScheduler: CommitScheduler {
 final class TestUptime: Sendable {
     private let nanoseconds = Atomic<UInt64>(1_000_000_000)
     var now: UInt64 { nanoseconds.load(ordering: .relaxed) }
-    func advance(_ duration: Duration) { nanoseconds.add(UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000), ordering: .relaxed) }
+    func advance(_ duration: Duration) {
+        nanoseconds.add(
+            UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000), ordering: .relaxed)
+    }
 }
 
 @Suite struct SlowDiskGuardTests {

@@ -5,10 +5,11 @@ import Testing
 
 @Suite("HTTP/2 edge: protocol mapping")
 struct EdgeMappingTests {
-    @Test(arguments: [
-        ("1S", 1000), ("250m", 250), ("1n", 1), ("1500u", 2), ("2M", 120_000), ("1H", 3_600_000), ("99999999S", 99_999_999_000),
-        ("0m", 0),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("1S", 1000), ("250m", 250), ("1n", 1), ("1500u", 2), ("2M", 120_000), ("1H", 3_600_000), ("99999999S", 99_999_999_000),
+            ("0m", 0),
+        ] as [(String, Int64)])
     func grpcTimeoutsBecomeWholeMillisecondsRoundedUp(text: String, milliseconds: Int64) {
         #expect(GRPCTimeout.milliseconds(text) == milliseconds)
     }
@@ -69,14 +70,16 @@ struct EdgeMappingTests {
 @Suite("HTTP/2 edge: envelopes")
 struct EnvelopeReaderTests {
     @Test func messagesSplitAcrossAnyChunksComeOutWhole() throws {
-        let bytes = EnvelopeReader.frame(Array(#"{"a":1}"#.utf8)) + EnvelopeReader.frame([], flags: 2) + EnvelopeReader.frame(Array("xyz".utf8), flags: 1)
+        let bytes =
+            EnvelopeReader.frame(Array(#"{"a":1}"#.utf8)) + EnvelopeReader.frame([], flags: 2) + EnvelopeReader.frame(Array("xyz".utf8), flags: 1)
         var reader = EnvelopeReader(maxMessageBytes: 100)
         var out: [EnvelopeReader.Envelope] = []
         for byte in bytes {
             [byte].withUnsafeBytes { reader.append($0) }
             while let envelope = try reader.next() { out.append(envelope) }
         }
-        #expect(out == [.init(flags: 0, payload: Array(#"{"a":1}"#.utf8)), .init(flags: 2, payload: []), .init(flags: 1, payload: Array("xyz".utf8))])
+        #expect(
+            out == [.init(flags: 0, payload: Array(#"{"a":1}"#.utf8)), .init(flags: 2, payload: []), .init(flags: 1, payload: Array("xyz".utf8))])
         #expect(reader.bufferedBytes == 0)
     }
 

@@ -27,8 +27,10 @@ struct HTTP2ServerSessionTests {
     /// A frame: 24-bit length, type, flags, stream id, payload.
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
         let length = payload.count
-        return [UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type, flags,
-                UInt8(stream >> 24 & 0xff), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
+        return [
+            UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type, flags,
+            UInt8(stream >> 24 & 0xff), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff),
+        ] + payload
     }
 
     /// An HPACK string literal (no Huffman) with a `prefixBits`-bit length prefix after `first`.
@@ -115,7 +117,8 @@ struct HTTP2ServerSessionTests {
         var bytes = Self.preface + Self.emptySettings
         bytes += Self.frame(type: 1, flags: 0x4, stream: 1, Self.requestBlock(path: "/a.v1.S/M", extra: [("x-request-id", "r-1")]))
         bytes += Self.frame(type: 0, flags: 0x1, stream: 1, [0, 0, 0, 0, 2] + Array("{}".utf8))
-        bytes += Self.frame(type: 1, flags: 0x5, stream: 3, Self.requestBlock(path: "/a.v1.S/M", extra: [("x-big", String(repeating: "y", count: 2000))]))
+        bytes += Self.frame(
+            type: 1, flags: 0x5, stream: 3, Self.requestBlock(path: "/a.v1.S/M", extra: [("x-big", String(repeating: "y", count: 2000))]))
         try bytes.withUnsafeBytes { try session.receive($0) }
 
         #expect(recorder.settings == 1)

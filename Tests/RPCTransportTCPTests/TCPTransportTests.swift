@@ -1,5 +1,5 @@
-import Dispatch
 import Contracts
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix

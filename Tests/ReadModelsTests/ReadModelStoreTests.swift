@@ -1,8 +1,8 @@
 import Domain
-import SQLite
 import Foundation
-import Testing
+import SQLite
 import TestSupport
+import Testing
 
 @testable import ReadModels
 
@@ -24,7 +24,9 @@ struct History {
     }
 
     mutating func open(_ id: String, holder: String = "Ada Lovelace", minor: Int64 = 10_000) -> ProjectedEvent {
-        add(AccountOpened(accountId: id, holder: holder, accountType: .current, openingBalance: Money(amountMinor: minor, currency: "EUR")), stream: "BankAccount-\(id)")
+        add(
+            AccountOpened(accountId: id, holder: holder, accountType: .current, openingBalance: Money(amountMinor: minor, currency: "EUR")),
+            stream: "BankAccount-\(id)")
     }
 
     mutating func deposit(_ id: String, _ minor: Int64) -> ProjectedEvent {
@@ -42,7 +44,9 @@ struct History {
 
     /// A deposit whose JSON no read model can decode.
     mutating func poison(_ id: String) -> ProjectedEvent {
-        add(FundsDeposited(accountId: id, amount: Money(amountMinor: 1, currency: "EUR")), stream: "BankAccount-\(id)", data: Array(#"{"accountId":"\#(id)"}"#.utf8))
+        add(
+            FundsDeposited(accountId: id, amount: Money(amountMinor: 1, currency: "EUR")), stream: "BankAccount-\(id)",
+            data: Array(#"{"accountId":"\#(id)"}"#.utf8))
     }
 
     mutating func order(_ id: String, email: String) -> ProjectedEvent {
@@ -279,7 +283,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         var history = History()
         let first = history.order("o-1", email: "Ada@example.com")
         let second = history.add(
-            OrderPlaced(orderId: "o-2", customer: Customer(email: "ada@example.com", firstName: "Augusta", lastName: "King"), description: "x", quantity: 1),
+            OrderPlaced(
+                orderId: "o-2", customer: Customer(email: "ada@example.com", firstName: "Augusta", lastName: "King"), description: "x", quantity: 1),
             stream: "Order-o-2")
         let third = history.order("o-3", email: "ADA@example.com")
         // Three partitions, applied latest first.
@@ -396,7 +401,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         _ = history.open("a3", holder: "Grace Hopper", minor: 20_000)
         try await store.apply(topic: "BankAccount", partition: 0, records: records(history.events))
         #expect(try store.accounts(matching: AccountFilter(holder: "ADA LOVELACE"), after: nil, limit: 10).rows.map(\.accountId) == ["a1", "a2"])
-        #expect(try store.accounts(matching: AccountFilter(balanceAbove: ("EUR", 10_000)), after: nil, limit: 10).rows.map(\.accountId) == ["a2", "a3"])
+        #expect(
+            try store.accounts(matching: AccountFilter(balanceAbove: ("EUR", 10_000)), after: nil, limit: 10).rows.map(\.accountId) == ["a2", "a3"])
         #expect(try store.accounts(matching: AccountFilter(balanceAbove: ("USD", 0)), after: nil, limit: 10).rows.isEmpty)
         #expect(
             try store.accounts(matching: AccountFilter(balanceAbove: ("EUR", 10_000), balanceBelow: ("EUR", 30_000)), after: nil, limit: 10).rows

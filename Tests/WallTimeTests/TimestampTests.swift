@@ -1,6 +1,6 @@
 import Foundation
-import WallTime
 import Testing
+import WallTime
 
 @Suite struct TimestampTests {
     @Test func millisecondsFormatAsISO8601UTC() {
@@ -20,7 +20,9 @@ import Testing
             #expect(milliseconds(iso8601: iso8601(milliseconds: ms)) == ms, "\(ms)")
         }
         #expect(milliseconds(iso8601: "2026-11-23T12:00:00Z") == 1_795_435_200_000)
-        for bad in ["", "2026-11-23", "2026-13-01T00:00:00.000Z", "2026-11-23T12:00:00.123+01:00", "2026-11-23 12:00:00.123Z", "20x6-11-23T12:00:00.123Z"] {
+        for bad in [
+            "", "2026-11-23", "2026-13-01T00:00:00.000Z", "2026-11-23T12:00:00.123+01:00", "2026-11-23 12:00:00.123Z", "20x6-11-23T12:00:00.123Z",
+        ] {
             #expect(milliseconds(iso8601: bad) == nil, "\(bad)")
         }
     }

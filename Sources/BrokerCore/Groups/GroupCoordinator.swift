@@ -1,5 +1,5 @@
-import Logging
 import LogStorage
+import Logging
 import Synchronization
 import WallTime
 

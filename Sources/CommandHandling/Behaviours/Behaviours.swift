@@ -38,7 +38,10 @@ public struct LoggingBehaviour: CommandBehaviour {
             if debugging {
                 context.logger.debug(
                     "command handled",
-                    metadata: ["stream": "\(result.streamId)", "version": "\(result.version)", "position": "\(result.position)", "duplicate": "\(result.duplicate)"])
+                    metadata: [
+                        "stream": "\(result.streamId)", "version": "\(result.version)", "position": "\(result.position)",
+                        "duplicate": "\(result.duplicate)",
+                    ])
             }
             return result
         } catch let error as CommandError {

@@ -173,7 +173,8 @@ public struct WithdrawFunds: AggregateCommand {
         try state.checkUsable(for: amount)
         guard amount.amountMinor <= state.balance.amountMinor else {
             throw .ruleBroken(
-                "insufficient funds: the balance is \(state.balance.amountMinor) and \(amount.amountMinor) was asked (\(amount.currency) minor units)")
+                "insufficient funds: the balance is \(state.balance.amountMinor) and \(amount.amountMinor) was asked (\(amount.currency) minor units)"
+            )
         }
         return [FundsWithdrawn(accountId: aggregateId, amount: amount)]
     }

@@ -67,7 +67,9 @@ public enum Rules {
     /// Aggregate ids: 1 to 128 of letters, digits, `.`, `_`, `:` and `-`, starting with a letter or digit.
     public static func checkId(_ id: String, field: String, into violations: inout [Violation]) {
         let bytes = Array(id.utf8)
-        let allowed = bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-") }
+        let allowed = bytes.allSatisfy {
+            isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-")
+        }
         if bytes.isEmpty || bytes.count > 128 || !allowed || !isAlphanumeric(bytes[0]) {
             violations.append(Violation(field, "must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"))
         }

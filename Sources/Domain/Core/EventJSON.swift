@@ -50,8 +50,12 @@ extension Money: JSONMessage {
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("amountMinor"); writer.integer(amountMinor); writer.comma()
-        writer.key("currency"); writer.string(currency); writer.comma()
+        writer.key("amountMinor")
+        writer.integer(amountMinor)
+        writer.comma()
+        writer.key("currency")
+        writer.string(currency)
+        writer.comma()
         writer.endObject()
     }
 }
@@ -78,9 +82,15 @@ extension Customer: JSONMessage {
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("email"); writer.string(email); writer.comma()
-        writer.key("firstName"); writer.string(firstName); writer.comma()
-        writer.key("lastName"); writer.string(lastName); writer.comma()
+        writer.key("email")
+        writer.string(email)
+        writer.comma()
+        writer.key("firstName")
+        writer.string(firstName)
+        writer.comma()
+        writer.key("lastName")
+        writer.string(lastName)
+        writer.comma()
         writer.endObject()
     }
 }
@@ -111,10 +121,18 @@ extension AccountOpened: JSONMessage {
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("accountId"); writer.string(accountId); writer.comma()
-        writer.key("accountType"); writer.string(accountType.rawValue); writer.comma()
-        writer.key("holder"); writer.string(holder); writer.comma()
-        writer.key("openingBalance"); openingBalance.writeJSON(to: &writer); writer.comma()
+        writer.key("accountId")
+        writer.string(accountId)
+        writer.comma()
+        writer.key("accountType")
+        writer.string(accountType.rawValue)
+        writer.comma()
+        writer.key("holder")
+        writer.string(holder)
+        writer.comma()
+        writer.key("openingBalance")
+        openingBalance.writeJSON(to: &writer)
+        writer.comma()
         writer.endObject()
     }
 }
@@ -139,8 +157,12 @@ private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: St
 
 private func writeMovement(_ accountId: String, _ amount: Money, to writer: inout JSONWriter) {
     writer.beginObject()
-    writer.key("accountId"); writer.string(accountId); writer.comma()
-    writer.key("amount"); amount.writeJSON(to: &writer); writer.comma()
+    writer.key("accountId")
+    writer.string(accountId)
+    writer.comma()
+    writer.key("amount")
+    amount.writeJSON(to: &writer)
+    writer.comma()
     writer.endObject()
 }
 
@@ -180,7 +202,9 @@ extension AccountClosed: JSONMessage {
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("accountId"); writer.string(accountId); writer.comma()
+        writer.key("accountId")
+        writer.string(accountId)
+        writer.comma()
         writer.endObject()
     }
 }
@@ -208,10 +232,18 @@ extension OrderPlaced: JSONMessage {
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("customer"); customer.writeJSON(to: &writer); writer.comma()
-        writer.key("description"); writer.string(description); writer.comma()
-        writer.key("orderId"); writer.string(orderId); writer.comma()
-        writer.key("quantity"); writer.int(quantity); writer.comma()
+        writer.key("customer")
+        customer.writeJSON(to: &writer)
+        writer.comma()
+        writer.key("description")
+        writer.string(description)
+        writer.comma()
+        writer.key("orderId")
+        writer.string(orderId)
+        writer.comma()
+        writer.key("quantity")
+        writer.int(quantity)
+        writer.comma()
         writer.endObject()
     }
 }

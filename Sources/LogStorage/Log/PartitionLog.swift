@@ -209,7 +209,11 @@ public final class PartitionLog: Sendable {
 
     private func waitUntilDurable(_ target: Int64) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            enum Next { case done, failed(StorageError), wait, startSync }
+            enum Next {
+                case done
+                case failed(StorageError)
+                case wait, startSync
+            }
             let next = state.withLock { state -> Next in
                 if let offline = state.offline { return .failed(offline) }
                 if state.durableEnd >= target { return .done }

@@ -49,7 +49,9 @@ public struct AccessTokens: Sendable {
                     code: .invalidArgument,
                     message: "\(source) line \(number + 1): expected '<read|write|publish> <token> [name]'")
             }
-            try add(scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source):\(number + 1)", at: "\(source) line \(number + 1)")
+            try add(
+                scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source):\(number + 1)",
+                at: "\(source) line \(number + 1)")
         }
     }
 
@@ -60,7 +62,8 @@ public struct AccessTokens: Sendable {
             guard fields.count == 2 || fields.count == 3 else {
                 throw RPCError(code: .invalidArgument, message: "\(source) item \(index + 1): expected '<read|write|publish>:<token>[:name]'")
             }
-            try add(scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source)#\(index + 1)", at: "\(source) item \(index + 1)")
+            try add(
+                scope: fields[0], token: fields[1], name: fields.count == 3 ? fields[2] : "\(source)#\(index + 1)", at: "\(source) item \(index + 1)")
         }
     }
 

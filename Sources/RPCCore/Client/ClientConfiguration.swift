@@ -1,4 +1,5 @@
 import WallTime
+
 /// The settings of an ``RPCClient``.
 public struct ClientConfiguration: Sendable {
     public var limits: ConnectionLimits = .defaults

@@ -64,7 +64,8 @@ public struct RPCRouter: Sendable {
 
     public mutating func registerBidiStreaming<Request: Decodable & Sendable, Response: Encodable & Sendable>(
         _ method: MethodDescriptor,
-        _ body: @escaping @Sendable (MessageStream<Request>, MessageWriter<Response>, ServerContext) async throws ->
+        _ body:
+            @escaping @Sendable (MessageStream<Request>, MessageWriter<Response>, ServerContext) async throws ->
             Void
     ) {
         register(method) { call, context in

@@ -96,7 +96,8 @@ public final class RPCServer: Service, Sendable {
             return connection
         }
         guard let connection = admitted else {
-            logger.warning("connection refused: the limit of \(limit) connections is reached", metadata: ["connection.peer": "\(channel.peerDescription)"])
+            logger.warning(
+                "connection refused: the limit of \(limit) connections is reached", metadata: ["connection.peer": "\(channel.peerDescription)"])
             channel.write(
                 .control(
                     .goAway, streamID: 0,

@@ -216,9 +216,12 @@ final class ServerConnection: FrameReceiver, Sendable {
                 return (nil, RPCError(code: .unavailable, message: "the server is shutting down"))
             }
             guard state.calls.count < limits.maxConcurrentCalls else {
-                return (nil, RPCError(
-                    code: .resourceExhausted,
-                    message: "too many concurrent calls on this connection: the limit is \(limits.maxConcurrentCalls)"))
+                return (
+                    nil,
+                    RPCError(
+                        code: .resourceExhausted,
+                        message: "too many concurrent calls on this connection: the limit is \(limits.maxConcurrentCalls)")
+                )
             }
             let call = ServerCall(
                 streamID: streamID, method: route.method, connection: self, limits: limits,
@@ -310,7 +313,8 @@ final class ServerConnection: FrameReceiver, Sendable {
         guard frame.streamID == 0, frame.payload.count <= Self.maxPingBytes else {
             closeWithError(
                 .invalidArgument,
-                frame.streamID != 0 ? "PING on stream \(frame.streamID): PING belongs to stream 0"
+                frame.streamID != 0
+                    ? "PING on stream \(frame.streamID): PING belongs to stream 0"
                     : "PING payload of \(frame.payload.count) bytes: at most \(Self.maxPingBytes)")
             return
         }
@@ -427,10 +431,13 @@ final class ServerConnection: FrameReceiver, Sendable {
             guard let call = state.calls.removeValue(forKey: streamID) else { return (nil, false, false) }
             return (call, state.calls.isEmpty, state.phase == .draining)
         }
-        return (call, {
-            guard nowIdle else { return }
-            if draining { self.channel.close() } else { self.becameIdle() }
-        })
+        return (
+            call,
+            {
+                guard nowIdle else { return }
+                if draining { self.channel.close() } else { self.becameIdle() }
+            }
+        )
     }
 
     /// Writes frames of a call that is still open; false once it is over.

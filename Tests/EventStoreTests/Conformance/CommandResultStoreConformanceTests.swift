@@ -1,9 +1,8 @@
 import CommitScheduling
 import Foundation
-import Testing
-
 import SQLite
 import TestSupport
+import Testing
 
 @testable import EventStore
 

@@ -1,9 +1,8 @@
 import CommitScheduling
 import Foundation
-import Testing
-
 import SQLite
 import TestSupport
+import Testing
 
 @testable import EventStore
 
@@ -89,7 +88,9 @@ import TestSupport
             return
         }
         #expect(id == "e1")
-        let partial = await storeError { _ = try await store.append(AppendRequest(streamId: "I-1", expected: .any, events: [event("e2"), event("e3")])) }
+        let partial = await storeError {
+            _ = try await store.append(AppendRequest(streamId: "I-1", expected: .any, events: [event("e2"), event("e3")]))
+        }
         guard case .eventIdConflict? = partial else {
             Issue.record("expected an event id conflict, got \(String(describing: partial))")
             return

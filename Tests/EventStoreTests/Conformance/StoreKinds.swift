@@ -1,10 +1,9 @@
 import CommitScheduling
 import Foundation
-import Testing
-import WallTime
-
 import SQLite
 import TestSupport
+import Testing
+import WallTime
 
 @testable import EventStore
 

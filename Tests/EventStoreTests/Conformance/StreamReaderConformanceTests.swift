@@ -1,9 +1,8 @@
 import CommitScheduling
 import Foundation
-import Testing
-
 import SQLite
 import TestSupport
+import Testing
 
 @testable import EventStore
 
@@ -34,8 +33,10 @@ import TestSupport
         let appended = NewEvent(eventId: "e1", type: "Typed", schemaVersion: 3, data: Array(data.utf8), correlationId: "c", causationId: nil)
         _ = try await store.append(AppendRequest(streamId: "E-1", expected: .noStream, events: [appended]))
         let read = try #require(try await store.readStream("E-1", fromVersion: 1, maxCount: 1).first)
-        #expect(read == RecordedEvent(
-            eventId: "e1", streamId: "E-1", type: "Typed", schemaVersion: 3, streamVersion: 1, position: 1, recordedAt: 1_763_899_200_000,
-            correlationId: "c", causationId: nil, data: Array(data.utf8)))
+        #expect(
+            read
+                == RecordedEvent(
+                    eventId: "e1", streamId: "E-1", type: "Typed", schemaVersion: 3, streamVersion: 1, position: 1, recordedAt: 1_763_899_200_000,
+                    correlationId: "c", causationId: nil, data: Array(data.utf8)))
     }
 }

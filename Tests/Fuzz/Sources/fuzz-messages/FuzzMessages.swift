@@ -1,5 +1,5 @@
-import FuzzSupport
 import Contracts
+import FuzzSupport
 import RPCCore
 
 /// The generated JSON decoders of the messages the services take from clients, on arbitrary
