@@ -117,8 +117,9 @@ public enum BlockingQueues {
 }
 
 /// Runs commits where `preferred` puts them (an event loop) while they are quick, and where
-/// `fallback` does (a thread) from the moment one took longer than `slowCommit` until none has
-/// for `recovery` and none still runs on the fallback. Reads that may block on disk go through `run` on the same terms (the read
+/// `fallback` does (a thread) from the moment one stalled (took longer than `stall`) or the
+/// recent ones averaged more than `slowCommit`, until neither has happened for `recovery` and
+/// none still runs on the fallback. Reads that may block on disk go through `run` on the same terms (the read
 /// models' queries).
 ///
 /// Why: committing on the event loop that wrote saves two thread wake-ups per commit, which is
@@ -142,14 +143,27 @@ public final class SlowDiskGuard: CommitScheduler {
     /// Monotonic nanoseconds (a test's own clock, or the system's uptime).
     private let now: @Sendable () -> UInt64
 
+    /// A single piece of work longer than this is a stall: the next go to the fallback at once.
+    private let stallNanoseconds: UInt64
+    /// The recent average duration (ns, an exponential moving average weighing the last ~8).
+    private let average = Mutex<Double>(0)
+
+    /// - Parameters:
+    ///   - slowCommit: the recent average above which the disk counts as slow. An average, so
+    ///     that the ordinary jitter of fdatasync (a spike of a few ms among 0.1 ms syncs) does not
+    ///     send a healthy disk's commits to a thread.
+    ///   - stall: a single commit longer than this counts at once.
+    ///   - recovery: how long work stays on the fallback after the last slow sign.
     public init(
         preferred: any CommitScheduler, fallback: any CommitScheduler = BackgroundCommitScheduler(), slowCommit: Duration = .milliseconds(5),
-        recovery: Duration = .seconds(5), now: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }
+        stall: Duration = .milliseconds(50), recovery: Duration = .seconds(5),
+        now: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }
     ) {
         self.now = now
         self.preferred = preferred
         self.fallback = fallback
         slowCommitNanoseconds = Self.nanoseconds(slowCommit)
+        stallNanoseconds = Self.nanoseconds(stall)
         recoveryNanoseconds = Self.nanoseconds(recovery)
     }
 
@@ -198,7 +212,12 @@ public final class SlowDiskGuard: CommitScheduler {
 
     private func noteDuration(since started: UInt64) {
         let ended = now()
-        if ended - started > slowCommitNanoseconds {
+        let took = ended - started
+        let recent = average.withLock { average in
+            average += (Double(took) - average) / 8
+            return average
+        }
+        if took > stallNanoseconds || recent > Double(slowCommitNanoseconds) {
             avoidPreferredUntil.store(ended + recoveryNanoseconds, ordering: .relaxed)
         }
     }

@@ -30,9 +30,10 @@ public struct EventLoopCommitScheduler: CommitScheduler {
 
 /// Where a server binary runs its durable commits, as its flag and environment variable say.
 ///
-/// Every place that commits on an event loop does so only while commits are quick: once one takes
-/// longer than 5 ms the next go to a thread until none has for five seconds (`SlowDiskGuard`), so a
-/// slow disk never holds up the loop's other connections for more than one commit.
+/// Every place that commits on an event loop does so only while commits are quick: once one
+/// stalls (over 50 ms) or the recent ones average over 5 ms, the next go to a thread until neither
+/// has happened for five seconds (`SlowDiskGuard`), so a slow disk holds up the loop's other
+/// connections for one commit, not for every one.
 public enum CommitPlace: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// On the event loop whose call wrote (`EventLoopCommitScheduler`), while commits are quick.
     case eventLoop = "event-loop"

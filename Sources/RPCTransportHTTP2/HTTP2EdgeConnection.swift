@@ -22,8 +22,9 @@ import WallTime
 /// then; a response message gives the core its credit back only when nghttp2 has taken it into
 /// a DATA frame, i.e. when the client's window let it go.
 ///
-/// Everything but `write`, `close` and `schedule` runs on the channel's event loop.
-final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unchecked Sendable {
+/// Everything but `write`, `close` and `schedule` runs on the channel's event loop, and the state
+/// it keeps lives in a `NIOLoopBoundBox`, which checks that it is.
+final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Sendable {
     /// Frames from the core, queued from any thread and applied on the event loop.
     private struct Pending {
         var frames: [Frame] = []
@@ -60,15 +61,46 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     private let logger: Logger
     private let pending = Mutex(Pending())
 
-    // Event-loop state.
-    private var session: HTTP2ServerSession?
-    private var receiver: (any FrameReceiver)?
-    private var calls: [Int32: Call] = [:]
-    private var prefaceTimer: Scheduled<Void>?
-    private var closing = false
-    private var output: [UInt8] = []
+    /// What only the event loop touches.
+    private struct LoopState {
+        var session: HTTP2ServerSession?
+        var receiver: (any FrameReceiver)?
+        var calls: [Int32: Call] = [:]
+        var prefaceTimer: Scheduled<Void>?
+        var closing = false
+        var output: [UInt8] = []
+    }
 
+    private let loopState: NIOLoopBoundBox<LoopState>
+
+    private var session: HTTP2ServerSession? {
+        get { loopState.value.session }
+        _modify { yield &loopState.value.session }
+    }
+    private var receiver: (any FrameReceiver)? {
+        get { loopState.value.receiver }
+        _modify { yield &loopState.value.receiver }
+    }
+    private var calls: [Int32: Call] {
+        get { loopState.value.calls }
+        _modify { yield &loopState.value.calls }
+    }
+    private var prefaceTimer: Scheduled<Void>? {
+        get { loopState.value.prefaceTimer }
+        _modify { yield &loopState.value.prefaceTimer }
+    }
+    private var closing: Bool {
+        get { loopState.value.closing }
+        _modify { yield &loopState.value.closing }
+    }
+    private var output: [UInt8] {
+        get { loopState.value.output }
+        _modify { yield &loopState.value.output }
+    }
+
+    /// Made on the channel's event loop (the listener's child-channel initializer).
     init(channel: any Channel, limits: ConnectionLimits, logger: Logger) {
+        self.loopState = NIOLoopBoundBox(LoopState(), eventLoop: channel.eventLoop)
         self.channel = channel
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
@@ -142,6 +174,11 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, @unch
     private func flushOutput() {
         guard let session else { return }
         var healthy = true
+        // The buffer is taken out of the loop state while nghttp2 fills it: its callbacks reach
+        // back into the state (the calls), which must not be in the middle of an access then.
+        var output: [UInt8] = []
+        swap(&output, &self.output)
+        defer { self.output = output }
         while channel.isWritable {
             output.removeAll(keepingCapacity: true)
             healthy = session.takeOutput(into: &output, limit: 256 * 1024)

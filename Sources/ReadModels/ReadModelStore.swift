@@ -154,8 +154,9 @@ public final class ReadModelStore: Sendable {
     public func watch(_ accountId: String) -> AsyncStream<Void> { watchers.watch(accountId) }
 
     /// Runs `query` (one of this store's reads) on the calling event loop while reads have been
-    /// quick, and on a thread once one took longer than 5 ms, until none has for five seconds: a
-    /// read stalled on disk then holds up no other call the loop serves (`SlowDiskGuard`).
+    /// quick, and on a thread once one stalled (over 50 ms) or the recent ones averaged over 5 ms,
+    /// until neither has happened for five seconds: a read stalled on disk then holds up no other
+    /// call the loop serves (`SlowDiskGuard`).
     public func reading<T: Sendable>(_ query: @escaping @Sendable (ReadModelStore) throws -> T) async throws -> T {
         try await readGuard.run { try query(self) }
     }
