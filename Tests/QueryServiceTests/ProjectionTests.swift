@@ -39,6 +39,13 @@ struct Pipeline {
         return Projection(store: models, bus: bus, topics: QuerySide.topics, options: options)
     }
 
+    /// Runs a relay and a projection (group `query-service`) until the returned tasks are cancelled.
+    func startRelayAndProjection() -> (projection: Projection, tasks: [Task<Void, any Error>]) {
+        let relay = OutboxRelay(store: events, bus: bus, topics: Domains.topics)
+        let projection = projection()
+        return (projection, [Task { try await relay.run() }, Task { try await projection.run() }])
+    }
+
     func stop() {
         models.close()
         directory.cleanup()
@@ -51,9 +58,7 @@ func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
     @Test func commandsReachTheReadModelsThroughTheRelayAndTheBus() async throws {
         let pipeline = try Pipeline()
         defer { pipeline.stop() }
-        let relay = OutboxRelay(store: pipeline.events, bus: pipeline.bus, topics: Domains.topics)
-        let projection = pipeline.projection()
-        let running = [Task { try await relay.run() }, Task { try await projection.run() }]
+        let (projection, running) = pipeline.startRelayAndProjection()
         defer { for task in running { task.cancel() } }
 
         try await pipeline.send(OpenAccount(accountId: "a", holder: "Ada", accountType: .current, openingBalance: eur(1000)))

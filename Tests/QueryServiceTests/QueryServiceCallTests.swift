@@ -13,9 +13,7 @@ import Testing
     @Test func readYourWritesStatusAndRefusalsOverTheWire() async throws {
         let pipeline = try Pipeline()
         defer { pipeline.stop() }
-        let relay = OutboxRelay(store: pipeline.events, bus: pipeline.bus, topics: Domains.topics)
-        let projection = pipeline.projection()
-        let running = [Task { try await relay.run() }, Task { try await projection.run() }]
+        let (projection, running) = pipeline.startRelayAndProjection()
         defer { for task in running { task.cancel() } }
         try await pipeline.send(OpenAccount(accountId: "a", holder: "Ada", accountType: .current, openingBalance: eur(1000)))
         try await pipeline.send(DepositFunds(accountId: "a", amount: eur(25)))
