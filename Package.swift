@@ -259,6 +259,8 @@ let package = Package(
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
         .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
+        .testTarget(name: "PartitioningTests", dependencies: ["Partitioning"], swiftSettings: settings),
+        .testTarget(name: "CommitSchedulingTests", dependencies: ["CommitScheduling"], swiftSettings: settings),
         .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
         .testTarget(
             name: "EventStoreTests", dependencies: ["WallTime", "EventStore", "CommitScheduling", "SQLite", "TestSupport", logging],
