@@ -180,30 +180,22 @@ public final class SlowDiskGuard: CommitScheduler {
         if avoidingPreferred {
             onFallback.add(1, ordering: .relaxed)
             fallback.schedule(covering: writes) { [self] in
-                let started = now()
-                commit()
-                noteDuration(since: started)
+                measured(commit)
                 onFallback.subtract(1, ordering: .relaxed)
             }
         } else {
-            preferred.schedule(covering: writes, timed(commit))
+            preferred.schedule(covering: writes) { [self] in measured(commit) }
         }
     }
 
     /// Runs `work` on the caller's thread while the disk has been quick (timing it), else on the
     /// fallback, and returns its result: for reads an event loop would otherwise block on.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        guard avoidingPreferred else {
-            let started = now()
-            defer { noteDuration(since: started) }
-            return try work()
-        }
+        guard avoidingPreferred else { return try measured(work) }
         onFallback.add(1, ordering: .relaxed)
         return try await withCheckedThrowingContinuation { continuation in
             fallback.schedule { [self] in
-                let started = now()
-                let result = Result { try work() }
-                noteDuration(since: started)
+                let result = Result { try measured(work) }
                 onFallback.subtract(1, ordering: .relaxed)
                 continuation.resume(with: result)
             }
@@ -222,12 +214,11 @@ public final class SlowDiskGuard: CommitScheduler {
         }
     }
 
-    private func timed(_ commit: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
-        { [self] in
-            let started = now()
-            commit()
-            noteDuration(since: started)
-        }
+    /// Runs `body` and notes how long it took.
+    private func measured<T>(_ body: () throws -> T) rethrows -> T {
+        let started = now()
+        defer { noteDuration(since: started) }
+        return try body()
     }
 
     private static func nanoseconds(_ duration: Duration) -> UInt64 {

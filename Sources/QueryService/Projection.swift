@@ -1,6 +1,5 @@
 public import EventBus
 import Logging
-import RPCCore
 import ReadModels
 import ServiceLifecycle
 import Synchronization

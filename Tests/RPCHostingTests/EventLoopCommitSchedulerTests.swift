@@ -1,5 +1,4 @@
 import CommitScheduling
-import Foundation
 import NIOCore
 import NIOPosix
 import RPCHosting
