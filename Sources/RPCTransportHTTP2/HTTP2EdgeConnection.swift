@@ -20,7 +20,8 @@ import WallTime
 /// Flow control is carried through rather than buffered: a request message is handed to the core
 /// only within the call's message credit, and its bytes are consumed from the HTTP/2 window only
 /// then; a response message gives the core its credit back only when nghttp2 has taken it into
-/// a DATA frame, i.e. when the client's window let it go.
+/// a DATA frame, i.e. when the client's window let it go. Each request's flow rules live in
+/// ``EdgeCallState``; this class feeds it nghttp2's events and performs what it returns.
 ///
 /// Everything but `write`, `close` and `schedule` runs on the channel's event loop, and the state
 /// it keeps lives in a `NIOLoopBoundBox`, which checks that it is.
@@ -31,27 +32,6 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
         var scheduled = false
         var closeRequested = false
         var closed = false
-    }
-
-    /// One request in flight.
-    private struct Call {
-        let wire: EdgeProtocol
-        /// Whether the core knows this call (false when the edge answered it alone).
-        var forwarded = false
-        var reader: EnvelopeReader
-        var unaryBody: [UInt8] = []
-        /// Request messages the core will take now.
-        var credit: Int
-        /// Whole request messages waiting for credit.
-        var waiting: [[UInt8]] = []
-        /// Request bytes received but not yet given back to the HTTP/2 window.
-        var unconsumed = 0
-        var requestEnded = false
-        var endForwarded = false
-        var responseStarted = false
-        var unaryReply: [UInt8]?
-        /// The final status has gone out; anything more from the core is late and dropped.
-        var done = false
     }
 
     let channel: any Channel
@@ -65,7 +45,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
     private struct LoopState {
         var session: HTTP2ServerSession?
         var receiver: (any FrameReceiver)?
-        var calls: [Int32: Call] = [:]
+        var calls: [Int32: EdgeCallState] = [:]
         var prefaceTimer: Scheduled<Void>?
         var closing = false
         var output: [UInt8] = []
@@ -81,7 +61,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
         get { loopState.value.receiver }
         _modify { yield &loopState.value.receiver }
     }
-    private var calls: [Int32: Call] {
+    private var calls: [Int32: EdgeCallState] {
         get { loopState.value.calls }
         _modify { yield &loopState.value.calls }
     }
@@ -252,7 +232,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
             finish(streamID, trailers)
         case .credit:
             guard let credit = try? frame.envelope(Credit.self), calls[streamID] != nil else { return }
-            calls[streamID]!.credit += credit.n
+            calls[streamID]!.grantCredit(credit.n)
             forwardRequests(streamID)
         case .ping:
             if !frame.flags.contains(.ack) { session?.ping() }
@@ -287,7 +267,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
         }
     }
 
-    private func startResponse(_ streamID: Int32, _ call: Call) {
+    private func startResponse(_ streamID: Int32, _ call: EdgeCallState) {
         guard !call.responseStarted else { return }
         calls[streamID]!.responseStarted = true
         session?.respond(streamID: streamID, headers: EdgeReplies.responseHeaders(contentType: call.wire.responseContentType), endStream: false)
@@ -373,9 +353,8 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
                 "unsupported content-type '\(fields["content-type"] ?? "")': this edge serves \(EdgeProtocol.supportedContentTypes)\n")
             return
         }
-        calls[streamID] = Call(
-            wire: wire, reader: EnvelopeReader(maxMessageBytes: limits.maxFrameBytes), credit: limits.initialCredit,
-            requestEnded: endStream)
+        calls[streamID] = EdgeCallState(
+            wire: wire, maxMessageBytes: limits.maxFrameBytes, credit: limits.initialCredit, requestEnded: endStream)
         if headersTooLarge {
             fail(streamID, RPCError(code: .resourceExhausted, message: "request headers exceed the limit of \(limits.maxHeadersBytes) bytes"))
             return
@@ -423,47 +402,18 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
     }
 
     func session(_ session: HTTP2ServerSession, receivedData bytes: UnsafeRawBufferPointer, streamID: Int32) {
-        guard var call = calls[streamID], !call.done else {
+        guard calls[streamID].map({ !$0.done }) == true else {
             session.consume(streamID: streamID, bytes: bytes.count)  // nobody wants them, but the window must reopen
             return
         }
-        call.unconsumed += bytes.count
-        if call.wire.isEnveloped {
-            call.reader.append(bytes)
-            calls[streamID] = call
-            while true {
-                let envelope: EnvelopeReader.Envelope?
-                do {
-                    envelope = try calls[streamID]!.reader.next()
-                } catch {
-                    guard case .tooLarge(let length, let limit) = error else { return }
-                    fail(streamID, RPCError(code: .resourceExhausted, message: "message of \(length) bytes exceeds the limit of \(limit) bytes"))
-                    return
-                }
-                guard let envelope else { break }
-                if envelope.flags & EnvelopeReader.compressedFlag != 0 {
-                    fail(streamID, RPCError(code: .unimplemented, message: "compressed messages are not supported: send uncompressed messages"))
-                    return
-                }
-                calls[streamID]!.waiting.append(envelope.payload)
-            }
-        } else {
-            guard call.unaryBody.count + bytes.count <= limits.maxFrameBytes else {
-                calls[streamID] = call
-                fail(
-                    streamID,
-                    RPCError(code: .resourceExhausted, message: "request body exceeds the message limit of \(limits.maxFrameBytes) bytes"))
-                return
-            }
-            call.unaryBody.append(contentsOf: bytes)
-            calls[streamID] = call
+        if let error = calls[streamID]!.receiveData(bytes) {
+            fail(streamID, error)
+            return
         }
         forwardRequests(streamID)
     }
 
     func session(_ session: HTTP2ServerSession, receivedEndStream streamID: Int32) {
-        guard calls[streamID] != nil else { return }
-        calls[streamID]!.requestEnded = true
         requestEnded(streamID)
     }
 
@@ -490,50 +440,28 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
     }
 
     private func requestEnded(_ streamID: Int32) {
-        guard let call = calls[streamID], !call.done, call.forwarded, !call.endForwarded else { return }
-        if call.wire.isEnveloped {
-            if call.reader.bufferedBytes > 0 {
-                fail(streamID, RPCError(code: .invalidArgument, message: "the request ended inside a message"))
-                return
-            }
+        guard calls[streamID] != nil else { return }
+        switch calls[streamID]!.endRequest() {
+        case .nothing:
+            break
+        case .failed(let error):
+            fail(streamID, error)
+        case .forwardWaiting:
             forwardRequests(streamID)
-        } else {
-            calls[streamID]!.endForwarded = true
-            session?.consume(streamID: streamID, bytes: call.unconsumed)
-            calls[streamID]!.unconsumed = 0
-            let body = call.unaryBody
-            calls[streamID]!.unaryBody = []
+        case .unaryMessage(let body, let releaseBytes):
+            session?.consume(streamID: streamID, bytes: releaseBytes)
             receiver?.receive(Frame(type: .message, flags: .endStream, streamID: UInt32(streamID), payload: body))
         }
     }
 
     /// Hands the core the request messages its credit allows; the window reopens once none wait.
     private func forwardRequests(_ streamID: Int32) {
-        guard var call = calls[streamID], call.forwarded, !call.done else { return }
-        guard call.wire.isEnveloped else {
-            // Connect unary: the body is one message, sent at END_STREAM; its bytes are within the limit.
-            session?.consume(streamID: streamID, bytes: call.unconsumed)
-            calls[streamID]!.unconsumed = 0
-            return
-        }
-        var messages: [[UInt8]] = []
-        while call.credit > 0, !call.waiting.isEmpty {
-            messages.append(call.waiting.removeFirst())
-            call.credit -= 1
-        }
-        var release = 0
-        if call.waiting.isEmpty {
-            release = call.unconsumed
-            call.unconsumed = 0
-        }
-        let endNow = call.waiting.isEmpty && call.requestEnded && !call.endForwarded && call.reader.bufferedBytes == 0
-        if endNow { call.endForwarded = true }
-        calls[streamID] = call
-        for message in messages {
+        guard let forwarding = calls[streamID]?.takeForwardable() else { return }
+        for message in forwarding.messages {
             receiver?.receive(Frame(type: .message, streamID: UInt32(streamID), payload: message))
         }
-        if endNow { receiver?.receive(Frame(type: .message, flags: .endStream, streamID: UInt32(streamID))) }
-        session?.consume(streamID: streamID, bytes: release)
+        if forwarding.endStream { receiver?.receive(Frame(type: .message, flags: .endStream, streamID: UInt32(streamID))) }
+        if forwarding.releaseBytes > 0 { session?.consume(streamID: streamID, bytes: forwarding.releaseBytes) }
     }
 
     /// A response the edge writes alone, before the call reaches the core (415, 405).

@@ -2,21 +2,14 @@ import Logging
 import Synchronization
 
 /// The client end of one connection: it numbers calls, sends their frames, and routes what the
-/// server sends back to them. Pure protocol logic over a ``FrameChannel``.
+/// server sends back to them, over a ``FrameChannel``. The rules live in
+/// ``ClientConnectionStateMachine``; this class performs what it decides.
 final class ClientConnection: FrameReceiver, Sendable {
-    private struct State {
-        var calls: [UInt32: ClientCall] = [:]
-        /// Set by GOAWAY or close: no new calls.
-        var closing: RPCError?
-        var closed = false
-        var serverInitialCredit = ConnectionLimits.defaults.initialCredit
-        var serverMaxFrameBytes = ConnectionLimits.defaults.maxFrameBytes
-    }
 
     let channel: any FrameChannel
     private let limits: ConnectionLimits
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = Mutex(ClientConnectionStateMachine<ClientCall>())
     /// The next stream id. Held while a call's HEADERS are written, so ids reach the wire in
     /// rising order as the protocol requires, however many tasks open calls at once. Frames
     /// arriving never take this lock, so an in-memory transport that delivers synchronously
@@ -36,7 +29,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     }
 
     /// True while new calls may start here.
-    var isUsable: Bool { state.withLock { $0.closing == nil && !$0.closed } }
+    var isUsable: Bool { state.withLock { $0.isUsable } }
 
     /// Opens a call: HEADERS, plus the one request and END_STREAM when `request` is given, in one flush.
     func open(_ method: MethodDescriptor, options: CallOptions, timeoutMs: Int64?, request: [UInt8]?) throws -> ClientCall {
@@ -46,21 +39,10 @@ final class ClientConnection: FrameReceiver, Sendable {
         let headersPayload = headers.jsonBytes
         return try nextStreamID.withLock { nextStreamID -> ClientCall in
             let streamID = nextStreamID
-            let call = try state.withLock { state -> ClientCall in
-                if let closing = state.closing { throw closing }
-                if let request, request.count > state.serverMaxFrameBytes {
-                    throw RPCError(
-                        code: .resourceExhausted,
-                        message: "the request of \(request.count) bytes exceeds the server's limit of \(state.serverMaxFrameBytes) bytes")
+            let call = try state.withLock { (state) throws(RPCError) -> ClientCall in
+                try state.open(streamID: streamID, requestBytes: request?.count) { serverCredit in
+                    ClientCall(streamID: streamID, method: method, connection: self, limits: limits, peerCredit: serverCredit)
                 }
-                guard streamID < UInt32.max - 2 else {
-                    throw RPCError(code: .unavailable, message: "stream ids of this connection are used up")
-                }
-                let call = ClientCall(
-                    streamID: streamID, method: method, connection: self, limits: limits,
-                    peerCredit: state.serverInitialCredit)
-                state.calls[streamID] = call
-                return call
             }
             nextStreamID += 2
             var frames = [Frame(type: .headers, streamID: streamID, payload: headersPayload)]
@@ -80,7 +62,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     }
 
     func write(_ frames: [Frame], for call: ClientCall) -> Bool {
-        guard state.withLock({ $0.calls[call.streamID] === call }) else { return false }
+        guard state.withLock({ $0.isOpen(call, streamID: call.streamID) }) else { return false }
         channel.write(frames)
         return true
     }
@@ -92,7 +74,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     }
 
     func grantCredit(_ n: Int, streamID: UInt32) {
-        guard state.withLock({ $0.calls[streamID] != nil }) else { return }
+        guard state.withLock({ $0.call(streamID) != nil }) else { return }
         channel.write(Frame(type: .credit, streamID: streamID, payload: Credit(n: n).jsonBytes))
     }
 
@@ -106,7 +88,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     func receive(_ frame: Frame) {
         switch frame.type {
         case .message:
-            guard let call = state.withLock({ $0.calls[frame.streamID] }) else { return }
+            guard let call = state.withLock({ $0.call(frame.streamID) }) else { return }
             if !frame.payload.isEmpty { call.responses.append(frame.payload) }
         case .trailers:
             guard let call = remove(frame.streamID) else { return }
@@ -121,15 +103,12 @@ final class ClientConnection: FrameReceiver, Sendable {
             end(call, status, keepBuffered: true)
         case .credit:
             guard let credit = try? Credit(jsonBytes: frame.payload),
-                let call = state.withLock({ $0.calls[frame.streamID] })
+                let call = state.withLock({ $0.call(frame.streamID) })
             else { return }
             call.outboundCredit.add(credit.n)
         case .hello:
             guard let hello = try? frame.envelope(Hello.self) else { return }
-            state.withLock { state in
-                state.serverInitialCredit = hello.initialCredit
-                state.serverMaxFrameBytes = hello.maxFrameBytes
-            }
+            state.withLock { $0.receiveHello(initialCredit: hello.initialCredit, maxFrameBytes: hello.maxFrameBytes) }
         case .ping:
             if !frame.flags.contains(.ack) {
                 channel.write(Frame(type: .ping, flags: .ack, streamID: 0, payload: frame.payload))
@@ -142,7 +121,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     }
 
     func receiveOversizedFrame(type: FrameType, streamID: UInt32, length: Int) {
-        guard let call = state.withLock({ $0.calls[streamID] }) else { return }
+        guard let call = state.withLock({ $0.call(streamID) }) else { return }
         cancel(
             call,
             RPCError(
@@ -156,14 +135,7 @@ final class ClientConnection: FrameReceiver, Sendable {
     }
 
     func connectionClosed() {
-        let calls = state.withLock { state -> [ClientCall] in
-            state.closed = true
-            if state.closing == nil {
-                state.closing = RPCError(code: .unavailable, message: "the connection closed")
-            }
-            defer { state.calls.removeAll() }
-            return Array(state.calls.values)
-        }
+        let calls = state.withLock { $0.connectionClosed() }
         let error = RPCError(code: .unavailable, message: "the connection to the server closed")
         for call in calls { end(call, error) }
     }
@@ -173,24 +145,16 @@ final class ClientConnection: FrameReceiver, Sendable {
         let lastStreamID = goAway?.lastStreamId ?? 0
         let reason = goAway?.message ?? "the server is going away"
         let code = goAway.map { StatusCode(rawValue: $0.code) } ?? .unavailable
-        let (refused, idle) = state.withLock { state -> ([ClientCall], Bool) in
-            // An error GOAWAY (a limit, a protocol error) keeps its code; a plain one is UNAVAILABLE.
-            state.closing = RPCError(code: code == .ok ? .unavailable : code, message: reason)
-            let refused = state.calls.values.filter { $0.streamID > lastStreamID }
-            for call in refused { state.calls[call.streamID] = nil }
-            return (refused, state.calls.isEmpty)
-        }
-        logger.debug("server sent GOAWAY", metadata: ["last_stream": "\(lastStreamID)", "reason": "\(reason)"])
+        // An error GOAWAY (a limit, a protocol error) keeps its code; a plain one is UNAVAILABLE.
         let error = RPCError(code: code == .ok ? .unavailable : code, message: reason)
+        let (refused, closeNow) = state.withLock { $0.receiveGoAway(lastStreamID: lastStreamID, error: error) }
+        logger.debug("server sent GOAWAY", metadata: ["last_stream": "\(lastStreamID)", "reason": "\(reason)"])
         for call in refused { end(call, error) }
-        if idle { channel.close() }
+        if closeNow { channel.close() }
     }
 
     private func remove(_ streamID: UInt32) -> ClientCall? {
-        let (call, closeNow) = state.withLock { state -> (ClientCall?, Bool) in
-            let call = state.calls.removeValue(forKey: streamID)
-            return (call, call != nil && state.calls.isEmpty && state.closing != nil && !state.closed)
-        }
+        let (call, closeNow) = state.withLock { $0.remove(streamID) }
         if closeNow { channel.close() }
         return call
     }

@@ -4,31 +4,20 @@ import Synchronization
 /// The server end of one connection: it reads frames, runs each call as a task, and writes the
 /// replies. Pure protocol logic over a ``FrameChannel``, so every transport shares it.
 ///
+/// The rules (phases, the call table, stream ids, keepalive) live in
+/// ``ServerConnectionStateMachine``; this class performs what it decides.
+///
 /// Every call runs in its own task, started from the frame that opens it, and is tracked here so
 /// that CANCEL, its deadline, or the connection closing can cancel it. (An unstructured task per
 /// call rather than a child of a per-connection task group: it saves an async hop on every call,
 /// and the bookkeeping here gives the same guarantee that no call outlives its connection.)
 final class ServerConnection: FrameReceiver, Sendable {
-    private enum Phase {
-        case awaitingHello
-        case open
-        /// GOAWAY sent: calls up to its last stream id finish, new ones are refused.
-        case draining
-        case closed
-    }
-
+    /// The state machine, and the timers it decides about, under one lock.
     private struct State {
-        var phase = Phase.awaitingHello
-        var highestStreamID: UInt32 = 0
-        var calls: [UInt32: ServerCall] = [:]
-        /// The credit the client gives each new stream for our messages (from its HELLO).
-        var peerInitialCredit = ConnectionLimits.defaults.initialCredit
-        /// The client's HELLO `maxFrameBytes`: no frame to it may carry a larger payload.
-        var peerMaxFrameBytes = Int.max
+        var machine: ServerConnectionStateMachine<ServerCall>
+        /// The HELLO timer until HELLO, then the idle timer whenever no call is open.
         var idleTimer: (any ScheduledTimer)?
         var keepaliveTimer: (any ScheduledTimer)?
-        var receivedSinceKeepalive = false
-        var pingOutstanding = false
     }
 
     let channel: any FrameChannel
@@ -37,7 +26,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     private let configuration: ServerConfiguration
     private let logger: Logger
     private let onClose: @Sendable (ServerConnection) -> Void
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     let id: Int
 
     init(
@@ -53,12 +42,13 @@ final class ServerConnection: FrameReceiver, Sendable {
         logger[metadataKey: "connection.peer"] = "\(channel.peerDescription)"
         self.logger = logger
         self.onClose = onClose
+        self.state = Mutex(State(machine: ServerConnectionStateMachine(limits: configuration.limits)))
     }
 
     /// Arms the HELLO and keepalive timers. Called once, right after the connection is accepted.
     func start() {
         let helloTimer = channel.schedule(after: configuration.helloTimeout) { [weak self] in
-            guard let self, self.state.withLock({ $0.phase == .awaitingHello }) else { return }
+            guard let self, self.state.withLock({ $0.machine.phase == .awaitingHello }) else { return }
             self.closeWithError(.invalidArgument, "no HELLO within \(self.configuration.helloTimeout)")
         }
         state.withLock { $0.idleTimer = helloTimer }
@@ -68,21 +58,17 @@ final class ServerConnection: FrameReceiver, Sendable {
     // MARK: Frames in
 
     func receive(_ frame: Frame) {
-        let phase = state.withLock { state -> Phase in
-            state.receivedSinceKeepalive = true
-            return state.phase
-        }
-        switch phase {
-        case .closed:
+        switch state.withLock({ $0.machine.frameArrived() }) {
+        case .drop:
             return
-        case .awaitingHello:
+        case .expectHello:
             guard frame.type == .hello else {
                 closeWithError(.invalidArgument, "the first frame must be HELLO, got \(frame.type)")
                 return
             }
             receiveHello(frame)
             return
-        case .open, .draining:
+        case .dispatch:
             break
         }
         switch frame.type {
@@ -101,20 +87,11 @@ final class ServerConnection: FrameReceiver, Sendable {
             code: .resourceExhausted,
             message: "\(type) frame of \(length) bytes exceeds the limit of \(configuration.limits.maxFrameBytes) bytes")
         logger.info("oversized frame skipped", metadata: ["rpc.stream": "\(streamID)", "frame.bytes": "\(length)"])
-        guard streamID != 0 else {
-            closeWithError(error.code, error.message)
-            return
-        }
-        let known = state.withLock { state -> Bool in
-            if state.calls[streamID] != nil { return true }
-            // A refused HEADERS still uses up its stream id.
-            if type == .headers, streamID > state.highestStreamID { state.highestStreamID = streamID }
-            return false
-        }
-        if known {
-            endCall(streamID: streamID, with: error)
-        } else if type == .headers {
-            channel.write(.trailers(streamID: streamID, error: error))
+        switch state.withLock({ $0.machine.oversizedFrame(type: type, streamID: streamID) }) {
+        case .closeConnection: closeWithError(error.code, error.message)
+        case .endCall: endCall(streamID: streamID, with: error)
+        case .refuseStream: channel.write(.trailers(streamID: streamID, error: error))
+        case .ignore: break
         }
     }
 
@@ -123,12 +100,11 @@ final class ServerConnection: FrameReceiver, Sendable {
     }
 
     func connectionClosed() {
-        let (calls, timers) = state.withLock { state -> ([ServerCall], [(any ScheduledTimer)?]) in
-            guard state.phase != .closed else { return ([], []) }
-            state.phase = .closed
-            defer { state.calls.removeAll() }
-            return (Array(state.calls.values), [state.idleTimer, state.keepaliveTimer])
+        let closed = state.withLock { state -> (calls: [ServerCall], timers: [(any ScheduledTimer)?])? in
+            guard let calls = state.machine.connectionClosed() else { return nil }
+            return (calls, [state.idleTimer, state.keepaliveTimer])
         }
+        guard let (calls, timers) = closed else { return }
         timers.forEach { $0?.cancel() }
         let error = RPCError(code: .cancelled, message: "the connection closed")
         for call in calls { abandon(call, error) }
@@ -141,29 +117,11 @@ final class ServerConnection: FrameReceiver, Sendable {
             closeWithError(.invalidArgument, "malformed HELLO payload")
             return
         }
-        let offered = hello.versions ?? []
-        guard offered.contains(where: Hello.supportedVersions.contains) else {
-            closeWithError(
-                .unimplemented,
-                "no common protocol version: the server speaks \(Hello.supportedVersions), the client offered \(offered)")
-            return
-        }
-        guard hello.initialCredit >= 1 else {
-            closeWithError(.invalidArgument, "HELLO initialCredit must be at least 1, got \(hello.initialCredit)")
-            return
-        }
-        // The Hello schema's minimum: below it not even a status would fit.
-        guard hello.maxFrameBytes >= Hello.minimumMaxFrameBytes else {
-            closeWithError(
-                .invalidArgument, "HELLO maxFrameBytes must be at least \(Hello.minimumMaxFrameBytes), got \(hello.maxFrameBytes)")
+        if let refusal = state.withLock({ $0.machine.receiveHello(hello) }) {
+            closeWithError(refusal.code, refusal.message)
             return
         }
         let limits = configuration.limits
-        state.withLock { state in
-            state.phase = .open
-            state.peerInitialCredit = hello.initialCredit
-            state.peerMaxFrameBytes = hello.maxFrameBytes
-        }
         channel.write(
             .control(
                 .hello, streamID: 0, flags: .ack,
@@ -177,12 +135,7 @@ final class ServerConnection: FrameReceiver, Sendable {
         let streamID = frame.streamID
         let limits = configuration.limits
         // Stream ids are the client's, odd and rising; anything else means the peer is broken.
-        let idOrder = state.withLock { state -> UInt32? in
-            guard streamID % 2 == 1, streamID > state.highestStreamID else { return state.highestStreamID }
-            state.highestStreamID = streamID
-            return nil
-        }
-        if let highest = idOrder {
+        if let highest = state.withLock({ $0.machine.claimStreamID(streamID) }) {
             closeWithError(.invalidArgument, "stream id \(streamID) must be odd and above \(highest)")
             return
         }
@@ -211,30 +164,22 @@ final class ServerConnection: FrameReceiver, Sendable {
         }
         let now = ContinuousClock.now
         let deadline = headers.timeoutMs.map { now + .milliseconds($0) }
-        let admitted = state.withLock { state -> (ServerCall?, RPCError?) in
-            if state.phase == .draining {
-                return (nil, RPCError(code: .unavailable, message: "the server is shutting down"))
+        let admission = state.withLock { state in
+            let admission = state.machine.admit(streamID: streamID) { peerCredit in
+                ServerCall(streamID: streamID, method: route.method, connection: self, limits: limits, peerCredit: peerCredit)
             }
-            guard state.calls.count < limits.maxConcurrentCalls else {
-                return (
-                    nil,
-                    RPCError(
-                        code: .resourceExhausted,
-                        message: "too many concurrent calls on this connection: the limit is \(limits.maxConcurrentCalls)")
-                )
-            }
-            let call = ServerCall(
-                streamID: streamID, method: route.method, connection: self, limits: limits,
-                peerCredit: state.peerInitialCredit)
-            state.calls[streamID] = call
-            if state.calls.count == 1 {
+            if case .admitted(_, cancelIdleTimer: true) = admission {
                 state.idleTimer?.cancel()
                 state.idleTimer = nil
             }
-            return (call, nil)
+            return admission
         }
-        guard let call = admitted.0 else {
-            channel.write(.trailers(streamID: streamID, error: admitted.1))
+        let call: ServerCall
+        switch admission {
+        case .admitted(let admitted, _):
+            call = admitted
+        case .refused(let refusal):
+            channel.write(.trailers(streamID: streamID, error: refusal))
             return
         }
         if frame.flags.contains(.endStream) { call.requests.finish() }
@@ -259,7 +204,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     }
 
     private func receiveMessage(_ frame: Frame) {
-        guard let call = state.withLock({ $0.calls[frame.streamID] }) else { return }  // late: the call is over
+        guard let call = state.withLock({ $0.machine.call(frame.streamID) }) else { return }  // late: the call is over
         if frame.payload.isEmpty {
             guard frame.flags.contains(.endStream) else {
                 endCall(streamID: frame.streamID, with: RPCError(code: .invalidArgument, message: "empty MESSAGE without END_STREAM"))
@@ -300,7 +245,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// JSON, is ignored: credit can only grow, and a late CREDIT races the call's end.
     private func receiveCredit(_ frame: Frame) {
         guard let credit = try? Credit(jsonBytes: frame.payload), credit.n >= 1,
-            let call = state.withLock({ $0.calls[frame.streamID] })
+            let call = state.withLock({ $0.machine.call(frame.streamID) })
         else { return }
         call.outboundCredit.add(credit.n)
     }
@@ -319,7 +264,7 @@ final class ServerConnection: FrameReceiver, Sendable {
             return
         }
         if frame.flags.contains(.ack) {
-            state.withLock { $0.pingOutstanding = false }
+            state.withLock { $0.machine.pingAcknowledged() }
         } else {
             channel.write(Frame(type: .ping, flags: .ack, streamID: 0, payload: frame.payload))
         }
@@ -397,7 +342,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// The status for a response the client said it cannot take (its HELLO `maxFrameBytes`):
     /// the frame is not sent; the call ends with RESOURCE_EXHAUSTED, as an oversized frame does.
     func oversizedResponse(_ bytes: Int) -> RPCError? {
-        let limit = state.withLock { $0.peerMaxFrameBytes }
+        let limit = state.withLock { $0.machine.peerMaxFrameBytes }
         guard bytes > limit else { return nil }
         return RPCError(
             code: .resourceExhausted,
@@ -427,15 +372,15 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// the returned `settle`, which closes a draining connection that has no call left (after the
     /// frames, so they go out before the close) or arms the idle timer.
     private func removeCall(_ streamID: UInt32) -> (call: ServerCall?, settle: () -> Void) {
-        let (call, nowIdle, draining) = state.withLock { state -> (ServerCall?, Bool, Bool) in
-            guard let call = state.calls.removeValue(forKey: streamID) else { return (nil, false, false) }
-            return (call, state.calls.isEmpty, state.phase == .draining)
-        }
+        guard let (call, then) = state.withLock({ $0.machine.removeCall(streamID) }) else { return (nil, {}) }
         return (
             call,
             {
-                guard nowIdle else { return }
-                if draining { self.channel.close() } else { self.becameIdle() }
+                switch then {
+                case .nothing: break
+                case .close: self.channel.close()
+                case .armIdleTimer: self.becameIdle()
+                }
             }
         )
     }
@@ -444,13 +389,13 @@ final class ServerConnection: FrameReceiver, Sendable {
     func write(_ frames: [Frame], for call: ServerCall) -> Bool {
         // The check and the write are not atomic; a frame that slips past a concurrent end is
         // harmless, because the client ignores frames for streams it has closed.
-        guard state.withLock({ $0.calls[call.streamID] === call }) else { return false }
+        guard state.withLock({ $0.machine.isOpen(call, streamID: call.streamID) }) else { return false }
         channel.write(frames)
         return true
     }
 
     func grantCredit(_ n: Int, streamID: UInt32) {
-        guard let call = state.withLock({ $0.calls[streamID] }) else { return }
+        guard let call = state.withLock({ $0.machine.call(streamID) }) else { return }
         call.withState { $0.inboundCredit += n }
         channel.write(Frame(type: .credit, streamID: streamID, payload: Credit(n: n).jsonBytes))
     }
@@ -459,22 +404,14 @@ final class ServerConnection: FrameReceiver, Sendable {
 
     /// GOAWAY: refuse new calls, let the open ones finish, then close.
     func beginGracefulShutdown(reason: String = "the server is shutting down") {
-        let decision = state.withLock { state -> (highest: UInt32, idle: Bool)? in
-            guard state.phase == .open || state.phase == .awaitingHello else { return nil }
-            state.phase = .draining
-            return (state.highestStreamID, state.calls.isEmpty)
-        }
-        guard let decision else { return }
-        channel.write(.control(.goAway, streamID: 0, GoAway(lastStreamId: decision.highest, code: .ok, message: reason)))
-        if decision.idle { channel.close() }
+        guard let (lastStreamID, closeNow) = state.withLock({ $0.machine.beginGracefulShutdown() }) else { return }
+        channel.write(.control(.goAway, streamID: 0, GoAway(lastStreamId: lastStreamID, code: .ok, message: reason)))
+        if closeNow { channel.close() }
     }
 
     /// Cancels every call and closes: the grace period is over.
     func forceClose() {
-        let calls = state.withLock { state -> [ServerCall] in
-            defer { state.calls.removeAll() }
-            return Array(state.calls.values)
-        }
+        let calls = state.withLock { $0.machine.forceClose() }
         let error = RPCError(code: .unavailable, message: "the server shut down before the call finished")
         for call in calls {
             channel.write(.trailers(streamID: call.streamID, error: error))
@@ -485,12 +422,7 @@ final class ServerConnection: FrameReceiver, Sendable {
 
     /// Sends GOAWAY with an error and closes: the connection cannot go on.
     func closeWithError(_ code: StatusCode, _ message: String) {
-        let highest = state.withLock { state -> UInt32? in
-            guard state.phase != .closed else { return nil }
-            state.phase = .draining
-            return state.highestStreamID
-        }
-        guard let highest else { return }
+        guard let highest = state.withLock({ $0.machine.closeWithError() }) else { return }
         logger.warning("closing connection: \(message)", metadata: ["rpc.status": "\(code.name)"])
         channel.write(.control(.goAway, streamID: 0, GoAway(lastStreamId: highest, code: code, message: message)))
         channel.close()
@@ -499,7 +431,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     private func becameIdle() {
         let timeout = configuration.idleTimeout
         let timer = channel.schedule(after: timeout) { [weak self] in
-            guard let self, self.state.withLock({ $0.calls.isEmpty && $0.phase == .open }) else { return }
+            guard let self, self.state.withLock({ $0.machine.isIdle }) else { return }
             self.logger.debug("closing idle connection")
             self.beginGracefulShutdown(reason: "idle for \(timeout)")
         }
@@ -516,19 +448,10 @@ final class ServerConnection: FrameReceiver, Sendable {
     }
 
     private func keepaliveFired() {
-        enum Action { case none, ping, close }
-        let action = state.withLock { state -> Action in
-            guard state.phase != .closed else { return .none }
-            if state.pingOutstanding { return .close }
-            if state.receivedSinceKeepalive {
-                state.receivedSinceKeepalive = false
-                return .none
-            }
-            state.pingOutstanding = true
-            return .ping
-        }
-        switch action {
-        case .none:
+        switch state.withLock({ $0.machine.keepaliveFired() }) {
+        case .stop:
+            return
+        case .rearm:
             scheduleKeepalive(after: configuration.keepaliveInterval)
         case .ping:
             channel.write(Frame(type: .ping, streamID: 0, payload: Array("keepaliv".utf8)))
