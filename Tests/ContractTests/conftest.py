@@ -15,6 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 import jframe
+from processes import BrokerProcess, CommandService, QueryService
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROTOCOLS = ROOT / "Protocols"
@@ -132,20 +133,28 @@ def conn(server):
     connection.close()
 
 
-def checked_call(protocols: Protocols, connection: jframe.Connection, package: str, service: str, method: str, request,
-                 expect: str = "OK"):
-    """Calls a unary method; checks the status code, validates the request (when it should
-    succeed), the trailers and the reply against Protocols/. Returns the reply, or the trailers of
-    a failed call."""
-    info = next(m for s in protocols.packages[package]["services"] if s["name"] == service
-                for m in s["methods"] if m["name"] == method)
-    if expect == "OK":
-        protocols.validate(f"{package}.{info['request']}", request)
-    result = connection.unary(f"{package}.{service}/{method}", request)
-    assert result.code == jframe.CODE[expect], (method, request, result.trailers)
-    protocols.validate("jframe.rpc.v1.Trailers", result.trailers)
-    if expect == "OK":
-        assert len(result.messages) == 1
-        protocols.validate(f"{package}.{info['response']}", result.messages[0])
-        return result.messages[0]
-    return result.trailers
+# The services as processes (see processes.py): a broker; a command-service on a broker; all three.
+@pytest.fixture
+def broker(start_server, protocols):
+    process = BrokerProcess(start_server, protocols)
+    yield process
+    process.cleanup()
+
+
+@pytest.fixture
+def system(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols)
+    service = CommandService(start_server, protocols, broker)
+    yield service
+    service.cleanup()
+    broker.cleanup()
+
+
+@pytest.fixture
+def stack(start_server, protocols):
+    broker = BrokerProcess(start_server, protocols)
+    commands = CommandService(start_server, protocols, broker)
+    queries = QueryService(start_server, protocols, broker, commands)
+    yield queries
+    for part in (queries, commands, broker):
+        part.cleanup()

@@ -7,116 +7,16 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 
-import pytest
-
 import jframe
-from conftest import BIN_DIR, checked_call
-from test_broker import BrokerProcess
-from test_commands import CommandService, eur, open_request
+from conftest import BIN_DIR
+from processes import CALLED, DepositWorkload, QueryService, assert_applied_once_and_equal_to_a_rebuild, eur, open_request, place
 
-PACKAGE = "cqrs.queries.v1"
-CALLED: set[str] = set()
+PACKAGE = QueryService.PACKAGE
 CODE = jframe.CODE
-
-
-class QueryService:
-    """A query-service on a data directory that outlives restarts."""
-
-    def __init__(self, start_server, protocols, broker: BrokerProcess, commands: CommandService):
-        self.start_server, self.protocols, self.broker, self.commands = start_server, protocols, broker, commands
-        self.data = tempfile.mkdtemp(prefix="queries-test-")
-        self.start()
-
-    def start(self):
-        self.running = self.start_server(
-            "--data-dir", self.data, "--broker", f"{self.broker.running.host}:{self.broker.running.port}",
-            "--commands", f"{self.commands.running.host}:{self.commands.running.port}", binary="query-service")
-        self.connection = self.running.connect()
-
-    @property
-    def address(self) -> str:
-        return f"{self.running.host}:{self.running.port}"
-
-    def kill(self):
-        self.connection.close()
-        self.running.process.send_signal(signal.SIGKILL)
-        self.running.process.wait()
-
-    def call(self, service: str, method: str, request, expect: str = "OK"):
-        CALLED.add(method)
-        return checked_call(self.protocols, self.connection, PACKAGE, service, method, request, expect)
-
-    def stream(self, service: str, method: str, request, count: int | None = None, timeout: float = 60.0) -> list[dict]:
-        """A server-streaming call's messages (validated); with count, cancels after that many."""
-        CALLED.add(method)
-        info = next(m for s in self.protocols.packages[PACKAGE]["services"] if s["name"] == service
-                    for m in s["methods"] if m["name"] == method)
-        connection = self.running.connect()
-        try:
-            stream = connection.open_call(f"{PACKAGE}.{service}/{method}")
-            connection.send_message(stream, request, end=True)
-            result = connection.finish(stream, timeout=timeout, max_messages=count)
-            if count is None:
-                assert result.code == 0, result.trailers
-            for message in result.messages:
-                self.protocols.validate(f"{PACKAGE}.{info['response']}", message)
-            return result.messages
-        finally:
-            connection.close()
-
-    def wait_caught_up(self, timeout: float = 30.0) -> dict:
-        """Waits until the read models applied everything the CommandService stored."""
-        head = int(self.commands.wait_published(timeout)["headPosition"])
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.call("ReadModels", "GetStatus", {})
-            if int(status["appliedPosition"]) >= head:
-                return status
-            assert time.monotonic() < deadline, (head, status)
-            time.sleep(0.05)
-
-    def dump(self) -> dict:
-        """The read models through the public API, canonical: every account with its history,
-        every order, every customer with their orders."""
-        accounts, token = [], None
-        while True:
-            page = self.call("Accounts", "ListAccounts", {"pageSize": 7, **({"pageToken": token} if token else {})})
-            accounts += page["accounts"]
-            token = page.get("nextPageToken")
-            if not token:
-                break
-        histories = {a["accountId"]: self.call("Accounts", "GetAccountHistory", {"accountId": a["accountId"], "pageSize": 1000})["transactions"]
-                     for a in accounts}
-        orders = self.call("Orders", "ListOrders", {"pageSize": 1000})["orders"]
-        customers = self.call("Customers", "ListCustomers", {"pageSize": 1000})["customers"]
-        return {"accounts": accounts, "histories": histories, "orders": orders, "customers": customers}
-
-    def cleanup(self):
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-@pytest.fixture
-def stack(start_server, protocols):
-    broker = BrokerProcess(start_server, protocols)
-    commands = CommandService(start_server, protocols, broker)
-    queries = QueryService(start_server, protocols, broker, commands)
-    yield queries
-    for part in (queries, commands, broker):
-        part.cleanup()
-
-
-def place(commands: CommandService, order: str, email: str, quantity: int = 1) -> dict:
-    first, last = email.split("@")[0].split(".") if "." in email.split("@")[0] else (email.split("@")[0], "Doe")
-    return commands.call("Orders", "PlaceOrder", {
-        "orderId": order, "customer": {"email": email, "firstName": first.title(), "lastName": last.title()},
-        "description": f"order {order}", "quantity": quantity})
 
 
 def test_accounts_orders_and_customers_read_their_own_writes(stack):
@@ -317,54 +217,6 @@ def test_rebuild_streams_progress_and_equals_the_live_models_twice(stack):
     assert after["balance"]["amountMinor"] == str(int(live["accounts"][1]["balance"]["amountMinor"]) + 1)
 
 
-class DepositWorkload:
-    """One client per account depositing random amounts until stopped; `expected` sums every
-    acknowledged deposit per account (a refused or unanswered one fails the test)."""
-
-    def __init__(self, commands: CommandService, accounts: list[str], rng: random.Random):
-        self.expected = {account: 0 for account in accounts}
-        self.lock, self.stopping = threading.Lock(), threading.Event()
-        for account in accounts:
-            commands.account("OpenAccount", open_request(account, 0))
-        self.threads = [threading.Thread(target=self.deposit, args=(commands, account, rng.randrange(1 << 30))) for account in accounts]
-        for thread in self.threads:
-            thread.start()
-
-    def deposit(self, commands: CommandService, account: str, seed: int):
-        rng = random.Random(seed)
-        connection = commands.running.connect()
-        try:
-            while not self.stopping.is_set():
-                amount = rng.randrange(1, 100)
-                reply = connection.unary("cqrs.commands.v1.BankAccounts/DepositFunds", {"accountId": account, "amount": eur(amount)})
-                assert reply.code == 0, reply.trailers
-                with self.lock:
-                    self.expected[account] += amount
-        finally:
-            connection.close()
-
-    def stop(self) -> dict[str, int]:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(30)
-        return self.expected
-
-
-def assert_applied_once_and_equal_to_a_rebuild(stack, expected: dict[str, int], seed: int):
-    """After a workload: balances are the acknowledged sums, histories have no gap or repeat,
-    and the live read models equal a fresh rebuild from the event store."""
-    stack.wait_caught_up(timeout=60)
-    live = stack.dump()
-    balances = {a["accountId"]: int(a["balance"]["amountMinor"]) for a in live["accounts"] if a["accountId"] in expected}
-    assert balances == expected, f"every acknowledged deposit counted exactly once (seed {seed})"
-    for account in expected:
-        versions = [int(t["version"]) for t in live["histories"][account]]
-        assert versions == list(range(1, len(versions) + 1)), f"no event applied twice or skipped (seed {seed})"
-    progress = stack.stream("ReadModels", "Rebuild", {})
-    assert progress[-1]["done"] is True
-    assert stack.dump() == live, f"the live read models equal a fresh rebuild (seed {seed})"
-
-
 def test_kill_9_of_the_query_service_mid_workload_ends_equal_to_a_rebuild(stack):
     seed = int(os.environ.get("QUERIES_KILL_SEED", random.randrange(1 << 30)))
     print(f"QUERIES_KILL_SEED={seed}")
@@ -413,7 +265,7 @@ def test_query_commands_through_the_cli(stack):
 
 def test_every_queries_method_was_called(protocols):
     defined = {m["name"] for s in protocols.packages[PACKAGE]["services"] for m in s["methods"]}
-    assert defined - CALLED == set()
+    assert defined - CALLED[PACKAGE] == set()
 
 
 def test_a_position_that_never_comes_ends_at_the_servers_cap(start_server, tmp_path):

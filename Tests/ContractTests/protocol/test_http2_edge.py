@@ -23,7 +23,6 @@ import h2.events
 import httpx
 import pytest
 
-import jframe
 from conftest import BIN_DIR, RunningServer
 
 ECHO = "jframe.testing.v1.Echo"

@@ -19,9 +19,7 @@ import pytest
 
 import jframe
 from conftest import BIN_DIR
-from test_broker import BrokerProcess
-from test_commands import CommandService, eur, open_request
-from test_queries import QueryService
+from processes import BrokerProcess, CommandService, QueryService, eur, open_request
 
 HEALTH = "jframe.health.v1.Health/Check"
 REFLECTION = "jframe.reflection.v1.Reflection/ListServices"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -15,68 +13,11 @@ import time
 import pytest
 
 import jframe
-from conftest import BIN_DIR, checked_call
-from test_broker import BrokerProcess
+from conftest import BIN_DIR
+from processes import CALLED, BrokerProcess, CommandService, eur, open_request
 
-PACKAGE = "cqrs.commands.v1"
-CALLED: set[str] = set()
+PACKAGE = CommandService.PACKAGE
 CODE = jframe.CODE
-
-
-class CommandService:
-    """A command-service on a data directory that outlives restarts, publishing to `broker`."""
-
-    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str):
-        self.start_server, self.protocols, self.broker, self.args = start_server, protocols, broker, args
-        self.data = tempfile.mkdtemp(prefix="commands-test-")
-        self.start()
-
-    def start(self):
-        broker = f"{self.broker.running.host}:{self.broker.running.port}"
-        self.running = self.start_server("--data-dir", self.data, "--broker", broker, *self.args, binary="command-service")
-        self.connection = self.running.connect()
-
-    def kill(self):
-        self.connection.close()
-        self.running.process.send_signal(signal.SIGKILL)
-        self.running.process.wait()
-
-    def call(self, service: str, method: str, request, expect: str = "OK", connection=None):
-        """Calls a unary method; checks the code, and validates request and reply against Protocols/."""
-        CALLED.add(method)
-        return checked_call(self.protocols, connection or self.connection, PACKAGE, service, method, request, expect)
-
-    def account(self, method: str, request, expect: str = "OK"):
-        return self.call("BankAccounts", method, request, expect)
-
-    def wait_published(self, timeout: float = 30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.call("EventStore", "GetStatus", {})
-            if status["publishedPosition"] == status["headPosition"] and status["brokerConnected"]:
-                return status
-            assert time.monotonic() < deadline, status
-            time.sleep(0.05)
-
-    def cleanup(self):
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-@pytest.fixture
-def system(start_server, protocols):
-    broker = BrokerProcess(start_server, protocols)
-    service = CommandService(start_server, protocols, broker)
-    yield service
-    service.cleanup()
-    broker.cleanup()
-
-
-def eur(minor: int) -> dict:
-    return {"amountMinor": str(minor), "currency": "EUR"}
-
-
-def open_request(account: str, balance: int = 10000, **extra) -> dict:
-    return {"accountId": account, "holder": "Ada Lovelace", "accountType": "CURRENT", "openingBalance": eur(balance), **extra}
 
 
 def test_the_bank_account_story_with_every_refusal(system):
@@ -156,7 +97,7 @@ def test_read_all_pages_and_subscribe_all_catches_up_then_follows(system, protoc
     system.call("EventStore", "ReadAll", {"fromPosition": "0"}, expect="INVALID_ARGUMENT")
     system.call("EventStore", "ReadAll", {"maxCount": 0}, expect="INVALID_ARGUMENT")
 
-    CALLED.add("SubscribeAll")
+    CALLED[PACKAGE].add("SubscribeAll")
     connection = system.running.connect()
     stream = connection.open_call(f"{PACKAGE}.EventStore/SubscribeAll")
     connection.send_message(stream, {"fromPosition": "4"}, end=True)
@@ -205,7 +146,7 @@ def test_a_command_id_names_one_command(system):
 def test_verify_streams_progress_then_a_clean_result(system, protocols):
     for index in range(5):
         system.account("OpenAccount", open_request(f"v{index}"))
-    CALLED.add("Verify")
+    CALLED[PACKAGE].add("Verify")
     result = system.running.connect().server_streaming(f"{PACKAGE}.EventStore/Verify", {"pageSize": 2}, timeout_ms=30000)
     assert result.code == 0, result.trailers
     for message in result.messages:
@@ -288,4 +229,4 @@ def test_a_bad_commit_place_is_refused_with_the_choices():
 
 def test_every_commands_method_was_called(protocols):
     defined = {m["name"] for s in protocols.packages[PACKAGE]["services"] for m in s["methods"]}
-    assert defined - CALLED == set()
+    assert defined - CALLED[PACKAGE] == set()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -15,94 +13,12 @@ import time
 import pytest
 
 import jframe
-from conftest import BIN_DIR, checked_call
+from conftest import BIN_DIR
+from processes import CALLED, BrokerProcess, kafka_partition
 
 B = "cqrs.broker.v1.Broker/"
-CALLED: set[str] = set()
+PACKAGE = BrokerProcess.PACKAGE
 CODE = jframe.CODE
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's Utils.murmur2, written from its Java source, independently of ours."""
-    m, r = 0x5BD1E995, 24
-    h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
-    for i in range(0, len(data) // 4 * 4, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    tail = len(data) // 4 * 4
-    rest = len(data) % 4
-    if rest == 3:
-        h ^= data[tail + 2] << 16
-    if rest >= 2:
-        h ^= data[tail + 1] << 8
-    if rest >= 1:
-        h ^= data[tail]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
-
-def kafka_partition(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-class BrokerProcess:
-    """A broker on a data directory that outlives restarts of the process."""
-
-    def __init__(self, start_server, protocols, *args: str):
-        self.start_server, self.protocols, self.args = start_server, protocols, args
-        self.data = tempfile.mkdtemp(prefix="broker-test-")
-        self.start()
-
-    def start(self):
-        """Starts the broker; after the first start on the same address, so the services that
-        use it reconnect as they would to a restarted broker."""
-        address = ("--listen", f"127.0.0.1:{self.running.port}") if hasattr(self, "running") else ()
-        self.running = self.start_server("--data-dir", self.data, *self.args, *address, binary="broker")
-        self.connection = self.running.connect()
-
-    def kill(self):
-        self.connection.close()
-        self.running.process.send_signal(signal.SIGKILL)
-        self.running.process.wait()
-
-    def restart(self, hard: bool = False):
-        if hard:
-            self.kill()
-        else:
-            self.connection.close()
-            assert self.running.terminate() == 0
-        self.start()
-
-    def call(self, method: str, request, expect: str = "OK", connection=None):
-        """Calls a unary method; checks the code, and validates request and reply against Protocols/."""
-        CALLED.add(method)
-        return checked_call(self.protocols, connection or self.connection, "cqrs.broker.v1", "Broker", method, request, expect)
-
-    def fetch_all(self, topic: str, partition: int, offset: int = 0) -> list[dict]:
-        records = []
-        while True:
-            reply = self.call("Fetch", {"topic": topic, "partition": partition, "offset": str(offset), "maxRecords": 1000})
-            records += reply["records"]
-            if int(reply["nextOffset"]) >= int(reply["highWatermark"]):
-                return records
-            offset = int(reply["nextOffset"])
-
-    def cleanup(self):
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-@pytest.fixture
-def broker(start_server, protocols):
-    process = BrokerProcess(start_server, protocols)
-    yield process
-    process.cleanup()
 
 
 def test_topics_are_created_listed_described_and_deleted(broker):
@@ -235,7 +151,7 @@ def test_fetch_long_polls_until_a_record_arrives_or_the_wait_ends(broker):
 
 
 def test_subscribe_streams_stored_then_new_records(broker, protocols):
-    CALLED.add("Subscribe")
+    CALLED[PACKAGE].add("Subscribe")
     broker.call("CreateTopic", {"name": "t"})
     broker.call("Produce", {"topic": "t", "records": [{"value": i} for i in range(3)]})
     connection = broker.running.connect()
@@ -463,5 +379,5 @@ def test_with_syncs_on_the_event_loop_or_a_thread_every_concurrent_ack_survives_
 
 
 def test_every_broker_method_was_called(protocols):
-    defined = {m["name"] for m in protocols.packages["cqrs.broker.v1"]["services"][0]["methods"]}
-    assert defined - CALLED == set()
+    defined = {m["name"] for m in protocols.packages[PACKAGE]["services"][0]["methods"]}
+    assert defined - CALLED[PACKAGE] == set()

@@ -6,13 +6,11 @@ import subprocess
 
 
 from conftest import BIN_DIR
-from test_broker import broker  # noqa: F401 (the fixture, shared with the broker tests)
 
 
 def cqrs(broker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN_DIR / "cqrs"), *args, "--broker", f"{broker.running.host}:{broker.running.port}"],
                           input=stdin, capture_output=True, text=True, timeout=30)
-
 
 
 def test_topics_produce_consume_and_groups_through_the_cli(broker):

@@ -8,13 +8,9 @@ import os
 import random
 import subprocess
 import time
-from pathlib import Path
 
-from conftest import BIN_DIR
-from test_commands import eur, open_request
-from test_queries import DepositWorkload, assert_applied_once_and_equal_to_a_rebuild, place, stack  # noqa: F401 (stack: the fixture)
-
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import BIN_DIR, ROOT
+from processes import DepositWorkload, assert_applied_once_and_equal_to_a_rebuild, eur, open_request, place
 
 
 def story(stack, **extra_env) -> subprocess.CompletedProcess:
