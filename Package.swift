@@ -12,6 +12,7 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let postgresNIO = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -36,6 +37,7 @@ let package = Package(
         .library(name: "SQLite", targets: ["SQLite"]),
         .library(name: "Domain", targets: ["Domain"]),
         .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "PostgresEventStore", targets: ["PostgresEventStore"]),
         .library(name: "CommandHandling", targets: ["CommandHandling"]),
         .library(name: "EventBus", targets: ["EventBus"]),
         .library(name: "WallTime", targets: ["WallTime"]),
@@ -56,6 +58,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
@@ -154,6 +157,11 @@ let package = Package(
         // SQLite implementation with group commit; the store is also the outbox.
         .target(
             name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
+        // The event store on PostgreSQL (postgres-nio): several command-service replicas on one
+        // database. A module of its own, so the embedded build links no PostgreSQL client.
+        .target(
+            name: "PostgresEventStore", dependencies: ["EventStore", "Watermarks", "WallTime", logging, nioCore, nioSSL, postgresNIO],
+            exclude: ["README.md"], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
         .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", logging], swiftSettings: settings),
@@ -195,8 +203,8 @@ let package = Package(
         .executableTarget(
             name: "command-service",
             dependencies: [
-                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "Checksums", "RPCCore", "RPCTransportTCP", "RPCHosting",
-                argumentParser, logging, lifecycle, crypto,
+                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "PostgresEventStore", "Checksums", "RPCCore",
+                "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle, crypto,
             ],
             swiftSettings: settings
         ),
@@ -263,7 +271,8 @@ let package = Package(
         .testTarget(name: "CommitSchedulingTests", dependencies: ["CommitScheduling"], swiftSettings: settings),
         .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
         .testTarget(
-            name: "EventStoreTests", dependencies: ["WallTime", "EventStore", "CommitScheduling", "SQLite", "TestSupport", logging],
+            name: "EventStoreTests",
+            dependencies: ["WallTime", "EventStore", "PostgresEventStore", "CommitScheduling", "SQLite", "TestSupport", logging, postgresNIO],
             swiftSettings: settings),
         .testTarget(
             name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],

@@ -5,7 +5,7 @@ public enum AppendRules {
 
     /// Refuses requests no store can take: no events, a blank or over-long stream id, a blank or
     /// repeated event id, empty data.
-    static func validate(_ request: AppendRequest) throws {
+    public static func validate(_ request: AppendRequest) throws {
         guard !request.streamId.isEmpty, request.streamId.utf8.count <= maxStreamIdLength else {
             throw EventStoreError.invalid("a stream id must be 1 to \(maxStreamIdLength) bytes")
         }
@@ -21,9 +21,14 @@ public enum AppendRules {
         }
     }
 
+    /// Refuses a page size outside 1...10000.
+    public static func checkPage(_ maxCount: Int) throws {
+        guard (1...10_000).contains(maxCount) else { throw EventStoreError.invalid("a page holds 1 to 10000 events, not \(maxCount)") }
+    }
+
     /// What an append whose command id the store has seen returns: the first result, when the
     /// command is the same (same digest, or either digest unknown); `commandIdReused` otherwise.
-    static func repeated(_ request: AppendRequest, earlier: AppendResult) throws -> AppendResult {
+    public static func repeated(_ request: AppendRequest, earlier: AppendResult) throws -> AppendResult {
         try checkSameCommand(request.commandId ?? "", digest: request.commandDigest, earlier: earlier)
         var result = earlier
         result.duplicate = true
@@ -40,7 +45,7 @@ public enum AppendRules {
     /// Decides what stored events with the request's ids mean (`stored[i]` holds the event with
     /// `request.events[i].eventId`, or nil): none stored, append; all stored with the same stream,
     /// type and data, a retry whose first result is returned; anything else, a conflict.
-    static func duplicate(of request: AppendRequest, stored: [RecordedEvent?]) throws -> AppendResult? {
+    public static func duplicate(of request: AppendRequest, stored: [RecordedEvent?]) throws -> AppendResult? {
         if stored.allSatisfy({ $0 == nil }) { return nil }
         for (event, found) in zip(request.events, stored) {
             guard let found else {

@@ -7,11 +7,11 @@ import Checksums
 /// a flipped bit in the database file would otherwise be served as fact: an amount, a version or
 /// another stream's id. Every read checks it (`SQLiteEventStore.recordedEvent`), and so does
 /// `cqrs verify`.
-enum EventChecksum {
+public enum EventChecksum {
     /// Integers go in as 8 bytes little-endian and texts as their UTF-8, each after its length
     /// (a nil text is the length UInt64.max alone): no allocation per field, as every read of an
     /// event pays for this.
-    static func of(_ event: RecordedEvent) -> Int64 {
+    public static func of(_ event: RecordedEvent) -> Int64 {
         var crc: UInt32 = 0
         func add(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt64(bytes.count).littleEndian
@@ -41,5 +41,12 @@ enum EventChecksum {
         add(event.causationId)
         event.data.withUnsafeBytes { add($0) }
         return Int64(crc)
+    }
+
+    /// The error for a row whose checksum fails: it is never served.
+    public static func damaged(_ event: RecordedEvent, stored: Int64) -> EventStoreError {
+        .dataLoss(
+            "the event at position \(event.position) (as read: \(event.streamId) version \(event.streamVersion), id \(event.eventId)) fails its checksum (stored \(stored), computed \(EventChecksum.of(event))): the database file is damaged; restore it from a backup, and run cqrs verify"
+        )
     }
 }

@@ -187,7 +187,8 @@ public enum EventStoreError: Error, Hashable, Sendable, CustomStringConvertible 
 /// It plays six roles, each a protocol of its own with its own conformance suite
 /// (`Tests/EventStoreTests/Conformance`), so a caller can ask for only the role it uses and a new
 /// store can be proved role by role. Implementations: `SQLiteEventStore` (durable,
-/// group-committed) and `InMemoryEventStore` (tests); every suite runs against both.
+/// group-committed, embedded), `PostgresEventStore` (its own module: several replicas on one
+/// database) and `InMemoryEventStore` (tests); every suite runs against all three.
 public protocol EventStore: EventAppender, StreamReader, AllStreamReader, SnapshotStore, CheckpointStore, CommandResultStore {}
 
 /// Appending events, and the gate that stops appends once the store found itself damaged.
@@ -245,16 +246,18 @@ public protocol CommandResultStore: Sendable {
     func commandResult(_ commandId: String) async throws -> AppendResult?
 }
 
-/// The write gate both stores share.
-final class WriteRefusal: Sendable {
+/// The write gate every store shares.
+public final class WriteRefusal: Sendable {
     private let reason = Mutex<String?>(nil)
 
-    var current: String? { reason.withLock { $0 } }
+    public init() {}
 
-    func set(_ text: String) { reason.withLock { $0 = $0 ?? text } }
+    public var current: String? { reason.withLock { $0 } }
+
+    public func set(_ text: String) { reason.withLock { $0 = $0 ?? text } }
 
     /// Throws `dataLoss` once writes are refused.
-    func check() throws {
+    public func check() throws {
         if let current { throw EventStoreError.dataLoss("appends are refused: \(current)") }
     }
 }

@@ -66,7 +66,7 @@ public final class InMemoryEventStore: EventStore {
     }
 
     public func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent] {
-        try SQLiteEventStore.checkPage(maxCount)
+        try AppendRules.checkPage(maxCount)
         return state.withLock { state in
             let indexes = state.streams[streamId] ?? []
             let start = Int(max(fromVersion, 1)) - 1
@@ -76,7 +76,7 @@ public final class InMemoryEventStore: EventStore {
     }
 
     public func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent] {
-        try SQLiteEventStore.checkPage(maxCount)
+        try AppendRules.checkPage(maxCount)
         return state.withLock { state in
             let start = Int(max(fromPosition, 1)) - 1
             guard start < state.events.count else { return [] }

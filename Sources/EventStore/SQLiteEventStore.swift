@@ -446,14 +446,8 @@ public final class SQLiteEventStore: EventStore {
     static func recordedEvent(_ row: SQLiteStatement) throws -> RecordedEvent {
         let event = uncheckedEvent(row)
         let stored = row.int64(10)
-        guard EventChecksum.of(event) == stored else { throw damaged(event, stored: stored) }
+        guard EventChecksum.of(event) == stored else { throw EventChecksum.damaged(event, stored: stored) }
         return event
-    }
-
-    static func damaged(_ event: RecordedEvent, stored: Int64) -> EventStoreError {
-        .dataLoss(
-            "the event at position \(event.position) (as read: \(event.streamId) version \(event.streamVersion), id \(event.eventId)) fails its checksum (stored \(stored), computed \(EventChecksum.of(event))): the database file is damaged; restore it from a backup, and run cqrs verify"
-        )
     }
 
     static func event(withId eventId: String, in db: SQLiteConnection) throws -> RecordedEvent? {
@@ -483,12 +477,8 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    static func checkPage(_ maxCount: Int) throws {
-        guard (1...10_000).contains(maxCount) else { throw EventStoreError.invalid("a page holds 1 to 10000 events, not \(maxCount)") }
-    }
-
     public func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent] {
-        try Self.checkPage(maxCount)
+        try AppendRules.checkPage(maxCount)
         return try read { db in
             try db.query(
                 "SELECT \(Self.checkedEventColumns) FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?",
@@ -497,7 +487,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent] {
-        try Self.checkPage(maxCount)
+        try AppendRules.checkPage(maxCount)
         return try read { db in
             try db.query(
                 "SELECT \(Self.checkedEventColumns) FROM events WHERE position >= ? ORDER BY position LIMIT ?",

@@ -74,7 +74,7 @@ extension SQLiteEventStore: VerifiableEventStore {
             }
             guard let last = page.last else { break }
             for (event, stored) in page {
-                if EventChecksum.of(event) != stored, case .dataLoss(let reason) = Self.damaged(event, stored: stored) {
+                if EventChecksum.of(event) != stored, case .dataLoss(let reason) = EventChecksum.damaged(event, stored: stored) {
                     report.report(reason)
                 }
                 if event.position != after + 1 {

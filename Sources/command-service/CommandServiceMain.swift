@@ -9,6 +9,7 @@ import EventStore
 import Foundation
 import Logging
 import Outbox
+import PostgresEventStore
 import RPCCore
 import RPCHosting
 import RPCTransportTCP
@@ -18,10 +19,10 @@ import ServiceLifecycle
 struct CommandServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "command-service",
-        abstract: "Serve cqrs.commands.v1: bank-account and order commands over an SQLite event store, relayed to the broker.",
+        abstract: "Serve cqrs.commands.v1: bank-account and order commands over an event store (SQLite or PostgreSQL), relayed to the broker.",
         discussion: """
-            Events are stored in <data-dir>/events.sqlite (WAL, synchronous=FULL) before a command is \
-            answered, and a relay publishes them to the broker from there (the store is the outbox): \
+            Events are stored in <data-dir>/events.sqlite (WAL, synchronous=FULL), or in PostgreSQL with \
+            --store postgres://…, before a command is answered, and a relay publishes them to the broker from there (the store is the outbox): \
             commands are accepted while the broker is down, and published when it returns.
             Every flag can also come from an environment variable (named in its help) or from a JSON \
             config file given with --config FILE (or JFRAME_CONFIG), whose keys are the flag names. \
@@ -35,11 +36,23 @@ struct CommandServiceCommand: AsyncParsableCommand {
     @Option(help: "Directory of the event store. Env: COMMANDS_DATA_DIR.")
     var dataDir: String?
 
+    @Option(
+        help:
+            "The event store: a PostgreSQL URL, postgres://user:password@host:5432/database (several command-service replicas may share one; query parameters: sslmode=disable|require, pool=N connections, schema=NAME), or, when not given, the SQLite file in --data-dir. Env: COMMANDS_STORE."
+    )
+    var store: String?
+
     @Option(help: "The broker to publish to, host:port. Env: CQRS_BROKER.")
     var broker: String?
 
     @Flag(inversion: .prefixedNo, help: "Publish events to the broker (--no-relay: store only). Env: COMMANDS_RELAY=0 turns it off.")
     var relay = true
+
+    @Option(
+        help:
+            "The relay's signing key (64 hex digits), made on first start when missing; default <data-dir>/relay.key. Replicas sharing a PostgreSQL store must share it. Env: COMMANDS_RELAY_KEY_FILE."
+    )
+    var relayKeyFile: String?
 
     @Option(help: "Snapshot an aggregate every N events (0: never). Env: COMMANDS_SNAPSHOT_EVERY.")
     var snapshotEvery: Int?
@@ -63,10 +76,10 @@ struct CommandServiceCommand: AsyncParsableCommand {
         let logger = Logger(label: "command-service")
         let directory = dataDir ?? Environment.string("COMMANDS_DATA_DIR") ?? "data/commands"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var storeOptions = SQLiteEventStore.Options()
-        storeOptions.commitScheduler = try CommitPlace.chosen(commitOn, environment: "COMMANDS_COMMIT_ON", default: .adaptive).scheduler
-        let store = try SQLiteEventStore(path: directory + "/events.sqlite", options: storeOptions, logger: Logger(label: "eventstore"))
-        defer { store.close() }
+        let commitPlace = try CommitPlace.chosen(commitOn, environment: "COMMANDS_COMMIT_ON", default: .adaptive)
+        let (store, closeStore) = try await Self.openStore(
+            store ?? Environment.string("COMMANDS_STORE"), directory: directory, commitPlace: commitPlace, logger: logger)
+        defer { closeStore() }
 
         let relayOn = relay && Environment.string("COMMANDS_RELAY") != "0"
         var extraServices: [any Service] = []
@@ -77,11 +90,17 @@ struct CommandServiceCommand: AsyncParsableCommand {
             let client = try upstream.client(address: address)
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
-            options.signingKey = try Self.relayKey(at: directory + "/relay.key", logger: logger)
+            options.signingKey = try Self.relayKey(
+                at: relayKeyFile ?? Environment.string("COMMANDS_RELAY_KEY_FILE") ?? directory + "/relay.key", logger: logger)
             let bus = BrokerEventBus(client: client, logger: Logger(label: "relay"))
             let outbox = OutboxRelay(store: store, bus: bus, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
             relayStatus = { outbox.status }
-            extraServices.append(outbox)
+            if let shared = store as? PostgresEventStore {
+                // Replicas share the store: only the one holding the lease publishes.
+                extraServices.append(LeasedService(lease: "outbox-relay", store: shared, service: outbox, logger: Logger(label: "relay")))
+            } else {
+                extraServices.append(outbox)
+            }
             brokerClient = client
         } else {
             logger.notice("relay off: events are stored but not published")
@@ -97,6 +116,25 @@ struct CommandServiceCommand: AsyncParsableCommand {
 }
 
 extension CommandServiceCommand {
+    /// The SQLite file in the data directory, or the PostgreSQL database `url` names.
+    static func openStore(
+        _ url: String?, directory: String, commitPlace: CommitPlace, logger: Logger
+    ) async throws -> (store: any EventStore, close: () -> Void) {
+        let storeLogger = Logger(label: "eventstore")
+        guard let url, !url.isEmpty else {
+            var options = SQLiteEventStore.Options()
+            options.commitScheduler = commitPlace.scheduler
+            let store = try SQLiteEventStore(path: directory + "/events.sqlite", options: options, logger: storeLogger)
+            return (store, store.close)
+        }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            throw ValidationError("--store takes a PostgreSQL URL (postgres://user@host:5432/database), not '\(PostgresLocation.redact(url))'")
+        }
+        let store = try await PostgresEventStore.connect(url: url, logger: storeLogger)
+        logger.notice("the event store is on PostgreSQL", metadata: ["store": "\(store.displayName)"])
+        return (store, store.close)
+    }
+
     /// The relay's signing key (see `OutboxRelay`): 32 random bytes, hex, in the data directory
     /// beside the store, made readable by the owner only on first start. Keep it with the store's
     /// backups: records signed with a lost key are no longer recognised as the relay's own.
@@ -115,6 +153,21 @@ extension CommandServiceCommand {
         }
         logger.notice("made the relay's signing key", metadata: ["path": "\(path)"])
         return key
+    }
+}
+
+/// A service that runs only in the replica holding its lease (see `PostgresEventStore.whileHolding`).
+struct LeasedService: Service {
+    let lease: String
+    let store: PostgresEventStore
+    let service: any Service
+    let logger: Logger
+
+    func run() async throws {
+        // The service ends by itself on a graceful shutdown; a replica still waiting stops waiting.
+        try await store.whileHolding(lease: lease, logger: logger, keepTrying: { !Task.isShuttingDownGracefully }) {
+            try await service.run()
+        }
     }
 }
 

@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func waitersWakeWhenAnEventCommits(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         #expect(await store.waitForEvents(after: 0, timeout: .milliseconds(20)) == false)
         async let woke = store.waitForEvents(after: 0, timeout: .seconds(10))
         try await Task.sleep(for: .milliseconds(20))
@@ -22,7 +22,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func allStreamsReadInPositionOrderInPages(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         #expect(try await store.headPosition() == 0)
         #expect(try await store.readAll(fromPosition: 1, maxCount: 10).isEmpty)
         for index in 1...7 {

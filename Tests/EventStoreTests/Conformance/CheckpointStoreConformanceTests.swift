@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func aCheckpointKeepsItsLatestPositionPerName(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         #expect(try await store.checkpoint("relay") == nil)
         try await store.saveCheckpoint("relay", position: 7)
         try await store.saveCheckpoint("relay", position: 9)

@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func theSameCommandIdReturnsTheFirstResult(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         let first = try await store.append(AppendRequest(streamId: "C-1", expected: .noStream, events: [event()], commandId: "cmd-1"))
         // New event ids, as a retried command decided again would have: still nothing appended.
         let again = try await store.append(AppendRequest(streamId: "C-1", expected: .exact(1), events: [event()], commandId: "cmd-1"))
@@ -24,7 +24,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func aCommandIdNamesOneCommand(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         let first = try await store.append(
             AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "cmd-1", commandDigest: "open A-1"))
         // The same command again: its first result.

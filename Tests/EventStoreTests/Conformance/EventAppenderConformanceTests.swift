@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func appendsGetStreamVersionsAndGlobalPositions(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         let first = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event(), event()]))
         let second = try await store.append(AppendRequest(streamId: "B-1", expected: .noStream, events: [event()]))
         let third = try await store.append(AppendRequest(streamId: "A-1", expected: .exact(2), events: [event()]))
@@ -35,7 +35,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func everyExpectedVersionIsEnforced(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         #expect(
             await storeError { _ = try await store.append(AppendRequest(streamId: "S-1", expected: .streamExists, events: [event()])) }
                 == .wrongExpectedVersion(streamId: "S-1", expected: .streamExists, actual: 0))
@@ -58,7 +58,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func writersRacingOnOneVersionEndWithExactlyOneWinner(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         _ = try await store.append(AppendRequest(streamId: "R-1", expected: .noStream, events: [event()]))
         let outcomes = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<50 {
@@ -73,7 +73,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func theSameEventIdsAgainAppendNothing(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         let events = [event("e1"), event("e2")]
         let first = try await store.append(AppendRequest(streamId: "I-1", expected: .noStream, events: events))
         let retry = try await store.append(AppendRequest(streamId: "I-1", expected: .noStream, events: events))
@@ -101,7 +101,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func badRequestsAreRefusedAndStoreNothing(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         for request in [
             AppendRequest(streamId: "", expected: .any, events: [event()]),
             AppendRequest(streamId: "X-1", expected: .any, events: []),
@@ -119,7 +119,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func refusedWritesFailAsDataLossWhileReadsGoOn(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         _ = try await store.append(AppendRequest(streamId: "G-1", expected: .noStream, events: [event()]))
         #expect(store.writeRefusal == nil)
         store.refuseWrites(because: "the broker holds event x at position 9")

@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func aSnapshotIsKeptPerStreamAndNeverReplacedByAnOlderOne(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         #expect(try await store.loadSnapshot("A-1") == nil)
         try await store.saveSnapshot(Snapshot(streamId: "A-1", version: 10, type: "S", data: Array("{}".utf8)))
         try await store.saveSnapshot(Snapshot(streamId: "A-1", version: 5, type: "S", data: Array("[]".utf8)))

@@ -1,5 +1,8 @@
 import CommitScheduling
 import Foundation
+import Logging
+import PostgresEventStore
+import PostgresNIO
 import SQLite
 import TestSupport
 import Testing
@@ -7,19 +10,49 @@ import WallTime
 
 @testable import EventStore
 
-/// The stores every test of the conformance suite runs against.
+/// The stores every test of the conformance suite runs against. PostgreSQL joins when
+/// `JFRAME_TEST_POSTGRES_URL` names a database (`Scripts/test` starts a throwaway cluster and
+/// always sets it); each of its stores lives in a schema of its own.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case inMemory, sqlite
+    case inMemory, sqlite, postgres
     var testDescription: String { rawValue }
 
-    func make(in directory: TemporaryDirectory) throws -> any EventStore {
+    static var allCases: [StoreKind] { TestPostgres.client == nil ? [.inMemory, .sqlite] : [.inMemory, .sqlite, .postgres] }
+
+    func make(in directory: TemporaryDirectory) async throws -> any EventStore {
         switch self {
         case .inMemory: return InMemoryEventStore(clock: ManualWallClock(1_763_899_200_000))
         case .sqlite:
             var options = SQLiteEventStore.Options()
             options.clock = ManualWallClock(1_763_899_200_000)
             return try SQLiteEventStore(path: directory.path + "/events.sqlite", options: options)
+        case .postgres:
+            guard let client = TestPostgres.client else { throw EventStoreError.unavailable("JFRAME_TEST_POSTGRES_URL is not set") }
+            var options = PostgresEventStore.Options()
+            options.clock = ManualWallClock(1_763_899_200_000)
+            options.schema = TestPostgres.freshSchema()
+            return try await PostgresEventStore.open(client: client, options: options)
         }
+    }
+}
+
+/// One connection pool to the test database for the whole test process, run until it exits.
+enum TestPostgres {
+    static let client: PostgresClient? = {
+        guard let url = ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"], !url.isEmpty else { return nil }
+        do {
+            var configuration = try PostgresLocation(url: url).configuration
+            configuration.options.maximumConnections = 64
+            let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test-postgres"))
+            Task.detached { await client.run() }
+            return client
+        } catch {
+            fatalError("JFRAME_TEST_POSTGRES_URL: \(error)")
+        }
+    }()
+
+    static func freshSchema() -> String {
+        "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
 }
 

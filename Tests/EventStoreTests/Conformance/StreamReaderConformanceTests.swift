@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func aStreamReadsFromAVersionInPagesWithNothingOfOtherStreams(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         for index in 1...5 {
             _ = try await store.append(AppendRequest(streamId: "A-1", expected: .any, events: [event("a\(index)")]))
             _ = try await store.append(AppendRequest(streamId: "A-10", expected: .any, events: [event("b\(index)")]))
@@ -28,7 +28,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func anEventReadsBackExactlyAsAppended(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try kind.make(in: dir)
+        let store = try await kind.make(in: dir)
         let data = #"{"text":"caf\u00e9 \"quoted\"","n":-1.5e3,"deep":[{"a":null}]}"#
         let appended = NewEvent(eventId: "e1", type: "Typed", schemaVersion: 3, data: Array(data.utf8), correlationId: "c", causationId: nil)
         _ = try await store.append(AppendRequest(streamId: "E-1", expected: .noStream, events: [appended]))

@@ -1,0 +1,606 @@
+import EventStore
+import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+import WallTime
+import Watermarks
+
+/// The event store on PostgreSQL, for when one machine is not enough: several command-service
+/// replicas share one database, and the rules hold across them.
+///
+/// **One writer at a time, across replicas.** Every appending transaction first locks the one
+/// row of `head` (`SELECT … FOR UPDATE`), which holds the last position handed out. So
+/// transactions that append take turns across every process: positions are gap-free, handed out
+/// in commit order, and checks made after the lock (command ids, event ids, the stream's version)
+/// see every append committed before, so two racers on one expected version end with exactly one
+/// winner even in two processes. A follower of `$all` never falls into a hole: an event becomes
+/// visible only after every lower position committed (the lock is released by the commit that
+/// made them visible). This is what the SQLite store gets from its single writer; the price is
+/// that appends from all replicas queue on one row, which group commit (below) pays back.
+///
+/// **Group commit.** Within a process, appends that arrive while a transaction runs wait, and the
+/// next transaction takes all of them (up to `maxBatch`): one commit, one WAL flush, for many
+/// commands. A refused append (wrong version, reused command id) writes nothing and does not
+/// disturb its neighbours: every check is made before the append's first write.
+///
+/// **Following.** Appends made here wake local waiters at once; appends made by other replicas
+/// are seen by polling the head every `pollInterval` while someone waits (as Eventuous's and
+/// Marten's PostgreSQL subscriptions poll).
+///
+/// Every row carries the checksum the SQLite store keeps (`EventChecksum`), checked on every read.
+public final class PostgresEventStore: EventStore {
+    public struct Options: Sendable {
+        /// Most appends committed in one transaction.
+        public var maxBatch = 512
+        /// The PostgreSQL schema that holds the store's tables (created when missing): one
+        /// database can hold several stores.
+        public var schema = "public"
+        /// How often a waiter for new events asks the database for appends made elsewhere.
+        public var pollInterval: Duration = .milliseconds(50)
+        /// Longest wait for a pooled connection. The pool waits for the database to come back
+        /// without limit; past this a command fails at once as unavailable instead of running
+        /// into its deadline.
+        public var connectionWait: Duration = .seconds(2)
+        /// The wait once one timed out and no connection came since: while the database is down,
+        /// commands fail fast rather than each waiting the full `connectionWait`.
+        public var connectionWaitWhileDown: Duration = .milliseconds(200)
+        /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
+        public var clock: any WallClock = SystemWallClock()
+        public init() {}
+    }
+
+    private enum Job {
+        case append(AppendRequest, CheckedContinuation<AppendResult, any Error>)
+        case write(@Sendable (PostgresConnection, Logger) async throws -> Void, CheckedContinuation<Void, any Error>)
+
+        func fail(_ error: any Error) {
+            switch self {
+            case .append(_, let continuation): continuation.resume(throwing: error)
+            case .write(_, let continuation): continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var draining = false
+        var closed = false
+    }
+
+    let client: PostgresClient
+    /// The client's `run()`, when this store made the client and so owns its life.
+    private let clientTask: Task<Void, Never>?
+    private let options: Options
+    private let logger: Logger
+    let tables: Tables
+    private let queue = Mutex(Queue())
+    private let head: WatermarkWaiters
+    private let refusal = WriteRefusal()
+    /// A wait for a connection timed out and none came since (see `withConnection`).
+    private let databaseDown = Mutex(false)
+    /// Where the store's URL is shown (logs, errors): without its password.
+    public let displayName: String
+
+    /// Opens the store on a client someone else runs (tests share one across many stores).
+    public static func open(
+        client: PostgresClient, displayName: String = "postgres", options: Options = Options(),
+        logger: Logger = Logger(label: "eventstore")
+    ) async throws -> PostgresEventStore {
+        try await open(client: client, clientTask: nil, displayName: displayName, options: options, logger: logger)
+    }
+
+    /// Connects to `url` (`postgres://user:password@host:port/database`), creates or migrates the
+    /// schema, and opens the store; the store runs the connection pool until `close()`.
+    public static func connect(
+        url: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")
+    ) async throws -> PostgresEventStore {
+        let location = try PostgresLocation(url: url)
+        var options = options
+        if let schema = location.schema { options.schema = schema }
+        try await location.probe(logger: logger)
+        let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
+        let task = Task { await client.run() }
+        do {
+            return try await open(client: client, clientTask: task, displayName: location.redacted, options: options, logger: logger)
+        } catch {
+            task.cancel()
+            throw error
+        }
+    }
+
+    private static func open(
+        client: PostgresClient, clientTask: Task<Void, Never>?, displayName: String, options: Options, logger: Logger
+    ) async throws -> PostgresEventStore {
+        let tables = try Tables(schema: options.schema)
+        do {
+            try await PostgresEventStoreSchema.migrate(client: client, tables: tables, logger: logger)
+            let last =
+                try await client.query(PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head)"), logger: logger)
+                .collect().first?.decode(Int64.self) ?? 0
+            let store = PostgresEventStore(
+                client: client, clientTask: clientTask, displayName: displayName, options: options, logger: logger, tables: tables,
+                head: last)
+            try await store.checkAtOpen(head: last)
+            return store
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError.unavailable("cannot open the event store at \(displayName): \(PostgresErrors.describe(error))")
+        }
+    }
+
+    private init(
+        client: PostgresClient, clientTask: Task<Void, Never>?, displayName: String, options: Options, logger: Logger, tables: Tables,
+        head: Int64
+    ) {
+        self.client = client
+        self.clientTask = clientTask
+        self.displayName = displayName
+        self.options = options
+        self.logger = logger
+        self.tables = tables
+        self.head = WatermarkWaiters(highWatermark: head)
+    }
+
+    deinit {
+        clientTask?.cancel()
+    }
+
+    /// A checkpoint beyond the last event means events that were stored (and published) are
+    /// missing: appends are refused, as the SQLite store does.
+    private func checkAtOpen(head: Int64) async throws {
+        let rows = try await client.query(
+            PostgresQuery(unsafeSQL: "SELECT name, position FROM \(tables.checkpoints) WHERE position > $1", binds: Self.binds(head)),
+            logger: logger)
+        for try await (name, position) in rows.decode((String, Int64).self) {
+            refuseWrites(
+                because:
+                    "checkpoint '\(name)' is at position \(position) but the store's last event is at \(head): events that were stored (and published) are missing"
+            )
+        }
+    }
+
+    /// Finishes nothing more: queued appends fail as unavailable, and a pool this store runs stops.
+    public func close() {
+        let jobs = queue.withLock { queue -> [Job] in
+            queue.closed = true
+            return queue.draining ? [] : queue.jobs
+        }
+        for job in jobs { job.fail(EventStoreError.unavailable("the store is closed")) }
+        clientTask?.cancel()
+    }
+
+    public var writeRefusal: String? { refusal.current }
+
+    public func refuseWrites(because reason: String) {
+        guard refusal.current == nil else { return }
+        refusal.set(reason)
+        logger.critical("the event store refuses appends (DATA_LOSS) until it is repaired", metadata: ["reason": "\(reason)"])
+    }
+
+    // MARK: Writes
+
+    public func append(_ request: AppendRequest) async throws -> AppendResult {
+        try AppendRules.validate(request)
+        try refusal.check()
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(.append(request, continuation))
+        }
+    }
+
+    public func saveSnapshot(_ snapshot: Snapshot) async throws {
+        let sql = """
+            INSERT INTO \(tables.snapshots)(stream_id, version, type, data) VALUES($1, $2, $3, $4)
+            ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version, type = excluded.type, data = excluded.data
+            WHERE excluded.version > \(tables.snapshots).version
+            """
+        try await write { connection, logger in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: sql,
+                    binds: Self.binds(snapshot.streamId, snapshot.version, snapshot.type, ByteBuffer(bytes: snapshot.data))),
+                logger: logger)
+        }
+    }
+
+    public func saveCheckpoint(_ name: String, position: Int64) async throws {
+        let sql = """
+            INSERT INTO \(tables.checkpoints)(name, position) VALUES($1, $2)
+            ON CONFLICT(name) DO UPDATE SET position = excluded.position
+            """
+        try await write { connection, logger in
+            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: Self.binds(name, position)), logger: logger)
+        }
+    }
+
+    private func write(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.write(body, continuation))
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        let start = queue.withLock { queue -> Bool? in
+            guard !queue.closed else { return nil }
+            queue.jobs.append(job)
+            if queue.draining { return false }
+            queue.draining = true
+            return true
+        }
+        switch start {
+        case nil: job.fail(EventStoreError.unavailable("the store is closed"))
+        case true?: Task { await self.drain() }
+        case false?: break
+        }
+    }
+
+    /// Commits the queued jobs, a batch per transaction, until none are left.
+    private func drain() async {
+        while true {
+            let jobs = queue.withLock { queue -> [Job] in
+                let count = min(queue.jobs.count, options.maxBatch)
+                defer { queue.jobs.removeFirst(count) }
+                if count == 0 { queue.draining = false }
+                return Array(queue.jobs.prefix(count))
+            }
+            if jobs.isEmpty { return }
+            await commit(jobs)
+        }
+    }
+
+    private enum Outcome {
+        case appended(AppendResult)
+        case refused(any Error)
+        case written
+    }
+
+    /// One transaction for a batch: lock the head, run each job (a refused append writes nothing),
+    /// move the head, commit; then answer every job. A database error fails the whole batch as
+    /// unavailable: nothing of it was committed.
+    private func commit(_ jobs: [Job]) async {
+        let recordedAt = options.clock.nowMilliseconds()
+        let result: Result<(outcomes: [Outcome], head: Int64), any Error>
+        do {
+            let logger = self.logger
+            let tables = self.tables
+            result = .success(
+                try await withConnection { connection in
+                    try await connection.query("BEGIN", logger: logger)
+                    do {
+                        let base =
+                            try await connection.query(
+                                PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head) FOR UPDATE"), logger: logger
+                            )
+                            .collect().first?.decode(Int64.self) ?? 0
+                        var next = base
+                        var outcomes: [Outcome] = []
+                        outcomes.reserveCapacity(jobs.count)
+                        for job in jobs {
+                            switch job {
+                            case .append(let request, _):
+                                do {
+                                    let appended = try await Self.append(
+                                        request, at: &next, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                                    outcomes.append(.appended(appended))
+                                } catch let refusal as EventStoreError {
+                                    outcomes.append(.refused(refusal))
+                                }
+                            case .write(let body, _):
+                                try await body(connection, logger)
+                                outcomes.append(.written)
+                            }
+                        }
+                        if next != base {
+                            try await connection.query(
+                                PostgresQuery(unsafeSQL: "UPDATE \(tables.head) SET position = $1", binds: Self.binds(next)), logger: logger)
+                        }
+                        try await connection.query("COMMIT", logger: logger)
+                        return (outcomes, next)
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        throw error
+                    }
+                })
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let (outcomes, position)):
+            head.advance(to: position)
+            for (job, outcome) in zip(jobs, outcomes) {
+                switch (job, outcome) {
+                case (.append(_, let continuation), .appended(let appended)): continuation.resume(returning: appended)
+                case (.append(_, let continuation), .refused(let error)): continuation.resume(throwing: error)
+                case (.write(_, let continuation), _): continuation.resume()
+                case (.append(_, let continuation), .written): continuation.resume(throwing: EventStoreError.unavailable("lost outcome"))
+                }
+            }
+        case .failure(let error):
+            let failure = (error as? EventStoreError) ?? EventStoreError.unavailable(PostgresErrors.describe(error))
+            logger.error("an event store transaction failed; its appends were not stored", metadata: ["error": "\(failure)"])
+            for job in jobs { job.fail(failure) }
+        }
+    }
+
+    /// One append inside the batch's transaction, after the head lock: the checks, in the order
+    /// `EventAppender` promises, then the rows. Refusals throw `EventStoreError` before any write.
+    private static func append(
+        _ request: AppendRequest, at next: inout Int64, recordedAt: Int64, on connection: PostgresConnection, tables: Tables,
+        logger: Logger
+    ) async throws -> AppendResult {
+        if let commandId = request.commandId, let earlier = try await commandResult(commandId, on: connection, tables: tables, logger: logger) {
+            return try AppendRules.repeated(request, earlier: earlier)
+        }
+        let ids = request.events.map(\.eventId)
+        let found = try await events(
+            where: "event_id = ANY($1)", binds(ids), on: connection, tables: tables, logger: logger)
+        let byId = Dictionary(found.map { ($0.eventId, $0) }, uniquingKeysWith: { first, _ in first })
+        if let earlier = try AppendRules.duplicate(of: request, stored: ids.map { byId[$0] }) { return earlier }
+        let version = try await streamVersion(request.streamId, on: connection, tables: tables, logger: logger)
+        guard request.expected.accepts(version) else {
+            throw EventStoreError.wrongExpectedVersion(streamId: request.streamId, expected: request.expected, actual: version)
+        }
+        var streamVersion = version
+        let insert = """
+            INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
+                correlation_id, causation_id, data, checksum)
+            VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            """
+        for event in request.events {
+            next += 1
+            streamVersion += 1
+            let stored = RecordedEvent(
+                eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion,
+                streamVersion: streamVersion, position: next, recordedAt: recordedAt, correlationId: event.correlationId,
+                causationId: event.causationId, data: event.data)
+            var binds = PostgresBindings(capacity: 11)
+            binds.append(next)
+            binds.append(event.eventId)
+            binds.append(request.streamId)
+            binds.append(streamVersion)
+            binds.append(event.type)
+            binds.append(Int64(event.schemaVersion))
+            binds.append(recordedAt)
+            binds.append(event.correlationId)
+            binds.append(event.causationId)
+            binds.append(ByteBuffer(bytes: event.data))
+            binds.append(EventChecksum.of(stored))
+            try await connection.query(PostgresQuery(unsafeSQL: insert, binds: binds), logger: logger)
+        }
+        if let commandId = request.commandId {
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest) VALUES($1, $2, $3, $4, $5)",
+                    binds: binds(commandId, request.streamId, streamVersion, next, request.commandDigest ?? "")),
+                logger: logger)
+        }
+        return AppendResult(streamId: request.streamId, version: streamVersion, position: next)
+    }
+
+    // MARK: Reads
+
+    private static let eventColumns =
+        "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data, checksum"
+
+    /// Events matching `condition`, each checked against its checksum: a damaged row is never served.
+    private static func events(
+        where condition: String, _ binds: PostgresBindings, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> [RecordedEvent] {
+        let rows = try await connection.query(
+            PostgresQuery(unsafeSQL: "SELECT \(eventColumns) FROM \(tables.events) WHERE \(condition)", binds: binds), logger: logger)
+        var events: [RecordedEvent] = []
+        for try await row in rows {
+            let (eventId, streamId, type, schemaVersion, streamVersion, position, recordedAt, correlationId, causationId, data, checksum) =
+                try row.decode((String, String, String, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer, Int64).self)
+            let event = RecordedEvent(
+                eventId: eventId, streamId: streamId, type: type, schemaVersion: Int(schemaVersion), streamVersion: streamVersion,
+                position: position, recordedAt: recordedAt, correlationId: correlationId, causationId: causationId,
+                data: Array(data.readableBytesView))
+            guard EventChecksum.of(event) == checksum else { throw EventChecksum.damaged(event, stored: checksum) }
+            events.append(event)
+        }
+        return events
+    }
+
+    private static func streamVersion(
+        _ streamId: String, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> Int64 {
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT stream_version FROM \(tables.events) WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+                binds: binds(streamId)),
+            logger: logger)
+        return try await rows.collect().first?.decode(Int64.self) ?? 0
+    }
+
+    private static func commandResult(
+        _ commandId: String, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> AppendResult? {
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT stream_id, version, position, digest FROM \(tables.commands) WHERE command_id = $1",
+                binds: binds(commandId)),
+            logger: logger)
+        guard let row = try await rows.collect().first else { return nil }
+        let (streamId, version, position, digest) = try row.decode((String, Int64, Int64, String).self)
+        return AppendResult(streamId: streamId, version: version, position: position, commandDigest: digest)
+    }
+
+    /// Runs `body` on a pooled connection, waiting at most `options.connectionWait` for one.
+    ///
+    /// Not a task group: the pool's lease does not end when cancelled, and a group would wait for
+    /// it. The lease goes on in a task of its own; if the wait ends first, the caller gets
+    /// `unavailable` at once and the body never runs (the lease, when it comes, is handed back).
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let race = LeaseRace<T>()
+        let wait = databaseDown.withLock { $0 } ? options.connectionWaitWhileDown : options.connectionWait
+        return try await withCheckedThrowingContinuation { continuation in
+            race.begin(continuation)
+            let client = self.client
+            let timer = Task {
+                guard (try? await Task.sleep(for: wait)) != nil else { return }
+                if race.timeOut(EventStoreError.unavailable("no connection to PostgreSQL within \(wait) (is the database up?)")) {
+                    self.databaseDown.withLock { $0 = true }
+                }
+            }
+            Task {
+                do {
+                    let value = try await client.withConnection { connection -> T? in
+                        timer.cancel()
+                        guard race.claimForBody() else { return nil }
+                        self.databaseDown.withLock { $0 = false }
+                        return try await body(connection)
+                    }
+                    if let value { race.finish(.success(value)) }
+                } catch {
+                    race.finish(.failure(error))
+                }
+                timer.cancel()
+            }
+        }
+    }
+
+    /// Runs a read on a pooled connection; a database failure is `unavailable`.
+    private func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await withConnection(body)
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError.unavailable(PostgresErrors.describe(error))
+        }
+    }
+
+    public func readStream(_ streamId: String, fromVersion: Int64, maxCount: Int) async throws -> [RecordedEvent] {
+        try AppendRules.checkPage(maxCount)
+        return try await read { [tables, logger] connection in
+            try await Self.events(
+                where: "stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
+                Self.binds(streamId, fromVersion, Int64(maxCount)), on: connection, tables: tables, logger: logger)
+        }
+    }
+
+    public func readAll(fromPosition: Int64, maxCount: Int) async throws -> [RecordedEvent] {
+        try AppendRules.checkPage(maxCount)
+        return try await read { [tables, logger] connection in
+            try await Self.events(
+                where: "position >= $1 ORDER BY position LIMIT $2", Self.binds(fromPosition, Int64(maxCount)), on: connection,
+                tables: tables, logger: logger)
+        }
+    }
+
+    /// The last committed position in the database: appends by every replica count.
+    public func headPosition() async throws -> Int64 {
+        let position = try await read { [tables, logger] connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head)"), logger: logger)
+                .collect().first?.decode(Int64.self) ?? 0
+        }
+        head.advance(to: position)
+        return position
+    }
+
+    public func streamVersion(_ streamId: String) async throws -> Int64 {
+        try await read { [tables, logger] in try await Self.streamVersion(streamId, on: $0, tables: tables, logger: logger) }
+    }
+
+    public func waitForEvents(after position: Int64, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if head.current > position { return true }
+            _ = try? await headPosition()
+            if head.current > position { return true }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            if await head.wait(untilAbove: position, timeout: min(left, options.pollInterval)) { return true }
+            if Task.isCancelled { return false }
+        }
+    }
+
+    public func commandResult(_ commandId: String) async throws -> AppendResult? {
+        try await read { [tables, logger] in try await Self.commandResult(commandId, on: $0, tables: tables, logger: logger) }
+    }
+
+    public func loadSnapshot(_ streamId: String) async throws -> Snapshot? {
+        try await read { [tables, logger] connection in
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT version, type, data FROM \(tables.snapshots) WHERE stream_id = $1", binds: Self.binds(streamId)),
+                logger: logger)
+            guard let row = try await rows.collect().first else { return nil }
+            let (version, type, data) = try row.decode((Int64, String, ByteBuffer).self)
+            return Snapshot(streamId: streamId, version: version, type: type, data: Array(data.readableBytesView))
+        }
+    }
+
+    public func checkpoint(_ name: String) async throws -> Int64? {
+        try await read { [tables, logger] connection in
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.checkpoints) WHERE name = $1", binds: Self.binds(name)),
+                logger: logger
+            )
+            .collect().first?.decode(Int64.self)
+        }
+    }
+
+    // MARK: Helpers
+
+    private static func binds(_ values: any PostgresNonThrowingEncodable...) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: values.count)
+        for value in values { binds.append(value) }
+        return binds
+    }
+}
+
+/// Who answers a `withConnection` call: the body once it holds a connection, or the wait if it
+/// ends before any connection came. Exactly one resumes the caller.
+private final class LeaseRace<T: Sendable>: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<T, any Error>?)
+        case running(CheckedContinuation<T, any Error>)
+        case over
+    }
+
+    private let state = Mutex(State.waiting(nil))
+
+    func begin(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0 = .waiting(continuation) }
+    }
+
+    /// The body may run: no answer was given yet.
+    func claimForBody() -> Bool {
+        state.withLock { state in
+            guard case .waiting(let continuation?) = state else { return false }
+            state = .running(continuation)
+            return true
+        }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            switch state {
+            case .waiting(let continuation):
+                state = .over
+                return continuation
+            case .running(let continuation):
+                state = .over
+                return continuation
+            case .over:
+                return nil
+            }
+        }
+        continuation?.resume(with: result)
+    }
+
+    /// The wait ended: answers `error` unless the body already holds a connection; true when it did.
+    @discardableResult
+    func timeOut(_ error: any Error) -> Bool {
+        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            guard case .waiting(let continuation?) = state else { return nil }
+            state = .over
+            return continuation
+        }
+        continuation?.resume(throwing: error)
+        return continuation != nil
+    }
+}

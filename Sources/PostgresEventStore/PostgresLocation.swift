@@ -1,0 +1,108 @@
+import EventStore
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// Where a PostgreSQL database is, from a URL as users write it:
+/// `postgres://user:password@host:port/database` (or `postgresql://`). Query parameters:
+/// `sslmode` (`disable`, the default here: the store is meant for a private network or loopback;
+/// `require`: TLS with the system's trust roots), `pool` (most connections, default 20), `schema`
+/// (the PostgreSQL schema of the store's tables, default `public`).
+public struct PostgresLocation: Sendable {
+    public let host: String
+    public let port: Int
+    public let username: String
+    let password: String?
+    public let database: String
+    public let requireTLS: Bool
+    /// The `pool` query parameter, when given.
+    public let poolSize: Int?
+    /// The `schema` query parameter, when given.
+    public let schema: String?
+    /// The URL without its password: what logs and errors show.
+    public let redacted: String
+
+    public init(url: String) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw EventStoreError.invalid("a PostgreSQL URL looks like postgres://user:password@host:5432/database, not '\(Self.redact(url))'")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw EventStoreError.invalid("the PostgreSQL URL '\(Self.redact(url))' names no host")
+        }
+        self.host = host
+        port = components.port ?? 5432
+        username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        password = components.password.flatMap { $0.removingPercentEncoding }
+        database = components.path.count > 1 ? String(components.path.dropFirst()) : username
+        let parameters = Dictionary(
+            (components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { _, last in last })
+        switch parameters["sslmode"] ?? "disable" {
+        case "disable": requireTLS = false
+        case "require", "verify-full": requireTLS = true
+        case let other: throw EventStoreError.invalid("sslmode '\(other)' is not supported: use disable or require")
+        }
+        if let pool = parameters["pool"] {
+            guard let size = Int(pool), (1...1000).contains(size) else {
+                throw EventStoreError.invalid("pool must be 1 to 1000 connections, not '\(pool)'")
+            }
+            poolSize = size
+        } else {
+            poolSize = nil
+        }
+        schema = parameters["schema"]
+        redacted = Self.redact(url)
+    }
+
+    /// The connection pool's configuration.
+    public var configuration: PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database,
+            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        if let poolSize { configuration.options.maximumConnections = poolSize }
+        return configuration
+    }
+
+    /// Opens one connection and closes it: a database that is not there (or refuses these
+    /// credentials) is reported at once, in one line, where the pool would retry for a minute.
+    public func probe(timeout: Duration = .seconds(10), logger: Logger) async throws {
+        let tls: PostgresConnection.Configuration.TLS
+        if requireTLS {
+            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        } else {
+            tls = .disable
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.connectTimeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw EventStoreError.unavailable("cannot reach PostgreSQL at \(redacted): \(PostgresErrors.describe(error))")
+        }
+    }
+
+    /// The URL with any password replaced by `***`.
+    public static func redact(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? "postgres://***"
+    }
+}
+
+/// Database errors as one line a user can act on, never with credentials in them.
+enum PostgresErrors {
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return "\(message)\(code)"
+        }
+        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+        return "\(error.code)"
+    }
+}
