@@ -51,14 +51,11 @@ public final class SQLiteEventStore: EventStore {
     }
 
     private struct Queue {
-        var jobs: [Job] = []
-        /// A drain is scheduled or running: jobs queued now are left to it.
-        var draining = false
+        var commits = GroupCommitQueue<Job>()
         /// A drain is inside a transaction (only one may be).
         var running = false
         /// Which scheduled drain may run; `close()` bumps it to take over one that has not started.
         var generation = 0
-        var closed = false
         /// How many jobs the recent transactions took (a moving average): what the scheduler is
         /// told the next one will likely cover.
         var recentBatch = 1.0
@@ -210,10 +207,10 @@ public final class SQLiteEventStore: EventStore {
     public func close() {
         while true {
             let owned = queue.withLock { queue -> Bool in
-                queue.closed = true
+                queue.commits.close()
                 guard !queue.running else { return false }
                 queue.generation += 1
-                queue.draining = true
+                queue.commits.markDraining(true)
                 queue.running = true
                 return true
             }
@@ -223,7 +220,7 @@ public final class SQLiteEventStore: EventStore {
         while case let jobs = nextBatch(), !jobs.isEmpty { commit(jobs) }
         queue.withLock { queue in
             queue.running = false
-            queue.draining = false
+            queue.commits.markDraining(false)
         }
         checkpointer.stop()
     }
@@ -265,27 +262,17 @@ public final class SQLiteEventStore: EventStore {
     }
 
     private func enqueue(_ job: Job) {
-        let start = queue.withLock { queue -> Bool? in
-            guard !queue.closed else { return nil }
-            queue.jobs.append(job)
-            if queue.draining { return false }
-            queue.draining = true
-            return true
-        }
-        switch start {
-        case nil:
-            Self.fail(job, with: EventStoreError.unavailable("the store is closed"))
-        case true?:
-            scheduleDrain()
-        case false?:
-            break
+        switch queue.withLock({ $0.commits.enqueue(job) }) {
+        case .closed: Self.fail(job, with: EventStoreError.unavailable("the store is closed"))
+        case .startDrain: scheduleDrain()
+        case .joined: break
         }
     }
 
     private func scheduleDrain() {
         // A lone write now, after rounds that took several, still comes from a busy store: the
         // average says so, where the queue alone would not.
-        let (generation, likely) = queue.withLock { ($0.generation, max($0.jobs.count, Int($0.recentBatch.rounded()))) }
+        let (generation, likely) = queue.withLock { ($0.generation, max($0.commits.jobs.count, Int($0.recentBatch.rounded()))) }
         options.commitScheduler.schedule(covering: likely) { self.drainRound(generation) }
     }
 
@@ -304,25 +291,19 @@ public final class SQLiteEventStore: EventStore {
         checkpointer.catchUp(on: writer)
         let more = queue.withLock { queue -> Bool in
             queue.running = false
-            if queue.jobs.isEmpty {
-                queue.draining = false
-                return false
-            }
-            return true
+            return queue.commits.roundFinished()
         }
         if more { scheduleDrain() }
     }
 
     /// Writes queued and not yet taken by a transaction.
-    var queuedForTesting: Int { queue.withLock { $0.jobs.count } }
+    var queuedForTesting: Int { queue.withLock { $0.commits.jobs.count } }
 
     /// Takes up to `maxBatch` queued jobs.
     private func nextBatch() -> [Job] {
         queue.withLock { queue -> [Job] in
-            let count = min(queue.jobs.count, options.maxBatch)
-            if count > 0 { queue.recentBatch = queue.recentBatch * 0.75 + Double(count) * 0.25 }
-            let batch = Array(queue.jobs.prefix(count))
-            queue.jobs.removeFirst(count)
+            let batch = queue.commits.take(upTo: options.maxBatch)
+            if !batch.isEmpty { queue.recentBatch = queue.recentBatch * 0.75 + Double(batch.count) * 0.25 }
             return batch
         }
     }

@@ -62,19 +62,13 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
-    private struct Queue {
-        var jobs: [Job] = []
-        var draining = false
-        var closed = false
-    }
-
     let client: PostgresClient
     /// The client's `run()`, when this store made the client and so owns its life.
     private let clientTask: Task<Void, Never>?
     private let options: Options
     private let logger: Logger
     let tables: Tables
-    private let queue = Mutex(Queue())
+    private let queue = Mutex(GroupCommitQueue<Job>())
     private let head: WatermarkWaiters
     private let refusal = WriteRefusal()
     /// A wait for a connection timed out and none came since (see `withConnection`).
@@ -164,8 +158,8 @@ public final class PostgresEventStore: EventStore {
     /// Finishes nothing more: queued appends fail as unavailable, and a pool this store runs stops.
     public func close() {
         let jobs = queue.withLock { queue -> [Job] in
-            queue.closed = true
-            return queue.draining ? [] : queue.jobs
+            queue.close()
+            return queue.draining ? [] : queue.take(upTo: .max)
         }
         for job in jobs { job.fail(EventStoreError.unavailable("the store is closed")) }
         clientTask?.cancel()
@@ -221,32 +215,19 @@ public final class PostgresEventStore: EventStore {
     }
 
     private func enqueue(_ job: Job) {
-        let start = queue.withLock { queue -> Bool? in
-            guard !queue.closed else { return nil }
-            queue.jobs.append(job)
-            if queue.draining { return false }
-            queue.draining = true
-            return true
-        }
-        switch start {
-        case nil: job.fail(EventStoreError.unavailable("the store is closed"))
-        case true?: Task { await self.drain() }
-        case false?: break
+        switch queue.withLock({ $0.enqueue(job) }) {
+        case .closed: job.fail(EventStoreError.unavailable("the store is closed"))
+        case .startDrain: Task { await self.drain() }
+        case .joined: break
         }
     }
 
     /// Commits the queued jobs, a batch per transaction, until none are left.
     private func drain() async {
-        while true {
-            let jobs = queue.withLock { queue -> [Job] in
-                let count = min(queue.jobs.count, options.maxBatch)
-                defer { queue.jobs.removeFirst(count) }
-                if count == 0 { queue.draining = false }
-                return Array(queue.jobs.prefix(count))
-            }
-            if jobs.isEmpty { return }
-            await commit(jobs)
-        }
+        repeat {
+            let jobs = queue.withLock { $0.take(upTo: options.maxBatch) }
+            if !jobs.isEmpty { await commit(jobs) }
+        } while queue.withLock({ $0.roundFinished() })
     }
 
     private enum Outcome {
