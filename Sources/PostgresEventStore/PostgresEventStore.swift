@@ -94,7 +94,8 @@ public final class PostgresEventStore: EventStore {
         if let schema = location.schema { options.schema = schema }
         try await location.probe(logger: logger)
         let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
-        let task = Task { await client.run() }
+        // Immediate: the pool must be running before the first lease, or it warns.
+        let task = Task.immediate { await client.run() }
         do {
             return try await open(client: client, clientTask: task, displayName: location.redacted, options: options, logger: logger)
         } catch {

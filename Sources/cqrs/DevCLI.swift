@@ -16,7 +16,10 @@ struct Dev: AsyncParsableCommand {
             answers its health check, prints their addresses (and the CQRS_* variables that point the \
             CLI at them), then waits. Ctrl-C (or SIGTERM) stops them gracefully, the query side first.
             A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}. With \
-            --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2.
+            --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2. \
+            With --postgres the CommandService keeps its events in a local PostgreSQL cluster in \
+            <data-dir>/postgres (made on first use; Debian's postgresql package), started first and \
+            stopped last; --store URL uses a database of yours instead.
             """)
 
     @Option(help: "Directory for the services' data and logs.") var dataDir = "data/dev"
@@ -27,6 +30,9 @@ struct Dev: AsyncParsableCommand {
     @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
     @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
+    @Flag(help: "Keep the events in a local PostgreSQL cluster (<data-dir>/postgres) instead of SQLite.") var postgres = false
+    @Option(help: "PostgreSQL port, with --postgres (0: any free port).") var postgresPort = 55432
+    @Option(help: "The CommandService's event store as a PostgreSQL URL (postgres://user:password@host:5432/db).") var store: String?
     @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
     @Option(help: "Log level of the services.") var logLevel = "info"
     @Flag(help: "Print the ready line as JSON.") var json = false
@@ -47,6 +53,13 @@ struct Dev: AsyncParsableCommand {
             sources.append(source)
         }
         defer { for source in sources { source.cancel() } }
+        var storeURL = store
+        let localPostgres =
+            postgres
+            ? LocalPostgres(directory: dataDir + "/postgres", host: host, port: postgresPort == 0 ? try freePort(host) : postgresPort, logs: logs)
+            : nil
+        if let localPostgres { storeURL = try localPostgres.start() }
+        defer { localPostgres?.stop() }
 
         do {
             let broker = try await children.start(
@@ -57,7 +70,8 @@ struct Dev: AsyncParsableCommand {
                 "command-service", binary: binaries.appendingPathComponent("command-service"),
                 arguments: [
                     "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--broker", broker, "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []), logs: logs, timeout: startTimeout)
+                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []) + (storeURL.map { ["--store", $0] } ?? []), logs: logs,
+                timeout: startTimeout)
             let queries = try await children.start(
                 "query-service", binary: binaries.appendingPathComponent("query-service"),
                 arguments: [
@@ -216,4 +230,21 @@ final class Children: @unchecked Sendable {
         lock.withLock { processes.removeAll() }
         return failed
     }
+}
+
+/// A port nothing listens on now, for servers that cannot be given port 0 (PostgreSQL).
+func freePort(_ host: String) throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw ValidationError("cannot open a socket to find a free port") }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr(host)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else { throw ValidationError("cannot find a free port on \(host)") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

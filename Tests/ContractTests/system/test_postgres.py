@@ -306,3 +306,32 @@ def test_postgres_down_mid_workload_is_unavailable_never_a_false_success_and_wor
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(cluster.dir, ignore_errors=True)
+
+
+def test_cqrs_dev_postgres_runs_the_stack_on_a_local_cluster_and_stops_it():
+    import json
+    import signal
+    data = tempfile.mkdtemp(prefix="dev-pg-")
+    os.chmod(data, 0o755)  # the cluster runs as the postgres user when we are root
+    dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--postgres", "--postgres-port", "0", "--data-dir", data,
+                            "--broker-port", "0", "--commands-port", "0", "--queries-port", "0", "--json", "--log-level", "warning"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(dev.stdout.readline() or "{}")
+        assert ready.get("event") == "ready", dev.stderr.read()
+        env = {**os.environ, "CQRS_COMMANDS": ready["commands"], "CQRS_QUERIES": ready["queries"]}
+        opened = subprocess.run([str(BIN_DIR / "cqrs"), "accounts", "open", "--id", "pg-dev", "--holder", "Ada", "--amount", "2.50", "--json"],
+                                capture_output=True, text=True, timeout=30, env=env)
+        assert opened.returncode == 0, opened.stderr
+        position = json.loads(opened.stdout)["position"]
+        got = subprocess.run([str(BIN_DIR / "cqrs"), "accounts", "get", "pg-dev", "--min-position", str(position), "--json"],
+                             capture_output=True, text=True, timeout=30, env=env)
+        assert got.returncode == 0 and json.loads(got.stdout)["balance"]["amountMinor"] == "250", got.stderr
+        assert os.path.exists(os.path.join(data, "postgres", "data", "PG_VERSION"))
+        assert not os.path.exists(os.path.join(data, "commands", "events.sqlite")), "the events are in PostgreSQL"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) == 0
+    stopped = dev.stderr.read()
+    assert "postgres stopped" in stopped, stopped
+    shutil.rmtree(data, ignore_errors=True)
