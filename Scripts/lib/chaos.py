@@ -143,7 +143,7 @@ class Client(threading.Thread):
         command_id = f"{account}-{len(self.acked)}-{self.rng.randrange(1 << 40):x}"
         request = {**request, "commandId": command_id}
         while True:
-            code, reply = call(self.harness.commands.address, f"cqrs.commands.v1.BankAccounts/{method}", request)
+            code, reply = call(self.rng.choice(self.harness.command_replicas).address, f"cqrs.commands.v1.BankAccounts/{method}", request)
             if code == 0:
                 self.acked.append({"commandId": command_id, "accountId": account, "delta": delta,
                                    "position": int(reply["position"])})
@@ -209,17 +209,26 @@ class Forger(threading.Thread):
 
 
 class Harness:
-    def __init__(self, profile: str, seed: int):
-        self.profile_name, self.profile, self.seed = profile, PROFILES[profile], seed
+    def __init__(self, profile: str, seed: int, store: str = "sqlite"):
+        self.profile_name, self.profile, self.seed, self.store = profile, PROFILES[profile], seed, store
         self.rng = random.Random(seed)
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-", dir=os.environ.get("CHAOS_DIR")))
         self.broker = Service("broker", "broker", self.work, "BROKER_DATA_DIR",
                               {"BROKER_SEGMENT_BYTES": "4096", "BROKER_MAINTENANCE_INTERVAL_MS": "200"})
         self.commands = Service("command-service", "command-service", self.work, "COMMANDS_DATA_DIR",
                                 {"CQRS_BROKER": self.broker.address})
+        self.command_replicas = [self.commands]
+        if store == "postgres":
+            # Two replicas on one PostgreSQL store (a schema of this run's own), sharing the relay's
+            # key; clients send each command to either, and either may be killed.
+            url = f"{os.environ['CHAOS_POSTGRES_URL']}?schema=chaos_{seed}"
+            shared = {"CQRS_BROKER": self.broker.address, "COMMANDS_STORE": url, "COMMANDS_RELAY_KEY_FILE": str(self.work / "relay.key")}
+            self.commands.settings.update(shared)
+            second = Service("command-service-2", "command-service", self.work, "COMMANDS_DATA_DIR", shared)
+            self.command_replicas.append(second)
         self.queries = Service("query-service", "query-service", self.work, "QUERIES_DATA_DIR",
                                {"CQRS_BROKER": self.broker.address, "CQRS_COMMANDS": self.commands.address})
-        self.services = [self.broker, self.commands, self.queries]
+        self.services = [self.broker, *self.command_replicas, self.queries]
         self.stopping = threading.Event()
         self.final_deadline = None
         self.kills = {service.name: 0 for service in self.services}
@@ -268,7 +277,7 @@ class Harness:
                 victim.kill()
                 self.kills[victim.name] += 1
                 time.sleep(self.rng.uniform(*self.profile["down"]))
-                skew = self.rng.choice(SKEWS[victim.name]) if self.skew and victim.name in SKEWS and self.rng.random() < 0.35 else None
+                skew = self.rng.choice(SKEWS[victim.binary]) if self.skew and victim.binary in SKEWS and self.rng.random() < 0.35 else None
                 self.skewed_restarts += skew is not None
                 victim.start(skew)
             time.sleep(0.5)
@@ -304,12 +313,15 @@ class Harness:
         appended_twice = sum(1 for ack in acked if len(by_command.get(ack["commandId"], [])) > 1)
 
         # The broker: every stored event once per event id (after the relay has caught up).
+        # With replicas, the one holding the relay's lease reports it.
         deadline = time.monotonic() + 60
         while True:
-            code, status = call(self.commands.address, "cqrs.commands.v1.EventStore/GetStatus", {})
-            if code == 0 and status["publishedPosition"] == status["headPosition"]:
+            statuses = [call(replica.address, "cqrs.commands.v1.EventStore/GetStatus", {}) for replica in self.command_replicas]
+            caught_up = [status for code, status in statuses if code == 0 and status["publishedPosition"] == status["headPosition"]]
+            if caught_up:
+                status = caught_up[0]
                 break
-            assert time.monotonic() < deadline, f"the relay did not catch up: {status}"
+            assert time.monotonic() < deadline, f"the relay did not catch up: {statuses}"
             time.sleep(0.1)
         published: dict[str, int] = {}
         code, topic = call(self.broker.address, "cqrs.broker.v1.Broker/DescribeTopic", {"name": "BankAccount"})
@@ -353,7 +365,7 @@ class Harness:
             connection.close()
         rebuild_equal = rebuild.code == 0 and self.dump() == live
         return {
-            "profile": self.profile_name, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
+            "profile": self.profile_name, "store": self.store, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
             "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
             "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
             "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
@@ -414,10 +426,12 @@ def main() -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data and logs)")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: two command-service replicas on one PostgreSQL store (CHAOS_POSTGRES_URL; Scripts/chaos starts a cluster)")
     options = parser.parse_args()
     seed = options.seed if options.seed is not None else random.randrange(1 << 30)
     print(f"chaos: profile {options.profile}, seed {seed} (replay with --seed {seed})", file=sys.stderr, flush=True)
-    harness = Harness(options.profile, seed)
+    harness = Harness(options.profile, seed, options.store)
     try:
         summary = harness.run()
     finally:
