@@ -255,16 +255,14 @@ public final class PostgresEventStore: EventStore {
                                 PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head) FOR UPDATE"), logger: logger
                             )
                             .collect().first?.decode(Int64.self) ?? 0
-                        var next = base
+                        var plan = try await Self.plan(jobs, head: base, on: connection, tables: tables, logger: logger)
                         var outcomes: [Outcome] = []
                         outcomes.reserveCapacity(jobs.count)
                         for job in jobs {
                             switch job {
                             case .append(let request, _):
                                 do {
-                                    let appended = try await Self.append(
-                                        request, at: &next, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
-                                    outcomes.append(.appended(appended))
+                                    outcomes.append(.appended(try plan.decide(request, recordedAt: recordedAt)))
                                 } catch let refusal as EventStoreError {
                                     outcomes.append(.refused(refusal))
                                 }
@@ -273,6 +271,8 @@ public final class PostgresEventStore: EventStore {
                                 outcomes.append(.written)
                             }
                         }
+                        try await Self.insert(plan, on: connection, tables: tables, logger: logger)
+                        let next = plan.head
                         if next != base {
                             try await connection.query(
                                 PostgresQuery(unsafeSQL: "UPDATE \(tables.head) SET position = $1", binds: Self.binds(next)), logger: logger)
@@ -305,59 +305,93 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
-    /// One append inside the batch's transaction, after the head lock: the checks, in the order
-    /// `EventAppender` promises, then the rows. Refusals throw `EventStoreError` before any write.
-    private static func append(
-        _ request: AppendRequest, at next: inout Int64, recordedAt: Int64, on connection: PostgresConnection, tables: Tables,
-        logger: Logger
-    ) async throws -> AppendResult {
-        if let commandId = request.commandId, let earlier = try await commandResult(commandId, on: connection, tables: tables, logger: logger) {
-            return try AppendRules.repeated(request, earlier: earlier)
+    /// Reads what a batch's appends touch (their command ids, event ids and streams), in three
+    /// queries after the head lock, into a plan that decides them in memory.
+    private static func plan(
+        _ jobs: [Job], head: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> AppendBatchPlan {
+        var commandIds: [String] = []
+        var eventIds: [String] = []
+        var streamIds = Set<String>()
+        for case .append(let request, _) in jobs {
+            if let commandId = request.commandId { commandIds.append(commandId) }
+            eventIds += request.events.map(\.eventId)
+            streamIds.insert(request.streamId)
         }
-        let ids = request.events.map(\.eventId)
-        let found = try await events(
-            where: "event_id = ANY($1)", binds(ids), on: connection, tables: tables, logger: logger)
-        let byId = Dictionary(found.map { ($0.eventId, $0) }, uniquingKeysWith: { first, _ in first })
-        if let earlier = try AppendRules.duplicate(of: request, stored: ids.map { byId[$0] }) { return earlier }
-        let version = try await streamVersion(request.streamId, on: connection, tables: tables, logger: logger)
-        guard request.expected.accepts(version) else {
-            throw EventStoreError.wrongExpectedVersion(streamId: request.streamId, expected: request.expected, actual: version)
+        var commands: [String: AppendResult] = [:]
+        if !commandIds.isEmpty {
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT command_id, stream_id, version, position, digest FROM \(tables.commands) WHERE command_id = ANY($1)",
+                    binds: binds(commandIds)),
+                logger: logger)
+            for try await (commandId, streamId, version, position, digest) in rows.decode((String, String, Int64, Int64, String).self) {
+                commands[commandId] = AppendResult(streamId: streamId, version: version, position: position, commandDigest: digest)
+            }
         }
-        var streamVersion = version
-        let insert = """
-            INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
-                correlation_id, causation_id, data, checksum)
-            VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            """
-        for event in request.events {
-            next += 1
-            streamVersion += 1
-            let stored = RecordedEvent(
-                eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion,
-                streamVersion: streamVersion, position: next, recordedAt: recordedAt, correlationId: event.correlationId,
-                causationId: event.causationId, data: event.data)
-            var binds = PostgresBindings(capacity: 11)
-            binds.append(next)
-            binds.append(event.eventId)
-            binds.append(request.streamId)
-            binds.append(streamVersion)
-            binds.append(event.type)
-            binds.append(Int64(event.schemaVersion))
-            binds.append(recordedAt)
-            binds.append(event.correlationId)
-            binds.append(event.causationId)
-            binds.append(ByteBuffer(bytes: event.data))
-            binds.append(EventChecksum.of(stored))
-            try await connection.query(PostgresQuery(unsafeSQL: insert, binds: binds), logger: logger)
+        var events: [String: RecordedEvent] = [:]
+        if !eventIds.isEmpty {
+            for event in try await Self.events(where: "event_id = ANY($1)", binds(eventIds), on: connection, tables: tables, logger: logger) {
+                events[event.eventId] = event
+            }
         }
-        if let commandId = request.commandId {
+        var versions: [String: Int64] = [:]
+        if !streamIds.isEmpty {
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT stream_id, max(stream_version) FROM \(tables.events) WHERE stream_id = ANY($1) GROUP BY stream_id",
+                    binds: binds(Array(streamIds))),
+                logger: logger)
+            for try await (streamId, version) in rows.decode((String, Int64).self) { versions[streamId] = version }
+        }
+        return AppendBatchPlan(head: head, commands: commands, events: events, versions: versions)
+    }
+
+    /// Writes the plan's rows: all its events in one statement, all its command results in another.
+    private static func insert(_ plan: AppendBatchPlan, on connection: PostgresConnection, tables: Tables, logger: Logger) async throws {
+        let events = plan.newEvents
+        if !events.isEmpty {
+            var binds = PostgresBindings(capacity: 13)
+            binds.append(events.map(\.position))
+            binds.append(events.map(\.eventId))
+            binds.append(events.map(\.streamId))
+            binds.append(events.map(\.streamVersion))
+            binds.append(events.map(\.type))
+            binds.append(events.map { Int64($0.schemaVersion) })
+            binds.append(events.map(\.recordedAt))
+            // Arrays cannot carry NULLs here: a flag beside each optional text says whether it is there.
+            binds.append(events.map { $0.correlationId ?? "" })
+            binds.append(events.map { $0.correlationId != nil })
+            binds.append(events.map { $0.causationId ?? "" })
+            binds.append(events.map { $0.causationId != nil })
+            binds.append(events.map { ByteBuffer(bytes: $0.data) })
+            binds.append(events.map { EventChecksum.of($0) })
             try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: "INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest) VALUES($1, $2, $3, $4, $5)",
-                    binds: binds(commandId, request.streamId, streamVersion, next, request.commandDigest ?? "")),
+                    unsafeSQL: """
+                        INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
+                            correlation_id, causation_id, data, checksum)
+                        SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k
+                        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[],
+                            $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[])
+                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k)
+                        """,
+                    binds: binds),
                 logger: logger)
         }
-        return AppendResult(streamId: request.streamId, version: streamVersion, position: next)
+        let commands = plan.newCommands
+        if !commands.isEmpty {
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
+                        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])
+                        """,
+                    binds: Self.binds(
+                        commands.map(\.commandId), commands.map(\.result.streamId), commands.map(\.result.version),
+                        commands.map(\.result.position), commands.map(\.digest))),
+                logger: logger)
+        }
     }
 
     // MARK: Reads
