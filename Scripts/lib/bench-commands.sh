@@ -9,6 +9,14 @@
 # 1000; 0 skips it) beside the default one, interleaved the same way: its cases are named
 # deposits_c<N>_idle_poll. Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
 set -euo pipefail
+# `Scripts/bench commands --store postgres`: the PostgreSQL store's cases instead.
+if [ "${2:-}" = "--store" ]; then
+  case "${3:-}" in
+    postgres) source Scripts/lib/bench-commands-postgres.sh; exit 0 ;;
+    sqlite) ;;
+    *) echo "usage: Scripts/bench commands [--store sqlite|postgres]" >&2; exit 2 ;;
+  esac
+fi
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
@@ -26,18 +34,16 @@ start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" 
 
 RESULTS="$WORK/results.jsonl"
 
-for round in $(seq "$ROUNDS"); do
-  step "round $round of $ROUNDS"
-  for concurrency in $CONCURRENCIES; do
-    runs=(
-      "ours_c${concurrency}|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $concurrency --seconds $RUN_SECONDS"
-      "raw_c${concurrency}|$BENCH_BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
-    )
-    [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_c${concurrency}|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $concurrency --seconds $RUN_SECONDS")
-    rotate_runs runs "$round"
-    for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
-  done
-done
+runs_for() {  # concurrency
+  runs=(
+    "ours_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$PORT --concurrency $1 --seconds $RUN_SECONDS"
+    "raw_c$1|$BENCH_BIN/commands-bench raw-sqlite --directory $WORK/raw --seconds $RUN_SECONDS"
+  )
+  if [ -n "$POLL_PORT" ]; then
+    runs+=("ours_idle_poll_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $1 --seconds $RUN_SECONDS")
+  fi
+}
+interleaved_rounds runs_for
 
 python3 - "$RESULTS" "$CONCURRENCIES" <<'PY'
 import sys

@@ -4,7 +4,7 @@
 # service, nothing left behind. As root, the cluster runs as the `postgres` user (initdb refuses
 # root), created by Debian's package. Sourced, not run; needs Scripts/lib/setup.sh.
 #
-# Usage: start_throwaway_postgres  → sets PG_URL (postgres://postgres@127.0.0.1:PORT/postgres),
+# Usage: start_throwaway_postgres [PARENT_DIR, default /tmp] → sets PG_URL (postgres://postgres@127.0.0.1:PORT/postgres),
 #        PG_DIR, PG_PORT, PG_BIN.
 
 pg_bin_dir() {
@@ -26,7 +26,7 @@ pg_as_owner() {
 
 start_throwaway_postgres() {
   ensure_postgres
-  PG_DIR="$(mktemp -d /tmp/jframe-pg.XXXXXX)"
+  PG_DIR="$(mktemp -d "${1:-/tmp}/jframe-pg.XXXXXX")"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DIR"
   PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \

@@ -94,6 +94,22 @@ rotate_runs() {
   list=("${list[@]:n}" "${list[@]:0:n}")
 }
 
+# Runs ROUNDS interleaved rounds over CONCURRENCIES: for each, the function named $1, given the
+# concurrency, fills the array `runs` with "label|command" entries; they run rotated (each round
+# starts from a different one) and each result is recorded under its label.
+interleaved_rounds() {  # fill_function
+  local fill=$1 round concurrency entry
+  for round in $(seq "$ROUNDS"); do
+    step "round $round of $ROUNDS"
+    for concurrency in $CONCURRENCIES; do
+      runs=()
+      "$fill" "$concurrency"
+      rotate_runs runs "$round"
+      for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
+    done
+  done
+}
+
 # Appends one benchmark result (a JSON line) to $RESULTS under a label, echoing it to stderr.
 record() {  # label, json line
   echo "$2" >&2
