@@ -275,6 +275,8 @@ let package = Package(
             dependencies: ["WallTime", "EventStore", "PostgresEventStore", "CommitScheduling", "SQLite", "TestSupport", logging, postgresNIO],
             swiftSettings: settings),
         .testTarget(
+            name: "PostgresEventStoreTests", dependencies: ["PostgresEventStore", "EventStore"], swiftSettings: settings),
+        .testTarget(
             name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
             swiftSettings: settings),
         .testTarget(

@@ -22,9 +22,37 @@ public struct StoreVerification: Sendable, Hashable {
 
     public init() {}
 
-    mutating func report(_ problem: String) {
+    public mutating func report(_ problem: String) {
         problemCount += 1
         if problems.count < Self.maxProblems { problems.append(problem) }
+    }
+
+    /// The walk over every event in position order that each store's verification makes: each
+    /// event's checksum, positions without gaps, each stream's versions 1, 2, 3….
+    public struct EventWalk {
+        private var versions: [String: Int64] = [:]
+        /// The last position visited.
+        public private(set) var after: Int64 = 0
+
+        public init() {}
+
+        public mutating func visit(_ event: RecordedEvent, storedChecksum: Int64, into report: inout StoreVerification) {
+            if EventChecksum.of(event) != storedChecksum, case .dataLoss(let reason) = EventChecksum.damaged(event, stored: storedChecksum) {
+                report.report(reason)
+            }
+            if event.position != after + 1 {
+                report.report("positions jump from \(after) to \(event.position): events \(after + 1)…\(event.position - 1) are missing")
+            }
+            let previous = versions[event.streamId] ?? 0
+            if event.streamVersion != previous + 1 {
+                report.report("\(event.streamId) goes from version \(previous) to \(event.streamVersion) at position \(event.position)")
+            }
+            versions[event.streamId] = event.streamVersion
+            after = event.position
+            report.eventsChecked += 1
+            report.headPosition = event.position
+            report.streams = versions.count
+        }
     }
 }
 
@@ -57,9 +85,9 @@ extension SQLiteEventStore: VerifiableEventStore {
     private func verifyEvents(
         pageSize: Int, into report: inout StoreVerification, progress: (StoreVerification) async throws -> Void
     ) async throws {
-        var versions: [String: Int64] = [:]
-        var after: Int64 = 0
+        var walk = StoreVerification.EventWalk()
         while true {
+            let after = walk.after
             let page: [(RecordedEvent, Int64)]
             do {
                 page = try read { db in
@@ -72,24 +100,8 @@ extension SQLiteEventStore: VerifiableEventStore {
                 report.report("events after position \(after) cannot be read: \(error)")
                 break
             }
-            guard let last = page.last else { break }
-            for (event, stored) in page {
-                if EventChecksum.of(event) != stored, case .dataLoss(let reason) = EventChecksum.damaged(event, stored: stored) {
-                    report.report(reason)
-                }
-                if event.position != after + 1 {
-                    report.report("positions jump from \(after) to \(event.position): events \(after + 1)…\(event.position - 1) are missing")
-                }
-                let previous = versions[event.streamId] ?? 0
-                if event.streamVersion != previous + 1 {
-                    report.report("\(event.streamId) goes from version \(previous) to \(event.streamVersion) at position \(event.position)")
-                }
-                versions[event.streamId] = event.streamVersion
-                after = event.position
-            }
-            report.eventsChecked += Int64(page.count)
-            report.headPosition = last.0.position
-            report.streams = versions.count
+            guard !page.isEmpty else { break }
+            for (event, stored) in page { walk.visit(event, storedChecksum: stored, into: &report) }
             try await progress(report)
         }
     }

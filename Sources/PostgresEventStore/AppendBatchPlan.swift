@@ -3,7 +3,7 @@ import EventStore
 /// Decides a batch of appends in memory, against what the database held when the batch's
 /// transaction took the head lock: the same rules as every store (`AppendRules`), each append
 /// seeing the ones before it in the batch. No I/O: the store reads what the batch touches in
-/// three queries, lets the plan decide, and writes the rows it made in two.
+/// three queries, lets the plan decide, and writes the rows it made (and the new head) in one.
 ///
 /// That keeps a transaction at a fixed number of round trips whatever its size, where checking
 /// and inserting append by append cost about five per append.

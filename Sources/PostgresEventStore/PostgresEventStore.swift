@@ -273,10 +273,6 @@ public final class PostgresEventStore: EventStore {
                         }
                         try await Self.insert(plan, on: connection, tables: tables, logger: logger)
                         let next = plan.head
-                        if next != base {
-                            try await connection.query(
-                                PostgresQuery(unsafeSQL: "UPDATE \(tables.head) SET position = $1", binds: Self.binds(next)), logger: logger)
-                        }
                         try await connection.query("COMMIT", logger: logger)
                         return (outcomes, next)
                     } catch {
@@ -347,51 +343,51 @@ public final class PostgresEventStore: EventStore {
         return AppendBatchPlan(head: head, commands: commands, events: events, versions: versions)
     }
 
-    /// Writes the plan's rows: all its events in one statement, all its command results in another.
+    /// Writes the plan's rows and moves the head, in one statement: its events, its command
+    /// results and the head's new position (data-modifying CTEs), so a transaction of any size
+    /// makes one round trip for all its writes.
     private static func insert(_ plan: AppendBatchPlan, on connection: PostgresConnection, tables: Tables, logger: Logger) async throws {
         let events = plan.newEvents
-        if !events.isEmpty {
-            var binds = PostgresBindings(capacity: 13)
-            binds.append(events.map(\.position))
-            binds.append(events.map(\.eventId))
-            binds.append(events.map(\.streamId))
-            binds.append(events.map(\.streamVersion))
-            binds.append(events.map(\.type))
-            binds.append(events.map { Int64($0.schemaVersion) })
-            binds.append(events.map(\.recordedAt))
-            // Arrays cannot carry NULLs here: a flag beside each optional text says whether it is there.
-            binds.append(events.map { $0.correlationId ?? "" })
-            binds.append(events.map { $0.correlationId != nil })
-            binds.append(events.map { $0.causationId ?? "" })
-            binds.append(events.map { $0.causationId != nil })
-            binds.append(events.map { ByteBuffer(bytes: $0.data) })
-            binds.append(events.map { EventChecksum.of($0) })
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: """
+        guard !events.isEmpty else { return }
+        let commands = plan.newCommands
+        var binds = PostgresBindings(capacity: 19)
+        binds.append(events.map(\.position))
+        binds.append(events.map(\.eventId))
+        binds.append(events.map(\.streamId))
+        binds.append(events.map(\.streamVersion))
+        binds.append(events.map(\.type))
+        binds.append(events.map { Int64($0.schemaVersion) })
+        binds.append(events.map(\.recordedAt))
+        // Arrays cannot carry NULLs here: a flag beside each optional text says whether it is there.
+        binds.append(events.map { $0.correlationId ?? "" })
+        binds.append(events.map { $0.correlationId != nil })
+        binds.append(events.map { $0.causationId ?? "" })
+        binds.append(events.map { $0.causationId != nil })
+        binds.append(events.map { ByteBuffer(bytes: $0.data) })
+        binds.append(events.map { EventChecksum.of($0) })
+        binds.append(commands.map(\.commandId))
+        binds.append(commands.map(\.result.streamId))
+        binds.append(commands.map(\.result.version))
+        binds.append(commands.map(\.result.position))
+        binds.append(commands.map(\.digest))
+        binds.append(plan.head)
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH appended AS (
                         INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
                             correlation_id, causation_id, data, checksum)
                         SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k
                         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[],
                             $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[])
-                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k)
-                        """,
-                    binds: binds),
-                logger: logger)
-        }
-        let commands = plan.newCommands
-        if !commands.isEmpty {
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: """
+                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k)),
+                    remembered AS (
                         INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
-                        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])
-                        """,
-                    binds: Self.binds(
-                        commands.map(\.commandId), commands.map(\.result.streamId), commands.map(\.result.version),
-                        commands.map(\.result.position), commands.map(\.digest))),
-                logger: logger)
-        }
+                        SELECT * FROM unnest($14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::text[]))
+                    UPDATE \(tables.head) SET position = $19
+                    """,
+                binds: binds),
+            logger: logger)
     }
 
     // MARK: Reads
@@ -403,9 +399,19 @@ public final class PostgresEventStore: EventStore {
     private static func events(
         where condition: String, _ binds: PostgresBindings, on connection: PostgresConnection, tables: Tables, logger: Logger
     ) async throws -> [RecordedEvent] {
+        try await rows(where: condition, binds, on: connection, tables: tables, logger: logger).map { event, checksum in
+            guard EventChecksum.of(event) == checksum else { throw EventChecksum.damaged(event, stored: checksum) }
+            return event
+        }
+    }
+
+    /// Events matching `condition` with the checksum each row stores, unchecked (for `verify`).
+    static func rows(
+        where condition: String, _ binds: PostgresBindings, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> [(RecordedEvent, Int64)] {
         let rows = try await connection.query(
             PostgresQuery(unsafeSQL: "SELECT \(eventColumns) FROM \(tables.events) WHERE \(condition)", binds: binds), logger: logger)
-        var events: [RecordedEvent] = []
+        var events: [(RecordedEvent, Int64)] = []
         for try await row in rows {
             let (eventId, streamId, type, schemaVersion, streamVersion, position, recordedAt, correlationId, causationId, data, checksum) =
                 try row.decode((String, String, String, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer, Int64).self)
@@ -413,8 +419,7 @@ public final class PostgresEventStore: EventStore {
                 eventId: eventId, streamId: streamId, type: type, schemaVersion: Int(schemaVersion), streamVersion: streamVersion,
                 position: position, recordedAt: recordedAt, correlationId: correlationId, causationId: causationId,
                 data: Array(data.readableBytesView))
-            guard EventChecksum.of(event) == checksum else { throw EventChecksum.damaged(event, stored: checksum) }
-            events.append(event)
+            events.append((event, checksum))
         }
         return events
     }
@@ -561,7 +566,7 @@ public final class PostgresEventStore: EventStore {
 
     // MARK: Helpers
 
-    private static func binds(_ values: any PostgresNonThrowingEncodable...) -> PostgresBindings {
+    static func binds(_ values: any PostgresNonThrowingEncodable...) -> PostgresBindings {
         var binds = PostgresBindings(capacity: values.count)
         for value in values { binds.append(value) }
         return binds
