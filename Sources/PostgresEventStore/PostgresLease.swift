@@ -15,7 +15,7 @@ extension PostgresEventStore {
     /// tail check at the start of each stretch removes.
     public func whileHolding(
         lease name: String, retryEvery: Duration = .seconds(1), logger: Logger, keepTrying: @Sendable () -> Bool = { true },
-        _ body: @escaping @Sendable () async throws -> Void
+        holding: @escaping @Sendable (Bool) -> Void = { _ in }, _ body: @escaping @Sendable () async throws -> Void
     ) async throws {
         let key = "jframe-lease:\(tables.schema):\(name)"
         while keepTrying() {
@@ -28,7 +28,11 @@ extension PostgresEventStore {
                         .collect().first?.decode(Bool.self) ?? false
                     guard held else { return LeaseOutcome.notHeld }
                     logger.notice("took the lease", metadata: ["lease": "\(name)"])
-                    defer { logger.notice("gave up the lease", metadata: ["lease": "\(name)"]) }
+                    holding(true)
+                    defer {
+                        holding(false)
+                        logger.notice("gave up the lease", metadata: ["lease": "\(name)"])
+                    }
                     let result = try await withThrowingTaskGroup(of: LeaseOutcome.self) { group in
                         group.addTask {
                             try await body()

@@ -14,6 +14,7 @@ import RPCCore
 import RPCHosting
 import RPCTransportTCP
 import ServiceLifecycle
+import Synchronization
 
 /// command-service: the write side's process.
 struct CommandServiceCommand: AsyncParsableCommand {
@@ -96,8 +97,14 @@ struct CommandServiceCommand: AsyncParsableCommand {
             let outbox = OutboxRelay(store: store, bus: bus, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
             relayStatus = { outbox.status }
             if let shared = store as? PostgresEventStore {
-                // Replicas share the store: only the one holding the lease publishes.
-                extraServices.append(LeasedService(lease: "outbox-relay", store: shared, service: outbox, logger: Logger(label: "relay")))
+                // Replicas share the store: only the one holding the lease publishes; the others say so.
+                let leased = LeasedService(lease: "outbox-relay", store: shared, service: outbox, logger: Logger(label: "relay"))
+                relayStatus = {
+                    leased.isHolding
+                        ? outbox.status
+                        : OutboxRelay.Status(lastError: "standing by: another replica holds the relay's lease and publishes")
+                }
+                extraServices.append(leased)
             } else {
                 extraServices.append(outbox)
             }
@@ -157,15 +164,29 @@ extension CommandServiceCommand {
 }
 
 /// A service that runs only in the replica holding its lease (see `PostgresEventStore.whileHolding`).
-struct LeasedService: Service {
+final class LeasedService: Service, Sendable {
     let lease: String
     let store: PostgresEventStore
     let service: any Service
     let logger: Logger
+    private let holding = Mutex(false)
+
+    init(lease: String, store: PostgresEventStore, service: any Service, logger: Logger) {
+        self.lease = lease
+        self.store = store
+        self.service = service
+        self.logger = logger
+    }
+
+    /// Whether this replica holds the lease now.
+    var isHolding: Bool { holding.withLock { $0 } }
 
     func run() async throws {
         // The service ends by itself on a graceful shutdown; a replica still waiting stops waiting.
-        try await store.whileHolding(lease: lease, logger: logger, keepTrying: { !Task.isShuttingDownGracefully }) {
+        try await store.whileHolding(
+            lease: lease, logger: logger, keepTrying: { !Task.isShuttingDownGracefully },
+            holding: { [weak self] held in self?.holding.withLock { $0 = held } }
+        ) { [service] in
             try await service.run()
         }
     }

@@ -126,6 +126,10 @@ def test_a_follower_of_all_sees_every_event_once_in_order_while_three_processes_
     head = replicas[1].connect().unary("cqrs.commands.v1.EventStore/GetStatus", {}).messages[0]["headPosition"]
     assert len(seen) > 50, "the writers made progress"
     assert seen == list(range(1, int(head) + 1)), "every position once, in order, none skipped"
+    verified = replicas[2].connect().server_streaming("cqrs.commands.v1.EventStore/Verify", {"pageSize": 100}, timeout_ms=60000)
+    assert verified.code == 0, verified.trailers
+    assert verified.messages[-1]["done"] is True and verified.messages[-1]["problems"] == []
+    assert int(verified.messages[-1]["eventsChecked"]) == int(head)
 
 
 def test_a_command_id_names_one_command_across_replicas(replicas):
@@ -194,6 +198,8 @@ def test_one_relay_publishes_and_another_replica_takes_over_after_kill_9(start_s
     for thread in threads:
         thread.start()
     first = leader()  # the holder reports the broker connected once it published
+    standby = replicas[1 - first].call("EventStore", "GetStatus", {})
+    assert "standing by" in standby.get("lastError", ""), standby
     time.sleep(1.0)
     replicas[first].kill()
     time.sleep(1.0)
