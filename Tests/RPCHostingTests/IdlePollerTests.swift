@@ -37,7 +37,9 @@ import Testing
         #expect(try await eventually { poller.statistics.parks >= 1 }, "no activity after the start: it parks")
         let parked = poller.statistics
         #expect(parked.spinning == 0)
-        #expect(parked.spinNanoseconds > 0, "it spun for the window the start opened")
+        // Whether it spun before that first park depends on when a SCHED_IDLE thread first got a
+        // CPU (on a loaded run, after the window): the spinning is checked below, with activity
+        // that keeps coming.
 
         poller.recordActivity()
         #expect(try await eventually { poller.statistics.wakes >= 1 }, "a frame wakes it")
