@@ -20,10 +20,17 @@ import WallTime
 ///   batch runs again with a savepoint around each event, so the outcome is the same.)
 /// Every applied or parked event's global position is marked handled, and the partition's next
 /// offset is saved, in the same transaction.
+///
+/// With a shared backend (several processes writing the same models), each transaction first
+/// takes its turn and reads the bookkeeping back, so nothing cached from an earlier transaction
+/// is trusted: another process may have applied the partition, the stream or the position since.
 final class ProjectionWriter {
-    let db: SQLiteConnection
+    let db: any ReadModelDatabase
     let projector: Projector
     let clock: any WallClock
+    let sharing: (any ReadModelSharing)?
+    /// Accounts changed by the current transaction, for `ReadModelSharing.announce`.
+    private var changedAccounts: Set<String> = []
     /// Every position up to this one is handled (applied or parked).
     private(set) var handledThrough: Int64 = 0
     /// Handled positions above `handledThrough` (positions arrive out of order across partitions).
@@ -60,12 +67,24 @@ final class ProjectionWriter {
         var changes: Set<Projector.Change> = []
     }
 
-    init(db: SQLiteConnection, projector: Projector = Projector(), clock: any WallClock) throws {
+    init(db: any ReadModelDatabase, projector: Projector = Projector(), clock: any WallClock, sharing: (any ReadModelSharing)? = nil) throws {
         self.db = db
         self.projector = projector
         self.clock = clock
+        self.sharing = sharing
         try reload()
     }
+
+    /// Reads the bookkeeping back when other processes write too (before answering what the
+    /// stored offsets are).
+    func refreshShared() throws {
+        if sharing != nil { try reload() }
+    }
+
+    /// The current transaction may have changed any account (a rebuild's swap): the other
+    /// processes' watchers are all told.
+    func markEverythingChanged() { changedAccounts = Self.everything }
+    private static let everything: Set<String> = ["*"]
 
     /// Reads the bookkeeping back from the database (at open, and after a failed transaction).
     func reload() throws {
@@ -109,7 +128,7 @@ final class ProjectionWriter {
                 }
                 offsets[key] = next
                 try db.run(
-                    "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset",
+                    "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
                     .text(topic), .integer(Int64(partition)), .integer(next))
                 return outcome
             }
@@ -203,11 +222,12 @@ final class ProjectionWriter {
         }
         do {
             let change =
-                isolated ? try db.savepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db, fold: fold)
+                isolated ? try db.inSavepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db, fold: fold)
             setStreamHead(event.streamId, StreamHead(version: event.streamVersion, eventId: event.eventId))
             if let change { outcome.changes.insert(change) }
+            if case .account(let id)? = change { changedAccounts.insert(id) }
             outcome.applied += 1
-        } catch let error as SQLiteError where !error.isConstraint {
+        } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
             throw error  // the database itself failed: the whole batch is retried
         } catch {
             guard isolated else { throw EventNeedsIsolation() }
@@ -235,7 +255,7 @@ final class ProjectionWriter {
     /// `sameId`, under its own).
     private func parkedRival(of event: ProjectedEvent, sameId: Bool = false) throws -> (id: Int64, eventId: String)? {
         try db.first(
-            "SELECT id, event_id FROM parked WHERE stream_id = ? AND stream_version = ? AND (event_id = ?) = ? ORDER BY id LIMIT 1",
+            "SELECT id, event_id FROM parked WHERE stream_id = ? AND stream_version = ? AND (CASE WHEN event_id = ? THEN 1 ELSE 0 END) = ? ORDER BY id LIMIT 1",
             .text(event.streamId), .integer(event.streamVersion), .text(event.eventId), .integer(sameId ? 1 : 0)
         ) { ($0.int64(0), $0.text(1)) }
     }
@@ -246,9 +266,9 @@ final class ProjectionWriter {
         parkedStreams.insert(event.streamId)
         return try db.run(
             """
-            INSERT OR IGNORE INTO parked(state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position,
+            INSERT INTO parked(state, topic, partition, "offset", event_id, event_type, stream_id, stream_version, position,
                 schema_version, recorded_at, data, error, attempts, parked_at)
-            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING
             """,
             .text(state), .text(source.topic), .integer(Int64(source.partition)), .integer(source.offset), .text(event.eventId),
             .text(event.type), .text(event.streamId), .integer(event.streamVersion), .integer(event.position),
@@ -258,7 +278,7 @@ final class ProjectionWriter {
     private func park(unreadable record: IncomingRecord, topic: String, partition: Int, error: String) throws {
         try db.run(
             """
-            INSERT INTO parked(state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position,
+            INSERT INTO parked(state, topic, partition, "offset", event_id, event_type, stream_id, stream_version, position,
                 schema_version, recorded_at, data, error, attempts, parked_at)
             VALUES('FAILED', ?, ?, ?, '', '', '', 0, 0, 0, 0, ?, ?, 1, ?)
             """,
@@ -278,7 +298,7 @@ final class ProjectionWriter {
     /// their stream and are not selected.
     func selectParked(ids: [Int64]?) throws -> [ParkedClaim] {
         let columns = "SELECT id, stream_id, stream_version, event_id FROM parked"
-        let row = { (row: SQLiteStatement) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3))
+        let row = { (row: any ReadModelRow) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3))
         }
         guard let ids else { return try db.query("\(columns) WHERE state IN ('FAILED', 'CONFLICT') ORDER BY id", row: row) }
         return try ids.compactMap { try db.first("\(columns) WHERE id = ? AND state IN ('FAILED', 'CONFLICT')", .integer($0), row: row) }
@@ -367,12 +387,13 @@ final class ProjectionWriter {
                 return
             }
             do {
-                let change = try db.savepoint { try projector.apply(projector.decode(entry.event), to: db) }
+                let change = try db.inSavepoint { try projector.apply(projector.decode(entry.event), to: db) }
                 setStreamHead(streamId, StreamHead(version: version, eventId: entry.event.eventId))
                 try delete(entry.id)
                 if let change { resolution.changes.insert(change) }
+                if case .account(let id)? = change { changedAccounts.insert(id) }
                 resolution.applied += 1
-            } catch let error as SQLiteError where !error.isConstraint {
+            } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
                 throw error
             } catch {
                 try mark(entry.id, "FAILED", "\(error)")
@@ -430,7 +451,7 @@ final class ProjectionWriter {
             try db.run(
                 """
                 INSERT INTO streams(stream_id, version, event_id) VALUES(?, ?, ?)
-                ON CONFLICT DO UPDATE SET version = excluded.version, event_id = excluded.event_id
+                ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version, event_id = excluded.event_id
                 """, .text(streamId), .integer(head.version), .text(head.eventId))
         }
         changedVersions = []
@@ -444,7 +465,7 @@ final class ProjectionWriter {
             while handledAbove.remove(handledThrough + 1) != nil { handledThrough += 1 }
         } else {
             handledAbove.insert(position)
-            try db.run("INSERT OR IGNORE INTO handled_positions(position) VALUES(?)", .integer(position))
+            try db.run("INSERT INTO handled_positions(position) VALUES(?) ON CONFLICT DO NOTHING", .integer(position))
         }
     }
 
@@ -458,20 +479,31 @@ final class ProjectionWriter {
 
     private func saveHandled() throws {
         try db.run(
-            "INSERT INTO meta(key, value) VALUES('handled_through', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta(key, value) VALUES('handled_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             .integer(handledThrough))
         try db.run("DELETE FROM handled_positions WHERE position <= ?", .integer(handledThrough))
     }
 
     /// Runs `body` in a transaction with the handled watermark saved at the end; on failure the
-    /// in-memory bookkeeping is read back so it matches the database again.
+    /// in-memory bookkeeping is read back so it matches the database again. Shared: the
+    /// transaction takes its turn and reads the bookkeeping back first, and announces the
+    /// watermark and the changed accounts last.
     func transaction<T>(_ body: () throws -> T) throws -> T {
-        let before = handledThrough
         do {
             let result = try db.transaction {
+                if let sharing {
+                    try sharing.takeTurn(db)
+                    try reload()
+                }
+                let before = handledThrough
+                changedAccounts = []
                 let result = try body()
                 try saveStreamVersions()
                 if handledThrough != before { try saveHandled() }
+                if let sharing, handledThrough != before || !changedAccounts.isEmpty {
+                    let accounts = changedAccounts.count <= 100 && changedAccounts != Self.everything ? changedAccounts.sorted() : nil
+                    try sharing.announce(db, handledThrough: handledThrough, accounts: accounts)
+                }
                 return result
             }
             if versions.count > Self.versionCacheLimit { versions = [:] }

@@ -23,16 +23,16 @@ struct Projector: Sendable {
     /// Applies one event's changes to the models. With `fold`, deposits and withdrawals change
     /// the fold's copy of the account instead of its row; the caller writes the fold back
     /// (`AccountFold.flush`) before its transaction commits.
-    func apply(_ event: DecodedEvent, to db: SQLiteConnection, fold: AccountFold? = nil) throws -> Change? {
+    func apply(_ event: DecodedEvent, to db: any ReadModelDatabase, fold: AccountFold? = nil) throws -> Change? {
         let decoded = try event.decoded.get()
         let event = event.event
         switch decoded {
         case let opened as AccountOpened:
             let changed = try db.run(
                 """
-                INSERT OR IGNORE INTO accounts(account_id, holder, holder_key, account_type, balance_minor, currency, status,
+                INSERT INTO accounts(account_id, holder, holder_key, account_type, balance_minor, currency, status,
                     opened_at, updated_at, version, position)
-                VALUES(?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?)
+                VALUES(?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """,
                 .text(opened.accountId), .text(opened.holder), .text(Self.key(opened.holder)), .text(opened.accountType.rawValue),
                 .integer(opened.openingBalance.amountMinor), .text(opened.openingBalance.currency), .integer(event.recordedAt),
@@ -57,9 +57,9 @@ struct Projector: Sendable {
             let customer = placed.customer
             let changed = try db.run(
                 """
-                INSERT OR IGNORE INTO orders(order_id, customer_email, customer_key, first_name, last_name, description, quantity,
+                INSERT INTO orders(order_id, customer_email, customer_key, first_name, last_name, description, quantity,
                     created_at, position)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """,
                 .text(placed.orderId), .text(customer.email), .text(Self.key(customer.email)), .text(customer.firstName),
                 .text(customer.lastName), .text(placed.description), .integer(Int64(placed.quantity)), .integer(event.recordedAt),
@@ -75,14 +75,20 @@ struct Projector: Sendable {
                     first_position, last_position)
                 VALUES(?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?6)
                 ON CONFLICT(email_key) DO UPDATE SET
-                    order_count = order_count + 1,
-                    first_order_at = CASE WHEN excluded.first_position < first_position THEN excluded.first_order_at ELSE first_order_at END,
-                    first_position = min(first_position, excluded.first_position),
-                    email = CASE WHEN excluded.last_position > last_position THEN excluded.email ELSE email END,
-                    first_name = CASE WHEN excluded.last_position > last_position THEN excluded.first_name ELSE first_name END,
-                    last_name = CASE WHEN excluded.last_position > last_position THEN excluded.last_name ELSE last_name END,
-                    last_order_at = CASE WHEN excluded.last_position > last_position THEN excluded.last_order_at ELSE last_order_at END,
-                    last_position = max(last_position, excluded.last_position)
+                    order_count = customers.order_count + 1,
+                    first_order_at = CASE WHEN excluded.first_position < customers.first_position THEN excluded.first_order_at
+                        ELSE customers.first_order_at END,
+                    first_position = CASE WHEN excluded.first_position < customers.first_position THEN excluded.first_position
+                        ELSE customers.first_position END,
+                    email = CASE WHEN excluded.last_position > customers.last_position THEN excluded.email ELSE customers.email END,
+                    first_name = CASE WHEN excluded.last_position > customers.last_position THEN excluded.first_name
+                        ELSE customers.first_name END,
+                    last_name = CASE WHEN excluded.last_position > customers.last_position THEN excluded.last_name
+                        ELSE customers.last_name END,
+                    last_order_at = CASE WHEN excluded.last_position > customers.last_position THEN excluded.last_order_at
+                        ELSE customers.last_order_at END,
+                    last_position = CASE WHEN excluded.last_position > customers.last_position THEN excluded.last_position
+                        ELSE customers.last_position END
                 """,
                 .text(Self.key(customer.email)), .text(customer.email), .text(customer.firstName), .text(customer.lastName),
                 .integer(event.recordedAt), .integer(event.position))
@@ -95,7 +101,7 @@ struct Projector: Sendable {
     /// Adds (deposit) or subtracts (withdrawal) an amount, checked for currency and overflow, and
     /// records the transaction with the balance after it.
     private func move(
-        _ accountId: String, by amount: Money, kind: String, _ event: ProjectedEvent, _ db: SQLiteConnection, _ fold: AccountFold?
+        _ accountId: String, by amount: Money, kind: String, _ event: ProjectedEvent, _ db: any ReadModelDatabase, _ fold: AccountFold?
     ) throws {
         let folded = fold?.accounts[accountId]
         guard
@@ -121,7 +127,9 @@ struct Projector: Sendable {
         try record(accountId, kind, amount, after: after, event, db)
     }
 
-    private func record(_ accountId: String, _ kind: String, _ amount: Money, after: Int64, _ event: ProjectedEvent, _ db: SQLiteConnection) throws {
+    private func record(_ accountId: String, _ kind: String, _ amount: Money, after: Int64, _ event: ProjectedEvent, _ db: any ReadModelDatabase)
+        throws
+    {
         try db.run(
             """
             INSERT INTO account_transactions(account_id, version, kind, amount_minor, currency, balance_after, at, position)
@@ -155,12 +163,12 @@ final class AccountFold {
     var accounts: [String: Account] = [:]
 
     /// Writes every folded account back to its row.
-    func flush(to db: SQLiteConnection) throws {
+    func flush(to db: any ReadModelDatabase) throws {
         for accountId in accounts.keys { try flush(accountId, to: db) }
     }
 
     /// Writes one folded account back (before anything else touches its row) and forgets it.
-    func flush(_ accountId: String, to db: SQLiteConnection) throws {
+    func flush(_ accountId: String, to db: any ReadModelDatabase) throws {
         guard let account = accounts.removeValue(forKey: accountId) else { return }
         try db.run(
             "UPDATE accounts SET balance_minor = ?, updated_at = ?, version = ?, position = ? WHERE account_id = ?",

@@ -96,7 +96,7 @@ extension ReadModelStore {
     static let accountColumns =
         "account_id, holder, account_type, balance_minor, currency, status, opened_at, updated_at, version, position"
 
-    static func account(_ row: SQLiteStatement) -> AccountRow {
+    static func account(_ row: any ReadModelRow) -> AccountRow {
         AccountRow(
             accountId: row.text(0), holder: row.text(1), accountType: row.text(2), balanceMinor: row.int64(3), currency: row.text(4),
             status: row.text(5), openedAt: row.int64(6), updatedAt: row.int64(7), version: row.int64(8), position: row.int64(9))
@@ -128,7 +128,7 @@ extension ReadModelStore {
         }
         values.append(.integer(Int64(limit + 1)))
         let sql = "SELECT \(Self.accountColumns) FROM accounts WHERE \(conditions.joined(separator: " AND ")) ORDER BY account_id LIMIT ?"
-        return try read { db in page(try Self.rows(db, sql, values, Self.account), limit) }
+        return try read { db in page(try db.query(sql, values, row: Self.account), limit) }
     }
 
     /// An account's transactions after version `after`, oldest first.
@@ -150,7 +150,7 @@ extension ReadModelStore {
 
     static let orderColumns = "order_id, customer_email, first_name, last_name, description, quantity, created_at, position"
 
-    static func order(_ row: SQLiteStatement) -> OrderRow {
+    static func order(_ row: any ReadModelRow) -> OrderRow {
         OrderRow(
             orderId: row.text(0), email: row.text(1), firstName: row.text(2), lastName: row.text(3), description: row.text(4),
             quantity: Int(row.int64(5)), createdAt: row.int64(6), position: row.int64(7))
@@ -176,7 +176,7 @@ extension ReadModelStore {
         }
     }
 
-    static func customer(_ row: SQLiteStatement) -> CustomerRow {
+    static func customer(_ row: any ReadModelRow) -> CustomerRow {
         CustomerRow(
             email: row.text(0), firstName: row.text(1), lastName: row.text(2), orderCount: Int(row.int64(3)), firstOrderAt: row.int64(4),
             lastOrderAt: row.int64(5))
@@ -206,10 +206,10 @@ extension ReadModelStore {
     /// every other stream's reads; a query that needs such an event must hear about it instead.
     public func firstParked(atOrBelow position: Int64, streamId: String?) throws -> ParkedRow? {
         let columns = """
-            SELECT id, state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position, error,
+            SELECT id, state, topic, partition, "offset", event_id, event_type, stream_id, stream_version, position, error,
                 attempts, parked_at FROM parked
             """
-        func row(_ row: SQLiteStatement) -> ParkedRow {
+        func row(_ row: any ReadModelRow) -> ParkedRow {
             ParkedRow(
                 id: row.int64(0), state: row.text(1), topic: row.text(2), partition: Int(row.int64(3)), offset: row.int64(4),
                 eventId: row.text(5), eventType: row.text(6), streamId: row.text(7), streamVersion: row.int64(8), position: row.int64(9),
@@ -231,7 +231,7 @@ extension ReadModelStore {
             page(
                 try db.query(
                     """
-                    SELECT id, state, topic, partition, offset, event_id, event_type, stream_id, stream_version, position, error,
+                    SELECT id, state, topic, partition, "offset", event_id, event_type, stream_id, stream_version, position, error,
                         attempts, parked_at, data
                     FROM parked WHERE id > ? ORDER BY id LIMIT ?
                     """, .integer(afterId), .integer(Int64(limit + 1))
@@ -248,7 +248,7 @@ extension ReadModelStore {
         try read { db in try Self.counts(db) }
     }
 
-    static func counts(_ db: SQLiteConnection) throws -> ReadModelCounts {
+    static func counts(_ db: any ReadModelDatabase) throws -> ReadModelCounts {
         func count(_ table: String) throws -> Int { Int(try db.first("SELECT count(*) FROM \(table)") { $0.int64(0) } ?? 0) }
         return ReadModelCounts(
             accounts: try count("accounts"), orders: try count("orders"), customers: try count("customers"), parked: try count("parked"))
@@ -263,21 +263,12 @@ extension ReadModelStore {
                 ("accounts", "account_id"), ("account_transactions", "account_id, version"), ("orders", "order_id"),
                 ("customers", "email_key"), ("streams", "stream_id"),
             ] {
-                let statement = try db.statement("SELECT * FROM \(table) ORDER BY \(order)")
-                while try statement.step() {
-                    lines.append(table + "|" + (0..<statement.columnCount).map { statement.text($0) }.joined(separator: "|"))
+                lines += try db.query("SELECT * FROM \(table) ORDER BY \(order)", []) { row in
+                    table + "|" + (0..<row.columnCount).map { row.text($0) }.joined(separator: "|")
                 }
             }
             return lines.joined(separator: "\n")
         }
-    }
-
-    private static func rows<T>(_ db: SQLiteConnection, _ sql: String, _ values: [SQLiteValue], _ row: (SQLiteStatement) -> T) throws -> [T] {
-        let statement = try db.statement(sql)
-        try statement.bind(values)
-        var rows: [T] = []
-        while try statement.step() { rows.append(row(statement)) }
-        return rows
     }
 }
 

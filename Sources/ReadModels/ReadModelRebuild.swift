@@ -1,11 +1,10 @@
 import Foundation
-import SQLite
 import Synchronization
 import WallTime
 
-/// A rebuild of the read models from the event store's history, written into a fresh database
-/// beside the live one while the live one keeps answering; `ReadModelStore.finishRebuild` then
-/// replaces the live models with it in one transaction.
+/// A rebuild of the read models from the event store's history, written into fresh models beside
+/// the live ones (a file, or a shadow schema) while the live ones keep answering;
+/// `ReadModelStore.finishRebuild` then replaces the live models with it in one transaction.
 ///
 /// Its state sits behind a lock: one task applies pages while another reads the progress.
 public final class ReadModelRebuild: Sendable {
@@ -15,25 +14,22 @@ public final class ReadModelRebuild: Sendable {
         var lastPosition: Int64 = 0
     }
 
-    public let path: String
+    let target: any ReadModelRebuildTarget
     private let state: Mutex<State>
 
+    /// Where the rebuild writes (a file path, or a schema).
+    public var path: String { target.location }
     public var eventsApplied: Int64 { state.withLock { $0.eventsApplied } }
     /// The last position read from the history: every event up to it is in the new models.
     public var lastPosition: Int64 { state.withLock { $0.lastPosition } }
 
-    /// Starts an empty rebuild database next to `store`'s (an earlier unfinished one is removed).
+    /// Starts empty models beside `store`'s (an earlier unfinished rebuild is removed).
     public init(beside store: ReadModelStore) throws {
-        path = store.path + ".rebuild"
-        Self.remove(path)
+        target = try store.backend.makeRebuildTarget()
         do {
-            let db = try ReadModelSchema.open(path)
-            // A throwaway file until the swap: durability comes from the swap's own transaction.
-            try db.execute("PRAGMA synchronous=OFF")
-            state = Mutex(State(writer: try ProjectionWriter(db: db, clock: SystemWallClock())))
+            state = Mutex(State(writer: try ProjectionWriter(db: target.openWriter(), clock: SystemWallClock())))
         } catch {
-            // A full disk fails the schema after SQLite created the file: leave nothing behind.
-            Self.remove(path)
+            target.discard()
             throw error
         }
     }
@@ -69,22 +65,18 @@ public final class ReadModelRebuild: Sendable {
         }
     }
 
-    /// Closes the rebuild database (before the swap reads it, or when abandoning it).
+    /// Closes the rebuild's writer (before the swap reads its tables, or when abandoning it).
     func close() {
         state.withLock { state in
-            if let writer = state.writer { _ = try? writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+            if let writer = state.writer { target.finishWriting(writer.db) }
             state.writer = nil
         }
     }
 
-    /// Abandons the rebuild and deletes its files.
+    /// Abandons the rebuild and removes what it wrote.
     public func discard() {
         close()
-        Self.remove(path)
-    }
-
-    static func remove(_ path: String) {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        target.discard()
     }
 }
 
@@ -98,31 +90,34 @@ extension ProjectionWriter {
     /// below its partition's floor (records retention deleted before the projection applied
     /// them, which stopped it following with OUT_OF_RANGE) moves up to it. Safe only here: the
     /// deleted records were published, so stored, so their events are in the rebuilt models.
-    func replaceModels(from rebuildPath: String, through position: Int64, offsetFloors: [PartitionOffset] = []) throws {
-        try db.run("ATTACH DATABASE ? AS rebuilt", .text(rebuildPath))
-        defer { _ = try? db.execute("DETACH DATABASE rebuilt") }
+    func replaceModels(from live: String, _ rebuilt: String, through position: Int64, offsetFloors: [PartitionOffset] = []) throws {
         try transaction {
             for table in ReadModelSchema.modelTables {
-                try db.execute("DELETE FROM main.\(table); INSERT INTO main.\(table) SELECT * FROM rebuilt.\(table);")
+                try db.execute("DELETE FROM \(live).\(table); INSERT INTO \(live).\(table) SELECT * FROM \(rebuilt).\(table);")
             }
             try db.execute(
                 """
-                DELETE FROM main.parked WHERE stream_id <> ''
-                    AND stream_version <= coalesce((SELECT version FROM main.streams s WHERE s.stream_id = parked.stream_id), 0);
-                INSERT OR IGNORE INTO main.parked(state, topic, partition, offset, event_id, event_type, stream_id, stream_version,
+                DELETE FROM \(live).parked WHERE stream_id <> ''
+                    AND stream_version <= coalesce((SELECT version FROM \(live).streams s WHERE s.stream_id = parked.stream_id), 0);
+                INSERT INTO \(live).parked(state, topic, partition, "offset", event_id, event_type, stream_id, stream_version,
                     position, schema_version, recorded_at, data, error, attempts, parked_at)
                 SELECT state, 'history', 0, position, event_id, event_type, stream_id, stream_version, position, schema_version,
-                    recorded_at, data, error, attempts, parked_at FROM rebuilt.parked;
-                UPDATE main.parked SET state = 'FAILED', error = 'the event it waited behind was applied by a rebuild: retry it'
+                    recorded_at, data, error, attempts, parked_at FROM \(rebuilt).parked WHERE true ON CONFLICT DO NOTHING;
+                UPDATE \(live).parked SET state = 'FAILED', error = 'the event it waited behind was applied by a rebuild: retry it'
                     WHERE state = 'WAITING'
-                    AND stream_version = (SELECT min(stream_version) FROM main.parked p WHERE p.stream_id = parked.stream_id);
+                    AND stream_version = (SELECT min(stream_version) FROM \(live).parked p WHERE p.stream_id = parked.stream_id);
                 """)
             for floor in offsetFloors {
                 try db.run(
-                    "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                    """
+                    INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?)
+                    ON CONFLICT(topic, partition) DO UPDATE SET next_offset =
+                        CASE WHEN excluded.next_offset > offsets.next_offset THEN excluded.next_offset ELSE offsets.next_offset END
+                    """,
                     .text(floor.topic), .integer(Int64(floor.partition)), .integer(floor.nextOffset))
             }
             try setHandledThrough(position)
+            markEverythingChanged()
         }
         // The cached stream versions and parked streams are the old models': read them again.
         try reload()
@@ -140,10 +135,12 @@ extension ReadModelStore {
         let (counts, through) = try await exclusively {
             try await catchUp()
             rebuild.close()
-            let path = rebuild.path
             let position = rebuild.lastPosition
+            let backend = backend
             return try await self.onWriterQueue { writer in
-                try writer.replaceModels(from: path, through: position, offsetFloors: offsetFloors)
+                try backend.withRebuild(rebuild.target, attachedTo: writer.db) { live, rebuilt in
+                    try writer.replaceModels(from: live, rebuilt, through: position, offsetFloors: offsetFloors)
+                }
                 return (try ReadModelStore.counts(writer.db), writer.handledThrough)
             }
         }

@@ -8,12 +8,15 @@ import Synchronization
 import WallTime
 import Watermarks
 
-/// The QueryService's read models in one SQLite database: one writer applying events exactly
-/// once in effect, pooled readers answering queries, a watermark queries can wait on to read
-/// their own writes, and watchers told about each applied change.
+/// The QueryService's read models: one writer applying events exactly once in effect, readers
+/// answering queries, a watermark queries can wait on to read their own writes, and watchers told
+/// about each applied change. Where the rows live is the backend's business (`SQLiteReadModels`,
+/// or PostgreSQL shared by several replicas).
 ///
-/// Writes run one at a time on a dedicated queue (SQLite has one writer anyway), so the
-/// projection's partitions, parked-event repairs and a rebuild's swap never interleave.
+/// Writes run one at a time on a dedicated queue (SQLite has one writer anyway, and PostgreSQL's
+/// writer blocks its thread on the network), so the projection's partitions, parked-event
+/// repairs and a rebuild's swap never interleave in this process; with a shared backend, writers
+/// of all processes take turns (`ReadModelSharing`).
 public final class ReadModelStore: Sendable {
     public struct Options: Sendable {
         /// Idle reader connections kept for queries.
@@ -29,9 +32,8 @@ public final class ReadModelStore: Sendable {
         public init() {}
     }
 
-    public let path: String
+    public let backend: any ReadModelBackend
     public let options: Options
-    let readers: SQLiteReaderPool
     private let writer: Mutex<ProjectionWriter?>
     private let writerQueue = DispatchQueue(label: "readmodels.writer")
     /// Held for each write, and by a rebuild's last catch-up and swap.
@@ -42,28 +44,48 @@ public final class ReadModelStore: Sendable {
     let watchers = ChangeWatchers()
     /// Where queries' reads run (see `reading`).
     private let readGuard = SlowDiskGuard(preferred: BackgroundCommitScheduler())
-    /// Checkpoints the WAL off the apply path (the writer's own checkpoints are off).
-    private let checkpointer: WALCheckpointer
+    /// Hears the other writers of a shared backend.
+    private let follower: Task<Void, Never>?
 
-    /// Opens or creates the read models at `path` (the directory must exist).
-    public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
-        self.path = path
+    /// Opens or creates the read models in the SQLite file at `path` (the directory must exist).
+    public convenience init(path: String, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
+        try self.init(backend: SQLiteReadModels(path: path, readers: options.readers, logger: logger), options: options, logger: logger)
+    }
+
+    /// Opens the read models `backend` keeps.
+    public init(backend: any ReadModelBackend, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
+        self.backend = backend
         self.options = options
         self.logger = logger
-        let db = try ReadModelSchema.open(path)
-        try WALCheckpointer.disableAutomaticCheckpoints(on: db)
-        let projectionWriter = try ProjectionWriter(db: db, clock: options.clock)
-        checkpointer = try WALCheckpointer(path: path, logger: logger)
-        handled = WatermarkWaiters(highWatermark: projectionWriter.handledThrough)
+        let projectionWriter = try ProjectionWriter(db: backend.openWriter(), clock: options.clock, sharing: backend.sharing)
+        let handled = WatermarkWaiters(highWatermark: projectionWriter.handledThrough)
+        self.handled = handled
         writer = Mutex(projectionWriter)
-        readers = SQLiteReaderPool(path: path, capacity: options.readers)
+        if let sharing = backend.sharing {
+            let watchers = watchers
+            follower = Task {
+                await sharing.follow { through, accounts in
+                    handled.advance(to: through)
+                    if let accounts {
+                        for account in accounts { watchers.changed(account) }
+                    } else {
+                        watchers.changedAll()
+                    }
+                }
+            }
+        } else {
+            follower = nil
+        }
     }
+
+    /// Where the models are, for logs and status.
+    public var displayName: String { backend.displayName }
 
     /// Finishes the current write and closes the writer.
     public func close() {
+        follower?.cancel()
         writerQueue.sync { writer.withLock { $0 = nil } }
-        checkpointer.stop()
-        readers.drain()
+        backend.close()
     }
 
     /// Runs `body` with the writer, one write at a time, off the caller's thread.
@@ -84,8 +106,14 @@ public final class ReadModelStore: Sendable {
                     with: Result {
                         try self.writer.withLock { writer in
                             guard let writer else { throw ReadModelError.closed }
-                            defer { self.checkpointer.catchUp(on: writer.db) }
-                            return try body(writer)
+                            defer { self.backend.afterWrite(writer.db) }
+                            do {
+                                return try body(writer)
+                            } catch let error as any ReadModelDatabaseFailure where !(error is SQLiteError) {
+                                // SQLite's errors keep their own statuses (a full disk); another
+                                // engine's failure makes the models unusable for now.
+                                throw ReadModelError.unavailable("\(error)")
+                            }
                         }
                     })
             }
@@ -108,12 +136,18 @@ public final class ReadModelStore: Sendable {
 
     /// The next offset to apply in a partition, as stored with the models; nil when none was.
     public func nextOffset(topic: String, partition: Int) async throws -> Int64? {
-        try await write { $0.nextOffset(topic: topic, partition: partition) }
+        try await write { writer in
+            try writer.refreshShared()
+            return writer.nextOffset(topic: topic, partition: partition)
+        }
     }
 
     /// Stored next offsets of every partition the projection has applied.
     public func partitionOffsets() async throws -> [PartitionOffset] {
-        try await write { $0.partitionOffsets.map { PartitionOffset(topic: $0.topic, partition: $0.partition, nextOffset: $0.nextOffset) } }
+        try await write { writer in
+            try writer.refreshShared()
+            return writer.partitionOffsets.map { PartitionOffset(topic: $0.topic, partition: $0.partition, nextOffset: $0.nextOffset) }
+        }
     }
 
     /// Every global position up to this one is applied or parked.
@@ -156,17 +190,23 @@ public final class ReadModelStore: Sendable {
     /// Runs `query` (one of this store's reads) on the calling event loop while reads have been
     /// quick, and on a thread once one stalled (over 50 ms) or the recent ones averaged over 5 ms,
     /// until neither has happened for five seconds: a read stalled on disk then holds up no other
-    /// call the loop serves (`SlowDiskGuard`).
+    /// call the loop serves (`SlowDiskGuard`). A backend whose reads wait on the network always
+    /// reads on a Dispatch thread.
     public func reading<T: Sendable>(_ query: @escaping @Sendable (ReadModelStore) throws -> T) async throws -> T {
-        try await readGuard.run { try query(self) }
+        if backend.readsBlock {
+            return try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(with: Result { try query(self) }) }
+            }
+        }
+        return try await readGuard.run { try query(self) }
     }
 
-    /// Runs a query on a pooled reader.
-    func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    /// Runs a query on a reader.
+    func read<T>(_ body: (any ReadModelDatabase) throws -> T) throws -> T {
         options.beforeEachRead?()
         do {
-            return try readers.read(body)
-        } catch let error as SQLiteError {
+            return try backend.read(body)
+        } catch let error as any ReadModelDatabaseFailure {
             throw ReadModelError.unavailable("\(error)")
         }
     }
