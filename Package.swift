@@ -159,8 +159,12 @@ let package = Package(
             name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
         // The event store on PostgreSQL (postgres-nio): several command-service replicas on one
         // database. A module of its own, so the embedded build links no PostgreSQL client.
+        // A PostgreSQL location from a URL (TLS, pool, schema; the password never shown), the
+        // one-line probe at start and errors as users read them: what both PostgreSQL stores share.
+        .target(name: "PostgresConnections", dependencies: [logging, nioCore, nioSSL, postgresNIO], swiftSettings: settings),
         .target(
-            name: "PostgresEventStore", dependencies: ["EventStore", "Watermarks", "WallTime", logging, nioCore, nioSSL, postgresNIO],
+            name: "PostgresEventStore",
+            dependencies: ["EventStore", "PostgresConnections", "Watermarks", "WallTime", logging, nioCore, nioSSL, postgresNIO],
             exclude: ["README.md"], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
@@ -203,7 +207,8 @@ let package = Package(
         .executableTarget(
             name: "command-service",
             dependencies: [
-                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "PostgresEventStore", "Checksums", "RPCCore",
+                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "PostgresEventStore", "PostgresConnections",
+                "Checksums", "RPCCore",
                 "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle, crypto,
             ],
             swiftSettings: settings
@@ -272,10 +277,13 @@ let package = Package(
         .testTarget(name: "AsyncLocksTests", dependencies: ["AsyncLocks"], swiftSettings: settings),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["WallTime", "EventStore", "PostgresEventStore", "CommitScheduling", "SQLite", "TestSupport", logging, postgresNIO],
+            dependencies: [
+                "WallTime", "EventStore", "PostgresEventStore", "PostgresConnections", "CommitScheduling", "SQLite", "TestSupport", logging,
+                postgresNIO,
+            ],
             swiftSettings: settings),
         .testTarget(
-            name: "PostgresEventStoreTests", dependencies: ["PostgresEventStore", "EventStore"], swiftSettings: settings),
+            name: "PostgresEventStoreTests", dependencies: ["PostgresEventStore", "PostgresConnections", "EventStore"], swiftSettings: settings),
         .testTarget(
             name: "CommandHandlingTests", dependencies: ["WallTime", "CommandHandling", "Domain", "EventStore", "TestSupport", logging],
             swiftSettings: settings),

@@ -1,6 +1,7 @@
 import EventStore
 import Logging
 import NIOCore
+import PostgresConnections
 import PostgresNIO
 import Synchronization
 import WallTime
@@ -89,10 +90,17 @@ public final class PostgresEventStore: EventStore {
     public static func connect(
         url: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")
     ) async throws -> PostgresEventStore {
-        let location = try PostgresLocation(url: url)
+        let location: PostgresLocation
+        do {
+            location = try PostgresLocation(url: url)
+            try await location.probe(logger: logger)
+        } catch PostgresConnectionError.invalid(let message) {
+            throw EventStoreError.invalid(message)
+        } catch PostgresConnectionError.unavailable(let message) {
+            throw EventStoreError.unavailable(message)
+        }
         var options = options
         if let schema = location.schema { options.schema = schema }
-        try await location.probe(logger: logger)
         let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
         // Immediate: the pool must be running before the first lease, or it warns.
         let task = Task.immediate { await client.run() }

@@ -1,4 +1,5 @@
 import Logging
+import PostgresConnections
 import PostgresNIO
 
 extension PostgresEventStore {

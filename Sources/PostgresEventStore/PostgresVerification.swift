@@ -1,5 +1,6 @@
 import EventStore
 import Logging
+import PostgresConnections
 import PostgresNIO
 
 extension PostgresEventStore: VerifiableEventStore {

@@ -9,6 +9,7 @@ import EventStore
 import Foundation
 import Logging
 import Outbox
+import PostgresConnections
 import PostgresEventStore
 import RPCCore
 import RPCHosting

@@ -1,4 +1,5 @@
 import EventStore
+import PostgresConnections
 import Testing
 
 @testable import PostgresEventStore
@@ -35,7 +36,7 @@ import Testing
             "mysql://ada:hunter2@db/x", "postgres://ada:hunter2@/x", "postgres://ada:hunter2@db/x?sslmode=allow",
             "postgres://ada:hunter2@db/x?pool=0",
         ] {
-            let error = #expect(throws: EventStoreError.self) { try PostgresLocation(url: bad) }
+            let error = #expect(throws: PostgresConnectionError.self) { try PostgresLocation(url: bad) }
             #expect(error.map { !"\($0)".contains("hunter2") } == true, "\(bad)")
         }
     }

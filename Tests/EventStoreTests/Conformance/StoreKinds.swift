@@ -1,6 +1,7 @@
 import CommitScheduling
 import Foundation
 import Logging
+import PostgresConnections
 import PostgresEventStore
 import PostgresNIO
 import SQLite

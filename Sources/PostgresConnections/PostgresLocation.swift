@@ -1,9 +1,8 @@
-import EventStore
 import Foundation
-import Logging
+public import Logging
 import NIOCore
 import NIOSSL
-import PostgresNIO
+public import PostgresNIO
 
 /// Where a PostgreSQL database is, from a URL as users write it:
 /// `postgres://user:password@host:port/database` (or `postgresql://`). Query parameters:
@@ -14,7 +13,7 @@ public struct PostgresLocation: Sendable {
     public let host: String
     public let port: Int
     public let username: String
-    let password: String?
+    public let password: String?
     public let database: String
     public let requireTLS: Bool
     /// The `pool` query parameter, when given.
@@ -28,10 +27,11 @@ public struct PostgresLocation: Sendable {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
             scheme == "postgres" || scheme == "postgresql"
         else {
-            throw EventStoreError.invalid("a PostgreSQL URL looks like postgres://user:password@host:5432/database, not '\(Self.redact(url))'")
+            throw PostgresConnectionError.invalid(
+                "a PostgreSQL URL looks like postgres://user:password@host:5432/database, not '\(Self.redact(url))'")
         }
         guard let host = components.host, !host.isEmpty else {
-            throw EventStoreError.invalid("the PostgreSQL URL '\(Self.redact(url))' names no host")
+            throw PostgresConnectionError.invalid("the PostgreSQL URL '\(Self.redact(url))' names no host")
         }
         self.host = host
         port = components.port ?? 5432
@@ -43,11 +43,11 @@ public struct PostgresLocation: Sendable {
         switch parameters["sslmode"] ?? "disable" {
         case "disable": requireTLS = false
         case "require", "verify-full": requireTLS = true
-        case let other: throw EventStoreError.invalid("sslmode '\(other)' is not supported: use disable or require")
+        case let other: throw PostgresConnectionError.invalid("sslmode '\(other)' is not supported: use disable or require")
         }
         if let pool = parameters["pool"] {
             guard let size = Int(pool), (1...1000).contains(size) else {
-                throw EventStoreError.invalid("pool must be 1 to 1000 connections, not '\(pool)'")
+                throw PostgresConnectionError.invalid("pool must be 1 to 1000 connections, not '\(pool)'")
             }
             poolSize = size
         } else {
@@ -82,7 +82,7 @@ public struct PostgresLocation: Sendable {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             try await connection.close()
         } catch {
-            throw EventStoreError.unavailable("cannot reach PostgreSQL at \(redacted): \(PostgresErrors.describe(error))")
+            throw PostgresConnectionError.unavailable("cannot reach PostgreSQL at \(redacted): \(PostgresErrors.describe(error))")
         }
     }
 
@@ -94,9 +94,21 @@ public struct PostgresLocation: Sendable {
     }
 }
 
+/// A URL that is not a PostgreSQL location, or a database that cannot be reached.
+public enum PostgresConnectionError: Error, CustomStringConvertible, Sendable {
+    case invalid(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let message), .unavailable(let message): message
+        }
+    }
+}
+
 /// Database errors as one line a user can act on, never with credentials in them.
-enum PostgresErrors {
-    static func describe(_ error: any Error) -> String {
+public enum PostgresErrors {
+    public static func describe(_ error: any Error) -> String {
         guard let error = error as? PSQLError else { return "\(error)" }
         if let message = error.serverInfo?[.message] {
             let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
