@@ -187,6 +187,11 @@ let package = Package(
         .target(
             name: "ReadModels", dependencies: ["Domain", "SQLite", "AsyncLocks", "CommitScheduling", "Watermarks", "WallTime", logging],
             swiftSettings: settings),
+        // The read models on PostgreSQL: one schema shared by several query-service replicas
+        // (writers take turns, the watermark travels by LISTEN/NOTIFY, rebuilds into a shadow schema).
+        .target(
+            name: "PostgresReadModels", dependencies: ["ReadModels", "PostgresConnections", "SQLite", logging, nioCore, nioPosix, postgresNIO],
+            exclude: ["README.md"], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
         .target(
@@ -199,7 +204,8 @@ let package = Package(
         .executableTarget(
             name: "query-service",
             dependencies: [
-                "QueryService", "ReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle,
+                "QueryService", "ReadModels", "PostgresReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser,
+                logging, lifecycle,
             ],
             swiftSettings: settings
         ),
@@ -315,7 +321,9 @@ let package = Package(
             dependencies: ["WallTime", "EventBus", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
-        .testTarget(name: "ReadModelsTests", dependencies: ["ReadModels", "Domain", "SQLite", "TestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "ReadModelsTests", dependencies: ["ReadModels", "PostgresReadModels", "PostgresConnections", "Domain", "SQLite", "TestSupport"],
+            swiftSettings: settings),
         .testTarget(
             name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging],
             swiftSettings: settings),

@@ -66,9 +66,8 @@ public struct PostgresLocation: Sendable {
         return configuration
     }
 
-    /// Opens one connection and closes it: a database that is not there (or refuses these
-    /// credentials) is reported at once, in one line, where the pool would retry for a minute.
-    public func probe(timeout: Duration = .seconds(10), logger: Logger) async throws {
+    /// The configuration of one connection (not pooled), failing to connect after `connectTimeout`.
+    public func connectionConfiguration(connectTimeout: Duration = .seconds(10)) throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         if requireTLS {
             tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
@@ -77,9 +76,16 @@ public struct PostgresLocation: Sendable {
         }
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
-        configuration.options.connectTimeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        configuration.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000)
+        return configuration
+    }
+
+    /// Opens one connection and closes it: a database that is not there (or refuses these
+    /// credentials) is reported at once, in one line, where the pool would retry for a minute.
+    public func probe(timeout: Duration = .seconds(10), logger: Logger) async throws {
         do {
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(
+                configuration: connectionConfiguration(connectTimeout: timeout), id: 0, logger: logger)
             try await connection.close()
         } catch {
             throw PostgresConnectionError.unavailable("cannot reach PostgreSQL at \(redacted): \(PostgresErrors.describe(error))")

@@ -129,6 +129,7 @@ extension ReadModelError: RPCErrorConvertible {
     public var rpcError: RPCError {
         switch self {
         case .invalid(let message): RPCError(code: .invalidArgument, message: message)
+        case .busy(let message): RPCError(code: .failedPrecondition, message: message)
         case .closed, .unavailable: RPCError(code: .unavailable, message: description)
         }
     }

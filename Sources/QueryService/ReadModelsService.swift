@@ -198,8 +198,9 @@ struct Rebuilder {
     /// progress (done, with counts).
     func run(report: (QueriesAPI.RebuildProgress) async throws -> Void) async throws -> QueriesAPI.RebuildProgress {
         let started = ContinuousClock.now
-        let rebuild = try ReadModelRebuild(beside: store)
-        logger.notice("rebuild started")
+        let store = store
+        let rebuild = try await offload { try ReadModelRebuild(beside: store) }
+        logger.notice("rebuild started", metadata: ["into": "\(rebuild.path)"])
         do {
             var head: Int64 = 0
             // Pages being fetched and decoded on other threads while one is applied. Positions
@@ -259,7 +260,7 @@ struct Rebuilder {
                 ])
             return final
         } catch {
-            rebuild.discard()
+            _ = try? await offload { rebuild.discard() }
             logger.warning("rebuild abandoned; the read models are unchanged", metadata: ["error": "\(error)"])
             throw error
         }
@@ -309,7 +310,8 @@ struct Rebuilder {
     }
 }
 
-/// Runs blocking work (SQLite transactions) on a Dispatch thread, not on the caller's executor.
+/// Runs blocking work (SQLite transactions, PostgreSQL calls) on a Dispatch thread, not on the
+/// caller's executor.
 func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }

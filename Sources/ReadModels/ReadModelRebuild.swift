@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Synchronization
 import WallTime
@@ -144,7 +145,13 @@ extension ReadModelStore {
                 return (try ReadModelStore.counts(writer.db), writer.handledThrough)
             }
         }
-        rebuild.discard()
+        await withCheckedContinuation { continuation in
+            // Off the caller's executor: dropping a shadow schema waits on the network.
+            DispatchQueue.global().async {
+                rebuild.discard()
+                continuation.resume()
+            }
+        }
         published([], through: through)
         watchers.changedAll()
         return counts

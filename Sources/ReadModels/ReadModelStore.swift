@@ -78,6 +78,8 @@ public final class ReadModelStore: Sendable {
         }
     }
 
+    deinit { follower?.cancel() }
+
     /// Where the models are, for logs and status.
     public var displayName: String { backend.displayName }
 
@@ -235,12 +237,14 @@ public enum ReadModelError: Error, CustomStringConvertible {
     case closed
     case unavailable(String)
     case invalid(String)
+    /// Something that runs one at a time (a rebuild) is running.
+    case busy(String)
 
     public var description: String {
         switch self {
         case .closed: "the read models are closed"
         case .unavailable(let message): "the read models cannot be used: \(message)"
-        case .invalid(let message): message
+        case .invalid(let message), .busy(let message): message
         }
     }
 }

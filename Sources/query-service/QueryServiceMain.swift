@@ -1,7 +1,10 @@
 import ArgumentParser
 import BrokerClient
+import Dispatch
 import Foundation
 import Logging
+import PostgresConnections
+import PostgresReadModels
 import QueryService
 import RPCCore
 import RPCHosting
@@ -15,8 +18,10 @@ struct QueryServiceCommand: AsyncParsableCommand {
         commandName: "query-service",
         abstract: "Serve cqrs.queries.v1: read models projected from the broker's event topics, queries, and rebuild from the CommandService.",
         discussion: """
-            The read models live in <data-dir>/readmodels.sqlite (WAL). A consumer-group member per \
-            event topic applies each batch of records in one transaction with its offsets and stream \
+            The read models live in <data-dir>/readmodels.sqlite (WAL), or with --read-store \
+            postgres://… in a PostgreSQL schema several query-service replicas share (one consumer \
+            group: each applies the partitions it owns; any replica answers any query, minPosition \
+            included). A consumer-group member per event topic applies each batch of records in one transaction with its offsets and stream \
             versions, so every event counts once however often it is delivered. Rebuild reads the \
             CommandService's history (cqrs.commands.v1.EventStore/ReadAll).
             Every flag can also come from an environment variable (named in its help) or from a JSON \
@@ -30,6 +35,12 @@ struct QueryServiceCommand: AsyncParsableCommand {
 
     @Option(help: "Directory of the read models. Env: QUERIES_DATA_DIR.")
     var dataDir: String?
+
+    @Option(
+        help:
+            "Where the read models live: a PostgreSQL URL, postgres://user:password@host:5432/database (several query-service replicas may share one; query parameters: sslmode=disable|require, schema=NAME, default readmodels), or, when not given, the SQLite file in --data-dir. Env: QUERIES_READ_STORE."
+    )
+    var readStore: String?
 
     @Option(help: "The broker to consume from, host:port. Env: CQRS_BROKER.")
     var broker: String?
@@ -72,8 +83,11 @@ struct QueryServiceCommand: AsyncParsableCommand {
             guard (1...3_600_000).contains(wait) else { throw ValidationError("QUERIES_MAX_POSITION_WAIT_MS must be 1 to 3600000") }
             storeOptions.maxPositionWait = .milliseconds(wait)
         }
-        let store = try ReadModelStore(path: directory + "/readmodels.sqlite", options: storeOptions, logger: Logger(label: "readmodels"))
+        let store = try await Self.openStore(readStore ?? Environment.string("QUERIES_READ_STORE"), directory: directory, options: storeOptions)
         defer { store.close() }
+        if store.backend.sharing != nil {
+            logger.notice("the read models are on PostgreSQL", metadata: ["store": "\(store.displayName)"])
+        }
 
         let commandsClient = try upstream.client(address: ServiceAddress.commands.resolve(commands))
         var extraServices: [any Service] = []
@@ -102,6 +116,34 @@ struct QueryServiceCommand: AsyncParsableCommand {
             extraServices: extraServices)
         brokerClient?.close()
         commandsClient.close()
+    }
+}
+
+extension QueryServiceCommand {
+    /// The SQLite file in the data directory, or the PostgreSQL schema `url` names.
+    static func openStore(_ url: String?, directory: String, options: ReadModelStore.Options) async throws -> ReadModelStore {
+        let logger = Logger(label: "readmodels")
+        guard let url, !url.isEmpty else {
+            return try ReadModelStore(path: directory + "/readmodels.sqlite", options: options, logger: logger)
+        }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            throw ValidationError("--read-store takes a PostgreSQL URL (postgres://user@host:5432/database), not '\(PostgresLocation.redact(url))'")
+        }
+        // A database that is not there is reported at once, in one line.
+        try await PostgresLocation(url: url).probe(logger: logger)
+        var backendOptions = PostgresReadModels.Options()
+        backendOptions.readers = options.readers
+        // Opening waits on the network: on a Dispatch thread, not on the loops this runs on.
+        let chosen = backendOptions
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        try ReadModelStore(
+                            backend: PostgresReadModels(url: url, options: chosen, logger: logger), options: options, logger: logger)
+                    })
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import PostgresReadModels
 import SQLite
 import TestSupport
 import Testing
@@ -75,12 +76,23 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
 @Suite struct ReadModelStoreTests {
     let directory = TemporaryDirectory(prefix: "readmodels")
 
-    func store(_ name: String = "readmodels.sqlite") throws -> ReadModelStore {
-        try ReadModelStore(path: directory.path + "/" + name)
+    /// Names a schema per test case and store name, so a store opened twice is the same one.
+    let prefix = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+
+    func store(_ kind: ReadModelKind, _ name: String = "readmodels.sqlite") throws -> ReadModelStore {
+        switch kind {
+        case .sqlite:
+            return try ReadModelStore(path: directory.path + "/" + name)
+        case .postgres:
+            let url = try #require(ReadModelKind.postgresURL)
+            var options = PostgresReadModels.Options()
+            options.schema = prefix + "_" + name.replacingOccurrences(of: ".sqlite", with: "")
+            return try ReadModelStore(backend: PostgresReadModels(url: url, options: options))
+        }
     }
 
-    @Test func redeliveredRecordsAndRepublishedEventsAreAppliedOnce() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func redeliveredRecordsAndRepublishedEventsAreAppliedOnce(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let batch = [history.open("a"), history.deposit("a", 2_500), history.withdraw("a", 500)]
         let first = try await store.apply(topic: "BankAccount", partition: 0, records: records(batch))
@@ -99,22 +111,22 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(store.handledPosition == 3)
     }
 
-    @Test func offsetsAndModelsSurviveReopening() async throws {
+    @Test(arguments: ReadModelKind.allCases) func offsetsAndModelsSurviveReopening(_ kind: ReadModelKind) async throws {
         var history = History()
         let batch = [history.open("a"), history.deposit("a", 100)]
         do {
-            let store = try store()
+            let store = try store(kind)
             try await store.apply(topic: "BankAccount", partition: 2, records: records(batch, from: 40))
             store.close()
         }
-        let reopened = try store()
+        let reopened = try store(kind)
         #expect(try await reopened.nextOffset(topic: "BankAccount", partition: 2) == 42)
         #expect(reopened.handledPosition == 2)
         #expect(try reopened.account("a")?.balanceMinor == 10_100)
     }
 
-    @Test func aPoisonEventIsParkedItsStreamWaitsAndOthersContinue() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func aPoisonEventIsParkedItsStreamWaitsAndOthersContinue(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let events = [
             history.open("a"), history.open("b"), history.poison("a"), history.deposit("b", 100), history.deposit("a", 300),
@@ -149,8 +161,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
     }
 
-    @Test func aSecondEventAtAParkedStreamVersionIsAConflictNotADuplicate() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func aSecondEventAtAParkedStreamVersionIsAConflictNotADuplicate(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let open = history.open("a")
         let deposit = history.deposit("a", 300)
@@ -174,8 +186,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
     }
 
-    @Test func anEventClaimingTheLastAppliedVersionIsAConflict() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func anEventClaimingTheLastAppliedVersionIsAConflict(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let open = history.open("a")
         let deposit = history.deposit("a", 300)
@@ -195,8 +207,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try await store.apply(topic: "BankAccount", partition: 1, records: records([deposit])).parked == 0)
     }
 
-    @Test func skippingARecordTheStoreDoesNotHaveLeavesTheStreamWhereItWas() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func skippingARecordTheStoreDoesNotHaveLeavesTheStreamWhereItWas(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let open = history.open("a")
         var forged = history.poison("a")
@@ -213,8 +225,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.account("a")?.balanceMinor == 10_005)
     }
 
-    @Test func aRetryAppliesAParkedEventOnceItFits() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func aRetryAppliesAParkedEventOnceItFits(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let open = history.open("a")
         let deposit = history.deposit("a", 700)
@@ -232,8 +244,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.parked(afterId: 0, limit: 10).rows.isEmpty)
     }
 
-    @Test func readYourWritesWaitsForEveryEarlierPosition() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func readYourWritesWaitsForEveryEarlierPosition(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let first = history.open("a")
         let second = history.order("o1", email: "ada@example.com")
@@ -248,8 +260,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(store.handledPosition == 2)
     }
 
-    @Test func rebuildEqualsTheLiveModelsAndNeverDoubleCounts() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func rebuildEqualsTheLiveModelsAndNeverDoubleCounts(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         for index in 0..<20 { _ = history.open("acct-\(index)", holder: index % 2 == 0 ? "Ada" : "Grace") }
         for round in 0..<5 {
@@ -278,8 +290,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try store.canonicalDump() == live)
     }
 
-    @Test func customersAgreeWithARebuildWhateverOrderTheirOrdersArriveIn() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func customersAgreeWithARebuildWhateverOrderTheirOrdersArriveIn(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         let first = history.order("o-1", email: "Ada@example.com")
         let second = history.add(
@@ -304,7 +316,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
     /// A page is first applied without a savepoint per event; a failing event rolls that attempt
     /// back and the page runs again event by event. What came before the failure in the page must
     /// then count once, and the result must be the live path's.
-    @Test func aPoisonEventInARebuildPageIsParkedAndTheRestCountsOnce() async throws {
+    @Test(arguments: ReadModelKind.allCases) func aPoisonEventInARebuildPageIsParkedAndTheRestCountsOnce(_ kind: ReadModelKind) async throws {
         var history = History()
         _ = history.open("a")
         _ = history.open("b")
@@ -313,11 +325,11 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         _ = history.deposit("a", 300)
         _ = history.deposit("b", 200)
         _ = history.withdraw("b", 50)
-        let live = try store("live.sqlite")
+        let live = try store(kind, "live.sqlite")
         let outcome = try await live.apply(topic: "BankAccount", partition: 0, records: records(history.events))
         #expect(outcome.applied == 5 && outcome.parked == 2)
 
-        let rebuilt = try store("rebuilt.sqlite")
+        let rebuilt = try store(kind, "rebuilt.sqlite")
         let rebuild = try ReadModelRebuild(beside: rebuilt)
         try rebuild.apply(history.events)
         _ = try await rebuilt.finishRebuild(rebuild) {}
@@ -333,8 +345,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
 
     /// Balances are exact to the last unit of Int64; a sum past it, another currency or an
     /// unknown account is parked with the reason, the balance untouched.
-    @Test func balancesStayExactAndABadMoveIsParkedWithItsReason() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func balancesStayExactAndABadMoveIsParkedWithItsReason(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         _ = history.open("big", minor: Int64.max - 10)
         _ = history.deposit("big", 5)
@@ -359,7 +371,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
 
     /// A rebuild page folds each account's moves in memory and writes the row once; a close in
     /// the same page must come after the folded moves, and the result must equal the live path's.
-    @Test func aRebuildPageFoldsMovesAndClosesInOrder() async throws {
+    @Test(arguments: ReadModelKind.allCases) func aRebuildPageFoldsMovesAndClosesInOrder(_ kind: ReadModelKind) async throws {
         var history = History()
         for id in ["a", "b"] { _ = history.open(id, minor: 1_000) }
         for round in 0..<4 {
@@ -369,9 +381,9 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         }
         _ = history.add(AccountClosed(accountId: "a"), stream: "BankAccount-a")
         _ = history.deposit("b", 5)
-        let live = try store("live.sqlite")
+        let live = try store(kind, "live.sqlite")
         try await live.apply(topic: "BankAccount", partition: 0, records: records(history.events))
-        let rebuilt = try store("rebuilt.sqlite")
+        let rebuilt = try store(kind, "rebuilt.sqlite")
         let rebuild = try ReadModelRebuild(beside: rebuilt)
         try rebuild.apply(history.events)
         _ = try await rebuilt.finishRebuild(rebuild) {}
@@ -382,8 +394,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(b.balanceMinor == 1_000 - 40 + 4 + 5 && b.version == 10 && b.position == Int64(history.events.count))
     }
 
-    @Test func aRebuildRefusesAHistoryWithAHole() throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func aRebuildRefusesAHistoryWithAHole(_ kind: ReadModelKind) throws {
+        let store = try store(kind)
         var history = History()
         _ = history.open("a")
         _ = history.deposit("a", 1)
@@ -393,8 +405,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(!FileManager.default.fileExists(atPath: rebuild.path))
     }
 
-    @Test func queriesFindByHolderAndBalanceAndPage() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func queriesFindByHolderAndBalanceAndPage(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         _ = history.open("a1", holder: "Ada Lovelace", minor: 5_000)
         _ = history.open("a2", holder: "ada lovelace", minor: 50_000)
@@ -413,8 +425,8 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(second.rows.map(\.accountId) == ["a3"] && !second.hasMore)
     }
 
-    @Test func watchersAreNudgedWhenTheirAccountChanges() async throws {
-        let store = try store()
+    @Test(arguments: ReadModelKind.allCases) func watchersAreNudgedWhenTheirAccountChanges(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
         var history = History()
         try await store.apply(topic: "BankAccount", partition: 0, records: records([history.open("a"), history.open("b")]))
         let nudges = store.watch("a")
@@ -445,4 +457,15 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         try await store.apply(topic: "BankAccount", partition: 0, records: records([forged, deposit]))
         #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "CONFLICT"])
     }
+}
+
+/// The backends every read-model test runs on. PostgreSQL joins when `JFRAME_TEST_POSTGRES_URL`
+/// names a database (`Scripts/test` starts a throwaway cluster and always sets it); each store
+/// lives in a schema of its own.
+enum ReadModelKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    static let postgresURL: String? = ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    static var allCases: [ReadModelKind] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
 }

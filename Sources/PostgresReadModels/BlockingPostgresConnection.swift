@@ -1,0 +1,226 @@
+import Dispatch
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresConnections
+import PostgresNIO
+import ReadModels
+import SQLite
+import Synchronization
+
+/// One PostgreSQL connection used the way the read models use SQLite: each call blocks its
+/// thread until the server answers. Only ever called from threads of our own (the store's writer
+/// queue, Dispatch threads for reads), never from an event loop or the cooperative pool: the
+/// waiting is on NIO futures, which complete on the connection's event loop.
+///
+/// It connects on first use and again after any failure of the connection itself; every wait is
+/// bounded (`callTimeout`), so a server that stops answering fails the call instead of hanging
+/// the writer. Inside a transaction a lost connection fails the transaction (its changes are
+/// gone with the session), and the caller's retry starts a new one.
+final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
+    struct Settings: Sendable {
+        var location: PostgresLocation
+        /// The schema every unqualified name is looked up in (`search_path`).
+        var schema: String
+        /// The longest a statement may run on the server (`statement_timeout`), and, with a
+        /// second more, the longest a call waits for its answer.
+        var callTimeout: Duration = .seconds(30)
+        /// Run once after connecting (for example `SET synchronous_commit = off`).
+        var onConnect: [String] = []
+    }
+
+    let settings: Settings
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var savepoints = 0
+    /// Translated texts by the SQLite-style text they came from.
+    private var translated: [String: String] = [:]
+
+    /// The loops the connections' I/O runs on: loops of their own, so that a thread blocked on a
+    /// call can never be the loop that call needs (a binary may run its tasks on NIO's shared
+    /// loops).
+    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    init(settings: Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    deinit {
+        if let connection { Self.closeInBackground(connection) }
+    }
+
+    /// Closes `connection` without waiting; it stays referenced until closed (postgres-nio
+    /// asserts that a connection is closed before it goes away).
+    static func closeInBackground(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in _ = connection }
+    }
+
+    func close() {
+        if let connection { _ = try? wait(connection.close()) }
+        connection = nil
+    }
+
+    // MARK: ReadModelDatabase
+
+    func execute(_ sql: String) throws {
+        for statement in PostgresSQL.statements(sql) { _ = try perform(statement, PostgresBindings()) }
+    }
+
+    @discardableResult
+    func run(_ sql: String, _ values: [SQLiteValue]) throws -> Int {
+        try perform(text(sql), Self.bindings(values)).metadata.rows ?? 0
+    }
+
+    func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T] {
+        try perform(text(sql), Self.bindings(values)).rows.map { try row(PostgresReadModelRow($0)) }
+    }
+
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func inSavepoint<T>(_ body: () throws -> T) throws -> T {
+        savepoints += 1
+        let name = "step\(savepoints)"
+        defer { savepoints -= 1 }
+        try execute("SAVEPOINT \(name)")
+        do {
+            let result = try body()
+            try execute("RELEASE SAVEPOINT \(name)")
+            return result
+        } catch {
+            try? execute("ROLLBACK TO SAVEPOINT \(name)")
+            try? execute("RELEASE SAVEPOINT \(name)")
+            throw error
+        }
+    }
+
+    // MARK: Connection
+
+    private func text(_ sql: String) -> String {
+        if let cached = translated[sql] { return cached }
+        let text = PostgresSQL.numbered(sql)
+        if translated.count > 512 { translated = [:] }
+        translated[sql] = text
+        return text
+    }
+
+    private func perform(_ sql: String, _ binds: PostgresBindings) throws -> PostgresQueryResult {
+        let connection = try connected()
+        do {
+            return try wait(connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger))
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] != nil {
+            // The server refused the statement; the connection is fine.
+            throw PostgresReadModelFailure(error)
+        } catch {
+            // The connection itself failed (or the wait ran out): start again on the next call.
+            self.connection = nil
+            Self.closeInBackground(connection)
+            throw PostgresReadModelFailure(error)
+        }
+    }
+
+    private func connected() throws -> PostgresConnection {
+        if let connection, !connection.isClosed { return connection }
+        connection = nil
+        do {
+            let eventLoop = Self.eventLoops.any()
+            let configuration = try settings.location.connectionConfiguration(connectTimeout: settings.callTimeout)
+            let connection = try wait(PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 1, logger: logger))
+            let milliseconds = settings.callTimeout.components.seconds * 1000
+            for setup in ["SET search_path TO \"\(settings.schema)\"", "SET statement_timeout = \(milliseconds)"] + settings.onConnect {
+                _ = try wait(connection.query(PostgresQuery(unsafeSQL: setup), logger: logger))
+            }
+            self.connection = connection
+            return connection
+        } catch {
+            throw PostgresReadModelFailure(error, context: "cannot reach PostgreSQL at \(settings.location.redacted)")
+        }
+    }
+
+    /// Waits for `future` at most `callTimeout` and a second.
+    private func wait<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        future.whenComplete { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        let seconds = Double(settings.callTimeout.components.seconds) + 1
+        guard done.wait(timeout: .now() + seconds) == .success, let result = outcome.withLock({ $0 }) else {
+            throw PostgresReadModelFailure(message: "PostgreSQL did not answer within \(Int(seconds)) s")
+        }
+        return try result.get()
+    }
+
+    static func bindings(_ values: [SQLiteValue]) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .null: binds.appendNull()
+            case .integer(let number): binds.append(number)
+            case .text(let text): binds.append(text)
+            case .blob(let bytes): binds.append(ByteBuffer(bytes: bytes))
+            }
+        }
+        return binds
+    }
+}
+
+/// A row of a PostgreSQL result, read as the read models read SQLite's.
+struct PostgresReadModelRow: ReadModelRow {
+    let cells: PostgresRandomAccessRow
+
+    init(_ row: PostgresRow) { cells = row.makeRandomAccess() }
+
+    var columnCount: Int32 { Int32(cells.count) }
+
+    func int64(_ column: Int32) -> Int64 { (try? cells[Int(column)].decode(Int64.self)) ?? 0 }
+
+    func text(_ column: Int32) -> String {
+        let cell = cells[Int(column)]
+        if cell.bytes == nil { return "" }
+        if let text = try? cell.decode(String.self) { return text }
+        if let number = try? cell.decode(Int64.self) { return String(number) }
+        if let bytes = try? cell.decode(ByteBuffer.self) { return String(decoding: bytes.readableBytesView, as: UTF8.self) }
+        return ""
+    }
+
+    func bytes(_ column: Int32) -> [UInt8] {
+        guard let buffer = cells[Int(column)].bytes else { return [] }
+        return Array(buffer.readableBytesView)
+    }
+
+    func isNull(_ column: Int32) -> Bool { cells[Int(column)].bytes == nil }
+}
+
+/// A failure of the database or of the connection to it, as one line without credentials.
+struct PostgresReadModelFailure: ReadModelDatabaseFailure, CustomStringConvertible {
+    var description: String
+    /// SQLSTATE class 23: integrity constraint violation.
+    var isConstraint: Bool
+
+    init(_ error: any Error, context: String? = nil) {
+        if let failure = error as? PostgresReadModelFailure {
+            self = failure
+            return
+        }
+        let described = PostgresErrors.describe(error)
+        description = context.map { "\($0): \(described)" } ?? described
+        isConstraint = (error as? PSQLError)?.serverInfo?[.sqlState]?.hasPrefix("23") ?? false
+    }
+
+    init(message: String) {
+        description = message
+        isConstraint = false
+    }
+}

@@ -1,0 +1,210 @@
+public import Logging
+import NIOCore
+import NIOPosix
+public import PostgresConnections
+import PostgresNIO
+public import ReadModels
+import Synchronization
+
+/// The read models in one PostgreSQL schema shared by several query-service replicas.
+///
+/// - Every replica writes the partitions it owns in its consumer group; writers of all replicas
+///   take turns on one transaction-scoped advisory lock (`ReadModelSharing`), so the projection's
+///   rules (offsets, stream versions, handled positions in the batch's transaction) hold across
+///   processes exactly as within one. A zombie member that still applies a batch after its
+///   partition moved waits its turn, reads the moved offset and skips what was applied.
+/// - The handled watermark is announced with `pg_notify` in the writing transaction (delivered on
+///   commit) and heard by every replica on a `LISTEN` connection, so read-your-writes works
+///   whichever replica is asked, with no polling.
+/// - A rebuild writes into the shadow schema `<schema>_rebuild` (one rebuild at a time across
+///   replicas: a session advisory lock) and the swap copies it over the live tables in one
+///   transaction; every replica answers from the old rows until it commits.
+public final class PostgresReadModels: ReadModelBackend {
+    public struct Options: Sendable {
+        /// The schema of the live tables (the URL's `schema` parameter wins).
+        public var schema = "readmodels"
+        /// Idle reader connections kept.
+        public var readers = 8
+        /// The longest one statement may run, and a call may wait for its answer.
+        public var callTimeout: Duration = .seconds(30)
+        public init() {}
+    }
+
+    public let location: PostgresLocation
+    public let schema: String
+    private let options: Options
+    private let logger: Logger
+    private let idleReaders = Mutex<[BlockingPostgresConnection]>([])
+    private let sharedWriters: PostgresSharing
+
+    /// Checks `url` and the schema name, reaches the database (one line when it cannot), and
+    /// creates or migrates the schema.
+    public init(url: String, options: Options = Options(), logger: Logger = Logger(label: "readmodels")) throws {
+        let location = try PostgresLocation(url: url)
+        let schema = location.schema ?? options.schema
+        guard PostgresSQL.isValidSchema(schema) else {
+            throw PostgresConnectionError.invalid(
+                "the read models' schema must be lower-case letters, digits and _ (at most 40, starting with a letter), not '\(schema)'")
+        }
+        self.location = location
+        self.schema = schema
+        self.options = options
+        self.logger = logger
+        sharedWriters = PostgresSharing(location: location, schema: schema, logger: logger)
+        let setup = BlockingPostgresConnection(settings: settings(schema), logger: logger)
+        defer { setup.close() }
+        do {
+            try PostgresReadModelSchema.migrate(setup, schema: schema)
+        } catch {
+            throw PostgresConnectionError.unavailable("cannot open the read models at \(location.redacted): \(error)")
+        }
+    }
+
+    func settings(_ schema: String, onConnect: [String] = []) -> BlockingPostgresConnection.Settings {
+        BlockingPostgresConnection.Settings(location: location, schema: schema, callTimeout: options.callTimeout, onConnect: onConnect)
+    }
+
+    public var displayName: String { "\(location.redacted) (schema \(schema))" }
+    public var readsBlock: Bool { true }
+    public var sharing: (any ReadModelSharing)? { sharedWriters }
+
+    public func openWriter() throws -> any ReadModelDatabase {
+        BlockingPostgresConnection(settings: settings(schema), logger: logger)
+    }
+
+    public func read<T>(_ body: (any ReadModelDatabase) throws -> T) throws -> T {
+        let reader = idleReaders.withLock { $0.popLast() } ?? BlockingPostgresConnection(settings: settings(schema), logger: logger)
+        defer { idleReaders.withLock { if $0.count < options.readers { $0.append(reader) } } }
+        return try body(reader)
+    }
+
+    public func afterWrite(_ writer: any ReadModelDatabase) {}
+
+    public func makeRebuildTarget() throws -> any ReadModelRebuildTarget {
+        try PostgresRebuildSchema(backend: self)
+    }
+
+    public func withRebuild<T>(
+        _ target: any ReadModelRebuildTarget, attachedTo writer: any ReadModelDatabase, _ body: (String, String) throws -> T
+    ) throws -> T {
+        try body("\"\(schema)\"", "\"\(target.location)\"")
+    }
+
+    public func close() {
+        for reader in idleReaders.withLock({ readers in
+            defer { readers = [] }
+            return readers
+        }) { reader.close() }
+    }
+
+    var rebuildSchema: String { schema + "_rebuild" }
+}
+
+/// How the replicas' writers take turns and hear each other (see `PostgresReadModels`).
+final class PostgresSharing: ReadModelSharing {
+    let location: PostgresLocation
+    let schema: String
+    let logger: Logger
+    /// The `LISTEN`/`NOTIFY` channel of this schema's models.
+    var channel: String { "jframe_readmodels_\(schema)" }
+
+    init(location: PostgresLocation, schema: String, logger: Logger) {
+        self.location = location
+        self.schema = schema
+        self.logger = logger
+    }
+
+    func takeTurn(_ writer: any ReadModelDatabase) throws {
+        try writer.run("SELECT pg_advisory_xact_lock(hashtext(?))", .text("jframe-readmodels-writer:\(schema)"))
+    }
+
+    func announce(_ writer: any ReadModelDatabase, handledThrough: Int64, accounts: [String]?) throws {
+        try writer.run("SELECT pg_notify(?, ?)", .text(channel), .text(Self.payload(handledThrough, accounts)))
+    }
+
+    /// `<position>` alone (any account may have changed), or `<position> <id> <id> …`; a payload
+    /// stays far below PostgreSQL's 8000-byte limit (over 4000 bytes of ids: none are listed).
+    static func payload(_ handledThrough: Int64, _ accounts: [String]?) -> String {
+        guard let accounts, !accounts.contains(where: { $0.contains(" ") }) else { return "\(handledThrough)" }
+        let listed = ([String(handledThrough)] + accounts).joined(separator: " ")
+        return listed.utf8.count <= 4000 ? listed : "\(handledThrough)"
+    }
+
+    static func parse(_ payload: String) -> (Int64, [String]?)? {
+        let parts = payload.split(separator: " ").map(String.init)
+        guard let first = parts.first, let position = Int64(first) else { return nil }
+        return (position, parts.count > 1 ? Array(parts.dropFirst()) : nil)
+    }
+
+    func follow(_ heard: @escaping @Sendable (Int64, [String]?) -> Void) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: location.connectionConfiguration(connectTimeout: .seconds(5)), id: 2, logger: logger)
+                defer { BlockingPostgresConnection.closeInBackground(connection) }
+                try await connection.listen(on: channel) { notifications in
+                    // Listening before reading: nothing announced in between is missed.
+                    let stored =
+                        try await connection.query(
+                            "SELECT value FROM \(unescaped: "\"\(schema)\"").meta WHERE key = 'handled_through'", logger: logger
+                        ).collect().first?.decode(Int64.self) ?? 0
+                    heard(stored, nil)
+                    if failures > 0 { logger.notice("hearing the other replicas again", metadata: ["schema": "\(schema)"]) }
+                    failures = 0
+                    for try await notification in notifications {
+                        if let (position, accounts) = Self.parse(notification.payload) { heard(position, accounts) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                if failures == 0 {
+                    logger.warning(
+                        "cannot hear the other replicas' progress; retrying", metadata: ["error": "\(PostgresErrors.describe(error))"])
+                }
+                failures += 1
+            }
+            try? await Task.sleep(for: .seconds(min(5, failures)))
+        }
+    }
+}
+
+/// The shadow schema a rebuild writes into: created empty, written with `synchronous_commit`
+/// off (the swap's transaction is what must last), dropped after the swap. Its connection holds
+/// a session advisory lock for as long as the rebuild runs: one rebuild at a time across
+/// replicas, and a replica killed mid-rebuild frees the lock with its connection.
+final class PostgresRebuildSchema: ReadModelRebuildTarget, @unchecked Sendable {
+    let location: String
+    private let connection: BlockingPostgresConnection
+    private let discarded = Mutex(false)
+
+    init(backend: PostgresReadModels) throws {
+        location = backend.rebuildSchema
+        connection = BlockingPostgresConnection(
+            settings: backend.settings(backend.rebuildSchema, onConnect: ["SET synchronous_commit = off"]),
+            logger: Logger(label: "readmodels.rebuild"))
+        let taken =
+            try connection.first("SELECT pg_try_advisory_lock(hashtext(?))::int::bigint", .text("jframe-readmodels-rebuild:\(backend.schema)")) {
+                $0.int64(0)
+            } ?? 0
+        guard taken == 1 else {
+            connection.close()
+            throw ReadModelError.busy("a rebuild of these read models is already running (on this or another replica)")
+        }
+        try connection.execute("DROP SCHEMA IF EXISTS \"\(location)\" CASCADE")
+        try PostgresReadModelSchema.migrate(connection, schema: location)
+    }
+
+    func openWriter() throws -> any ReadModelDatabase { connection }
+
+    func finishWriting(_ writer: any ReadModelDatabase) {}
+
+    func discard() {
+        discarded.withLock { discarded in
+            guard !discarded else { return }
+            discarded = true
+            _ = try? connection.execute("DROP SCHEMA IF EXISTS \"\(location)\" CASCADE")
+            connection.close()
+        }
+    }
+}
