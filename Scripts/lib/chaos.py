@@ -7,7 +7,9 @@ At the end it checks what the system promises and prints one JSON summary line:
 - every stored event reached the broker, once per event id (`unpublished`, `duplicated`);
 - the query-service's committed offsets never went backwards (`offset_regressions`);
 - every balance equals its acknowledged opening balance + deposits - withdrawals (`balance_mismatches`);
-- the live read models equal a fresh rebuild from the event store (`rebuild_equal`).
+- the live read models equal a fresh rebuild from the event store (`rebuild_equal`);
+- with `--store postgres`, every query-service replica answers with the same models
+  (`query_replicas_equal`).
 
 Clock skew is a fault too (JFRAME_CLOCK_SKEW_MS; CHAOS_SKEW=0 turns it off): the broker's clock runs 8
 days ahead for the whole run, and about a third of the restarts of the command-service and the
@@ -228,7 +230,16 @@ class Harness:
             self.command_replicas.append(second)
         self.queries = Service("query-service", "query-service", self.work, "QUERIES_DATA_DIR",
                                {"CQRS_BROKER": self.broker.address, "CQRS_COMMANDS": self.commands.address})
-        self.services = [self.broker, *self.command_replicas, self.queries]
+        self.query_replicas = [self.queries]
+        if store == "postgres":
+            # Two replicas on one PostgreSQL schema of read models, in one consumer group; either
+            # may be killed, and at the end both must answer with the same models.
+            read_store = f"{os.environ['CHAOS_POSTGRES_URL']}?schema=chaos_rm_{seed}"
+            self.queries.settings["QUERIES_READ_STORE"] = read_store
+            self.query_replicas.append(Service("query-service-2", "query-service", self.work, "QUERIES_DATA_DIR",
+                                               {**self.queries.settings, "QUERIES_DATA_DIR": str(self.work / "query-service-2")}))
+            self.query_replicas[1].settings["JFRAME_LISTEN"] = self.query_replicas[1].address
+        self.services = [self.broker, *self.command_replicas, *self.query_replicas]
         self.stopping = threading.Event()
         self.final_deadline = None
         self.kills = {service.name: 0 for service in self.services}
@@ -364,12 +375,13 @@ class Harness:
         finally:
             connection.close()
         rebuild_equal = rebuild.code == 0 and self.dump() == live
+        replicas_equal = all(self.dump(replica) == live for replica in self.query_replicas[1:])
         return {
             "profile": self.profile_name, "store": self.store, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
             "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
             "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
             "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
-            "rebuild_equal": rebuild_equal, "skewed_restarts": self.skewed_restarts if self.skew else "off", **forgery,
+            "rebuild_equal": rebuild_equal, "query_replicas_equal": replicas_equal, "skewed_restarts": self.skewed_restarts if self.skew else "off", **forgery,
         }
 
     def repair_forgeries(self, expected: dict[str, int]) -> dict:
@@ -409,10 +421,10 @@ class Harness:
                 "conflicts_seen": conflicts, "kept_by_skip": int(skipped["stillParked"]), "skip_mismatches": skip_mismatches,
                 "rebuilt_for_forgeries": rebuilt, "parked_after_repair": int(status["parkedEvents"])}
 
-    def dump(self) -> list[dict]:
+    def dump(self, replica: Service | None = None) -> list[dict]:
         accounts, token = [], None
         while True:
-            code, page = call(self.queries.address, "cqrs.queries.v1.Accounts/ListAccounts",
+            code, page = call((replica or self.queries).address, "cqrs.queries.v1.Accounts/ListAccounts",
                               {"pageSize": 500, **({"pageToken": token} if token else {})}, 10000)
             assert code == 0, page
             accounts += page["accounts"]
@@ -427,7 +439,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data and logs)")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
-                        help="postgres: two command-service replicas on one PostgreSQL store (CHAOS_POSTGRES_URL; Scripts/chaos starts a cluster)")
+                        help="postgres: two command-service replicas on one PostgreSQL store and two query-service replicas on one PostgreSQL schema of read models (CHAOS_POSTGRES_URL; Scripts/chaos starts a cluster)")
     options = parser.parse_args()
     seed = options.seed if options.seed is not None else random.randrange(1 << 30)
     print(f"chaos: profile {options.profile}, seed {seed} (replay with --seed {seed})", file=sys.stderr, flush=True)
@@ -442,6 +454,7 @@ def main() -> int:
     print(json.dumps(summary), flush=True)
     ok = (summary["lost"] == 0 and summary["appended_twice"] == 0 and summary["unpublished"] == 0 and summary["duplicated"] == 0
           and summary["offset_regressions"] == 0 and summary["balance_mismatches"] == 0 and summary["rebuild_equal"]
+          and summary["query_replicas_equal"]
           and summary.get("skip_mismatches", 0) == 0 and summary.get("parked_after_repair", 0) == 0)
     return 0 if ok else 1
 
