@@ -17,9 +17,10 @@ struct Dev: AsyncParsableCommand {
             CLI at them), then waits. Ctrl-C (or SIGTERM) stops them gracefully, the query side first.
             A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}. With \
             --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2. \
-            With --postgres the CommandService keeps its events in a local PostgreSQL cluster in \
-            <data-dir>/postgres (made on first use; Debian's postgresql package), started first and \
-            stopped last; --store URL uses a database of yours instead.
+            With --postgres the CommandService keeps its events and the QueryService its read models \
+            (schema readmodels) in a local PostgreSQL cluster in <data-dir>/postgres (made on first \
+            use; Debian's postgresql package), started first and stopped last; --store URL and \
+            --read-store URL use databases of yours instead.
             """)
 
     @Option(help: "Directory for the services' data and logs.") var dataDir = "data/dev"
@@ -30,9 +31,12 @@ struct Dev: AsyncParsableCommand {
     @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
     @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
-    @Flag(help: "Keep the events in a local PostgreSQL cluster (<data-dir>/postgres) instead of SQLite.") var postgres = false
+    @Flag(help: "Keep the events and the read models in a local PostgreSQL cluster (<data-dir>/postgres) instead of SQLite.")
+    var postgres = false
     @Option(help: "PostgreSQL port, with --postgres (0: any free port).") var postgresPort = 55432
     @Option(help: "The CommandService's event store as a PostgreSQL URL (postgres://user:password@host:5432/db).") var store: String?
+    @Option(help: "The QueryService's read models as a PostgreSQL URL (postgres://user:password@host:5432/db?schema=readmodels).")
+    var readStore: String?
     @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
     @Option(help: "Log level of the services.") var logLevel = "info"
     @Flag(help: "Print the ready line as JSON.") var json = false
@@ -54,11 +58,16 @@ struct Dev: AsyncParsableCommand {
         }
         defer { for source in sources { source.cancel() } }
         var storeURL = store
+        var readStoreURL = readStore
         let localPostgres =
             postgres
             ? LocalPostgres(directory: dataDir + "/postgres", host: host, port: postgresPort == 0 ? try freePort(host) : postgresPort, logs: logs)
             : nil
-        if let localPostgres { storeURL = try localPostgres.start() }
+        if let localPostgres {
+            let url = try localPostgres.start()
+            storeURL = storeURL ?? url
+            readStoreURL = readStoreURL ?? url
+        }
         defer { localPostgres?.stop() }
 
         do {
@@ -77,7 +86,8 @@ struct Dev: AsyncParsableCommand {
                 arguments: [
                     "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--broker", broker, "--commands", commands,
                     "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []), logs: logs, timeout: startTimeout)
+                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []) + (readStoreURL.map { ["--read-store", $0] } ?? []),
+                logs: logs, timeout: startTimeout)
             let edges = children.http2Addresses
             if json {
                 let edgeFields =

@@ -335,6 +335,7 @@ def test_cqrs_dev_postgres_runs_the_stack_on_a_local_cluster_and_stops_it():
         assert got.returncode == 0 and json.loads(got.stdout)["balance"]["amountMinor"] == "250", got.stderr
         assert os.path.exists(os.path.join(data, "postgres", "data", "PG_VERSION"))
         assert not os.path.exists(os.path.join(data, "commands", "events.sqlite")), "the events are in PostgreSQL"
+        assert not os.path.exists(os.path.join(data, "queries", "readmodels.sqlite")), "the read models are in PostgreSQL"
     finally:
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0
