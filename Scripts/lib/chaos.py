@@ -394,7 +394,7 @@ class Harness:
         conflicts = sum(1 for event in listed.get("events", []) if event["state"] == "CONFLICT")  # in the first 1000
         code, before = call(self.queries.address, "cqrs.queries.v1.ReadModels/GetStatus", {})
         assert code == 0, before
-        code, skipped = call(self.queries.address, "cqrs.queries.v1.ReadModels/SkipParked", {"all": True}, 30000)
+        code, skipped = call(self.queries.address, "cqrs.queries.v1.ReadModels/SkipParked", {"all": True}, 120000)
         assert code == 0, skipped
         balances = {account["accountId"]: int(account["balance"]["amountMinor"]) for account in self.dump()}
         skip_mismatches = sum(1 for account, total in expected.items()

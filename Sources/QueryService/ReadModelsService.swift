@@ -137,9 +137,7 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         for _ in 0..<(skip && all ? Self.skipRounds : 1) {
             var verdicts: [Int64: StoreVerdict] = [:]
             if skip {
-                for claim in try await store.parkedClaims(ids: selected) where !claim.streamId.isEmpty {
-                    verdicts[claim.id] = try await storeVerdict(claim)
-                }
+                verdicts = try await storeVerdicts(try await store.parkedClaims(ids: selected).filter { !$0.streamId.isEmpty })
                 let real = verdicts.filter { $0.value == .same }.keys.sorted()
                 if !all, !real.isEmpty {
                     throw RPCError(
@@ -163,6 +161,27 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     /// Rounds a skip of all makes at most (each round checks the records it selects against the
     /// event store, one call each).
     static let skipRounds = 8
+
+    /// Calls to the event store a skip keeps in flight: thousands of parked records (a forger's
+    /// work) are checked in seconds, not one round trip after another.
+    static let verdictsInFlight = 16
+
+    /// What the event store holds at each claim's stream version, asked `verdictsInFlight` at a time.
+    private func storeVerdicts(_ claims: [ParkedClaim]) async throws -> [Int64: StoreVerdict] {
+        try await withThrowingTaskGroup(of: (Int64, StoreVerdict).self) { group in
+            var verdicts: [Int64: StoreVerdict] = [:]
+            var next = claims.makeIterator()
+            for _ in 0..<Self.verdictsInFlight {
+                guard let claim = next.next() else { break }
+                group.addTask { (claim.id, try await self.storeVerdict(claim)) }
+            }
+            while let (id, verdict) = try await group.next() {
+                verdicts[id] = verdict
+                if let claim = next.next() { group.addTask { (claim.id, try await self.storeVerdict(claim)) } }
+            }
+            return verdicts
+        }
+    }
 
     /// Asks the CommandService's event store what it holds at a parked record's stream version.
     private func storeVerdict(_ claim: ParkedClaim) async throws -> StoreVerdict {
