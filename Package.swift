@@ -161,7 +161,7 @@ let package = Package(
         // database. A module of its own, so the embedded build links no PostgreSQL client.
         // A PostgreSQL location from a URL (TLS, pool, schema; the password never shown), the
         // one-line probe at start and errors as users read them: what both PostgreSQL stores share.
-        .target(name: "PostgresConnections", dependencies: [logging, nioCore, nioSSL, postgresNIO], swiftSettings: settings),
+        .target(name: "PostgresConnections", dependencies: ["WallTime", logging, nioCore, nioSSL, postgresNIO], swiftSettings: settings),
         .target(
             name: "PostgresEventStore",
             dependencies: ["EventStore", "PostgresConnections", "Watermarks", "WallTime", logging, nioCore, nioSSL, postgresNIO],
@@ -190,7 +190,8 @@ let package = Package(
         // The read models on PostgreSQL: one schema shared by several query-service replicas
         // (writers take turns, the watermark travels by LISTEN/NOTIFY, rebuilds into a shadow schema).
         .target(
-            name: "PostgresReadModels", dependencies: ["ReadModels", "PostgresConnections", "SQLite", logging, nioCore, nioPosix, postgresNIO],
+            name: "PostgresReadModels",
+            dependencies: ["ReadModels", "PostgresConnections", "SQLite", "WallTime", logging, nioCore, nioPosix, postgresNIO],
             exclude: ["README.md"], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.
@@ -242,7 +243,7 @@ let package = Package(
         .testTarget(
             name: "RPCCoreTests",
             dependencies: [
-                "RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts", "TestSupport", logging,
+                "RPCCore", "RPCInProcessTransport", "RPCStandardServices", "Contracts", "TestSupport", "WallTime", logging,
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: settings

@@ -3,12 +3,15 @@ public import Logging
 import NIOCore
 import NIOSSL
 public import PostgresNIO
+import WallTime
 
 /// Where a PostgreSQL database is, from a URL as users write it:
 /// `postgres://user:password@host:port/database` (or `postgresql://`). Query parameters:
 /// `sslmode` (`disable`, the default here: the store is meant for a private network or loopback;
 /// `require`: TLS with the system's trust roots), `pool` (most connections, default 20), `schema`
-/// (the PostgreSQL schema of the store's tables, default `public`).
+/// (the PostgreSQL schema of the store's tables, default `public`), `statement_timeout` (ms, 1 to
+/// 3600000, default 30000: the longest any statement runs on the server; the stores bound their
+/// transactions tighter by their calls' deadlines).
 public struct PostgresLocation: Sendable {
     public let host: String
     public let port: Int
@@ -20,6 +23,8 @@ public struct PostgresLocation: Sendable {
     public let poolSize: Int?
     /// The `schema` query parameter, when given.
     public let schema: String?
+    /// The longest any statement runs on the server, set on every connection at startup.
+    public let statementTimeout: Duration
     /// The URL without its password: what logs and errors show.
     public let redacted: String
 
@@ -54,6 +59,14 @@ public struct PostgresLocation: Sendable {
             poolSize = nil
         }
         schema = parameters["schema"]
+        if let timeout = parameters["statement_timeout"] {
+            guard let milliseconds = Int64(timeout), (1...3_600_000).contains(milliseconds) else {
+                throw PostgresConnectionError.invalid("statement_timeout must be 1 to 3600000 ms, not '\(timeout)'")
+            }
+            statementTimeout = .milliseconds(milliseconds)
+        } else {
+            statementTimeout = .seconds(30)
+        }
         redacted = Self.redact(url)
     }
 
@@ -63,6 +76,7 @@ public struct PostgresLocation: Sendable {
             host: host, port: port, username: username, password: password, database: database,
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
         if let poolSize { configuration.options.maximumConnections = poolSize }
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }
 
@@ -77,7 +91,13 @@ public struct PostgresLocation: Sendable {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000)
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
+    }
+
+    /// Session settings every connection starts with.
+    var startupParameters: [(String, String)] {
+        [("statement_timeout", String(statementTimeout.wholeMilliseconds))]
     }
 
     /// Opens one connection and closes it: a database that is not there (or refuses these

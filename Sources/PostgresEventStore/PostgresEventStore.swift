@@ -46,21 +46,39 @@ public final class PostgresEventStore: EventStore {
         /// The wait once one timed out and no connection came since: while the database is down,
         /// commands fail fast rather than each waiting the full `connectionWait`.
         public var connectionWaitWhileDown: Duration = .milliseconds(200)
+        /// The longest a transaction's statements run (the URL's `statement_timeout`, which
+        /// the connections also start with); a batch whose callers all have deadlines is bounded
+        /// by the latest of them.
+        public var statementTimeout: Duration = .seconds(30)
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
         public var clock: any WallClock = SystemWallClock()
         public init() {}
     }
 
     private enum Job {
-        case append(AppendRequest, CheckedContinuation<AppendResult, any Error>)
+        /// An append, with the deadline of the call that asked for it (nil: none).
+        case append(AppendRequest, CheckedContinuation<AppendResult, any Error>, deadline: ContinuousClock.Instant?)
         case write(@Sendable (PostgresConnection, Logger) async throws -> Void, CheckedContinuation<Void, any Error>)
 
         func fail(_ error: any Error) {
             switch self {
-            case .append(_, let continuation): continuation.resume(throwing: error)
+            case .append(_, let continuation, _): continuation.resume(throwing: error)
             case .write(_, let continuation): continuation.resume(throwing: error)
             }
         }
+    }
+
+    /// How long a batch's statements may run: until the latest deadline of its appends (no caller
+    /// waits after that, so the transaction gives up instead of holding the head lock), never
+    /// longer than the connection's `statement_timeout`; nil when some job has no deadline.
+    static func statementBudget(_ deadlines: [ContinuousClock.Instant?], now: ContinuousClock.Instant, ceiling: Duration) -> Duration? {
+        var latest: ContinuousClock.Instant?
+        for deadline in deadlines {
+            guard let deadline else { return nil }
+            latest = max(latest ?? deadline, deadline)
+        }
+        guard let latest else { return nil }
+        return min(max(latest - now, .milliseconds(1)), ceiling)
     }
 
     let client: PostgresClient
@@ -101,6 +119,7 @@ public final class PostgresEventStore: EventStore {
         }
         var options = options
         if let schema = location.schema { options.schema = schema }
+        options.statementTimeout = location.statementTimeout
         let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
         // Immediate: the pool must be running before the first lease, or it warns.
         let task = Task.immediate { await client.run() }
@@ -188,7 +207,7 @@ public final class PostgresEventStore: EventStore {
         try AppendRules.validate(request)
         try refusal.check()
         return try await withCheckedThrowingContinuation { continuation in
-            enqueue(.append(request, continuation))
+            enqueue(.append(request, continuation, deadline: CallDeadline.current))
         }
     }
 
@@ -250,6 +269,11 @@ public final class PostgresEventStore: EventStore {
     /// unavailable: nothing of it was committed.
     private func commit(_ jobs: [Job]) async {
         let recordedAt = options.clock.nowMilliseconds()
+        let deadlines = jobs.map { job -> ContinuousClock.Instant? in
+            if case .append(_, _, let deadline) = job { return deadline }
+            return nil  // a snapshot or checkpoint: no caller's deadline
+        }
+        let budget = Self.statementBudget(deadlines, now: .now, ceiling: options.statementTimeout)
         let result: Result<(outcomes: [Outcome], head: Int64), any Error>
         do {
             let logger = self.logger
@@ -258,6 +282,13 @@ public final class PostgresEventStore: EventStore {
                 try await withConnection { connection in
                     try await connection.query("BEGIN", logger: logger)
                     do {
+                        // Before the lock: waiting for it is what a stuck holder makes long.
+                        if let budget {
+                            try await connection.query(
+                                PostgresQuery(
+                                    unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
+                                    binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
+                        }
                         let base =
                             try await connection.query(
                                 PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head) FOR UPDATE"), logger: logger
@@ -268,7 +299,7 @@ public final class PostgresEventStore: EventStore {
                         outcomes.reserveCapacity(jobs.count)
                         for job in jobs {
                             switch job {
-                            case .append(let request, _):
+                            case .append(let request, _, _):
                                 do {
                                     outcomes.append(.appended(try plan.decide(request, recordedAt: recordedAt)))
                                 } catch let refusal as EventStoreError {
@@ -296,10 +327,10 @@ public final class PostgresEventStore: EventStore {
             head.advance(to: position)
             for (job, outcome) in zip(jobs, outcomes) {
                 switch (job, outcome) {
-                case (.append(_, let continuation), .appended(let appended)): continuation.resume(returning: appended)
-                case (.append(_, let continuation), .refused(let error)): continuation.resume(throwing: error)
+                case (.append(_, let continuation, _), .appended(let appended)): continuation.resume(returning: appended)
+                case (.append(_, let continuation, _), .refused(let error)): continuation.resume(throwing: error)
                 case (.write(_, let continuation), _): continuation.resume()
-                case (.append(_, let continuation), .written): continuation.resume(throwing: EventStoreError.unavailable("lost outcome"))
+                case (.append(_, let continuation, _), .written): continuation.resume(throwing: EventStoreError.unavailable("lost outcome"))
                 }
             }
         case .failure(let error):
@@ -317,7 +348,7 @@ public final class PostgresEventStore: EventStore {
         var commandIds: [String] = []
         var eventIds: [String] = []
         var streamIds = Set<String>()
-        for case .append(let request, _) in jobs {
+        for case .append(let request, _, _) in jobs {
             if let commandId = request.commandId { commandIds.append(commandId) }
             eventIds += request.events.map(\.eventId)
             streamIds.insert(request.streamId)

@@ -7,6 +7,7 @@ import PostgresNIO
 import ReadModels
 import SQLite
 import Synchronization
+import WallTime
 
 /// One PostgreSQL connection used the way the read models use SQLite: each call blocks its
 /// thread until the server answers. Only ever called from threads of our own (the store's writer
@@ -22,9 +23,9 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
         var location: PostgresLocation
         /// The schema every unqualified name is looked up in (`search_path`).
         var schema: String
-        /// The longest a statement may run on the server (`statement_timeout`), and, with a
-        /// second more, the longest a call waits for its answer.
-        var callTimeout: Duration = .seconds(30)
+        /// The longest a call waits for its answer, less a second: the location's
+        /// `statement_timeout` (the server gives up on a statement after it).
+        var callTimeout: Duration { location.statementTimeout }
         /// Run once after connecting (for example `SET synchronous_commit = off`).
         var onConnect: [String] = []
     }
@@ -134,10 +135,10 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
         connection = nil
         do {
             let eventLoop = Self.eventLoops.any()
-            let configuration = try settings.location.connectionConfiguration(connectTimeout: settings.callTimeout)
+            let configuration = try settings.location.connectionConfiguration(connectTimeout: min(settings.callTimeout, .seconds(5)))
             let connection = try wait(PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 1, logger: logger))
-            let milliseconds = settings.callTimeout.components.seconds * 1000
-            for setup in ["SET search_path TO \"\(settings.schema)\"", "SET statement_timeout = \(milliseconds)"] + settings.onConnect {
+            // statement_timeout comes with the connection (PostgresLocation's startup parameters).
+            for setup in ["SET search_path TO \"\(settings.schema)\""] + settings.onConnect {
                 _ = try wait(connection.query(PostgresQuery(unsafeSQL: setup), logger: logger))
             }
             self.connection = connection
@@ -155,9 +156,9 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             outcome.withLock { $0 = result }
             done.signal()
         }
-        let seconds = Double(settings.callTimeout.components.seconds) + 1
+        let seconds = Double(settings.callTimeout.wholeMilliseconds) / 1000 + 1
         guard done.wait(timeout: .now() + seconds) == .success, let result = outcome.withLock({ $0 }) else {
-            throw PostgresReadModelFailure(message: "PostgreSQL did not answer within \(Int(seconds)) s")
+            throw PostgresReadModelFailure(message: "PostgreSQL did not answer within \(seconds) s")
         }
         return try result.get()
     }

@@ -25,8 +25,6 @@ public final class PostgresReadModels: ReadModelBackend {
         public var schema = "readmodels"
         /// Idle reader connections kept.
         public var readers = 8
-        /// The longest one statement may run, and a call may wait for its answer.
-        public var callTimeout: Duration = .seconds(30)
         public init() {}
     }
 
@@ -61,7 +59,7 @@ public final class PostgresReadModels: ReadModelBackend {
     }
 
     func settings(_ schema: String, onConnect: [String] = []) -> BlockingPostgresConnection.Settings {
-        BlockingPostgresConnection.Settings(location: location, schema: schema, callTimeout: options.callTimeout, onConnect: onConnect)
+        BlockingPostgresConnection.Settings(location: location, schema: schema, onConnect: onConnect)
     }
 
     public var displayName: String { "\(location.redacted) (schema \(schema))" }

@@ -10,10 +10,7 @@ import WallTime
 @Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"))
 struct PostgresVerificationTests {
     @Test func aSoundStoreVerifiesCleanAndADamagedRowIsNamed() async throws {
-        let client = try #require(TestPostgres.client)
-        var options = PostgresEventStore.Options()
-        options.schema = TestPostgres.freshSchema()
-        let store = try await PostgresEventStore.open(client: client, options: options)
+        let (store, client, schema) = try await TestPostgres.freshStore()
         for stream in ["A-1", "B-1", "A-2"] {
             _ = try await store.append(
                 AppendRequest(streamId: stream, expected: .noStream, events: [event(), event()], commandId: UUID().uuidString))
@@ -22,7 +19,7 @@ struct PostgresVerificationTests {
         #expect(sound.problemCount == 0, "\(sound.problems)")
         #expect(sound.eventsChecked == 6 && sound.headPosition == 6 && sound.streams == 3)
 
-        try await client.query(PostgresQuery(unsafeSQL: "UPDATE \(options.schema).events SET data = '\\x7b7d'::bytea WHERE position = 4"))
+        try await client.query(PostgresQuery(unsafeSQL: "UPDATE \(schema).events SET data = '\\x7b7d'::bytea WHERE position = 4"))
         let damaged = try await store.verify(pageSize: 2)
         #expect(damaged.problemCount == 1)
         #expect(damaged.problems.first?.contains("position 4") == true, "\(damaged.problems)")

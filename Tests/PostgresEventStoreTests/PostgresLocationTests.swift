@@ -7,7 +7,8 @@ import Testing
 /// URLs as users write them, and what never shows of them.
 @Suite struct PostgresLocationTests {
     @Test func aFullURLGivesEveryPart() throws {
-        let location = try PostgresLocation(url: "postgres://ada:s%40cret@db.internal:6543/events?sslmode=require&pool=8&schema=bank")
+        let location = try PostgresLocation(
+            url: "postgres://ada:s%40cret@db.internal:6543/events?sslmode=require&pool=8&schema=bank&statement_timeout=1500")
         #expect(location.host == "db.internal")
         #expect(location.port == 6543)
         #expect(location.username == "ada")
@@ -17,6 +18,8 @@ import Testing
         #expect(location.poolSize == 8)
         #expect(location.schema == "bank")
         #expect(location.configuration.options.maximumConnections == 8)
+        #expect(location.statementTimeout == .milliseconds(1500))
+        #expect(location.configuration.options.additionalStartupParameters.map(\.1) == ["1500"])
     }
 
     @Test func defaultsFollowPostgreSQLs() throws {
@@ -26,6 +29,7 @@ import Testing
         #expect(location.database == "postgres")
         #expect(!location.requireTLS)
         #expect(location.schema == nil)
+        #expect(location.statementTimeout == .seconds(30))
     }
 
     @Test func thePasswordNeverShows() throws {
@@ -34,7 +38,7 @@ import Testing
         #expect(PostgresLocation.redact("postgres://db/events") == "postgres://db/events")
         for bad in [
             "mysql://ada:hunter2@db/x", "postgres://ada:hunter2@/x", "postgres://ada:hunter2@db/x?sslmode=allow",
-            "postgres://ada:hunter2@db/x?pool=0",
+            "postgres://ada:hunter2@db/x?pool=0", "postgres://ada:hunter2@db/x?statement_timeout=0",
         ] {
             let error = #expect(throws: PostgresConnectionError.self) { try PostgresLocation(url: bad) }
             #expect(error.map { !"\($0)".contains("hunter2") } == true, "\(bad)")

@@ -7,6 +7,7 @@ import RPCStandardServices
 import Synchronization
 import TestSupport
 import Testing
+import WallTime
 
 /// The real server and client connection logic, joined in memory.
 @Suite("Calls over the in-process transport")

@@ -69,9 +69,3 @@ public struct CallOptions: Sendable {
 
     public static var defaults: CallOptions { CallOptions() }
 }
-
-/// The deadline of the call being served, carried across `await`s so that calls a handler makes
-/// to other services inherit what is left of its budget.
-public enum CallDeadline {
-    @TaskLocal public static var current: ContinuousClock.Instant?
-}

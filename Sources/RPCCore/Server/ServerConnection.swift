@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import WallTime
 
 /// The server end of one connection: it reads frames, runs each call as a task, and writes the
 /// replies. Pure protocol logic over a ``FrameChannel``, so every transport shares it.

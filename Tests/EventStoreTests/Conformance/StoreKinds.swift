@@ -55,6 +55,14 @@ enum TestPostgres {
     static func freshSchema() -> String {
         "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
+
+    /// A store in a schema of its own on the shared pool, with that schema's name.
+    static func freshStore() async throws -> (store: PostgresEventStore, client: PostgresClient, schema: String) {
+        guard let client else { throw EventStoreError.unavailable("JFRAME_TEST_POSTGRES_URL is not set") }
+        var options = PostgresEventStore.Options()
+        options.schema = freshSchema()
+        return (try await PostgresEventStore.open(client: client, options: options), client, options.schema)
+    }
 }
 
 func event(_ id: String = UUID().uuidString, type: String = "Happened", data: String = #"{"n":1}"#) -> NewEvent {
