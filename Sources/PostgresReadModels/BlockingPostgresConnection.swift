@@ -34,6 +34,10 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     private let logger: Logger
     private var connection: PostgresConnection?
     private var savepoints = 0
+    /// Inserts held to go as one statement (`insert`): their text and each row's values.
+    private var held: (sql: String, rows: [[SQLiteValue]])?
+    /// Most rows held before they are sent.
+    static let heldRows = 500
     /// Translated texts by the SQLite-style text they came from.
     private var translated: [String: String] = [:]
 
@@ -65,16 +69,28 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     // MARK: ReadModelDatabase
 
     func execute(_ sql: String) throws {
+        try sendHeld()
         for statement in PostgresSQL.statements(sql) { _ = try perform(statement, PostgresBindings()) }
     }
 
     @discardableResult
     func run(_ sql: String, _ values: [SQLiteValue]) throws -> Int {
-        try perform(text(sql), Self.bindings(values)).metadata.rows ?? 0
+        try sendHeld()
+        return try perform(text(sql), Self.bindings(values)).metadata.rows ?? 0
+    }
+
+    /// Held, and sent with the next inserts of the same text as one multi-row INSERT (up to
+    /// `heldRows`): a rebuild's transaction rows cost one round trip per few hundred, not each.
+    func insert(_ sql: String, _ values: [SQLiteValue]) throws {
+        if let held, held.sql != sql { try sendHeld() }
+        if held == nil { held = (sql, []) }
+        held?.rows.append(values)
+        if let held, held.rows.count >= Self.heldRows { try sendHeld() }
     }
 
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T] {
-        try perform(text(sql), Self.bindings(values)).rows.map { try row(PostgresReadModelRow($0)) }
+        try sendHeld()
+        return try perform(text(sql), Self.bindings(values)).rows.map { try row(PostgresReadModelRow($0)) }
     }
 
     func transaction<T>(_ body: () throws -> T) throws -> T {
@@ -84,9 +100,21 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             try execute("COMMIT")
             return result
         } catch {
+            held = nil
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Sends the held inserts as one statement.
+    private func sendHeld() throws {
+        guard let (sql, rows) = held else { return }
+        held = nil
+        guard let statement = PostgresSQL.multiRowInsert(sql, rows: rows.count) else {
+            for row in rows { _ = try perform(text(sql), Self.bindings(row)) }
+            return
+        }
+        _ = try perform(statement, Self.bindings(rows.flatMap { $0 }))
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
@@ -99,6 +127,7 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             try execute("RELEASE SAVEPOINT \(name)")
             return result
         } catch {
+            held = nil  // what the body held: the savepoint's own, undone with it
             try? execute("ROLLBACK TO SAVEPOINT \(name)")
             try? execute("RELEASE SAVEPOINT \(name)")
             throw error

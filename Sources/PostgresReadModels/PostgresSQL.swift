@@ -1,3 +1,5 @@
+import Foundation
+
 /// The read models' SQL, written once with SQLite's `?` parameters, as PostgreSQL takes it.
 enum PostgresSQL {
     /// `?` becomes `$1`, `$2`, … in order, and `?N` becomes `$N` (SQLite's rule: a bare `?`
@@ -35,6 +37,26 @@ enum PostgresSQL {
             }
         }
         return out
+    }
+
+    /// `INSERT … VALUES(?, …, ?)` as one statement inserting `rows` rows, parameters numbered
+    /// row after row; nil when the text is not a single-row VALUES insert of plain `?`s.
+    static func multiRowInsert(_ sql: String, rows: Int) -> String? {
+        guard let values = sql.range(of: "VALUES(", options: .backwards) ?? sql.range(of: "VALUES (", options: .backwards),
+            let close = sql[values.upperBound...].firstIndex(of: ")")
+        else { return nil }
+        let tuple = sql[values.upperBound..<close]
+        let parameters = tuple.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parameters.isEmpty, parameters.allSatisfy({ $0 == "?" }) else { return nil }
+        let tail = sql[sql.index(after: close)...]
+        guard tail.allSatisfy(\.isWhitespace) else { return nil }
+        var text = sql[..<values.lowerBound] + "VALUES "
+        var number = 0
+        for row in 0..<rows {
+            if row > 0 { text += ", " }
+            text += "(" + parameters.indices.map { _ in number += 1; return "$\(number)" }.joined(separator: ", ") + ")"
+        }
+        return String(text)
     }
 
     /// Splits a script into its statements at semicolons outside quotes (PostgreSQL's extended

@@ -160,11 +160,15 @@ final class ProjectionWriter {
 
     /// Runs a batch without a savepoint per event (`attempt(false)`); if an event fails, runs it
     /// again with them (`attempt(true)`). `transaction` has rolled the first attempt back and
-    /// reloaded the bookkeeping by then.
+    /// reloaded the bookkeeping by then. A constraint failure outside any event's statements
+    /// (an insert the database held and sent later, `ReadModelDatabase.insert`) is an event's
+    /// too: the savepoints then tell which.
     private func optimistically(_ attempt: (_ isolated: Bool) throws -> Outcome) throws -> Outcome {
         do {
             return try attempt(false)
         } catch is EventNeedsIsolation {
+            return try attempt(true)
+        } catch let error as any ReadModelDatabaseFailure where error.isConstraint {
             return try attempt(true)
         }
     }

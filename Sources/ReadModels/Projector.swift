@@ -130,7 +130,7 @@ struct Projector: Sendable {
     private func record(_ accountId: String, _ kind: String, _ amount: Money, after: Int64, _ event: ProjectedEvent, _ db: any ReadModelDatabase)
         throws
     {
-        try db.run(
+        try db.insert(
             """
             INSERT INTO account_transactions(account_id, version, kind, amount_minor, currency, balance_after, at, position)
             VALUES(?, ?, ?, ?, ?, ?, ?, ?)

@@ -14,6 +14,11 @@ public protocol ReadModelDatabase: AnyObject {
     func execute(_ sql: String) throws
     /// Runs a statement that returns no rows; returns the number of rows it changed.
     @discardableResult func run(_ sql: String, _ values: [SQLiteValue]) throws -> Int
+    /// Runs an `INSERT … VALUES(…)` whose row count the caller does not need. An engine on the
+    /// network may hold it and send it with the next ones of the same text as one multi-row
+    /// statement, before any other statement and before the transaction or savepoint ends (a
+    /// failure then surfaces there).
+    func insert(_ sql: String, _ values: [SQLiteValue]) throws
     /// Runs a query and maps each row.
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T]
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
@@ -42,6 +47,8 @@ public protocol ReadModelDatabaseFailure: Error {
 extension ReadModelDatabase {
     @discardableResult
     public func run(_ sql: String, _ values: SQLiteValue...) throws -> Int { try run(sql, values) }
+
+    public func insert(_ sql: String, _ values: SQLiteValue...) throws { try insert(sql, values) }
 
     public func query<T>(_ sql: String, _ values: SQLiteValue..., row: (any ReadModelRow) throws -> T) throws -> [T] {
         try query(sql, values, row: row)
@@ -74,4 +81,7 @@ extension SQLiteConnection: ReadModelDatabase {
     }
 
     public func inSavepoint<T>(_ body: () throws -> T) throws -> T { try savepoint("step", body) }
+
+    /// Runs at once: a local statement costs no round trip to save.
+    public func insert(_ sql: String, _ values: [SQLiteValue]) throws { try run(sql, values) }
 }

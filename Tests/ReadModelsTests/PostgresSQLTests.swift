@@ -10,6 +10,16 @@ import Testing
         #expect(PostgresSQL.numbered("SELECT '?' || \"a?\" FROM t WHERE x = ?") == "SELECT '?' || \"a?\" FROM t WHERE x = $1")
     }
 
+    @Test func heldInsertsGoAsOneMultiRowStatement() {
+        #expect(
+            PostgresSQL.multiRowInsert("INSERT INTO t(a, b) VALUES(?, ?)", rows: 3)
+                == "INSERT INTO t(a, b) VALUES ($1, $2), ($3, $4), ($5, $6)")
+        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?)\n", rows: 1) == "INSERT INTO t(a) VALUES ($1)")
+        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a, b) VALUES(?, 'x')", rows: 2) == nil, "only plain parameters")
+        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?) ON CONFLICT DO NOTHING", rows: 2) == nil, "nothing after the values")
+        #expect(PostgresSQL.multiRowInsert("UPDATE t SET a = ?", rows: 2) == nil)
+    }
+
     @Test func scriptsSplitAtSemicolonsOutsideQuotes() {
         #expect(PostgresSQL.statements("BEGIN; UPDATE t SET e = 'a;b';\n\n COMMIT;") == ["BEGIN", "UPDATE t SET e = 'a;b'", "COMMIT"])
         #expect(PostgresSQL.statements("  ;  ").isEmpty)
