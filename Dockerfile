@@ -27,12 +27,25 @@ COPY .build/container/ /out/
 
 FROM ${BINARIES} AS binaries
 
+# PostgreSQL for docker-compose.yml's `postgres` profile, from Debian's packages like the rest
+# (build it with --target postgres; the default build skips it).
+FROM debian:bookworm-slim AS postgres
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /var/lib/postgresql/data && chown postgres:postgres /var/lib/postgresql/data
+COPY Scripts/lib/postgres-container.sh /usr/local/bin/postgres-container
+USER postgres
+ENV PGDATA=/var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+ENTRYPOINT ["/usr/local/bin/postgres-container"]
+
 FROM debian:bookworm-slim
 # SQLite and nghttp2 are the only libraries the binaries take from the system (the Swift runtime is static).
 RUN ( ls /usr/lib/*-linux-gnu/libsqlite3.so.0 && ls /usr/lib/*-linux-gnu/libnghttp2.so.14 ) >/dev/null 2>&1 \
     || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 && rm -rf /var/lib/apt/lists/*)
 COPY --from=binaries /out/ /usr/local/bin/
-RUN useradd --system --home-dir /data --create-home cqrs
+# /shared: a volume replicas share (the relay's key, in the compose file's `postgres` profile).
+RUN useradd --system --home-dir /data --create-home cqrs && mkdir /shared && chown cqrs /shared
 USER cqrs
 WORKDIR /data
 VOLUME /data
