@@ -88,16 +88,47 @@ final class ProjectionWriter {
 
     /// Reads the bookkeeping back from the database (at open, and after a failed transaction).
     func reload() throws {
-        handledThrough = try db.first("SELECT value FROM meta WHERE key = 'handled_through'") { $0.int64(0) } ?? 0
-        handledAbove = Set(try db.query("SELECT position FROM handled_positions") { $0.int64(0) })
-        parkedStreams = Set(try db.query("SELECT DISTINCT stream_id FROM parked WHERE stream_id <> ''") { $0.text(0) })
+        // One statement (a round trip each counts when the database is across the network).
+        let rows = try db.query(
+            """
+            SELECT 'h', '', value, 0 FROM meta WHERE key = 'handled_through'
+            UNION ALL SELECT 'a', '', position, 0 FROM handled_positions
+            UNION ALL SELECT DISTINCT 'p', stream_id, 0, 0 FROM parked WHERE stream_id <> ''
+            UNION ALL SELECT 'o', topic, partition, next_offset FROM offsets
+            """, []
+        ) { ($0.text(0), $0.text(1), $0.int64(2), $0.int64(3)) }
+        handledThrough = 0
+        handledAbove = []
+        parkedStreams = []
         versions = [:]
         changedVersions = []
         offsets = [:]
-        for (topic, partition, next) in try db.query(
-            "SELECT topic, partition, next_offset FROM offsets", row: { ($0.text(0), Int($0.int64(1)), $0.int64(2)) })
-        {
-            offsets[PartitionKey(topic: topic, partition: partition)] = next
+        for (kind, text, number, next) in rows {
+            switch kind {
+            case "h": handledThrough = number
+            case "a": handledAbove.insert(number)
+            case "p": parkedStreams.insert(text)
+            default: offsets[PartitionKey(topic: text, partition: Int(number))] = next
+            }
+        }
+    }
+
+    /// Reads the applied heads of `streamIds` not cached yet, a few hundred per statement, so a
+    /// batch asks for its streams once instead of event by event.
+    private func prefetchStreamHeads<S: Sequence<String>>(_ streamIds: S) throws {
+        var missing: [String] = []
+        var seen = Set<String>()
+        for id in streamIds where versions[id] == nil && seen.insert(id).inserted { missing.append(id) }
+        for start in stride(from: 0, to: missing.count, by: 500) {
+            let chunk = Array(missing[start..<min(start + 500, missing.count)])
+            for id in chunk { versions[id] = .empty }
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for (id, head) in try db.query(
+                "SELECT stream_id, version, event_id FROM streams WHERE stream_id IN (\(placeholders))", chunk.map { .text($0) },
+                row: { ($0.text(0), StreamHead(version: $0.int64(1), eventId: $0.text(2))) })
+            {
+                versions[id] = head
+            }
         }
     }
 
@@ -114,7 +145,11 @@ final class ProjectionWriter {
             try transaction {
                 var outcome = Outcome()
                 var next = offsets[key] ?? 0
-                for record in records where record.offset >= next {
+                let fresh = records.filter { $0.offset >= next }
+                try prefetchStreamHeads(fresh.compactMap { try? $0.event.get().streamId })
+                // As for a rebuild page: the first attempt folds account moves in memory.
+                let fold = isolated ? nil : AccountFold()
+                for record in fresh {
                     switch record.event {
                     case .failure(let error):
                         try park(unreadable: record, topic: topic, partition: partition, error: error.description)
@@ -122,10 +157,11 @@ final class ProjectionWriter {
                     case .success(let event):
                         try handle(
                             projector.decode(event), source: Source(topic: topic, partition: partition, offset: record.offset),
-                            isolated: isolated, &outcome)
+                            isolated: isolated, fold: fold, &outcome)
                     }
                     next = record.offset + 1
                 }
+                try fold?.flush(to: db)
                 offsets[key] = next
                 try db.run(
                     "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
@@ -143,6 +179,7 @@ final class ProjectionWriter {
                 // with savepoints goes row by row.
                 let fold = isolated ? nil : AccountFold()
                 var outcome = Outcome()
+                try prefetchStreamHeads(events.map(\.event.streamId))
                 for event in events {
                     try handle(
                         event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, fold: fold,

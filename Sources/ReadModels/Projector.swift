@@ -143,14 +143,13 @@ struct Projector: Sendable {
     static func key(_ text: String) -> String { text.lowercased() }
 }
 
-/// An event with its JSON decoded (or the reason it could not be).
 /// The accounts a batch moved money in, held in memory and written back once at its end.
 ///
-/// Why: a rebuild reads the history in position order, and a page often moves one account many
-/// times; folded here, each deposit or withdrawal costs one INSERT (its transaction row) instead
-/// of reading, updating and inserting. Used only where a failure rolls the whole batch back (the
-/// writer's first, savepoint-free attempt at a rebuild page), so the fold and the rows can never
-/// disagree after a commit.
+/// Why: a rebuild page, or a partition's fetched batch, often moves one account many times;
+/// folded here, each deposit or withdrawal costs one INSERT (its transaction row, which a
+/// networked engine sends with the others in one statement) instead of reading, updating and
+/// inserting. Used only where a failure rolls the whole batch back (the writer's first,
+/// savepoint-free attempt at a batch), so the fold and the rows can never disagree after a commit.
 final class AccountFold {
     struct Account {
         var balance: Int64
@@ -177,6 +176,7 @@ final class AccountFold {
     }
 }
 
+/// An event with its JSON decoded (or the reason it could not be).
 public struct DecodedEvent: Sendable {
     public var event: ProjectedEvent
     var decoded: Result<any DomainEvent, any Error>
