@@ -39,8 +39,9 @@ enum PostgresSQL {
         return out
     }
 
-    /// `INSERT … VALUES(?, …, ?)` as one statement inserting `rows` rows, parameters numbered
-    /// row after row; nil when the text is not a single-row VALUES insert of plain `?`s.
+    /// `INSERT … VALUES(?, …, ?) [ON CONFLICT …]` as one statement inserting `rows` rows,
+    /// parameters numbered row after row; nil when the text is not a single-row VALUES insert of
+    /// plain `?`s (with nothing after them but an `ON CONFLICT` clause without parameters).
     static func multiRowInsert(_ sql: String, rows: Int) -> String? {
         guard let values = sql.range(of: "VALUES(", options: .backwards) ?? sql.range(of: "VALUES (", options: .backwards),
             let close = sql[values.upperBound...].firstIndex(of: ")")
@@ -48,15 +49,20 @@ enum PostgresSQL {
         let tuple = sql[values.upperBound..<close]
         let parameters = tuple.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard !parameters.isEmpty, parameters.allSatisfy({ $0 == "?" }) else { return nil }
-        let tail = sql[sql.index(after: close)...]
-        guard tail.allSatisfy(\.isWhitespace) else { return nil }
+        let tail = sql[sql.index(after: close)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        guard tail.isEmpty || (tail.hasPrefix("ON CONFLICT") && !tail.contains("?")) else { return nil }
         var text = sql[..<values.lowerBound] + "VALUES "
         var number = 0
         for row in 0..<rows {
             if row > 0 { text += ", " }
-            text += "(" + parameters.indices.map { _ in number += 1; return "$\(number)" }.joined(separator: ", ") + ")"
+            text +=
+                "("
+                + parameters.indices.map { _ in
+                    number += 1
+                    return "$\(number)"
+                }.joined(separator: ", ") + ")"
         }
-        return String(text)
+        return tail.isEmpty ? String(text) : text + " " + tail
     }
 
     /// Splits a script into its statements at semicolons outside quotes (PostgreSQL's extended

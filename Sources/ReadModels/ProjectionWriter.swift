@@ -489,7 +489,8 @@ final class ProjectionWriter {
     private func saveStreamVersions() throws {
         for streamId in changedVersions {
             let head = versions[streamId] ?? .empty
-            try db.run(
+            // Each stream once (a set): held together, they may go as one multi-row upsert.
+            try db.insert(
                 """
                 INSERT INTO streams(stream_id, version, event_id) VALUES(?, ?, ?)
                 ON CONFLICT(stream_id) DO UPDATE SET version = excluded.version, event_id = excluded.event_id

@@ -17,7 +17,8 @@ public protocol ReadModelDatabase: AnyObject {
     /// Runs an `INSERT … VALUES(…)` whose row count the caller does not need. An engine on the
     /// network may hold it and send it with the next ones of the same text as one multi-row
     /// statement, before any other statement and before the transaction or savepoint ends (a
-    /// failure then surfaces there).
+    /// failure then surfaces there). An `ON CONFLICT` clause may follow the values; rows held
+    /// together must then not conflict with each other (one statement changes a row once).
     func insert(_ sql: String, _ values: [SQLiteValue]) throws
     /// Runs a query and maps each row.
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T]

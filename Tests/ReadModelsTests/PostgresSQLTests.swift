@@ -16,7 +16,11 @@ import Testing
                 == "INSERT INTO t(a, b) VALUES ($1, $2), ($3, $4), ($5, $6)")
         #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?)\n", rows: 1) == "INSERT INTO t(a) VALUES ($1)")
         #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a, b) VALUES(?, 'x')", rows: 2) == nil, "only plain parameters")
-        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?) ON CONFLICT DO NOTHING", rows: 2) == nil, "nothing after the values")
+        #expect(
+            PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?)\nON CONFLICT(a) DO UPDATE SET a = excluded.a", rows: 2)
+                == "INSERT INTO t(a) VALUES ($1), ($2) ON CONFLICT(a) DO UPDATE SET a = excluded.a")
+        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?) RETURNING a", rows: 2) == nil, "nothing else after the values")
+        #expect(PostgresSQL.multiRowInsert("INSERT INTO t(a) VALUES(?) ON CONFLICT(a) DO UPDATE SET a = ?", rows: 2) == nil)
         #expect(PostgresSQL.multiRowInsert("UPDATE t SET a = ?", rows: 2) == nil)
     }
 
