@@ -11,6 +11,14 @@
 #               named target (20 ms at p99) stands in for a baseline.
 # stdout: one JSON line per case: {"case","metric","ours","baseline","ratio"}, higher ratio = better.
 set -euo pipefail
+# `Scripts/bench queries --store postgres`: the PostgreSQL read models' cases instead.
+if [ "${2:-}" = "--store" ]; then
+  case "${3:-}" in
+    postgres) source Scripts/lib/bench-queries-postgres.sh; exit 0 ;;
+    sqlite) ;;
+    *) echo "usage: Scripts/bench queries [--store sqlite|postgres]" >&2; exit 2 ;;
+  esac
+fi
 ROUNDS="${ROUNDS:-3}"
 EVENTS="${EVENTS:-1000000}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
@@ -60,18 +68,5 @@ for round in $(seq "$ROUNDS"); do
   for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
 done
 
-python3 - "$RESULTS" "$LAG_RATE" <<'PY'
-import sys
-sys.path.insert(0, "Scripts/lib")
-from bench_summary import Results, line
-med = Results(sys.argv[1]).median
-line("rebuild", "events_per_s", med("rebuild", "events_per_s"), [("raw-sqlite-batched-inserts", med("raw_inserts", "rows_per_s"))])
-for c in (1, 64):
-    for metric in ("p50_us", "p99_us"):
-        line(f"get_account_c{c}", metric, med(f"get_c{c}", metric), [("echo-rpc", med(f"echo_c{c}", metric))], higher_is_better=False)
-    line(f"get_account_c{c}", "calls_per_s", med(f"get_c{c}", "calls_per_s"), [("echo-rpc", med(f"echo_c{c}", "calls_per_s"))])
-case = f"lag_{sys.argv[2]}_per_s"
-line(case, "p50_ms", med("lag", "p50_ms"))
-line(case, "p99_ms", med("lag", "p99_ms"), [("target-p99-20ms", 20.0)], higher_is_better=False)
-line(case, "achieved_per_s", med("lag", "achieved_per_s"))
-PY
+python3 -c 'import sys; sys.path.insert(0, "Scripts/lib"); from bench_summary import queries_lines; queries_lines(*sys.argv[1:])' \
+  "$RESULTS" "$LAG_RATE" "" raw-sqlite-batched-inserts raw_inserts

@@ -146,18 +146,19 @@ final class ProjectionWriter {
                 var outcome = Outcome()
                 var next = offsets[key] ?? 0
                 let fresh = records.filter { $0.offset >= next }
-                try prefetchStreamHeads(fresh.compactMap { try? $0.event.get().streamId })
+                let decoded = fresh.map { record in (try? record.event.get()).map(projector.decode) }
+                try prefetchStreamHeads(decoded.compactMap { $0?.event.streamId })
                 // As for a rebuild page: the first attempt folds account moves in memory.
                 let fold = isolated ? nil : AccountFold()
-                for record in fresh {
-                    switch record.event {
-                    case .failure(let error):
+                try fold?.prefetch(movedBy: decoded.compactMap { $0 }, from: db)
+                for (record, event) in zip(fresh, decoded) {
+                    if let event {
+                        try handle(
+                            event, source: Source(topic: topic, partition: partition, offset: record.offset), isolated: isolated, fold: fold,
+                            &outcome)
+                    } else if case .failure(let error) = record.event {
                         try park(unreadable: record, topic: topic, partition: partition, error: error.description)
                         outcome.parked += 1
-                    case .success(let event):
-                        try handle(
-                            projector.decode(event), source: Source(topic: topic, partition: partition, offset: record.offset),
-                            isolated: isolated, fold: fold, &outcome)
                     }
                     next = record.offset + 1
                 }
@@ -180,6 +181,7 @@ final class ProjectionWriter {
                 let fold = isolated ? nil : AccountFold()
                 var outcome = Outcome()
                 try prefetchStreamHeads(events.map(\.event.streamId))
+                try fold?.prefetch(movedBy: events, from: db)
                 for event in events {
                     try handle(
                         event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, fold: fold,

@@ -161,14 +161,67 @@ final class AccountFold {
 
     var accounts: [String: Account] = [:]
 
-    /// Writes every folded account back to its row.
+    /// Reads the rows of the accounts `events` move, a few hundred per statement, so a batch
+    /// reads each once up front instead of at its first move. Accounts not in the models yet
+    /// (opened later in the batch) are read at their first move, as before.
+    func prefetch(movedBy events: [DecodedEvent], from db: any ReadModelDatabase) throws {
+        var ids: [String] = []
+        var seen = Set(accounts.keys)
+        for event in events {
+            switch try? event.decoded.get() {
+            case let deposited as FundsDeposited where seen.insert(deposited.accountId).inserted: ids.append(deposited.accountId)
+            case let withdrawn as FundsWithdrawn where seen.insert(withdrawn.accountId).inserted: ids.append(withdrawn.accountId)
+            default: break
+            }
+        }
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(start + 500, ids.count)])
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for (id, account) in try db.query(
+                "SELECT account_id, balance_minor, currency, updated_at, version, position FROM accounts WHERE account_id IN (\(placeholders))",
+                chunk.map { .text($0) },
+                row: {
+                    (
+                        $0.text(0),
+                        Account(balance: $0.int64(1), currency: $0.text(2), updatedAt: $0.int64(3), version: $0.int64(4), position: $0.int64(5))
+                    )
+                })
+            {
+                accounts[id] = account
+            }
+        }
+    }
+
+    /// Writes every folded account back to its row, a few hundred per statement.
     func flush(to db: any ReadModelDatabase) throws {
-        for accountId in accounts.keys { try flush(accountId, to: db) }
+        let folded = accounts.sorted { $0.key < $1.key }
+        accounts = [:]
+        for start in stride(from: 0, to: folded.count, by: 200) {
+            let chunk = folded[start..<min(start + 200, folded.count)]
+            guard chunk.count > 1 else {
+                for (id, account) in chunk { try write(id, account, to: db) }
+                continue
+            }
+            // VALUES columns are column1… in SQLite and PostgreSQL alike.
+            let rows = Array(repeating: "(?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            try db.run(
+                """
+                UPDATE accounts SET balance_minor = v.column2, updated_at = v.column3, version = v.column4, position = v.column5
+                FROM (VALUES \(rows)) AS v WHERE accounts.account_id = v.column1
+                """,
+                chunk.flatMap { id, account in
+                    [.text(id), .integer(account.balance), .integer(account.updatedAt), .integer(account.version), .integer(account.position)]
+                })
+        }
     }
 
     /// Writes one folded account back (before anything else touches its row) and forgets it.
     func flush(_ accountId: String, to db: any ReadModelDatabase) throws {
         guard let account = accounts.removeValue(forKey: accountId) else { return }
+        try write(accountId, account, to: db)
+    }
+
+    private func write(_ accountId: String, _ account: Account, to db: any ReadModelDatabase) throws {
         try db.run(
             "UPDATE accounts SET balance_minor = ?, updated_at = ?, version = ?, position = ? WHERE account_id = ?",
             .integer(account.balance), .integer(account.updatedAt), .integer(account.version), .integer(account.position),
