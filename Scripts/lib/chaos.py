@@ -122,7 +122,8 @@ def call(address: str, method: str, request: dict, timeout_ms: int = 3000):
     except OSError:
         return jframe.CODE["UNAVAILABLE"], None
     try:
-        result = connection.unary(method, request, timeout_ms=timeout_ms)
+        # The client waits as long as the deadline it sends (its own default is 10 s).
+        result = connection.unary(method, request, timeout_ms=timeout_ms, timeout=timeout_ms / 1000 + 5)
         return result.code, (result.messages[0] if result.code == 0 and result.messages else result.trailers)
     except (OSError, jframe.ConnectionClosed, TimeoutError):
         return jframe.CODE["UNAVAILABLE"], None

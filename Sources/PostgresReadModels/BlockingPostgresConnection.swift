@@ -167,8 +167,13 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             let configuration = try settings.location.connectionConfiguration(connectTimeout: min(settings.callTimeout, .seconds(5)))
             let connection = try wait(PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 1, logger: logger))
             // statement_timeout comes with the connection (PostgresLocation's startup parameters).
-            for setup in ["SET search_path TO \"\(settings.schema)\""] + settings.onConnect {
-                _ = try wait(connection.query(PostgresQuery(unsafeSQL: setup), logger: logger))
+            do {
+                for setup in ["SET search_path TO \"\(settings.schema)\""] + settings.onConnect {
+                    _ = try wait(connection.query(PostgresQuery(unsafeSQL: setup), logger: logger))
+                }
+            } catch {
+                Self.closeInBackground(connection)
+                throw error
             }
             self.connection = connection
             return connection
