@@ -34,8 +34,10 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     private let logger: Logger
     private var connection: PostgresConnection?
     private var savepoints = 0
-    /// Inserts held to go as one statement (`insert`): their text and each row's values.
-    private var held: (sql: String, rows: [[SQLiteValue]])?
+    /// Inserts held to go as one statement per text (`insert`): each text, in the order first
+    /// held, with its rows' values. Several texts are held at once (an event's transaction row
+    /// and its handled position alternate), and all go before any other statement.
+    private var held: [(sql: String, rows: [[SQLiteValue]])] = []
     /// Most rows held before they are sent.
     static let heldRows = 500
     /// Translated texts by the SQLite-style text they came from.
@@ -82,10 +84,12 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     /// Held, and sent with the next inserts of the same text as one multi-row INSERT (up to
     /// `heldRows`): a rebuild's transaction rows cost one round trip per few hundred, not each.
     func insert(_ sql: String, _ values: [SQLiteValue]) throws {
-        if let held, held.sql != sql { try sendHeld() }
-        if held == nil { held = (sql, []) }
-        held?.rows.append(values)
-        if let held, held.rows.count >= Self.heldRows { try sendHeld() }
+        guard let index = held.firstIndex(where: { $0.sql == sql }) else {
+            held.append((sql, [values]))
+            return
+        }
+        held[index].rows.append(values)
+        if held[index].rows.count >= Self.heldRows { try sendHeld() }
     }
 
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T] {
@@ -100,21 +104,24 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             try execute("COMMIT")
             return result
         } catch {
-            held = nil
+            held = []
             try? execute("ROLLBACK")
             throw error
         }
     }
 
-    /// Sends the held inserts as one statement.
+    /// Sends the held inserts, one statement per text.
     private func sendHeld() throws {
-        guard let (sql, rows) = held else { return }
-        held = nil
-        guard let statement = PostgresSQL.multiRowInsert(sql, rows: rows.count) else {
-            for row in rows { _ = try perform(text(sql), Self.bindings(row)) }
-            return
+        guard !held.isEmpty else { return }
+        let sending = held
+        held = []
+        for (sql, rows) in sending {
+            guard let statement = PostgresSQL.multiRowInsert(sql, rows: rows.count) else {
+                for row in rows { _ = try perform(text(sql), Self.bindings(row)) }
+                continue
+            }
+            _ = try perform(statement, Self.bindings(rows.flatMap { $0 }))
         }
-        _ = try perform(statement, Self.bindings(rows.flatMap { $0 }))
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
@@ -127,7 +134,7 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             try execute("RELEASE SAVEPOINT \(name)")
             return result
         } catch {
-            held = nil  // what the body held: the savepoint's own, undone with it
+            held = []  // what the body held: the savepoint's own, undone with it
             try? execute("ROLLBACK TO SAVEPOINT \(name)")
             try? execute("RELEASE SAVEPOINT \(name)")
             throw error

@@ -509,7 +509,8 @@ final class ProjectionWriter {
             while handledAbove.remove(handledThrough + 1) != nil { handledThrough += 1 }
         } else {
             handledAbove.insert(position)
-            try db.run("INSERT INTO handled_positions(position) VALUES(?) ON CONFLICT DO NOTHING", .integer(position))
+            // Held with the others (positions arrive out of order across partitions: most are).
+            try db.insert("INSERT INTO handled_positions(position) VALUES(?) ON CONFLICT DO NOTHING", .integer(position))
         }
     }
 
