@@ -1,5 +1,4 @@
 import Contracts
-import Dispatch
 public import EventBus
 import Foundation
 import Logging
@@ -326,13 +325,5 @@ struct Rebuilder {
         return ProjectedEvent(
             eventId: event.eventId, streamId: event.streamId, type: event.type, schemaVersion: event.schemaVersion,
             streamVersion: event.streamVersion, position: event.position, recordedAt: recordedAt, data: event.data.bytes)
-    }
-}
-
-/// Runs blocking work (SQLite transactions, PostgreSQL calls) on a Dispatch thread, not on the
-/// caller's executor.
-func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }

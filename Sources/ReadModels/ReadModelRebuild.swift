@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Synchronization
 import WallTime
@@ -145,13 +144,8 @@ extension ReadModelStore {
                 return (try ReadModelStore.counts(writer.db), writer.handledThrough)
             }
         }
-        await withCheckedContinuation { continuation in
-            // Off the caller's executor: dropping a shadow schema waits on the network.
-            DispatchQueue.global().async {
-                rebuild.discard()
-                continuation.resume()
-            }
-        }
+        // Off the caller's executor: dropping a shadow schema waits on the network.
+        try? await offload { rebuild.discard() }
         published([], through: through)
         watchers.changedAll()
         return counts

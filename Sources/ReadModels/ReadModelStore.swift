@@ -195,11 +195,7 @@ public final class ReadModelStore: Sendable {
     /// call the loop serves (`SlowDiskGuard`). A backend whose reads wait on the network always
     /// reads on a Dispatch thread.
     public func reading<T: Sendable>(_ query: @escaping @Sendable (ReadModelStore) throws -> T) async throws -> T {
-        if backend.readsBlock {
-            return try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(with: Result { try query(self) }) }
-            }
-        }
+        if backend.readsBlock { return try await offload { try query(self) } }
         return try await readGuard.run { try query(self) }
     }
 

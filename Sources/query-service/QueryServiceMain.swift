@@ -1,6 +1,5 @@
 import ArgumentParser
 import BrokerClient
-import Dispatch
 import Foundation
 import Logging
 import PostgresConnections
@@ -135,14 +134,8 @@ extension QueryServiceCommand {
         backendOptions.readers = options.readers
         // Opening waits on the network: on a Dispatch thread, not on the loops this runs on.
         let chosen = backendOptions
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(
-                    with: Result {
-                        try ReadModelStore(
-                            backend: PostgresReadModels(url: url, options: chosen, logger: logger), options: options, logger: logger)
-                    })
-            }
+        return try await offload {
+            try ReadModelStore(backend: PostgresReadModels(url: url, options: chosen, logger: logger), options: options, logger: logger)
         }
     }
 }
