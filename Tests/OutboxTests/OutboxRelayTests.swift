@@ -21,7 +21,7 @@ import Testing
         let relay = OutboxRelay(store: history.store, bus: bus, topics: testTopics)
         let running = run(relay)
         defer { running.cancel() }
-        try await waitUntil(timeout: .seconds(5)) { relay.status.publishedPosition == 4 }
+        try await waitUntil { relay.status.publishedPosition == 4 }
 
         let accounts = try await bus.allRecords(of: "BankAccount")
         #expect(accounts.map(\.key) == ["a", "a"])
@@ -35,7 +35,7 @@ import Testing
         #expect(record.headers["ce_time"] == "2025-11-23T12:00:00.000Z" && record.headers["ce_correlationid"] == "corr")
         #expect(record.headers["cqrs_signature"] == nil, "unsigned without a key")
         #expect(try await bus.partitions(of: "BankAccount")?.count == 3, "topics are created with the relay's partition count")
-        try await waitUntil(timeout: .seconds(5)) { try await history.store.checkpoint("outbox-relay") == 4 }
+        try await waitUntil { try await history.store.checkpoint("outbox-relay") == 4 }
     }
 
     @Test func nothingIsLostWhileTheBusIsAwayAndStatusSaysSo() async throws {
@@ -48,16 +48,16 @@ import Testing
         let running = run(relay)
         defer { running.cancel() }
         try await history.append("BankAccount", "a")
-        try await waitUntil(timeout: .seconds(5)) { relay.status.publishedPosition == 1 && relay.status.brokerConnected }
+        try await waitUntil { relay.status.publishedPosition == 1 && relay.status.brokerConnected }
 
         bus.setAvailable(false)
         for account in ["a", "b", "c"] { try await history.append("BankAccount", account, count: 5) }
-        try await waitUntil(timeout: .seconds(5)) { !relay.status.brokerConnected }
+        try await waitUntil { !relay.status.brokerConnected }
         #expect(relay.status.publishedPosition == 1)
         #expect(relay.status.lastError?.contains("unavailable") == true)
 
         bus.setAvailable(true)
-        try await waitUntil(timeout: .seconds(5)) { relay.status.publishedPosition == 16 && relay.status.brokerConnected }
+        try await waitUntil { relay.status.publishedPosition == 16 && relay.status.brokerConnected }
         #expect(relay.status.lastError == nil)
         let records = try await bus.allRecords(of: "BankAccount")
         #expect(records.compactMap { $0.headers["ce_position"].flatMap(Int64.init) }.sorted() == Array(1...16), "each event once")
@@ -76,7 +76,7 @@ import Testing
         options.batchSize = 2
         let first = OutboxRelay(store: history.store, bus: bus, topics: testTopics, options: options)
         let running = run(first)
-        try await waitUntil(timeout: .seconds(5)) { first.status.publishedPosition == 9 }
+        try await waitUntil { first.status.publishedPosition == 9 }
         running.cancel()
         _ = try? await running.value
         // As if the process had died before its last checkpoints reached the disk.
@@ -86,7 +86,7 @@ import Testing
         let second = OutboxRelay(store: history.store, bus: bus, topics: testTopics, options: options)
         let again = run(second)
         defer { again.cancel() }
-        try await waitUntil(timeout: .seconds(5)) { second.status.publishedPosition == 10 }
+        try await waitUntil { second.status.publishedPosition == 10 }
         let ids = try await bus.allRecords(of: "BankAccount").map(\.headers["ce_id"]) + bus.allRecords(of: "OnNewOrder").map(\.headers["ce_id"])
         #expect(ids.count == 10 && Set(ids).count == 10, "every stored event on the bus once")
     }
@@ -108,7 +108,7 @@ import Testing
         let relay = OutboxRelay(store: history.store, bus: bus, topics: testTopics, options: options)
         let running = run(relay)
         defer { running.cancel() }
-        try await waitUntil(timeout: .seconds(5)) { relay.status.publishedPosition == 2 }
+        try await waitUntil { relay.status.publishedPosition == 2 }
         let signed = try await bus.allRecords(of: "BankAccount").filter { $0.headers["cqrs_signature"] != nil }
         #expect(signed.map(\.headers["ce_id"]) == stored.map(\.eventId), "both real events published despite the forged claim")
         #expect(history.store.writeRefusal == nil, "a forged record is no evidence of loss")
@@ -123,7 +123,7 @@ import Testing
         try await original.append("BankAccount", "a", count: 3)
         let first = OutboxRelay(store: original.store, bus: bus, topics: testTopics, options: options)
         let running = run(first)
-        try await waitUntil(timeout: .seconds(5)) { first.status.publishedPosition == 3 }
+        try await waitUntil { first.status.publishedPosition == 3 }
         running.cancel()
         _ = try? await running.value
 
@@ -137,7 +137,7 @@ import Testing
         let second = OutboxRelay(store: restored.store, bus: bus, topics: testTopics, options: options)
         let again = run(second)
         defer { again.cancel() }
-        try await waitUntil(timeout: .seconds(5)) { restored.store.writeRefusal != nil }
+        try await waitUntil { restored.store.writeRefusal != nil }
         #expect(second.status.lastError?.contains("the relay stopped") == true)
         #expect(restored.store.writeRefusal?.contains("position 3") == true)
         await #expect(throws: EventStoreError.self) { try await restored.append("BankAccount", "b") }

@@ -81,7 +81,7 @@ func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
         defer { publishing.cancel() }
         try await pipeline.send(OpenAccount(accountId: "a", holder: "Ada", accountType: .current, openingBalance: eur(100)))
         try await pipeline.send(DepositFunds(accountId: "a", amount: eur(5)))
-        try await waitUntil(timeout: .seconds(5)) { relay.status.publishedPosition == 2 }
+        try await waitUntil { relay.status.publishedPosition == 2 }
         // The same records again, as a producer retry or a republish would put them.
         let topic = try #require(Domains.topics["BankAccount"])
         let copies = try await pipeline.bus.allRecords(of: topic).map {
@@ -91,7 +91,7 @@ func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
 
         let first = pipeline.projection()
         let consuming = Task { try await first.run() }
-        try await waitUntil(timeout: .seconds(5)) {
+        try await waitUntil {
             try await pipeline.models.partitionOffsets().map(\.nextOffset).reduce(0, +) == 4
         }
         #expect(try pipeline.models.account("a")?.balanceMinor == 105, "the copies changed nothing")
