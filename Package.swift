@@ -17,6 +17,8 @@ let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 
 let package = Package(
     name: "cqrs",
@@ -31,6 +33,7 @@ let package = Package(
         .library(name: "Contracts", targets: ["Contracts"]),
         .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
+        .library(name: "MetricsExposition", targets: ["MetricsExposition"]),
         .library(name: "LogStorage", targets: ["LogStorage"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "BrokerClient", targets: ["BrokerClient"]),
@@ -59,17 +62,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
-        .target(name: "RPCCore", dependencies: ["JSONCoding", "WallTime", logging, metrics, lifecycle], swiftSettings: settings),
+        .target(name: "RPCCore", dependencies: ["JSONCoding", "WallTime", "MetricsSupport", logging, metrics, lifecycle], swiftSettings: settings),
+        // What our modules share on top of swift-metrics: labeled metrics made once and kept,
+        // and sources whose gauges are read off their state when scraped.
+        .target(name: "MetricsSupport", dependencies: [metrics], swiftSettings: settings),
         // A strict JSON scanner and writer that read and write straight into typed fields (no
         // tree, no Codable): what generated messages and the domain's events are coded with.
         .target(name: "JSONCoding", swiftSettings: settings),
         // The broker's storage: segments of checksummed record batches, sparse indexes, group
         // commit, roll, retention, compaction, recovery. Files only, no networking.
-        .target(name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "Checksums", "WallTime", logging], swiftSettings: settings),
+        .target(
+            name: "LogStorage", dependencies: ["Watermarks", "CommitScheduling", "Checksums", "WallTime", logging, metrics], swiftSettings: settings),
         // CRC-32C for stored data (the broker's record batches, the event store's events).
         .target(name: "Checksums", dependencies: ["CCRC32C"], swiftSettings: settings),
         // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC), chosen at run time.
@@ -93,6 +101,12 @@ let package = Package(
         // What both NIO transports share: the listening socket (accept pacing), TLS contexts
         // from PEM files, and an event loop as a task executor.
         .target(name: "RPCTransportNIO", dependencies: [nioCore, nioPosix, nioSSL, logging], swiftSettings: settings),
+        // The swift-metrics backend (swift-prometheus) and the HTTP/1.1 port a Prometheus server
+        // scrapes (`GET /metrics`).
+        .target(
+            name: "MetricsExposition",
+            dependencies: ["RPCCore", "MetricsSupport", "RPCTransportNIO", nioCore, nioHTTP1, prometheus, metrics, logging, lifecycle],
+            exclude: ["README.md"], swiftSettings: settings),
         // SwiftNIO TCP transport: frame codec, connection handler and dialer, each optionally
         // over TLS (swift-nio-ssl).
         .target(
@@ -131,7 +145,7 @@ let package = Package(
             name: "RPCHosting",
             dependencies: [
                 "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling",
-                "WallTime",
+                "MetricsExposition", "MetricsSupport", "JSONCoding", "WallTime",
                 "CExecutorHook", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
@@ -139,7 +153,9 @@ let package = Package(
             swiftSettings: settings
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
-        .target(name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore"], swiftSettings: settings),
+        .target(
+            name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore", "MetricsSupport", metrics],
+            swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer, a group
         // consumer, and the event bus over both.
         .target(name: "BrokerClient", dependencies: ["EventBus", "Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
@@ -156,7 +172,8 @@ let package = Package(
         // The event store protocol (append with expected version, read stream, read all) and its
         // SQLite implementation with group commit; the store is also the outbox.
         .target(
-            name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging], swiftSettings: settings),
+            name: "EventStore", dependencies: ["SQLite", "Checksums", "Watermarks", "CommitScheduling", "WallTime", logging, metrics],
+            swiftSettings: settings),
         // The event store on PostgreSQL (postgres-nio): several command-service replicas on one
         // database. A module of its own, so the embedded build links no PostgreSQL client.
         // A PostgreSQL location from a URL (TLS, pool, schema; the password never shown), the
@@ -168,7 +185,9 @@ let package = Package(
             exclude: ["README.md"], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
-        .target(name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", logging], swiftSettings: settings),
+        .target(
+            name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", "MetricsSupport", logging, metrics],
+            swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
             name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto],
@@ -177,7 +196,8 @@ let package = Package(
         .target(
             name: "CommandService",
             dependencies: [
-                "CommandHandling", "Outbox", "Domain", "EventStore", "Checksums", "Contracts", "RPCCore", "JSONCoding", "WallTime", logging, crypto,
+                "CommandHandling", "Outbox", "Domain", "EventStore", "Checksums", "Contracts", "RPCCore", "JSONCoding", "WallTime",
+                "MetricsSupport", logging, metrics, crypto,
             ],
             exclude: ["README.md"],
             swiftSettings: settings
@@ -197,7 +217,9 @@ let package = Package(
         // from the broker, and the rebuild from the CommandService's history.
         .target(
             name: "QueryService",
-            dependencies: ["ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", logging, lifecycle],
+            dependencies: [
+                "ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", "MetricsSupport", logging, metrics, lifecycle,
+            ],
             exclude: ["README.md"],
             swiftSettings: settings
         ),

@@ -29,10 +29,10 @@ ensure_swift() {
 
 # A venv in .venv with what the contract tests use: pytest and jsonschema, and for the HTTP/2
 # edge the clients no one here wrote: grpcio (gRPC), httpx with h2 (Connect), h2 (raw frames).
-PYTHON_PACKAGES=(pytest jsonschema grpcio "httpx[http2]" h2)
+PYTHON_PACKAGES=(pytest jsonschema grpcio "httpx[http2]" h2 prometheus-client)
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema, grpc, httpx, h2" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema, grpc, httpx, h2, prometheus_client" 2>/dev/null; then
     step "Python venv with ${PYTHON_PACKAGES[*]}"
     rm -rf .venv
     python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }

@@ -111,6 +111,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
         }
         let outcome = try await broker.produce(
             topic: request.topic, records: records, producerId: request.producerId, sequences: sequences)
+        if !outcome.duplicate { BrokerTraffic.shared.produced(records, topic: request.topic) }
         return BrokerAPI.ProduceResponse(
             results: outcome.positions.map { BrokerAPI.RecordPosition(partition: $0.partition, offset: $0.offset) },
             duplicate: request.producerId == nil ? nil : outcome.duplicate)
@@ -125,6 +126,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
             topic: request.topic, partition: request.partition, offset: request.offset, maxRecords: maxRecords,
             maxBytes: try Self.bounded(request.maxBytes, "maxBytes", 1...Int.max) ?? Self.defaultMaxBytes,
             maxWait: .milliseconds(maxWait), minBytes: try Self.bounded(request.minBytes, "minBytes", 0...Int.max) ?? 1)
+        BrokerTraffic.shared.fetched(result.records, topic: request.topic)
         return Self.response(request.topic, request.partition, result)
     }
 
@@ -139,6 +141,7 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
             if result.records.isEmpty {
                 await log.waitForRecord(at: result.nextOffset)
             } else {
+                BrokerTraffic.shared.fetched(result.records, topic: request.topic)
                 try await responses.write(Self.response(request.topic, request.partition, result))
             }
             offset = result.nextOffset
@@ -234,10 +237,6 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
 
     public func describeGroup(_ request: BrokerAPI.DescribeGroupRequest, context: ServerContext) async throws -> BrokerAPI.DescribeGroupResponse {
         guard let snapshot = broker.groups.snapshot(group: request.group) else { throw BrokerError.unknownGroup(request.group) }
-        let owners = Dictionary(
-            snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }
-        ) { first, _ in first }
-        let partitions = Set(snapshot.subscribedPartitions).union(snapshot.offsets.keys).sorted()
         return BrokerAPI.DescribeGroupResponse(
             group: snapshot.name, state: Self.state(snapshot.state), generation: snapshot.generation,
             members: snapshot.members.map { member in
@@ -245,15 +244,25 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
                     memberId: member.memberId, clientId: member.clientId, topics: member.topics,
                     assignment: Self.grouped(member.assignment), lastHeartbeatMsAgo: Int(member.lastHeartbeatMsAgo))
             },
-            partitions: partitions.map { partition in
-                let log = try? broker.topic(partition.topic).log(partition.partition)
-                let highWatermark = log?.highWatermark ?? 0
-                let committed = snapshot.offsets[partition]?.offset
-                return BrokerAPI.PartitionLag(
-                    topic: partition.topic, partition: partition.partition, committedOffset: committed,
-                    highWatermark: highWatermark, lag: max(0, highWatermark - (committed ?? log?.logStartOffset ?? 0)),
-                    owner: owners[partition])
-            })
+            partitions: Self.lags(of: snapshot, in: broker))
+    }
+
+    /// Each partition the group follows or has committed: its committed offset, the high
+    /// watermark and the records between them (from the log's start when nothing is committed).
+    static func lags(of snapshot: GroupSnapshot, in broker: Broker) -> [BrokerAPI.PartitionLag] {
+        let owners = Dictionary(
+            snapshot.members.flatMap { member in member.assignment.map { ($0, member.memberId) } }
+        ) { first, _ in first }
+        let partitions = Set(snapshot.subscribedPartitions).union(snapshot.offsets.keys).sorted()
+        return partitions.map { partition in
+            let log = try? broker.topic(partition.topic).log(partition.partition)
+            let highWatermark = log?.highWatermark ?? 0
+            let committed = snapshot.offsets[partition]?.offset
+            return BrokerAPI.PartitionLag(
+                topic: partition.topic, partition: partition.partition, committedOffset: committed,
+                highWatermark: highWatermark, lag: max(0, highWatermark - (committed ?? log?.logStartOffset ?? 0)),
+                owner: owners[partition])
+        }
     }
 
     static func message(_ membership: Membership) -> BrokerAPI.GroupMembership {

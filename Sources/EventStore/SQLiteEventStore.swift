@@ -72,6 +72,7 @@ public final class SQLiteEventStore: EventStore {
     /// command never waits for pages to be copied into the database file.
     private let checkpointer: WALCheckpointer
     private let refusal = WriteRefusal()
+    private let metrics = StoreMetrics(store: "sqlite")
 
     /// Opens or creates the store at `path` (the directory must exist).
     public init(path: String, options: Options = Options(), logger: Logger = Logger(label: "eventstore")) throws {
@@ -230,6 +231,8 @@ public final class SQLiteEventStore: EventStore {
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         try AppendRules.validate(request)
         try refusal.check()
+        let start = ContinuousClock.now
+        defer { metrics.appendFinished(startedAt: start) }
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(.append(request, continuation))
         }
@@ -301,11 +304,13 @@ public final class SQLiteEventStore: EventStore {
 
     /// Takes up to `maxBatch` queued jobs.
     private func nextBatch() -> [Job] {
-        queue.withLock { queue -> [Job] in
+        let batch = queue.withLock { queue -> [Job] in
             let batch = queue.commits.take(upTo: options.maxBatch)
             if !batch.isEmpty { queue.recentBatch = queue.recentBatch * 0.75 + Double(batch.count) * 0.25 }
             return batch
         }
+        if !batch.isEmpty { metrics.commitBatchSize.record(batch.count) }
+        return batch
     }
 
     private func commit(_ jobs: [Job]) {

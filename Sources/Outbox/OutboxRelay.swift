@@ -49,11 +49,14 @@ public final class OutboxRelay: Service, Sendable {
         public var publishedPosition: Int64 = 0
         public var brokerConnected = false
         public var lastError: String?
+        /// Another replica holds the relay's lease and publishes; this one waits to take over.
+        public var standingBy = false
 
-        public init(publishedPosition: Int64 = 0, brokerConnected: Bool = false, lastError: String? = nil) {
+        public init(publishedPosition: Int64 = 0, brokerConnected: Bool = false, lastError: String? = nil, standingBy: Bool = false) {
             self.publishedPosition = publishedPosition
             self.brokerConnected = brokerConnected
             self.lastError = lastError
+            self.standingBy = standingBy
         }
     }
 

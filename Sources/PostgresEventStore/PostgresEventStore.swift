@@ -90,6 +90,7 @@ public final class PostgresEventStore: EventStore {
     private let queue = Mutex(GroupCommitQueue<Job>())
     private let head: WatermarkWaiters
     private let refusal = WriteRefusal()
+    private let metrics = StoreMetrics(store: "postgres")
     /// A wait for a connection timed out and none came since (see `withConnection`).
     private let databaseDown = Mutex(false)
     /// Where the store's URL is shown (logs, errors): without its password.
@@ -206,6 +207,8 @@ public final class PostgresEventStore: EventStore {
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         try AppendRules.validate(request)
         try refusal.check()
+        let start = ContinuousClock.now
+        defer { metrics.appendFinished(startedAt: start) }
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(.append(request, continuation, deadline: CallDeadline.current))
         }
@@ -254,7 +257,10 @@ public final class PostgresEventStore: EventStore {
     private func drain() async {
         repeat {
             let jobs = queue.withLock { $0.take(upTo: options.maxBatch) }
-            if !jobs.isEmpty { await commit(jobs) }
+            if !jobs.isEmpty {
+                metrics.commitBatchSize.record(jobs.count)
+                await commit(jobs)
+            }
         } while queue.withLock({ $0.roundFinished() })
     }
 

@@ -29,6 +29,11 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     }
 
     public func getStatus(_ request: QueriesAPI.GetStatusRequest, context: ServerContext) async throws -> QueriesAPI.ReadModelStatus {
+        try await status()
+    }
+
+    /// What GetStatus answers, and what the metrics are read from.
+    func status() async throws -> QueriesAPI.ReadModelStatus {
         let stored = try await store.partitionOffsets()
         func applied(_ topic: String, _ partition: Int) -> Int64 {
             stored.first { $0.topic == topic && $0.partition == partition }?.nextOffset ?? 0
@@ -72,7 +77,12 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         defer { rebuilding.store(false, ordering: .releasing) }
         let rebuilder = Rebuilder(
             store: store, commands: commands, pageSize: request.pageSize ?? 5000, offsetFloors: offsetFloors, logger: logger)
-        let final = try await rebuilder.run { progress in try await responses.write(progress) }
+        RebuildMetrics.started()
+        defer { RebuildMetrics.ended() }
+        let final = try await rebuilder.run { progress in
+            RebuildMetrics.progressed(progress)
+            try await responses.write(progress)
+        }
         // Members stopped by OUT_OF_RANGE read their (moved) offsets again and follow.
         projection?.restartMembers()
         try await responses.write(final)

@@ -1,5 +1,7 @@
 import IdlePolling
 import Logging
+import MetricsExposition
+public import MetricsSupport
 public import RPCCore
 import RPCStandardServices
 import RPCTransportHTTP2
@@ -13,11 +15,13 @@ import WallTime
 public enum ServerHost {
     /// Serves `services` until SIGTERM/SIGINT; prints one JSON line on stdout once listening
     /// (`{"event":"listening","service":…,"host":…,"port":…}`) so scripts and tests can find a port-0 server.
+    /// - Parameter metricsSources: what sets gauges before each scrape of `--metrics-listen`,
+    ///   besides the services that are sources themselves and the ports' connection counts.
     public static func run(
         name: String, services: [any RPCService], options: ServerOptions, defaultAddress: String,
-        extraServices: [any Service] = []
+        extraServices: [any Service] = [], metricsSources: [any MetricsSource] = []
     ) async throws {
-        bootstrapLogging(options)
+        try bootstrapObservability(options, service: name)
         let logger = Logger(label: name)
         let configuration = try options.configuration()
         JSONNesting.maximumDepth = try options.jsonNestingBound()
@@ -34,9 +38,16 @@ public enum ServerHost {
         if let poller { onActivity = { poller.recordActivity() } }
         let transport = try TCPServerTransport(
             address: address, limits: configuration.limits, tls: try tlsFiles?.makeServerContext(), onActivity: onActivity)
-        var interceptors: [any ServerInterceptor] = [LoggingServerInterceptor(), MetricsServerInterceptor()]
+        var interceptors: [any ServerInterceptor] = [LoggingServerInterceptor()]
+        var edgeInterceptors: [any ServerInterceptor] = [LoggingServerInterceptor()]
+        let metricsAddress = try options.metricsListenAddress()
+        if metricsAddress != nil {
+            interceptors.append(MetricsServerInterceptor(transport: "jframe"))
+            edgeInterceptors.append(MetricsServerInterceptor(transport: "http2"))
+        }
         if let tokens = try options.accessTokens() {
             interceptors.append(BearerTokenServerInterceptor(tokens: tokens))
+            edgeInterceptors.append(BearerTokenServerInterceptor(tokens: tokens))
             logger.info("calls need a bearer token (health checks excepted)", metadata: ["auth.tokens": "\(tokens.count)"])
             if tlsFiles == nil {
                 logger.warning("bearer tokens are required but TLS is off: tokens cross the network in cleartext (--tls-cert, --tls-key)")
@@ -58,14 +69,16 @@ public enum ServerHost {
             interceptors: interceptors, configuration: configuration, logger: logger)
         let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, tls: tlsFiles != nil, logger: logger)
         var edgeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var connectionCounts = [ConnectionCountSource(transport: "jframe", server: server)]
         if let edgeAddress = options.http2ListenAddress {
             // The HTTP/2 edge: the same router, interceptors and limits, so the same handlers answer.
             let edgeTransport = try HTTP2ServerTransport(
                 address: edgeAddress, limits: configuration.limits,
                 tls: try tlsFiles?.makeServerContext(applicationProtocols: ["h2"]))
             let edge = RPCServer(
-                transport: edgeTransport, router: router, interceptors: interceptors,
+                transport: edgeTransport, router: router, interceptors: edgeInterceptors,
                 configuration: configuration, logger: logger)
+            connectionCounts.append(ConnectionCountSource(transport: "http2", server: edge))
             edgeServices = [
                 .init(service: edge, successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(
@@ -73,11 +86,19 @@ public enum ServerHost {
                     successTerminationBehavior: .ignore),
             ]
         }
+        var metricsServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsAddress {
+            let endpoint = try MetricsEndpoint(
+                address: metricsAddress, registry: PrometheusExposition.bootstrap(),
+                sources: connectionCounts + services.compactMap { $0 as? any MetricsSource } + metricsSources,
+                name: name, logger: Logger(label: "metrics"))
+            metricsServices = [.init(service: endpoint)]
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)]
                     + [.init(service: announcer, successTerminationBehavior: .ignore)]
-                    + edgeServices
+                    + edgeServices + metricsServices
                     + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -103,22 +124,45 @@ public enum ServerHost {
 }
 
 extension ServerHost {
-    private static let loggingBootstrapped = Mutex(false)
+    private static let observabilityBootstrapped = Mutex(false)
 
-    /// Sends logs to stderr at the level the options give. Once per process; binaries that need
-    /// a logger before `run` (to open their storage) call it first.
-    public static func bootstrapLogging(_ options: ServerOptions) {
-        let first = loggingBootstrapped.withLock { done in
+    /// Sends logs to stderr at the level and in the format the options give and, with
+    /// `--metrics-listen`, installs the Prometheus registry as the metrics backend. Once per
+    /// process; binaries that need a logger before `run` (to open their storage) call it first,
+    /// so what they record from the start lands in the registry too.
+    public static func bootstrapObservability(_ options: ServerOptions, service: String) throws {
+        let format = try options.logFormatChosen()
+        let metrics = try options.metricsListenAddress() != nil
+        let first = observabilityBootstrapped.withLock { done in
             defer { done = true }
             return !done
         }
         guard first else { return }
         let level = Logger.Level(rawValue: options.level) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(service: service, label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
+        if metrics { _ = PrometheusExposition.bootstrap() }
+    }
+}
+
+/// The number of open connections on one port, as `rpc_server_connections{transport}`.
+struct ConnectionCountSource: MetricsSource {
+    let transport: String
+    let server: RPCServer
+    private static let gauges = MetricFamily.gauges("rpc_server_connections", labels: ["transport"])
+
+    func updateMetrics() async {
+        Self.gauges(transport).record(server.connectionCount)
     }
 }
 

@@ -76,6 +76,19 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: JFRAME_LOG_LEVEL.")
     public var logLevel: String?
 
+    @Option(
+        help:
+            "text (for people, the default) or json (one object per line: time, level, service, message, and the request, correlation, command and trace ids where known). Env: JFRAME_LOG_FORMAT."
+    )
+    public var logFormat: String?
+
+    @Option(
+        name: .customLong("metrics-listen"),
+        help:
+            "Serve Prometheus metrics (GET /metrics, HTTP/1.1) on host:port (port 0 picks a free one). Off unless given. Env: JFRAME_METRICS_LISTEN."
+    )
+    public var metricsListen: String?
+
     public init() {}
 
     public func validate() throws {
@@ -93,6 +106,32 @@ public struct ServerOptions: ParsableArguments {
         }
         if let maxFrameBytes, maxFrameBytes < 1024 { throw ValidationError("--max-frame-bytes must be at least 1024") }
         if let maxJsonDepth { try Self.checkJSONDepth(maxJsonDepth, "--max-json-depth") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format is text or json, got '\(logFormat)'") }
+        if let metricsListen { _ = try Self.address(metricsListen, "--metrics-listen") }
+    }
+
+    private static func address(_ text: String, _ name: String) throws -> String {
+        do {
+            _ = try parseAddress(text)
+            return text
+        } catch {
+            throw ValidationError("\(name) must be host:port, got '\(text)'")
+        }
+    }
+
+    /// How the log is written: `--log-format`, else `JFRAME_LOG_FORMAT`, else text.
+    public func logFormatChosen() throws -> LogFormat {
+        guard let text = logFormat ?? Self.environment("JFRAME_LOG_FORMAT") else { return .text }
+        guard let format = LogFormat(rawValue: text) else {
+            throw ValidationError("the log format is text or json, got '\(text)' (--log-format, JFRAME_LOG_FORMAT)")
+        }
+        return format
+    }
+
+    /// Where the metrics page is served (`--metrics-listen`, else `JFRAME_METRICS_LISTEN`); nil: off.
+    public func metricsListenAddress() throws -> String? {
+        if let metricsListen { return try Self.address(metricsListen, "--metrics-listen") }
+        return try Self.environment("JFRAME_METRICS_LISTEN").map { try Self.address($0, "JFRAME_METRICS_LISTEN") }
     }
 
     private static func checkJSONDepth(_ depth: Int, _ name: String) throws {

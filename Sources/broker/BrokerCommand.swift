@@ -122,7 +122,7 @@ struct BrokerCommand: AsyncParsableCommand {
             guard value >= -1 else { throw ValidationError("BROKER_MAX_TIMESTAMP_BEHIND_MS must be -1 or more") }
             settings.maxTimestampBehindMs = value
         }
-        ServerHost.bootstrapLogging(server)
+        try ServerHost.bootstrapObservability(server, service: "broker")
         let logger = Logger(label: "broker")
         let openFileLimit = try ServerHost.raiseOpenFileLimit(server, logger: logger)
         let descriptors = try maxOpenLogFiles ?? Environment.integer("BROKER_MAX_OPEN_LOG_FILES") ?? openFileLimit / 2

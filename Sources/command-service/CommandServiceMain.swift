@@ -74,7 +74,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ServerHost.bootstrapLogging(server)
+        try ServerHost.bootstrapObservability(server, service: "command-service")
         let logger = Logger(label: "command-service")
         let directory = dataDir ?? Environment.string("COMMANDS_DATA_DIR") ?? "data/commands"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -103,7 +103,8 @@ struct CommandServiceCommand: AsyncParsableCommand {
                 relayStatus = {
                     leased.isHolding
                         ? outbox.status
-                        : OutboxRelay.Status(lastError: "standing by: another replica holds the relay's lease and publishes")
+                        : OutboxRelay.Status(
+                            lastError: "standing by: another replica holds the relay's lease and publishes", standingBy: true)
                 }
                 extraServices.append(leased)
             } else {

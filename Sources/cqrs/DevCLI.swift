@@ -17,6 +17,8 @@ struct Dev: AsyncParsableCommand {
             CLI at them), then waits. Ctrl-C (or SIGTERM) stops them gracefully, the query side first.
             A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}. With \
             --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2. \
+            Each service serves Prometheus metrics (GET /metrics) on its own port, printed with the \
+            others; --no-metrics turns that off. \
             With --postgres the CommandService keeps its events and the QueryService its read models \
             (schema readmodels) in a local PostgreSQL cluster in <data-dir>/postgres (made on first \
             use; Debian's postgresql package), started first and stopped last; --store URL and \
@@ -31,6 +33,11 @@ struct Dev: AsyncParsableCommand {
     @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
     @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
+    @Flag(inversion: .prefixedNo, help: "Serve each service's Prometheus metrics (GET /metrics) on a port of its own.")
+    var metrics = true
+    @Option(help: "Broker metrics port (0: any free port).") var brokerMetricsPort = 9461
+    @Option(help: "CommandService metrics port (0: any free port).") var commandsMetricsPort = 9462
+    @Option(help: "QueryService metrics port (0: any free port).") var queriesMetricsPort = 9463
     @Flag(help: "Keep the events and the read models in a local PostgreSQL cluster (<data-dir>/postgres) instead of SQLite.")
     var postgres = false
     @Option(help: "PostgreSQL port, with --postgres (0: any free port).") var postgresPort = 55432
@@ -40,6 +47,9 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
     @Option(help: "Log level of the services.") var logLevel = "info"
     @Flag(help: "Print the ready line as JSON.") var json = false
+
+    /// `--metrics-listen` for a child, unless metrics are off.
+    private func metricsFlag(_ port: Int) -> [String] { metrics ? ["--metrics-listen", "\(host):\(port)"] : [] }
 
     func run() async throws {
         let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
@@ -73,32 +83,43 @@ struct Dev: AsyncParsableCommand {
         do {
             let broker = try await children.start(
                 "broker", binary: binaries.appendingPathComponent("broker"),
-                arguments: ["--data-dir", dataDir + "/broker", "--listen", "\(host):\(brokerPort)", "--log-level", logLevel], logs: logs,
+                arguments: ["--data-dir", dataDir + "/broker", "--listen", "\(host):\(brokerPort)", "--log-level", logLevel]
+                    + metricsFlag(brokerMetricsPort), logs: logs,
                 timeout: startTimeout)
             let commands = try await children.start(
                 "command-service", binary: binaries.appendingPathComponent("command-service"),
                 arguments: [
                     "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--broker", broker, "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []) + (storeURL.map { ["--store", $0] } ?? []), logs: logs,
+                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []) + (storeURL.map { ["--store", $0] } ?? [])
+                    + metricsFlag(commandsMetricsPort), logs: logs,
                 timeout: startTimeout)
             let queries = try await children.start(
                 "query-service", binary: binaries.appendingPathComponent("query-service"),
                 arguments: [
                     "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--broker", broker, "--commands", commands,
                     "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []) + (readStoreURL.map { ["--read-store", $0] } ?? []),
+                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []) + (readStoreURL.map { ["--read-store", $0] } ?? [])
+                    + metricsFlag(queriesMetricsPort),
                 logs: logs, timeout: startTimeout)
-            let edges = children.http2Addresses
+            let edges = children.addresses("listening-http2")
+            let scrapes = children.addresses("listening-metrics")
             if json {
                 let edgeFields =
                     http2
                     ? #","commandsHttp2":"\#(edges["command-service"] ?? "")","queriesHttp2":"\#(edges["query-service"] ?? "")""# : ""
+                let metricsFields =
+                    metrics
+                    ? #","brokerMetrics":"\#(scrapes["broker"] ?? "")","commandsMetrics":"\#(scrapes["command-service"] ?? "")","queriesMetrics":"\#(scrapes["query-service"] ?? "")""#
+                    : ""
                 print(
-                    #"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields),"dataDir":"\#(dataDir)"}"#
+                    #"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields)\#(metricsFields),"dataDir":"\#(dataDir)"}"#
                 )
             } else {
                 let edgeRows = ["command-service", "query-service"].compactMap { name in
                     edges[name].map { ["\(name) (HTTP/2: gRPC, Connect)", $0, children.pid(name), "SERVING", logs + "/\(name).log"] }
+                }
+                let metricsRows = ["broker", "command-service", "query-service"].compactMap { name in
+                    scrapes[name].map { ["\(name) (metrics)", "http://\($0)/metrics", children.pid(name), "SERVING", logs + "/\(name).log"] }
                 }
                 print(
                     table(
@@ -107,7 +128,7 @@ struct Dev: AsyncParsableCommand {
                             ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
                             ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
                             ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
-                        ] + edgeRows))
+                        ] + edgeRows + metricsRows))
                 print("\nexport CQRS_BROKER=\(broker) CQRS_COMMANDS=\(commands) CQRS_QUERIES=\(queries)")
                 print("Ctrl-C stops them.")
             }
@@ -137,10 +158,12 @@ struct Dev: AsyncParsableCommand {
 final class Children: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [(name: String, process: Process)] = []
-    private var edges: [String: String] = [:]
+    private var announced: [String: [String: String]] = [:]
 
-    /// The HTTP/2 edge address of each child started with --http2-listen.
-    var http2Addresses: [String: String] { lock.withLock { edges } }
+    /// Each child's address of one kind (`listening-http2`, `listening-metrics`), as announced.
+    func addresses(_ kind: String) -> [String: String] {
+        lock.withLock { announced.compactMapValues { $0[kind] } }
+    }
 
     func pid(_ name: String) -> String {
         lock.withLock { processes.first { $0.name == name }.map { String($0.process.processIdentifier) } ?? "-" }
@@ -161,8 +184,10 @@ final class Children: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(logs)/\(name).log"))
         try process.run()
         lock.withLock { processes.append((name, process)) }
-        // One "listening" line, and one "listening-http2" line when the edge is on, in either order.
-        var wanted: Set<String> = arguments.contains("--http2-listen") ? ["listening", "listening-http2"] : ["listening"]
+        // One "listening" line, and one line per extra port (the HTTP/2 edge, metrics), in any order.
+        var wanted: Set<String> = ["listening"]
+        if arguments.contains("--http2-listen") { wanted.insert("listening-http2") }
+        if arguments.contains("--metrics-listen") { wanted.insert("listening-metrics") }
         var addresses: [String: String] = [:]
         let lines = Self.lines(output.fileHandleForReading)
         for try await line in lines {
@@ -177,7 +202,7 @@ final class Children: @unchecked Sendable {
         guard let address = addresses["listening"], wanted.isEmpty else {
             throw ValidationError("\(name) did not start: see \(logs)/\(name).log")
         }
-        if let edge = addresses["listening-http2"] { lock.withLock { edges[name] = edge } }
+        lock.withLock { announced[name] = addresses }
         let client = RPCClient(transport: try TCPClientTransport(address: address))
         defer { client.close() }
         let deadline = ContinuousClock.now + .seconds(timeout)

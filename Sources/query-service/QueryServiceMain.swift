@@ -73,7 +73,7 @@ struct QueryServiceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ServerHost.bootstrapLogging(server)
+        try ServerHost.bootstrapObservability(server, service: "query-service")
         let logger = Logger(label: "query-service")
         let directory = dataDir ?? Environment.string("QUERIES_DATA_DIR") ?? "data/queries"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

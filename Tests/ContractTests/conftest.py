@@ -1,6 +1,7 @@
 """Fixtures: the real server binary on an ephemeral port, and the Protocols/ definitions."""
 from __future__ import annotations
 
+import codecs
 import collections
 import json
 import os
@@ -65,7 +66,9 @@ class RunningServer:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # One line once listening; with --http2-listen another for the edge, in either order.
         wanted = {"listening"} | ({"listening-http2"} if "--http2-listen" in args else set())
+        wanted |= {"listening-metrics"} if "--metrics-listen" in args else set()
         self.http2 = None
+        self.metrics = None
         # The server's log is drained as it comes (a full pipe would block the server's logging
         # thread, and with it an event loop); the last 64 KB are kept for failure messages.
         self.log_tail = collections.deque(maxlen=64 * 1024)
@@ -81,10 +84,15 @@ class RunningServer:
                 self.host, self.port = event["host"], event["port"]
             elif event["event"] == "listening-http2":
                 self.http2 = f"{event['host']}:{event['port']}"
+            elif event["event"] == "listening-metrics":
+                self.metrics = f"{event['host']}:{event['port']}"
 
     def _drain_stderr(self) -> None:
-        for chunk in iter(lambda: self.process.stderr.read(4096), ""):
-            self.log_tail.extend(chunk)
+        # os.read returns what is there (a text stream's read(n) would wait for n characters).
+        descriptor = self.process.stderr.fileno()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for chunk in iter(lambda: os.read(descriptor, 65536), b""):
+            self.log_tail.extend(decoder.decode(chunk))
 
     @property
     def log(self) -> str:

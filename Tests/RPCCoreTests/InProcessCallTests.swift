@@ -140,12 +140,15 @@ struct InProcessCallTests {
             let echo = Echo.Client(client)
             for _ in 0..<3 { _ = try await echo.get(Self.message) }
             _ = try? await echo.fail(.init(code: 5))
-            let ok = try metrics.expectCounter("rpc_server_calls_total", [("method", "jframe.testing.v1.Echo/Get"), ("code", "OK")])
+            let echoService = "jframe.testing.v1.Echo"
+            let ok = try metrics.expectCounter(
+                "rpc_server_calls_total", [("transport", "jframe"), ("service", echoService), ("method", "Get"), ("code", "OK")])
             #expect(ok.totalValue == 3)
             let notFound = try metrics.expectCounter(
-                "rpc_server_calls_total", [("method", "jframe.testing.v1.Echo/Fail"), ("code", "NOT_FOUND")])
+                "rpc_server_calls_total", [("transport", "jframe"), ("service", echoService), ("method", "Fail"), ("code", "NOT_FOUND")])
             #expect(notFound.totalValue == 1)
-            let timer = try metrics.expectTimer("rpc_server_call_duration", [("method", "jframe.testing.v1.Echo/Get")])
+            let timer = try metrics.expectTimer(
+                "rpc_server_call_duration_seconds", [("transport", "jframe"), ("service", echoService), ("method", "Get")])
             #expect(timer.values.count == 3)
         }
     }

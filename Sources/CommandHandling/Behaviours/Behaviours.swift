@@ -2,7 +2,9 @@ import Domain
 import EventStore
 import Logging
 import Metrics
+import MetricsSupport
 import Synchronization
+import WallTime
 
 /// Refuses a malformed command before any I/O, listing every broken field at once.
 public struct ValidationBehaviour: CommandBehaviour {
@@ -57,11 +59,11 @@ public struct LoggingBehaviour: CommandBehaviour {
     }
 }
 
-/// Counts commands by type and outcome (`commands_total`) and times them (`command_duration`).
-/// Metric objects are made once per command type and outcome, not per call.
+/// Counts commands by type and outcome (`commands_total`) and times them
+/// (`command_duration_seconds`).
 public final class MetricsBehaviour: CommandBehaviour {
-    private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private let commands = MetricFamily.counters("commands_total", labels: ["command", "outcome"])
+    private let durations = MetricFamily.timers("command_duration_seconds", labels: ["command"])
 
     public init() {}
 
@@ -72,8 +74,8 @@ public final class MetricsBehaviour: CommandBehaviour {
         let start = ContinuousClock.now
         let outcome: String
         defer {
-            timer(name).recordInterval(since: start)
-            counter(name, outcome).increment()
+            durations(name).recordNanoseconds((ContinuousClock.now - start).wholeNanoseconds)
+            commands(name, outcome).increment()
         }
         do {
             let result = try await next(context)
@@ -99,32 +101,6 @@ public final class MetricsBehaviour: CommandBehaviour {
         case .commandIdReused: return "command_id_reused"
         case .storeUnavailable, .storeDamaged, .noHandler: return "error"
         }
-    }
-
-    private func counter(_ command: String, _ outcome: String) -> Counter {
-        counters.withLock { counters in
-            let key = command + "/" + outcome
-            if let counter = counters[key] { return counter }
-            let counter = Counter(label: "commands_total", dimensions: [("command", command), ("outcome", outcome)])
-            counters[key] = counter
-            return counter
-        }
-    }
-
-    private func timer(_ command: String) -> Metrics.Timer {
-        timers.withLock { timers in
-            if let timer = timers[command] { return timer }
-            let timer = Metrics.Timer(label: "command_duration", dimensions: [("command", command)])
-            timers[command] = timer
-            return timer
-        }
-    }
-}
-
-extension Metrics.Timer {
-    func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = start.duration(to: .now)
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 }
 

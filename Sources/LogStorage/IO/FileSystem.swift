@@ -1,3 +1,6 @@
+import CoreMetrics
+import WallTime
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -224,14 +227,20 @@ final class PosixFile: StorageFile {
 
     func sync() throws {
         try budget.sync(self) { fd in
+            let start = ContinuousClock.now
             #if canImport(Darwin)
             let result = fsync(fd)
             #else
             let result = fdatasync(fd)
             #endif
+            Self.syncDuration.recordNanoseconds((ContinuousClock.now - start).wholeNanoseconds)
             if result != 0 { throw StorageError.io(operation: "fdatasync", path: path, errno: errno) }
         }
     }
+
+    /// `broker_fdatasync_duration_seconds`: every sync of a log file, the disk's own latency (what
+    /// an acknowledged produce waits for, beside group commit).
+    private static let syncDuration = CoreMetrics.Timer(label: "broker_fdatasync_duration_seconds")
 
     func truncate(to size: Int64) throws {
         try budget.withDescriptor(self, write: true) { fd in

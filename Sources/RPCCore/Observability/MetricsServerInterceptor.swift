@@ -1,70 +1,44 @@
 import CoreMetrics
-import Synchronization
+import MetricsSupport
 import WallTime
 
-/// Records, per method, the calls by status code and a latency histogram, through swift-metrics.
+/// Records every call by transport, service, method and status code, and its latency as a
+/// histogram, through swift-metrics (Prometheus names: base units, `_total` counters).
 ///
-/// - `rpc_server_calls_total{method, code}`: a counter per method and status code name.
-/// - `rpc_server_call_duration{method}`: a timer (histogram) in nanoseconds.
+/// - `rpc_server_calls_total{transport, service, method, code}`: calls ended, by status code name.
+/// - `rpc_server_call_duration_seconds{transport, service, method}`: from the call's first frame
+///   to its status.
 ///
-/// Each metric is created once and kept: methods and codes are bounded sets, so the labels are.
+/// Methods and codes are bounded sets, so the labels are; each metric is made once and kept.
 public final class MetricsServerInterceptor: ServerInterceptor {
-    private struct Key: Hashable {
-        let method: String
-        let code: Int
+    private let transport: String
+    private let calls: MetricFamily<Counter>
+    private let durations: MetricFamily<CoreMetrics.Timer>
+
+    /// - Parameters:
+    ///   - transport: the `transport` label: `jframe` for the framed TCP port, `http2` for the edge.
+    ///   - factory: the backend; nil uses the one bootstrapped for the process.
+    public init(transport: String = "jframe", factory: (any MetricsFactory)? = nil) {
+        self.transport = transport
+        calls = .counters("rpc_server_calls_total", labels: ["transport", "service", "method", "code"], factory: factory)
+        durations = .timers("rpc_server_call_duration_seconds", labels: ["transport", "service", "method"], factory: factory)
     }
-
-    private let counters = Mutex<[Key: Counter]>([:])
-    private let timers = Mutex<[String: Timer]>([:])
-    private let factory: (any MetricsFactory)?
-
-    /// - Parameter factory: the backend; nil uses the one bootstrapped for the process.
-    public init(factory: (any MetricsFactory)? = nil) { self.factory = factory }
 
     public func intercept(
         context: ServerContext, next: @Sendable (ServerContext) async throws -> Void
     ) async throws {
         let start = ContinuousClock.now
-        let method = context.method.fullName
+        let method = context.method
         var code = StatusCode.ok
         defer {
-            timer(method).recordNanoseconds(Self.nanos(since: start))
-            counter(method, code).increment()
+            durations(transport, method.service, method.method).recordNanoseconds((ContinuousClock.now - start).wholeNanoseconds)
+            calls(transport, method.service, method.method, code.name).increment()
         }
         do {
             try await next(context)
         } catch {
-            code = (error as? RPCError)?.code ?? (error is CancellationError ? .cancelled : .unknown)
+            code = ServerConnection.statusCode(for: error)
             throw error
         }
-    }
-
-    private func counter(_ method: String, _ code: StatusCode) -> Counter {
-        counters.withLock { counters in
-            let key = Key(method: method, code: code.rawValue)
-            if let counter = counters[key] { return counter }
-            let dimensions = [("method", method), ("code", code.name)]
-            let counter =
-                factory.map { Counter(label: "rpc_server_calls_total", dimensions: dimensions, factory: $0) }
-                ?? Counter(label: "rpc_server_calls_total", dimensions: dimensions)
-            counters[key] = counter
-            return counter
-        }
-    }
-
-    private func timer(_ method: String) -> Timer {
-        timers.withLock { timers in
-            if let timer = timers[method] { return timer }
-            let dimensions = [("method", method)]
-            let timer =
-                factory.map { Timer(label: "rpc_server_call_duration", dimensions: dimensions, factory: $0) }
-                ?? Timer(label: "rpc_server_call_duration", dimensions: dimensions)
-            timers[method] = timer
-            return timer
-        }
-    }
-
-    static func nanos(since start: ContinuousClock.Instant) -> Int64 {
-        (ContinuousClock.now - start).wholeNanoseconds
     }
 }

@@ -297,13 +297,20 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// The status a handler's error ends its call with. Errors that are not `RPCError` become
     /// `UNKNOWN` without their text, which may hold internals; the text goes to the log instead.
     static func status(for error: any Error, logger: Logger) -> RPCError {
+        if let status = knownStatus(for: error) { return status }
+        logger.error("handler failed with an error that is not an RPCError", metadata: ["error": "\(error)"])
+        return RPCError(code: .unknown, message: "the service failed with an unexpected error")
+    }
+
+    /// The status code a handler's error ends its call with, without logging anything.
+    static func statusCode(for error: any Error) -> StatusCode { knownStatus(for: error)?.code ?? .unknown }
+
+    private static func knownStatus(for error: any Error) -> RPCError? {
         switch error {
         case let error as RPCError: return error
         case let error as any RPCErrorConvertible: return error.rpcError
         case is CancellationError: return RPCError(code: .cancelled, message: "the call was cancelled")
-        default:
-            logger.error("handler failed with an error that is not an RPCError", metadata: ["error": "\(error)"])
-            return RPCError(code: .unknown, message: "the service failed with an unexpected error")
+        default: return nil
         }
     }
 

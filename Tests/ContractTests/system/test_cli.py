@@ -86,7 +86,8 @@ def test_account_and_order_commands_through_the_cli(start_server, protocols, bro
 def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
     import signal
     dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--data-dir", str(tmp_path), "--broker-port", "0", "--commands-port", "0",
-                            "--queries-port", "0", "--json", "--log-level", "warning"],
+                            "--queries-port", "0", "--broker-metrics-port", "0", "--commands-metrics-port", "0",
+                            "--queries-metrics-port", "0", "--json", "--log-level", "warning"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = json.loads(dev.stdout.readline())
@@ -109,6 +110,12 @@ def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
         position = json.loads(opened.stdout)["position"]
         got = run("call", "cqrs.queries.v1.Accounts/GetAccount", stdin=json.dumps({"accountId": "a1", "minPosition": position}))
         assert json.loads(got.stdout)["balance"] == {"amountMinor": "250", "currency": "EUR"}
+        import urllib.request
+        for field in ("brokerMetrics", "commandsMetrics", "queriesMetrics"):
+            page = urllib.request.urlopen(f"http://{ready[field]}/metrics", timeout=10).read().decode()
+            assert "# TYPE rpc_server_connections gauge" in page, (field, page[:500])
+        commands_page = urllib.request.urlopen(f"http://{ready['commandsMetrics']}/metrics", timeout=10).read().decode()
+        assert 'commands_total{command="OpenAccount",outcome="ok"} 1' in commands_page
         topics = run("call", "cqrs.broker.v1.Broker/ListTopics", "{}")
         assert "BankAccount" in topics.stdout, "routed to the broker by its package"
         missing = run("call", "cqrs.queries.v1.Accounts/GetAccount", '{"accountId":"nobody"}')
