@@ -7,7 +7,11 @@
 #   {"case":…,"metric":…,"ours":…,"baseline":[{"name":…,"value":…}],"ratio":{name: …}}
 # oriented so that higher is better. A second service runs with --idle-poll-us (IDLE_POLL_US, default
 # 1000; 0 skips it) beside the default one, interleaved the same way: its cases are named
-# deposits_c<N>_idle_poll. Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
+# deposits_c<N>_idle_poll. With METRICS_TWIN=1 a third service runs with --metrics-listen (and is
+# scraped every second, as Prometheus would, more often than its default 15 s), interleaved the same
+# way: cases deposits_c<N>_metrics, their baseline the default service (metrics off) of the same
+# rounds, so the ratio is the cost of metrics. Environment: ROUNDS [3], RUN_SECONDS [3],
+# CONCURRENCIES ["1 16 64"], IDLE_POLL_US [1000], METRICS_TWIN [0].
 set -euo pipefail
 # `Scripts/bench commands --store postgres`: the PostgreSQL store's cases instead.
 if [ "${2:-}" = "--store" ]; then
@@ -21,15 +25,31 @@ ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
 IDLE_POLL_US="${IDLE_POLL_US:-1000}"
+METRICS_TWIN="${METRICS_TWIN:-0}"
 
 step "build ours (release)"
 swift build -c release --product command-service >&2
 BIN="$(swift build -c release --show-bin-path)"
 build_bench_tools commands-bench
 
-bench_workdir bench-commands store polling raw
+bench_workdir bench-commands store polling metered raw
 
 start_idle_poll_twin polling "$WORK" "$BIN/command-service" --data-dir "$WORK/polling" --no-relay
+METRICS_PORT=""
+if [ "$METRICS_TWIN" = 1 ]; then
+  start_listening metered "$WORK" "$BIN/command-service" --data-dir "$WORK/metered" --no-relay --metrics-listen 127.0.0.1:0
+  METRICS_PORT=$PORT
+  scrape_address=""
+  for _ in $(seq 100); do
+    scrape_address="$(python3 -c 'import json,sys
+print(next("%s:%d" % (e["host"], e["port"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-metrics"))' \
+      "$WORK/metered.out" 2>/dev/null)" && break
+    sleep 0.1
+  done
+  ( while sleep 1; do python3 -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5).read()' \
+      "http://$scrape_address/metrics" 2>/dev/null || exit 0; done ) &
+  pids+=($!)
+fi
 start_listening service "$WORK" "$BIN/command-service" --data-dir "$WORK/store" --no-relay
 
 RESULTS="$WORK/results.jsonl"
@@ -41,6 +61,9 @@ runs_for() {  # concurrency
   )
   if [ -n "$POLL_PORT" ]; then
     runs+=("ours_idle_poll_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $1 --seconds $RUN_SECONDS")
+  fi
+  if [ -n "$METRICS_PORT" ]; then
+    runs+=("ours_metrics_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$METRICS_PORT --concurrency $1 --seconds $RUN_SECONDS")
   fi
 }
 interleaved_rounds runs_for
@@ -60,4 +83,9 @@ for c in sys.argv[2].split():
              [("raw-sqlite-insert-txn-synchronous-full", med(f"raw_c{c}", "txn_per_s"))])
         for metric in ("p50_us", "p99_us"):
             line(f"deposits_c{c}_idle_poll", metric, med(f"ours_idle_poll_c{c}", metric))
+    if med(f"ours_metrics_c{c}", "commands_per_s") is not None:
+        line(f"deposits_c{c}_metrics", "commands_per_s", med(f"ours_metrics_c{c}", "commands_per_s"),
+             [("ours-metrics-off", med(f"ours_c{c}", "commands_per_s"))])
+        for metric in ("p50_us", "p99_us"):
+            line(f"deposits_c{c}_metrics", metric, med(f"ours_metrics_c{c}", metric))
 PY

@@ -72,7 +72,8 @@ start_listening() {
   pids+=($!)
   PORT=""
   for _ in $(seq 100); do
-    PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$logdir/$name.out" 2>/dev/null) && break
+    PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening"))' \
+      "$logdir/$name.out" 2>/dev/null) && break
     sleep 0.1
   done
   [ -n "$PORT" ] || { cat "$logdir/$name.err" >&2; exit 1; }

@@ -22,10 +22,10 @@ extension ReadModelsService: MetricsSource {
     public func updateMetrics() async {
         guard let status = try? await status() else { return }  // the store is away: the last values stay
         for partition in status.partitions {
-            let labels = [partition.topic, String(partition.partition)]
-            Self.appliedOffsets.metric(labels).record(partition.appliedOffset)
-            if let highWatermark = partition.highWatermark { Self.highWatermarks.metric(labels).record(highWatermark) }
-            if let lag = partition.lag { Self.lags.metric(labels).record(lag) }
+            let (topic, number) = (partition.topic, String(partition.partition))
+            Self.appliedOffsets(topic, number).record(partition.appliedOffset)
+            if let highWatermark = partition.highWatermark { Self.highWatermarks(topic, number).record(highWatermark) }
+            if let lag = partition.lag { Self.lags(topic, number).record(lag) }
         }
         Self.appliedPosition.record(status.appliedPosition)
         Self.parked.record(status.parkedEvents)

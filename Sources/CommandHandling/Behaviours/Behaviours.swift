@@ -61,9 +61,37 @@ public struct LoggingBehaviour: CommandBehaviour {
 
 /// Counts commands by type and outcome (`commands_total`) and times them
 /// (`command_duration_seconds`).
+///
+/// One lookup per command: a command type's histogram and its counters by outcome are kept together.
 public final class MetricsBehaviour: CommandBehaviour {
-    private let commands = MetricFamily.counters("commands_total", labels: ["command", "outcome"])
-    private let durations = MetricFamily.timers("command_duration_seconds", labels: ["command"])
+    final class CommandMetrics: Sendable {
+        let duration: Metrics.Timer
+        private let outcomes: Mutex<[String: Counter]> = Mutex([:])
+        private let makeCounter: @Sendable (String) -> Counter
+
+        init(duration: Metrics.Timer, makeCounter: @escaping @Sendable (String) -> Counter) {
+            self.duration = duration
+            self.makeCounter = makeCounter
+        }
+
+        func count(_ outcome: String) -> Counter {
+            outcomes.withLock { outcomes in
+                if let counter = outcomes[outcome] { return counter }
+                let counter = makeCounter(outcome)
+                outcomes[outcome] = counter
+                return counter
+            }
+        }
+    }
+
+    private let commands: MetricFamily<CommandMetrics> = {
+        let counts = MetricFamily.counters("commands_total", labels: ["command", "outcome"])
+        let durations = MetricFamily.timers("command_duration_seconds", labels: ["command"])
+        return MetricFamily(labelNames: ["command"]) { dimensions in
+            let command = dimensions[0].1
+            return CommandMetrics(duration: durations(command)) { outcome in counts(command, outcome) }
+        }
+    }()
 
     public init() {}
 
@@ -73,9 +101,10 @@ public final class MetricsBehaviour: CommandBehaviour {
         let name = commandName(command)
         let start = ContinuousClock.now
         let outcome: String
+        let metrics = commands(name)
         defer {
-            durations(name).recordNanoseconds((ContinuousClock.now - start).wholeNanoseconds)
-            commands(name, outcome).increment()
+            metrics.duration.recordNanoseconds((ContinuousClock.now - start).wholeNanoseconds)
+            metrics.count(outcome).increment()
         }
         do {
             let result = try await next(context)
