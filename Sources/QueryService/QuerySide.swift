@@ -8,10 +8,12 @@ public enum QuerySide {
     /// The topics the projection follows: every domain's event topic.
     public static let topics = Array(Set(Domains.topics.values)).sorted()
 
-    public static func services(store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient) -> [any RPCService] {
+    public static func services(
+        store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, readyWhenCaughtUp: Bool = false
+    ) -> [any RPCService] {
         [
             AccountsService(store: store), OrdersService(store: store), CustomersService(store: store),
-            ReadModelsService(store: store, projection: projection, bus: bus, commands: commands),
+            ReadModelsService(store: store, projection: projection, bus: bus, commands: commands, readyWhenCaughtUp: readyWhenCaughtUp),
         ]
     }
 }

@@ -16,15 +16,22 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     let commands: RPCClient
     let logger: Logger
     private let rebuilding = Atomic(false)
+    /// Queries wait, as far as health checks say, until the read models first caught up.
+    let readyWhenCaughtUp: Bool
+    let caughtUpOnce = Atomic(false)
 
     /// `projection` and `bus` are nil when the service runs without a bus (rebuild only).
+    /// - Parameter readyWhenCaughtUp: the query services report NOT_SERVING to health checks
+    ///   until, after start, every partition the read models follow has no lag.
     public init(
-        store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, logger: Logger = Logger(label: "readmodels")
+        store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, readyWhenCaughtUp: Bool = false,
+        logger: Logger = Logger(label: "readmodels")
     ) {
         self.store = store
         self.projection = projection
         self.bus = bus
         self.commands = commands
+        self.readyWhenCaughtUp = readyWhenCaughtUp
         self.logger = logger
     }
 

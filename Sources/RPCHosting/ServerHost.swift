@@ -67,7 +67,9 @@ public enum ServerHost {
         let server = RPCServer(
             transport: transport, router: router,
             interceptors: interceptors, configuration: configuration, logger: logger)
-        let announcer = ListeningAnnouncer(name: name, transport: transport, health: health, tls: tlsFiles != nil, logger: logger)
+        let announcer = ListeningAnnouncer(
+            name: name, transport: transport, health: health, reporters: services.compactMap { $0 as? any ServingStatusReporting },
+            tls: tlsFiles != nil, logger: logger)
         var edgeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var connectionCounts = [ConnectionCountSource(transport: "jframe", server: server)]
         if let edgeAddress = options.http2ListenAddress {
@@ -202,25 +204,53 @@ private let rlimitNoFile = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 private let rlimitNoFile = RLIMIT_NOFILE
 #endif
 
-/// Waits for the bind, marks the server SERVING and says where it listens; marks it NOT_SERVING
-/// when graceful shutdown begins.
+/// Waits for the bind, marks the server SERVING and says where it listens; while it serves, asks
+/// the services that report their own status about once a second (`ServingStatusReporting`);
+/// marks everything NOT_SERVING when graceful shutdown begins.
 private struct ListeningAnnouncer: Service {
     let name: String
     let transport: TCPServerTransport
     let health: HealthService
+    let reporters: [any ServingStatusReporting]
     let tls: Bool
     let logger: Logger
+    static let reportInterval = Duration.seconds(1)
 
     func run() async throws {
         let address = try await transport.listeningAddress()
         health.setAll(.serving)
+        await applyReports()
         let host = address.ipAddress ?? "?"
         let port = address.port ?? 0
         logger.info("listening", metadata: ["address": "\(host):\(port)"])
         print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls)}"#)
         fflush(nil)
-        try? await gracefulShutdown()
+        if reporters.isEmpty {
+            try? await gracefulShutdown()
+        } else {
+            try? await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: Self.reportInterval)
+                    await applyReports()
+                }
+            }
+        }
         health.setAll(.notServing)
+    }
+
+    /// Each reported service's status, and the server's: serving only while every one is.
+    private func applyReports() async {
+        guard !reporters.isEmpty else { return }
+        var all = true
+        for reporter in reporters {
+            for (service, serving) in await reporter.servingStatus() {
+                guard !Task.isCancelled else { return }  // shutting down: NOT_SERVING is set next
+                health.setStatus(serving ? .serving : .notServing, for: service)
+                all = all && serving
+            }
+        }
+        guard !Task.isCancelled else { return }
+        health.setStatus(all ? .serving : .notServing, for: "")
     }
 }
 

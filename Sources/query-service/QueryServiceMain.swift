@@ -55,6 +55,12 @@ struct QueryServiceCommand: AsyncParsableCommand {
     @Option(help: "Consumer group of the projection. Env: QUERIES_GROUP.")
     var group: String?
 
+    @Flag(
+        help:
+            "Health checks say NOT_SERVING for the query services until, after start, the read models first caught up (no lag on any partition), so a load balancer sends no queries to a replica far behind. Env: QUERIES_READY_WHEN_CAUGHT_UP=1."
+    )
+    var readyWhenCaughtUp = false
+
     @Option(help: "Partitions of an event topic created here because it does not exist yet. Env: QUERIES_TOPIC_PARTITIONS.")
     var topicPartitions: Int?
 
@@ -109,7 +115,9 @@ struct QueryServiceCommand: AsyncParsableCommand {
         } else {
             logger.notice("projection off: the read models change only by rebuild")
         }
-        let services = QuerySide.services(store: store, projection: follower, bus: bus, commands: commandsClient)
+        let services = QuerySide.services(
+            store: store, projection: follower, bus: bus, commands: commandsClient,
+            readyWhenCaughtUp: readyWhenCaughtUp || Environment.string("QUERIES_READY_WHEN_CAUGHT_UP") == "1")
         try await ServerHost.run(
             name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress,
             extraServices: extraServices)

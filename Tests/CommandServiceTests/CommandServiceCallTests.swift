@@ -31,6 +31,15 @@ import WallTime
         }
     }
 
+    @Test func theCommandsReportNotServingWhileTheStoreRefusesAppends() async throws {
+        let reporter = try #require(services.compactMap { $0 as? any ServingStatusReporting }.first)
+        #expect(
+            await reporter.servingStatus() == [CommandsAPI.BankAccounts.name: true, CommandsAPI.Orders.name: true])
+        store.refuseWrites(because: "the relay found events the store lost")
+        #expect(
+            await reporter.servingStatus() == [CommandsAPI.BankAccounts.name: false, CommandsAPI.Orders.name: false])
+    }
+
     @Test func refusalsCarryTheirStatusCodes() async throws {
         try await InProcessServer.with(services, client: CommandsAPI.BankAccounts.Client.init) { accounts in
             await #expect { try await accounts.depositFunds(.init(accountId: "missing", amount: Self.eur(5))) } throws: { error in

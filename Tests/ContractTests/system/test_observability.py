@@ -195,3 +195,41 @@ def test_an_unknown_log_format_is_refused_at_start():
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "--log-format is text or json" in done.stderr
+
+
+def health(running, service: str = "") -> str:
+    connection = running.connect()
+    try:
+        reply = connection.unary("jframe.health.v1.Health/Check", {"service": service} if service else {})
+        assert reply.code == 0, reply.trailers
+        return reply.messages[0]["status"]
+    finally:
+        connection.close()
+
+
+def test_a_query_service_waiting_to_catch_up_is_not_serving_until_it_has(start_server, protocols):
+    """--ready-when-caught-up: with the broker away the read models cannot know their lag, so the
+    query services (and the server as a whole) say NOT_SERVING; once the broker is back and the
+    models caught up, SERVING; the health service itself answers throughout."""
+    broker = BrokerProcess(start_server, protocols)
+    commands = CommandService(start_server, protocols, broker)
+    try:
+        commands.account("OpenAccount", open_request("acct-health"))
+        commands.wait_published()
+        broker.kill()
+        queries = QueryService(start_server, protocols, broker, commands, "--ready-when-caught-up")
+        time.sleep(2.5)  # a few of the server's once-a-second reports
+        assert health(queries.running, "cqrs.queries.v1.Accounts") == "NOT_SERVING"
+        assert health(queries.running) == "NOT_SERVING"
+        assert health(queries.running, "jframe.health.v1.Health") == "SERVING"
+        broker.start()
+        deadline = time.monotonic() + 30
+        while health(queries.running, "cqrs.queries.v1.Accounts") != "SERVING":
+            assert time.monotonic() < deadline, "the query service did not become SERVING after catching up"
+            time.sleep(0.2)
+        assert health(queries.running) == "SERVING"
+        assert queries.call("Accounts", "GetAccount", {"accountId": "acct-health"})["accountId"] == "acct-health"
+        queries.cleanup()
+    finally:
+        commands.cleanup()
+        broker.cleanup()
