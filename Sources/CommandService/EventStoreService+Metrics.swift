@@ -6,8 +6,8 @@ import Outbox
 /// The command side's positions as gauges, read when scraped:
 ///
 /// - `eventstore_head_position`: the store's last position.
-/// - `relay_published_position`: the last position the relay published (this replica's relay;
-///   not set while another replica holds the relay's lease).
+/// - `relay_published_position`: the last position the relay published (on a replica standing
+///   by, the lease holder's checkpoint in the shared store).
 /// - `relay_lag_events`: head minus published, the events stored and not yet on the bus.
 /// - `relay_broker_connected`: 1 while the relay reaches the broker.
 /// - `relay_standing_by`: 1 while another replica holds the relay's lease.
@@ -19,12 +19,11 @@ extension EventStoreService: MetricsSource {
     private static let standingBy = Gauge(label: "relay_standing_by")
 
     public func updateMetrics() async {
-        let relay = relayStatus()
+        // While the store is away the last values stay.
+        guard let relay = try? await relayProgress(), let head = try? await store.headPosition() else { return }
         Self.connected.record(relay.brokerConnected ? 1 : 0)
         Self.standingBy.record(relay.standingBy ? 1 : 0)
-        guard let head = try? await store.headPosition() else { return }  // the store is away: the last values stay
         Self.head.record(head)
-        guard !relay.standingBy else { return }
         Self.published.record(relay.publishedPosition)
         Self.lag.record(max(0, head - relay.publishedPosition))
     }

@@ -52,10 +52,21 @@ public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {
     }
 
     public func getStatus(_ request: CommandsAPI.GetStatusRequest, context: ServerContext) async throws -> CommandsAPI.StoreStatus {
-        let relay = relayStatus()
+        let relay = try await relayProgress()
         return CommandsAPI.StoreStatus(
             headPosition: try await store.headPosition(), publishedPosition: relay.publishedPosition,
             brokerConnected: relay.brokerConnected, lastError: relay.lastError, writeRefusal: store.writeRefusal)
+    }
+
+    /// The relay's status. A replica standing by publishes nothing itself; the position it
+    /// reports is the one the lease holder last saved in the shared store (its checkpoint), so
+    /// every replica tells how far the events are published.
+    func relayProgress() async throws -> OutboxRelay.Status {
+        var relay = relayStatus()
+        if relay.standingBy {
+            relay.publishedPosition = try await store.checkpoint(OutboxRelay.Options().checkpointName) ?? 0
+        }
+        return relay
     }
 
     public func verify(

@@ -200,6 +200,11 @@ def test_one_relay_publishes_and_another_replica_takes_over_after_kill_9(start_s
     first = leader()  # the holder reports the broker connected once it published
     standby = replicas[1 - first].call("EventStore", "GetStatus", {})
     assert "standing by" in standby.get("lastError", ""), standby
+    # The standby reports how far the holder published (its checkpoint in the shared store).
+    deadline = time.monotonic() + 10
+    while int(replicas[1 - first].call("EventStore", "GetStatus", {})["publishedPosition"]) == 0:
+        assert time.monotonic() < deadline, "the standby's publishedPosition stayed 0"
+        time.sleep(0.1)
     time.sleep(1.0)
     replicas[first].kill()
     time.sleep(1.0)
@@ -287,10 +292,27 @@ def test_postgres_down_mid_workload_is_unavailable_never_a_false_success_and_wor
         time.sleep(2.0)
         down = setup.unary(DEPOSIT, {"accountId": "d0", "amount": eur(1)}, timeout_ms=5000)
         assert down.code == jframe.CODE["UNAVAILABLE"], down.trailers
+
+        def health(service_name: str) -> str:
+            reply = setup.unary("jframe.health.v1.Health/Check", {"service": service_name} if service_name else {})
+            assert reply.code == 0, reply.trailers
+            return reply.messages[0]["status"]
+
+        # Health says what callers meet: the commands (and the server) NOT_SERVING while the
+        # database is away, SERVING again once it is back.
+        deadline = time.monotonic() + 15
+        while health("cqrs.commands.v1.BankAccounts") != "NOT_SERVING":
+            assert time.monotonic() < deadline, "the commands stayed SERVING with the database down"
+            time.sleep(0.2)
+        assert health("") == "NOT_SERVING" and health("jframe.health.v1.Health") == "SERVING"
         cluster.start()
         deadline = time.monotonic() + 30
         while setup.unary(DEPOSIT, {"accountId": "d0", "amount": eur(1), "commandId": "after-restart"}, timeout_ms=5000).code != 0:
             assert time.monotonic() < deadline, "commands did not resume after PostgreSQL came back"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 15
+        while health("cqrs.commands.v1.BankAccounts") != "SERVING" or health("") != "SERVING":
+            assert time.monotonic() < deadline, "the commands stayed NOT_SERVING after the database came back"
             time.sleep(0.2)
         acknowledged["d0"] += 1
         time.sleep(0.5)
