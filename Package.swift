@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// One set of settings for every target: Swift 6 language mode (strict concurrency) and
@@ -19,6 +19,8 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let tracing = Target.Dependency.product(name: "Tracing", package: "swift-distributed-tracing")
+let otel = Target.Dependency.product(name: "OTel", package: "swift-otel")
 
 let package = Package(
     name: "cqrs",
@@ -63,14 +65,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP over HTTP only: the gRPC exporter would pull in grpc-swift for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
-        .target(name: "RPCCore", dependencies: ["JSONCoding", "WallTime", "MetricsSupport", logging, metrics, lifecycle], swiftSettings: settings),
+        .target(
+            name: "RPCCore", dependencies: ["JSONCoding", "WallTime", "MetricsSupport", logging, metrics, tracing, lifecycle],
+            swiftSettings: settings),
         // What our modules share on top of swift-metrics: labeled metrics made once and kept,
         // and sources whose gauges are read off their state when scraped.
         .target(name: "MetricsSupport", dependencies: [metrics], swiftSettings: settings),
+        // Spans inside a call's handling, only when the process exports traces.
+        .target(name: "TracingSupport", dependencies: [tracing], swiftSettings: settings),
         // A strict JSON scanner and writer that read and write straight into typed fields (no
         // tree, no Codable): what generated messages and the domain's events are coded with.
         .target(name: "JSONCoding", swiftSettings: settings),
@@ -103,6 +112,8 @@ let package = Package(
         .target(name: "RPCTransportNIO", dependencies: [nioCore, nioPosix, nioSSL, logging], swiftSettings: settings),
         // The swift-metrics backend (swift-prometheus) and the HTTP/1.1 port a Prometheus server
         // scrapes (`GET /metrics`).
+        // Traces exported over OTLP/HTTP (swift-otel as the swift-distributed-tracing backend).
+        .target(name: "TraceExport", dependencies: [otel, tracing, logging, lifecycle], exclude: ["README.md"], swiftSettings: settings),
         .target(
             name: "MetricsExposition",
             dependencies: ["RPCCore", "MetricsSupport", "RPCTransportNIO", nioCore, nioHTTP1, prometheus, metrics, logging, lifecycle],
@@ -145,7 +156,7 @@ let package = Package(
             name: "RPCHosting",
             dependencies: [
                 "RPCCore", "RPCTransportNIO", "RPCTransportTCP", "RPCTransportHTTP2", "RPCStandardServices", "CommitScheduling", "IdlePolling",
-                "MetricsExposition", "MetricsSupport", "JSONCoding", "WallTime",
+                "MetricsExposition", "MetricsSupport", "TraceExport", "JSONCoding", "WallTime",
                 "CExecutorHook", nioCore, nioPosix,
                 argumentParser, logging, lifecycle,
             ],
@@ -186,7 +197,8 @@ let package = Package(
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
         .target(
-            name: "CommandHandling", dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", "MetricsSupport", logging, metrics],
+            name: "CommandHandling",
+            dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", "MetricsSupport", "TracingSupport", logging, metrics],
             swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
@@ -218,7 +230,8 @@ let package = Package(
         .target(
             name: "QueryService",
             dependencies: [
-                "ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", "MetricsSupport", logging, metrics, lifecycle,
+                "ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", "MetricsSupport", "TracingSupport", logging,
+                metrics, lifecycle,
             ],
             exclude: ["README.md"],
             swiftSettings: settings

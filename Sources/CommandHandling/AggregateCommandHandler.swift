@@ -1,6 +1,7 @@
 import Domain
 import EventStore
 import Foundation
+import TracingSupport
 import WallTime
 
 /// The one path every aggregate command takes: load, check the stream expectation, decide,
@@ -31,7 +32,9 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
         var attempt = 0
         while true {
             attempt += 1
-            let (state, version) = try await storeCall { try await repository.load(Command.Target.self, id: command.aggregateId) }
+            let (state, version) = try await Traced.span("load", attributes: [("cqrs.stream", streamId)]) {
+                try await storeCall { try await repository.load(Command.Target.self, id: command.aggregateId) }
+            }
             switch Command.expectation {
             case .new where version > 0: throw CommandError.alreadyExists("\(Command.Target.category) \(command.aggregateId) exists")
             case .existing where version == 0: throw CommandError.notFound("no \(Command.Target.category) \(command.aggregateId)")
@@ -40,14 +43,18 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             if let expected = context.expectedVersion, expected != version {
                 throw CommandError.conflict(streamId: streamId, expected: expected, actual: version)
             }
-            let events: [any DomainEvent]
-            do {
-                events = try command.decide(state, context: DecisionContext(nowMs: clock.nowMilliseconds()))
-            } catch {
-                switch error {
-                case .invalid(let violations): throw CommandError.invalid(violations)
-                case .ruleBroken(let reason): throw CommandError.ruleBroken(reason)
+            let decided: Result<[any DomainEvent], DomainError> = await Traced.span(
+                "decide", attributes: [("cqrs.command", String(describing: Command.self))]
+            ) {
+                Result { () throws(DomainError) -> [any DomainEvent] in
+                    try command.decide(state, context: DecisionContext(nowMs: clock.nowMilliseconds()))
                 }
+            }
+            let events: [any DomainEvent]
+            switch decided {
+            case .success(let decidedEvents): events = decidedEvents
+            case .failure(.invalid(let violations)): throw CommandError.invalid(violations)
+            case .failure(.ruleBroken(let reason)): throw CommandError.ruleBroken(reason)
             }
             guard !events.isEmpty else {
                 return CommandResult(aggregateId: command.aggregateId, streamId: streamId, version: version, position: 0, duplicate: false)
@@ -57,7 +64,9 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
                 events: try events.map { try Self.newEvent($0, context: context, nowMs: clock.nowMilliseconds()) }, commandId: context.commandId,
                 commandDigest: context.commandDigest)
             do {
-                let appended = try await repository.store.append(request)
+                let appended = try await Traced.span("append", attributes: [("cqrs.stream", streamId)]) {
+                    try await repository.store.append(request)
+                }
                 if appended.duplicate {
                     // The store has this command id: nothing was appended, and the answer is the
                     // first append's, whose stream may not be this one (an account opened again

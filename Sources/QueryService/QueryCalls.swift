@@ -3,6 +3,7 @@ import Foundation
 import RPCCore
 import ReadModels
 import SQLite
+import TracingSupport
 import WallTime
 
 public typealias QueriesAPI = CqrsQueriesV1
@@ -50,7 +51,11 @@ enum QueryCalls {
             let left = deadline - .now
             timeout = min(timeout, left - min(max(left / 10, .milliseconds(2)), .milliseconds(50)))
         }
-        if await store.waitForPosition(minPosition, timeout: max(timeout, .zero)) { return }
+        guard store.handledPosition < minPosition else { return }
+        let reached = await Traced.span("wait for position", attributes: [("cqrs.min_position", String(minPosition))]) {
+            await store.waitForPosition(minPosition, timeout: max(timeout, .zero))
+        }
+        if reached { return }
         throw RPCError(
             code: .deadlineExceeded,
             message:

@@ -18,7 +18,10 @@ public struct ClientSecurity: Sendable {
     /// A client of `address` (`host:port`) with this TLS and token.
     public func client(address: String) throws -> RPCClient {
         let transport = try TCPClientTransport(address: address, tls: try trust?.makeClientContext())
-        return RPCClient(transport: transport, interceptors: token.map { [BearerTokenClientInterceptor(token: $0)] } ?? [])
+        var interceptors: [any ClientInterceptor] = token.map { [BearerTokenClientInterceptor(token: $0)] } ?? []
+        // With tracing on (--otlp-endpoint), calls made inside a trace carry it on.
+        if ServerHost.tracingService != nil { interceptors.insert(TracingClientInterceptor(), at: 0) }
+        return RPCClient(transport: transport, interceptors: interceptors)
     }
 
     static func resolve(token: String?, tokenVariable: String, ca: String?, caVariable: String, tls: Bool) -> ClientSecurity {

@@ -8,6 +8,7 @@ import RPCTransportHTTP2
 import RPCTransportTCP
 import ServiceLifecycle
 import Synchronization
+import TraceExport
 import WallTime
 
 /// Runs services as a server process: TCP listener, reflection and health added, logging and
@@ -38,8 +39,10 @@ public enum ServerHost {
         if let poller { onActivity = { poller.recordActivity() } }
         let transport = try TCPServerTransport(
             address: address, limits: configuration.limits, tls: try tlsFiles?.makeServerContext(), onActivity: onActivity)
-        var interceptors: [any ServerInterceptor] = [LoggingServerInterceptor()]
-        var edgeInterceptors: [any ServerInterceptor] = [LoggingServerInterceptor()]
+        // Tracing first, so the call's span encloses what the others do (and their logs).
+        let tracing: [any ServerInterceptor] = tracingService != nil ? [TracingServerInterceptor()] : []
+        var interceptors: [any ServerInterceptor] = tracing + [LoggingServerInterceptor()]
+        var edgeInterceptors: [any ServerInterceptor] = tracing + [LoggingServerInterceptor()]
         let metricsAddress = try options.metricsListenAddress()
         if metricsAddress != nil {
             interceptors.append(MetricsServerInterceptor(transport: "jframe"))
@@ -101,6 +104,7 @@ public enum ServerHost {
                 services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)]
                     + [.init(service: announcer, successTerminationBehavior: .ignore)]
                     + edgeServices + metricsServices
+                    + (tracingService.map { [.init(service: $0)] } ?? [])
                     + extraServices.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -154,7 +158,18 @@ extension ServerHost {
             }
         }
         if metrics { _ = PrometheusExposition.bootstrap() }
+        if let endpoint = options.otlpEndpointChosen {
+            let settings = OTLPTraceExport.Settings(
+                endpoint: endpoint, serviceName: service, sampleRatio: try options.traceSampleRatioChosen())
+            let exporter = try OTLPTraceExport.bootstrap(settings, logger: Logger(label: "otel"))
+            tracingExporter.withLock { $0 = exporter }
+        }
     }
+
+    private static let tracingExporter = Mutex<(any Service)?>(nil)
+
+    /// The service that exports spans, once tracing is on (`--otlp-endpoint`); nil when off.
+    static var tracingService: (any Service)? { tracingExporter.withLock { $0 } }
 }
 
 /// The number of open connections on one port, as `rpc_server_connections{transport}`.

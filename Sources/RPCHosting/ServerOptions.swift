@@ -89,6 +89,20 @@ public struct ServerOptions: ParsableArguments {
     )
     public var metricsListen: String?
 
+    @Option(
+        name: .customLong("otlp-endpoint"),
+        help:
+            "Export traces over OTLP/HTTP to this collector, http://host:4318 (spans go to /v1/traces; OTEL_EXPORTER_OTLP_* variables apply too). Off unless given. Env: JFRAME_OTLP_ENDPOINT."
+    )
+    public var otlpEndpoint: String?
+
+    @Option(
+        name: .customLong("trace-sample-ratio"),
+        help:
+            "With --otlp-endpoint: the share of new traces recorded, 0 to 1 (default 1); a call that continues a caller's trace follows the caller's decision. Env: JFRAME_TRACE_SAMPLE_RATIO."
+    )
+    public var traceSampleRatio: Double?
+
     public init() {}
 
     public func validate() throws {
@@ -108,6 +122,25 @@ public struct ServerOptions: ParsableArguments {
         if let maxJsonDepth { try Self.checkJSONDepth(maxJsonDepth, "--max-json-depth") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format is text or json, got '\(logFormat)'") }
         if let metricsListen { _ = try Self.address(metricsListen, "--metrics-listen") }
+        if let traceSampleRatio, !(0...1).contains(traceSampleRatio) {
+            throw ValidationError("--trace-sample-ratio is 0 to 1, got \(traceSampleRatio)")
+        }
+        if let otlpEndpoint, !otlpEndpoint.hasPrefix("http://"), !otlpEndpoint.hasPrefix("https://") {
+            throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, got '\(otlpEndpoint)'")
+        }
+    }
+
+    /// The collector traces go to (`--otlp-endpoint`, else `JFRAME_OTLP_ENDPOINT`); nil: tracing off.
+    public var otlpEndpointChosen: String? { otlpEndpoint ?? Self.environment("JFRAME_OTLP_ENDPOINT") }
+
+    /// The share of new traces recorded (`--trace-sample-ratio`, else `JFRAME_TRACE_SAMPLE_RATIO`, else 1).
+    public func traceSampleRatioChosen() throws -> Double {
+        if let traceSampleRatio { return traceSampleRatio }
+        guard let text = Self.environment("JFRAME_TRACE_SAMPLE_RATIO") else { return 1 }
+        guard let ratio = Double(text), (0...1).contains(ratio) else {
+            throw ValidationError("JFRAME_TRACE_SAMPLE_RATIO is 0 to 1, got '\(text)'")
+        }
+        return ratio
     }
 
     private static func address(_ text: String, _ name: String) throws -> String {

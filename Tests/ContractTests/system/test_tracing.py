@@ -1,0 +1,176 @@
+"""Traces (`--otlp-endpoint`): W3C Trace Context continued across the services and exported over
+OTLP/HTTP to a collector written here from the OTLP specification (its JSON encoding, with the
+standard library's HTTP server), so no part of the check comes from the code under test."""
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import secrets
+import threading
+import time
+
+import httpx
+import pytest
+
+import jframe
+
+from processes import BrokerProcess, CommandService, QueryService, eur, open_request
+
+
+class Collector:
+    """An OTLP/HTTP receiver: POST /v1/traces with an ExportTraceServiceRequest in JSON."""
+
+    def __init__(self):
+        self.spans: list[dict] = []
+        self.requests = 0
+        lock = threading.Lock()
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ok = self.path == "/v1/traces" and self.headers.get("Content-Type", "").startswith("application/json")
+                if ok:
+                    request = json.loads(body)
+                    with lock:
+                        collector.requests += 1
+                        for resource in request.get("resourceSpans", []):
+                            service = next((a["value"].get("stringValue") for a in resource.get("resource", {}).get("attributes", [])
+                                            if a["key"] == "service.name"), None)
+                            for scope in resource.get("scopeSpans", []):
+                                for span in scope.get("spans", []):
+                                    collector.spans.append({**span, "service": service})
+                self.send_response(200 if ok else 415)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [span for span in list(self.spans) if predicate(span)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    def close(self):
+        self.server.shutdown()
+
+
+def hex_id(value: str) -> str:
+    """OTLP/JSON ids are hex by the specification; swift-otel's JSON encoder writes protobuf's
+    JSON mapping, base64: accept both (its default protocol, http/protobuf, has no such question)."""
+    if len(value) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    return base64.b64decode(value).hex()
+
+
+def kind(span: dict) -> str:
+    value = span.get("kind")
+    names = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+    return names.get(value, str(value).replace("SPAN_KIND_", ""))
+
+
+def attributes(span: dict) -> dict:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+
+@pytest.fixture
+def collector(monkeypatch):
+    running = Collector()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    yield running
+    running.close()
+
+
+def test_a_callers_trace_is_continued_across_the_services_and_exported(start_server, protocols, collector):
+    tracing = ("--otlp-endpoint", collector.endpoint)
+    broker = BrokerProcess(start_server, protocols, *tracing)
+    commands = CommandService(start_server, protocols, broker, *tracing)
+    queries = QueryService(start_server, protocols, broker, commands, *tracing, "--http2-listen", "127.0.0.1:0")
+    try:
+        commands.account("OpenAccount", open_request("acct-trace"))
+        queries.wait_caught_up()
+
+        # A jframe call carrying traceparent: the server span continues it.
+        trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+        connection = commands.running.connect()
+        reply = connection.unary("cqrs.commands.v1.BankAccounts/DepositFunds", {"accountId": "acct-trace", "amount": eur(5)},
+                                 metadata={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        assert reply.code == 0, reply.trailers
+        connection.close()
+        [deposit] = collector.wait_for(lambda s: hex_id(s["traceId"]) == trace_id and s["name"].endswith("/DepositFunds"))
+        assert hex_id(deposit["parentSpanId"]) == parent_id
+        assert kind(deposit) == "SERVER" and deposit["service"] == "command-service"
+        assert attributes(deposit)["rpc.system"] == "jframe"
+        assert attributes(deposit)["rpc.service"] == "cqrs.commands.v1.BankAccounts"
+        # The handling's own steps are its children.
+        collector.wait_for(lambda s: hex_id(s["traceId"]) == trace_id and s["name"] == "append")
+        inner = {s["name"]: s for s in collector.spans
+                 if hex_id(s["traceId"]) == trace_id and hex_id(s.get("parentSpanId", "")) == hex_id(deposit["spanId"])}
+        assert {"load", "decide", "append"} <= set(inner), sorted(inner)
+        assert attributes(inner["append"])["cqrs.stream"] == "BankAccount-acct-trace"
+
+        # A query whose minPosition is not applied shows its wait (here until its deadline).
+        trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+        connection = queries.running.connect()
+        waited = connection.unary("cqrs.queries.v1.Accounts/GetAccount", {"accountId": "acct-trace", "minPosition": "1000000"},
+                                  timeout_ms=400, metadata={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        connection.close()
+        assert waited.code == jframe.CODE["DEADLINE_EXCEEDED"], waited.trailers
+        [wait] = collector.wait_for(lambda s: hex_id(s["traceId"]) == trace_id and s["name"] == "wait for position")
+        [lookup] = [s for s in collector.spans if hex_id(s["traceId"]) == trace_id and s["name"].endswith("/GetAccount")]
+        assert hex_id(wait["parentSpanId"]) == hex_id(lookup["spanId"])
+        assert 0.2 < (int(wait["endTimeUnixNano"]) - int(wait["startTimeUnixNano"])) / 1e9 < 2
+        assert attributes(lookup)["rpc.jframe.status_code"] in (4, "4")
+
+        # A Rebuild through the HTTP/2 edge with the header: the query-service's server span, its
+        # client span for the command-service's ReadAll, and that call's server span there, one trace.
+        trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+        with httpx.Client(http1=False, http2=True, base_url=f"http://{queries.running.http2}", timeout=30) as edge:
+            answer = edge.post("/cqrs.queries.v1.ReadModels/Rebuild", content=b"\x00\x00\x00\x00\x02{}",
+                               headers={"content-type": "application/connect+json", "traceparent": f"00-{trace_id}-{parent_id}-01"})
+            assert answer.status_code == 200, answer.text
+        in_trace = lambda s: hex_id(s["traceId"]) == trace_id  # noqa: E731
+        collector.wait_for(lambda s: in_trace(s) and s["service"] == "command-service")
+        time.sleep(0.5)  # the rest of the trace's batch
+        spans = [s for s in collector.spans if in_trace(s)]
+        [rebuild] = [s for s in spans if s["name"] == "cqrs.queries.v1.ReadModels/Rebuild"]
+        assert hex_id(rebuild["parentSpanId"]) == parent_id and kind(rebuild) == "SERVER" and rebuild["service"] == "query-service"
+        calls = [s for s in spans if s["name"] == "cqrs.commands.v1.EventStore/ReadAll" and kind(s) == "CLIENT"]
+        assert calls and all(hex_id(c["parentSpanId"]) == hex_id(rebuild["spanId"]) for c in calls)
+        served = [s for s in spans if s["name"] == "cqrs.commands.v1.EventStore/ReadAll" and kind(s) == "SERVER"]
+        assert served and {hex_id(s["parentSpanId"]) for s in served} <= {hex_id(c["spanId"]) for c in calls}
+        assert all(s["service"] == "command-service" for s in served)
+
+        # Without traceparent a call starts a trace of its own.
+        connection = queries.running.connect()
+        assert connection.unary("cqrs.queries.v1.Accounts/GetAccount", {"accountId": "acct-trace"}).code == 0
+        connection.close()
+        [lookup] = collector.wait_for(lambda s: s["name"] == "cqrs.queries.v1.Accounts/GetAccount" and not s.get("parentSpanId"))
+        assert hex_id(lookup["traceId"]) != trace_id and kind(lookup) == "SERVER"
+    finally:
+        for part in (queries, commands, broker):
+            part.cleanup()
+
+
+def test_a_bad_otlp_endpoint_is_refused_at_start():
+    import subprocess
+    from conftest import BIN_DIR
+    done = subprocess.run([str(BIN_DIR / "rpc-testserver"), "--listen", "127.0.0.1:0", "--otlp-endpoint", "collector:4318"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "--otlp-endpoint must be an http:// or https:// URL" in done.stderr
+    done = subprocess.run([str(BIN_DIR / "rpc-testserver"), "--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:9",
+                           "--trace-sample-ratio", "2"], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "--trace-sample-ratio is 0 to 1" in done.stderr
+
