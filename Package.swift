@@ -73,7 +73,7 @@ let package = Package(
         // The RPC model: frames and envelopes, status codes, metadata, deadlines, the router,
         // interceptors and the per-connection call multiplexers. No NIO: transports plug in.
         .target(
-            name: "RPCCore", dependencies: ["JSONCoding", "WallTime", "MetricsSupport", logging, metrics, tracing, lifecycle],
+            name: "RPCCore", dependencies: ["JSONCoding", "WallTime", "MetricsSupport", "TracingSupport", logging, metrics, tracing, lifecycle],
             swiftSettings: settings),
         // What our modules share on top of swift-metrics: labeled metrics made once and kept,
         // and sources whose gauges are read off their state when scraped.

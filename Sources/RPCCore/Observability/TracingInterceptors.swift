@@ -1,4 +1,5 @@
 import Tracing
+import TracingSupport
 
 /// Continues the caller's trace, or starts one, with a server span per call (W3C Trace Context:
 /// `traceparent` and `tracestate` in the call's metadata; on the HTTP/2 edge the request's headers
@@ -20,7 +21,7 @@ public struct TracingServerInterceptor: ServerInterceptor {
             span.attributes["rpc.service"] = context.method.service
             span.attributes["rpc.method"] = context.method.method
             do {
-                try await next(context)
+                try await Traced.$recording.withValue(span.isRecording) { try await next(context) }
                 span.attributes["rpc.jframe.status_code"] = 0
             } catch {
                 let code = ServerConnection.statusCode(for: error)
