@@ -62,6 +62,24 @@ class Collector:
                 return found
             time.sleep(0.1)
 
+    def tree(self, trace_id: str) -> str:
+        """One trace as an indented tree: service, kind, name, duration; children by start time."""
+        spans = [s for s in list(self.spans) if hex_id(s["traceId"]) == trace_id]
+        ids = {hex_id(s["spanId"]) for s in spans}
+        children: dict[str, list[dict]] = {}
+        for span in spans:
+            parent = hex_id(span["parentSpanId"]) if span.get("parentSpanId") else ""
+            children.setdefault(parent if parent in ids else "", []).append(span)
+        lines: list[str] = []
+
+        def walk(parent: str, depth: int):
+            for span in sorted(children.get(parent, []), key=lambda s: int(s["startTimeUnixNano"])):
+                took = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+                lines.append(f"{'  ' * depth}{span['service']:<16} {kind(span):<8} {span['name']}  {took:.2f} ms")
+                walk(hex_id(span["spanId"]), depth + 1)
+        walk("", 0)
+        return "\n".join(lines)
+
     def close(self):
         self.server.shutdown()
 
@@ -120,6 +138,7 @@ def test_a_callers_trace_is_continued_across_the_services_and_exported(start_ser
                  if hex_id(s["traceId"]) == trace_id and hex_id(s.get("parentSpanId", "")) == hex_id(deposit["spanId"])}
         assert {"load", "decide", "append"} <= set(inner), sorted(inner)
         assert attributes(inner["append"])["cqrs.stream"] == "BankAccount-acct-trace"
+        print(collector.tree(trace_id))  # what the README shows (pytest -s)
 
         # A query whose minPosition is not applied shows its wait (here until its deadline).
         trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
@@ -143,7 +162,9 @@ def test_a_callers_trace_is_continued_across_the_services_and_exported(start_ser
             assert answer.status_code == 200, answer.text
         in_trace = lambda s: hex_id(s["traceId"]) == trace_id  # noqa: E731
         collector.wait_for(lambda s: in_trace(s) and s["service"] == "command-service")
-        time.sleep(0.5)  # the rest of the trace's batch
+        # The rebuild also asks the broker where its topics start (DescribeTopic): the third service.
+        assert collector.wait_for(lambda s: in_trace(s) and s["service"] == "broker"), "the broker's spans joined the trace"
+        time.sleep(0.5)  # the rest of the trace's batches
         spans = [s for s in collector.spans if in_trace(s)]
         [rebuild] = [s for s in spans if s["name"] == "cqrs.queries.v1.ReadModels/Rebuild"]
         assert hex_id(rebuild["parentSpanId"]) == parent_id and kind(rebuild) == "SERVER" and rebuild["service"] == "query-service"
@@ -152,6 +173,10 @@ def test_a_callers_trace_is_continued_across_the_services_and_exported(start_ser
         served = [s for s in spans if s["name"] == "cqrs.commands.v1.EventStore/ReadAll" and kind(s) == "SERVER"]
         assert served and {hex_id(s["parentSpanId"]) for s in served} <= {hex_id(c["spanId"]) for c in calls}
         assert all(s["service"] == "command-service" for s in served)
+        described = [s for s in spans if s["service"] == "broker"]
+        assert described and all(s["name"] == "cqrs.broker.v1.Broker/DescribeTopic" and kind(s) == "SERVER" for s in described)
+        assert {hex_id(s["parentSpanId"]) for s in described} <= {hex_id(c["spanId"]) for c in spans if kind(c) == "CLIENT"}
+        print(collector.tree(trace_id))
 
         # Without traceparent a call starts a trace of its own.
         connection = queries.running.connect()
