@@ -40,6 +40,9 @@ public enum EventChecksum {
         add(event.correlationId)
         add(event.causationId)
         event.data.withUnsafeBytes { add($0) }
+        // Added with the column (schema version 5): only when present, so the rows stored
+        // before it, and every row without a trace, keep the checksum they were stored with.
+        if let traceParent = event.traceParent { add(traceParent) }
         return Int64(crc)
     }
 

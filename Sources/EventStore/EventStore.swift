@@ -46,14 +46,22 @@ public struct NewEvent: Sendable, Hashable {
     public var data: [UInt8]
     public var correlationId: String?
     public var causationId: String?
+    /// The W3C `traceparent` of the span that made the event (its command's, when traced), so the
+    /// relay's publish and the read models' apply join that trace. Not part of the event's
+    /// content: a retry carrying another trace is still the same event.
+    public var traceParent: String?
 
-    public init(eventId: String, type: String, schemaVersion: Int = 1, data: [UInt8], correlationId: String? = nil, causationId: String? = nil) {
+    public init(
+        eventId: String, type: String, schemaVersion: Int = 1, data: [UInt8], correlationId: String? = nil, causationId: String? = nil,
+        traceParent: String? = nil
+    ) {
         self.eventId = eventId
         self.type = type
         self.schemaVersion = schemaVersion
         self.data = data
         self.correlationId = correlationId
         self.causationId = causationId
+        self.traceParent = traceParent
     }
 }
 
@@ -73,10 +81,12 @@ public struct RecordedEvent: Sendable, Hashable {
     public var causationId: String?
     /// JSON, exactly as appended.
     public var data: [UInt8]
+    /// The W3C `traceparent` it was appended with (see `NewEvent.traceParent`).
+    public var traceParent: String?
 
     public init(
         eventId: String, streamId: String, type: String, schemaVersion: Int, streamVersion: Int64, position: Int64, recordedAt: Int64,
-        correlationId: String?, causationId: String?, data: [UInt8]
+        correlationId: String?, causationId: String?, data: [UInt8], traceParent: String? = nil
     ) {
         self.eventId = eventId
         self.streamId = streamId
@@ -88,6 +98,7 @@ public struct RecordedEvent: Sendable, Hashable {
         self.correlationId = correlationId
         self.causationId = causationId
         self.data = data
+        self.traceParent = traceParent
     }
 }
 

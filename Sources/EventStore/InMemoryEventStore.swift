@@ -49,7 +49,7 @@ public final class InMemoryEventStore: EventStore {
                     RecordedEvent(
                         eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion,
                         streamVersion: next, position: Int64(index + 1), recordedAt: now, correlationId: event.correlationId,
-                        causationId: event.causationId, data: event.data))
+                        causationId: event.causationId, data: event.data, traceParent: event.traceParent))
                 state.byEventId[event.eventId] = index
                 state.streams[request.streamId, default: []].append(index)
             }

@@ -178,6 +178,10 @@ public final class SQLiteEventStore: EventStore {
             // Version 4 keeps a digest of each command with its result (see AppendRequest.commandDigest).
             try db.transaction { try db.execute("ALTER TABLE commands ADD COLUMN digest TEXT NOT NULL DEFAULT ''; PRAGMA user_version = 4;") }
         }
+        if version < 5 {
+            // Version 5 keeps the trace context each event was appended in (NewEvent.traceParent).
+            try db.transaction { try db.execute("ALTER TABLE events ADD COLUMN trace_parent TEXT; PRAGMA user_version = 5;") }
+        }
     }
 
     /// Version 3 stores a checksum with each event (`EventChecksum`), computed here for the events
@@ -187,8 +191,10 @@ public final class SQLiteEventStore: EventStore {
             try db.execute("ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0")
             var after: Int64 = 0
             while true {
+                // The columns of version 3: trace_parent comes with version 5.
                 let page = try db.query(
-                    "SELECT \(eventColumns) FROM events WHERE position > ? ORDER BY position LIMIT 1000", .integer(after), row: uncheckedEvent)
+                    "SELECT \(eventColumnsBeforeVersion5), NULL FROM events WHERE position > ? ORDER BY position LIMIT 1000", .integer(after),
+                    row: uncheckedEvent)
                 guard let last = page.last else { break }
                 for event in page {
                     try db.run("UPDATE events SET checksum = ? WHERE position = ?", .integer(EventChecksum.of(event)), .integer(event.position))
@@ -394,17 +400,17 @@ public final class SQLiteEventStore: EventStore {
             let stored = RecordedEvent(
                 eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion, streamVersion: next,
                 position: position, recordedAt: recordedAt, correlationId: event.correlationId, causationId: event.causationId,
-                data: event.data)
+                data: event.data, traceParent: event.traceParent)
             try writer.run(
                 """
                 INSERT INTO events(position, event_id, stream_id, stream_version, type, schema_version, recorded_at, correlation_id,
-                    causation_id, data, checksum)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    causation_id, data, trace_parent, checksum)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 .integer(position), .text(event.eventId), .text(request.streamId), .integer(next), .text(event.type),
                 .integer(Int64(event.schemaVersion)), .integer(recordedAt), event.correlationId.map(SQLiteValue.text) ?? .null,
                 event.causationId.map(SQLiteValue.text) ?? .null, .text(String(decoding: event.data, as: UTF8.self)),
-                .integer(EventChecksum.of(stored)))
+                event.traceParent.map(SQLiteValue.text) ?? .null, .integer(EventChecksum.of(stored)))
         }
         if let commandId = request.commandId {
             try writer.run(
@@ -416,22 +422,23 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: Reads
 
-    static let eventColumns =
+    static let eventColumnsBeforeVersion5 =
         "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data"
+    static let eventColumns = eventColumnsBeforeVersion5 + ", trace_parent"
     static let checkedEventColumns = eventColumns + ", checksum"
 
     static func uncheckedEvent(_ row: SQLiteStatement) -> RecordedEvent {
         RecordedEvent(
             eventId: row.text(0), streamId: row.text(1), type: row.text(2), schemaVersion: Int(row.int64(3)), streamVersion: row.int64(4),
             position: row.int64(5), recordedAt: row.int64(6), correlationId: row.optionalText(7), causationId: row.optionalText(8),
-            data: row.bytes(9))
+            data: row.bytes(9), traceParent: row.optionalText(10))
     }
 
     /// An event read with `checkedEventColumns`, its checksum verified: a damaged row is never
     /// served (DATA_LOSS naming it).
     static func recordedEvent(_ row: SQLiteStatement) throws -> RecordedEvent {
         let event = uncheckedEvent(row)
-        let stored = row.int64(10)
+        let stored = row.int64(11)
         guard EventChecksum.of(event) == stored else { throw EventChecksum.damaged(event, stored: stored) }
         return event
     }

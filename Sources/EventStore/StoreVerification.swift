@@ -94,7 +94,7 @@ extension SQLiteEventStore: VerifiableEventStore {
                     try db.query(
                         "SELECT \(Self.checkedEventColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?", .integer(after),
                         .integer(Int64(pageSize))
-                    ) { (Self.uncheckedEvent($0), $0.int64(10)) }
+                    ) { (Self.uncheckedEvent($0), $0.int64(11)) }
                 }
             } catch {
                 report.report("events after position \(after) cannot be read: \(error)")

@@ -45,7 +45,7 @@ struct AppendBatchPlan {
             let stored = RecordedEvent(
                 eventId: event.eventId, streamId: request.streamId, type: event.type, schemaVersion: event.schemaVersion,
                 streamVersion: streamVersion, position: head, recordedAt: recordedAt, correlationId: event.correlationId,
-                causationId: event.causationId, data: event.data)
+                causationId: event.causationId, data: event.data, traceParent: event.traceParent)
             newEvents.append(stored)
             events[event.eventId] = stored
         }

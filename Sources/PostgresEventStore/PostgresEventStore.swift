@@ -395,7 +395,7 @@ public final class PostgresEventStore: EventStore {
         let events = plan.newEvents
         guard !events.isEmpty else { return }
         let commands = plan.newCommands
-        var binds = PostgresBindings(capacity: 19)
+        var binds = PostgresBindings(capacity: 21)
         binds.append(events.map(\.position))
         binds.append(events.map(\.eventId))
         binds.append(events.map(\.streamId))
@@ -410,6 +410,8 @@ public final class PostgresEventStore: EventStore {
         binds.append(events.map { $0.causationId != nil })
         binds.append(events.map { ByteBuffer(bytes: $0.data) })
         binds.append(events.map { EventChecksum.of($0) })
+        binds.append(events.map { $0.traceParent ?? "" })
+        binds.append(events.map { $0.traceParent != nil })
         binds.append(commands.map(\.commandId))
         binds.append(commands.map(\.result.streamId))
         binds.append(commands.map(\.result.version))
@@ -421,15 +423,15 @@ public final class PostgresEventStore: EventStore {
                 unsafeSQL: """
                     WITH appended AS (
                         INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
-                            correlation_id, causation_id, data, checksum)
-                        SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k
+                            correlation_id, causation_id, data, checksum, trace_parent)
+                        SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k, CASE WHEN htp THEN tp END
                         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[],
-                            $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[])
-                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k)),
+                            $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[], $14::text[], $15::bool[])
+                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k, tp, htp)),
                     remembered AS (
                         INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
-                        SELECT * FROM unnest($14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::text[]))
-                    UPDATE \(tables.head) SET position = $19
+                        SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]))
+                    UPDATE \(tables.head) SET position = $21
                     """,
                 binds: binds),
             logger: logger)
@@ -438,7 +440,7 @@ public final class PostgresEventStore: EventStore {
     // MARK: Reads
 
     private static let eventColumns =
-        "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data, checksum"
+        "event_id, stream_id, type, schema_version, stream_version, position, recorded_at, correlation_id, causation_id, data, checksum, trace_parent"
 
     /// Events matching `condition`, each checked against its checksum: a damaged row is never served.
     private static func events(
@@ -458,12 +460,14 @@ public final class PostgresEventStore: EventStore {
             PostgresQuery(unsafeSQL: "SELECT \(eventColumns) FROM \(tables.events) WHERE \(condition)", binds: binds), logger: logger)
         var events: [(RecordedEvent, Int64)] = []
         for try await row in rows {
-            let (eventId, streamId, type, schemaVersion, streamVersion, position, recordedAt, correlationId, causationId, data, checksum) =
-                try row.decode((String, String, String, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer, Int64).self)
+            let (
+                eventId, streamId, type, schemaVersion, streamVersion, position, recordedAt, correlationId, causationId, data, checksum, traceParent
+            ) =
+                try row.decode((String, String, String, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer, Int64, String?).self)
             let event = RecordedEvent(
                 eventId: eventId, streamId: streamId, type: type, schemaVersion: Int(schemaVersion), streamVersion: streamVersion,
                 position: position, recordedAt: recordedAt, correlationId: correlationId, causationId: causationId,
-                data: Array(data.readableBytesView))
+                data: Array(data.readableBytesView), traceParent: traceParent)
             events.append((event, checksum))
         }
         return events

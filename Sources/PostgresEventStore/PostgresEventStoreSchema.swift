@@ -62,7 +62,9 @@ enum PostgresEventStoreSchema {
                 // The one row every appending transaction locks first (see PostgresEventStore).
                 "CREATE TABLE \(tables.head)(only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), position BIGINT NOT NULL)",
                 "INSERT INTO \(tables.head)(position) VALUES (0)",
-            ]
+            ],
+            // 2: the trace context each event was appended in (NewEvent.traceParent).
+            ["ALTER TABLE \(tables.events) ADD COLUMN trace_parent TEXT"],
         ]
     }
 

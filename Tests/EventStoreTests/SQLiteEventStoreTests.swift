@@ -175,10 +175,11 @@ import Testing
             store.close()
         }
         // Put the file back the way version 1 left it: a `streams` table beside the events, and
-        // no checksums (version 3), no command digests (version 4).
+        // no checksums (version 3), no command digests (version 4), no trace context (version 5).
         let old = try SQLiteConnection(path: path)
         try old.execute(
             """
+            ALTER TABLE events DROP COLUMN trace_parent;
             ALTER TABLE events DROP COLUMN checksum;
             ALTER TABLE commands DROP COLUMN digest;
             CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
@@ -187,14 +188,17 @@ import Testing
             """)
         let store = try SQLiteEventStore(path: path)
         defer { store.close() }
-        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 4)
+        #expect(try store.writer.first("PRAGMA user_version") { $0.int64(0) } == 5)
         #expect(try store.writer.first("SELECT count(*) FROM sqlite_master WHERE name = 'streams'") { $0.int64(0) } == 0)
         #expect(try await store.readAll(fromPosition: 1, maxCount: 10).count == 3, "the old events got checksums that verify")
         #expect(try await store.streamVersion("a") == 2)
         #expect(try await store.streamVersion("b") == 1)
         #expect(try await store.streamVersion("c") == 0)
-        let next = try await store.append(AppendRequest(streamId: "a", expected: .exact(2), events: [event()]))
+        var traced = event()
+        traced.traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let next = try await store.append(AppendRequest(streamId: "a", expected: .exact(2), events: [traced]))
         #expect(next.version == 3)
+        #expect(try await store.readAll(fromPosition: 4, maxCount: 1).first?.traceParent == traced.traceParent)
         await #expect(throws: EventStoreError.self) {
             try await store.append(AppendRequest(streamId: "b", expected: .exact(0), events: [event()]))
         }

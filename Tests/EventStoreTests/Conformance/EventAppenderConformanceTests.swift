@@ -70,6 +70,22 @@ import Testing
         #expect(try await store.streamVersion("R-1") == 2)
     }
 
+    @Test(arguments: StoreKind.allCases) func theTraceContextIsStoredButIsNotTheEventsContent(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try await kind.make(in: dir)
+        var traced = event("t1")
+        traced.traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let first = try await store.append(AppendRequest(streamId: "T-1", expected: .noStream, events: [traced, event("t2")]))
+        let stored = try await store.readStream("T-1", fromVersion: 1, maxCount: 10)
+        #expect(stored.map(\.traceParent) == [traced.traceParent, nil])
+        #expect(try await store.readAll(fromPosition: 1, maxCount: 10).map(\.traceParent) == [traced.traceParent, nil])
+        // A retry from another trace (a client's second attempt) is the same append.
+        traced.traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        let retry = try await store.append(AppendRequest(streamId: "T-1", expected: .noStream, events: [traced, event("t2")]))
+        #expect(retry == AppendResult(streamId: "T-1", version: first.version, position: first.position, duplicate: true))
+    }
+
     @Test(arguments: StoreKind.allCases) func theSameEventIdsAgainAppendNothing(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
