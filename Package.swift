@@ -165,7 +165,7 @@ let package = Package(
         ),
         // The broker's RPC service: cqrs.broker.v1.Broker over BrokerCore.
         .target(
-            name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore", "MetricsSupport", metrics],
+            name: "BrokerService", dependencies: ["BrokerCore", "LogStorage", "Contracts", "RPCCore", "MetricsSupport", "TracingSupport", metrics],
             swiftSettings: settings),
         // What services use to talk to the broker: a batching idempotent producer, a group
         // consumer, and the event bus over both.
@@ -202,7 +202,8 @@ let package = Package(
             swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(
-            name: "Outbox", dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", logging, lifecycle, crypto],
+            name: "Outbox",
+            dependencies: ["EventBus", "EventStore", "Domain", "Checksums", "WallTime", "TracingSupport", logging, lifecycle, crypto],
             swiftSettings: settings),
         // The RPC face of the write side: cqrs.commands.v1 over the mediator and the event store.
         .target(

@@ -2,6 +2,7 @@ import BrokerCore
 import Contracts
 import LogStorage
 import RPCCore
+import TracingSupport
 
 public typealias BrokerAPI = CqrsBrokerV1
 
@@ -109,8 +110,10 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
                 key: record.key, value: record.value?.bytes,
                 headers: record.headers ?? [:], timestamp: record.timestamp.map(Int64.init), partition: record.partition)
         }
-        let outcome = try await broker.produce(
-            topic: request.topic, records: records, producerId: request.producerId, sequences: sequences)
+        // The durable append (with its wait for the partition's fsync) as a span of its own.
+        let outcome = try await Traced.span("append", attributes: [("messaging.destination.name", request.topic)]) {
+            try await broker.produce(topic: request.topic, records: records, producerId: request.producerId, sequences: sequences)
+        }
         if !outcome.duplicate { BrokerTraffic.shared.produced(records, topic: request.topic) }
         return BrokerAPI.ProduceResponse(
             results: outcome.positions.map { BrokerAPI.RecordPosition(partition: $0.partition, offset: $0.offset) },

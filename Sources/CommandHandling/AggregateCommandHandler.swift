@@ -59,10 +59,11 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
             guard !events.isEmpty else {
                 return CommandResult(aggregateId: command.aggregateId, streamId: streamId, version: version, position: 0, duplicate: false)
             }
+            let traceParent = Traced.currentTraceParent
             let request = AppendRequest(
                 streamId: streamId, expected: version == 0 ? .noStream : .exact(version),
-                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock.nowMilliseconds()) }, commandId: context.commandId,
-                commandDigest: context.commandDigest)
+                events: try events.map { try Self.newEvent($0, context: context, nowMs: clock.nowMilliseconds(), traceParent: traceParent) },
+                commandId: context.commandId, commandDigest: context.commandDigest)
             do {
                 let appended = try await Traced.span("append", attributes: [("cqrs.stream", streamId)]) {
                     try await repository.store.append(request)
@@ -92,12 +93,14 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
         }
     }
 
-    static func newEvent(_ event: any DomainEvent, context: CommandContext, nowMs: Int64) throws -> NewEvent {
+    /// The event as stored: a new id, the command as its cause, and the command's trace (its call's
+    /// span, when recorded) so that the event's publish and apply join the command's trace.
+    static func newEvent(_ event: any DomainEvent, context: CommandContext, nowMs: Int64, traceParent: String?) throws -> NewEvent {
         let encoded = try EventTypeRegistry.encode(event)
         var random = SystemRandomNumberGenerator()
         return NewEvent(
             eventId: UUIDv7.make(nowMs: nowMs, using: &random), type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data,
-            correlationId: context.correlationId, causationId: context.commandId)
+            correlationId: context.correlationId, causationId: context.commandId, traceParent: traceParent)
     }
 
     static func commandError(_ error: EventStoreError) -> CommandError {

@@ -6,6 +6,7 @@ public import EventStore
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TracingSupport
 import WallTime
 
 /// Publishes the event store to the bus: the store is the outbox.
@@ -23,8 +24,10 @@ import WallTime
 /// Records follow the CloudEvents Kafka binding in binary mode: the value is the event's JSON
 /// and the attributes are `ce_*` headers (`ce_id`, `ce_type`, `ce_subject` = stream id,
 /// `ce_time`, plus `ce_position`, `ce_streamversion`, `ce_schemaversion`, `ce_correlationid`,
-/// `ce_causationid`), and `cqrs_signature`: an HMAC-SHA256, with a key only the command-service
-/// holds, of the event's position, id, stream and version. The relay trusts a topic's records as
+/// `ce_causationid`), `traceparent` for an event appended in a recorded trace (W3C Trace
+/// Context: the relay's `publish <topic>` span, child of the command's), and `cqrs_signature`:
+/// an HMAC-SHA256, with a key only the command-service holds, of the event's position, id,
+/// stream and version. The relay trusts a topic's records as
 /// its own (to skip them on a replay, and to compare them with the store: see `check`) only when
 /// their signature verifies, so a record anyone else produced can neither hide a real event nor
 /// pass for evidence that the store lost one.
@@ -208,10 +211,23 @@ public final class OutboxRelay: Service, Sendable {
                         metadata: ["topic": "\(topic)", "skipped": "\(byTopic[topic]!.count - pending.count)"])
                 }
                 guard !pending.isEmpty else { continue }
-                let records = pending.map { event in
-                    Self.record(for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId, signingKey: options.signingKey)
+                let signingKey = options.signingKey
+                group.addTask {
+                    // The publish joins the trace of the batch's first traced event and links
+                    // the others; each traced event's record carries the publish's context on.
+                    try await Traced.messaging(
+                        "publish \(topic)", kind: .producer, traceParents: pending.compactMap(\.traceParent),
+                        attributes: [("messaging.system", "jframe"), ("messaging.operation.type", "send"), ("messaging.destination.name", topic)]
+                    ) {
+                        let publishing = Traced.currentTraceParent
+                        let records = pending.map { event in
+                            Self.record(
+                                for: event, key: splitStreamId(event.streamId)?.aggregateId ?? event.streamId, signingKey: signingKey,
+                                traceParent: event.traceParent == nil ? nil : publishing)
+                        }
+                        try await producer.send(records)
+                    }
                 }
-                group.addTask { try await producer.send(records) }
             }
             try await group.waitForAll()
         }
@@ -242,7 +258,9 @@ public final class OutboxRelay: Service, Sendable {
         return topics[category] ?? category
     }
 
-    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil) -> OutgoingRecord {
+    /// The event as a record; `traceParent` (the publish's span context) goes out as the W3C
+    /// `traceparent` header, which the read models' apply continues.
+    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil, traceParent: String? = nil) -> OutgoingRecord {
         var headers = [
             "ce_specversion": "1.0",
             "ce_id": event.eventId,
@@ -257,6 +275,7 @@ public final class OutboxRelay: Service, Sendable {
         ]
         if let correlationId = event.correlationId { headers["ce_correlationid"] = correlationId }
         if let causationId = event.causationId { headers["ce_causationid"] = causationId }
+        if let traceParent { headers["traceparent"] = traceParent }
         if let signingKey {
             headers[Self.signatureHeader] = signature(
                 position: event.position, eventId: event.eventId, streamId: event.streamId, streamVersion: event.streamVersion, key: signingKey)

@@ -3,6 +3,7 @@ import Logging
 import ReadModels
 import ServiceLifecycle
 import Synchronization
+import TracingSupport
 import WallTime
 
 /// Keeps the read models up to date from the event bus: one consumer-group member per event topic,
@@ -103,7 +104,18 @@ public final class Projection: Service, Sendable {
                 let member = Task {
                     try await subscription.run { records in
                         guard let first = records.first else { return }
-                        try await self.store.apply(topic: first.topic, partition: first.partition, records: records.map(Self.incoming))
+                        // Joins the trace of the batch's first traced record (its publish) and
+                        // links every traced record's publish.
+                        try await Traced.messaging(
+                            "apply \(first.topic)", kind: .consumer, traceParents: records.compactMap { $0.headers["traceparent"] },
+                            attributes: [
+                                ("messaging.system", "jframe"), ("messaging.operation.type", "process"),
+                                ("messaging.destination.name", first.topic), ("messaging.destination.partition.id", "\(first.partition)"),
+                                ("messaging.consumer.group.name", self.options.group),
+                            ]
+                        ) {
+                            try await self.store.apply(topic: first.topic, partition: first.partition, records: records.map(Self.incoming))
+                        }
                         self.state.withLock {
                             $0.brokerConnected = true
                             $0.lastError = nil

@@ -19,8 +19,13 @@ public struct ClientSecurity: Sendable {
     public func client(address: String) throws -> RPCClient {
         let transport = try TCPClientTransport(address: address, tls: try trust?.makeClientContext())
         var interceptors: [any ClientInterceptor] = token.map { [BearerTokenClientInterceptor(token: $0)] } ?? []
-        // With tracing on (--otlp-endpoint), calls made inside a trace carry it on.
-        if ServerHost.tracingService != nil { interceptors.insert(TracingClientInterceptor(), at: 0) }
+        // With tracing on (--otlp-endpoint), calls made inside a trace carry it on; a client
+        // tool's calls (ClientTracing) start one each.
+        if ServerHost.tracingService != nil {
+            interceptors.insert(TracingClientInterceptor(), at: 0)
+        } else if ClientTracing.isOn {
+            interceptors.insert(TracingClientInterceptor(startsTraces: true), at: 0)
+        }
         return RPCClient(transport: transport, interceptors: interceptors)
     }
 
@@ -44,13 +49,30 @@ public struct ClientSecurityOptions: ParsableArguments, Sendable {
     @Flag(help: "Speak TLS, trusting the system's root certificates (implied by --tls-ca).")
     public var tls = false
 
+    @Option(
+        name: .customLong("otlp-endpoint"),
+        help:
+            "Trace each call: send its CLIENT span to this OTLP/HTTP collector (http://host:4318); the servers continue the trace. Env: CQRS_OTLP_ENDPOINT."
+    )
+    public var otlpEndpoint: String?
+
     public init() {}
 
     public var security: ClientSecurity {
         ClientSecurity.resolve(token: token, tokenVariable: "CQRS_TOKEN", ca: tlsCA, caVariable: "CQRS_TLS_CA", tls: tls)
     }
 
-    public func client(address: String) throws -> RPCClient { try security.client(address: address) }
+    /// A client of `address`; with `--otlp-endpoint`, tracing is started first (the tool calls
+    /// `ClientTracing.finish` before it exits).
+    public func client(address: String) throws -> RPCClient {
+        if let endpoint = otlpEndpoint ?? Environment.string("CQRS_OTLP_ENDPOINT") {
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+                throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, got '\(endpoint)'")
+            }
+            try ClientTracing.start(endpoint: endpoint, serviceName: "cqrs")
+        }
+        return try security.client(address: address)
+    }
 }
 
 /// A service's `--upstream-token` and `--upstream-tls-ca`: how it calls the services it depends

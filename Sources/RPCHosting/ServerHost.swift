@@ -132,10 +132,11 @@ public enum ServerHost {
 extension ServerHost {
     private static let observabilityBootstrapped = Mutex(false)
 
-    /// Sends logs to stderr at the level and in the format the options give and, with
-    /// `--metrics-listen`, installs the Prometheus registry as the metrics backend. Once per
-    /// process; binaries that need a logger before `run` (to open their storage) call it first,
-    /// so what they record from the start lands in the registry too.
+    /// Sends logs to stderr at the level and in the format the options give; with
+    /// `--metrics-listen`, installs the Prometheus registry as the metrics backend; with
+    /// `--otlp-endpoint`, installs the exporting tracer (its service runs in `run`'s group). Once
+    /// per process; binaries that need a logger before `run` (to open their storage) call it
+    /// first, so what they record from the start lands in the registry too.
     public static func bootstrapObservability(_ options: ServerOptions, service: String) throws {
         let format = try options.logFormatChosen()
         let metrics = try options.metricsListenAddress() != nil

@@ -337,7 +337,22 @@ struct Groups: AsyncParsableCommand {
 
 /// The CLI runs on Swift's own executor: one call at a time needs no event-loop tricks, and a
 /// client tool must not install runtime hooks (`ConcurrencyOnEventLoops` is for servers).
+/// ArgumentParser's own `main` exits on an error at once; this one first sends the spans of
+/// `--otlp-endpoint`.
 @main
 enum Entry {
-    static func main() async { await CQRS.main() }
+    static func main() async {
+        do {
+            var command = try CQRS.parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            await ClientTracing.finish()
+            CQRS.exit(withError: error)
+        }
+        await ClientTracing.finish()
+    }
 }

@@ -41,16 +41,23 @@ public struct TracingServerInterceptor: ServerInterceptor {
 
 /// Carries the current trace to the server: within a traced operation (a server span, a span
 /// of the caller's own), each call gets a client span whose context goes out as `traceparent`
-/// in the call's metadata. Calls made outside any trace (a consumer's long polls, a relay's
-/// background publishing) start none, so idle work does not fill the tracing backend.
+/// in the call's metadata. In a service, calls made outside any trace (a consumer's long polls,
+/// a relay's background publishing) start none, so idle work does not fill the tracing backend;
+/// a client tool's calls (`startsTraces`) each start one.
 public struct TracingClientInterceptor: ClientInterceptor {
-    public init() {}
+    /// Whether a call made outside any trace starts one.
+    public var startsTraces: Bool
+
+    public init(startsTraces: Bool = false) {
+        self.startsTraces = startsTraces
+    }
 
     public func intercept<Result: Sendable>(
         context: ClientContext, next: @Sendable (ClientContext) async throws -> Result
     ) async throws -> Result {
-        guard let current = ServiceContext.current, current.hasTraceParent else { return try await next(context) }
-        return try await withSpan(context.method.fullName, context: current, ofKind: .client) { span in
+        let current = ServiceContext.current.flatMap { $0.hasTraceParent ? $0 : nil }
+        guard current != nil || startsTraces else { return try await next(context) }
+        return try await withSpan(context.method.fullName, context: current ?? .topLevel, ofKind: .client) { span in
             span.attributes["rpc.system"] = "jframe"
             span.attributes["rpc.service"] = context.method.service
             span.attributes["rpc.method"] = context.method.method

@@ -189,6 +189,70 @@ def test_a_callers_trace_is_continued_across_the_services_and_exported(start_ser
             part.cleanup()
 
 
+def test_one_deposit_from_the_cli_is_one_trace_through_the_store_the_relay_the_broker_and_the_read_models(
+        start_server, protocols, collector):
+    """The CLI's call, the command-service's handling, the relay's publish of the stored event,
+    the broker's append and the query-service's apply: one trace, each span the child of the one
+    before, the apply also linked to the publish (OpenTelemetry's messaging conventions)."""
+    import subprocess
+    from conftest import BIN_DIR
+    tracing = ("--otlp-endpoint", collector.endpoint)
+    broker = BrokerProcess(start_server, protocols, *tracing)
+    commands = CommandService(start_server, protocols, broker, *tracing)
+    queries = QueryService(start_server, protocols, broker, commands, *tracing)
+    try:
+        commands.account("OpenAccount", open_request("acct-cli-trace"))
+        queries.wait_caught_up()
+        done = subprocess.run([str(BIN_DIR / "cqrs"), "accounts", "deposit", "acct-cli-trace", "--amount-minor", "700", "--json",
+                               "--commands", f"{commands.running.host}:{commands.running.port}", "--otlp-endpoint", collector.endpoint],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        position = int(json.loads(done.stdout)["position"])
+
+        # The CLI sent its span before it exited: the root of the trace.
+        [call] = collector.wait_for(lambda s: s["service"] == "cqrs" and s["name"].endswith("/DepositFunds"), timeout=5)
+        assert kind(call) == "CLIENT" and not call.get("parentSpanId")
+        trace_id = hex_id(call["traceId"])
+        in_trace = lambda s: hex_id(s["traceId"]) == trace_id  # noqa: E731
+        assert collector.wait_for(lambda s: in_trace(s) and s["service"] == "query-service"), "the apply joined the trace"
+        time.sleep(0.5)  # the rest of the trace's batches
+        spans = [s for s in collector.spans if in_trace(s)]
+        by_id = {hex_id(s["spanId"]): s for s in spans}
+
+        def parent(span: dict) -> dict:
+            return by_id[hex_id(span["parentSpanId"])]
+
+        [handled] = [s for s in spans if s["service"] == "command-service" and kind(s) == "SERVER"]
+        assert handled["name"] == "cqrs.commands.v1.BankAccounts/DepositFunds" and parent(handled) is call
+        # The stored event carried the command's context to the relay: the publish is its child.
+        [publish] = [s for s in spans if kind(s) == "PRODUCER"]
+        assert publish["service"] == "command-service" and publish["name"].startswith("publish ") and parent(publish) is handled
+        topic = publish["name"].removeprefix("publish ")
+        assert attributes(publish)["messaging.destination.name"] == topic
+        [produce] = [s for s in spans if s["name"] == "cqrs.broker.v1.Broker/Produce" and kind(s) == "CLIENT"]
+        assert parent(produce) is publish
+        [appended] = [s for s in spans if s["name"] == "cqrs.broker.v1.Broker/Produce" and kind(s) == "SERVER"]
+        assert appended["service"] == "broker" and parent(appended) is produce
+        assert any(s["name"] == "append" and s["service"] == "broker" and parent(s) is appended for s in spans)
+        # The record carried the publish's context to the read models: the apply is its child and links to it.
+        [apply] = [s for s in spans if kind(s) == "CONSUMER"]
+        assert apply["service"] == "query-service" and apply["name"] == f"apply {topic}" and parent(apply) is publish
+        assert [(hex_id(link["traceId"]), hex_id(link["spanId"])) for link in apply.get("links", [])] == [(trace_id, hex_id(publish["spanId"]))]
+        assert attributes(apply)["messaging.consumer.group.name"] == "query-service"
+        assert int(publish["startTimeUnixNano"]) >= int(handled["startTimeUnixNano"])
+        assert int(apply["startTimeUnixNano"]) >= int(appended["startTimeUnixNano"])
+        print(collector.tree(trace_id))  # what the README shows (pytest -s)
+
+        # The deposit's record carries the publish's context as its traceparent header.
+        partitions = broker.call("DescribeTopic", {"name": topic})["partitions"]
+        stored = [r for p in partitions for r in broker.fetch_all(topic, p["partition"])]
+        [record] = [r for r in stored if r.get("headers", {}).get("ce_position") == str(position)]
+        assert record["headers"]["traceparent"] == f"00-{trace_id}-{hex_id(publish['spanId'])}-01"
+    finally:
+        for part in (queries, commands, broker):
+            part.cleanup()
+
+
 def test_a_bad_otlp_endpoint_is_refused_at_start():
     import subprocess
     from conftest import BIN_DIR
