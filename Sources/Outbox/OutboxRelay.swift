@@ -216,7 +216,7 @@ public final class OutboxRelay: Service, Sendable {
                     // The publish joins the trace of the batch's first traced event and links
                     // the others; each traced event's record carries the publish's context on.
                     try await Traced.messaging(
-                        "publish \(topic)", kind: .producer, traceParents: pending.compactMap(\.traceParent),
+                        "publish \(topic)", kind: .producer, messages: pending.count, traceParents: pending.compactMap(\.traceParent),
                         attributes: [("messaging.system", "jframe"), ("messaging.operation.type", "send"), ("messaging.destination.name", topic)]
                     ) {
                         let publishing = Traced.currentTraceParent

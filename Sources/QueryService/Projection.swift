@@ -107,14 +107,15 @@ public final class Projection: Service, Sendable {
                         // Joins the trace of the batch's first traced record (its publish) and
                         // links every traced record's publish.
                         try await Traced.messaging(
-                            "apply \(first.topic)", kind: .consumer, traceParents: records.compactMap { $0.headers["traceparent"] },
+                            "apply \(first.topic)", kind: .consumer, messages: records.count,
+                            traceParents: records.compactMap { $0.headers["traceparent"] },
                             attributes: [
                                 ("messaging.system", "jframe"), ("messaging.operation.type", "process"),
                                 ("messaging.destination.name", first.topic), ("messaging.destination.partition.id", "\(first.partition)"),
                                 ("messaging.consumer.group.name", self.options.group),
                             ]
                         ) {
-                            try await self.store.apply(topic: first.topic, partition: first.partition, records: records.map(Self.incoming))
+                            _ = try await self.store.apply(topic: first.topic, partition: first.partition, records: records.map(Self.incoming))
                         }
                         self.state.withLock {
                             $0.brokerConnected = true

@@ -41,14 +41,15 @@ public enum Traced {
     /// linked to each distinct message context (OpenTelemetry's messaging conventions for
     /// batches), current while `body` runs. No message traced: no span, `body` runs as is.
     public static func messaging<T>(
-        _ name: String, kind: SpanKind, traceParents: [String], attributes: [(String, String)] = [], _ body: () async throws -> T
+        _ name: String, kind: SpanKind, messages: Int, traceParents: [String], attributes: [(String, String)] = [],
+        _ body: () async throws -> T
     ) async rethrows -> T {
         guard let first = traceParents.first else { return try await body() }
         var seen = Set<String>()
         let distinct = traceParents.filter { seen.insert($0).inserted }
         return try await withSpan(name, context: context(traceParent: first), ofKind: kind) { span in
             for (key, value) in attributes { span.attributes[key] = value }
-            span.attributes["messaging.batch.message_count"] = traceParents.count
+            span.attributes["messaging.batch.message_count"] = messages
             for traceParent in distinct.prefix(maxLinks) {
                 span.addLink(SpanLink(context: context(traceParent: traceParent), attributes: [:]))
             }
