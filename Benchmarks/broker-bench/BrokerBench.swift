@@ -68,7 +68,7 @@ struct Produce: AsyncParsableCommand {
         let elapsed = (clock.now - started).seconds
         let rate = Double(latencies.count * batch) / elapsed
         emit([
-            "case": "produce", "batch": batch, "producers": producers, "records_per_s": rate.rounded(),
+            "case": "produce", "batch": batch, "producers": producers, "produces": latencies.count, "records_per_s": rate.rounded(),
             "mb_per_s": (rate * Double(target.recordBytes) / 1e6 * 10).rounded() / 10,
             "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
         ])

@@ -70,13 +70,20 @@ start_listening() {
   shift 2
   "$@" --listen 127.0.0.1:0 --log-level warning >"$logdir/$name.out" 2>"$logdir/$name.err" &
   pids+=($!)
+  wait_for_listening "$logdir/$name" 10
+}
+
+# Sets PORT from the {"event":"listening",…} line in PREFIX.out once a server prints it; after
+# SECONDS without it, shows PREFIX.err and exits. Usage: wait_for_listening PREFIX SECONDS
+wait_for_listening() {
+  local prefix=$1 tries=$(($2 * 10))
   PORT=""
-  for _ in $(seq 100); do
+  for _ in $(seq "$tries"); do
     PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening"))' \
-      "$logdir/$name.out" 2>/dev/null) && break
+      "$prefix.out" 2>/dev/null) && break
     sleep 0.1
   done
-  [ -n "$PORT" ] || { cat "$logdir/$name.err" >&2; exit 1; }
+  [ -n "$PORT" ] || { cat "$prefix.err" >&2; exit 1; }
 }
 
 # Starts a second copy of a server with --idle-poll-us "$IDLE_POLL_US" beside the default one, unless

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Scripts/bench instructions: instructions per call, counted by valgrind's callgrind. Timings on
+# this kind of VM move ±20% between runs; instruction counts repeat (same binary, inputs and
+# environment), so close A/Bs are decided with these. For each case one process runs under
+# callgrind (a release build, debug info stripped: valgrind's reader does not take what Swift
+# writes), a warm-up load runs, the counters are zeroed (callgrind_control -z), the measured load
+# runs, the counters are dumped (-d), and the whole process's instructions are divided by the calls
+# the load completed. stdout: one JSON line per case:
+#   {"case":…,"side":"server"|"client","metric":"instructions_per_call","ours":N,"calls":C,"instructions":I}
+# Cases:
+#   echo, server side: rpc-testserver, unary echo of 200 B, one call in flight (rpc-bench unary);
+#   echo, client side: rpc-bench itself under callgrind against a server running natively, two runs
+#     of different lengths, (I2 - I1) / (C2 - C1) so that start-up and connection set-up cancel;
+#   produce_b1, server side: the broker, one producer, batch-1 durable produce (broker-bench produce);
+#   deposit, server side: the command-service, relay off, one client (commands-bench deposits).
+# Each call pays its fdatasync in the kernel, which callgrind does not count: these are our
+# instructions (and the libraries' in user space), not the disk's.
+# Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
+# To count another build (a base revision for an A/B), build its servers in release in a worktree
+# and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
+# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], CASES ["echo produce_b1 deposit"],
+# SERVER_BIN_DIR [this tree's release build].
+set -euo pipefail
+MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
+WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
+CASES="${CASES:-echo produce_b1 deposit}"
+
+command -v valgrind >/dev/null || apt_install valgrind
+command -v objcopy >/dev/null || apt_install binutils
+
+if [ -n "${SERVER_BIN_DIR:-}" ]; then
+  BIN="$SERVER_BIN_DIR"
+else
+  step "build ours (release)"
+  for product in rpc-testserver broker command-service; do swift build -c release --product "$product" >&2; done
+  BIN="$(swift build -c release --show-bin-path)"
+fi
+build_bench_tools rpc-bench broker-bench commands-bench
+
+bench_workdir bench-instructions broker store
+
+# Starts BINARY (stripped) under callgrind as NAME, listening on port 0; sets VG_PID and PORT.
+# Usage: start_under_callgrind NAME BINARY ARGS...
+start_under_callgrind() {
+  local name=$1 binary=$2
+  shift 2
+  objcopy --strip-debug "$binary" "$WORK/$name.bin"
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.cg" "$WORK/$name.bin" "$@" --listen 127.0.0.1:0 --log-level warning \
+    >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  VG_PID=$!
+  pids+=("$VG_PID")
+  wait_for_listening "$WORK/$name" 120  # valgrind starts a process tens of times slower
+}
+
+# The instructions of a callgrind dump file (its "totals:" line, else "summary:").
+instructions_in() {
+  python3 - "$1" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+for key in ("totals:", "summary:"):
+    found = [l for l in lines if l.startswith(key)]
+    if found:
+        print(int(found[-1].split()[1]))
+        break
+PY
+}
+
+# A field of the last JSON line of a file. Usage: field FILE NAME
+field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
+
+emit_case() {  # case side calls instructions
+  python3 -c 'import json,sys
+c, side, calls, total = sys.argv[1], sys.argv[2], int(float(sys.argv[3])), int(sys.argv[4])
+print(json.dumps({"case": c, "side": side, "metric": "instructions_per_call", "ours": round(total / calls), "calls": calls, "instructions": total}))' "$@"
+}
+
+# Measures the server started last (VG_PID) under LOAD: warm-up, zero, measured run, dump.
+# Usage: measure_server CASE CALLS_FIELD LOAD... (LOAD takes --seconds S appended)
+measure_server() {
+  local name=$1 calls_field=$2
+  shift 2
+  "$@" --seconds "$WARMUP_SECONDS" >/dev/null
+  callgrind_control -z "$VG_PID" >/dev/null
+  "$@" --seconds "$MEASURED_SECONDS" >"$WORK/$name.load.json"
+  callgrind_control -d "$VG_PID" >/dev/null
+  sleep 1
+  local dump
+  dump="$(ls -t "$WORK/$name.cg".* | head -1)"
+  emit_case "$name" server "$(field "$WORK/$name.load.json" "$calls_field")" "$(instructions_in "$dump")"
+  kill "$VG_PID" 2>/dev/null || true
+  wait "$VG_PID" 2>/dev/null || true
+}
+
+for case in $CASES; do
+  case "$case" in
+    echo)
+      step "echo, server side"
+      start_under_callgrind echo "$BIN/rpc-testserver"
+      measure_server echo calls "$BENCH_BIN/rpc-bench" unary --port "$PORT" --warmup-seconds 0
+      step "echo, client side"
+      start_listening echo-native "$WORK" "$BIN/rpc-testserver"
+      objcopy --strip-debug "$BENCH_BIN/rpc-bench" "$WORK/rpc-bench.bin"
+      for seconds in "$WARMUP_SECONDS" "$MEASURED_SECONDS"; do
+        valgrind --tool=callgrind --callgrind-out-file="$WORK/echo-client-$seconds.cg" "$WORK/rpc-bench.bin" unary --port "$PORT" \
+          --warmup-seconds 0 --seconds "$seconds" >"$WORK/echo-client-$seconds.json" 2>/dev/null
+      done
+      python3 - "$WORK" "$WARMUP_SECONDS" "$MEASURED_SECONDS" <<'PY'
+import json, sys
+work, short, long = sys.argv[1:4]
+def run(seconds):
+    calls = json.loads(open(f"{work}/echo-client-{seconds}.json").read().strip().splitlines()[-1])["calls"]
+    lines = open(f"{work}/echo-client-{seconds}.cg").read().splitlines()
+    total = next(int(l.split()[1]) for key in ("totals:", "summary:") for l in lines if l.startswith(key))
+    return calls, total
+(c1, i1), (c2, i2) = run(short), run(long)
+print(json.dumps({"case": "echo", "side": "client", "metric": "instructions_per_call", "ours": round((i2 - i1) / (c2 - c1)),
+                  "calls": c2 - c1, "instructions": i2 - i1}))
+PY
+      ;;
+    produce_b1)
+      step "produce, batch 1, one producer, server side"
+      start_under_callgrind produce_b1 "$BIN/broker" --data-dir "$WORK/broker"
+      measure_server produce_b1 produces "$BENCH_BIN/broker-bench" produce --server "127.0.0.1:$PORT" --batch 1 --producers 1
+      ;;
+    deposit)
+      step "deposit, one client, relay off, server side"
+      start_under_callgrind deposit "$BIN/command-service" --data-dir "$WORK/store" --no-relay
+      measure_server deposit commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
+      ;;
+    *) echo "unknown case $case (echo, produce_b1, deposit)" >&2; exit 2 ;;
+  esac
+done
