@@ -28,8 +28,10 @@ public enum ClientTracing {
         running.withLock { $0 = (group, task) }
     }
 
-    /// Sends the spans still held and stops the exporter; returns at once when tracing is off.
-    public static func finish() async {
+    /// Sends the spans still held and stops the exporter, waiting at most `limit` (a collector
+    /// that is down must not hold the tool's exit: the exporter would retry for 10 s); returns at
+    /// once when tracing is off.
+    public static func finish(within limit: Duration = .seconds(2)) async {
         guard
             let (group, task) = running.withLock({ running in
                 defer { running = nil }
@@ -37,6 +39,12 @@ public enum ClientTracing {
             })
         else { return }
         await group.triggerGracefulShutdown()
-        await task.value
+        await withTaskGroup(of: Void.self) { waiting in
+            waiting.addTask { await task.value }
+            waiting.addTask { try? await Task.sleep(for: limit) }
+            await waiting.next()
+            task.cancel()
+            waiting.cancelAll()
+        }
     }
 }

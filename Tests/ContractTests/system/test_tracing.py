@@ -265,3 +265,17 @@ def test_a_bad_otlp_endpoint_is_refused_at_start():
                            "--trace-sample-ratio", "2"], capture_output=True, text=True, timeout=30)
     assert done.returncode != 0 and "--trace-sample-ratio is 0 to 1" in done.stderr
 
+
+
+def test_the_cli_checks_its_collector_url_and_does_not_wait_long_for_one_that_is_down():
+    import subprocess
+    from conftest import BIN_DIR
+    deposit = [str(BIN_DIR / "cqrs"), "accounts", "deposit", "acct", "--amount-minor", "1", "--commands", "127.0.0.1:1"]
+    done = subprocess.run([*deposit, "--otlp-endpoint", "collector:4318"], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "--otlp-endpoint must be an http:// or https:// URL" in done.stderr
+    # Nothing listens on either port: the call fails UNAVAILABLE (14), and the span of it that
+    # cannot be sent holds the exit for the flush's bound (2 s), not the exporter's retries.
+    started = time.monotonic()
+    done = subprocess.run([*deposit, "--otlp-endpoint", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 14, done.stderr
+    assert time.monotonic() - started < 8, "the exit waited for the exporter's retries"
