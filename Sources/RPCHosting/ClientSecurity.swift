@@ -2,6 +2,7 @@ public import ArgumentParser
 public import RPCCore
 import RPCTransportNIO
 import RPCTransportTCP
+import TraceExport
 
 /// How a client reaches a server that may require TLS and a bearer token.
 public struct ClientSecurity: Sendable {
@@ -66,9 +67,7 @@ public struct ClientSecurityOptions: ParsableArguments, Sendable {
     /// `ClientTracing.finish` before it exits).
     public func client(address: String) throws -> RPCClient {
         if let endpoint = otlpEndpoint ?? Environment.string("CQRS_OTLP_ENDPOINT") {
-            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
-                throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, got '\(endpoint)'")
-            }
+            guard OTLPTraceExport.isEndpoint(endpoint) else { throw ValidationError(OTLPTraceExport.endpointRefusal(endpoint)) }
             try ClientTracing.start(endpoint: endpoint, serviceName: "cqrs")
         }
         return try security.client(address: address)

@@ -3,6 +3,7 @@ import Foundation
 public import RPCCore
 public import RPCTransportNIO
 import RPCTransportTCP
+import TraceExport
 
 /// The command-line flags every server binary shares: where to listen and the protocol's limits.
 /// Each flag also reads an environment variable (`JFRAME_*`), for containers.
@@ -125,8 +126,8 @@ public struct ServerOptions: ParsableArguments {
         if let traceSampleRatio, !(0...1).contains(traceSampleRatio) {
             throw ValidationError("--trace-sample-ratio is 0 to 1, got \(traceSampleRatio)")
         }
-        if let otlpEndpoint, !otlpEndpoint.hasPrefix("http://"), !otlpEndpoint.hasPrefix("https://") {
-            throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, got '\(otlpEndpoint)'")
+        if let otlpEndpoint, !OTLPTraceExport.isEndpoint(otlpEndpoint) {
+            throw ValidationError(OTLPTraceExport.endpointRefusal(otlpEndpoint))
         }
     }
 

@@ -40,14 +40,23 @@ public enum OTLPTraceExport {
 
     private static let installed = Mutex(false)
 
+    /// Whether `endpoint` is a URL spans can go to (http:// or https://): the one check behind
+    /// every `--otlp-endpoint`.
+    public static func isEndpoint(_ endpoint: String) -> Bool {
+        endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")
+    }
+
+    /// The error for an endpoint `isEndpoint` refuses, as the flag that gave it.
+    public static func endpointRefusal(_ endpoint: String) -> String {
+        "--otlp-endpoint must be an http:// or https:// URL, got '\(endpoint)'"
+    }
+
     /// Installs the exporting tracer as the process's, once, and returns the service that sends
     /// the spans (run it in the process's service group; on graceful shutdown it sends what is
     /// left). Environment variables `OTEL_EXPORTER_OTLP_*` and `OTEL_BSP_*` still apply on top
     /// (the protocol, for one: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json`).
     public static func bootstrap(_ settings: Settings, logger: Logger) throws -> any Service {
-        guard settings.endpoint.hasPrefix("http://") || settings.endpoint.hasPrefix("https://") else {
-            throw Failure.invalid("the OTLP endpoint must be an http:// or https:// URL, got '\(settings.endpoint)'")
-        }
+        guard isEndpoint(settings.endpoint) else { throw Failure.invalid(endpointRefusal(settings.endpoint)) }
         guard let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: settings.sampleRatio) else {
             throw Failure.invalid("the trace sample ratio is 0 to 1, got \(settings.sampleRatio)")
         }
