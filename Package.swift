@@ -125,6 +125,22 @@ let package = Package(
             dependencies: ["RPCCore", "RPCTransportNIO", "WallTime", nioCore, nioPosix, nioSSL, logging],
             swiftSettings: settings
         ),
+        // The codecs Kafka clients compress record batches with: zlib, snappy, lz4, zstd (Debian's -dev packages).
+        .systemLibrary(
+            name: "CCompressionCodecs", path: "Sources/CCompressionCodecs",
+            providers: [.apt(["zlib1g-dev", "libsnappy-dev", "liblz4-dev", "libzstd-dev"])]),
+        // Kafka's wire format without I/O: primitive types, request and response headers, record
+        // batches v2 with CRC-32C and the four codecs.
+        .target(name: "KafkaWire", dependencies: ["Checksums", "CCompressionCodecs"], swiftSettings: settings),
+        // Kafka's requests and responses, generated from Kafka's JSON definitions (Protocols/kafka)
+        // by Scripts/generate.
+        .target(name: "KafkaMessages", dependencies: ["KafkaWire"], swiftSettings: settings),
+        // The broker's Kafka-protocol port: the same topics, offsets and producer ids as the jframe
+        // port, for Kafka's clients and tools.
+        .target(
+            name: "KafkaListener",
+            dependencies: ["KafkaWire", "KafkaMessages", "BrokerCore", "LogStorage", "JSONCoding", "RPCTransportNIO", nioCore, logging, lifecycle],
+            exclude: ["README.md"], swiftSettings: settings),
         // The system's libnghttp2 (Debian: libnghttp2-dev).
         .systemLibrary(name: "CNGHTTP2", path: "Sources/CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // A server-side HTTP/2 session over libnghttp2 without I/O: bytes in, bytes out, requests to a delegate.
@@ -267,7 +283,7 @@ let package = Package(
         // The broker process.
         .executableTarget(
             name: "broker",
-            dependencies: ["BrokerService", "BrokerCore", "LogStorage", "RPCHosting", argumentParser, logging, lifecycle],
+            dependencies: ["BrokerService", "BrokerCore", "KafkaListener", "LogStorage", "RPCHosting", argumentParser, logging, lifecycle],
             swiftSettings: settings
         ),
         // A server hosting reflection, health and the Echo test service (contract tests, bench).

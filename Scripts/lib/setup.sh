@@ -25,14 +25,24 @@ ensure_swift() {
   [ -f /usr/include/sqlite3.h ] || apt_install libsqlite3-dev pkg-config
   # The HTTP/2 edge links the system libnghttp2 (CNGHTTP2).
   [ -f /usr/include/nghttp2/nghttp2.h ] || apt_install libnghttp2-dev pkg-config
+  # The broker's Kafka port decodes record batches with the codecs Kafka clients use (CCompressionCodecs).
+  { [ -f /usr/include/zlib.h ] && [ -f /usr/include/snappy-c.h ] && [ -f /usr/include/lz4frame.h ] && [ -f /usr/include/zstd.h ]; } \
+    || apt_install zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+}
+
+# kcat (Debian's, on librdkafka 2.0.2): the Kafka CLI the Kafka-port tests and the demo use.
+ensure_kcat() {
+  command -v kcat >/dev/null 2>&1 || apt_install kcat
 }
 
 # A venv in .venv with what the contract tests use: pytest and jsonschema, and for the HTTP/2
-# edge the clients no one here wrote: grpcio (gRPC), httpx with h2 (Connect), h2 (raw frames).
-PYTHON_PACKAGES=(pytest jsonschema grpcio "httpx[http2]" h2 prometheus-client)
+# edge the clients no one here wrote: grpcio (gRPC), httpx with h2 (Connect), h2 (raw frames); for
+# the broker's Kafka port two Kafka clients: confluent-kafka (librdkafka) and kafka-python (pure
+# Python, with its codecs: lz4, zstandard, python-snappy).
+PYTHON_PACKAGES=(pytest jsonschema grpcio "httpx[http2]" h2 prometheus-client confluent-kafka "kafka-python==3.0.12" lz4 zstandard python-snappy)
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema, grpc, httpx, h2, prometheus_client" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, jsonschema, grpc, httpx, h2, prometheus_client, confluent_kafka, kafka, lz4, zstandard, snappy" 2>/dev/null; then
     step "Python venv with ${PYTHON_PACKAGES[*]}"
     rm -rf .venv
     python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }

@@ -3,6 +3,12 @@ public import EventBus
 import Logging
 import RPCCore
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// The event bus on our broker, over jframe: producer sessions are idempotent `BrokerProducer`s,
 /// subscriptions are `GroupConsumer`s, topics are created with the event-topic configuration.
 ///
@@ -89,8 +95,12 @@ public final class BrokerEventBus: EventPublisher, EventSubscriber {
 
     static func busRecord(_ record: BrokerAPI.ConsumedRecord, topic: String) -> BusRecord {
         BusRecord(
-            topic: topic, partition: record.partition, offset: record.offset, timestamp: Int64(record.timestamp), key: record.key,
-            value: record.value?.bytes, headers: record.headers ?? [:])
+            topic: topic, partition: record.partition, offset: record.offset, timestamp: Int64(record.timestamp),
+            key: record.key ?? record.keyBase64.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) },
+            // A value a Kafka client wrote that is not JSON reaches the handler as its bytes: a
+            // projection parks it as undecodable rather than taking it for a tombstone.
+            value: record.value?.bytes ?? record.valueBase64.flatMap { Data(base64Encoded: $0) }.map { Array($0) },
+            headers: record.headers ?? [:])
     }
 }
 

@@ -216,6 +216,9 @@ public final class Broker: Sendable {
 
     public func allocateProducerId() throws -> Int64 { try producerIds.next() }
 
+    /// The broker's clock, ms since the Unix epoch: what LOG_APPEND_TIME topics stamp records with.
+    public func now() -> Int64 { clock.nowMilliseconds() }
+
     /// The timestamp a record is stored with: the broker's clock on a LOG_APPEND_TIME topic or
     /// when the producer gave none, else the producer's within the bounds.
     private func recordTimestamp(_ given: Int64?, topic: Topic, now: Int64, field: String) throws(BrokerError) -> Int64 {
@@ -236,6 +239,38 @@ public final class Broker: Sendable {
             )
         }
         return given
+    }
+
+    /// Checks one record against the topic's rules and the broker's limits and gives it the
+    /// timestamp it is stored with: what every way of producing applies.
+    private func admit(_ record: inout Record, producerTimestamp: Int64?, topic: Topic, now: Int64, field: String) throws(BrokerError) {
+        if topic.settings.config.cleanupPolicy == .compact && record.key == nil {
+            throw BrokerError.invalid(field: field + ".key", reason: "topic \(topic.name) is compacted: every record needs a key")
+        }
+        record.timestamp = try recordTimestamp(producerTimestamp, topic: topic, now: now, field: field + ".timestamp")
+        guard record.encodedSize <= settings.maxRecordBytes else {
+            throw BrokerError.tooLarge("\(field) takes \(record.encodedSize) bytes, over the limit of \(settings.maxRecordBytes)")
+        }
+    }
+
+    /// Appends records a client has already placed on a partition, as one batch (Kafka's
+    /// producers choose partitions themselves and send one batch per partition). Each record's
+    /// `timestamp` is the producer's (-1: none, Kafka's NO_TIMESTAMP) and is checked and replaced
+    /// like `produce`'s; returns once
+    /// the batch is durable, or, for an idempotent producer's retry, with the offsets it got then.
+    public func append(
+        topic name: String, partition: Int, records: [Record], producer: ProducerStamp? = nil
+    ) async throws -> PartitionLog.AppendResult {
+        let topic = try topic(name)
+        let log = try topic.log(partition)
+        guard !records.isEmpty else { throw BrokerError.invalid(field: "records", reason: "at least one record") }
+        let now = clock.nowMilliseconds()
+        var records = records
+        for index in records.indices {
+            let given = records[index].timestamp
+            try admit(&records[index], producerTimestamp: given == -1 ? nil : given, topic: topic, now: now, field: "records[\(index)]")
+        }
+        return try await log.append(records, producer: producer)
     }
 
     /// Routes, validates and appends records; returns once every record is durable.
@@ -267,17 +302,14 @@ public final class Broker: Sendable {
             } else {
                 partition = sticky
             }
-            if topic.settings.config.cleanupPolicy == .compact && input.key == nil {
-                throw BrokerError.invalid(field: field + ".key", reason: "topic \(name) is compacted: every record needs a key")
+            if let reserved = input.headers.keys.first(where: { $0.hasPrefix(ForeignBytes.reservedPrefix) }) {
+                throw BrokerError.invalid(
+                    field: field + ".headers", reason: "header names starting with NUL are the broker's (\(reserved.debugDescription))")
             }
-            let timestamp = try recordTimestamp(input.timestamp, topic: topic, now: now, field: field + ".timestamp")
-            let record = Record(
-                timestamp: timestamp, key: input.key.map { Array($0.utf8) }, value: input.value,
+            var record = Record(
+                timestamp: 0, key: input.key.map { Array($0.utf8) }, value: input.value,
                 headers: input.headers.sorted { $0.key < $1.key }.map { RecordHeader(key: $0.key, value: Array($0.value.utf8)) })
-            guard record.encodedSize <= settings.maxRecordBytes else {
-                throw BrokerError.tooLarge(
-                    "\(field) takes \(record.encodedSize) bytes, over the limit of \(settings.maxRecordBytes)")
-            }
+            try admit(&record, producerTimestamp: input.timestamp, topic: topic, now: now, field: field)
             byPartition[partition, default: []].append((index, record))
         }
         if producerId != nil {

@@ -4,6 +4,12 @@ import LogStorage
 import RPCCore
 import TracingSupport
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 public typealias BrokerAPI = CqrsBrokerV1
 
 /// The RPC face of the broker (`cqrs.broker.v1.Broker`): translates messages to `BrokerCore`
@@ -154,16 +160,30 @@ public struct BrokerService: BrokerAPI.Broker.ServiceProtocol {
     static func response(_ topic: String, _ partition: Int, _ result: PartitionLog.ReadResult) -> BrokerAPI.FetchResponse {
         BrokerAPI.FetchResponse(
             topic: topic, partition: partition,
-            records: result.records.map { record in
-                BrokerAPI.ConsumedRecord(
-                    partition: partition, offset: record.offset, timestamp: Int(record.timestamp),
-                    key: record.key.map { String(decoding: $0, as: UTF8.self) },
-                    value: record.value.map(RawJSON.init(unchecked:)),
-                    headers: record.headers.isEmpty
-                        ? nil
-                        : Dictionary(record.headers.map { ($0.key, String(decoding: $0.value ?? [], as: UTF8.self)) }) { _, last in last })
-            },
+            records: result.records.map(consumedRecord(partition: partition)),
             highWatermark: result.highWatermark, logStartOffset: result.logStartOffset, nextOffset: result.nextOffset)
+    }
+
+    /// A stored record as the jframe protocol carries it. Records the Kafka port marked (see
+    /// `ForeignBytes`) send their key or value base64-encoded; the marker itself is not shown.
+    static func consumedRecord(partition: Int) -> (Record) -> BrokerAPI.ConsumedRecord {
+        { record in
+            var headers = record.headers
+            var foreign = (keyIsBytes: false, valueIsBytes: false)
+            if let marker = headers.firstIndex(where: { $0.key == ForeignBytes.headerKey }) {
+                foreign = ForeignBytes.flags(headers)
+                headers.remove(at: marker)
+            }
+            return BrokerAPI.ConsumedRecord(
+                partition: partition, offset: record.offset, timestamp: Int(record.timestamp),
+                key: foreign.keyIsBytes ? nil : record.key.map { String(decoding: $0, as: UTF8.self) },
+                keyBase64: foreign.keyIsBytes ? record.key.map { Data($0).base64EncodedString() } : nil,
+                value: foreign.valueIsBytes ? nil : record.value.map(RawJSON.init(unchecked:)),
+                valueBase64: foreign.valueIsBytes ? record.value.map { Data($0).base64EncodedString() } : nil,
+                headers: headers.isEmpty
+                    ? nil
+                    : Dictionary(headers.map { ($0.key, String(decoding: $0.value ?? [], as: UTF8.self)) }) { _, last in last })
+        }
     }
 
     public func listOffsets(_ request: BrokerAPI.ListOffsetsRequest, context: ServerContext) async throws -> BrokerAPI.ListOffsetsResponse {

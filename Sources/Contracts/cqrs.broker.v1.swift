@@ -903,22 +903,30 @@ extension CqrsBrokerV1 {
         public var offset: Int64
         /// Milliseconds since the Unix epoch, UTC.
         public var timestamp: Int
+        /// The key as produced. A record written through the broker's Kafka port whose key is not UTF-8 has keyBase64 instead.
         public var key: String?
-        /// The JSON value as produced; absent for a tombstone.
+        /// The key's bytes, base64 (RFC 4648, padded): only for a record written through the broker's Kafka port whose key is not UTF-8; then key is absent.
+        public var keyBase64: String?
+        /// The JSON value as produced; absent for a tombstone, and for a record written through the broker's Kafka port whose value is not JSON (then valueBase64 holds it).
         public var value: RawJSON?
+        /// The value's bytes, base64 (RFC 4648, padded): only for a record written through the broker's Kafka port whose value is not a JSON text (Avro, protobuf, plain text); then value is absent. A record with neither value nor valueBase64 is a tombstone.
+        public var valueBase64: String?
+        /// Name to value. Kafka headers may repeat a name (the last one is shown here) and carry bytes (shown decoded as UTF-8, with U+FFFD for what is not).
         public var headers: [String: String]?
 
-        public init(partition: Int, offset: Int64, timestamp: Int, key: String? = nil, value: RawJSON? = nil, headers: [String: String]? = nil) {
+        public init(partition: Int, offset: Int64, timestamp: Int, key: String? = nil, keyBase64: String? = nil, value: RawJSON? = nil, valueBase64: String? = nil, headers: [String: String]? = nil) {
             self.partition = partition
             self.offset = offset
             self.timestamp = timestamp
             self.key = key
+            self.keyBase64 = keyBase64
             self.value = value
+            self.valueBase64 = valueBase64
             self.headers = headers
         }
 
         enum CodingKeys: String, CodingKey {
-            case partition, offset, timestamp, key, value, headers
+            case partition, offset, timestamp, key, keyBase64, value, valueBase64, headers
         }
 
         public init(from decoder: any Decoder) throws {
@@ -927,7 +935,9 @@ extension CqrsBrokerV1 {
             self.offset = try container.decodeInt64String(forKey: .offset)
             self.timestamp = try container.decode(Int.self, forKey: .timestamp)
             self.key = try container.decodeIfPresent(String.self, forKey: .key)
+            self.keyBase64 = try container.decodeIfPresent(String.self, forKey: .keyBase64)
             self.value = try container.decodeIfPresent(RawJSON.self, forKey: .value)
+            self.valueBase64 = try container.decodeIfPresent(String.self, forKey: .valueBase64)
             self.headers = try container.decodeIfPresent([String: String].self, forKey: .headers)
         }
 
@@ -937,7 +947,9 @@ extension CqrsBrokerV1 {
             try container.encodeInt64String(offset, forKey: .offset)
             try container.encode(timestamp, forKey: .timestamp)
             try container.encodeIfPresent(key, forKey: .key)
+            try container.encodeIfPresent(keyBase64, forKey: .keyBase64)
             try container.encodeIfPresent(value, forKey: .value)
+            try container.encodeIfPresent(valueBase64, forKey: .valueBase64)
             try container.encodeIfPresent(headers, forKey: .headers)
         }
 
@@ -946,7 +958,9 @@ extension CqrsBrokerV1 {
             var _offset: Int64? = nil
             var _timestamp: Int? = nil
             var _key: String? = nil
+            var _keyBase64: String? = nil
             var _value: RawJSON? = nil
+            var _valueBase64: String? = nil
             var _headers: [String: String]? = nil
             try scanner.object { scanner, name in
                 switch name {
@@ -954,7 +968,9 @@ extension CqrsBrokerV1 {
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
+                case "keyBase64": _keyBase64 = try scanner.member("keyBase64") { s0 in s0.null() ? nil : try s0.string() }
                 case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                case "valueBase64": _valueBase64 = try scanner.member("valueBase64") { s0 in s0.null() ? nil : try s0.string() }
                 case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
                 default: try scanner.skipValue()
                 }
@@ -962,7 +978,7 @@ extension CqrsBrokerV1 {
             guard let _partition else { throw scanner.failure("missing required field 'partition'", member: "partition") }
             guard let _offset else { throw scanner.failure("missing required field 'offset'", member: "offset") }
             guard let _timestamp else { throw scanner.failure("missing required field 'timestamp'", member: "timestamp") }
-            self.init(partition: _partition, offset: _offset, timestamp: _timestamp, key: _key, value: _value, headers: _headers)
+            self.init(partition: _partition, offset: _offset, timestamp: _timestamp, key: _key, keyBase64: _keyBase64, value: _value, valueBase64: _valueBase64, headers: _headers)
         }
 
         public func writeJSON(to writer: inout JSONWriter) {
@@ -971,7 +987,9 @@ extension CqrsBrokerV1 {
             writer.key("offset"); writer.int64String(self.offset); writer.comma()
             writer.key("timestamp"); writer.int(self.timestamp); writer.comma()
             if let key { writer.key("key"); writer.string(key); writer.comma() }
+            if let keyBase64 { writer.key("keyBase64"); writer.string(keyBase64); writer.comma() }
             if let value { writer.key("value"); value.writeJSON(to: &writer); writer.comma() }
+            if let valueBase64 { writer.key("valueBase64"); writer.string(valueBase64); writer.comma() }
             if let headers { writer.key("headers"); writer.map(headers) { w1, e1 in w1.string(e1) }; writer.comma() }
             writer.endObject()
         }
@@ -3360,17 +3378,29 @@ extension CqrsBrokerV1 {
           "description": "Milliseconds since the Unix epoch, UTC."
         },
         "key": {
-          "type": "string"
+          "type": "string",
+          "description": "The key as produced. A record written through the broker's Kafka port whose key is not UTF-8 has keyBase64 instead."
+        },
+        "keyBase64": {
+          "type": "string",
+          "contentEncoding": "base64",
+          "description": "The key's bytes, base64 (RFC 4648, padded): only for a record written through the broker's Kafka port whose key is not UTF-8; then key is absent."
         },
         "value": {
           "x-jframe-raw": true,
-          "description": "The JSON value as produced; absent for a tombstone."
+          "description": "The JSON value as produced; absent for a tombstone, and for a record written through the broker's Kafka port whose value is not JSON (then valueBase64 holds it)."
+        },
+        "valueBase64": {
+          "type": "string",
+          "contentEncoding": "base64",
+          "description": "The value's bytes, base64 (RFC 4648, padded): only for a record written through the broker's Kafka port whose value is not a JSON text (Avro, protobuf, plain text); then value is absent. A record with neither value nor valueBase64 is a tombstone."
         },
         "headers": {
           "type": "object",
           "additionalProperties": {
             "type": "string"
-          }
+          },
+          "description": "Name to value. Kafka headers may repeat a name (the last one is shown here) and carry bytes (shown decoded as UTF-8, with U+FFFD for what is not)."
         }
       },
       "required": [

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrokerCore
 import BrokerService
+import KafkaListener
 import LogStorage
 import Logging
 import RPCHosting
@@ -80,11 +81,30 @@ struct BrokerCommand: AsyncParsableCommand {
     )
     var protectedTopics: String?
 
+    @Option(
+        help:
+            "Also serve the Kafka protocol on host:port (Kafka's clients and tools: kcat, librdkafka, kafka-python), over the same topics, offsets and producer ids; off unless given. Env: BROKER_KAFKA_LISTEN."
+    )
+    var kafkaListen: String?
+
+    @Option(
+        help:
+            "The host:port Kafka clients are told to connect to (Metadata's broker address); default: the address each client reached. Set it behind NAT or port mapping. Env: BROKER_KAFKA_ADVERTISED_ADDRESS."
+    )
+    var kafkaAdvertisedAddress: String?
+
+    @Option(
+        help:
+            "Largest Kafka request frame, bytes; a larger one closes the connection (Kafka's socket.request.max.bytes). Default 104857600. Env: BROKER_KAFKA_MAX_REQUEST_BYTES."
+    )
+    var kafkaMaxRequestBytes: Int?
+
     func validate() throws {
         if let maxTimestampAheadMs, maxTimestampAheadMs < 0 { throw ValidationError("--max-timestamp-ahead-ms must be 0 or more") }
         if let maxTimestampBehindMs, maxTimestampBehindMs < -1 { throw ValidationError("--max-timestamp-behind-ms must be -1 or more") }
         if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
         if let maxOpenLogFiles, maxOpenLogFiles < 8 { throw ValidationError("--max-open-log-files must be at least 8") }
+        if let kafkaMaxRequestBytes, kafkaMaxRequestBytes < 1024 { throw ValidationError("--kafka-max-request-bytes must be at least 1024") }
         if let maxRecordBytes, maxRecordBytes < 1 { throw ValidationError("--max-record-bytes must be at least 1") }
         if let maintenanceIntervalMs, maintenanceIntervalMs < 10 { throw ValidationError("--maintenance-interval-ms must be at least 10") }
         if let segmentBytes, !(1024...(1 << 30)).contains(segmentBytes) { throw ValidationError("--segment-bytes must be 1 KiB to 1 GiB") }
@@ -136,10 +156,30 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         let broker = try Broker(settings: settings, fileSystem: fileSystem, logger: logger)
         defer { broker.close() }
+        var extraServices: [any Service] = [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))]
+        if let kafka = try kafkaSettings() {
+            extraServices.append(try KafkaListener(apis: KafkaAPIs(broker: broker, settings: kafka, logger: Logger(label: "kafka"))))
+        }
         try await ServerHost.run(
             name: "broker", services: [BrokerService(broker: broker, protectedTopics: protected)], options: server,
-            defaultAddress: ServiceAddress.broker.defaultAddress,
-            extraServices: [BrokerUpkeep(broker: broker, maintenanceInterval: .milliseconds(interval))])
+            defaultAddress: ServiceAddress.broker.defaultAddress, extraServices: extraServices)
+    }
+
+    /// The Kafka listener's settings, or nil when it is off.
+    private func kafkaSettings() throws -> KafkaListenerSettings? {
+        guard let address = kafkaListen ?? Environment.string("BROKER_KAFKA_LISTEN"), !address.isEmpty else { return nil }
+        var settings = KafkaListenerSettings(address: address)
+        if let advertised = kafkaAdvertisedAddress ?? Environment.string("BROKER_KAFKA_ADVERTISED_ADDRESS"), !advertised.isEmpty {
+            guard let colon = advertised.lastIndex(of: ":"), let port = Int(advertised[advertised.index(after: colon)...]),
+                (1...65535).contains(port), colon > advertised.startIndex
+            else { throw ValidationError("--kafka-advertised-address must be host:port, not \(advertised)") }
+            settings.advertisedAddress = (String(advertised[..<colon]), port)
+        }
+        if let bytes = try kafkaMaxRequestBytes ?? Environment.integer("BROKER_KAFKA_MAX_REQUEST_BYTES") {
+            guard bytes >= 1024 else { throw ValidationError("BROKER_KAFKA_MAX_REQUEST_BYTES must be at least 1024") }
+            settings.maxRequestBytes = bytes
+        }
+        return settings
     }
 }
 

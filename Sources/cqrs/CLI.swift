@@ -284,7 +284,7 @@ final class RecordPrinter: @unchecked Sendable {
                 let hw = highWatermark.map { " hw=\($0)" } ?? ""
                 let headers = !self.headers ? "" : (record.headers ?? [:]).sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
                 Swift.print(
-                    "\(topic)/\(record.partition)@\(record.offset)\(hw) key=\(record.key ?? "-")\(headers) \(record.value?.description ?? "(tombstone)")"
+                    "\(topic)/\(record.partition)@\(record.offset)\(hw) key=\(record.key ?? record.keyBase64.map { "base64:" + $0 } ?? "-")\(headers) \(record.value?.description ?? record.valueBase64.map { "base64:" + $0 } ?? "(tombstone)")"
                 )
             }
             fflush(nil)
