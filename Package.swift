@@ -37,6 +37,8 @@ let package = Package(
         .library(name: "RPCHosting", targets: ["RPCHosting"]),
         .library(name: "MetricsExposition", targets: ["MetricsExposition"]),
         .library(name: "LogStorage", targets: ["LogStorage"]),
+        .library(name: "KafkaWire", targets: ["KafkaWire"]),
+        .library(name: "KafkaMessages", targets: ["KafkaMessages"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "BrokerClient", targets: ["BrokerClient"]),
         .library(name: "SQLite", targets: ["SQLite"]),
@@ -381,5 +383,11 @@ let package = Package(
             name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging],
             swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
+        .testTarget(
+            name: "KafkaListenerTests", dependencies: ["KafkaListener", "KafkaWire", "KafkaMessages", "BrokerCore", "LogStorage", "TestSupport"],
+            swiftSettings: settings),
+        .testTarget(
+            name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaMessages", "Checksums"], exclude: ["Fixtures", "make_vectors.py"],
+            swiftSettings: settings),
     ]
 )

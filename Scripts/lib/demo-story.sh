@@ -4,7 +4,8 @@
 # end-to-end tests. Every step checks what it shows; the story stops at the first surprise.
 #
 # Environment: CQRS_BIN (the cqrs binary, default: cqrs on PATH); DEMO_MIDWAY (a shell command run
-# between the accounts and the orders, e.g. restarting a container); NO_COLOR.
+# between the accounts and the orders, e.g. restarting a container); CQRS_KAFKA (the broker's Kafka
+# port: the orders are then also read with kcat, a Kafka CLI); NO_COLOR.
 set -euo pipefail
 CQRS_BIN="${CQRS_BIN:-cqrs}"
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\e[1m'; DIM=$'\e[2m'; GREEN=$'\e[32m'; RESET=$'\e[0m'; else BOLD=; DIM=; GREEN=; RESET=; fi
@@ -85,6 +86,17 @@ say "The OnNewOrder topic on the broker: partition, offset and key of each recor
 cqrs consume OnNewOrder --from-beginning --no-headers
 [ "$(printf '%s\n' "$LAST_OUTPUT" | grep -c '^OnNewOrder/')" -eq 8 ] || fail "expected 8 records on OnNewOrder"
 ok "8 orders, each keyed by its order id; one key always lands on the same partition"
+
+if [ -n "${CQRS_KAFKA:-}" ]; then
+  say "The same topic through the broker's Kafka port, read with kcat (a Kafka CLI on librdkafka)"
+  printf '%s$ kcat -b %s -C -t OnNewOrder -o beginning -e -q -f '\''%%t/%%p@%%o key=%%k %%s\\n'\''%s\n' "$DIM" "$CQRS_KAFKA" "$RESET"
+  kafka_output="$(kcat -b "$CQRS_KAFKA" -C -t OnNewOrder -o beginning -e -q -f '%t/%p@%o key=%k %s\n')" || fail "kcat could not read OnNewOrder"
+  printf '%s\n' "$kafka_output"
+  jframe_keys="$(printf '%s\n' "$LAST_OUTPUT" | grep '^OnNewOrder/' | sed -E 's/^(OnNewOrder\/[0-9]+@[0-9]+) .*key=([^ ]+).*/\1 \2/' | sort)"
+  kafka_keys="$(printf '%s\n' "$kafka_output" | sed -E 's/^(OnNewOrder\/[0-9]+@[0-9]+) key=([^ ]+).*/\1 \2/' | sort)"
+  [ "$jframe_keys" = "$kafka_keys" ] || fail "kcat saw other partitions, offsets or keys than the jframe port"
+  ok "the same 8 records at the same partitions, offsets and keys, through the Kafka protocol"
+fi
 
 say "Query accounts (the QueryService), reading our own writes"
 cqrs accounts get acct-ada --min-position "$ORDERS_POSITION"

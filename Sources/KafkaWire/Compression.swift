@@ -8,7 +8,16 @@ public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvert
     case lz4 = 3
     case zstd = 4
 
-    public var description: String { "\(self)".lowercased() }
+    /// Kafka's name for it (`compression.type`).
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .gzip: return "gzip"
+        case .snappy: return "snappy"
+        case .lz4: return "lz4"
+        case .zstd: return "zstd"
+        }
+    }
 }
 
 /// Why a compressed payload could not be opened.

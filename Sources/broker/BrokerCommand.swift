@@ -83,7 +83,7 @@ struct BrokerCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Also serve the Kafka protocol on host:port (Kafka's clients and tools: kcat, librdkafka, kafka-python), over the same topics, offsets and producer ids; off unless given. Env: BROKER_KAFKA_LISTEN."
+            "Also serve the Kafka protocol on host:port (Kafka's clients and tools: kcat, librdkafka, kafka-python), over the same topics, offsets and producer ids; off unless given. Plaintext without authentication: refused together with TLS or tokens. Env: BROKER_KAFKA_LISTEN."
     )
     var kafkaListen: String?
 
@@ -168,6 +168,13 @@ struct BrokerCommand: AsyncParsableCommand {
     /// The Kafka listener's settings, or nil when it is off.
     private func kafkaSettings() throws -> KafkaListenerSettings? {
         guard let address = kafkaListen ?? Environment.string("BROKER_KAFKA_LISTEN"), !address.isEmpty else { return nil }
+        // The Kafka port has neither TLS nor SASL yet: beside a secured jframe port it would be
+        // an open door past the tokens, the protected topics and the encryption.
+        if try server.accessTokens() != nil || server.tlsFiles() != nil {
+            throw ValidationError(
+                "--kafka-listen serves plaintext without authentication (no TLS or SASL yet), so it cannot be combined with TLS or tokens (--tls-cert, --auth-tokens-file)"
+            )
+        }
         var settings = KafkaListenerSettings(address: address)
         if let advertised = kafkaAdvertisedAddress ?? Environment.string("BROKER_KAFKA_ADVERTISED_ADDRESS"), !advertised.isEmpty {
             guard let colon = advertised.lastIndex(of: ":"), let port = Int(advertised[advertised.index(after: colon)...]),

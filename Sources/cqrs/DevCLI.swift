@@ -18,7 +18,9 @@ struct Dev: AsyncParsableCommand {
             A port of 0 picks a free one. With --json it prints one line: {"event":"ready",...}. With \
             --http2 the CommandService and QueryService also serve gRPC and Connect clients over HTTP/2. \
             Each service serves Prometheus metrics (GET /metrics) on its own port, printed with the \
-            others; --no-metrics turns that off. \
+            others; --no-metrics turns that off. The broker also speaks the Kafka protocol on \
+            --broker-kafka-port (9093; kcat, librdkafka and kafka-python reach the same topics); \
+            --no-kafka turns that off. \
             With --postgres the CommandService keeps its events and the QueryService its read models \
             (schema readmodels) in a local PostgreSQL cluster in <data-dir>/postgres (made on first \
             use; Debian's postgresql package), started first and stopped last; --store URL and \
@@ -33,6 +35,8 @@ struct Dev: AsyncParsableCommand {
     @Flag(help: "Also serve gRPC and Connect clients over HTTP/2 (the services' --http2-listen).") var http2 = false
     @Option(help: "CommandService HTTP/2 port, with --http2 (0: any free port).") var commandsHttp2Port = 50061
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
+    @Flag(inversion: .prefixedNo, help: "Serve the Kafka protocol on the broker too (its --kafka-listen).") var kafka = true
+    @Option(help: "Broker Kafka-protocol port, unless --no-kafka (0: any free port).") var brokerKafkaPort = 9093
     @Flag(inversion: .prefixedNo, help: "Serve each service's Prometheus metrics (GET /metrics) on a port of its own.")
     var metrics = true
     @Option(help: "Broker metrics port (0: any free port).") var brokerMetricsPort = 9461
@@ -84,7 +88,7 @@ struct Dev: AsyncParsableCommand {
             let broker = try await children.start(
                 "broker", binary: binaries.appendingPathComponent("broker"),
                 arguments: ["--data-dir", dataDir + "/broker", "--listen", "\(host):\(brokerPort)", "--log-level", logLevel]
-                    + metricsFlag(brokerMetricsPort), logs: logs,
+                    + (kafka ? ["--kafka-listen", "\(host):\(brokerKafkaPort)"] : []) + metricsFlag(brokerMetricsPort), logs: logs,
                 timeout: startTimeout)
             let commands = try await children.start(
                 "command-service", binary: binaries.appendingPathComponent("command-service"),
@@ -103,21 +107,24 @@ struct Dev: AsyncParsableCommand {
                 logs: logs, timeout: startTimeout)
             let edges = children.addresses("listening-http2")
             let scrapes = children.addresses("listening-metrics")
+            let kafkaAddress = children.addresses("listening-kafka")["broker"]
             if json {
                 let edgeFields =
                     http2
                     ? #","commandsHttp2":"\#(edges["command-service"] ?? "")","queriesHttp2":"\#(edges["query-service"] ?? "")""# : ""
+                let kafkaField = kafkaAddress.map { #","brokerKafka":"\#($0)""# } ?? ""
                 let metricsFields =
                     metrics
                     ? #","brokerMetrics":"\#(scrapes["broker"] ?? "")","commandsMetrics":"\#(scrapes["command-service"] ?? "")","queriesMetrics":"\#(scrapes["query-service"] ?? "")""#
                     : ""
                 print(
-                    #"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(edgeFields)\#(metricsFields),"dataDir":"\#(dataDir)"}"#
+                    #"{"event":"ready","broker":"\#(broker)","commands":"\#(commands)","queries":"\#(queries)"\#(kafkaField)\#(edgeFields)\#(metricsFields),"dataDir":"\#(dataDir)"}"#
                 )
             } else {
                 let edgeRows = ["command-service", "query-service"].compactMap { name in
                     edges[name].map { ["\(name) (HTTP/2: gRPC, Connect)", $0, children.pid(name), "SERVING", logs + "/\(name).log"] }
                 }
+                let kafkaRows = kafkaAddress.map { [["broker (Kafka protocol)", $0, children.pid("broker"), "SERVING", logs + "/broker.log"]] } ?? []
                 let metricsRows = ["broker", "command-service", "query-service"].compactMap { name in
                     scrapes[name].map { ["\(name) (metrics)", "http://\($0)/metrics", children.pid(name), "SERVING", logs + "/\(name).log"] }
                 }
@@ -128,7 +135,7 @@ struct Dev: AsyncParsableCommand {
                             ["broker", broker, children.pid("broker"), "SERVING", logs + "/broker.log"],
                             ["command-service", commands, children.pid("command-service"), "SERVING", logs + "/command-service.log"],
                             ["query-service", queries, children.pid("query-service"), "SERVING", logs + "/query-service.log"],
-                        ] + edgeRows + metricsRows))
+                        ] + kafkaRows + edgeRows + metricsRows))
                 print("\nexport CQRS_BROKER=\(broker) CQRS_COMMANDS=\(commands) CQRS_QUERIES=\(queries)")
                 print("Ctrl-C stops them.")
             }
@@ -188,6 +195,7 @@ final class Children: @unchecked Sendable {
         var wanted: Set<String> = ["listening"]
         if arguments.contains("--http2-listen") { wanted.insert("listening-http2") }
         if arguments.contains("--metrics-listen") { wanted.insert("listening-metrics") }
+        if arguments.contains("--kafka-listen") { wanted.insert("listening-kafka") }
         var addresses: [String: String] = [:]
         let lines = Self.lines(output.fileHandleForReading)
         for try await line in lines {

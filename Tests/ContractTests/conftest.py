@@ -67,8 +67,10 @@ class RunningServer:
         # One line once listening; with --http2-listen another for the edge, in either order.
         wanted = {"listening"} | ({"listening-http2"} if "--http2-listen" in args else set())
         wanted |= {"listening-metrics"} if "--metrics-listen" in args else set()
+        wanted |= {"listening-kafka"} if "--kafka-listen" in args else set()
         self.http2 = None
         self.metrics = None
+        self.kafka = None
         # The server's log is drained as it comes (a full pipe would block the server's logging
         # thread, and with it an event loop); the last 64 KB are kept for failure messages.
         self.log_tail = collections.deque(maxlen=64 * 1024)
@@ -86,6 +88,8 @@ class RunningServer:
                 self.http2 = f"{event['host']}:{event['port']}"
             elif event["event"] == "listening-metrics":
                 self.metrics = f"{event['host']}:{event['port']}"
+            elif event["event"] == "listening-kafka":
+                self.kafka = f"{event['host']}:{event['port']}"
 
     def _drain_stderr(self) -> None:
         # os.read returns what is there (a text stream's read(n) would wait for n characters).

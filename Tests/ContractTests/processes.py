@@ -79,9 +79,15 @@ class BrokerProcess:
 
     def start(self):
         """Starts the broker; after the first start on the same address, so the services that
-        use it reconnect as they would to a restarted broker."""
+        use it reconnect as they would to a restarted broker (the Kafka port too, when on)."""
         address = ("--listen", f"127.0.0.1:{self.running.port}") if hasattr(self, "running") else ()
-        self.running = self.start_server("--data-dir", self.data, *self.args, *address, binary="broker")
+        if "--kafka-listen" in self.args and hasattr(self, "running"):
+            args = list(self.args)
+            args[args.index("--kafka-listen") + 1] = self.running.kafka
+            address += tuple(args)
+            self.running = self.start_server("--data-dir", self.data, *address, binary="broker")
+        else:
+            self.running = self.start_server("--data-dir", self.data, *self.args, *address, binary="broker")
         self.connection = self.running.connect()
 
     def kill(self):

@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libFuzzer targets for what reads untrusted bytes: the frame decoder, the control-frame envelopes,
-// the generated JSON message decoders, and the HTTP/2 edge's session. A package of its own, built
+// the generated JSON message decoders, the HTTP/2 edge's session, and the Kafka port's decoders. A package of its own, built
 // only by `Scripts/fuzz` with `-sanitize=fuzzer,address`, so the main package never builds with the
 // sanitizers. Each target's `main` hands its test function to libFuzzer (FuzzSupport).
 import PackageDescription
@@ -27,5 +27,8 @@ let package = Package(
             name: "fuzz-messages",
             dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs), .product(name: "Contracts", package: cqrs)]),
         .executableTarget(name: "fuzz-http2", dependencies: ["FuzzSupport", .product(name: "NGHTTP2", package: cqrs)]),
+        .executableTarget(
+            name: "fuzz-kafka",
+            dependencies: ["FuzzSupport", .product(name: "KafkaWire", package: cqrs), .product(name: "KafkaMessages", package: cqrs)]),
     ]
 )

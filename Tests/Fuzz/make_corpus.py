@@ -92,3 +92,19 @@ block = bytes([0x83, 0x86, 0x04]) + literal("/jframe.testing.v1.Echo/Get") + byt
 write("http2", "grpc-unary", h2frame(1, 0x4, 1, block) + h2frame(0, 0x1, 1, b"\x00" + len(message).to_bytes(4, "big") + message))
 write("http2", "ping-window-rst", h2frame(6, 0, 0, b"12345678") + h2frame(8, 0, 0, (1000).to_bytes(4, "big"))
       + h2frame(1, 0x4, 3, block) + h2frame(3, 0, 3, (8).to_bytes(4, "big")))
+
+# The Kafka port (Sources/fuzz-kafka): byte 0 picks the decoder in requestDecoders' order, byte 1 the
+# version (from the lowest parsed); seeds are kafka-python's own encodings (Tests/KafkaWireTests).
+KAFKA_DECODERS = ["ApiVersionsRequest", "MetadataRequest", "ProduceRequest", "FetchRequest", "ListOffsetsRequest",
+                  "InitProducerIdRequest", "CreateTopicsRequest", "DeleteTopicsRequest"]
+KAFKA_LOWEST = {"ApiVersionsRequest": 0, "MetadataRequest": 0, "ProduceRequest": 3, "FetchRequest": 4, "ListOffsetsRequest": 1,
+                "InitProducerIdRequest": 0, "CreateTopicsRequest": 2, "DeleteTopicsRequest": 1}
+vectors = json.loads((HERE.parents[0] / "KafkaWireTests" / "Fixtures" / "kafka-python-vectors.json").read_text())
+for vector in vectors["messages"]:
+    if vector["name"] in KAFKA_DECODERS:
+        index = KAFKA_DECODERS.index(vector["name"])
+        write("kafka", f"{index}-{vector['name']}-v{vector['version']}",
+              bytes([index, vector["version"] - KAFKA_LOWEST[vector["name"]]]) + bytes.fromhex(vector["hex"]))
+write("kafka", "8-header-v2", bytes([8, 1]) + bytes.fromhex("00120003000000070004746573740000"))
+for batch in vectors["batches"]:
+    write("kafka", f"9-batch-{batch['codec']}", bytes([9, 0]) + bytes.fromhex(batch["hex"]))

@@ -85,7 +85,7 @@ def test_account_and_order_commands_through_the_cli(start_server, protocols, bro
 
 def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
     import signal
-    dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--data-dir", str(tmp_path), "--broker-port", "0", "--commands-port", "0",
+    dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--data-dir", str(tmp_path), "--broker-port", "0", "--broker-kafka-port", "0", "--commands-port", "0",
                             "--queries-port", "0", "--broker-metrics-port", "0", "--commands-metrics-port", "0",
                             "--queries-metrics-port", "0", "--json", "--log-level", "warning"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -118,6 +118,8 @@ def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
         assert 'commands_total{command="OpenAccount",outcome="ok"} 1' in commands_page
         topics = run("call", "cqrs.broker.v1.Broker/ListTopics", "{}")
         assert "BankAccount" in topics.stdout, "routed to the broker by its package"
+        listing = subprocess.run(["kcat", "-b", ready["brokerKafka"], "-L", "-J"], capture_output=True, text=True, timeout=30)
+        assert "BankAccount" in [t["topic"] for t in json.loads(listing.stdout)["topics"]], "the broker's Kafka port lists the same topics"
         missing = run("call", "cqrs.queries.v1.Accounts/GetAccount", '{"accountId":"nobody"}')
         assert missing.returncode == 5 and missing.stderr.strip() == "error: NOT_FOUND: no account nobody"
         unknown = run("call", "cqrs.queries.v1.Accounts/Nope", "{}")

@@ -342,7 +342,7 @@ def test_cqrs_dev_postgres_runs_the_stack_on_a_local_cluster_and_stops_it():
     data = tempfile.mkdtemp(prefix="dev-pg-")
     os.chmod(data, 0o755)  # the cluster runs as the postgres user when we are root
     dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--postgres", "--postgres-port", "0", "--data-dir", data,
-                            "--broker-port", "0", "--commands-port", "0", "--queries-port", "0", "--no-metrics", "--json",
+                            "--broker-port", "0", "--commands-port", "0", "--queries-port", "0", "--no-metrics", "--no-kafka", "--json",
                             "--log-level", "warning"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
