@@ -27,6 +27,15 @@ PARSED = {
     "InitProducerId": (22, 0, 4),
     "CreateTopics": (19, 2, 7),
     "DeleteTopics": (20, 1, 5),
+    "FindCoordinator": (10, 0, 4),
+    "JoinGroup": (11, 0, 7),
+    "Heartbeat": (12, 0, 4),
+    "LeaveGroup": (13, 0, 5),
+    "SyncGroup": (14, 0, 5),
+    "OffsetCommit": (8, 2, 8),
+    "OffsetFetch": (9, 1, 7),
+    "DescribeGroups": (15, 0, 5),
+    "ListGroups": (16, 0, 4),
 }
 
 SWIFT_KEYWORDS = {"protocol", "default", "internal", "operator", "as", "is", "in", "repeat", "return", "self",

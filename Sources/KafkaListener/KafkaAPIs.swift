@@ -15,6 +15,11 @@ public struct KafkaListenerSettings: Sendable {
     public var maxRequestBytes = 100 << 20
     /// Longest Fetch long-poll honoured, whatever a client asks.
     public var maxFetchWait = Duration.seconds(30)
+    /// The session timeouts a consumer-group member may ask for (Kafka's
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`); outside them JoinGroup is
+    /// INVALID_SESSION_TIMEOUT.
+    public var groupMinSessionTimeoutMs: Int32 = 6_000
+    public var groupMaxSessionTimeoutMs: Int32 = 1_800_000
 
     public init(address: String) { self.address = address }
 }
@@ -34,10 +39,13 @@ public struct KafkaConnectionInfo: Sendable {
     /// Where this connection was accepted: the address Metadata advertises unless one is set.
     public var localHost: String
     public var localPort: Int
+    /// The client's address, as DescribeGroups shows a member's host.
+    public var peerHost: String
 
-    public init(localHost: String, localPort: Int) {
+    public init(localHost: String, localPort: Int, peerHost: String = "") {
         self.localHost = localHost
         self.localPort = localPort
+        self.peerHost = peerHost
     }
 }
 
@@ -57,6 +65,15 @@ public final class KafkaAPIs: Sendable {
         (CreateTopicsRequest.apiKey, CreateTopicsRequest.versions),
         (DeleteTopicsRequest.apiKey, DeleteTopicsRequest.versions),
         (InitProducerIdRequest.apiKey, InitProducerIdRequest.versions),
+        (FindCoordinatorRequest.apiKey, FindCoordinatorRequest.versions),
+        (JoinGroupRequest.apiKey, JoinGroupRequest.versions),
+        (SyncGroupRequest.apiKey, SyncGroupRequest.versions),
+        (HeartbeatRequest.apiKey, HeartbeatRequest.versions),
+        (LeaveGroupRequest.apiKey, LeaveGroupRequest.versions),
+        (OffsetCommitRequest.apiKey, OffsetCommitRequest.versions),
+        (OffsetFetchRequest.apiKey, OffsetFetchRequest.versions),
+        (DescribeGroupsRequest.apiKey, DescribeGroupsRequest.versions),
+        (ListGroupsRequest.apiKey, ListGroupsRequest.versions),
     ]
 
     /// The one node of this "cluster".
@@ -66,11 +83,14 @@ public final class KafkaAPIs: Sendable {
     let broker: Broker
     let settings: KafkaListenerSettings
     let logger: Logger
+    let groups: ClassicGroups
 
     public init(broker: Broker, settings: KafkaListenerSettings, logger: Logger = Logger(label: "kafka")) {
         self.broker = broker
         self.settings = settings
         self.logger = logger
+        self.groups = ClassicGroups(
+            limits: .init(minSessionTimeoutMs: settings.groupMinSessionTimeoutMs, maxSessionTimeoutMs: settings.groupMaxSessionTimeoutMs))
     }
 
     /// Answers one request frame (the bytes after its size).
@@ -93,19 +113,42 @@ public final class KafkaAPIs: Sendable {
         }
         do {
             switch apiKey {
-            case ApiVersionsRequest.apiKey: return try await serve(ApiVersionsRequest.self, frame, version) { self.apiVersions($0, version: version) }
+            case ApiVersionsRequest.apiKey:
+                return try await serve(frame, version) { (r: ApiVersionsRequest, _) in self.apiVersions(r, version: version) }
             case MetadataRequest.apiKey:
-                return try await serve(MetadataRequest.self, frame, version) { await self.metadata($0, version: version, connection: connection) }
-            case ProduceRequest.apiKey: return try await serve(ProduceRequest.self, frame, version) { await self.produce($0, version: version) }
-            case FetchRequest.apiKey: return try await serve(FetchRequest.self, frame, version) { await self.fetch($0, version: version) }
+                return try await serve(frame, version) { (r: MetadataRequest, _) in await self.metadata(r, version: version, connection: connection) }
+            case ProduceRequest.apiKey: return try await serve(frame, version) { (r: ProduceRequest, _) in await self.produce(r, version: version) }
+            case FetchRequest.apiKey: return try await serve(frame, version) { (r: FetchRequest, _) in await self.fetch(r, version: version) }
             case ListOffsetsRequest.apiKey:
-                return try await serve(ListOffsetsRequest.self, frame, version) { self.listOffsets($0, version: version) }
+                return try await serve(frame, version) { (r: ListOffsetsRequest, _) in self.listOffsets(r, version: version) }
             case InitProducerIdRequest.apiKey:
-                return try await serve(InitProducerIdRequest.self, frame, version) { self.initProducerId($0, version: version) }
+                return try await serve(frame, version) { (r: InitProducerIdRequest, _) in self.initProducerId(r, version: version) }
             case CreateTopicsRequest.apiKey:
-                return try await serve(CreateTopicsRequest.self, frame, version) { self.createTopics($0, version: version) }
+                return try await serve(frame, version) { (r: CreateTopicsRequest, _) in self.createTopics(r, version: version) }
             case DeleteTopicsRequest.apiKey:
-                return try await serve(DeleteTopicsRequest.self, frame, version) { await self.deleteTopics($0, version: version) }
+                return try await serve(frame, version) { (r: DeleteTopicsRequest, _) in await self.deleteTopics(r, version: version) }
+            case FindCoordinatorRequest.apiKey:
+                return try await serve(frame, version) { (r: FindCoordinatorRequest, _) in
+                    self.findCoordinator(r, version: version, connection: connection)
+                }
+            case JoinGroupRequest.apiKey:
+                return try await serve(frame, version) { (r: JoinGroupRequest, header) in
+                    await self.joinGroup(r, version: version, clientId: header.clientId ?? "", connection: connection)
+                }
+            case SyncGroupRequest.apiKey:
+                return try await serve(frame, version) { (r: SyncGroupRequest, _) in await self.syncGroup(r, version: version) }
+            case HeartbeatRequest.apiKey:
+                return try await serve(frame, version) { (r: HeartbeatRequest, _) in await self.heartbeat(r, version: version) }
+            case LeaveGroupRequest.apiKey:
+                return try await serve(frame, version) { (r: LeaveGroupRequest, _) in await self.leaveGroup(r, version: version) }
+            case OffsetCommitRequest.apiKey:
+                return try await serve(frame, version) { (r: OffsetCommitRequest, _) in await self.offsetCommit(r, version: version) }
+            case OffsetFetchRequest.apiKey:
+                return try await serve(frame, version) { (r: OffsetFetchRequest, _) in self.offsetFetch(r, version: version) }
+            case DescribeGroupsRequest.apiKey:
+                return try await serve(frame, version) { (r: DescribeGroupsRequest, _) in await self.describeGroups(r, version: version) }
+            case ListGroupsRequest.apiKey:
+                return try await serve(frame, version) { (r: ListGroupsRequest, _) in await self.listGroups(r, version: version) }
             default:
                 return .close(reason: "API key \(apiKey) is parsed but has no handler")
             }
@@ -119,12 +162,12 @@ public final class KafkaAPIs: Sendable {
 
     /// Parses the header and body, runs the handler, frames the response (nil: no response).
     private func serve<Request: KafkaMessage, Response: KafkaMessage>(
-        _: Request.Type, _ frame: [UInt8], _ version: Int16, _ handler: (Request) async -> Response?
+        _ frame: [UInt8], _ version: Int16, _ handler: (Request, KafkaRequestHeader) async -> Response?
     ) async throws(KafkaDecodeError) -> KafkaReply {
         var reader = KafkaReader(frame)
         let header = try KafkaRequestHeader(from: &reader, flexible: Request.isFlexible(version))
         let request = try Request(bytes: frame[reader.position...], version: version)
-        guard let response = await handler(request) else { return .silent }
+        guard let response = await handler(request, header) else { return .silent }
         // ApiVersions answers with header v0 in every version (KIP-511).
         let flexibleHeader = Response.isFlexible(version) && Request.apiKey != ApiVersionsRequest.apiKey
         return .respond(

@@ -42,12 +42,17 @@ public final class KafkaListener: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.announce() }
                 group.addTask {
-                    try await listener.run { channel in
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                        try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(apis: apis, logger: logger))
+                    // Consumer groups' session timeouts and rebalance deadlines.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        await apis.tickGroups()
                     }
                 }
-                try await group.waitForAll()
+                try await listener.run { channel in
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(apis: apis, logger: logger))
+                }
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             listener.stop()
@@ -118,7 +123,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let local = context.channel.localAddress {
-            info = KafkaConnectionInfo(localHost: local.ipAddress ?? "127.0.0.1", localPort: local.port ?? 0)
+            info = KafkaConnectionInfo(
+                localHost: local.ipAddress ?? "127.0.0.1", localPort: local.port ?? 0, peerHost: context.channel.remoteAddress?.ipAddress ?? "")
         }
         context.fireChannelActive()
     }

@@ -7,6 +7,15 @@ public enum KafkaParsedVersions {
         1: 4...12,  // Fetch
         2: 1...7,  // ListOffsets
         3: 0...12,  // Metadata
+        8: 2...8,  // OffsetCommit
+        9: 1...7,  // OffsetFetch
+        10: 0...4,  // FindCoordinator
+        11: 0...7,  // JoinGroup
+        12: 0...4,  // Heartbeat
+        13: 0...5,  // LeaveGroup
+        14: 0...5,  // SyncGroup
+        15: 0...5,  // DescribeGroups
+        16: 0...4,  // ListGroups
         18: 0...4,  // ApiVersions
         19: 2...7,  // CreateTopics
         20: 1...5,  // DeleteTopics

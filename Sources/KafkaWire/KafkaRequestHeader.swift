@@ -64,9 +64,15 @@ public enum KafkaErrorCode: Int16, Sendable {
     case notLeaderOrFollower = 6
     case requestTimedOut = 7
     case messageTooLarge = 10
+    case coordinatorNotAvailable = 15
     case invalidTopic = 17
     case recordListTooLarge = 18
     case invalidRequiredAcks = 21
+    case illegalGeneration = 22
+    case inconsistentGroupProtocol = 23
+    case unknownMemberId = 25
+    case invalidSessionTimeout = 26
+    case rebalanceInProgress = 27
     case invalidTimestamp = 32
     case unsupportedVersion = 35
     case topicAlreadyExists = 36
@@ -83,5 +89,6 @@ public enum KafkaErrorCode: Int16, Sendable {
     case kafkaStorageError = 56
     case unknownProducerId = 59
     case unsupportedCompressionType = 76
+    case memberIdRequired = 79
     case invalidRecord = 87
 }

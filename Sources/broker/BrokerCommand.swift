@@ -99,6 +99,12 @@ struct BrokerCommand: AsyncParsableCommand {
     )
     var kafkaMaxRequestBytes: Int?
 
+    @Option(
+        help:
+            "Shortest and longest session timeout a Kafka consumer-group member may ask for, ms, as min:max; outside it JoinGroup is INVALID_SESSION_TIMEOUT (Kafka's group.min/max.session.timeout.ms). Default 6000:1800000. Env: BROKER_KAFKA_GROUP_SESSION_TIMEOUTS."
+    )
+    var kafkaGroupSessionTimeouts: String?
+
     func validate() throws {
         if let maxTimestampAheadMs, maxTimestampAheadMs < 0 { throw ValidationError("--max-timestamp-ahead-ms must be 0 or more") }
         if let maxTimestampBehindMs, maxTimestampBehindMs < -1 { throw ValidationError("--max-timestamp-behind-ms must be -1 or more") }
@@ -185,6 +191,14 @@ struct BrokerCommand: AsyncParsableCommand {
         if let bytes = try kafkaMaxRequestBytes ?? Environment.integer("BROKER_KAFKA_MAX_REQUEST_BYTES") {
             guard bytes >= 1024 else { throw ValidationError("BROKER_KAFKA_MAX_REQUEST_BYTES must be at least 1024") }
             settings.maxRequestBytes = bytes
+        }
+        if let range = kafkaGroupSessionTimeouts ?? Environment.string("BROKER_KAFKA_GROUP_SESSION_TIMEOUTS") {
+            let parts = range.split(separator: ":").map { Int32($0) }
+            guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 1, low <= high else {
+                throw ValidationError("--kafka-group-session-timeouts must be min:max in ms (1 <= min <= max), not \(range)")
+            }
+            settings.groupMinSessionTimeoutMs = low
+            settings.groupMaxSessionTimeoutMs = high
         }
         return settings
     }

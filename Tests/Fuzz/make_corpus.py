@@ -96,15 +96,20 @@ write("http2", "ping-window-rst", h2frame(6, 0, 0, b"12345678") + h2frame(8, 0, 
 # The Kafka port (Sources/fuzz-kafka): byte 0 picks the decoder in requestDecoders' order, byte 1 the
 # version (from the lowest parsed); seeds are kafka-python's own encodings (Tests/KafkaWireTests).
 KAFKA_DECODERS = ["ApiVersionsRequest", "MetadataRequest", "ProduceRequest", "FetchRequest", "ListOffsetsRequest",
-                  "InitProducerIdRequest", "CreateTopicsRequest", "DeleteTopicsRequest"]
+                  "InitProducerIdRequest", "CreateTopicsRequest", "DeleteTopicsRequest", "FindCoordinatorRequest", "JoinGroupRequest",
+                  "SyncGroupRequest", "HeartbeatRequest", "LeaveGroupRequest", "OffsetCommitRequest", "OffsetFetchRequest",
+                  "DescribeGroupsRequest", "ListGroupsRequest"]
 KAFKA_LOWEST = {"ApiVersionsRequest": 0, "MetadataRequest": 0, "ProduceRequest": 3, "FetchRequest": 4, "ListOffsetsRequest": 1,
-                "InitProducerIdRequest": 0, "CreateTopicsRequest": 2, "DeleteTopicsRequest": 1}
+                "InitProducerIdRequest": 0, "CreateTopicsRequest": 2, "DeleteTopicsRequest": 1, "FindCoordinatorRequest": 0,
+                "JoinGroupRequest": 0, "SyncGroupRequest": 0, "HeartbeatRequest": 0, "LeaveGroupRequest": 0, "OffsetCommitRequest": 2,
+                "OffsetFetchRequest": 1, "DescribeGroupsRequest": 0, "ListGroupsRequest": 0}
 vectors = json.loads((HERE.parents[0] / "KafkaWireTests" / "Fixtures" / "kafka-python-vectors.json").read_text())
 for vector in vectors["messages"]:
     if vector["name"] in KAFKA_DECODERS:
         index = KAFKA_DECODERS.index(vector["name"])
-        write("kafka", f"{index}-{vector['name']}-v{vector['version']}",
+        write("kafka", f"{index:02d}-{vector['name']}-v{vector['version']}",
               bytes([index, vector["version"] - KAFKA_LOWEST[vector["name"]]]) + bytes.fromhex(vector["hex"]))
-write("kafka", "8-header-v2", bytes([8, 1]) + bytes.fromhex("00120003000000070004746573740000"))
+header, batches = len(KAFKA_DECODERS), len(KAFKA_DECODERS) + 1  # then a request header, then record batches
+write("kafka", f"{header}-header-v2", bytes([header, 1]) + bytes.fromhex("00120003000000070004746573740000"))
 for batch in vectors["batches"]:
-    write("kafka", f"9-batch-{batch['codec']}", bytes([9, 0]) + bytes.fromhex(batch["hex"]))
+    write("kafka", f"{batches}-batch-{batch['codec']}", bytes([batches, 0]) + bytes.fromhex(batch["hex"]))

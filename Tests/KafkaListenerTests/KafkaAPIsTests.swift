@@ -275,6 +275,80 @@ import Testing
         }
     }
 
+    @Test func aGroupMemberJoinsSyncsCommitsAndFetchesItsOffsetsThroughBytes() async throws {
+        try await withAPIs { apis, broker in
+            try broker.createTopic(TopicSettings(name: "t", partitions: 2, config: LogConfig()))
+            var find = FindCoordinatorRequest()
+            find.coordinatorKeys = ["g"]
+            let coordinator = try #require(try await call(apis, find, version: 4, as: FindCoordinatorResponse.self))
+            #expect(coordinator.coordinators.map { "\($0.host):\($0.port)" } == ["127.0.0.1:9093"])
+            var join = JoinGroupRequest()
+            join.groupId = "g"
+            join.sessionTimeoutMs = 10_000
+            join.rebalanceTimeoutMs = 10_000
+            join.protocolType = "consumer"
+            var range = JoinGroupRequest.JoinGroupRequestProtocol()
+            range.name = "range"
+            range.metadata = [0, 1]
+            join.protocols = [range]
+            let asked = try #require(try await call(apis, join, version: 5, as: JoinGroupResponse.self))
+            #expect(asked.errorCode == KafkaErrorCode.memberIdRequired.rawValue && !asked.memberId.isEmpty)
+            join.memberId = asked.memberId
+            let joined = try #require(try await call(apis, join, version: 5, as: JoinGroupResponse.self))
+            #expect(joined.errorCode == 0 && joined.generationId == 1 && joined.leader == asked.memberId && joined.protocolName == "range")
+            var sync = SyncGroupRequest()
+            sync.groupId = "g"
+            sync.generationId = 1
+            sync.memberId = asked.memberId
+            var mine = SyncGroupRequest.SyncGroupRequestAssignment()
+            mine.memberId = asked.memberId
+            mine.assignment = [9, 9]
+            sync.assignments = [mine]
+            #expect(try await call(apis, sync, version: 3, as: SyncGroupResponse.self)?.assignment == [9, 9])
+            var commit = OffsetCommitRequest()
+            commit.groupId = "g"
+            commit.generationIdOrMemberEpoch = 1
+            commit.memberId = asked.memberId
+            var topic = OffsetCommitRequest.OffsetCommitRequestTopic()
+            topic.name = "t"
+            topic.partitions = [(Int32(0), Int64(41)), (Int32(5), Int64(1))].map { index, offset in
+                var partition = OffsetCommitRequest.OffsetCommitRequestTopic.OffsetCommitRequestPartition()
+                partition.partitionIndex = index
+                partition.committedOffset = offset
+                partition.committedMetadata = "note"
+                return partition
+            }
+            commit.topics = [topic]
+            let committed = try #require(try await call(apis, commit, version: 8, as: OffsetCommitResponse.self))
+            #expect(committed.topics[0].partitions.map(\.errorCode) == [0, KafkaErrorCode.unknownTopicOrPartition.rawValue])
+            commit.generationIdOrMemberEpoch = 7
+            #expect(
+                try await call(apis, commit, version: 8, as: OffsetCommitResponse.self)?.topics[0].partitions[0].errorCode
+                    == KafkaErrorCode.illegalGeneration.rawValue)
+            // The jframe side sees the same committed offset.
+            #expect(broker.groups.committedOffsets(group: "g")[TopicPartition(topic: "t", partition: 0)]?.offset == 41)
+            var fetch = OffsetFetchRequest()
+            fetch.groupId = "g"
+            var wanted = OffsetFetchRequest.OffsetFetchRequestTopic()
+            wanted.name = "t"
+            wanted.partitionIndexes = [0, 1]
+            fetch.topics = [wanted]
+            let fetched = try #require(try await call(apis, fetch, version: 7, as: OffsetFetchResponse.self))
+            #expect(fetched.topics[0].partitions.map(\.committedOffset) == [41, -1])
+            #expect(fetched.topics[0].partitions[0].metadata == "note")
+            var leave = LeaveGroupRequest()
+            leave.groupId = "g"
+            var member = LeaveGroupRequest.MemberIdentity()
+            member.memberId = asked.memberId
+            leave.members = [member]
+            #expect(try await call(apis, leave, version: 4, as: LeaveGroupResponse.self)?.members.map(\.errorCode) == [0])
+            var list = ListGroupsRequest()
+            list.statesFilter = []
+            let listed = try #require(try await call(apis, list, version: 4, as: ListGroupsResponse.self))
+            #expect(listed.groups.map { "\($0.groupId) \($0.groupState)" } == ["g Empty"])
+        }
+    }
+
     @Test func createAndDeleteTopicsMapKafkasConfigs() async throws {
         try await withAPIs { apis, broker in
             var request = CreateTopicsRequest()

@@ -11,6 +11,9 @@ from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequ
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest, MetadataResponse  # noqa: E402
 from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest, ProduceResponse  # noqa: E402
 from kafka.protocol.admin import CreateTopicsRequest  # noqa: E402
+from kafka.protocol.consumer import (HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,  # noqa: E402
+                                     OffsetFetchRequest, SyncGroupRequest)
+from kafka.protocol.metadata import FindCoordinatorRequest  # noqa: E402
 from kafka.record.default_records import DefaultRecordBatchBuilder  # noqa: E402
 
 
@@ -76,6 +79,21 @@ show("InitProducerIdRequest", msg(InitProducerIdRequest, 4, transactional_id=Non
 show("CreateTopicsRequest", msg(CreateTopicsRequest, 7, topics=[{"name": "OnNewOrder", "num_partitions": 3, "replication_factor": -1,
                                                                     "assignments": [], "configs": [{"name": "cleanup.policy", "value": "compact"}]}],
                                                 timeout_ms=30000, validate_only=False))
+show("FindCoordinatorRequest", msg(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=["workers"]))
+show("FindCoordinatorRequest", msg(FindCoordinatorRequest, 1, key="workers", key_type=0))
+show("JoinGroupRequest", msg(JoinGroupRequest, 5, group_id="workers", session_timeout_ms=45000, rebalance_timeout_ms=300000, member_id="",
+                             group_instance_id=None, protocol_type="consumer",
+                             protocols=[{"name": "range", "metadata": b"\x00\x01\x00\x00\x00\x01\x00\x04work\xff\xff\xff\xff"}]))
+show("SyncGroupRequest", msg(SyncGroupRequest, 3, group_id="workers", generation_id=2, member_id="m-1", group_instance_id=None,
+                             assignments=[{"member_id": "m-1", "assignment": b"\x00\x01"}]))
+show("HeartbeatRequest", msg(HeartbeatRequest, 4, group_id="workers", generation_id=2, member_id="m-1", group_instance_id=None))
+show("LeaveGroupRequest", msg(LeaveGroupRequest, 4, group_id="workers", members=[{"member_id": "m-1", "group_instance_id": None}]))
+show("OffsetCommitRequest", msg(OffsetCommitRequest, 8, group_id="workers", generation_id_or_member_epoch=2, member_id="m-1",
+                                group_instance_id=None,
+                                topics=[{"name": "work", "partitions": [{"partition_index": 0, "committed_offset": 41,
+                                                                         "committed_leader_epoch": -1, "committed_metadata": "m"}]}]))
+show("OffsetFetchRequest", msg(OffsetFetchRequest, 7, group_id="workers", topics=[{"name": "work", "partition_indexes": [0, 1]}],
+                               require_stable=False))
 show("MetadataResponse", msg(MetadataResponse, 12, throttle_time_ms=0, brokers=[{"node_id": 0, "host": "127.0.0.1", "port": 9093, "rack": None}],
                                           cluster_id="cqrs-broker", controller_id=0,
                                           topics=[{"error_code": 0, "name": "OnNewOrder", "topic_id": uuid.UUID("08be4e07-b562-8fce-34fb-46cb03cb2197"),

@@ -366,3 +366,138 @@ def test_a_fetch_waits_for_a_record_then_returns_it_at_once(kafka_broker):
     consumer.close()
     assert message is not None and message.value() == b"1"
     assert time.time() - started < 3, "the long poll did not wake when the record arrived"
+
+
+# MARK: consumer groups (the classic protocol)
+
+
+@pytest.fixture
+def group_broker(start_server, protocols):
+    process = BrokerProcess(start_server, protocols, "--kafka-listen", "127.0.0.1:0", "--kafka-group-session-timeouts", "1000:60000")
+    yield process
+    process.cleanup()
+
+
+def group_consumer(address: str, group: str, **extra) -> confluent_kafka.Consumer:
+    return confluent_kafka.Consumer({"bootstrap.servers": address, "group.id": group, "auto.offset.reset": "earliest",
+                                     "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
+                                     "topic.metadata.refresh.interval.ms": 1000, **extra})
+
+
+def drain(consumers: list, until, timeout: float = 60) -> dict:
+    """Polls the consumers in turn, committing each record synchronously, until `until(seen)`.
+    A commit refused because the group is rebalancing (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION)
+    is what Kafka answers too: that record may come again (at least once), and is counted under
+    "uncommitted"."""
+    seen: dict = {}
+    deadline = time.time() + timeout
+    while not until(seen) and time.time() < deadline:
+        for name, consumer in consumers:
+            message = consumer.poll(0.1)
+            if message is None or message.error():
+                continue
+            seen.setdefault(name, []).append((message.partition(), message.offset(), message.value()))
+            try:
+                consumer.commit(message=message, asynchronous=False)
+            except confluent_kafka.KafkaException as refused:
+                assert refused.args[0].code() in (confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
+                                                  confluent_kafka.KafkaError.ILLEGAL_GENERATION), refused
+                seen.setdefault("uncommitted", []).append(message.value())
+    return seen
+
+
+def values(seen: dict, *names: str) -> list[int]:
+    return sorted(int(value) for name in names for _, _, value in seen.get(name, []))
+
+
+def test_kcat_group_consumer_commits_what_cqrs_groups_describe_shows(group_broker):
+    address = group_broker.running.kafka
+    create_topic(group_broker, "kg", partitions=4)
+    kcat("-b", address, "-P", "-t", "kg", "-K:", stdin="".join(f"k{i}:{{\"i\":{i}}}\n" for i in range(20)))
+    out = kcat("-b", address, "-G", "kcat-group", "kg", "-o", "beginning", "-e", "-q", "-f", "%p@%o\\n", timeout=60)
+    assert len(out.splitlines()) == 20
+    described = group_broker.call("DescribeGroup", {"group": "kcat-group"})
+    committed = {p["partition"]: int(p["committedOffset"]) for p in described["partitions"] if p.get("committedOffset") is not None}
+    ends = {p: int(group_broker.call("ListOffsets", {"topic": "kg", "partition": p, "spec": "LATEST"})["offset"]) for p in range(4)}
+    assert committed == {p: end for p, end in ends.items() if end > 0}
+
+
+def test_a_group_of_two_splits_the_partitions_rebalances_when_one_leaves_and_resumes_after_a_restart(group_broker):
+    address = group_broker.running.kafka
+    create_topic(group_broker, "work", partitions=4)
+    producer = confluent_kafka.Producer({"bootstrap.servers": address, "enable.idempotence": True, "partitioner": "murmur2_random"})
+
+    def produce(start: int, count: int):
+        for i in range(start, start + count):
+            producer.produce("work", key=f"k{i}", value=str(i))
+        assert producer.flush(30) == 0
+
+    produce(0, 200)
+    a, b = group_consumer(address, "workers"), group_consumer(address, "workers")
+    a.subscribe(["work"])
+    b.subscribe(["work"])
+    seen = drain([("a", a), ("b", b)], lambda s: len(set(values(s, "a", "b"))) >= 200 and "a" in s and "b" in s)
+    assert set(values(seen, "a", "b")) == set(range(200))
+    assert len(values(seen, "a", "b")) - 200 <= len(seen.get("uncommitted", [])), "a record came twice though it was committed"
+    # Once both have joined, the group splits the partitions between them (who joined first may
+    # have read some partitions alone before the second came: they moved, they were not shared).
+    drain([("a", a), ("b", b)], lambda s: False, timeout=2)
+    owned_a = {tp.partition for tp in a.assignment()}
+    owned_b = {tp.partition for tp in b.assignment()}
+    assert owned_a and owned_b and not owned_a & owned_b and owned_a | owned_b == {0, 1, 2, 3}, (owned_a, owned_b)
+    # b leaves (LeaveGroup): a takes every partition.
+    b.close()
+    produce(200, 100)
+    later = drain([("a", a)], lambda s: set(range(200, 300)) <= set(values(s, "a")))
+    assert set(range(200, 300)) <= set(values(later, "a"))
+    assert {p for p, _, _ in later["a"]} == {0, 1, 2, 3}
+    # Records whose commit met the rebalance come again from the committed offsets (at least
+    # once) and are committed then: keep consuming until every partition's commit is at its end.
+    ends = {p: int(group_broker.call("ListOffsets", {"topic": "work", "partition": p, "spec": "LATEST"})["offset"]) for p in range(4)}
+
+    def all_committed(_):
+        committed = a.committed([confluent_kafka.TopicPartition("work", p) for p in range(4)], timeout=10)
+        return {tp.partition: tp.offset for tp in committed} == ends
+
+    drain([("a", a)], all_committed, timeout=30)
+    assert all_committed(None)
+    a.close()
+    # The committed offsets survive a restart of the broker: a new member resumes after them.
+    group_broker.restart()
+    produce(300, 10)
+    c = group_consumer(group_broker.running.kafka, "workers")
+    c.subscribe(["work"])
+    resumed = drain([("c", c)], lambda s: len(s.get("c", [])) >= 10, timeout=40)
+    time.sleep(1)
+    extra = c.poll(1)
+    c.close()
+    assert values(resumed, "c") == list(range(300, 310))
+    assert extra is None or extra.error() is not None, "nothing before the committed offsets came again"
+
+
+def test_kafka_python_group_consumer_commits_and_a_new_member_resumes(group_broker):
+    address = group_broker.running.kafka
+    create_topic(group_broker, "kpg", partitions=3)
+    producer = KafkaProducer(bootstrap_servers=address)
+    for i in range(30):
+        producer.send("kpg", key=f"k{i}".encode(), value=str(i).encode())
+    producer.flush()
+    consumer = KafkaConsumer("kpg", bootstrap_servers=address, group_id="kp-group", auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=8000, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    got = []
+    for message in consumer:
+        got.append(int(message.value))
+        if len(got) == 20:
+            break
+    consumer.commit()
+    consumer.close()
+    assert len(got) == 20
+    for i in range(30, 35):
+        producer.send("kpg", key=f"k{i}".encode(), value=str(i).encode())
+    producer.flush()
+    producer.close()
+    again = KafkaConsumer("kpg", bootstrap_servers=address, group_id="kp-group", auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=8000, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    rest = [int(m.value) for m in again]
+    again.close()
+    assert sorted(got + rest) == list(range(35)), "the second member started at the first one's committed offsets"

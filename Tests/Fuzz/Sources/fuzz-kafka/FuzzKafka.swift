@@ -21,6 +21,15 @@ let requestDecoders: [(any KafkaMessage.Type, @Sendable ([UInt8], Int16) -> Void
     (InitProducerIdRequest.self, { check(InitProducerIdRequest.self, $0, $1) }),
     (CreateTopicsRequest.self, { check(CreateTopicsRequest.self, $0, $1) }),
     (DeleteTopicsRequest.self, { check(DeleteTopicsRequest.self, $0, $1) }),
+    (FindCoordinatorRequest.self, { check(FindCoordinatorRequest.self, $0, $1) }),
+    (JoinGroupRequest.self, { check(JoinGroupRequest.self, $0, $1) }),
+    (SyncGroupRequest.self, { check(SyncGroupRequest.self, $0, $1) }),
+    (HeartbeatRequest.self, { check(HeartbeatRequest.self, $0, $1) }),
+    (LeaveGroupRequest.self, { check(LeaveGroupRequest.self, $0, $1) }),
+    (OffsetCommitRequest.self, { check(OffsetCommitRequest.self, $0, $1) }),
+    (OffsetFetchRequest.self, { check(OffsetFetchRequest.self, $0, $1) }),
+    (DescribeGroupsRequest.self, { check(DescribeGroupsRequest.self, $0, $1) }),
+    (ListGroupsRequest.self, { check(ListGroupsRequest.self, $0, $1) }),
 ]
 
 func check<Message: KafkaMessage & Equatable>(_: Message.Type, _ bytes: [UInt8], _ version: Int16) {
