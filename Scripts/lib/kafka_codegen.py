@@ -36,6 +36,7 @@ PARSED = {
     "OffsetFetch": (9, 1, 7),
     "DescribeGroups": (15, 0, 5),
     "ListGroups": (16, 0, 4),
+    "DescribeConfigs": (32, 1, 4),
 }
 
 SWIFT_KEYWORDS = {"protocol", "default", "internal", "operator", "as", "is", "in", "repeat", "return", "self",

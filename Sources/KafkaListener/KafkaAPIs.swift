@@ -74,6 +74,7 @@ public final class KafkaAPIs: Sendable {
         (OffsetFetchRequest.apiKey, OffsetFetchRequest.versions),
         (DescribeGroupsRequest.apiKey, DescribeGroupsRequest.versions),
         (ListGroupsRequest.apiKey, ListGroupsRequest.versions),
+        (DescribeConfigsRequest.apiKey, DescribeConfigsRequest.versions),
     ]
 
     /// The one node of this "cluster".
@@ -147,6 +148,8 @@ public final class KafkaAPIs: Sendable {
                 return try await serve(frame, version) { (r: OffsetFetchRequest, _) in self.offsetFetch(r, version: version) }
             case DescribeGroupsRequest.apiKey:
                 return try await serve(frame, version) { (r: DescribeGroupsRequest, _) in await self.describeGroups(r, version: version) }
+            case DescribeConfigsRequest.apiKey:
+                return try await serve(frame, version) { (r: DescribeConfigsRequest, _) in self.describeConfigs(r, version: version) }
             case ListGroupsRequest.apiKey:
                 return try await serve(frame, version) { (r: ListGroupsRequest, _) in await self.listGroups(r, version: version) }
             default:

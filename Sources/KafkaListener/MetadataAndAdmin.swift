@@ -281,3 +281,122 @@ extension KafkaAPIs {
         }
     }
 }
+
+// MARK: DescribeConfigs
+
+extension KafkaAPIs {
+    /// One config as DescribeConfigs lists it: Kafka's name, its value here, where it comes from.
+    struct ConfigEntry {
+        enum Kind: Int8 {
+            case boolean = 1
+            case string = 2
+            case int = 3
+            case long = 5
+        }
+        /// Kafka's ConfigSource: 1 set on the topic, 4 the broker's static config, 5 a default.
+        enum Source: Int8 {
+            case topic = 1
+            case staticBroker = 4
+            case `default` = 5
+        }
+
+        var name: String
+        var value: String
+        var kind: Kind
+        var source: Source
+        var readOnly: Bool
+        var documentation: String
+    }
+
+    /// A topic's configs, every one with its value (clients and tools expect the full list: an
+    /// empty one broke librdkafka's tests against another broker). A value equal to the broker's
+    /// default for new topics is reported as the default.
+    func topicConfigs(_ topic: Topic) -> [ConfigEntry] {
+        let config = topic.settings.config
+        let defaults = broker.settings.topicDefaults
+        func entry(_ name: String, _ value: String, _ fallback: String, _ kind: ConfigEntry.Kind, _ doc: String) -> ConfigEntry {
+            ConfigEntry(name: name, value: value, kind: kind, source: value == fallback ? .default : .topic, readOnly: false, documentation: doc)
+        }
+        return [
+            entry("cleanup.policy", config.cleanupPolicy.rawValue, defaults.cleanupPolicy.rawValue, .string, "delete or compact"),
+            entry("retention.ms", "\(config.retentionMs)", "\(defaults.retentionMs)", .long, "how long sealed segments are kept; -1 forever"),
+            entry(
+                "retention.bytes", "\(config.retentionBytes)", "\(defaults.retentionBytes)", .long,
+                "the size old segments are deleted down to; -1 none"),
+            entry("segment.bytes", "\(config.segmentBytes)", "\(defaults.segmentBytes)", .int, "a segment rolls before passing this size"),
+            entry("segment.ms", "\(config.segmentMs)", "\(defaults.segmentMs)", .long, "a segment rolls after taking appends this long"),
+            entry(
+                "delete.retention.ms", "\(config.deleteRetentionMs)", "\(defaults.deleteRetentionMs)", .long,
+                "how long a tombstone stays on a compacted topic"),
+            entry(
+                "message.timestamp.type", topic.settings.timestampType == .logAppendTime ? "LogAppendTime" : "CreateTime", "CreateTime", .string,
+                "whose clock a record's timestamp is"),
+            ConfigEntry(
+                name: "max.message.bytes", value: "\(broker.settings.maxRecordBytes)", kind: .int, source: .staticBroker, readOnly: true,
+                documentation: "the largest record (the broker's --max-record-bytes)"),
+        ]
+    }
+
+    /// The broker's own configs (resource type 4): what a client may want to know, read-only.
+    func brokerConfigs() -> [ConfigEntry] {
+        [
+            ConfigEntry(
+                name: "num.partitions", value: "1", kind: .int, source: .staticBroker, readOnly: true,
+                documentation: "partitions of a topic created with -1"),
+            ConfigEntry(
+                name: "auto.create.topics.enable", value: "false", kind: .boolean, source: .staticBroker, readOnly: true,
+                documentation: "Metadata never creates topics"),
+            ConfigEntry(
+                name: "message.max.bytes", value: "\(broker.settings.maxRecordBytes)", kind: .int, source: .staticBroker, readOnly: true,
+                documentation: "the largest record"),
+            ConfigEntry(
+                name: "socket.request.max.bytes", value: "\(settings.maxRequestBytes)", kind: .int, source: .staticBroker, readOnly: true,
+                documentation: "the largest request frame"),
+            ConfigEntry(
+                name: "group.min.session.timeout.ms", value: "\(settings.groupMinSessionTimeoutMs)", kind: .int, source: .staticBroker,
+                readOnly: true,
+                documentation: "the shortest session timeout a group member may ask for"),
+            ConfigEntry(
+                name: "group.max.session.timeout.ms", value: "\(settings.groupMaxSessionTimeoutMs)", kind: .int, source: .staticBroker,
+                readOnly: true,
+                documentation: "the longest session timeout a group member may ask for"),
+        ]
+    }
+
+    func describeConfigs(_ request: DescribeConfigsRequest, version: Int16) -> DescribeConfigsResponse {
+        var response = DescribeConfigsResponse()
+        response.results = request.resources.map { resource in
+            var result = DescribeConfigsResponse.DescribeConfigsResult()
+            result.resourceType = resource.resourceType
+            result.resourceName = resource.resourceName
+            let entries: [ConfigEntry]
+            switch resource.resourceType {
+            case 2:
+                guard let topic = try? broker.topic(resource.resourceName) else {
+                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    result.errorMessage = "topic \(resource.resourceName) does not exist"
+                    return result
+                }
+                entries = topicConfigs(topic)
+            case 4:
+                entries = brokerConfigs()
+            default:
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "resource type \(resource.resourceType) is not described here (2: topic, 4: broker)"
+                return result
+            }
+            result.configs = entries.filter { resource.configurationKeys?.contains($0.name) ?? true }.map { entry in
+                var config = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult()
+                config.name = entry.name
+                config.value = entry.value
+                config.readOnly = entry.readOnly
+                config.configSource = entry.source.rawValue
+                config.configType = entry.kind.rawValue
+                config.documentation = request.includeDocumentation ? entry.documentation : nil
+                return config
+            }
+            return result
+        }
+        return response
+    }
+}

@@ -20,5 +20,6 @@ public enum KafkaParsedVersions {
         19: 2...7,  // CreateTopics
         20: 1...5,  // DeleteTopics
         22: 0...4,  // InitProducerId
+        32: 1...4,  // DescribeConfigs
     ]
 }

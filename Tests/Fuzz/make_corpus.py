@@ -98,11 +98,12 @@ write("http2", "ping-window-rst", h2frame(6, 0, 0, b"12345678") + h2frame(8, 0, 
 KAFKA_DECODERS = ["ApiVersionsRequest", "MetadataRequest", "ProduceRequest", "FetchRequest", "ListOffsetsRequest",
                   "InitProducerIdRequest", "CreateTopicsRequest", "DeleteTopicsRequest", "FindCoordinatorRequest", "JoinGroupRequest",
                   "SyncGroupRequest", "HeartbeatRequest", "LeaveGroupRequest", "OffsetCommitRequest", "OffsetFetchRequest",
-                  "DescribeGroupsRequest", "ListGroupsRequest"]
+                  "DescribeGroupsRequest", "ListGroupsRequest", "DescribeConfigsRequest"]
 KAFKA_LOWEST = {"ApiVersionsRequest": 0, "MetadataRequest": 0, "ProduceRequest": 3, "FetchRequest": 4, "ListOffsetsRequest": 1,
                 "InitProducerIdRequest": 0, "CreateTopicsRequest": 2, "DeleteTopicsRequest": 1, "FindCoordinatorRequest": 0,
                 "JoinGroupRequest": 0, "SyncGroupRequest": 0, "HeartbeatRequest": 0, "LeaveGroupRequest": 0, "OffsetCommitRequest": 2,
-                "OffsetFetchRequest": 1, "DescribeGroupsRequest": 0, "ListGroupsRequest": 0}
+                "OffsetFetchRequest": 1, "DescribeGroupsRequest": 0, "ListGroupsRequest": 0,
+                "DescribeConfigsRequest": 1}
 vectors = json.loads((HERE.parents[0] / "KafkaWireTests" / "Fixtures" / "kafka-python-vectors.json").read_text())
 for vector in vectors["messages"]:
     if vector["name"] in KAFKA_DECODERS:

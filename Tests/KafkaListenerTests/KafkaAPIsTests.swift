@@ -349,6 +349,33 @@ import Testing
         }
     }
 
+    @Test func describeConfigsListsEveryConfigWithItsSource() async throws {
+        try await withAPIs { apis, broker in
+            var compacted = LogConfig()
+            compacted.cleanupPolicy = .compact
+            try broker.createTopic(TopicSettings(name: "c", partitions: 1, config: compacted))
+            var request = DescribeConfigsRequest()
+            request.includeDocumentation = true
+            request.resources = [(Int8(2), "c"), (Int8(2), "missing"), (Int8(4), "0"), (Int8(9), "x")].map { type, name in
+                var resource = DescribeConfigsRequest.DescribeConfigsResource()
+                resource.resourceType = type
+                resource.resourceName = name
+                return resource
+            }
+            let response = try #require(try await call(apis, request, version: 4, as: DescribeConfigsResponse.self))
+            #expect(
+                response.results.map(\.errorCode) == [0, KafkaErrorCode.unknownTopicOrPartition.rawValue, 0, KafkaErrorCode.invalidRequest.rawValue])
+            let topic = Dictionary(uniqueKeysWithValues: response.results[0].configs.map { ($0.name, $0) })
+            #expect(topic["cleanup.policy"]?.value == "compact" && topic["cleanup.policy"]?.configSource == 1)
+            #expect(topic["retention.ms"]?.configSource == 5 && topic["retention.ms"]?.configType == 5)
+            #expect(topic["max.message.bytes"]?.readOnly == true && topic["segment.bytes"]?.documentation != nil)
+            #expect(response.results[2].configs.contains { $0.name == "auto.create.topics.enable" && $0.value == "false" })
+            request.resources = [request.resources[0]]
+            request.resources[0].configurationKeys = ["segment.ms"]
+            #expect(try await call(apis, request, version: 1, as: DescribeConfigsResponse.self)?.results[0].configs.map(\.name) == ["segment.ms"])
+        }
+    }
+
     @Test func createAndDeleteTopicsMapKafkasConfigs() async throws {
         try await withAPIs { apis, broker in
             var request = CreateTopicsRequest()

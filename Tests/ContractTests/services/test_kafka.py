@@ -13,6 +13,7 @@ import threading
 import time
 
 import confluent_kafka
+import confluent_kafka.admin
 import pytest
 
 with warnings.catch_warnings():
@@ -349,6 +350,28 @@ def test_kafka_python_admin_produce_list_offsets_and_consume(kafka_broker):
     admin.delete_topics(["kp"])
     assert kafka_broker.call("ListTopics", {})["topics"] == []
     admin.close()
+
+
+def test_describe_configs_lists_a_topics_configs_for_both_python_clients(kafka_broker):
+    address = kafka_broker.running.kafka
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": address})
+    created = admin.create_topics([confluent_kafka.admin.NewTopic("configured", 2, 1, config={"cleanup.policy": "compact",
+                                                                                            "retention.ms": "60000"})])
+    created["configured"].result(10)
+    resource = confluent_kafka.admin.ConfigResource(confluent_kafka.admin.ResourceType.TOPIC, "configured")
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["cleanup.policy"].value == "compact" and configs["retention.ms"].value == "60000"
+    assert configs["segment.bytes"].value == str(64 << 20) and configs["segment.bytes"].is_default
+    assert configs["max.message.bytes"].value == "65536" and configs["max.message.bytes"].is_read_only
+    missing = confluent_kafka.admin.ConfigResource(confluent_kafka.admin.ResourceType.TOPIC, "absent")
+    with pytest.raises(confluent_kafka.KafkaException):
+        admin.describe_configs([missing])[missing].result(10)
+    from kafka.admin import ConfigResource, ConfigResourceType
+    kp = KafkaAdminClient(bootstrap_servers=address)
+    described = kp.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "configured")])
+    text = str(described)
+    assert "cleanup.policy" in text and "compact" in text
+    kp.close()
 
 
 def test_a_fetch_waits_for_a_record_then_returns_it_at_once(kafka_broker):

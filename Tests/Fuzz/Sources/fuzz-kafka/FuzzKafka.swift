@@ -30,6 +30,7 @@ let requestDecoders: [(any KafkaMessage.Type, @Sendable ([UInt8], Int16) -> Void
     (OffsetFetchRequest.self, { check(OffsetFetchRequest.self, $0, $1) }),
     (DescribeGroupsRequest.self, { check(DescribeGroupsRequest.self, $0, $1) }),
     (ListGroupsRequest.self, { check(ListGroupsRequest.self, $0, $1) }),
+    (DescribeConfigsRequest.self, { check(DescribeConfigsRequest.self, $0, $1) }),
 ]
 
 func check<Message: KafkaMessage & Equatable>(_: Message.Type, _ bytes: [UInt8], _ version: Int16) {
