@@ -10,17 +10,22 @@
 # oriented so that higher is better (ours/baseline for rates, baseline/ours for latencies).
 # A second broker runs with --idle-poll-us (IDLE_POLL_US, default 1000; 0 skips it) and its produce
 # runs are interleaved with the others: cases produce_batch<B>_producers<P>_idle_poll.
+# The broker's Kafka port is measured in the same rounds with confluent-kafka (Scripts/lib/kafka_bench.py,
+# KAFKA=0 skips it): kafka_produce_batch<B>_producers<P> against the jframe case of the same shape and
+# Redis, and kafka_consume_one_partition against jframe Fetch and the 500k target.
 # Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CASES="${CASES:-1:1 1:16 100:1 100:16 1000:1 1000:16}"
 IDLE_POLL_US="${IDLE_POLL_US:-1000}"
+KAFKA="${KAFKA:-1}"
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || apt_install redis-server redis-tools
 
 step "build ours (release)"
 swift build -c release --product broker >&2
+[ "$KAFKA" = 1 ] && { swift build -c release --product cqrs >&2; ensure_python_venv; }
 BIN="$(swift build -c release --show-bin-path)"
 build_bench_tools broker-bench
 
@@ -28,7 +33,9 @@ build_bench_tools broker-bench
 bench_workdir bench-broker broker polling redis raw
 
 start_idle_poll_twin polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling"
-start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker"
+start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
+KAFKA_PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-kafka"))' "$WORK/broker.out")
+kafka_bench() { CQRS_BIN="$BIN/cqrs" .venv/bin/python Scripts/lib/kafka_bench.py "$@" --bootstrap "127.0.0.1:$KAFKA_PORT" --jframe "127.0.0.1:$PORT"; }
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -51,6 +58,7 @@ for round in $(seq "$ROUNDS"); do
       "raw_b${batch}|$BENCH_BIN/broker-bench raw-append --directory $WORK/raw --batch $batch --seconds $RUN_SECONDS"
       "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
     )
+    [ "$KAFKA" = 1 ] && runs+=("kafka_produce_b${batch}_p${producers}|kafka_bench produce --batch $batch --producers $producers --seconds $RUN_SECONDS")
     [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BENCH_BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
     rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
@@ -58,6 +66,7 @@ for round in $(seq "$ROUNDS"); do
   record "ours_consume" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
   record "ours_consume_subscribe" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
   record "ours_e2e" "$("$BENCH_BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
+  [ "$KAFKA" = 1 ] && record "kafka_consume" "$(kafka_bench consume --records 500000)"
 done
 
 python3 - "$RESULTS" "$CASES" <<'PY'
@@ -80,6 +89,20 @@ for spec in sys.argv[2].split():
              [("redis-xadd-appendfsync-always", med(redis, "records_per_s")), ("raw-write-fdatasync", med(raw, "records_per_s"))])
         line(case + "_idle_poll", "p50_ms", med(polling, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
         line(case + "_idle_poll", "p99_ms", med(polling, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
+for spec in sys.argv[2].split():
+    batch, producers = spec.split(":")
+    kafka, ours, redis = f"kafka_produce_b{batch}_p{producers}", f"ours_produce_b{batch}_p{producers}", f"redis_b{batch}_p{producers}"
+    if med(kafka, "records_per_s") is None:
+        continue
+    case = f"kafka_produce_batch{batch}_producers{producers}"
+    line(case, "records_per_s", med(kafka, "records_per_s"),
+         [("jframe-produce", med(ours, "records_per_s")), ("redis-xadd-appendfsync-always", med(redis, "records_per_s"))])
+    line(case, "p50_ms", med(kafka, "p50_ms"), [("jframe-produce", med(ours, "p50_ms")), ("redis-xadd-appendfsync-always", med(redis, "p50_ms"))],
+         higher_is_better=False)
+    line(case, "p99_ms", med(kafka, "p99_ms"), [("jframe-produce", med(ours, "p99_ms"))], higher_is_better=False)
+if med("kafka_consume", "records_per_s") is not None:
+    line("kafka_consume_one_partition", "records_per_s", med("kafka_consume", "records_per_s"),
+         [("jframe-fetch", med("ours_consume", "records_per_s")), ("target-500k", 500000)])
 line("consume_one_partition", "records_per_s", med("ours_consume", "records_per_s"), [("target-500k", 500000)])
 line("consume_one_partition_subscribe", "records_per_s", med("ours_consume_subscribe", "records_per_s"), [("target-500k", 500000)])
 line("end_to_end", "p50_ms", med("ours_e2e", "p50_ms"), [])
