@@ -114,6 +114,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var queue = CircularBuffer<[UInt8]>()
     private var busy = false
     private var readHeld = false
+    private var closed = false
     private var info = KafkaConnectionInfo(localHost: "127.0.0.1", localPort: 0)
 
     init(apis: KafkaAPIs, logger: Logger) {
@@ -143,13 +144,21 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// A peer that went away has no use for the answers to what it had queued: drop it (a
+    /// request already being handled finishes; Kafka does the same).
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        queue.removeAll()
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.info("closing a Kafka connection", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 
     private func next(context: ChannelHandlerContext) {
-        guard let frame = queue.popFirst() else {
+        guard !closed, let frame = queue.popFirst() else {
             busy = false
             return
         }
