@@ -1,5 +1,4 @@
 import BrokerCore
-import Foundation
 import KafkaWire
 public import Logging
 public import NIOCore
@@ -61,12 +60,7 @@ public final class KafkaListener: Service, Sendable {
 
     /// `{"event":"listening-kafka",…}` on stdout, as the RPC port's line.
     private func announce() async throws {
-        let address = try await listener.listeningAddress()
-        let host = address.ipAddress ?? "?"
-        let port = address.port ?? 0
-        logger.info("Kafka protocol at \(host):\(port)")
-        print(#"{"event":"listening-kafka","service":"broker","host":"\#(host)","port":\#(port)}"#)
-        fflush(nil)
+        try await listener.announce(event: "listening-kafka", service: "broker", logger: logger) { "Kafka protocol at \($0):\($1)" }
     }
 }
 

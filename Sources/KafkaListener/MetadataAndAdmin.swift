@@ -81,29 +81,27 @@ extension KafkaAPIs {
 
     // MARK: CreateTopics, DeleteTopics
 
+    /// The integer configs a topic takes, by Kafka's name.
+    static let integerConfigs: [String: any WritableKeyPath<LogConfig, Int64> & Sendable] = [
+        "retention.ms": \.retentionMs, "retention.bytes": \.retentionBytes, "segment.ms": \.segmentMs,
+        "delete.retention.ms": \.deleteRetentionMs,
+    ]
+
     /// Kafka's topic configs this broker has an equivalent of; any other is INVALID_CONFIG.
     static func apply(config name: String, value: String?, to settings: inout TopicSettings) -> String? {
         guard let value else { return "config \(name) has no value" }
-        func integer() -> Int64? { Int64(value) }
+        if let field = integerConfigs[name] {
+            guard let number = Int64(value) else { return "\(name) must be an integer" }
+            settings.config[keyPath: field] = number
+            return nil
+        }
         switch name {
         case "cleanup.policy":
             guard let policy = LogConfig.CleanupPolicy(rawValue: value) else { return "cleanup.policy is delete or compact, not \(value)" }
             settings.config.cleanupPolicy = policy
-        case "retention.ms":
-            guard let ms = integer() else { return "retention.ms must be an integer" }
-            settings.config.retentionMs = ms
-        case "retention.bytes":
-            guard let bytes = integer() else { return "retention.bytes must be an integer" }
-            settings.config.retentionBytes = bytes
         case "segment.bytes":
-            guard let bytes = integer(), let int = Int(exactly: bytes) else { return "segment.bytes must be an integer" }
-            settings.config.segmentBytes = int
-        case "segment.ms":
-            guard let ms = integer() else { return "segment.ms must be an integer" }
-            settings.config.segmentMs = ms
-        case "delete.retention.ms":
-            guard let ms = integer() else { return "delete.retention.ms must be an integer" }
-            settings.config.deleteRetentionMs = ms
+            guard let bytes = Int(value) else { return "segment.bytes must be an integer" }
+            settings.config.segmentBytes = bytes
         case "message.timestamp.type":
             switch value {
             case "CreateTime": settings.timestampType = .createTime

@@ -64,12 +64,7 @@ public final class MetricsEndpoint: Service, Sendable {
 
     /// Says where the page is: `{"event":"listening-metrics",…}` on stdout, as the RPC ports do.
     private func announce() async throws {
-        let address = try await listener.listeningAddress()
-        let host = address.ipAddress ?? "?"
-        let port = address.port ?? 0
-        logger.info("metrics at http://\(host):\(port)/metrics")
-        print(#"{"event":"listening-metrics","service":"\#(name)","host":"\#(host)","port":\#(port)}"#)
-        fflush(nil)
+        try await listener.announce(event: "listening-metrics", service: name, logger: logger) { "metrics at http://\($0):\($1)/metrics" }
     }
 }
 

@@ -104,3 +104,23 @@ public final class SocketListener: Sendable {
         channel?.close(promise: nil)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension SocketListener {
+    /// Once bound, prints `{"event":EVENT,"service":SERVICE,"host":…,"port":…}` on stdout (how
+    /// scripts, tests and `cqrs dev` find a port-0 server's extra ports) and logs `describe`'s
+    /// line for people.
+    public func announce(event: String, service: String, logger: Logger, describe: (String, Int) -> String) async throws {
+        let address = try await listeningAddress()
+        let host = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        logger.info("\(describe(host, port))")
+        print(#"{"event":"\#(event)","service":"\#(service)","host":"\#(host)","port":\#(port)}"#)
+        fflush(nil)
+    }
+}
