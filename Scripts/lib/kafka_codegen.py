@@ -217,7 +217,7 @@ class Gen:
             else:
                 element = "$0.encode(into: &w, version: version)"
             fn = "writeNullableArray" if self.swift_type(field).endswith("?") else "writeArray"
-            return f"writer.{fn}({name}, compact: flexible) {{ (w: inout KafkaWriter, element) in let _ = 0; {element.replace('$0', 'element')} }}"
+            return f"writer.{fn}({name}, compact: flexible) {{ (w: inout KafkaWriter, element) in {element.replace('$0', 'element')} }}"
         return f"{name}.encode(into: &writer, version: version)"
 
     def emit_struct(self, name, fields, indent, top=None):
@@ -323,10 +323,7 @@ def render(api, key, lo, hi, protocols):
         body = Gen(msg, lo, hi).generate((key, lo, hi))
         lines.extend(body)
         lines.append("")
-    text = "\n".join(lines)
-    # The writer closures carry a placeholder statement only so they stay one line; drop it.
-    text = text.replace("let _ = 0; ", "")
-    return text.rstrip("\n") + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main():
