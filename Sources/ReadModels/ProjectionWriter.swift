@@ -222,7 +222,13 @@ final class ProjectionWriter {
         _ decoded: DecodedEvent, source: Source, isolated: Bool, fold: AccountFold? = nil, _ outcome: inout Outcome
     ) throws {
         let event = decoded.event
-        if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId) {
+        // Events of a stream wait behind its lowest parked version, so none is applied out of
+        // order; the stream's next version below it is not out of order, and goes on. (A record
+        // claiming a version ahead of the stream, parked for the gap, must not hold back the real
+        // events that fill it: a relay behind a forger's record, or one a bus delayed.)
+        if parkedStreams.contains(event.streamId), let blocker = try firstParked(event.streamId),
+            try !(event.streamVersion < blocker.version && event.streamVersion == streamHead(event.streamId).version + 1)
+        {
             var (state, error) = ("WAITING", "waiting behind parked event \(blocker.id) (version \(blocker.version))")
             if let rival = try parkedRival(of: event) {
                 // Both are claimants now: a skip of all CONFLICT records must see the parked one too.
