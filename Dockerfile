@@ -12,7 +12,7 @@ ARG BINARIES=build
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libnghttp2-dev pkg-config \
-        zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev && rm -rf /var/lib/apt/lists/*
+        zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources Sources
@@ -42,10 +42,12 @@ ENTRYPOINT ["/usr/local/bin/postgres-container"]
 
 FROM debian:bookworm-slim
 # The libraries the binaries take from the system (the Swift runtime is static): SQLite, nghttp2,
-# and the codecs of the broker's Kafka port (zlib, snappy, lz4, zstd).
+# the codecs of the broker's Kafka port (zlib, snappy, lz4, zstd), and librdkafka (the services'
+# Kafka bus, --bus kafka://…).
 RUN ( ls /usr/lib/*-linux-gnu/libsqlite3.so.0 /usr/lib/*-linux-gnu/libnghttp2.so.14 /usr/lib/*-linux-gnu/libz.so.1 \
-        /usr/lib/*-linux-gnu/libsnappy.so.1 /usr/lib/*-linux-gnu/liblz4.so.1 /usr/lib/*-linux-gnu/libzstd.so.1 ) >/dev/null 2>&1 \
-    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 zlib1g libsnappy1v5 liblz4-1 libzstd1 \
+        /usr/lib/*-linux-gnu/libsnappy.so.1 /usr/lib/*-linux-gnu/liblz4.so.1 /usr/lib/*-linux-gnu/libzstd.so.1 \
+        /usr/lib/*-linux-gnu/librdkafka.so.1 ) >/dev/null 2>&1 \
+    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 zlib1g libsnappy1v5 liblz4-1 libzstd1 librdkafka1 \
         && rm -rf /var/lib/apt/lists/*)
 COPY --from=binaries /out/ /usr/local/bin/
 # /shared: a volume replicas share (the relay's key, in the compose file's `postgres` profile).

@@ -47,6 +47,7 @@ let package = Package(
         .library(name: "PostgresEventStore", targets: ["PostgresEventStore"]),
         .library(name: "CommandHandling", targets: ["CommandHandling"]),
         .library(name: "EventBus", targets: ["EventBus"]),
+        .library(name: "KafkaClient", targets: ["KafkaClient"]),
         .library(name: "WallTime", targets: ["WallTime"]),
         .library(name: "Outbox", targets: ["Outbox"]),
         .library(name: "ReadModels", targets: ["ReadModels"]),
@@ -188,6 +189,11 @@ let package = Package(
         // What services use to talk to the broker: a batching idempotent producer, a group
         // consumer, and the event bus over both.
         .target(name: "BrokerClient", dependencies: ["EventBus", "Partitioning", "Contracts", "RPCCore", logging], swiftSettings: settings),
+        // The system's librdkafka (Debian: librdkafka-dev).
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // The event bus on any Kafka-compatible cluster, over librdkafka: idempotent producer
+        // sessions, consumer-group subscriptions, topic admin and reads.
+        .target(name: "KafkaClient", dependencies: ["EventBus", "CRdKafka", "WallTime", logging], exclude: ["README.md"], swiftSettings: settings),
         // The seam between the services and the bus that carries their events (publish, read a
         // topic's tail, consume in a group), and a bus in memory. No RPC, no I/O.
         .target(name: "EventBus", dependencies: ["Partitioning", "Watermarks", "WallTime"], swiftSettings: settings),
@@ -259,7 +265,8 @@ let package = Package(
         .executableTarget(
             name: "query-service",
             dependencies: [
-                "QueryService", "ReadModels", "PostgresReadModels", "BrokerClient", "RPCCore", "RPCTransportTCP", "RPCHosting", argumentParser,
+                "QueryService", "ReadModels", "PostgresReadModels", "BrokerClient", "KafkaClient", "RPCCore", "RPCTransportTCP", "RPCHosting",
+                argumentParser,
                 logging, lifecycle,
             ],
             swiftSettings: settings
@@ -268,7 +275,8 @@ let package = Package(
         .executableTarget(
             name: "command-service",
             dependencies: [
-                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "EventStore", "PostgresEventStore", "PostgresConnections",
+                "CommandService", "CommandHandling", "Outbox", "BrokerClient", "KafkaClient", "EventStore", "PostgresEventStore",
+                "PostgresConnections",
                 "Checksums", "RPCCore",
                 "RPCTransportTCP", "RPCHosting", argumentParser, logging, lifecycle, crypto,
             ],
@@ -373,7 +381,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventBusTests",
-            dependencies: ["WallTime", "EventBus", "BrokerClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
+            dependencies: ["WallTime", "EventBus", "BrokerClient", "KafkaClient", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
         .testTarget(
@@ -383,6 +391,7 @@ let package = Package(
             name: "LogStorageTests", dependencies: ["LogStorage", "Checksums", "CommitScheduling", "WallTime", "TestSupport", logging],
             swiftSettings: settings),
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: settings),
         .testTarget(
             name: "KafkaListenerTests", dependencies: ["KafkaListener", "KafkaWire", "KafkaMessages", "BrokerCore", "LogStorage", "TestSupport"],
             swiftSettings: settings),

@@ -212,25 +212,31 @@ class Forger(threading.Thread):
 
 
 class Harness:
-    def __init__(self, profile: str, seed: int, store: str = "sqlite"):
-        self.profile_name, self.profile, self.seed, self.store = profile, PROFILES[profile], seed, store
+    def __init__(self, profile: str, seed: int, store: str = "sqlite", bus: str = "jframe"):
+        self.profile_name, self.profile, self.seed, self.store, self.bus = profile, PROFILES[profile], seed, store, bus
         self.rng = random.Random(seed)
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-", dir=os.environ.get("CHAOS_DIR")))
         self.broker = Service("broker", "broker", self.work, "BROKER_DATA_DIR",
                               {"BROKER_SEGMENT_BYTES": "4096", "BROKER_MAINTENANCE_INTERVAL_MS": "200"})
-        self.commands = Service("command-service", "command-service", self.work, "COMMANDS_DATA_DIR",
-                                {"CQRS_BROKER": self.broker.address})
+        # On a Kafka bus the services reach the broker through its Kafka port (librdkafka), as
+        # they would any Kafka cluster; the harness's own checks still read over jframe.
+        reach = {"CQRS_BROKER": self.broker.address}
+        if bus == "kafka":
+            kafka = f"127.0.0.1:{free_port()}"
+            self.broker.settings["BROKER_KAFKA_LISTEN"] = kafka
+            reach["CQRS_BUS"] = f"kafka://{kafka}"
+        self.commands = Service("command-service", "command-service", self.work, "COMMANDS_DATA_DIR", dict(reach))
         self.command_replicas = [self.commands]
         if store == "postgres":
             # Two replicas on one PostgreSQL store (a schema of this run's own), sharing the relay's
             # key; clients send each command to either, and either may be killed.
             url = f"{os.environ['CHAOS_POSTGRES_URL']}?schema=chaos_{seed}"
-            shared = {"CQRS_BROKER": self.broker.address, "COMMANDS_STORE": url, "COMMANDS_RELAY_KEY_FILE": str(self.work / "relay.key")}
+            shared = {**reach, "COMMANDS_STORE": url, "COMMANDS_RELAY_KEY_FILE": str(self.work / "relay.key")}
             self.commands.settings.update(shared)
             second = Service("command-service-2", "command-service", self.work, "COMMANDS_DATA_DIR", shared)
             self.command_replicas.append(second)
         self.queries = Service("query-service", "query-service", self.work, "QUERIES_DATA_DIR",
-                               {"CQRS_BROKER": self.broker.address, "CQRS_COMMANDS": self.commands.address})
+                               {**reach, "CQRS_COMMANDS": self.commands.address})
         self.query_replicas = [self.queries]
         if store == "postgres":
             # Two replicas on one PostgreSQL schema of read models, in one consumer group; either
@@ -378,7 +384,7 @@ class Harness:
         rebuild_equal = rebuild.code == 0 and self.dump() == live
         replicas_equal = all(self.dump(replica) == live for replica in self.query_replicas[1:])
         return {
-            "profile": self.profile_name, "store": self.store, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
+            "profile": self.profile_name, "store": self.store, "bus": self.bus, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
             "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
             "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
             "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
@@ -441,10 +447,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data and logs)")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
                         help="postgres: two command-service replicas on one PostgreSQL store and two query-service replicas on one PostgreSQL schema of read models (CHAOS_POSTGRES_URL; Scripts/chaos starts a cluster)")
+    parser.add_argument("--bus", choices=["jframe", "kafka"], default="jframe",
+                        help="kafka: the services publish and consume through the broker's Kafka port with librdkafka (--bus kafka://…)")
     options = parser.parse_args()
     seed = options.seed if options.seed is not None else random.randrange(1 << 30)
     print(f"chaos: profile {options.profile}, seed {seed} (replay with --seed {seed})", file=sys.stderr, flush=True)
-    harness = Harness(options.profile, seed, options.store)
+    harness = Harness(options.profile, seed, options.store, options.bus)
     try:
         summary = harness.run()
     finally:

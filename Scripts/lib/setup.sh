@@ -28,6 +28,8 @@ ensure_swift() {
   # The broker's Kafka port decodes record batches with the codecs Kafka clients use (CCompressionCodecs).
   { [ -f /usr/include/zlib.h ] && [ -f /usr/include/snappy-c.h ] && [ -f /usr/include/lz4frame.h ] && [ -f /usr/include/zstd.h ]; } \
     || apt_install zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+  # The services' Kafka bus (--bus kafka://…) runs on the system librdkafka (CRdKafka).
+  [ -f /usr/include/librdkafka/rdkafka.h ] || apt_install librdkafka-dev pkg-config
 }
 
 # kcat (Debian's, on librdkafka 2.0.2): the Kafka CLI the Kafka-port tests and the demo use.

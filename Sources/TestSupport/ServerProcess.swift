@@ -9,17 +9,23 @@ import Synchronization
 public final class ServerProcess: Sendable {
     public let binary: String
     private let arguments: [String]
-    private let state: Mutex<(process: Process?, port: Int)>
+    private let announcements: Set<String>
+    private let state: Mutex<(process: Process?, port: Int, others: [String: Int])>
 
     /// Starts `binary` with `arguments` plus `--listen 127.0.0.1:<port>`; port 0 picks one.
-    public init(_ binary: String, arguments: [String], port: Int = 0) throws {
+    /// Waits for its `listening` line, and for the lines of `announcements` too (other ports it
+    /// opens, such as `listening-kafka`), whose ports `port(of:)` then gives.
+    public init(_ binary: String, arguments: [String], port: Int = 0, announcements: Set<String> = []) throws {
         self.binary = binary
         self.arguments = arguments
-        state = Mutex((nil, port))
+        self.announcements = announcements
+        state = Mutex((nil, port, [:]))
         try start()
     }
 
     public var port: Int { state.withLock { $0.port } }
+    /// The port another announced line named (see `init`).
+    public func port(of announcement: String) -> Int? { state.withLock { $0.others[announcement] } }
     public var address: String { "127.0.0.1:\(port)" }
     public var isRunning: Bool { state.withLock { $0.process?.isRunning ?? false } }
 
@@ -40,15 +46,22 @@ public final class ServerProcess: Sendable {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
+        var port: Int?
+        var others: [String: Int] = [:]
+        while port == nil || !announcements.isSubset(of: others.keys) {
+            var line = Data()
+            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+                line.append(byte)
+            }
+            guard let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let name = event["event"] as? String,
+                let announced = event["port"] as? Int
+            else {
+                process.terminate()
+                throw ServerProcessError(description: "\(binary) did not announce a port (printed: \(String(decoding: line, as: UTF8.self)))")
+            }
+            if name == "listening" { port = announced } else { others[name] = announced }
         }
-        guard let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let port = event["port"] as? Int else {
-            process.terminate()
-            throw ServerProcessError(description: "\(binary) did not announce a port (printed: \(String(decoding: line, as: UTF8.self)))")
-        }
-        state.withLock { $0 = (process, port) }
+        state.withLock { $0 = (process, port!, others) }
     }
 
     /// SIGKILL: no shutdown work at all, as in a crash.

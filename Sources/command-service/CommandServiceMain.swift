@@ -5,8 +5,10 @@ import CommandHandling
 import CommandService
 import Crypto
 import Domain
+import EventBus
 import EventStore
 import Foundation
+import KafkaClient
 import Logging
 import Outbox
 import PostgresConnections
@@ -44,8 +46,11 @@ struct CommandServiceCommand: AsyncParsableCommand {
     )
     var store: String?
 
-    @Option(help: "The broker to publish to, host:port. Env: CQRS_BROKER.")
+    @Option(help: "The broker to publish to, host:port (unless --bus names a Kafka cluster). Env: CQRS_BROKER.")
     var broker: String?
+
+    @Option(help: ArgumentHelp(BusFlag.help, valueName: "url"))
+    var bus: String?
 
     @Flag(inversion: .prefixedNo, help: "Publish events to the broker (--no-relay: store only). Env: COMMANDS_RELAY=0 turns it off.")
     var relay = true
@@ -71,6 +76,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
     func validate() throws {
         if let snapshotEvery, snapshotEvery < 0 { throw ValidationError("--snapshot-every must be 0 or more") }
         if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
+        _ = try BusFlag.kafkaLocation(bus)
     }
 
     func run() async throws {
@@ -86,15 +92,21 @@ struct CommandServiceCommand: AsyncParsableCommand {
         let relayOn = relay && Environment.string("COMMANDS_RELAY") != "0"
         var extraServices: [any Service] = []
         var relayStatus: @Sendable () -> OutboxRelay.Status = { OutboxRelay.Status() }
-        var brokerClient: RPCClient?
+        var closeBus: () -> Void = {}
         if relayOn {
-            let address = ServiceAddress.broker.resolve(broker)
-            let client = try upstream.client(address: address)
             var options = OutboxRelay.Options()
             options.topicPartitions = try topicPartitions ?? Environment.integer("COMMANDS_TOPIC_PARTITIONS") ?? 3
             options.signingKey = try Self.relayKey(
                 at: relayKeyFile ?? Environment.string("COMMANDS_RELAY_KEY_FILE") ?? directory + "/relay.key", logger: logger)
-            let bus = BrokerEventBus(client: client, logger: Logger(label: "relay"))
+            let bus: any EventPublisher
+            if let kafka = try BusFlag.kafkaLocation(self.bus ?? Environment.string("CQRS_BUS")) {
+                let kafkaBus = KafkaEventBus(location: kafka, logger: Logger(label: "relay"))
+                logger.notice("the relay publishes to a Kafka cluster", metadata: ["bus": "\(kafka)"])
+                (bus, closeBus) = (kafkaBus, kafkaBus.close)
+            } else {
+                let client = try upstream.client(address: ServiceAddress.broker.resolve(broker))
+                (bus, closeBus) = (BrokerEventBus(client: client, logger: Logger(label: "relay")), client.close)
+            }
             let outbox = OutboxRelay(store: store, bus: bus, topics: Domains.topics, options: options, logger: Logger(label: "relay"))
             relayStatus = { outbox.status }
             if let shared = store as? PostgresEventStore {
@@ -110,7 +122,6 @@ struct CommandServiceCommand: AsyncParsableCommand {
             } else {
                 extraServices.append(outbox)
             }
-            brokerClient = client
         } else {
             logger.notice("relay off: events are stored but not published")
         }
@@ -120,7 +131,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
         try await ServerHost.run(
             name: "command-service", services: services, options: server, defaultAddress: ServiceAddress.commands.defaultAddress,
             extraServices: extraServices)
-        brokerClient?.close()
+        closeBus()
     }
 }
 

@@ -20,7 +20,8 @@ struct Dev: AsyncParsableCommand {
             Each service serves Prometheus metrics (GET /metrics) on its own port, printed with the \
             others; --no-metrics turns that off. The broker also speaks the Kafka protocol on \
             --broker-kafka-port (9093; kcat, librdkafka and kafka-python reach the same topics); \
-            --no-kafka turns that off. \
+            --no-kafka turns that off. With --bus kafka the command-service and the query-service reach \
+            the broker through that port with librdkafka, as they would any Kafka cluster (--bus kafka://…). \
             With --postgres the CommandService keeps its events and the QueryService its read models \
             (schema readmodels) in a local PostgreSQL cluster in <data-dir>/postgres (made on first \
             use; Debian's postgresql package), started first and stopped last; --store URL and \
@@ -37,6 +38,8 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "QueryService HTTP/2 port, with --http2 (0: any free port).") var queriesHttp2Port = 50062
     @Flag(inversion: .prefixedNo, help: "Serve the Kafka protocol on the broker too (its --kafka-listen).") var kafka = true
     @Option(help: "Broker Kafka-protocol port, unless --no-kafka (0: any free port).") var brokerKafkaPort = 9093
+    @Option(help: "How the services reach the broker: jframe (its own port) or kafka (its Kafka port, through librdkafka).")
+    var bus: DevBus = .jframe
     @Flag(inversion: .prefixedNo, help: "Serve each service's Prometheus metrics (GET /metrics) on a port of its own.")
     var metrics = true
     @Option(help: "Broker metrics port (0: any free port).") var brokerMetricsPort = 9461
@@ -51,6 +54,14 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "Seconds to wait for each service's health check.") var startTimeout = 60
     @Option(help: "Log level of the services.") var logLevel = "info"
     @Flag(help: "Print the ready line as JSON.") var json = false
+
+    enum DevBus: String, ExpressibleByArgument, CaseIterable {
+        case jframe, kafka
+    }
+
+    func validate() throws {
+        if bus == .kafka && !kafka { throw ValidationError("--bus kafka needs the broker's Kafka port: drop --no-kafka") }
+    }
 
     /// `--metrics-listen` for a child, unless metrics are off.
     private func metricsFlag(_ port: Int) -> [String] { metrics ? ["--metrics-listen", "\(host):\(port)"] : [] }
@@ -90,19 +101,22 @@ struct Dev: AsyncParsableCommand {
                 arguments: ["--data-dir", dataDir + "/broker", "--listen", "\(host):\(brokerPort)", "--log-level", logLevel]
                     + (kafka ? ["--kafka-listen", "\(host):\(brokerKafkaPort)"] : []) + metricsFlag(brokerMetricsPort), logs: logs,
                 timeout: startTimeout)
+            let busFlags =
+                bus == .kafka
+                ? ["--bus", "kafka://\(children.addresses("listening-kafka")["broker"] ?? "")"] : ["--broker", broker]
             let commands = try await children.start(
                 "command-service", binary: binaries.appendingPathComponent("command-service"),
                 arguments: [
-                    "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--broker", broker, "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []) + (storeURL.map { ["--store", $0] } ?? [])
+                    "--data-dir", dataDir + "/commands", "--listen", "\(host):\(commandsPort)", "--log-level", logLevel,
+                ] + busFlags + (http2 ? ["--http2-listen", "\(host):\(commandsHttp2Port)"] : []) + (storeURL.map { ["--store", $0] } ?? [])
                     + metricsFlag(commandsMetricsPort), logs: logs,
                 timeout: startTimeout)
             let queries = try await children.start(
                 "query-service", binary: binaries.appendingPathComponent("query-service"),
                 arguments: [
-                    "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--broker", broker, "--commands", commands,
+                    "--data-dir", dataDir + "/queries", "--listen", "\(host):\(queriesPort)", "--commands", commands,
                     "--log-level", logLevel,
-                ] + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []) + (readStoreURL.map { ["--read-store", $0] } ?? [])
+                ] + busFlags + (http2 ? ["--http2-listen", "\(host):\(queriesHttp2Port)"] : []) + (readStoreURL.map { ["--read-store", $0] } ?? [])
                     + metricsFlag(queriesMetricsPort),
                 logs: logs, timeout: startTimeout)
             let edges = children.addresses("listening-http2")

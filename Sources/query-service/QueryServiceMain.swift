@@ -1,6 +1,8 @@
 import ArgumentParser
 import BrokerClient
+import EventBus
 import Foundation
+import KafkaClient
 import Logging
 import PostgresConnections
 import PostgresReadModels
@@ -41,8 +43,11 @@ struct QueryServiceCommand: AsyncParsableCommand {
     )
     var readStore: String?
 
-    @Option(help: "The broker to consume from, host:port. Env: CQRS_BROKER.")
+    @Option(help: "The broker to consume from, host:port (unless --bus names a Kafka cluster). Env: CQRS_BROKER.")
     var broker: String?
+
+    @Option(help: ArgumentHelp(BusFlag.help, valueName: "url"))
+    var bus: String?
 
     @Option(help: "The CommandService to rebuild from, host:port. Env: CQRS_COMMANDS.")
     var commands: String?
@@ -76,6 +81,7 @@ struct QueryServiceCommand: AsyncParsableCommand {
         }
         if let topicPartitions, !(1...1024).contains(topicPartitions) { throw ValidationError("--topic-partitions must be 1 to 1024") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
+        _ = try BusFlag.kafkaLocation(bus)
     }
 
     func run() async throws {
@@ -97,21 +103,29 @@ struct QueryServiceCommand: AsyncParsableCommand {
         let commandsClient = try upstream.client(address: ServiceAddress.commands.resolve(commands))
         var extraServices: [any Service] = []
         var follower: Projection?
-        var bus: BrokerEventBus?
-        var brokerClient: RPCClient?
+        var bus: (any EventSubscriber)?
+        var closeBus: () -> Void = {}
         if projection && Environment.string("QUERIES_PROJECTION") != "0" {
-            let client = try upstream.client(address: ServiceAddress.broker.resolve(broker))
             var options = Projection.Options()
             options.group = group ?? Environment.string("QUERIES_GROUP") ?? options.group
             options.topicPartitions = try topicPartitions ?? Environment.integer("QUERIES_TOPIC_PARTITIONS") ?? options.topicPartitions
-            var busOptions = BrokerEventBus.Options()
-            busOptions.requestTimeout = .seconds(5)
-            let brokerBus = BrokerEventBus(client: client, options: busOptions, logger: Logger(label: "projection"))
-            let projection = Projection(store: store, bus: brokerBus, topics: QuerySide.topics, options: options, logger: Logger(label: "projection"))
+            let chosen: any EventSubscriber
+            if let kafka = try BusFlag.kafkaLocation(self.bus ?? Environment.string("CQRS_BUS")) {
+                var busOptions = KafkaEventBus.Options()
+                busOptions.requestTimeout = .seconds(5)
+                let kafkaBus = KafkaEventBus(location: kafka, options: busOptions, logger: Logger(label: "projection"))
+                logger.notice("the projection consumes from a Kafka cluster", metadata: ["bus": "\(kafka)"])
+                (chosen, closeBus) = (kafkaBus, kafkaBus.close)
+            } else {
+                let client = try upstream.client(address: ServiceAddress.broker.resolve(broker))
+                var busOptions = BrokerEventBus.Options()
+                busOptions.requestTimeout = .seconds(5)
+                (chosen, closeBus) = (BrokerEventBus(client: client, options: busOptions, logger: Logger(label: "projection")), client.close)
+            }
+            let projection = Projection(store: store, bus: chosen, topics: QuerySide.topics, options: options, logger: Logger(label: "projection"))
             extraServices.append(projection)
             follower = projection
-            bus = brokerBus
-            brokerClient = client
+            bus = chosen
         } else {
             logger.notice("projection off: the read models change only by rebuild")
         }
@@ -121,7 +135,7 @@ struct QueryServiceCommand: AsyncParsableCommand {
         try await ServerHost.run(
             name: "query-service", services: services, options: server, defaultAddress: ServiceAddress.queries.defaultAddress,
             extraServices: extraServices)
-        brokerClient?.close()
+        closeBus()
         commandsClient.close()
     }
 }

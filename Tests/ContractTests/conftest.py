@@ -162,11 +162,17 @@ def system(start_server, protocols):
     broker.cleanup()
 
 
+def make_stack(start_server, protocols, bus: str = "jframe"):
+    """The three services; on a Kafka bus the services use the broker's Kafka port."""
+    broker = BrokerProcess(start_server, protocols, *(("--kafka-listen", "127.0.0.1:0") if bus == "kafka" else ()))
+    commands = CommandService(start_server, protocols, broker, bus=bus)
+    queries = QueryService(start_server, protocols, broker, commands, bus=bus)
+    return queries, (queries, commands, broker)
+
+
 @pytest.fixture
 def stack(start_server, protocols):
-    broker = BrokerProcess(start_server, protocols)
-    commands = CommandService(start_server, protocols, broker)
-    queries = QueryService(start_server, protocols, broker, commands)
+    queries, parts = make_stack(start_server, protocols)
     yield queries
-    for part in (queries, commands, broker):
+    for part in parts:
         part.cleanup()

@@ -121,19 +121,29 @@ class BrokerProcess:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
+def bus_flags(broker: BrokerProcess, bus: str) -> tuple[str, ...]:
+    """How a service reaches `broker`: over jframe (--broker), or as a Kafka cluster through the
+    broker's Kafka port (--bus kafka://…, the broker started with --kafka-listen)."""
+    if bus == "kafka":
+        assert broker.running.kafka, "the broker needs --kafka-listen for a Kafka bus"
+        return ("--bus", f"kafka://{broker.running.kafka}")
+    return ("--broker", f"{broker.running.host}:{broker.running.port}")
+
+
 class CommandService:
-    """A command-service on a data directory that outlives restarts, publishing to `broker`."""
+    """A command-service on a data directory that outlives restarts, publishing to `broker`
+    over `bus` (jframe or kafka)."""
 
     PACKAGE = "cqrs.commands.v1"
 
-    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str):
-        self.start_server, self.protocols, self.broker, self.args = start_server, protocols, broker, args
+    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str, bus: str = "jframe"):
+        self.start_server, self.protocols, self.broker, self.args, self.bus = start_server, protocols, broker, args, bus
         self.data = tempfile.mkdtemp(prefix="commands-test-")
         self.start()
 
     def start(self):
-        broker = f"{self.broker.running.host}:{self.broker.running.port}"
-        self.running = self.start_server("--data-dir", self.data, "--broker", broker, *self.args, binary="command-service")
+        self.running = self.start_server(
+            "--data-dir", self.data, *bus_flags(self.broker, self.bus), *self.args, binary="command-service")
         self.connection = self.running.connect()
 
     def kill(self):
@@ -171,18 +181,18 @@ def open_request(account: str, balance: int = 10000, **extra) -> dict:
 
 
 class QueryService:
-    """A query-service on a data directory that outlives restarts."""
+    """A query-service on a data directory that outlives restarts, consuming `broker` over `bus`."""
 
     PACKAGE = "cqrs.queries.v1"
 
-    def __init__(self, start_server, protocols, broker: BrokerProcess, commands: CommandService, *args: str):
-        self.start_server, self.protocols, self.broker, self.commands, self.args = start_server, protocols, broker, commands, args
+    def __init__(self, start_server, protocols, broker: BrokerProcess, commands: CommandService, *args: str, bus: str = "jframe"):
+        self.start_server, self.protocols, self.broker, self.commands, self.args, self.bus = start_server, protocols, broker, commands, args, bus
         self.data = tempfile.mkdtemp(prefix="queries-test-")
         self.start()
 
     def start(self):
         self.running = self.start_server(
-            "--data-dir", self.data, "--broker", f"{self.broker.running.host}:{self.broker.running.port}",
+            "--data-dir", self.data, *bus_flags(self.broker, self.bus),
             "--commands", f"{self.commands.running.host}:{self.commands.running.port}", *self.args, binary="query-service")
         self.connection = self.running.connect()
 

@@ -1,6 +1,7 @@
 import BrokerClient
 import EventBus
 import Foundation
+import KafkaClient
 import Partitioning
 import RPCCore
 import RPCTransportTCP
@@ -9,10 +10,10 @@ import TestSupport
 import Testing
 import WallTime
 
-/// The buses every test of the conformance suite runs against: the one in memory, and our broker
-/// binary over jframe. A Kafka-protocol bus joins this list and must pass it unchanged.
+/// The buses every test of the conformance suite runs against: the one in memory, our broker
+/// binary over jframe, and librdkafka's client (KafkaEventBus) on that broker's Kafka port.
 enum BusKind: String, CaseIterable, CustomTestStringConvertible {
-    case inMemory, broker
+    case inMemory, broker, kafka
     var testDescription: String { rawValue }
 
     func make() throws -> BusFixture {
@@ -26,6 +27,19 @@ enum BusKind: String, CaseIterable, CustomTestStringConvertible {
             options.requestTimeout = .seconds(5)
             return BusFixture(bus: BrokerEventBus(client: client, options: options)) {
                 client.close()
+                server.terminate()
+                data.cleanup()
+            }
+        case .kafka:
+            let data = TemporaryDirectory(prefix: "bus-kafka")
+            let server = try ServerProcess(
+                "broker", arguments: ["--data-dir", data.path, "--kafka-listen", "127.0.0.1:0"], announcements: ["listening-kafka"])
+            var options = KafkaEventBus.Options()
+            options.requestTimeout = .seconds(5)
+            let bus = KafkaEventBus(
+                location: KafkaBusLocation(bootstrapServers: ["127.0.0.1:\(server.port(of: "listening-kafka")!)"]), options: options)
+            return BusFixture(bus: bus) {
+                bus.close()
                 server.terminate()
                 data.cleanup()
             }

@@ -133,6 +133,35 @@ def test_cqrs_dev_runs_the_three_services_until_interrupted(tmp_path):
     assert (tmp_path / "logs" / "query-service.log").exists() and (tmp_path / "queries" / "readmodels.sqlite").exists()
 
 
+def test_cqrs_dev_on_a_kafka_bus_reads_its_own_writes_through_the_kafka_port(tmp_path):
+    """`cqrs dev --bus kafka`: the services reach the broker as a Kafka cluster (librdkafka on
+    its Kafka port); a write is read back, and the group the projection joined is a Kafka group."""
+    import signal
+    dev = subprocess.Popen([str(BIN_DIR / "cqrs"), "dev", "--bus", "kafka", "--data-dir", str(tmp_path), "--broker-port", "0",
+                            "--broker-kafka-port", "0", "--commands-port", "0", "--queries-port", "0", "--no-metrics", "--json",
+                            "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(dev.stdout.readline())
+        assert ready["event"] == "ready", dev.stderr.read()
+        env = {**__import__("os").environ, "CQRS_COMMANDS": ready["commands"], "CQRS_QUERIES": ready["queries"], "CQRS_BROKER": ready["broker"]}
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(BIN_DIR / "cqrs"), *args], capture_output=True, text=True, timeout=60, env=env)
+
+        opened = run("accounts", "open", "--id", "k1", "--holder", "Ada", "--amount", "2.50", "--json")
+        assert opened.returncode == 0, opened.stderr
+        got = run("accounts", "get", "k1", "--min-position", json.loads(opened.stdout)["position"], "--json")
+        assert got.returncode == 0 and json.loads(got.stdout)["balance"] == {"amountMinor": "250", "currency": "EUR"}, got
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": ready["brokerKafka"]})  # kept alive until the answer is in
+        members = admin.describe_consumer_groups(["query-service"])["query-service"].result(timeout=10).members
+        assert {m.client_id for m in members} == {"query-service"} and len(members) == 2, "one Kafka group member per event topic"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) == 0
+    assert "COMMITFAIL" not in (tmp_path / "logs" / "query-service.log").read_text(), "a commit lost to a rebalance is not a warning"
+
+
 def test_servers_and_clients_need_no_privileges():
     """Regression: TCP_NODELAY was once set at the SOL_SOCKET level, which is SO_DEBUG and needs
     CAP_NET_ADMIN: as any user but root (in a container, for one) every connection failed."""

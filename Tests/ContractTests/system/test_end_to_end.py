@@ -1,5 +1,5 @@
 """End to end: the broker, the command-service and the query-service as separate processes on
-real sockets. The demo story asserted step by step; the QueryService stopped while commands go
+real sockets, on each bus (jframe, and the broker's Kafka port through librdkafka). The demo story asserted step by step; the QueryService stopped while commands go
 on, then restarted and caught up; the broker restarted in the middle of a workload; and at the
 end the read models equal a rebuild from the event store's history."""
 from __future__ import annotations
@@ -9,8 +9,20 @@ import random
 import subprocess
 import time
 
-from conftest import BIN_DIR, ROOT
+import pytest
+
+from conftest import BIN_DIR, ROOT, make_stack
 from processes import DepositWorkload, assert_applied_once_and_equal_to_a_rebuild, eur, open_request, place
+
+
+@pytest.fixture(params=["jframe", "kafka"])
+def stack(request, start_server, protocols):
+    """Every test here twice: the services on our broker over jframe, and on its Kafka port as
+    on any Kafka cluster (--bus kafka://…, librdkafka)."""
+    queries, parts = make_stack(start_server, protocols, bus=request.param)
+    yield queries
+    for part in parts:
+        part.cleanup()
 
 
 def story(stack, **extra_env) -> subprocess.CompletedProcess:
