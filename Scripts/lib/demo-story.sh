@@ -83,6 +83,13 @@ done
 ORDERS_POSITION=$LAST_POSITION
 
 say "The OnNewOrder topic on the broker: partition, offset and key of each record"
+# The relay publishes after the commands are answered: wait (quietly, 30 s at most) until it has
+# published the last order.
+for _ in $(seq 300); do
+  published="$("$CQRS_BIN" events status --json 2>/dev/null | sed -n 's/.*"publishedPosition":"\{0,1\}\([0-9]*\).*/\1/p' || true)"
+  [ "${published:-0}" -ge "$ORDERS_POSITION" ] && break
+  sleep 0.1
+done
 cqrs consume OnNewOrder --from-beginning --no-headers
 [ "$(printf '%s\n' "$LAST_OUTPUT" | grep -c '^OnNewOrder/')" -eq 8 ] || fail "expected 8 records on OnNewOrder"
 ok "8 orders, each keyed by its order id; one key always lands on the same partition"
