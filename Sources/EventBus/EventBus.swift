@@ -4,7 +4,8 @@
 /// The model is Kafka's, so any Kafka-compatible bus fits behind it: topics of partitions,
 /// records with a key, a value, headers and an offset, order kept per partition, at-least-once
 /// delivery, and offsets that a consumer may keep itself (beside its results, for exactly once
-/// in effect). Implementations: `BrokerEventBus` (BrokerClient: our broker over jframe) and
+/// in effect). Implementations: `BrokerEventBus` (BrokerClient: our broker over jframe),
+/// `KafkaEventBus` (KafkaClient: any Kafka-compatible cluster, over librdkafka) and
 /// `InMemoryEventBus` (one process: tests, and embedding without a broker).
 ///
 /// What both sides need of a topic.
