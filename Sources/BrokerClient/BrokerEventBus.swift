@@ -42,6 +42,8 @@ public final class BrokerEventBus: EventPublisher, EventSubscriber {
 
     private var callOptions: CallOptions { CallOptions(timeout: options.requestTimeout) }
 
+    public var messagingSystem: String { "jframe" }
+
     public func ensureTopic(_ topic: String, partitions: Int) async throws {
         try await TopicAdmin.ensure(
             topic, partitions: partitions, config: TopicAdmin.eventTopicConfig, client: client, options: callOptions, logger: logger)

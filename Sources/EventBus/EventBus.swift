@@ -10,6 +10,9 @@
 ///
 /// What both sides need of a topic.
 public protocol EventTopics: Sendable {
+    /// What carries the records, as OpenTelemetry's `messaging.system` names it (`kafka`), or
+    /// this project's name for its own broker (`jframe`): the publish and apply spans say it.
+    var messagingSystem: String { get }
     /// Creates `topic` with `partitions` when it does not exist, configured as an event topic
     /// (records take the bus's append time); an existing topic is left as it is.
     func ensureTopic(_ topic: String, partitions: Int) async throws

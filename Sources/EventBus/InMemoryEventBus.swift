@@ -64,6 +64,8 @@ public final class InMemoryEventBus: EventPublisher, EventSubscriber {
         self.clock = clock
     }
 
+    public var messagingSystem: String { "in-memory" }
+
     /// Takes the bus away (every call fails with `unavailable`) or brings it back.
     public func setAvailable(_ available: Bool) {
         state.withLock { $0.available = available }

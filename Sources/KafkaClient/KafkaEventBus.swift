@@ -40,6 +40,8 @@ public final class KafkaEventBus: EventPublisher, EventSubscriber {
         tools.close()
     }
 
+    public var messagingSystem: String { "kafka" }
+
     var timeoutMs: Int32 { Int32(clamping: options.requestTimeout.wholeMilliseconds) }
 
     /// The bus's defaults, then the role's (producer, consumer), then what the location says.

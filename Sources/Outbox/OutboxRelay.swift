@@ -217,7 +217,10 @@ public final class OutboxRelay: Service, Sendable {
                     // the others; each traced event's record carries the publish's context on.
                     try await Traced.messaging(
                         "publish \(topic)", kind: .producer, messages: pending.count, traceParents: pending.compactMap(\.traceParent),
-                        attributes: [("messaging.system", "jframe"), ("messaging.operation.type", "send"), ("messaging.destination.name", topic)]
+                        attributes: [
+                            ("messaging.system", producers.messagingSystem), ("messaging.operation.type", "send"),
+                            ("messaging.destination.name", topic),
+                        ]
                     ) {
                         let publishing = Traced.currentTraceParent
                         let records = pending.map { event in
@@ -307,6 +310,9 @@ private final class Producers: Sendable {
         self.onRetry = onRetry
         self.checkAgainstStore = checkAgainstStore
     }
+
+    /// What carries the records, for the publish span.
+    var messagingSystem: String { bus.messagingSystem }
 
     /// The topic's producer, and the ids of events after the checkpoint it already holds.
     func producer(for topic: String) async throws -> (any TopicProducer, Set<String>) {

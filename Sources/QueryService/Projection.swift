@@ -110,7 +110,7 @@ public final class Projection: Service, Sendable {
                             "apply \(first.topic)", kind: .consumer, messages: records.count,
                             traceParents: records.compactMap { $0.headers["traceparent"] },
                             attributes: [
-                                ("messaging.system", "jframe"), ("messaging.operation.type", "process"),
+                                ("messaging.system", self.bus.messagingSystem), ("messaging.operation.type", "process"),
                                 ("messaging.destination.name", first.topic), ("messaging.destination.partition.id", "\(first.partition)"),
                                 ("messaging.consumer.group.name", self.options.group),
                             ]

@@ -229,6 +229,7 @@ def test_one_deposit_from_the_cli_is_one_trace_through_the_store_the_relay_the_b
         assert publish["service"] == "command-service" and publish["name"].startswith("publish ") and parent(publish) is handled
         topic = publish["name"].removeprefix("publish ")
         assert attributes(publish)["messaging.destination.name"] == topic
+        assert attributes(publish)["messaging.system"] == "jframe", "the bus the relay published on"
         assert int(attributes(publish)["messaging.batch.message_count"]) == 1, "the deposit's event alone"
         [produce] = [s for s in spans if s["name"] == "cqrs.broker.v1.Broker/Produce" and kind(s) == "CLIENT"]
         assert parent(produce) is publish
@@ -240,6 +241,7 @@ def test_one_deposit_from_the_cli_is_one_trace_through_the_store_the_relay_the_b
         assert apply["service"] == "query-service" and apply["name"] == f"apply {topic}" and parent(apply) is publish
         assert [(hex_id(link["traceId"]), hex_id(link["spanId"])) for link in apply.get("links", [])] == [(trace_id, hex_id(publish["spanId"]))]
         assert attributes(apply)["messaging.consumer.group.name"] == "query-service"
+        assert attributes(apply)["messaging.system"] == "jframe"
         assert int(attributes(apply)["messaging.batch.message_count"]) == 1
         assert int(publish["startTimeUnixNano"]) >= int(handled["startTimeUnixNano"])
         assert int(apply["startTimeUnixNano"]) >= int(appended["startTimeUnixNano"])
