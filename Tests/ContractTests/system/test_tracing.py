@@ -257,6 +257,33 @@ def test_one_deposit_from_the_cli_is_one_trace_through_the_store_the_relay_the_b
             part.cleanup()
 
 
+def test_on_a_kafka_bus_the_publish_context_crosses_kafka_to_the_apply(start_server, protocols, collector):
+    """With the services on the broker's Kafka port (librdkafka, --bus kafka://…), the record's
+    traceparent header travels through Kafka's record headers: the apply is still the publish's
+    child and linked to it, and both spans name the bus as OpenTelemetry does (`kafka`)."""
+    tracing = ("--otlp-endpoint", collector.endpoint)
+    broker = BrokerProcess(start_server, protocols, "--kafka-listen", "127.0.0.1:0")
+    commands = CommandService(start_server, protocols, broker, *tracing, bus="kafka")
+    queries = QueryService(start_server, protocols, broker, commands, *tracing, bus="kafka")
+    try:
+        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+        trace_id = traceparent.split("-")[1]
+        connection = commands.running.connect()
+        stream = connection.open_call("cqrs.commands.v1.BankAccounts/OpenAccount", metadata={"traceparent": traceparent})
+        connection.send_message(stream, open_request("acct-kafka-trace"), end=True)
+        assert connection.finish(stream, timeout=30).code == 0
+        connection.close()
+        in_trace = lambda s: hex_id(s["traceId"]) == trace_id  # noqa: E731
+        [apply] = collector.wait_for(lambda s: in_trace(s) and kind(s) == "CONSUMER")
+        [publish] = [s for s in collector.wait_for(lambda s: in_trace(s) and kind(s) == "PRODUCER")]
+        assert hex_id(apply["parentSpanId"]) == hex_id(publish["spanId"]), "the context crossed Kafka's record headers"
+        assert [hex_id(link["spanId"]) for link in apply.get("links", [])] == [hex_id(publish["spanId"])]
+        assert attributes(publish)["messaging.system"] == "kafka" and attributes(apply)["messaging.system"] == "kafka"
+    finally:
+        for part in (queries, commands, broker):
+            part.cleanup()
+
+
 def test_a_bad_otlp_endpoint_is_refused_at_start():
     import subprocess
     from conftest import BIN_DIR
