@@ -32,6 +32,12 @@ let package = Package(
         .executableTarget(
             name: "broker-bench", dependencies: ["BenchSupport"] + ours("RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts") + [argumentParser],
             path: "broker-bench", swiftSettings: settings),
+        // The broker's Kafka port driven by librdkafka from Swift (KafkaClient), beside the
+        // confluent-kafka (Python) cases of Scripts/lib/kafka_bench.py.
+        .executableTarget(
+            name: "kafka-bench",
+            dependencies: ["BenchSupport"] + ours("KafkaClient", "EventBus", "RPCCore", "RPCTransportTCP", "Contracts") + [argumentParser],
+            path: "kafka-bench", swiftSettings: settings),
         // Deposits against a command-service; the raw durable SQLite insert limit.
         .executableTarget(
             name: "commands-bench",

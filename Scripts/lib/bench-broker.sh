@@ -12,7 +12,10 @@
 # runs are interleaved with the others: cases produce_batch<B>_producers<P>_idle_poll.
 # The broker's Kafka port is measured in the same rounds with confluent-kafka (Scripts/lib/kafka_bench.py,
 # KAFKA=0 skips it): kafka_produce_batch<B>_producers<P> against the jframe case of the same shape and
-# Redis, and kafka_consume_one_partition against jframe Fetch and the 500k target.
+# Redis, and kafka_consume_one_partition against jframe Fetch and the 500k target. The same cases
+# run with librdkafka from Swift too (Benchmarks/kafka-bench, KafkaClient as the services use it:
+# idempotent, acks=all): kafka_produce_…_librdkafka and kafka_consume_one_partition_librdkafka,
+# where the client is not the limit (Python's per-message callbacks are, at large batches).
 # Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
@@ -27,7 +30,7 @@ step "build ours (release)"
 swift build -c release --product broker >&2
 [ "$KAFKA" = 1 ] && { swift build -c release --product cqrs >&2; ensure_python_venv; }
 BIN="$(swift build -c release --show-bin-path)"
-build_bench_tools broker-bench
+if [ "$KAFKA" = 1 ]; then build_bench_tools broker-bench kafka-bench; else build_bench_tools broker-bench; fi
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.
 bench_workdir bench-broker broker polling redis raw
@@ -36,6 +39,7 @@ start_idle_poll_twin polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling"
 start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
 KAFKA_PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-kafka"))' "$WORK/broker.out")
 kafka_bench() { CQRS_BIN="$BIN/cqrs" .venv/bin/python Scripts/lib/kafka_bench.py "$@" --bootstrap "127.0.0.1:$KAFKA_PORT" --jframe "127.0.0.1:$PORT"; }
+kafka_swift() { "$BENCH_BIN/kafka-bench" "$@" --bootstrap "127.0.0.1:$KAFKA_PORT" --jframe "127.0.0.1:$PORT" 2>/dev/null; }
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -59,6 +63,7 @@ for round in $(seq "$ROUNDS"); do
       "redis_b${batch}_p${producers}|redis_xadd $batch $producers"
     )
     [ "$KAFKA" = 1 ] && runs+=("kafka_produce_b${batch}_p${producers}|kafka_bench produce --batch $batch --producers $producers --seconds $RUN_SECONDS")
+    [ "$KAFKA" = 1 ] && runs+=("kafka_librdkafka_produce_b${batch}_p${producers}|kafka_swift produce --batch $batch --producers $producers --seconds $RUN_SECONDS")
     [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BENCH_BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
     rotate_runs runs "$round"
     for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
@@ -67,6 +72,7 @@ for round in $(seq "$ROUNDS"); do
   record "ours_consume_subscribe" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
   record "ours_e2e" "$("$BENCH_BIN/broker-bench" end-to-end --server "127.0.0.1:$PORT" --messages 2000)"
   [ "$KAFKA" = 1 ] && record "kafka_consume" "$(kafka_bench consume --records 500000)"
+  [ "$KAFKA" = 1 ] && record "kafka_librdkafka_consume" "$(kafka_swift consume --records 500000)"
 done
 
 python3 - "$RESULTS" "$CASES" <<'PY'
@@ -100,8 +106,17 @@ for spec in sys.argv[2].split():
     line(case, "p50_ms", med(kafka, "p50_ms"), [("jframe-produce", med(ours, "p50_ms")), ("redis-xadd-appendfsync-always", med(redis, "p50_ms"))],
          higher_is_better=False)
     line(case, "p99_ms", med(kafka, "p99_ms"), [("jframe-produce", med(ours, "p99_ms"))], higher_is_better=False)
+    swift = f"kafka_librdkafka_produce_b{batch}_p{producers}"
+    if med(swift, "records_per_s") is not None:
+        line(case + "_librdkafka", "records_per_s", med(swift, "records_per_s"),
+             [("jframe-produce", med(ours, "records_per_s")), ("redis-xadd-appendfsync-always", med(redis, "records_per_s"))])
+        line(case + "_librdkafka", "p50_ms", med(swift, "p50_ms"),
+             [("jframe-produce", med(ours, "p50_ms")), ("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
 if med("kafka_consume", "records_per_s") is not None:
     line("kafka_consume_one_partition", "records_per_s", med("kafka_consume", "records_per_s"),
+         [("jframe-fetch", med("ours_consume", "records_per_s")), ("target-500k", 500000)])
+if med("kafka_librdkafka_consume", "records_per_s") is not None:
+    line("kafka_consume_one_partition_librdkafka", "records_per_s", med("kafka_librdkafka_consume", "records_per_s"),
          [("jframe-fetch", med("ours_consume", "records_per_s")), ("target-500k", 500000)])
 line("consume_one_partition", "records_per_s", med("ours_consume", "records_per_s"), [("target-500k", 500000)])
 line("consume_one_partition_subscribe", "records_per_s", med("ours_consume_subscribe", "records_per_s"), [("target-500k", 500000)])
