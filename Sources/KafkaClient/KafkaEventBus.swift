@@ -197,18 +197,12 @@ private final class ToolsHandle: @unchecked Sendable {
     }
 
     func run<T: Sendable>(_ body: @escaping @Sendable (KafkaHandle) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(
-                    with: Result {
-                        guard !self.closed else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, "the bus is closed") }
-                        if self.handle == nil {
-                            self.handle = try KafkaHandle(
-                                RD_KAFKA_CONSUMER, properties: self.properties, callbacks: HandleCallbacks(logger: self.logger))
-                        }
-                        return try body(self.handle!)
-                    })
+        try await queue.perform {
+            guard !self.closed else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, "the bus is closed") }
+            if self.handle == nil {
+                self.handle = try KafkaHandle(RD_KAFKA_CONSUMER, properties: self.properties, callbacks: HandleCallbacks(logger: self.logger))
             }
+            return try body(self.handle!)
         }
     }
 

@@ -94,9 +94,7 @@ final class KafkaGroupMember: @unchecked Sendable {
     }
 
     private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
+        try await queue.perform(body)
     }
 
     /// Polls and hands over batches until the task is cancelled.

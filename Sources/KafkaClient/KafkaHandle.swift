@@ -209,6 +209,16 @@ final class KafkaHandle: @unchecked Sendable {
     }
 }
 
+extension DispatchQueue {
+    /// Runs blocking librdkafka work on this queue and awaits its result: the one way the bus's
+    /// handles (tools, group members) keep their calls off the caller's thread and one at a time.
+    func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            self.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
 extension BusRecord {
     /// Copies a consumed message out of librdkafka's memory.
     init(message pointer: UnsafePointer<rd_kafka_message_t>) {
