@@ -203,7 +203,13 @@ final class KafkaHandle: @unchecked Sendable {
     func watermarks(_ topic: String, partition: Int, timeoutMs: Int32) throws -> (low: Int64, high: Int64) {
         var low: Int64 = 0
         var high: Int64 = 0
-        let error = rd_kafka_query_watermark_offsets(pointer, topic, Int32(partition), &low, &high, timeoutMs)
+        var error = rd_kafka_query_watermark_offsets(pointer, topic, Int32(partition), &low, &high, timeoutMs)
+        if error == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
+            // The handle's metadata still holds the topic as it was (missing, just before this
+            // client created it): a Metadata request refreshes it, then ask once more.
+            _ = try? partitionIds(of: topic, timeoutMs: timeoutMs)
+            error = rd_kafka_query_watermark_offsets(pointer, topic, Int32(partition), &low, &high, timeoutMs)
+        }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(error, "offsets of \(topic)/\(partition)") }
         return (low, high)
     }
