@@ -424,6 +424,10 @@ class Harness:
             rebuilt = True
         code, status = call(self.queries.address, "cqrs.queries.v1.ReadModels/GetStatus", {})
         assert code == 0, status
+        if int(status["parkedEvents"]):  # what the repair left, to diagnose
+            code, left = call(self.queries.address, "cqrs.queries.v1.ReadModels/ListParked", {"pageSize": 50}, 10000)
+            print(json.dumps({"after_repair": [{k: e.get(k) for k in ("id", "state", "eventId", "streamId", "streamVersion", "position", "topic", "partition", "offset", "error")}
+                                               for e in left.get("events", [])][:20]}, indent=0), file=sys.stderr)
         return {"forged": self.forger.forged, "forged_well_formed_accounts": len(self.forger.well_formed), "parked_seen": int(before["parkedEvents"]),
                 "conflicts_seen": conflicts, "kept_by_skip": int(skipped["stillParked"]), "skip_mismatches": skip_mismatches,
                 "rebuilt_for_forgeries": rebuilt, "parked_after_repair": int(status["parkedEvents"])}

@@ -179,39 +179,60 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
     static let skipRounds = 8
 
     /// Calls to the event store a skip keeps in flight: thousands of parked records (a forger's
-    /// work) are checked in seconds, not one round trip after another.
+    /// work, or the events waiting behind a poison one) are checked in seconds, not one round
+    /// trip after another.
     static let verdictsInFlight = 16
 
-    /// What the event store holds at each claim's stream version, asked `verdictsInFlight` at a time.
+    /// What the event store holds at each claim's stream version: each stream is read once over
+    /// the versions its claims span (pages of `ReadStream`), `verdictsInFlight` streams at a time.
     private func storeVerdicts(_ claims: [ParkedClaim]) async throws -> [Int64: StoreVerdict] {
-        try await withThrowingTaskGroup(of: (Int64, StoreVerdict).self) { group in
+        let byStream = Dictionary(grouping: claims, by: \.streamId).values.map { $0.sorted { $0.streamVersion < $1.streamVersion } }
+        return try await withThrowingTaskGroup(of: [Int64: StoreVerdict].self) { group in
             var verdicts: [Int64: StoreVerdict] = [:]
-            var next = claims.makeIterator()
+            var next = byStream.makeIterator()
             for _ in 0..<Self.verdictsInFlight {
-                guard let claim = next.next() else { break }
-                group.addTask { (claim.id, try await self.storeVerdict(claim)) }
+                guard let claims = next.next() else { break }
+                group.addTask { try await self.storeVerdicts(ofOneStream: claims) }
             }
-            while let (id, verdict) = try await group.next() {
-                verdicts[id] = verdict
-                if let claim = next.next() { group.addTask { (claim.id, try await self.storeVerdict(claim)) } }
+            while let found = try await group.next() {
+                verdicts.merge(found) { first, _ in first }
+                if let claims = next.next() { group.addTask { try await self.storeVerdicts(ofOneStream: claims) } }
             }
             return verdicts
         }
     }
 
-    /// Asks the CommandService's event store what it holds at a parked record's stream version.
-    private func storeVerdict(_ claim: ParkedClaim) async throws -> StoreVerdict {
-        let response: CommandsAPI.ReadStreamResponse
-        do {
-            response = try await CommandsAPI.EventStore.Client(commands).readStream(
-                .init(streamId: claim.streamId, fromVersion: claim.streamVersion, maxCount: 1), options: CallOptions(timeout: .seconds(10)))
-        } catch let error as RPCError {
-            throw RPCError(
-                code: .unavailable,
-                message: "cannot check parked record \(claim.id) against the event store (\(error.code.name): \(error.message)); nothing was skipped")
+    /// Reads one stream from its lowest claimed version to its highest (or its end) and says, for
+    /// each claim, whether the store holds that very event, another one, or nothing there.
+    private func storeVerdicts(ofOneStream claims: [ParkedClaim]) async throws -> [Int64: StoreVerdict] {
+        guard let first = claims.first, let last = claims.last else { return [:] }
+        var stored: [Int64: CommandsAPI.StoredEvent] = [:]
+        var version = first.streamVersion
+        while version <= last.streamVersion {
+            let response: CommandsAPI.ReadStreamResponse
+            do {
+                response = try await CommandsAPI.EventStore.Client(commands).readStream(
+                    .init(streamId: first.streamId, fromVersion: version, maxCount: Int(min(last.streamVersion - version + 1, 10_000))),
+                    options: CallOptions(timeout: .seconds(10)))
+            } catch let error as RPCError {
+                throw RPCError(
+                    code: .unavailable,
+                    message:
+                        "cannot check parked record \(first.id) against the event store (\(error.code.name): \(error.message)); nothing was skipped")
+            }
+            for event in response.events { stored[event.streamVersion] = event }
+            guard let end = response.events.last?.streamVersion, end >= version else { break }
+            version = end + 1
         }
-        guard let stored = response.events.first, stored.streamVersion == claim.streamVersion else { return .absent }
-        return stored.eventId == claim.eventId ? .same : .other(try Rebuilder.projected(stored))
+        var verdicts: [Int64: StoreVerdict] = [:]
+        for claim in claims {
+            guard let event = stored[claim.streamVersion] else {
+                verdicts[claim.id] = .absent
+                continue
+            }
+            verdicts[claim.id] = event.eventId == claim.eventId ? .same : .other(try Rebuilder.projected(event))
+        }
+        return verdicts
     }
 }
 

@@ -344,12 +344,18 @@ final class ProjectionWriter {
     }
 
     /// The FAILED and CONFLICT records `ids` names (all of them when nil); WAITING ones follow
-    /// their stream and are not selected.
-    func selectParked(ids: [Int64]?) throws -> [ParkedClaim] {
-        let columns = "SELECT id, stream_id, stream_version, event_id FROM parked"
-        let row = { (row: any ReadModelRow) in ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3))
+    /// their stream and are not selected, except by a skip of all (`skipping` and no ids): a
+    /// record waiting behind one the store holds may itself be one it does not (a forger's next
+    /// claim on the same stream), and "all" leaves parked only the store's own events.
+    func selectParked(ids: [Int64]?, skipping: Bool = false) throws -> [ParkedClaim] {
+        let columns = "SELECT id, stream_id, stream_version, event_id, state FROM parked"
+        let row = { (row: any ReadModelRow) in
+            ParkedClaim(id: row.int64(0), streamId: row.text(1), streamVersion: row.int64(2), eventId: row.text(3), waiting: row.text(4) == "WAITING")
         }
-        guard let ids else { return try db.query("\(columns) WHERE state IN ('FAILED', 'CONFLICT') ORDER BY id", row: row) }
+        guard let ids else {
+            let states = skipping ? "'FAILED', 'CONFLICT', 'WAITING'" : "'FAILED', 'CONFLICT'"
+            return try db.query("\(columns) WHERE state IN (\(states)) ORDER BY id", row: row)
+        }
         return try ids.compactMap { try db.first("\(columns) WHERE id = ? AND state IN ('FAILED', 'CONFLICT')", .integer($0), row: row) }
     }
 
@@ -364,7 +370,7 @@ final class ProjectionWriter {
         try transaction {
             var resolution = Resolution()
             var streams: [String] = []
-            for selected in try selectParked(ids: ids) {
+            for selected in try selectParked(ids: ids, skipping: skip) {
                 if selected.streamId.isEmpty {
                     // An unreadable record: nothing to apply; retry leaves it, skip drops it.
                     if skip {
@@ -376,7 +382,8 @@ final class ProjectionWriter {
                 if skip {
                     switch stored[selected.id] {
                     case nil, .same?:
-                        resolution.kept.append(selected.id)
+                        // A waiting event of the store's keeps waiting; it is not a kept claim.
+                        if !selected.waiting { resolution.kept.append(selected.id) }
                         continue
                     case .absent?:
                         try delete(selected.id)
@@ -573,6 +580,8 @@ public struct ParkedClaim: Sendable {
     public var streamId: String
     public var streamVersion: Int64
     public var eventId: String
+    /// Parked WAITING (behind another record of its stream), not FAILED or CONFLICT.
+    public var waiting: Bool = false
 }
 
 /// What the event store holds at a parked record's stream version, looked up (by the caller, over

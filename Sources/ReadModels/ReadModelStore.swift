@@ -161,10 +161,10 @@ public final class ReadModelStore: Sendable {
         return await handled.wait(untilAbove: position - 1, timeout: timeout)
     }
 
-    /// The FAILED and CONFLICT records `ids` names (all of them when nil): what a skip must first
-    /// check against the event store.
+    /// The records a skip of `ids` (all of them when nil) selects, which it must first check
+    /// against the event store: FAILED and CONFLICT ones, and with nil the WAITING ones too.
     public func parkedClaims(ids: [Int64]?) async throws -> [ParkedClaim] {
-        try await write { try $0.selectParked(ids: ids) }
+        try await write { try $0.selectParked(ids: ids, skipping: true) }
     }
 
     /// Retries (or skips) parked records: all FAILED and CONFLICT ones, or those with `ids`. A

@@ -207,6 +207,29 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(try await store.apply(topic: "BankAccount", partition: 1, records: records([deposit])).parked == 0)
     }
 
+    /// A forger's second claim on a stream waits behind the store's event its first claim
+    /// conflicted with; a skip of all checks it too, so only the store's own events stay parked.
+    @Test(arguments: ReadModelKind.allCases) func aSkipOfAllDropsAForgedRecordWaitingBehindTheStoresEvent(_ kind: ReadModelKind) async throws {
+        let store = try store(kind)
+        var history = History()
+        let open = history.open("a")
+        let deposit = history.deposit("a", 300)
+        let forged = deposit.impersonated(data: history.depositData("a", 9_999))
+        var next = forged
+        (next.eventId, next.streamVersion, next.position) = ("forged-2", 3, 3)
+        try await store.apply(topic: "BankAccount", partition: 0, records: records([open, forged, deposit, next]))
+        let parked = try store.parked(afterId: 0, limit: 10).rows
+        #expect(parked.map(\.state) == ["CONFLICT", "WAITING"])
+        // The service asks the store about every record a skip of all selects, waiting ones included.
+        let claims = try await store.parkedClaims(ids: nil)
+        #expect(claims.map(\.id) == parked.map(\.id))
+        let skipped = try await store.resolveParked(ids: nil, skip: true, stored: [parked[0].id: .same, parked[1].id: .absent])
+        #expect(skipped.skipped == 1 && skipped.kept == [parked[0].id])
+        #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.id) == [parked[0].id])
+        // A retry still selects only FAILED and CONFLICT records.
+        #expect(try await store.resolveParked(ids: nil, skip: false).applied == 0)
+    }
+
     @Test(arguments: ReadModelKind.allCases) func skippingARecordTheStoreDoesNotHaveLeavesTheStreamWhereItWas(_ kind: ReadModelKind) async throws {
         let store = try store(kind)
         var history = History()
