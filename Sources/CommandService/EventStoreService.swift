@@ -106,8 +106,10 @@ public struct EventStoreService: CommandsAPI.EventStore.ServiceProtocol {
         CommandsAPI.ReadAllResponse(events: events.map(message), nextPosition: events.last.map { $0.position + 1 } ?? from, headPosition: head)
     }
 
-    static func message(_ event: RecordedEvent) -> CommandsAPI.StoredEvent {
-        CommandsAPI.StoredEvent(
+    /// A stored event as readers get it: in its type's current shape (`inCurrentShape`).
+    static func message(_ stored: RecordedEvent) -> CommandsAPI.StoredEvent {
+        let event = stored.inCurrentShape()
+        return CommandsAPI.StoredEvent(
             eventId: event.eventId, streamId: event.streamId, type: event.type, schemaVersion: event.schemaVersion,
             streamVersion: event.streamVersion, position: event.position, recordedAt: iso8601(milliseconds: event.recordedAt),
             correlationId: event.correlationId, causationId: event.causationId, data: RawJSON(unchecked: event.data))

@@ -587,6 +587,7 @@ extension CqrsCommandsV1 {
         public var streamId: String
         /// Past tense: AccountOpened, FundsDeposited, ...
         public var type: String
+        /// The version of data's shape: the type's current one. An event stored in an earlier shape is given upcast to the current one (its stored bytes never change); only one this service cannot upcast (a version newer than it knows) keeps its stored version.
         public var schemaVersion: Int
         /// 1 for the stream's first event.
         public var streamVersion: Int64
@@ -597,7 +598,7 @@ extension CqrsCommandsV1 {
         public var correlationId: String?
         /// The command id that caused the event.
         public var causationId: String?
-        /// The event's JSON, exactly as stored.
+        /// The event's JSON, in the shape schemaVersion names: as stored when that is the type's current shape, else upcast.
         public var data: RawJSON
 
         public init(eventId: String, streamId: String, type: String, schemaVersion: Int, streamVersion: Int64, position: Int64, recordedAt: String, correlationId: String? = nil, causationId: String? = nil, data: RawJSON) {
@@ -1340,7 +1341,7 @@ extension CqrsCommandsV1.BankAccounts.ServiceProtocol {
 }
 
 extension CqrsCommandsV1 {
-    /// Commands on orders; OrderPlaced events reach the broker topic OnNewOrder, keyed by order id.
+    /// Commands on orders; OrderPlaced events reach the broker topic OnNewOrder, keyed by order id, with the customer flat as simplecqrs's OnNewOrder carries it: {orderId, email, firstName, lastName, description, quantity} (schema version 2; version 1 nested email and names under customer).
     public enum Orders {
         /// The fully qualified service name.
         public static let name = "cqrs.commands.v1.Orders"
@@ -1555,7 +1556,7 @@ extension CqrsCommandsV1 {
     },
     {
       "name": "Orders",
-      "description": "Commands on orders; OrderPlaced events reach the broker topic OnNewOrder, keyed by order id.",
+      "description": "Commands on orders; OrderPlaced events reach the broker topic OnNewOrder, keyed by order id, with the customer flat as simplecqrs's OnNewOrder carries it: {orderId, email, firstName, lastName, description, quantity} (schema version 2; version 1 nested email and names under customer).",
       "methods": [
         {
           "name": "PlaceOrder",
@@ -1989,7 +1990,8 @@ extension CqrsCommandsV1 {
         },
         "schemaVersion": {
           "type": "integer",
-          "minimum": 1
+          "minimum": 1,
+          "description": "The version of data's shape: the type's current one. An event stored in an earlier shape is given upcast to the current one (its stored bytes never change); only one this service cannot upcast (a version newer than it knows) keeps its stored version."
         },
         "streamVersion": {
           "type": "string",
@@ -2017,7 +2019,7 @@ extension CqrsCommandsV1 {
         },
         "data": {
           "x-jframe-raw": true,
-          "description": "The event's JSON, exactly as stored."
+          "description": "The event's JSON, in the shape schemaVersion names: as stored when that is the type's current shape, else upcast."
         }
       },
       "required": [

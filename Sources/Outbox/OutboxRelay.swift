@@ -261,9 +261,11 @@ public final class OutboxRelay: Service, Sendable {
         return topics[category] ?? category
     }
 
-    /// The event as a record; `traceParent` (the publish's span context) goes out as the W3C
-    /// `traceparent` header, which the read models' apply continues.
-    static func record(for event: RecordedEvent, key: String, signingKey: SymmetricKey? = nil, traceParent: String? = nil) -> OutgoingRecord {
+    /// The event as a record, in its type's current shape (`inCurrentShape`); `traceParent` (the
+    /// publish's span context) goes out as the W3C `traceparent` header, which the read models'
+    /// apply continues.
+    static func record(for stored: RecordedEvent, key: String, signingKey: SymmetricKey? = nil, traceParent: String? = nil) -> OutgoingRecord {
+        let event = stored.inCurrentShape()
         var headers = [
             "ce_specversion": "1.0",
             "ce_id": event.eventId,

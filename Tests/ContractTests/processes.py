@@ -131,14 +131,14 @@ def bus_flags(broker: BrokerProcess, bus: str) -> tuple[str, ...]:
 
 
 class CommandService:
-    """A command-service on a data directory that outlives restarts, publishing to `broker`
-    over `bus` (jframe or kafka)."""
+    """A command-service on a data directory that outlives restarts (a fresh one, or `data`
+    prepared by the caller), publishing to `broker` over `bus` (jframe or kafka)."""
 
     PACKAGE = "cqrs.commands.v1"
 
-    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str, bus: str = "jframe"):
+    def __init__(self, start_server, protocols, broker: BrokerProcess, *args: str, bus: str = "jframe", data: str | None = None):
         self.start_server, self.protocols, self.broker, self.args, self.bus = start_server, protocols, broker, args, bus
-        self.data = tempfile.mkdtemp(prefix="commands-test-")
+        self.data = data or tempfile.mkdtemp(prefix="commands-test-")
         self.start()
 
     def start(self):

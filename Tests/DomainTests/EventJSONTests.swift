@@ -30,7 +30,7 @@ import Testing
             #expect(String(decoding: encoded.data, as: UTF8.self) == String(decoding: try Self.codable(event), as: UTF8.self))
             let type = Swift.type(of: event)
             // Fast reader on Codable's bytes, and Codable's reader on the fast bytes.
-            let fromCodable = try registry.decode(type: encoded.type, schemaVersion: 1, data: try Self.codable(event))
+            let fromCodable = try registry.decode(type: encoded.type, schemaVersion: encoded.schemaVersion, data: try Self.codable(event))
             #expect(fromCodable.isEqual(to: event))
             let viaDecoder = try JSONDecoder().decode(type, from: Data(encoded.data))
             #expect(viaDecoder.isEqual(to: event))

@@ -1,16 +1,20 @@
 /// Something that happened to an aggregate, named in the past tense (`FundsDeposited`).
 ///
 /// Events are facts: once stored they are never changed, so their JSON shape is a contract. A
-/// new shape gets a new `schemaVersion`, and `decode(schemaVersion:from:)` reads the older ones.
+/// new shape gets a new `schemaVersion` and an upcaster from the one before (`upcasters`), which
+/// every reader of stored events runs (see `EventUpcaster`).
 public protocol DomainEvent: Codable, Sendable, Equatable {
     /// The stored and published type name; stable forever.
     static var eventType: String { get }
     /// The version of this type's JSON shape, starting at 1.
     static var schemaVersion: Int { get }
+    /// One step from each earlier schema version to the next (`from` 1 to `schemaVersion - 1`).
+    static var upcasters: [EventUpcaster] { get }
 }
 
 extension DomainEvent {
     public static var schemaVersion: Int { 1 }
+    public static var upcasters: [EventUpcaster] { [] }
 }
 
 /// The state of one aggregate, rebuilt by folding its events in order (`apply`).

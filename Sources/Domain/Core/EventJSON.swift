@@ -60,41 +60,6 @@ extension Money: JSONMessage {
     }
 }
 
-extension Customer: JSONMessage {
-    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
-    /// (made once, not on every decode).
-    static let requiredMembers = ["email", "firstName", "lastName"]
-
-    public init(json scanner: inout JSONScanner) throws {
-        var email = "", firstName = "", lastName = ""
-        let seen = try EventObjectReader.read(&scanner) { scanner, name in
-            switch name {
-            case "email": email = try scanner.string()
-            case "firstName": firstName = try scanner.string()
-            case "lastName": lastName = try scanner.string()
-            default: return nil
-            }
-            return Self.requiredMembers.firstIndex(of: name)
-        }
-        try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
-        self.init(email: email, firstName: firstName, lastName: lastName)
-    }
-
-    public func writeJSON(to writer: inout JSONWriter) {
-        writer.beginObject()
-        writer.key("email")
-        writer.string(email)
-        writer.comma()
-        writer.key("firstName")
-        writer.string(firstName)
-        writer.comma()
-        writer.key("lastName")
-        writer.string(lastName)
-        writer.comma()
-        writer.endObject()
-    }
-}
-
 extension AccountOpened: JSONMessage {
     /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
     /// (made once, not on every decode).
@@ -210,16 +175,18 @@ extension AccountClosed: JSONMessage {
 }
 
 extension OrderPlaced: JSONMessage {
-    /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
-    /// (made once, not on every decode).
-    static let requiredMembers = ["customer", "description", "orderId", "quantity"]
+    /// The members its stored JSON must have (schema version 2: the customer flat), in the order
+    /// `EventObjectReader` numbers them (made once, not on every decode).
+    static let requiredMembers = ["description", "email", "firstName", "lastName", "orderId", "quantity"]
 
     public init(json scanner: inout JSONScanner) throws {
-        var orderId = "", customer = Customer(email: "", firstName: "", lastName: ""), description = "", quantity = 0
+        var orderId = "", email = "", firstName = "", lastName = "", description = "", quantity = 0
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
             case "orderId": orderId = try scanner.string()
-            case "customer": customer = try Customer(json: &scanner)
+            case "email": email = try scanner.string()
+            case "firstName": firstName = try scanner.string()
+            case "lastName": lastName = try scanner.string()
             case "description": description = try scanner.string()
             case "quantity": quantity = try scanner.int()
             default: return nil
@@ -227,16 +194,24 @@ extension OrderPlaced: JSONMessage {
             return Self.requiredMembers.firstIndex(of: name)
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
-        self.init(orderId: orderId, customer: customer, description: description, quantity: quantity)
+        self.init(
+            orderId: orderId, customer: Customer(email: email, firstName: firstName, lastName: lastName), description: description,
+            quantity: quantity)
     }
 
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.key("customer")
-        customer.writeJSON(to: &writer)
-        writer.comma()
         writer.key("description")
         writer.string(description)
+        writer.comma()
+        writer.key("email")
+        writer.string(customer.email)
+        writer.comma()
+        writer.key("firstName")
+        writer.string(customer.firstName)
+        writer.comma()
+        writer.key("lastName")
+        writer.string(customer.lastName)
         writer.comma()
         writer.key("orderId")
         writer.string(orderId)

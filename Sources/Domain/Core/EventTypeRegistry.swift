@@ -8,6 +8,8 @@ import JSONCoding
 /// duplicate `On<TEvent>` does in Eventuous: silently picking one would corrupt history.
 public struct EventTypeRegistry: Sendable {
     private var types: [String: any DomainEvent.Type] = [:]
+    /// Per type name, the step from each earlier schema version (index `from - 1`).
+    private var upcasters: [String: [EventUpcaster]] = [:]
 
     public init(_ types: [any DomainEvent.Type] = []) {
         for type in types { register(type) }
@@ -18,11 +20,18 @@ public struct EventTypeRegistry: Sendable {
         self.init(aggregates.flatMap { $0.eventTypes })
     }
 
+    /// Registers a type with its upcasters. A chain with a missing or doubled step traps, like a
+    /// doubled name: an event some version could not be read at is history lost.
     public mutating func register(_ type: any DomainEvent.Type) {
         if let existing = types[type.eventType] {
             precondition(existing == type, "event type name '\(type.eventType)' registered twice")
         }
+        let steps = type.upcasters.sorted { $0.from < $1.from }
+        precondition(
+            steps.map(\.from) == Array(1..<max(1, type.schemaVersion)),
+            "\(type.eventType) is at schema version \(type.schemaVersion): it needs one upcaster from each of 1..<\(type.schemaVersion)")
         types[type.eventType] = type
+        upcasters[type.eventType] = steps
     }
 
     public var typeNames: [String] { types.keys.sorted() }
@@ -50,13 +59,38 @@ public struct EventTypeRegistry: Sendable {
         return Encoded(type: Swift.type(of: event).eventType, schemaVersion: Swift.type(of: event).schemaVersion, data: data)
     }
 
-    /// The typed event stored as `type` with `data`. Throws `EventDecodingError` for an unknown
-    /// type, a schema version newer than this code knows, or JSON that does not fit the type.
-    public func decode(type: String, schemaVersion: Int, data: [UInt8]) throws -> any DomainEvent {
-        guard let eventType = types[type] else { throw EventDecodingError(type: type, reason: "unknown event type") }
+    /// The current schema version of `type`, or nil when it is not registered.
+    public func currentSchemaVersion(of type: String) -> Int? { types[type]?.schemaVersion }
+
+    /// A stored event's JSON in its type's current shape: run through the upcasters from
+    /// `schemaVersion` (unchanged when it is current, or its type unknown). Throws
+    /// `EventDecodingError` for a schema version newer than this code knows (never guessed at)
+    /// or a document an upcaster refuses.
+    public func upcast(type: String, schemaVersion: Int, data: [UInt8]) throws -> (schemaVersion: Int, data: [UInt8]) {
+        guard let eventType = types[type], schemaVersion != eventType.schemaVersion else { return (schemaVersion, data) }
         guard schemaVersion <= eventType.schemaVersion else {
             throw EventDecodingError(type: type, reason: "schema version \(schemaVersion) is newer than \(eventType.schemaVersion)")
         }
+        guard schemaVersion >= 1 else { throw EventDecodingError(type: type, reason: "schema version \(schemaVersion) is not 1 or more") }
+        do {
+            var scanner = JSONScanner(data)
+            var document = try scanner.value()
+            try scanner.end()
+            for step in upcasters[type, default: []][(schemaVersion - 1)...] { document = try step.transform(document) }
+            var writer = JSONWriter(capacity: data.count + 16)
+            writer.value(document)
+            return (eventType.schemaVersion, writer.bytes)
+        } catch {
+            throw EventDecodingError(type: type, reason: "cannot upcast from schema version \(schemaVersion): \(error)")
+        }
+    }
+
+    /// The typed event stored as `type` with `data`, upcast first when its schema version is an
+    /// earlier one. Throws `EventDecodingError` for an unknown type, a schema version newer than
+    /// this code knows, or JSON that does not fit the type.
+    public func decode(type: String, schemaVersion: Int, data: [UInt8]) throws -> any DomainEvent {
+        guard let eventType = types[type] else { throw EventDecodingError(type: type, reason: "unknown event type") }
+        let data = try upcast(type: type, schemaVersion: schemaVersion, data: data).data
         do {
             if let messageType = eventType as? any JSONMessage.Type {
                 var scanner = JSONScanner(data)

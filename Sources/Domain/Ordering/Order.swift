@@ -1,3 +1,5 @@
+import JSONCoding
+
 // Orders: a customer, identified by email, places an order. Published on `OnNewOrder`, keyed by
 // order id, as the order demo people know reads it.
 
@@ -22,8 +24,15 @@ public struct Customer: Codable, Hashable, Sendable {
     }
 }
 
+/// An order was placed.
+///
+/// Schema version 2 carries the customer flat (`email`, `firstName`, `lastName` beside
+/// `orderId`), as simplecqrs's `OnNewOrder` message does, so consumers written for that message
+/// read ours. Version 1 (stored until then) nested them under `customer`; its upcaster lifts them.
 public struct OrderPlaced: DomainEvent {
     public static let eventType = "OrderPlaced"
+    public static let schemaVersion = 2
+    public static let upcasters = [EventUpcaster(from: 1, flattenCustomer)]
     public var orderId: String
     public var customer: Customer
     public var description: String
@@ -34,6 +43,43 @@ public struct OrderPlaced: DomainEvent {
         self.customer = customer
         self.description = description
         self.quantity = quantity
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderId, email, firstName, lastName, description, quantity
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        orderId = try container.decode(String.self, forKey: .orderId)
+        customer = Customer(
+            email: try container.decode(String.self, forKey: .email), firstName: try container.decode(String.self, forKey: .firstName),
+            lastName: try container.decode(String.self, forKey: .lastName))
+        description = try container.decode(String.self, forKey: .description)
+        quantity = try container.decode(Int.self, forKey: .quantity)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(orderId, forKey: .orderId)
+        try container.encode(customer.email, forKey: .email)
+        try container.encode(customer.firstName, forKey: .firstName)
+        try container.encode(customer.lastName, forKey: .lastName)
+        try container.encode(description, forKey: .description)
+        try container.encode(quantity, forKey: .quantity)
+    }
+
+    /// Version 1 to 2: `{"customer": {"email", "firstName", "lastName"}, …}` becomes
+    /// `{"email", "firstName", "lastName", …}`.
+    @Sendable static func flattenCustomer(_ version1: JSONValue) throws -> JSONValue {
+        var members = try version1.objectMembers("an OrderPlaced event")
+        guard let customer = members.removeValue(forKey: "customer") else { throw UpcastError("version 1 of OrderPlaced has no customer") }
+        let nested = try customer.objectMembers("its customer")
+        for name in ["email", "firstName", "lastName"] {
+            guard let value = nested[name] else { throw UpcastError("version 1 of OrderPlaced has no customer.\(name)") }
+            members[name] = value
+        }
+        return .object(members)
     }
 }
 
