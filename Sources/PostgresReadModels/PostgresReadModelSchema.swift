@@ -1,16 +1,21 @@
 import ReadModels
 
-/// The read models' tables on PostgreSQL: the same tables, columns and column order as the
-/// SQLite file (`ReadModelSchema`), so the one SQL of the projection, the queries and the swap
-/// serves both; 64-bit integers throughout.
+/// The read models' bookkeeping on PostgreSQL: the same tables, columns and column order as the
+/// SQLite file's (`ReadModelSchema`), so the one SQL of the projection, the queries and the swap
+/// serves both; 64-bit integers throughout. Then every projection's tables
+/// (`ProjectionMigrations`, with `"schema".` before each table name).
 ///
 /// Versioned in `meta` (`schema_version`), migrated under a transaction-scoped advisory lock so
 /// replicas starting together do not race.
 enum PostgresReadModelSchema {
-    static let version: Int64 = 1
+    /// Version 2 keeps each projection's schema version in `projection_versions`; version 1
+    /// created the accounts' and orders' tables with the bookkeeping, where their projections'
+    /// first migrations find them.
+    static let version: Int64 = 2
 
     /// Creates `schema` and its tables, or brings them up to `version`.
-    static func migrate(_ db: any ReadModelDatabase, schema: String) throws {
+    static func migrate(_ db: any ReadModelDatabase, schema: String, projections: [any ReadModelProjection] = ReadSide.projections) throws {
+        let sql = ReadModelSQL(engine: .postgres, prefix: "\"\(schema)\".")
         try db.transaction {
             try db.run("SELECT pg_advisory_xact_lock(hashtext(?))", .text("jframe-readmodels-schema:\(schema)"))
             try db.execute("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"")
@@ -19,37 +24,18 @@ enum PostgresReadModelSchema {
             ) { $0.int64(0) }
             let current =
                 exists == nil ? 0 : try db.first("SELECT value FROM \"\(schema)\".meta WHERE key = 'schema_version'") { $0.int64(0) } ?? 0
-            if current < 1 { try db.execute(version1(schema)) }
+            guard current <= version else {
+                throw ReadModelError.invalid("the read models in \(schema) are at schema version \(current), newer than this program's \(version)")
+            }
+            if current < 1 { try db.execute(bookkeeping(schema)) }
+            try db.run("UPDATE \"\(schema)\".meta SET value = ? WHERE key = 'schema_version'", .integer(version))
+            try ProjectionMigrations.run(db, sql: sql, projections: projections)
         }
     }
 
-    static func version1(_ schema: String) -> String {
+    static func bookkeeping(_ schema: String) -> String {
         let s = "\"\(schema)\""
         return """
-            CREATE TABLE \(s).accounts(
-                account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, holder_key TEXT NOT NULL, account_type TEXT NOT NULL,
-                balance_minor BIGINT NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
-                opened_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL
-            );
-            CREATE INDEX accounts_by_holder ON \(s).accounts(holder_key, account_id);
-            CREATE INDEX accounts_by_balance ON \(s).accounts(currency, balance_minor);
-            CREATE TABLE \(s).account_transactions(
-                account_id TEXT NOT NULL, version BIGINT NOT NULL, kind TEXT NOT NULL, amount_minor BIGINT NOT NULL,
-                currency TEXT NOT NULL, balance_after BIGINT NOT NULL, at BIGINT NOT NULL, position BIGINT NOT NULL,
-                PRIMARY KEY(account_id, version)
-            );
-            CREATE TABLE \(s).orders(
-                order_id TEXT PRIMARY KEY, customer_email TEXT NOT NULL, customer_key TEXT NOT NULL, first_name TEXT NOT NULL,
-                last_name TEXT NOT NULL, description TEXT NOT NULL, quantity BIGINT NOT NULL, created_at BIGINT NOT NULL,
-                position BIGINT NOT NULL
-            );
-            CREATE INDEX orders_by_position ON \(s).orders(position);
-            CREATE INDEX orders_by_customer ON \(s).orders(customer_key, position);
-            CREATE TABLE \(s).customers(
-                email_key TEXT PRIMARY KEY, email TEXT NOT NULL, first_name TEXT NOT NULL, last_name TEXT NOT NULL,
-                order_count BIGINT NOT NULL, first_order_at BIGINT NOT NULL, last_order_at BIGINT NOT NULL,
-                first_position BIGINT NOT NULL, last_position BIGINT NOT NULL
-            );
             CREATE TABLE \(s).streams(stream_id TEXT PRIMARY KEY, version BIGINT NOT NULL, event_id TEXT NOT NULL DEFAULT '');
             CREATE TABLE \(s).offsets(
                 topic TEXT NOT NULL, partition BIGINT NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY(topic, partition)

@@ -121,15 +121,15 @@ final class PostgresSharing: ReadModelSharing {
         try writer.run("SELECT pg_advisory_xact_lock(hashtext(?))", .text("jframe-readmodels-writer:\(schema)"))
     }
 
-    func announce(_ writer: any ReadModelDatabase, handledThrough: Int64, accounts: [String]?) throws {
-        try writer.run("SELECT pg_notify(?, ?)", .text(channel), .text(Self.payload(handledThrough, accounts)))
+    func announce(_ writer: any ReadModelDatabase, handledThrough: Int64, streams: [String]?) throws {
+        try writer.run("SELECT pg_notify(?, ?)", .text(channel), .text(Self.payload(handledThrough, streams)))
     }
 
-    /// `<position>` alone (any account may have changed), or `<position> <id> <id> …`; a payload
+    /// `<position>` alone (any stream may have changed), or `<position> <stream id> …`; a payload
     /// stays far below PostgreSQL's 8000-byte limit (over 4000 bytes of ids: none are listed).
-    static func payload(_ handledThrough: Int64, _ accounts: [String]?) -> String {
-        guard let accounts, !accounts.contains(where: { $0.contains(" ") }) else { return "\(handledThrough)" }
-        let listed = ([String(handledThrough)] + accounts).joined(separator: " ")
+    static func payload(_ handledThrough: Int64, _ streams: [String]?) -> String {
+        guard let streams, !streams.contains(where: { $0.contains(" ") }) else { return "\(handledThrough)" }
+        let listed = ([String(handledThrough)] + streams).joined(separator: " ")
         return listed.utf8.count <= 4000 ? listed : "\(handledThrough)"
     }
 
@@ -156,7 +156,7 @@ final class PostgresSharing: ReadModelSharing {
                     if failures > 0 { logger.notice("hearing the other replicas again", metadata: ["schema": "\(schema)"]) }
                     failures = 0
                     for try await notification in notifications {
-                        if let (position, accounts) = Self.parse(notification.payload) { heard(position, accounts) }
+                        if let (position, streams) = Self.parse(notification.payload) { heard(position, streams) }
                     }
                 }
             } catch {

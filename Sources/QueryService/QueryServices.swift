@@ -61,7 +61,7 @@ public struct AccountsService: QueriesAPI.Accounts.ServiceProtocol {
         _ request: QueriesAPI.WatchAccountRequest, responses: MessageWriter<QueriesAPI.Account>, context: ServerContext
     ) async throws {
         // Subscribe before the first read, so no change between the two is missed.
-        let nudges = store.watch(request.accountId)
+        let nudges = store.watch(stream: BankAccount.streamId(request.accountId))
         var lastVersion: Int64 = 0
         let id = request.accountId
         func send() async throws {

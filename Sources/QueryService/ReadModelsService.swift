@@ -69,8 +69,8 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         let counts = try await store.reading { try $0.counts() }
         let projectionStatus = projection?.status
         return QueriesAPI.ReadModelStatus(
-            appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts.accounts,
-            orders: counts.orders, customers: counts.customers,
+            appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts["accounts"],
+            orders: counts["orders"], customers: counts["customers"],
             brokerConnected: bus != nil && brokerError == nil,
             lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
     }
@@ -304,9 +304,9 @@ struct Rebuilder {
                 }
             }
             var final = progress(rebuild, head: head, since: started, done: true)
-            final.accounts = counts.accounts
-            final.orders = counts.orders
-            final.customers = counts.customers
+            final.accounts = counts["accounts"]
+            final.orders = counts["orders"]
+            final.customers = counts["customers"]
             final.parkedEvents = counts.parked
             logger.notice(
                 "rebuild done",

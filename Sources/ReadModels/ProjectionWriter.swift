@@ -29,8 +29,8 @@ final class ProjectionWriter {
     let projector: Projector
     let clock: any WallClock
     let sharing: (any ReadModelSharing)?
-    /// Accounts changed by the current transaction, for `ReadModelSharing.announce`.
-    private var changedAccounts: Set<String> = []
+    /// Streams with an event applied by the current transaction, for `ReadModelSharing.announce`.
+    private var changedStreams: Set<String> = []
     /// Every position up to this one is handled (applied or parked).
     private(set) var handledThrough: Int64 = 0
     /// Handled positions above `handledThrough` (positions arrive out of order across partitions).
@@ -64,7 +64,8 @@ final class ProjectionWriter {
         var applied = 0
         var duplicates = 0
         var parked = 0
-        var changes: Set<Projector.Change> = []
+        /// Streams with an event applied (watchers of them are told).
+        var changes: Set<String> = []
     }
 
     init(db: any ReadModelDatabase, projector: Projector = Projector(), clock: any WallClock, sharing: (any ReadModelSharing)? = nil) throws {
@@ -81,9 +82,9 @@ final class ProjectionWriter {
         if sharing != nil { try reload() }
     }
 
-    /// The current transaction may have changed any account (a rebuild's swap): the other
+    /// The current transaction may have changed any stream's rows (a rebuild's swap): the other
     /// processes' watchers are all told.
-    func markEverythingChanged() { changedAccounts = Self.everything }
+    func markEverythingChanged() { changedStreams = Self.everything }
     private static let everything: Set<String> = ["*"]
 
     /// Reads the bookkeeping back from the database (at open, and after a failed transaction).
@@ -148,21 +149,20 @@ final class ProjectionWriter {
                 let fresh = records.filter { $0.offset >= next }
                 let decoded = fresh.map { record in (try? record.event.get()).map(projector.decode) }
                 try prefetchStreamHeads(decoded.compactMap { $0?.event.streamId })
-                // As for a rebuild page: the first attempt folds account moves in memory.
-                let fold = isolated ? nil : AccountFold()
-                try fold?.prefetch(movedBy: decoded.compactMap { $0 }, from: db)
+                // As for a rebuild page: the first attempt folds in memory what projections fold.
+                let batches = isolated ? nil : try projector.makeBatches(prefetching: decoded.compactMap { $0 }, from: db)
                 for (record, event) in zip(fresh, decoded) {
                     if let event {
                         try handle(
-                            event, source: Source(topic: topic, partition: partition, offset: record.offset), isolated: isolated, fold: fold,
-                            &outcome)
+                            event, source: Source(topic: topic, partition: partition, offset: record.offset), isolated: isolated,
+                            batches: batches, &outcome)
                     } else if case .failure(let error) = record.event {
                         try park(unreadable: record, topic: topic, partition: partition, error: error.description)
                         outcome.parked += 1
                     }
                     next = record.offset + 1
                 }
-                try fold?.flush(to: db)
+                if let batches { try projector.flush(batches, to: db) }
                 offsets[key] = next
                 try db.run(
                     "INSERT INTO offsets(topic, partition, next_offset) VALUES(?, ?, ?) ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
@@ -176,18 +176,17 @@ final class ProjectionWriter {
     func apply(history events: [DecodedEvent]) throws -> Outcome {
         try optimistically { isolated in
             try transaction {
-                // The first attempt folds account moves in memory (see AccountFold); the retry
-                // with savepoints goes row by row.
-                let fold = isolated ? nil : AccountFold()
+                // The first attempt folds in memory what projections fold (`ProjectionBatch`); the
+                // retry with savepoints goes row by row.
                 var outcome = Outcome()
                 try prefetchStreamHeads(events.map(\.event.streamId))
-                try fold?.prefetch(movedBy: events, from: db)
+                let batches = isolated ? nil : try projector.makeBatches(prefetching: events, from: db)
                 for event in events {
                     try handle(
-                        event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, fold: fold,
+                        event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, batches: batches,
                         &outcome)
                 }
-                try fold?.flush(to: db)
+                if let batches { try projector.flush(batches, to: db) }
                 return outcome
             }
         }
@@ -219,7 +218,7 @@ final class ProjectionWriter {
     }
 
     private func handle(
-        _ decoded: DecodedEvent, source: Source, isolated: Bool, fold: AccountFold? = nil, _ outcome: inout Outcome
+        _ decoded: DecodedEvent, source: Source, isolated: Bool, batches: [(any ProjectionBatch)?]?, _ outcome: inout Outcome
     ) throws {
         let event = decoded.event
         // Events of a stream wait behind its lowest parked version, so none is applied out of
@@ -270,11 +269,14 @@ final class ProjectionWriter {
             return
         }
         do {
-            let change =
-                isolated ? try db.inSavepoint { try projector.apply(decoded, to: db) } : try projector.apply(decoded, to: db, fold: fold)
+            if isolated {
+                try db.inSavepoint { try projector.apply(decoded, to: db) }
+            } else {
+                try projector.apply(decoded, to: db, batches: batches)
+            }
             setStreamHead(event.streamId, StreamHead(version: event.streamVersion, eventId: event.eventId))
-            if let change { outcome.changes.insert(change) }
-            if case .account(let id)? = change { changedAccounts.insert(id) }
+            outcome.changes.insert(event.streamId)
+            changedStreams.insert(event.streamId)
             outcome.applied += 1
         } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
             throw error  // the database itself failed: the whole batch is retried
@@ -340,7 +342,8 @@ final class ProjectionWriter {
         var skipped = 0
         /// ParkedClaim records a skip left parked: the store holds them (or could not be asked).
         var kept: [Int64] = []
-        var changes: Set<Projector.Change> = []
+        /// Streams with an event applied.
+        var changes: Set<String> = []
     }
 
     /// The FAILED and CONFLICT records `ids` names (all of them when nil); WAITING ones follow
@@ -443,11 +446,11 @@ final class ProjectionWriter {
                 return
             }
             do {
-                let change = try db.inSavepoint { try projector.apply(projector.decode(entry.event), to: db) }
+                try db.inSavepoint { try projector.apply(projector.decode(entry.event), to: db) }
                 setStreamHead(streamId, StreamHead(version: version, eventId: entry.event.eventId))
                 try delete(entry.id)
-                if let change { resolution.changes.insert(change) }
-                if case .account(let id)? = change { changedAccounts.insert(id) }
+                resolution.changes.insert(streamId)
+                changedStreams.insert(streamId)
                 resolution.applied += 1
             } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
                 throw error
@@ -545,7 +548,7 @@ final class ProjectionWriter {
     /// Runs `body` in a transaction with the handled watermark saved at the end; on failure the
     /// in-memory bookkeeping is read back so it matches the database again. Shared: the
     /// transaction takes its turn and reads the bookkeeping back first, and announces the
-    /// watermark and the changed accounts last.
+    /// watermark and the changed streams last.
     func transaction<T>(_ body: () throws -> T) throws -> T {
         do {
             let result = try db.transaction {
@@ -554,13 +557,13 @@ final class ProjectionWriter {
                     try reload()
                 }
                 let before = handledThrough
-                changedAccounts = []
+                changedStreams = []
                 let result = try body()
                 try saveStreamVersions()
                 if handledThrough != before { try saveHandled() }
-                if let sharing, handledThrough != before || !changedAccounts.isEmpty {
-                    let accounts = changedAccounts.count <= 100 && changedAccounts != Self.everything ? changedAccounts.sorted() : nil
-                    try sharing.announce(db, handledThrough: handledThrough, accounts: accounts)
+                if let sharing, handledThrough != before || !changedStreams.isEmpty {
+                    let streams = changedStreams.count <= 100 && changedStreams != Self.everything ? changedStreams.sorted() : nil
+                    try sharing.announce(db, handledThrough: handledThrough, streams: streams)
                 }
                 return result
             }

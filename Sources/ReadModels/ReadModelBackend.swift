@@ -51,9 +51,9 @@ public protocol ReadModelRebuildTarget: Sendable {
 public protocol ReadModelSharing: Sendable {
     func takeTurn(_ writer: any ReadModelDatabase) throws
     /// Tells the other processes that everything up to `handledThrough` is handled, and which
-    /// accounts changed (nil: any may have).
-    func announce(_ writer: any ReadModelDatabase, handledThrough: Int64, accounts: [String]?) throws
+    /// event streams had events applied (nil: any may have).
+    func announce(_ writer: any ReadModelDatabase, handledThrough: Int64, streams: [String]?) throws
     /// Calls `heard` with each announcement of any writer (this one's included), and with the
     /// stored watermark each time it (re)connects, until the task is cancelled.
-    func follow(_ heard: @escaping @Sendable (_ handledThrough: Int64, _ accounts: [String]?) -> Void) async
+    func follow(_ heard: @escaping @Sendable (_ handledThrough: Int64, _ streams: [String]?) -> Void) async
 }

@@ -92,7 +92,7 @@ extension ProjectionWriter {
     /// deleted records were published, so stored, so their events are in the rebuilt models.
     func replaceModels(from live: String, _ rebuilt: String, through position: Int64, offsetFloors: [PartitionOffset] = []) throws {
         try transaction {
-            for table in ReadModelSchema.modelTables {
+            for table in projector.modelTables.map(\.name) {
                 try db.execute("DELETE FROM \(live).\(table); INSERT INTO \(live).\(table) SELECT * FROM \(rebuilt).\(table);")
             }
             try db.execute(

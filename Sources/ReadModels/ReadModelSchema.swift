@@ -1,27 +1,36 @@
 import SQLite
 
-/// The read models' tables, and the bookkeeping that makes applying them exactly once in effect.
+/// The SQLite file's own tables: the bookkeeping that makes applying events exactly once in
+/// effect (stream versions, partition offsets, handled positions, parked events), versioned by
+/// `PRAGMA user_version`; then every projection's tables (`ProjectionMigrations`).
 ///
 /// The same schema serves the live database and a rebuild's fresh one, so a rebuild's tables can
 /// be copied over the live ones in a single transaction.
 enum ReadModelSchema {
-    /// Tables holding the models themselves (replaced whole by a rebuild).
-    static let modelTables = ["accounts", "account_transactions", "orders", "customers", "streams"]
+    /// Version 3 keeps each projection's schema version in `projection_versions`. Versions 1 and 2
+    /// created the accounts' and orders' tables with the bookkeeping; their projections' first
+    /// migrations find them there.
+    static let version: Int64 = 3
 
     /// Opens a read-model database: WAL (queries never wait for the projection), and
     /// `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may take the
     /// last commits, but the partition offsets go back with them, so the events are applied again.
-    static func open(_ path: String) throws -> SQLiteConnection {
+    static func open(_ path: String, projections: [any ReadModelProjection] = ReadSide.projections) throws -> SQLiteConnection {
         let db = try SQLiteConnection(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
-        try migrate(db)
+        try migrate(db, projections: projections)
         return db
     }
 
-    static func migrate(_ db: SQLiteConnection) throws {
+    static func migrate(_ db: SQLiteConnection, projections: [any ReadModelProjection] = ReadSide.projections) throws {
         let version = try db.first("PRAGMA user_version") { $0.int64(0) } ?? 0
-        if version < 1 { try createVersion1(db) }
-        if version < 2 { try migrateToVersion2(db) }
+        guard version <= Self.version else {
+            throw ReadModelError.invalid("the read models are at schema version \(version), newer than this program's \(Self.version)")
+        }
+        if version == 0 { try createCurrent(db) }
+        if version == 1 { try migrateToVersion2(db) }
+        if (1...2).contains(version) { try migrateToVersion3(db) }
+        try db.transaction { try ProjectionMigrations.run(db, sql: ReadModelSQL(engine: .sqlite), projections: projections) }
     }
 
     /// Version 2 tells events apart by id, not only by stream version: `streams.event_id` is the
@@ -40,35 +49,22 @@ enum ReadModelSchema {
             """)
     }
 
-    static func createVersion1(_ db: SQLiteConnection) throws {
+    private static func migrateToVersion3(_ db: SQLiteConnection) throws {
         try db.execute(
             """
             BEGIN;
-            CREATE TABLE accounts(
-                account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, holder_key TEXT NOT NULL, account_type TEXT NOT NULL,
-                balance_minor INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
-                opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
-            ) WITHOUT ROWID;
-            CREATE INDEX accounts_by_holder ON accounts(holder_key, account_id);
-            CREATE INDEX accounts_by_balance ON accounts(currency, balance_minor);
-            CREATE TABLE account_transactions(
-                account_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, amount_minor INTEGER NOT NULL,
-                currency TEXT NOT NULL, balance_after INTEGER NOT NULL, at INTEGER NOT NULL, position INTEGER NOT NULL,
-                PRIMARY KEY(account_id, version)
-            ) WITHOUT ROWID;
-            CREATE TABLE orders(
-                order_id TEXT PRIMARY KEY, customer_email TEXT NOT NULL, customer_key TEXT NOT NULL, first_name TEXT NOT NULL,
-                last_name TEXT NOT NULL, description TEXT NOT NULL, quantity INTEGER NOT NULL, created_at INTEGER NOT NULL,
-                position INTEGER NOT NULL
-            ) WITHOUT ROWID;
-            CREATE INDEX orders_by_position ON orders(position);
-            CREATE INDEX orders_by_customer ON orders(customer_key, position);
-            CREATE TABLE customers(
-                email_key TEXT PRIMARY KEY, email TEXT NOT NULL, first_name TEXT NOT NULL, last_name TEXT NOT NULL,
-                order_count INTEGER NOT NULL, first_order_at INTEGER NOT NULL, last_order_at INTEGER NOT NULL,
-                first_position INTEGER NOT NULL, last_position INTEGER NOT NULL
-            ) WITHOUT ROWID;
-            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+            \(ProjectionMigrations.versionsTable(ReadModelSQL(engine: .sqlite)));
+            PRAGMA user_version = 3;
+            COMMIT;
+            """)
+    }
+
+    /// A new database's bookkeeping, at the current version.
+    private static func createCurrent(_ db: SQLiteConnection) throws {
+        try db.execute(
+            """
+            BEGIN;
+            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, event_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
             CREATE TABLE offsets(
                 topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY(topic, partition)
             ) WITHOUT ROWID;
@@ -80,9 +76,44 @@ enum ReadModelSchema {
                 stream_version INTEGER NOT NULL, position INTEGER NOT NULL, schema_version INTEGER NOT NULL,
                 recorded_at INTEGER NOT NULL, data BLOB, error TEXT NOT NULL, attempts INTEGER NOT NULL, parked_at INTEGER NOT NULL
             );
-            CREATE UNIQUE INDEX parked_event ON parked(stream_id, stream_version) WHERE stream_id <> '';
-            PRAGMA user_version = 1;
+            CREATE UNIQUE INDEX parked_event ON parked(stream_id, stream_version, event_id) WHERE stream_id <> '';
+            \(ProjectionMigrations.versionsTable(ReadModelSQL(engine: .sqlite)));
+            PRAGMA user_version = 3;
             COMMIT;
             """)
+    }
+}
+
+/// Brings every projection's tables to its latest migration, recording each projection's
+/// version in `projection_versions`. The caller runs it in a transaction (with whatever lock keeps
+/// other processes from migrating at the same time).
+public enum ProjectionMigrations {
+    /// The bookkeeping table's DDL.
+    static func versionsTable(_ sql: ReadModelSQL) -> String {
+        "CREATE TABLE IF NOT EXISTS \(sql.table("projection_versions"))(name TEXT PRIMARY KEY, version \(sql.int64) NOT NULL)"
+    }
+
+    public static func run(_ db: any ReadModelDatabase, sql: ReadModelSQL, projections: [any ReadModelProjection]) throws {
+        try db.execute(versionsTable(sql))
+        for projection in projections {
+            let steps = projection.migrations.map(\.version)
+            precondition(steps == Array(1...max(1, steps.count)) || steps.isEmpty, "\(projection.name)'s migrations are not numbered 1, 2, …")
+            let current =
+                try db.first("SELECT version FROM \(sql.table("projection_versions")) WHERE name = ?", .text(projection.name)) {
+                    $0.int64(0)
+                } ?? 0
+            guard current <= Int64(steps.count) else {
+                throw ReadModelError.invalid(
+                    "the \(projection.name) read model is at schema version \(current), newer than this program's \(steps.count)")
+            }
+            for migration in projection.migrations where migration.version > current {
+                try db.execute(migration.sql(sql))
+                try db.run(
+                    """
+                    INSERT INTO \(sql.table("projection_versions"))(name, version) VALUES(?, ?)
+                    ON CONFLICT(name) DO UPDATE SET version = excluded.version
+                    """, .text(projection.name), .integer(Int64(migration.version)))
+            }
+        }
     }
 }

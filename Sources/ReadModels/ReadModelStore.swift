@@ -64,10 +64,10 @@ public final class ReadModelStore: Sendable {
         if let sharing = backend.sharing {
             let watchers = watchers
             follower = Task {
-                await sharing.follow { through, accounts in
+                await sharing.follow { through, streams in
                     handled.advance(to: through)
-                    if let accounts {
-                        for account in accounts { watchers.changed(account) }
+                    if let streams {
+                        for stream in streams { watchers.changed(stream) }
                     } else {
                         watchers.changedAll()
                     }
@@ -180,14 +180,14 @@ public final class ReadModelStore: Sendable {
         return (result.applied, result.skipped, result.kept)
     }
 
-    func published(_ changes: Set<Projector.Change>, through: Int64) {
+    func published(_ changes: Set<String>, through: Int64) {
         handled.advance(to: through)
-        for case .account(let id) in changes { watchers.changed(id) }
+        for streamId in changes { watchers.changed(streamId) }
     }
 
-    /// Nudges each time a change to `accountId` is applied (or the models are rebuilt); the
-    /// stream ends when its consumer stops iterating.
-    public func watch(_ accountId: String) -> AsyncStream<Void> { watchers.watch(accountId) }
+    /// Nudges each time an event of `streamId` is applied (or the models are rebuilt); the
+    /// stream of nudges ends when its consumer stops iterating.
+    public func watch(stream streamId: String) -> AsyncStream<Void> { watchers.watch(streamId) }
 
     /// Runs `query` (one of this store's reads) on the calling event loop while reads have been
     /// quick, and on a thread once one stalled (over 50 ms) or the recent ones averaged over 5 ms,
@@ -245,19 +245,19 @@ public enum ReadModelError: Error, CustomStringConvertible {
     }
 }
 
-/// Who is watching which account: each watcher gets a nudge when a change to it is applied.
+/// Who is watching which event stream: each watcher gets a nudge when an event of it is applied.
 final class ChangeWatchers: Sendable {
     private let watchers = Mutex<[String: [UUID: AsyncStream<Void>.Continuation]]>([:])
 
-    /// A stream of nudges for `accountId`; it ends when the caller stops iterating.
-    func watch(_ accountId: String) -> AsyncStream<Void> {
+    /// A stream of nudges for the event stream `streamId`; it ends when the caller stops iterating.
+    func watch(_ streamId: String) -> AsyncStream<Void> {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        watchers.withLock { $0[accountId, default: [:]][id] = continuation }
+        watchers.withLock { $0[streamId, default: [:]][id] = continuation }
         continuation.onTermination = { [weak self] _ in
             self?.watchers.withLock { watchers in
-                watchers[accountId]?[id] = nil
-                if watchers[accountId]?.isEmpty == true { watchers[accountId] = nil }
+                watchers[streamId]?[id] = nil
+                if watchers[streamId]?.isEmpty == true { watchers[streamId] = nil }
             }
         }
         return stream
@@ -267,7 +267,7 @@ final class ChangeWatchers: Sendable {
         for continuation in watchers.withLock({ $0.values.flatMap(\.values) }) { continuation.yield() }
     }
 
-    func changed(_ accountId: String) {
-        for continuation in watchers.withLock({ $0[accountId].map { Array($0.values) } ?? [] }) { continuation.yield() }
+    func changed(_ streamId: String) {
+        for continuation in watchers.withLock({ $0[streamId].map { Array($0.values) } ?? [] }) { continuation.yield() }
     }
 }

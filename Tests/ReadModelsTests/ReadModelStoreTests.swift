@@ -327,7 +327,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
                 try rebuild.apply(Array(history.events[page..<min(page + 37, history.events.count)]))
             }
             let counts = try await store.finishRebuild(rebuild) {}
-            #expect(counts.accounts == 20 && counts.orders == 10 && counts.customers == 3)
+            #expect(counts["accounts"] == 20 && counts["orders"] == 10 && counts["customers"] == 3)
             #expect(try store.canonicalDump() == live, "a rebuild onto the live models equals them")
         }
         #expect(try store.account("acct-3")?.balanceMinor == 10_000 + 3 * 103 - 2 * 50)
@@ -476,7 +476,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         let store = try store(kind)
         var history = History()
         try await store.apply(topic: "BankAccount", partition: 0, records: records([history.open("a"), history.open("b")]))
-        let nudges = store.watch("a")
+        let nudges = store.watch(stream: "BankAccount-a")
         var iterator = nudges.makeAsyncIterator()
         try await store.apply(topic: "BankAccount", partition: 0, records: records([history.deposit("b", 1)], from: 2))
         try await store.apply(topic: "BankAccount", partition: 0, records: records([history.deposit("a", 1)], from: 3))
@@ -488,12 +488,62 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
 @Suite struct ReadModelSchemaTests {
     let directory = TemporaryDirectory(prefix: "readmodel-schema")
 
+    /// The schema version 1 created (tables of the accounts and orders with the bookkeeping),
+    /// as it was: what a database from then holds.
+    static let version1 = """
+            BEGIN;
+            CREATE TABLE accounts(
+                account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, holder_key TEXT NOT NULL, account_type TEXT NOT NULL,
+                balance_minor INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
+                opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX accounts_by_holder ON accounts(holder_key, account_id);
+            CREATE INDEX accounts_by_balance ON accounts(currency, balance_minor);
+            CREATE TABLE account_transactions(
+                account_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL, balance_after INTEGER NOT NULL, at INTEGER NOT NULL, position INTEGER NOT NULL,
+                PRIMARY KEY(account_id, version)
+            ) WITHOUT ROWID;
+            CREATE TABLE orders(
+                order_id TEXT PRIMARY KEY, customer_email TEXT NOT NULL, customer_key TEXT NOT NULL, first_name TEXT NOT NULL,
+                last_name TEXT NOT NULL, description TEXT NOT NULL, quantity INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                position INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX orders_by_position ON orders(position);
+            CREATE INDEX orders_by_customer ON orders(customer_key, position);
+            CREATE TABLE customers(
+                email_key TEXT PRIMARY KEY, email TEXT NOT NULL, first_name TEXT NOT NULL, last_name TEXT NOT NULL,
+                order_count INTEGER NOT NULL, first_order_at INTEGER NOT NULL, last_order_at INTEGER NOT NULL,
+                first_position INTEGER NOT NULL, last_position INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE streams(stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE offsets(
+                topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY(topic, partition)
+            ) WITHOUT ROWID;
+            CREATE TABLE handled_positions(position INTEGER PRIMARY KEY);
+            CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE parked(
+                id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                offset INTEGER NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
+                stream_version INTEGER NOT NULL, position INTEGER NOT NULL, schema_version INTEGER NOT NULL,
+                recorded_at INTEGER NOT NULL, data BLOB, error TEXT NOT NULL, attempts INTEGER NOT NULL, parked_at INTEGER NOT NULL
+            );
+            CREATE UNIQUE INDEX parked_event ON parked(stream_id, stream_version) WHERE stream_id <> '';
+            PRAGMA user_version = 1;
+            COMMIT;
+        """
+
     @Test func aVersion1DatabaseIsMigratedInPlaceAndKeepsItsRows() async throws {
         let path = directory.path + "/v1.sqlite"
         do {
             let db = try SQLiteConnection(path: path)
-            try ReadModelSchema.createVersion1(db)
+            try db.execute(Self.version1)
             try db.execute("INSERT INTO streams(stream_id, version) VALUES('BankAccount-a', 1)")
+            try db.execute(
+                """
+                INSERT INTO accounts VALUES('a', 'Ada Lovelace', 'ada lovelace', 'CURRENT', 10000, 'EUR', 'OPEN', 1, 1, 1, 1);
+                INSERT INTO account_transactions VALUES('a', 1, 'OPENING_BALANCE', 10000, 'EUR', 10000, 1, 1);
+                """)
         }
         let store = try ReadModelStore(path: path)
         var history = History()
@@ -503,6 +553,28 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         // The old row reads as version 1 with no event id; the new index tells two events apart.
         try await store.apply(topic: "BankAccount", partition: 0, records: records([forged, deposit]))
         #expect(try store.parked(afterId: 0, limit: 10).rows.map(\.state) == ["CONFLICT", "CONFLICT"])
+        // The projections' first migrations found their tables there, rows and all.
+        #expect(try store.account("a")?.balanceMinor == 10_000)
+        #expect(try store.transactions(of: "a", afterVersion: 0, limit: 10).rows.map(\.kind) == ["OPENING_BALANCE"])
+        let versions = try SQLiteConnection(path: path).query("SELECT name, version FROM projection_versions ORDER BY name", []) {
+            "\($0.text(0))=\($0.int64(1))"
+        }
+        #expect(versions == ["accounts=1", "orders=1"])
+    }
+
+    @Test func aDatabaseFromANewerProgramIsRefusedNotMigrated() throws {
+        let path = directory.path + "/newer.sqlite"
+        do {
+            let db = try SQLiteConnection(path: path)
+            try db.execute("PRAGMA user_version = 99")
+        }
+        #expect { _ = try ReadModelStore(path: path) } throws: { "\($0)".contains("schema version 99, newer than this program's") }
+        let projectionPath = directory.path + "/newer-projection.sqlite"
+        _ = try ReadModelStore(path: projectionPath)
+        try SQLiteConnection(path: projectionPath).execute("UPDATE projection_versions SET version = 7 WHERE name = 'orders'")
+        #expect { _ = try ReadModelStore(path: projectionPath) } throws: {
+            "\($0)".contains("the orders read model is at schema version 7, newer than this program's 1")
+        }
     }
 }
 
