@@ -8,6 +8,9 @@ import WallTime
 
 /// The CommandService's RPC services over one event store, assembled as the binary serves them.
 public enum CommandSide {
+    /// The services that take commands (their health follows the store's).
+    static let commandServiceNames = [CommandsAPI.BankAccounts.name, CommandsAPI.Orders.name]
+
     /// The RPC services of the CommandService.
     public static func services(
         store: any EventStore, snapshotEvery: Int, clock: any WallClock = SystemWallClock(), relayStatus: @escaping @Sendable () -> OutboxRelay.Status

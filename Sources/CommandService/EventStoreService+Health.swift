@@ -8,6 +8,6 @@ extension EventStoreService: ServingStatusReporting {
     public func servingStatus() async -> [String: Bool] {
         let reachable = (try? await store.headPosition()) != nil
         let serving = reachable && store.writeRefusal == nil
-        return [CommandsAPI.BankAccounts.name: serving, CommandsAPI.Orders.name: serving]
+        return Dictionary(uniqueKeysWithValues: CommandSide.commandServiceNames.map { ($0, serving) })
     }
 }

@@ -8,6 +8,9 @@ public enum QuerySide {
     /// The topics the projection follows: every domain's event topic.
     public static let topics = Array(Set(Domains.topics.values)).sorted()
 
+    /// The services that answer queries (their health follows the read models').
+    static let queryServiceNames = [QueriesAPI.Accounts.name, QueriesAPI.Orders.name, QueriesAPI.Customers.name]
+
     public static func services(
         store: ReadModelStore, projection: Projection?, bus: (any EventTopics)?, commands: RPCClient, readyWhenCaughtUp: Bool = false
     ) -> [any RPCService] {

@@ -6,7 +6,7 @@ public import RPCCore
 /// goes under load is what `minPosition` is for.
 extension ReadModelsService: ServingStatusReporting {
     public func servingStatus() async -> [String: Bool] {
-        let names = [QueriesAPI.Accounts.name, QueriesAPI.Orders.name, QueriesAPI.Customers.name]
+        let names = QuerySide.queryServiceNames
         guard let status = try? await status() else { return Dictionary(uniqueKeysWithValues: names.map { ($0, false) }) }
         var serving = true
         if readyWhenCaughtUp, !caughtUpOnce.load(ordering: .relaxed) {
