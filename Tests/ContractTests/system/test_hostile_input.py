@@ -331,14 +331,18 @@ def small_disk(tmp_path) -> pathlib.Path:
 
 
 def fill(disk: pathlib.Path) -> None:
-    """Writes zeros into `disk` until it is full."""
-    with open(disk / "filler", "wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
-        except OSError:
-            pass
+    """Writes zeros into `disk` until it is full: unbuffered, in ever smaller writes down to one
+    byte (a buffered file's close would flush what the full disk refused, and raise)."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        size = 65536
+        while size:
+            try:
+                os.write(fd, b"\0" * size)
+            except OSError:
+                size //= 2
+    finally:
+        os.close(fd)
 
 
 def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack, tmp_path):
