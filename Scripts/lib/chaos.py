@@ -9,7 +9,11 @@ At the end it checks what the system promises and prints one JSON summary line:
 - every balance equals its acknowledged opening balance + deposits - withdrawals (`balance_mismatches`);
 - the live read models equal a fresh rebuild from the event store (`rebuild_equal`);
 - with `--store postgres`, every query-service replica answers with the same models
-  (`query_replicas_equal`).
+  (`query_replicas_equal`);
+- the job board, whose client posts, updates and archives jobs and applies to them among the
+  account commands: every job as its client left it (`job_mismatches`), every application's copy
+  of its job equal to the job (`application_copy_mismatches`), and no application to an archived
+  job accepted (`archived_job_applications_accepted`).
 
 Clock skew is a fault too (JFRAME_CLOCK_SKEW_MS; CHAOS_SKEW=0 turns it off): the broker's clock runs 8
 days ahead for the whole run, and about a third of the restarts of the command-service and the
@@ -174,6 +178,77 @@ class Client(threading.Thread):
                              -amount, account)
 
 
+class JobBoardClient(threading.Thread):
+    """The job board among the commands: posts jobs, applies to them, updates them at the version
+    it last saw and archives some, each command retried with the same command id like the
+    accounts' (it is the only writer of its jobs, so the versions it holds are the jobs' own).
+    Applying to an archived job must be refused; `expected` is every job as the client left it."""
+
+    def __init__(self, harness: "Harness", seed: int):
+        super().__init__(daemon=True)
+        self.harness, self.rng = harness, random.Random(seed)
+        self.acked: list[dict] = []  # {"commandId"}
+        self.expected: dict[str, dict] = {}  # job id -> {"title", "description", "status", "version"}
+        self.applications = 0
+        self.wrongly_accepted = 0
+        self.failure: str | None = None
+
+    def command(self, service: str, method: str, request: dict) -> tuple[int, dict]:
+        command_id = f"board-{len(self.acked)}-{self.rng.randrange(1 << 40):x}"
+        request = {**request, "commandId": command_id}
+        while True:
+            code, reply = call(self.rng.choice(self.harness.command_replicas).address, f"cqrs.commands.v1.{service}/{method}", request)
+            if code == 0:
+                self.acked.append({"commandId": command_id})
+                return code, reply
+            if code not in RETRYABLE:
+                return code, reply
+            if self.harness.stopping.is_set() and self.harness.deadline_passed():
+                raise RuntimeError(f"{method} {command_id} never acknowledged")
+            time.sleep(0.05)
+
+    def post(self):
+        job_id = f"chaos-job-{len(self.expected)}"
+        title, description = f"Job {len(self.expected)}", f"Posted by the chaos harness ({self.rng.randrange(1000)})"
+        code, reply = self.command("Jobs", "CreateJob", {"jobId": job_id, "title": title, "description": description})
+        assert code == 0, (code, reply)
+        self.expected[job_id] = {"title": title, "description": description, "status": "OPEN", "version": reply["version"]}
+
+    def run(self):
+        try:
+            self.work()
+        except Exception as error:  # shown in the summary: a refusal the board did not expect
+            self.failure = f"{type(error).__name__}: {error}"
+
+    def work(self):
+        for _ in range(2):
+            self.post()
+        while not self.harness.stopping.wait(self.rng.uniform(0.005, 0.03)):
+            job_id = self.rng.choice(sorted(self.expected))
+            job, roll = self.expected[job_id], self.rng.random()
+            if roll < 0.45:
+                code, reply = self.command("Applications", "CreateApplication", {
+                    "applicationId": f"chaos-app-{self.applications}", "jobId": job_id, "firstName": "Chaos", "lastName": "Monkey",
+                    "email": "monkey@example.com", "currentPosition": "Tester"})
+                self.applications += 1
+                if job["status"] == "ARCHIVED" and code == 0:
+                    self.wrongly_accepted += 1
+                elif job["status"] == "OPEN":
+                    assert code == 0, (code, reply)
+            elif roll < 0.8 and job["status"] == "OPEN":
+                title = f"{job_id} rev {self.rng.randrange(1 << 20)}"
+                code, reply = self.command("Jobs", "UpdateJob", {"jobId": job_id, "title": title, "description": job["description"],
+                                                                 "version": job["version"]})
+                assert code == 0, (code, reply)
+                job.update(title=title, version=reply["version"])
+            elif roll < 0.88 and job["status"] == "OPEN":
+                code, reply = self.command("Jobs", "ArchiveJob", {"jobId": job_id, "version": job["version"]})
+                assert code == 0, (code, reply)
+                job.update(status="ARCHIVED", version=reply["version"])
+            elif roll >= 0.95:
+                self.post()
+
+
 class Forger(threading.Thread):
     """Produces records claiming the next event of a client's account: the stream version after
     the store's last, and the position after the store's head."""
@@ -282,8 +357,10 @@ class Harness:
         for service in self.services:
             service.start()
         clients = [Client(self, index, self.rng.randrange(1 << 30)) for index in range(self.profile["clients"])]
+        self.board = JobBoardClient(self, self.rng.randrange(1 << 30))
         for client in clients:
             client.start()
+        self.board.start()
         watcher = threading.Thread(target=self.watch_offsets, daemon=True)
         watcher.start()
         if self.forger:
@@ -303,6 +380,7 @@ class Harness:
             self.final_deadline = time.monotonic() + 60
             for client in clients:
                 client.join(90)
+            self.board.join(90)
             if self.forger:
                 self.forger.join(30)
             summary = self.check(clients)
@@ -327,7 +405,7 @@ class Harness:
         by_command = {}
         for event in events:
             by_command.setdefault(event.get("causationId"), []).append(event)
-        lost = sum(1 for ack in acked if ack["commandId"] not in by_command)
+        lost = sum(1 for ack in acked + self.board.acked if ack["commandId"] not in by_command)
         appended_twice = sum(1 for ack in acked if len(by_command.get(ack["commandId"], [])) > 1)
 
         # The broker: every stored event once per event id (after the relay has caught up).
@@ -372,7 +450,9 @@ class Harness:
         for ack in acked:
             expected[ack["accountId"]] = expected.get(ack["accountId"], 0) + ack["delta"]
         forgery = self.repair_forgeries(expected)
+        board = self.check_board()
         live = self.dump()
+        live_board = self.board_dump()
         balances = {account["accountId"]: int(account["balance"]["amountMinor"]) for account in live}
         balance_mismatches = sum(1 for account, total in expected.items() if balances.get(account) != total)
         host, port = self.queries.address.split(":")
@@ -381,14 +461,15 @@ class Harness:
             rebuild = connection.server_streaming("cqrs.queries.v1.ReadModels/Rebuild", {}, timeout_ms=120000, timeout=120)
         finally:
             connection.close()
-        rebuild_equal = rebuild.code == 0 and self.dump() == live
-        replicas_equal = all(self.dump(replica) == live for replica in self.query_replicas[1:])
+        rebuild_equal = rebuild.code == 0 and self.dump() == live and self.board_dump() == live_board
+        replicas_equal = all(self.dump(replica) == live and self.board_dump(replica) == live_board for replica in self.query_replicas[1:])
         return {
             "profile": self.profile_name, "store": self.store, "bus": self.bus, "seed": self.seed, "kills": sum(self.kills.values()), "kills_by_service": self.kills,
             "acked": len(acked), "refused": sum(client.refused for client in clients), "events": len(events),
             "lost": lost, "appended_twice": appended_twice, "unpublished": unpublished, "duplicated": duplicated,
             "offset_regressions": self.offset_regressions, "balance_mismatches": balance_mismatches,
-            "rebuild_equal": rebuild_equal, "query_replicas_equal": replicas_equal, "skewed_restarts": self.skewed_restarts if self.skew else "off", **forgery,
+            "rebuild_equal": rebuild_equal, "query_replicas_equal": replicas_equal, "skewed_restarts": self.skewed_restarts if self.skew else "off",
+            **board, **forgery,
         }
 
     def repair_forgeries(self, expected: dict[str, int]) -> dict:
@@ -432,6 +513,35 @@ class Harness:
                 "conflicts_seen": conflicts, "kept_by_skip": int(skipped["stillParked"]), "skip_mismatches": skip_mismatches,
                 "rebuilt_for_forgeries": rebuilt, "parked_after_repair": int(status["parkedEvents"])}
 
+    def check_board(self) -> dict:
+        """The job board: every job as its client left it, and every application's copy of its job
+        equal to the job (event-carried state caught up, whatever order the topics arrived in)."""
+        jobs = {job["jobId"]: job for job in self.board_dump()[0]}
+        job_mismatches = sum(1 for job_id, want in self.board.expected.items()
+                             if {k: jobs.get(job_id, {}).get(k) for k in want} != want)
+        copy_mismatches = 0
+        applications = self.board_dump()[1]
+        for application in applications:
+            job = jobs.get(application["jobId"], {})
+            if application["job"] != {k: job.get(k) for k in ("title", "description", "status", "version")}:
+                copy_mismatches += 1
+        return {"jobs": len(jobs), "applications": len(applications), "job_mismatches": job_mismatches,
+                "application_copy_mismatches": copy_mismatches, "archived_job_applications_accepted": self.board.wrongly_accepted,
+                "board_failure": self.board.failure}
+
+    def board_dump(self, replica: Service | None = None) -> tuple[list[dict], list[dict]]:
+        def pages(service: str, method: str, key: str) -> list[dict]:
+            items, token = [], None
+            while True:
+                code, page = call((replica or self.queries).address, f"cqrs.queries.v1.{service}/{method}",
+                                  {"pageSize": 500, **({"pageToken": token} if token else {})}, 10000)
+                assert code == 0, page
+                items += page[key]
+                token = page.get("nextPageToken")
+                if not token:
+                    return items
+        return pages("Jobs", "ListJobs", "jobs"), pages("Applications", "ListApplications", "applications")
+
     def dump(self, replica: Service | None = None) -> list[dict]:
         accounts, token = [], None
         while True:
@@ -468,7 +578,9 @@ def main() -> int:
     ok = (summary["lost"] == 0 and summary["appended_twice"] == 0 and summary["unpublished"] == 0 and summary["duplicated"] == 0
           and summary["offset_regressions"] == 0 and summary["balance_mismatches"] == 0 and summary["rebuild_equal"]
           and summary["query_replicas_equal"]
-          and summary.get("skip_mismatches", 0) == 0 and summary.get("parked_after_repair", 0) == 0)
+          and summary.get("skip_mismatches", 0) == 0 and summary.get("parked_after_repair", 0) == 0
+          and summary["job_mismatches"] == 0 and summary["application_copy_mismatches"] == 0
+          and summary["archived_job_applications_accepted"] == 0 and summary["board_failure"] is None)
     return 0 if ok else 1
 
 

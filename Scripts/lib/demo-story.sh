@@ -124,14 +124,38 @@ expect "order-1"; expect "order-5"
 cqrs customers list
 expect "grace.hopper@example.com"
 
+say "The job board: post a job, and two candidates apply (each application carries a copy of the job)"
+cqrs jobs create --id job-compiler --title "Compiler engineer" --description "Write the first compiler."
+cqrs applications create --id app-grace --job job-compiler --first-name Grace --last-name Hopper \
+  --email grace.hopper@example.com --current-position "Programmer"
+cqrs applications create --id app-alan --job job-compiler --first-name Alan --last-name Turing \
+  --email alan.turing@example.com --current-position "Mathematician"
+cqrs applications list --job job-compiler --min-position "$LAST_POSITION"
+expect "app-grace"; expect "app-alan"; expect "Compiler engineer"
+
+say "Update the job at the version we read: the applications' copies follow; a stale version is refused"
+cqrs jobs update job-compiler --title "Senior compiler engineer" --description "Write the first compiler, and the second." --version 1
+refused 10 jobs update job-compiler --title "Compiler engineer" --description "Undo." --version 1
+cqrs applications list --job job-compiler --min-position "$LAST_POSITION"
+[ "$(printf '%s\n' "$LAST_OUTPUT" | grep -c 'Senior compiler engineer')" -eq 2 ] || fail "both applications should show the new title"
+ok "both applications show the job's new title, from their own copies"
+
+say "Archive the job: its applications say so, and a new application is refused"
+cqrs jobs archive job-compiler --version 2
+cqrs applications get app-grace --min-position "$LAST_POSITION"
+expect "ARCHIVED"
+refused 9 applications create --job job-compiler --first-name Ada --last-name Lovelace \
+  --email ada.lovelace@example.com --current-position "Analyst"
+
 say "Read-model status: applied position and lag per partition"
 cqrs status
 expect "LAG"
 
 say "Rebuild the read models from the event store's history"
-before="$(quiet accounts list --json)$(quiet orders list --json)$(quiet customers list --json)"
+models() { quiet accounts list --json; quiet orders list --json; quiet customers list --json; quiet jobs list --json; quiet applications list --json; }
+before="$(models)"
 cqrs rebuild
-after="$(quiet accounts list --json)$(quiet orders list --json)$(quiet customers list --json)"
+after="$(models)"
 [ "$before" = "$after" ] || fail "the read models changed after the rebuild"
 ok "the rebuilt read models are identical to the live ones"
 

@@ -161,6 +161,10 @@ extension Mediator {
         mediator.register(AggregateCommandHandler<WithdrawFunds>(repository: repository, clock: clock))
         mediator.register(AggregateCommandHandler<CloseAccount>(repository: repository, clock: clock))
         mediator.register(AggregateCommandHandler<PlaceOrder>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<CreateJob>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<UpdateJob>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<ArchiveJob>(repository: repository, clock: clock))
+        mediator.register(AggregateCommandHandler<CreateApplication>(repository: repository, clock: clock))
         return mediator
     }
 }

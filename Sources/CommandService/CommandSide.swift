@@ -9,7 +9,9 @@ import WallTime
 /// The CommandService's RPC services over one event store, assembled as the binary serves them.
 public enum CommandSide {
     /// The services that take commands (their health follows the store's).
-    static let commandServiceNames = [CommandsAPI.BankAccounts.name, CommandsAPI.Orders.name]
+    static let commandServiceNames = [
+        CommandsAPI.BankAccounts.name, CommandsAPI.Orders.name, CommandsAPI.Jobs.name, CommandsAPI.Applications.name,
+    ]
 
     /// The RPC services of the CommandService.
     public static func services(
@@ -20,7 +22,8 @@ public enum CommandSide {
         let repository = AggregateRepository(store: store, registry: Domains.registry, options: options)
         let gateway = CommandGateway(mediator: .commandSide(store: store, repository: repository, clock: clock))
         return [
-            BankAccountsService(gateway: gateway), OrdersService(gateway: gateway),
+            BankAccountsService(gateway: gateway), OrdersService(gateway: gateway), JobsService(gateway: gateway),
+            ApplicationsService(gateway: gateway, repository: repository),
             EventStoreService(store: store, relayStatus: relayStatus),
         ]
     }

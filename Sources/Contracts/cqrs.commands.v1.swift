@@ -499,6 +499,319 @@ extension CqrsCommandsV1 {
 }
 
 extension CqrsCommandsV1 {
+    /// Posts a job; published on the job topic keyed by job id.
+    public struct CreateJobRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        /// The new job's id; generated (a UUID) when absent.
+        public var jobId: String?
+        public var title: String
+        public var description: String
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
+        public var commandId: String?
+
+        public init(jobId: String? = nil, title: String, description: String, commandId: String? = nil) {
+            self.jobId = jobId
+            self.title = title
+            self.description = description
+            self.commandId = commandId
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _title: String? = nil
+            var _description: String? = nil
+            var _commandId: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _title else { throw scanner.failure("missing required field 'title'", member: "title") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            self.init(jobId: _jobId, title: _title, description: _description, commandId: _commandId)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let jobId { writer.key("jobId"); writer.string(jobId); writer.comma() }
+            writer.key("title"); writer.string(self.title); writer.comma()
+            writer.key("description"); writer.string(self.description); writer.comma()
+            if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
+            writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.jobId {
+                if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "jobId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            }
+            if self.title.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "title", description: "must not be empty")) }
+            if self.title.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "title", description: "must be at most 200 characters")) }
+            if self.description.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "description", description: "must not be empty")) }
+            if self.description.unicodeScalars.count > 5000 { violations.append(FieldViolation(field: path + "description", description: "must be at most 5000 characters")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// Replaces a job's title and description.
+    public struct UpdateJobRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var jobId: String
+        public var title: String
+        public var description: String
+        /// Optimistic concurrency: the job's version as the client read it (a Job's version from the query side, or the version a command returned). When the job is at another version the command fails with ABORTED naming both, and nothing is appended. The sample app's "-1 means new" is CreateJob: it requires that the job does not exist yet.
+        public var version: Int64
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
+        public var commandId: String?
+
+        public init(jobId: String, title: String, description: String, version: Int64, commandId: String? = nil) {
+            self.jobId = jobId
+            self.title = title
+            self.description = description
+            self.version = version
+            self.commandId = commandId
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case jobId, title, description, version, commandId
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.jobId = try container.decode(String.self, forKey: .jobId)
+            self.title = try container.decode(String.self, forKey: .title)
+            self.description = try container.decode(String.self, forKey: .description)
+            self.version = try container.decodeInt64String(forKey: .version)
+            self.commandId = try container.decodeIfPresent(String.self, forKey: .commandId)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(jobId, forKey: .jobId)
+            try container.encode(title, forKey: .title)
+            try container.encode(description, forKey: .description)
+            try container.encodeInt64String(version, forKey: .version)
+            try container.encodeIfPresent(commandId, forKey: .commandId)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _title: String? = nil
+            var _description: String? = nil
+            var _version: Int64? = nil
+            var _commandId: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            guard let _title else { throw scanner.failure("missing required field 'title'", member: "title") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            self.init(jobId: _jobId, title: _title, description: _description, version: _version, commandId: _commandId)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            writer.key("title"); writer.string(self.title); writer.comma()
+            writer.key("description"); writer.string(self.description); writer.comma()
+            writer.key("version"); writer.int64String(self.version); writer.comma()
+            if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
+            writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.jobId) { violations.append(FieldViolation(field: path + "jobId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            if self.title.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "title", description: "must not be empty")) }
+            if self.title.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "title", description: "must be at most 200 characters")) }
+            if self.description.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "description", description: "must not be empty")) }
+            if self.description.unicodeScalars.count > 5000 { violations.append(FieldViolation(field: path + "description", description: "must be at most 5000 characters")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// Archives a job.
+    public struct ArchiveJobRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var jobId: String
+        /// Optimistic concurrency: the job's version as the client read it (a Job's version from the query side, or the version a command returned). When the job is at another version the command fails with ABORTED naming both, and nothing is appended. The sample app's "-1 means new" is CreateJob: it requires that the job does not exist yet.
+        public var version: Int64
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
+        public var commandId: String?
+
+        public init(jobId: String, version: Int64, commandId: String? = nil) {
+            self.jobId = jobId
+            self.version = version
+            self.commandId = commandId
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case jobId, version, commandId
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.jobId = try container.decode(String.self, forKey: .jobId)
+            self.version = try container.decodeInt64String(forKey: .version)
+            self.commandId = try container.decodeIfPresent(String.self, forKey: .commandId)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(jobId, forKey: .jobId)
+            try container.encodeInt64String(version, forKey: .version)
+            try container.encodeIfPresent(commandId, forKey: .commandId)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _version: Int64? = nil
+            var _commandId: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            self.init(jobId: _jobId, version: _version, commandId: _commandId)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            writer.key("version"); writer.int64String(self.version); writer.comma()
+            if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
+            writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if !Self.pattern0.matches(self.jobId) { violations.append(FieldViolation(field: path + "jobId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// Applies to a job; published on the application topic keyed by application id.
+    public struct CreateApplicationRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        /// The new application's id; generated (a UUID) when absent.
+        public var applicationId: String?
+        public var jobId: String
+        public var firstName: String
+        public var lastName: String
+        /// An email address: one @ with text on both sides, a dot in the domain, no spaces.
+        public var email: String
+        /// The candidate's current job title.
+        public var currentPosition: String
+        /// Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent.
+        public var commandId: String?
+
+        public init(applicationId: String? = nil, jobId: String, firstName: String, lastName: String, email: String, currentPosition: String, commandId: String? = nil) {
+            self.applicationId = applicationId
+            self.jobId = jobId
+            self.firstName = firstName
+            self.lastName = lastName
+            self.email = email
+            self.currentPosition = currentPosition
+            self.commandId = commandId
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _applicationId: String? = nil
+            var _jobId: String? = nil
+            var _firstName: String? = nil
+            var _lastName: String? = nil
+            var _email: String? = nil
+            var _currentPosition: String? = nil
+            var _commandId: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
+                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            guard let _firstName else { throw scanner.failure("missing required field 'firstName'", member: "firstName") }
+            guard let _lastName else { throw scanner.failure("missing required field 'lastName'", member: "lastName") }
+            guard let _email else { throw scanner.failure("missing required field 'email'", member: "email") }
+            guard let _currentPosition else { throw scanner.failure("missing required field 'currentPosition'", member: "currentPosition") }
+            self.init(applicationId: _applicationId, jobId: _jobId, firstName: _firstName, lastName: _lastName, email: _email, currentPosition: _currentPosition, commandId: _commandId)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let applicationId { writer.key("applicationId"); writer.string(applicationId); writer.comma() }
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            writer.key("firstName"); writer.string(self.firstName); writer.comma()
+            writer.key("lastName"); writer.string(self.lastName); writer.comma()
+            writer.key("email"); writer.string(self.email); writer.comma()
+            writer.key("currentPosition"); writer.string(self.currentPosition); writer.comma()
+            if let commandId { writer.key("commandId"); writer.string(commandId); writer.comma() }
+            writer.endObject()
+        }
+
+        private static let pattern0 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        private static let pattern1 = SchemaPattern(#"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"#)
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.applicationId {
+                if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "applicationId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            }
+            if !Self.pattern1.matches(self.jobId) { violations.append(FieldViolation(field: path + "jobId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
+            if self.firstName.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "firstName", description: "must not be empty")) }
+            if self.firstName.unicodeScalars.count > 100 { violations.append(FieldViolation(field: path + "firstName", description: "must be at most 100 characters")) }
+            if self.lastName.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "lastName", description: "must not be empty")) }
+            if self.lastName.unicodeScalars.count > 100 { violations.append(FieldViolation(field: path + "lastName", description: "must be at most 100 characters")) }
+            if self.email.unicodeScalars.count < 3 { violations.append(FieldViolation(field: path + "email", description: "must be at least 3 characters")) }
+            if self.email.unicodeScalars.count > 254 { violations.append(FieldViolation(field: path + "email", description: "must be at most 254 characters")) }
+            if self.currentPosition.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "currentPosition", description: "must not be empty")) }
+            if self.currentPosition.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "currentPosition", description: "must be at most 200 characters")) }
+            if let value = self.commandId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
     /// What a command did: the aggregate, its version after the command, and the global position of its last event, which a query can wait for to read its own write.
     public struct CommandResult: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
         public var aggregateId: String
@@ -1381,6 +1694,108 @@ extension CqrsCommandsV1.Orders.ServiceProtocol {
 }
 
 extension CqrsCommandsV1 {
+    /// Commands on the job board's jobs; JobCreated, JobUpdated and JobArchived events reach the broker topic job, keyed by job id.
+    public enum Jobs {
+        /// The fully qualified service name.
+        public static let name = "cqrs.commands.v1.Jobs"
+
+        /// The method descriptors of cqrs.commands.v1.Jobs.
+        public enum Method {
+            public static let createJob = MethodDescriptor(service: "cqrs.commands.v1.Jobs", method: "CreateJob", kind: .unary, access: .write)
+            public static let updateJob = MethodDescriptor(service: "cqrs.commands.v1.Jobs", method: "UpdateJob", kind: .unary, access: .write)
+            public static let archiveJob = MethodDescriptor(service: "cqrs.commands.v1.Jobs", method: "ArchiveJob", kind: .unary, access: .write)
+            public static let all: [MethodDescriptor] = [createJob, updateJob, archiveJob]
+        }
+
+        /// The server side of cqrs.commands.v1.Jobs: implement it and pass it to an RPCServer.
+        public protocol ServiceProtocol: RPCService {
+            /// Posts a job (OPEN). Idempotent with a commandId.
+            func createJob(_ request: CreateJobRequest, context: ServerContext) async throws -> CommandResult
+            /// Replaces an open job's title and description, if it is still at the version the client read. Every application's copy of the job follows on the query side.
+            func updateJob(_ request: UpdateJobRequest, context: ServerContext) async throws -> CommandResult
+            /// Archives a job, if it is still at the version the client read: it takes no more updates or applications.
+            func archiveJob(_ request: ArchiveJobRequest, context: ServerContext) async throws -> CommandResult
+        }
+
+        /// A typed client of cqrs.commands.v1.Jobs.
+        public struct Client: Sendable {
+            public let client: RPCClient
+
+            public init(_ client: RPCClient) { self.client = client }
+
+            /// Posts a job (OPEN). Idempotent with a commandId.
+            public func createJob(_ request: CreateJobRequest, options: CallOptions = .defaults) async throws -> CommandResult {
+                try await client.unary(request, method: Method.createJob, responseType: CommandResult.self, options: options)
+            }
+
+            /// Replaces an open job's title and description, if it is still at the version the client read. Every application's copy of the job follows on the query side.
+            public func updateJob(_ request: UpdateJobRequest, options: CallOptions = .defaults) async throws -> CommandResult {
+                try await client.unary(request, method: Method.updateJob, responseType: CommandResult.self, options: options)
+            }
+
+            /// Archives a job, if it is still at the version the client read: it takes no more updates or applications.
+            public func archiveJob(_ request: ArchiveJobRequest, options: CallOptions = .defaults) async throws -> CommandResult {
+                try await client.unary(request, method: Method.archiveJob, responseType: CommandResult.self, options: options)
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1.Jobs.ServiceProtocol {
+    public func register(with router: inout RPCRouter) {
+        router.registerUnary(CqrsCommandsV1.Jobs.Method.createJob) { (request: CqrsCommandsV1.CreateJobRequest, context) in
+            try await self.createJob(request, context: context)
+        }
+        router.registerUnary(CqrsCommandsV1.Jobs.Method.updateJob) { (request: CqrsCommandsV1.UpdateJobRequest, context) in
+            try await self.updateJob(request, context: context)
+        }
+        router.registerUnary(CqrsCommandsV1.Jobs.Method.archiveJob) { (request: CqrsCommandsV1.ArchiveJobRequest, context) in
+            try await self.archiveJob(request, context: context)
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
+    /// Applications to the job board's jobs; ApplicationCreated events reach the broker topic application, keyed by application id, each carrying a copy of its job (title, description, status, version).
+    public enum Applications {
+        /// The fully qualified service name.
+        public static let name = "cqrs.commands.v1.Applications"
+
+        /// The method descriptors of cqrs.commands.v1.Applications.
+        public enum Method {
+            public static let createApplication = MethodDescriptor(service: "cqrs.commands.v1.Applications", method: "CreateApplication", kind: .unary, access: .write)
+            public static let all: [MethodDescriptor] = [createApplication]
+        }
+
+        /// The server side of cqrs.commands.v1.Applications: implement it and pass it to an RPCServer.
+        public protocol ServiceProtocol: RPCService {
+            /// Applies to an open job. The job is looked up in the CommandService's own event store (never on the query side, which may lag behind) and copied into the event. Idempotent with a commandId.
+            func createApplication(_ request: CreateApplicationRequest, context: ServerContext) async throws -> CommandResult
+        }
+
+        /// A typed client of cqrs.commands.v1.Applications.
+        public struct Client: Sendable {
+            public let client: RPCClient
+
+            public init(_ client: RPCClient) { self.client = client }
+
+            /// Applies to an open job. The job is looked up in the CommandService's own event store (never on the query side, which may lag behind) and copied into the event. Idempotent with a commandId.
+            public func createApplication(_ request: CreateApplicationRequest, options: CallOptions = .defaults) async throws -> CommandResult {
+                try await client.unary(request, method: Method.createApplication, responseType: CommandResult.self, options: options)
+            }
+        }
+    }
+}
+
+extension CqrsCommandsV1.Applications.ServiceProtocol {
+    public func register(with router: inout RPCRouter) {
+        router.registerUnary(CqrsCommandsV1.Applications.Method.createApplication) { (request: CqrsCommandsV1.CreateApplicationRequest, context) in
+            try await self.createApplication(request, context: context)
+        }
+    }
+}
+
+extension CqrsCommandsV1 {
     /// The write side's history, read-only: streams, the global order, a catch-up subscription (the QueryService rebuilds its read models from it), and the outbox relay's progress.
     public enum EventStore {
         /// The fully qualified service name.
@@ -1570,6 +1985,85 @@ extension CqrsCommandsV1 {
             "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
             "UNAVAILABLE": "the service's own event store cannot be written",
             "ALREADY_EXISTS": "an order with this id exists; or the commandId was used before for a different command (another method, target or payload)",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')"
+          }
+        }
+      ]
+    },
+    {
+      "name": "Jobs",
+      "description": "Commands on the job board's jobs; JobCreated, JobUpdated and JobArchived events reach the broker topic job, keyed by job id.",
+      "methods": [
+        {
+          "name": "CreateJob",
+          "kind": "unary",
+          "access": "write",
+          "request": "CreateJobRequest",
+          "response": "CommandResult",
+          "idempotent": false,
+          "description": "Posts a job (OPEN). Idempotent with a commandId.",
+          "errors": {
+            "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "ALREADY_EXISTS": "a job with this id exists; or the commandId was used before for a different command (another method, target or payload)",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')"
+          }
+        },
+        {
+          "name": "UpdateJob",
+          "kind": "unary",
+          "access": "write",
+          "request": "UpdateJobRequest",
+          "response": "CommandResult",
+          "idempotent": false,
+          "description": "Replaces an open job's title and description, if it is still at the version the client read. Every application's copy of the job follows on the query side.",
+          "errors": {
+            "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
+            "NOT_FOUND": "no such job",
+            "FAILED_PRECONDITION": "the job is archived",
+            "ABORTED": "version does not match the job's version, or concurrent commands kept conflicting; the message names both versions",
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')",
+            "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
+          }
+        },
+        {
+          "name": "ArchiveJob",
+          "kind": "unary",
+          "access": "write",
+          "request": "ArchiveJobRequest",
+          "response": "CommandResult",
+          "idempotent": false,
+          "description": "Archives a job, if it is still at the version the client read: it takes no more updates or applications.",
+          "errors": {
+            "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
+            "NOT_FOUND": "no such job",
+            "FAILED_PRECONDITION": "the job is already archived",
+            "ABORTED": "version does not match the job's version, or concurrent commands kept conflicting; the message names both versions",
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')",
+            "ALREADY_EXISTS": "the commandId was used before for a different command (another method, target or payload)"
+          }
+        }
+      ]
+    },
+    {
+      "name": "Applications",
+      "description": "Applications to the job board's jobs; ApplicationCreated events reach the broker topic application, keyed by application id, each carrying a copy of its job (title, description, status, version).",
+      "methods": [
+        {
+          "name": "CreateApplication",
+          "kind": "unary",
+          "access": "write",
+          "request": "CreateApplicationRequest",
+          "response": "CommandResult",
+          "idempotent": false,
+          "description": "Applies to an open job. The job is looked up in the CommandService's own event store (never on the query side, which may lag behind) and copied into the event. Idempotent with a commandId.",
+          "errors": {
+            "INVALID_ARGUMENT": "a malformed command, with a jframe.rpc.v1.FieldViolations detail listing every broken field",
+            "FAILED_PRECONDITION": "the job does not exist, or is archived; the message says which",
+            "UNAVAILABLE": "the service's own event store cannot be written",
+            "ALREADY_EXISTS": "an application with this id exists; or the commandId was used before for a different command (another method, target or payload)",
             "DATA_LOSS": "the event store is damaged or lost events the broker holds: appends are refused until it is repaired (cqrs verify; Sources/CommandService/README.md, 'Damaged files')"
           }
         }
@@ -1925,6 +2419,186 @@ extension CqrsCommandsV1 {
           },
           "description": "Analytical engine, punched cards",
           "quantity": 2
+        }
+      ]
+    },
+    "CreateJobRequest": {
+      "description": "Posts a job; published on the job topic keyed by job id.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+          "description": "The new job's id; generated (a UUID) when absent."
+        },
+        "title": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 200
+        },
+        "description": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 5000
+        },
+        "commandId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128,
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
+        }
+      },
+      "required": [
+        "title",
+        "description"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1",
+          "title": "Compiler engineer",
+          "description": "Write the first compiler."
+        }
+      ]
+    },
+    "UpdateJobRequest": {
+      "description": "Replaces a job's title and description.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+        },
+        "title": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 200
+        },
+        "description": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 5000
+        },
+        "version": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Optimistic concurrency: the job's version as the client read it (a Job's version from the query side, or the version a command returned). When the job is at another version the command fails with ABORTED naming both, and nothing is appended. The sample app's \"-1 means new\" is CreateJob: it requires that the job does not exist yet."
+        },
+        "commandId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128,
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
+        }
+      },
+      "required": [
+        "jobId",
+        "title",
+        "description",
+        "version"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1",
+          "title": "Senior compiler engineer",
+          "description": "Write the first compiler, and the second.",
+          "version": "1"
+        }
+      ]
+    },
+    "ArchiveJobRequest": {
+      "description": "Archives a job.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+        },
+        "version": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Optimistic concurrency: the job's version as the client read it (a Job's version from the query side, or the version a command returned). When the job is at another version the command fails with ABORTED naming both, and nothing is appended. The sample app's \"-1 means new\" is CreateJob: it requires that the job does not exist yet."
+        },
+        "commandId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128,
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
+        }
+      },
+      "required": [
+        "jobId",
+        "version"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1",
+          "version": "2"
+        }
+      ]
+    },
+    "CreateApplicationRequest": {
+      "description": "Applies to a job; published on the application topic keyed by application id.",
+      "type": "object",
+      "properties": {
+        "applicationId": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+          "description": "The new application's id; generated (a UUID) when absent."
+        },
+        "jobId": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+        },
+        "firstName": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 100
+        },
+        "lastName": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 100
+        },
+        "email": {
+          "type": "string",
+          "minLength": 3,
+          "maxLength": 254,
+          "description": "An email address: one @ with text on both sides, a dot in the domain, no spaces."
+        },
+        "currentPosition": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 200,
+          "description": "The candidate's current job title."
+        },
+        "commandId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128,
+          "description": "Makes the command idempotent: the same command id again with the same request returns the first result (duplicate: true) and appends nothing. A command id names one command: sent with another method, target or payload it is refused with ALREADY_EXISTS, never answered with the first command's result. Also the causation id of the events. Generated when absent."
+        }
+      },
+      "required": [
+        "jobId",
+        "firstName",
+        "lastName",
+        "email",
+        "currentPosition"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "applicationId": "app-1",
+          "jobId": "job-1",
+          "firstName": "Grace",
+          "lastName": "Hopper",
+          "email": "grace@example.com",
+          "currentPosition": "Programmer"
         }
       ]
     },

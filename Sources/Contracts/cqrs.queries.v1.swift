@@ -1227,6 +1227,664 @@ extension CqrsQueriesV1 {
 }
 
 extension CqrsQueriesV1 {
+    /// OPEN: takes updates and applications. ARCHIVED: takes neither.
+    public enum JobStatus: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
+        case open = "OPEN"
+        case archived = "ARCHIVED"
+
+        public init(json scanner: inout JSONScanner) throws {
+            let raw = try scanner.string()
+            guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown JobStatus '\(raw)'") }
+            self = value
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// A job as the read model knows it.
+    public struct Job: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var jobId: String
+        public var title: String
+        public var description: String
+        public var status: JobStatus
+        /// The job's version (its stream version): what UpdateJob and ArchiveJob take to check nobody changed it since.
+        public var version: Int64
+        /// When it was posted. UTC, ISO 8601 with milliseconds.
+        public var createdAt: String
+        /// When it last changed. UTC, ISO 8601 with milliseconds.
+        public var updatedAt: String
+        /// The global position of its last event.
+        public var position: Int64
+
+        public init(jobId: String, title: String, description: String, status: JobStatus, version: Int64, createdAt: String, updatedAt: String, position: Int64) {
+            self.jobId = jobId
+            self.title = title
+            self.description = description
+            self.status = status
+            self.version = version
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+            self.position = position
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case jobId, title, description, status, version, createdAt, updatedAt, position
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.jobId = try container.decode(String.self, forKey: .jobId)
+            self.title = try container.decode(String.self, forKey: .title)
+            self.description = try container.decode(String.self, forKey: .description)
+            self.status = try container.decode(JobStatus.self, forKey: .status)
+            self.version = try container.decodeInt64String(forKey: .version)
+            self.createdAt = try container.decode(String.self, forKey: .createdAt)
+            self.updatedAt = try container.decode(String.self, forKey: .updatedAt)
+            self.position = try container.decodeInt64String(forKey: .position)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(jobId, forKey: .jobId)
+            try container.encode(title, forKey: .title)
+            try container.encode(description, forKey: .description)
+            try container.encode(status, forKey: .status)
+            try container.encodeInt64String(version, forKey: .version)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(updatedAt, forKey: .updatedAt)
+            try container.encodeInt64String(position, forKey: .position)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _title: String? = nil
+            var _description: String? = nil
+            var _status: JobStatus? = nil
+            var _version: Int64? = nil
+            var _createdAt: String? = nil
+            var _updatedAt: String? = nil
+            var _position: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            guard let _title else { throw scanner.failure("missing required field 'title'", member: "title") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _status else { throw scanner.failure("missing required field 'status'", member: "status") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            guard let _createdAt else { throw scanner.failure("missing required field 'createdAt'", member: "createdAt") }
+            guard let _updatedAt else { throw scanner.failure("missing required field 'updatedAt'", member: "updatedAt") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
+            self.init(jobId: _jobId, title: _title, description: _description, status: _status, version: _version, createdAt: _createdAt, updatedAt: _updatedAt, position: _position)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            writer.key("title"); writer.string(self.title); writer.comma()
+            writer.key("description"); writer.string(self.description); writer.comma()
+            writer.key("status"); self.status.writeJSON(to: &writer); writer.comma()
+            writer.key("version"); writer.int64String(self.version); writer.comma()
+            writer.key("createdAt"); writer.string(self.createdAt); writer.comma()
+            writer.key("updatedAt"); writer.string(self.updatedAt); writer.comma()
+            writer.key("position"); writer.int64String(self.position); writer.comma()
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// One job by id.
+    public struct GetJobRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var jobId: String
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
+        public var minPosition: Int64?
+
+        public init(jobId: String, minPosition: Int64? = nil) {
+            self.jobId = jobId
+            self.minPosition = minPosition
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case jobId, minPosition
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.jobId = try container.decode(String.self, forKey: .jobId)
+            self.minPosition = try container.decodeInt64StringIfPresent(forKey: .minPosition)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(jobId, forKey: .jobId)
+            try container.encodeInt64StringIfPresent(minPosition, forKey: .minPosition)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _minPosition: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            self.init(jobId: _jobId, minPosition: _minPosition)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.jobId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "jobId", description: "must not be empty")) }
+            if self.jobId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "jobId", description: "must be at most 128 characters")) }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// Jobs ordered by id.
+    public struct ListJobsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        /// Only jobs in this state; all when absent.
+        public var status: JobStatus?
+        /// Most items per page; 100 when absent.
+        public var pageSize: Int?
+        /// The nextPageToken of the previous page; absent for the first page.
+        public var pageToken: String?
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
+        public var minPosition: Int64?
+
+        public init(status: JobStatus? = nil, pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
+            self.status = status
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.minPosition = minPosition
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case status, pageSize, pageToken, minPosition
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.status = try container.decodeIfPresent(JobStatus.self, forKey: .status)
+            self.pageSize = try container.decodeIfPresent(Int.self, forKey: .pageSize)
+            self.pageToken = try container.decodeIfPresent(String.self, forKey: .pageToken)
+            self.minPosition = try container.decodeInt64StringIfPresent(forKey: .minPosition)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeIfPresent(status, forKey: .status)
+            try container.encodeIfPresent(pageSize, forKey: .pageSize)
+            try container.encodeIfPresent(pageToken, forKey: .pageToken)
+            try container.encodeInt64StringIfPresent(minPosition, forKey: .minPosition)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _status: JobStatus? = nil
+            var _pageSize: Int? = nil
+            var _pageToken: String? = nil
+            var _minPosition: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            self.init(status: _status, pageSize: _pageSize, pageToken: _pageToken, minPosition: _minPosition)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let status { writer.key("status"); status.writeJSON(to: &writer); writer.comma() }
+            if let pageSize { writer.key("pageSize"); writer.int(pageSize); writer.comma() }
+            if let pageToken { writer.key("pageToken"); writer.string(pageToken); writer.comma() }
+            if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// A page of jobs.
+    public struct JobPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var jobs: [Job]
+        /// Absent on the last page.
+        public var nextPageToken: String?
+
+        public init(jobs: [Job], nextPageToken: String? = nil) {
+            self.jobs = jobs
+            self.nextPageToken = nextPageToken
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobs: [Job]? = nil
+            var _nextPageToken: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobs": _jobs = try scanner.member("jobs") { s0 in s0.null() ? nil : try s0.array { s1 in try Job(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _jobs else { throw scanner.failure("missing required field 'jobs'", member: "jobs") }
+            self.init(jobs: _jobs, nextPageToken: _nextPageToken)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("jobs"); writer.array(self.jobs) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
+            if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.jobs.enumerated() {
+                e0.validate(path: path + "jobs" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// An application's own copy of its job: the job's title, description and status at the job's version given, the latest the read models applied.
+    public struct JobCopy: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var title: String
+        public var description: String
+        public var status: JobStatus
+        /// The job's version this copy reflects.
+        public var version: Int64
+
+        public init(title: String, description: String, status: JobStatus, version: Int64) {
+            self.title = title
+            self.description = description
+            self.status = status
+            self.version = version
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case title, description, status, version
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.title = try container.decode(String.self, forKey: .title)
+            self.description = try container.decode(String.self, forKey: .description)
+            self.status = try container.decode(JobStatus.self, forKey: .status)
+            self.version = try container.decodeInt64String(forKey: .version)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(title, forKey: .title)
+            try container.encode(description, forKey: .description)
+            try container.encode(status, forKey: .status)
+            try container.encodeInt64String(version, forKey: .version)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _title: String? = nil
+            var _description: String? = nil
+            var _status: JobStatus? = nil
+            var _version: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _title else { throw scanner.failure("missing required field 'title'", member: "title") }
+            guard let _description else { throw scanner.failure("missing required field 'description'", member: "description") }
+            guard let _status else { throw scanner.failure("missing required field 'status'", member: "status") }
+            guard let _version else { throw scanner.failure("missing required field 'version'", member: "version") }
+            self.init(title: _title, description: _description, status: _status, version: _version)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("title"); writer.string(self.title); writer.comma()
+            writer.key("description"); writer.string(self.description); writer.comma()
+            writer.key("status"); self.status.writeJSON(to: &writer); writer.comma()
+            writer.key("version"); writer.int64String(self.version); writer.comma()
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// An application as the read model knows it, with its copy of the job.
+    public struct Application: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var applicationId: String
+        public var jobId: String
+        public var firstName: String
+        public var lastName: String
+        public var email: String
+        public var currentPosition: String
+        public var job: JobCopy
+        /// When it was made. UTC, ISO 8601 with milliseconds.
+        public var createdAt: String
+        /// The global position of its ApplicationCreated event.
+        public var position: Int64
+
+        public init(applicationId: String, jobId: String, firstName: String, lastName: String, email: String, currentPosition: String, job: JobCopy, createdAt: String, position: Int64) {
+            self.applicationId = applicationId
+            self.jobId = jobId
+            self.firstName = firstName
+            self.lastName = lastName
+            self.email = email
+            self.currentPosition = currentPosition
+            self.job = job
+            self.createdAt = createdAt
+            self.position = position
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case applicationId, jobId, firstName, lastName, email, currentPosition, job, createdAt, position
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.applicationId = try container.decode(String.self, forKey: .applicationId)
+            self.jobId = try container.decode(String.self, forKey: .jobId)
+            self.firstName = try container.decode(String.self, forKey: .firstName)
+            self.lastName = try container.decode(String.self, forKey: .lastName)
+            self.email = try container.decode(String.self, forKey: .email)
+            self.currentPosition = try container.decode(String.self, forKey: .currentPosition)
+            self.job = try container.decode(JobCopy.self, forKey: .job)
+            self.createdAt = try container.decode(String.self, forKey: .createdAt)
+            self.position = try container.decodeInt64String(forKey: .position)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(applicationId, forKey: .applicationId)
+            try container.encode(jobId, forKey: .jobId)
+            try container.encode(firstName, forKey: .firstName)
+            try container.encode(lastName, forKey: .lastName)
+            try container.encode(email, forKey: .email)
+            try container.encode(currentPosition, forKey: .currentPosition)
+            try container.encode(job, forKey: .job)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encodeInt64String(position, forKey: .position)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _applicationId: String? = nil
+            var _jobId: String? = nil
+            var _firstName: String? = nil
+            var _lastName: String? = nil
+            var _email: String? = nil
+            var _currentPosition: String? = nil
+            var _job: JobCopy? = nil
+            var _createdAt: String? = nil
+            var _position: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
+                case "job": _job = try scanner.member("job") { s0 in s0.null() ? nil : try JobCopy(json: &s0) }
+                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _applicationId else { throw scanner.failure("missing required field 'applicationId'", member: "applicationId") }
+            guard let _jobId else { throw scanner.failure("missing required field 'jobId'", member: "jobId") }
+            guard let _firstName else { throw scanner.failure("missing required field 'firstName'", member: "firstName") }
+            guard let _lastName else { throw scanner.failure("missing required field 'lastName'", member: "lastName") }
+            guard let _email else { throw scanner.failure("missing required field 'email'", member: "email") }
+            guard let _currentPosition else { throw scanner.failure("missing required field 'currentPosition'", member: "currentPosition") }
+            guard let _job else { throw scanner.failure("missing required field 'job'", member: "job") }
+            guard let _createdAt else { throw scanner.failure("missing required field 'createdAt'", member: "createdAt") }
+            guard let _position else { throw scanner.failure("missing required field 'position'", member: "position") }
+            self.init(applicationId: _applicationId, jobId: _jobId, firstName: _firstName, lastName: _lastName, email: _email, currentPosition: _currentPosition, job: _job, createdAt: _createdAt, position: _position)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("applicationId"); writer.string(self.applicationId); writer.comma()
+            writer.key("jobId"); writer.string(self.jobId); writer.comma()
+            writer.key("firstName"); writer.string(self.firstName); writer.comma()
+            writer.key("lastName"); writer.string(self.lastName); writer.comma()
+            writer.key("email"); writer.string(self.email); writer.comma()
+            writer.key("currentPosition"); writer.string(self.currentPosition); writer.comma()
+            writer.key("job"); self.job.writeJSON(to: &writer); writer.comma()
+            writer.key("createdAt"); writer.string(self.createdAt); writer.comma()
+            writer.key("position"); writer.int64String(self.position); writer.comma()
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            self.job.validate(path: path + "job" + ".", into: &violations)
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// One application by id.
+    public struct GetApplicationRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var applicationId: String
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
+        public var minPosition: Int64?
+
+        public init(applicationId: String, minPosition: Int64? = nil) {
+            self.applicationId = applicationId
+            self.minPosition = minPosition
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case applicationId, minPosition
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.applicationId = try container.decode(String.self, forKey: .applicationId)
+            self.minPosition = try container.decodeInt64StringIfPresent(forKey: .minPosition)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(applicationId, forKey: .applicationId)
+            try container.encodeInt64StringIfPresent(minPosition, forKey: .minPosition)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _applicationId: String? = nil
+            var _minPosition: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _applicationId else { throw scanner.failure("missing required field 'applicationId'", member: "applicationId") }
+            self.init(applicationId: _applicationId, minPosition: _minPosition)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("applicationId"); writer.string(self.applicationId); writer.comma()
+            if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if self.applicationId.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "applicationId", description: "must not be empty")) }
+            if self.applicationId.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "applicationId", description: "must be at most 128 characters")) }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// Applications ordered by id.
+    public struct ListApplicationsRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        /// Only the applications to this job; all when absent.
+        public var jobId: String?
+        /// Most items per page; 100 when absent.
+        public var pageSize: Int?
+        /// The nextPageToken of the previous page; absent for the first page.
+        public var pageToken: String?
+        /// Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are.
+        public var minPosition: Int64?
+
+        public init(jobId: String? = nil, pageSize: Int? = nil, pageToken: String? = nil, minPosition: Int64? = nil) {
+            self.jobId = jobId
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.minPosition = minPosition
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case jobId, pageSize, pageToken, minPosition
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.jobId = try container.decodeIfPresent(String.self, forKey: .jobId)
+            self.pageSize = try container.decodeIfPresent(Int.self, forKey: .pageSize)
+            self.pageToken = try container.decodeIfPresent(String.self, forKey: .pageToken)
+            self.minPosition = try container.decodeInt64StringIfPresent(forKey: .minPosition)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeIfPresent(jobId, forKey: .jobId)
+            try container.encodeIfPresent(pageSize, forKey: .pageSize)
+            try container.encodeIfPresent(pageToken, forKey: .pageToken)
+            try container.encodeInt64StringIfPresent(minPosition, forKey: .minPosition)
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _jobId: String? = nil
+            var _pageSize: Int? = nil
+            var _pageToken: String? = nil
+            var _minPosition: Int64? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                default: try scanner.skipValue()
+                }
+            }
+            self.init(jobId: _jobId, pageSize: _pageSize, pageToken: _pageToken, minPosition: _minPosition)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            if let jobId { writer.key("jobId"); writer.string(jobId); writer.comma() }
+            if let pageSize { writer.key("pageSize"); writer.int(pageSize); writer.comma() }
+            if let pageToken { writer.key("pageToken"); writer.string(pageToken); writer.comma() }
+            if let minPosition { writer.key("minPosition"); writer.int64String(minPosition); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            if let value = self.jobId {
+                if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "jobId", description: "must not be empty")) }
+                if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "jobId", description: "must be at most 128 characters")) }
+            }
+            if let value = self.pageSize {
+                if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
+                if value > 1000 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at most 1000")) }
+            }
+            if let value = self.pageToken {
+                if value.unicodeScalars.count > 512 { violations.append(FieldViolation(field: path + "pageToken", description: "must be at most 512 characters")) }
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// A page of applications.
+    public struct ApplicationPage: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
+        public var applications: [Application]
+        /// Absent on the last page.
+        public var nextPageToken: String?
+
+        public init(applications: [Application], nextPageToken: String? = nil) {
+            self.applications = applications
+            self.nextPageToken = nextPageToken
+        }
+
+        public init(json scanner: inout JSONScanner) throws {
+            var _applications: [Application]? = nil
+            var _nextPageToken: String? = nil
+            try scanner.object { scanner, name in
+                switch name {
+                case "applications": _applications = try scanner.member("applications") { s0 in s0.null() ? nil : try s0.array { s1 in try Application(json: &s1) } }
+                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                default: try scanner.skipValue()
+                }
+            }
+            guard let _applications else { throw scanner.failure("missing required field 'applications'", member: "applications") }
+            self.init(applications: _applications, nextPageToken: _nextPageToken)
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("applications"); writer.array(self.applications) { w1, e1 in e1.writeJSON(to: &w1) }; writer.comma()
+            if let nextPageToken { writer.key("nextPageToken"); writer.string(nextPageToken); writer.comma() }
+            writer.endObject()
+        }
+
+        public func validate(path: String, into violations: inout [FieldViolation]) {
+            for (i0, e0) in self.applications.enumerated() {
+                e0.validate(path: path + "applications" + "[\(i0)]" + ".", into: &violations)
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
     /// No fields.
     public struct GetStatusRequest: Codable, Sendable, Hashable, JSONMessage, SchemaValidated {
 
@@ -2167,6 +2825,108 @@ extension CqrsQueriesV1.Customers.ServiceProtocol {
 }
 
 extension CqrsQueriesV1 {
+    /// The job board's jobs as projected from the job topic.
+    public enum Jobs {
+        /// The fully qualified service name.
+        public static let name = "cqrs.queries.v1.Jobs"
+
+        /// The method descriptors of cqrs.queries.v1.Jobs.
+        public enum Method {
+            public static let getJob = MethodDescriptor(service: "cqrs.queries.v1.Jobs", method: "GetJob", kind: .unary, access: .read)
+            public static let listJobs = MethodDescriptor(service: "cqrs.queries.v1.Jobs", method: "ListJobs", kind: .unary, access: .read)
+            public static let all: [MethodDescriptor] = [getJob, listJobs]
+        }
+
+        /// The server side of cqrs.queries.v1.Jobs: implement it and pass it to an RPCServer.
+        public protocol ServiceProtocol: RPCService {
+            /// One job.
+            func getJob(_ request: GetJobRequest, context: ServerContext) async throws -> Job
+            /// Jobs ordered by id, optionally only OPEN or only ARCHIVED ones.
+            func listJobs(_ request: ListJobsRequest, context: ServerContext) async throws -> JobPage
+        }
+
+        /// A typed client of cqrs.queries.v1.Jobs.
+        public struct Client: Sendable {
+            public let client: RPCClient
+
+            public init(_ client: RPCClient) { self.client = client }
+
+            /// One job.
+            public func getJob(_ request: GetJobRequest, options: CallOptions = .defaults) async throws -> Job {
+                try await client.unary(request, method: Method.getJob, responseType: Job.self, options: options)
+            }
+
+            /// Jobs ordered by id, optionally only OPEN or only ARCHIVED ones.
+            public func listJobs(_ request: ListJobsRequest, options: CallOptions = .defaults) async throws -> JobPage {
+                try await client.unary(request, method: Method.listJobs, responseType: JobPage.self, options: options)
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1.Jobs.ServiceProtocol {
+    public func register(with router: inout RPCRouter) {
+        router.registerUnary(CqrsQueriesV1.Jobs.Method.getJob) { (request: CqrsQueriesV1.GetJobRequest, context) in
+            try await self.getJob(request, context: context)
+        }
+        router.registerUnary(CqrsQueriesV1.Jobs.Method.listJobs) { (request: CqrsQueriesV1.ListJobsRequest, context) in
+            try await self.listJobs(request, context: context)
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// Applications as projected from the application topic, each with its own copy of its job, kept current from the job topic (event-carried state): no query here reads the jobs.
+    public enum Applications {
+        /// The fully qualified service name.
+        public static let name = "cqrs.queries.v1.Applications"
+
+        /// The method descriptors of cqrs.queries.v1.Applications.
+        public enum Method {
+            public static let getApplication = MethodDescriptor(service: "cqrs.queries.v1.Applications", method: "GetApplication", kind: .unary, access: .read)
+            public static let listApplications = MethodDescriptor(service: "cqrs.queries.v1.Applications", method: "ListApplications", kind: .unary, access: .read)
+            public static let all: [MethodDescriptor] = [getApplication, listApplications]
+        }
+
+        /// The server side of cqrs.queries.v1.Applications: implement it and pass it to an RPCServer.
+        public protocol ServiceProtocol: RPCService {
+            /// One application, with its copy of the job.
+            func getApplication(_ request: GetApplicationRequest, context: ServerContext) async throws -> Application
+            /// Applications ordered by id, optionally of one job.
+            func listApplications(_ request: ListApplicationsRequest, context: ServerContext) async throws -> ApplicationPage
+        }
+
+        /// A typed client of cqrs.queries.v1.Applications.
+        public struct Client: Sendable {
+            public let client: RPCClient
+
+            public init(_ client: RPCClient) { self.client = client }
+
+            /// One application, with its copy of the job.
+            public func getApplication(_ request: GetApplicationRequest, options: CallOptions = .defaults) async throws -> Application {
+                try await client.unary(request, method: Method.getApplication, responseType: Application.self, options: options)
+            }
+
+            /// Applications ordered by id, optionally of one job.
+            public func listApplications(_ request: ListApplicationsRequest, options: CallOptions = .defaults) async throws -> ApplicationPage {
+                try await client.unary(request, method: Method.listApplications, responseType: ApplicationPage.self, options: options)
+            }
+        }
+    }
+}
+
+extension CqrsQueriesV1.Applications.ServiceProtocol {
+    public func register(with router: inout RPCRouter) {
+        router.registerUnary(CqrsQueriesV1.Applications.Method.getApplication) { (request: CqrsQueriesV1.GetApplicationRequest, context) in
+            try await self.getApplication(request, context: context)
+        }
+        router.registerUnary(CqrsQueriesV1.Applications.Method.listApplications) { (request: CqrsQueriesV1.ListApplicationsRequest, context) in
+            try await self.listApplications(request, context: context)
+        }
+    }
+}
+
+extension CqrsQueriesV1 {
     /// Operating the read models: status and lag, rebuild from the event store, parked events.
     public enum ReadModels {
         /// The fully qualified service name.
@@ -2413,6 +3173,80 @@ extension CqrsQueriesV1 {
             "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
             "UNAVAILABLE": "the read models cannot be read",
             "NOT_FOUND": "no such customer"
+          }
+        }
+      ]
+    },
+    {
+      "name": "Jobs",
+      "description": "The job board's jobs as projected from the job topic.",
+      "methods": [
+        {
+          "name": "GetJob",
+          "kind": "unary",
+          "access": "read",
+          "request": "GetJobRequest",
+          "response": "Job",
+          "idempotent": true,
+          "description": "One job.",
+          "errors": {
+            "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
+            "FAILED_PRECONDITION": "an event of this job's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
+            "UNAVAILABLE": "the read models cannot be read",
+            "NOT_FOUND": "no such job"
+          }
+        },
+        {
+          "name": "ListJobs",
+          "kind": "unary",
+          "access": "read",
+          "request": "ListJobsRequest",
+          "response": "JobPage",
+          "idempotent": true,
+          "description": "Jobs ordered by id, optionally only OPEN or only ARCHIVED ones.",
+          "errors": {
+            "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
+            "UNAVAILABLE": "the read models cannot be read"
+          }
+        }
+      ]
+    },
+    {
+      "name": "Applications",
+      "description": "Applications as projected from the application topic, each with its own copy of its job, kept current from the job topic (event-carried state): no query here reads the jobs.",
+      "methods": [
+        {
+          "name": "GetApplication",
+          "kind": "unary",
+          "access": "read",
+          "request": "GetApplicationRequest",
+          "response": "Application",
+          "idempotent": true,
+          "description": "One application, with its copy of the job.",
+          "errors": {
+            "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
+            "FAILED_PRECONDITION": "an event of this application's stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
+            "UNAVAILABLE": "the read models cannot be read",
+            "NOT_FOUND": "no such application"
+          }
+        },
+        {
+          "name": "ListApplications",
+          "kind": "unary",
+          "access": "read",
+          "request": "ListApplicationsRequest",
+          "response": "ApplicationPage",
+          "idempotent": true,
+          "description": "Applications ordered by id, optionally of one job.",
+          "errors": {
+            "INVALID_ARGUMENT": "a bad field or page token, with a jframe.rpc.v1.FieldViolations detail",
+            "DEADLINE_EXCEEDED": "minPosition was not applied before the call's deadline or the server's cap on such waits (30 s by default)",
+            "FAILED_PRECONDITION": "an event of any stream at or below minPosition is parked (FAILED or WAITING), so the read models do not hold it; the message names it (retry or skip it, then ask again)",
+            "UNAVAILABLE": "the read models cannot be read"
           }
         }
       ]
@@ -3204,6 +4038,385 @@ extension CqrsQueriesV1 {
               "quantity": 2,
               "createdAt": "2026-11-23T12:00:00.123Z",
               "position": "58"
+            }
+          ]
+        }
+      ]
+    },
+    "JobStatus": {
+      "type": "string",
+      "enum": [
+        "OPEN",
+        "ARCHIVED"
+      ],
+      "description": "OPEN: takes updates and applications. ARCHIVED: takes neither.",
+      "examples": [
+        "OPEN",
+        "ARCHIVED"
+      ]
+    },
+    "Job": {
+      "description": "A job as the read model knows it.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string"
+        },
+        "title": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "status": {
+          "$ref": "#/messages/JobStatus"
+        },
+        "version": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "The job's version (its stream version): what UpdateJob and ArchiveJob take to check nobody changed it since."
+        },
+        "createdAt": {
+          "type": "string",
+          "format": "date-time",
+          "description": "When it was posted. UTC, ISO 8601 with milliseconds."
+        },
+        "updatedAt": {
+          "type": "string",
+          "format": "date-time",
+          "description": "When it last changed. UTC, ISO 8601 with milliseconds."
+        },
+        "position": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "The global position of its last event."
+        }
+      },
+      "required": [
+        "jobId",
+        "title",
+        "description",
+        "status",
+        "version",
+        "createdAt",
+        "updatedAt",
+        "position"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1",
+          "title": "Compiler engineer",
+          "description": "Write the first compiler.",
+          "status": "OPEN",
+          "version": "1",
+          "createdAt": "2026-12-05T12:00:00.123Z",
+          "updatedAt": "2026-12-05T12:00:00.123Z",
+          "position": "61"
+        }
+      ]
+    },
+    "GetJobRequest": {
+      "description": "One job by id.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128
+        },
+        "minPosition": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
+        }
+      },
+      "required": [
+        "jobId"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1"
+        }
+      ]
+    },
+    "ListJobsRequest": {
+      "description": "Jobs ordered by id.",
+      "type": "object",
+      "properties": {
+        "status": {
+          "$ref": "#/messages/JobStatus",
+          "description": "Only jobs in this state; all when absent."
+        },
+        "pageSize": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 1000,
+          "description": "Most items per page; 100 when absent."
+        },
+        "pageToken": {
+          "type": "string",
+          "maxLength": 512,
+          "description": "The nextPageToken of the previous page; absent for the first page."
+        },
+        "minPosition": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
+        }
+      },
+      "required": [],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "status": "OPEN"
+        }
+      ]
+    },
+    "JobPage": {
+      "description": "A page of jobs.",
+      "type": "object",
+      "properties": {
+        "jobs": {
+          "type": "array",
+          "items": {
+            "$ref": "#/messages/Job"
+          }
+        },
+        "nextPageToken": {
+          "type": "string",
+          "description": "Absent on the last page."
+        }
+      },
+      "required": [
+        "jobs"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobs": [
+            {
+              "jobId": "job-1",
+              "title": "Compiler engineer",
+              "description": "Write the first compiler.",
+              "status": "OPEN",
+              "version": "1",
+              "createdAt": "2026-12-05T12:00:00.123Z",
+              "updatedAt": "2026-12-05T12:00:00.123Z",
+              "position": "61"
+            }
+          ]
+        }
+      ]
+    },
+    "JobCopy": {
+      "description": "An application's own copy of its job: the job's title, description and status at the job's version given, the latest the read models applied.",
+      "type": "object",
+      "properties": {
+        "title": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "status": {
+          "$ref": "#/messages/JobStatus"
+        },
+        "version": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "The job's version this copy reflects."
+        }
+      },
+      "required": [
+        "title",
+        "description",
+        "status",
+        "version"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "title": "Compiler engineer",
+          "description": "Write the first compiler.",
+          "status": "OPEN",
+          "version": "1"
+        }
+      ]
+    },
+    "Application": {
+      "description": "An application as the read model knows it, with its copy of the job.",
+      "type": "object",
+      "properties": {
+        "applicationId": {
+          "type": "string"
+        },
+        "jobId": {
+          "type": "string"
+        },
+        "firstName": {
+          "type": "string"
+        },
+        "lastName": {
+          "type": "string"
+        },
+        "email": {
+          "type": "string"
+        },
+        "currentPosition": {
+          "type": "string"
+        },
+        "job": {
+          "$ref": "#/messages/JobCopy"
+        },
+        "createdAt": {
+          "type": "string",
+          "format": "date-time",
+          "description": "When it was made. UTC, ISO 8601 with milliseconds."
+        },
+        "position": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "The global position of its ApplicationCreated event."
+        }
+      },
+      "required": [
+        "applicationId",
+        "jobId",
+        "firstName",
+        "lastName",
+        "email",
+        "currentPosition",
+        "job",
+        "createdAt",
+        "position"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "applicationId": "app-1",
+          "jobId": "job-1",
+          "firstName": "Grace",
+          "lastName": "Hopper",
+          "email": "grace@example.com",
+          "currentPosition": "Programmer",
+          "job": {
+            "title": "Compiler engineer",
+            "description": "Write the first compiler.",
+            "status": "OPEN",
+            "version": "1"
+          },
+          "createdAt": "2026-12-05T12:01:00.456Z",
+          "position": "62"
+        }
+      ]
+    },
+    "GetApplicationRequest": {
+      "description": "One application by id.",
+      "type": "object",
+      "properties": {
+        "applicationId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128
+        },
+        "minPosition": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
+        }
+      },
+      "required": [
+        "applicationId"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "applicationId": "app-1"
+        }
+      ]
+    },
+    "ListApplicationsRequest": {
+      "description": "Applications ordered by id.",
+      "type": "object",
+      "properties": {
+        "jobId": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128,
+          "description": "Only the applications to this job; all when absent."
+        },
+        "pageSize": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 1000,
+          "description": "Most items per page; 100 when absent."
+        },
+        "pageToken": {
+          "type": "string",
+          "maxLength": 512,
+          "description": "The nextPageToken of the previous page; absent for the first page."
+        },
+        "minPosition": {
+          "type": "string",
+          "format": "int64",
+          "pattern": "^-?[0-9]+$",
+          "description": "Read your writes: the global position a command returned. The query waits until the read models have applied every event up to it, instead of answering from older data; the wait is bounded by the call's deadline and by the server's cap (query-service --max-position-wait-ms, 30 s by default), after which the call ends with DEADLINE_EXCEEDED naming how far the read models are."
+        }
+      },
+      "required": [],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "jobId": "job-1"
+        }
+      ]
+    },
+    "ApplicationPage": {
+      "description": "A page of applications.",
+      "type": "object",
+      "properties": {
+        "applications": {
+          "type": "array",
+          "items": {
+            "$ref": "#/messages/Application"
+          }
+        },
+        "nextPageToken": {
+          "type": "string",
+          "description": "Absent on the last page."
+        }
+      },
+      "required": [
+        "applications"
+      ],
+      "additionalProperties": false,
+      "examples": [
+        {
+          "applications": [
+            {
+              "applicationId": "app-1",
+              "jobId": "job-1",
+              "firstName": "Grace",
+              "lastName": "Hopper",
+              "email": "grace@example.com",
+              "currentPosition": "Programmer",
+              "job": {
+                "title": "Compiler engineer",
+                "description": "Write the first compiler.",
+                "status": "OPEN",
+                "version": "1"
+              },
+              "createdAt": "2026-12-05T12:01:00.456Z",
+              "position": "62"
             }
           ]
         }

@@ -1,7 +1,7 @@
 /// Every aggregate type of the system. A new domain is a new folder of types plus one entry
 /// here; the machinery (registry, repository, handler, relay) needs no change.
 public enum Domains {
-    public static let aggregates: [any Aggregate.Type] = [BankAccount.self, Order.self]
+    public static let aggregates: [any Aggregate.Type] = [BankAccount.self, Order.self, Job.self, Application.self]
 
     /// Decodes every stored event type of every domain.
     public static let registry = EventTypeRegistry(aggregates: aggregates)

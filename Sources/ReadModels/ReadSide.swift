@@ -2,5 +2,7 @@
 /// domain's read models are a folder of files (a `ReadModelProjection`, its queries) plus one entry
 /// here; the engine needs no change.
 public enum ReadSide {
-    public static let projections: [any ReadModelProjection] = [AccountsProjection(), OrdersProjection()]
+    public static let projections: [any ReadModelProjection] = [
+        AccountsProjection(), OrdersProjection(), JobsProjection(), ApplicationsProjection(),
+    ]
 }

@@ -13,10 +13,11 @@ struct CQRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cqrs",
         abstract:
-            "Client for the CQRS system: account and order commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
+            "Client for the CQRS system: account, order, job and application commands and queries, the event store, read-model status and rebuild, broker topics, records and consumer groups.",
         discussion: "Exit status: 0 on success, else the status code of the failed call (5 NOT_FOUND, 3 INVALID_ARGUMENT, …).",
         subcommands: [
-            Accounts.self, Orders.self, Customers.self, Events.self, Verify.self, Status.self, Rebuild.self, Parked.self, Topics.self, Produce.self,
+            Accounts.self, Orders.self, Customers.self, Jobs.self, Applications.self, Events.self, Verify.self, Status.self, Rebuild.self,
+            Parked.self, Topics.self, Produce.self,
             Consume.self, Groups.self, Describe.self, Call.self, Health.self, Dev.self,
         ])
 }

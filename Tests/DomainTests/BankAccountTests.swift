@@ -158,6 +158,6 @@ func refusal(_ body: () throws -> [any DomainEvent]) -> DomainError? {
         #expect(BankAccount.streamId("a-1") == "BankAccount-a-1")
         #expect(splitStreamId("BankAccount-a-1")! == ("BankAccount", "a-1"))
         #expect(splitStreamId("nodash") == nil)
-        #expect(Domains.topics == ["BankAccount": "BankAccount", "Order": "OnNewOrder"])
+        #expect(Domains.topics == ["BankAccount": "BankAccount", "Order": "OnNewOrder", "Job": "job", "Application": "application"])
     }
 }

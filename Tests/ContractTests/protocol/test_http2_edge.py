@@ -391,7 +391,7 @@ class EdgeStack:
     """broker, command-service and query-service as processes, the services with the edge on."""
 
     def __init__(self, start_server, protocols):
-        from test_broker import BrokerProcess
+        from processes import BrokerProcess
         self.broker = BrokerProcess(start_server, protocols)
         broker = f"{self.broker.running.host}:{self.broker.running.port}"
         self.dirs = [tempfile.mkdtemp(prefix="edge-commands-"), tempfile.mkdtemp(prefix="edge-queries-")]
@@ -483,6 +483,33 @@ def test_grpcio_and_connect_get_what_the_cli_gets(services):
         late_connect = connect_call(services.queries, f"{queries_rpc}/GetAccount",
                                     {"accountId": "edge-1", "minPosition": "999999"}, {"connect-timeout-ms": "300"})
         assert (late_connect.status_code, late_connect.json()["code"]) == (504, "deadline_exceeded")
+
+
+def test_the_job_board_over_grpc_connect_and_the_cli(services):
+    with grpc.insecure_channel(services.commands.http2) as commands, grpc.insecure_channel(services.queries.http2) as queries, \
+            httpx.Client(http1=False, http2=True, timeout=10) as connect:
+        created = unary(commands, "cqrs.commands.v1.Jobs/CreateJob", {"jobId": "edge-job", "title": "Engineer", "description": "Build."})
+        assert created["version"] == "1"
+        applied = connect.post(f"http://{services.commands.http2}/cqrs.commands.v1.Applications/CreateApplication", json={
+            "applicationId": "edge-app", "jobId": "edge-job", "firstName": "Grace", "lastName": "Hopper", "email": "grace@example.com",
+            "currentPosition": "Programmer"})
+        assert applied.status_code == 200, applied.text
+        cli = services.cli("jobs", "update", "edge-job", "--title", "Senior engineer", "--description", "Build more.", "--version", "1", "--json")
+        assert cli.returncode == 0, cli.stderr
+        position = json.loads(cli.stdout)["position"]
+        request = {"applicationId": "edge-app", "minPosition": position}
+        by_grpc = unary(queries, "cqrs.queries.v1.Applications/GetApplication", request)
+        by_connect = connect.post(f"http://{services.queries.http2}/cqrs.queries.v1.Applications/GetApplication", json=request).json()
+        by_cli = json.loads(services.cli("applications", "get", "edge-app", "--min-position", position, "--json").stdout)
+        assert by_grpc == by_connect == by_cli and by_grpc["job"]["title"] == "Senior engineer"
+        jobs = unary(queries, "cqrs.queries.v1.Jobs/ListJobs", {"status": "OPEN"})
+        assert [j["jobId"] for j in jobs["jobs"]] == ["edge-job"]
+        # A stale version: ABORTED on every protocol.
+        stale = {"jobId": "edge-job", "version": "1"}
+        assert grpc_code(commands, "cqrs.commands.v1.Jobs/ArchiveJob", stale) == 10
+        reply = connect.post(f"http://{services.commands.http2}/cqrs.commands.v1.Jobs/ArchiveJob", json=stale)
+        assert (reply.status_code, reply.json()["code"]) == (409, "aborted")
+        assert services.cli("jobs", "archive", "edge-job", "--version", "1").returncode == 10
 
 
 def test_server_streaming_over_grpc_and_connect(services):

@@ -229,6 +229,53 @@ def test_a_bad_commit_place_is_refused_with_the_choices():
     assert refused.returncode != 0 and "COMMANDS_COMMIT_ON must be one of event-loop, background, adaptive" in refused.stderr
 
 
+def test_the_job_board_commands_check_versions_archives_and_the_job_of_an_application(system):
+    created = system.call("Jobs", "CreateJob", {"jobId": "job-1", "title": "Compiler engineer", "description": "Write the first compiler."})
+    assert (created["streamId"], created["version"]) == ("Job-job-1", "1")
+    system.call("Jobs", "CreateJob", {"jobId": "job-1", "title": "t", "description": "d"}, expect="ALREADY_EXISTS")
+    bad = system.call("Jobs", "CreateJob", {"title": " ", "description": "d"}, expect="INVALID_ARGUMENT")
+    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"title"}
+    system.call("Jobs", "CreateJob", {"title": "t" * 201, "description": "d"}, expect="INVALID_ARGUMENT")
+    # The version the client read is checked: a stale one is ABORTED, naming both.
+    stale = system.call("Jobs", "UpdateJob", {"jobId": "job-1", "title": "Senior", "description": "d", "version": "7"}, expect="ABORTED")
+    assert "7" in stale["message"] and "1" in stale["message"]
+    updated = system.call("Jobs", "UpdateJob", {"jobId": "job-1", "title": "Senior compiler engineer",
+                                                 "description": "Write the first compiler, and the second.", "version": "1"})
+    assert updated["version"] == "2"
+    system.call("Jobs", "UpdateJob", {"jobId": "nope", "title": "t", "description": "d", "version": "1"}, expect="NOT_FOUND")
+    # Applications: refused for a job that does not exist; the job's copy rides in the event.
+    missing = system.call("Applications", "CreateApplication", {"jobId": "job-9", "firstName": "Grace", "lastName": "Hopper",
+                                                                 "email": "grace@example.com", "currentPosition": "Programmer"},
+                          expect="FAILED_PRECONDITION")
+    assert "job job-9 does not exist" in missing["message"]
+    bad = system.call("Applications", "CreateApplication", {"jobId": "job-1", "firstName": "G", "lastName": "H", "email": "nope",
+                                                             "currentPosition": "P"}, expect="INVALID_ARGUMENT")
+    assert {v["field"] for v in bad["details"][0]["value"]["violations"]} == {"email"}
+    applied = system.call("Applications", "CreateApplication", {"applicationId": "app-1", "jobId": "job-1", "firstName": "Grace",
+                                                                 "lastName": "Hopper", "email": "grace@example.com",
+                                                                 "currentPosition": "Programmer"})
+    assert applied["streamId"] == "Application-app-1"
+    archived = system.call("Jobs", "ArchiveJob", {"jobId": "job-1", "version": "2"})
+    assert archived["version"] == "3"
+    refused = system.call("Jobs", "ArchiveJob", {"jobId": "job-1", "version": "3"}, expect="FAILED_PRECONDITION")
+    assert "already archived" in refused["message"]
+    system.call("Jobs", "UpdateJob", {"jobId": "job-1", "title": "t", "description": "d", "version": "3"}, expect="FAILED_PRECONDITION")
+    late = system.call("Applications", "CreateApplication", {"jobId": "job-1", "firstName": "Ada", "lastName": "Lovelace",
+                                                              "email": "ada@example.com", "currentPosition": "Analyst"},
+                       expect="FAILED_PRECONDITION")
+    assert "job job-1 is archived" in late["message"]
+
+    system.wait_published()
+    jobs = [r for p in system.broker.call("DescribeTopic", {"name": "job"})["partitions"] for r in system.broker.fetch_all("job", p["partition"])]
+    assert [r["headers"]["ce_type"] for r in jobs] == ["JobCreated", "JobUpdated", "JobArchived"] and {r["key"] for r in jobs} == {"job-1"}
+    applications = [r for p in system.broker.call("DescribeTopic", {"name": "application"})["partitions"]
+                    for r in system.broker.fetch_all("application", p["partition"])]
+    assert [r["value"] for r in applications] == [{
+        "applicationId": "app-1", "jobId": "job-1", "firstName": "Grace", "lastName": "Hopper", "email": "grace@example.com",
+        "currentPosition": "Programmer",
+        "job": {"title": "Senior compiler engineer", "description": "Write the first compiler, and the second.", "status": "OPEN", "version": 2}}]
+
+
 def test_every_commands_method_was_called(protocols):
     defined = {m["name"] for s in protocols.packages[PACKAGE]["services"] for m in s["methods"]}
     assert defined - CALLED[PACKAGE] == set()

@@ -145,7 +145,7 @@ def test_status_shows_applied_offsets_high_watermarks_and_lag(stack):
     assert status["appliedPosition"] == "7" and status["brokerConnected"] is True
     assert (status["accounts"], status["orders"], status["customers"], status["parkedEvents"]) == (6, 1, 1, 0)
     topics = {p["topic"] for p in status["partitions"]}
-    assert topics == {"BankAccount", "OnNewOrder"}
+    assert topics == {"BankAccount", "OnNewOrder", "job", "application"}
     assert sum(int(p["appliedOffset"]) for p in status["partitions"] if p["topic"] == "BankAccount") == 6
     assert all(p["lag"] == "0" and p["appliedOffset"] == p["highWatermark"] for p in status["partitions"])
 
@@ -261,6 +261,50 @@ def test_query_commands_through_the_cli(stack):
     missing = run("accounts", "get", "nobody")
     assert missing.returncode == 5 and missing.stderr.strip() == "error: NOT_FOUND: no account nobody"
     assert opened["version"] == "1"
+
+
+def test_the_job_board_reads_its_writes_and_applications_carry_their_jobs_state(stack):
+    commands = stack.commands
+    commands.call("Jobs", "CreateJob", {"jobId": "job-1", "title": "Compiler engineer", "description": "Write the first compiler."})
+    commands.call("Jobs", "CreateJob", {"jobId": "job-2", "title": "Analyst", "description": "Run the engine."})
+    grace = commands.call("Applications", "CreateApplication", {"applicationId": "app-1", "jobId": "job-1", "firstName": "Grace",
+                                                                 "lastName": "Hopper", "email": "grace@example.com", "currentPosition": "Programmer"})
+    commands.call("Applications", "CreateApplication", {"applicationId": "app-2", "jobId": "job-1", "firstName": "Ada",
+                                                         "lastName": "Lovelace", "email": "ada@example.com", "currentPosition": "Analyst"})
+    commands.call("Applications", "CreateApplication", {"applicationId": "app-3", "jobId": "job-2", "firstName": "Alan",
+                                                         "lastName": "Turing", "email": "alan@example.com", "currentPosition": "Mathematician"})
+    job = stack.call("Jobs", "GetJob", {"jobId": "job-1", "minPosition": grace["position"]})
+    assert (job["title"], job["status"], job["version"]) == ("Compiler engineer", "OPEN", "1")
+    app = stack.call("Applications", "GetApplication", {"applicationId": "app-1", "minPosition": grace["position"]})
+    assert app["job"] == {"title": "Compiler engineer", "description": "Write the first compiler.", "status": "OPEN", "version": "1"}
+
+    # The job changes: every application's own copy follows (event-carried state).
+    updated = commands.call("Jobs", "UpdateJob", {"jobId": "job-1", "title": "Senior compiler engineer", "description": "And the second.",
+                                                   "version": job["version"]})
+    of_job = stack.call("Applications", "ListApplications", {"jobId": "job-1", "minPosition": updated["position"]})["applications"]
+    assert [a["applicationId"] for a in of_job] == ["app-1", "app-2"]
+    assert {a["job"]["title"] for a in of_job} == {"Senior compiler engineer"} and {a["job"]["version"] for a in of_job} == {"2"}
+    archived = commands.call("Jobs", "ArchiveJob", {"jobId": "job-1", "version": updated["version"]})
+    app = stack.call("Applications", "GetApplication", {"applicationId": "app-2", "minPosition": archived["position"]})
+    assert (app["job"]["status"], app["job"]["title"], app["job"]["version"]) == ("ARCHIVED", "Senior compiler engineer", "3")
+    other = stack.call("Applications", "GetApplication", {"applicationId": "app-3"})
+    assert other["job"]["title"] == "Analyst", "another job's applications keep their copy"
+
+    assert [j["jobId"] for j in stack.call("Jobs", "ListJobs", {"status": "OPEN"})["jobs"]] == ["job-2"]
+    assert [j["jobId"] for j in stack.call("Jobs", "ListJobs", {"status": "ARCHIVED"})["jobs"]] == ["job-1"]
+    first = stack.call("Jobs", "ListJobs", {"pageSize": 1})
+    rest = stack.call("Jobs", "ListJobs", {"pageToken": first["nextPageToken"]})
+    assert [j["jobId"] for j in first["jobs"] + rest["jobs"]] == ["job-1", "job-2"]
+    paged = stack.call("Applications", "ListApplications", {"pageSize": 2})
+    assert len(paged["applications"]) == 2 and "nextPageToken" in paged
+    stack.call("Jobs", "GetJob", {"jobId": "nope"}, expect="NOT_FOUND")
+    stack.call("Applications", "GetApplication", {"applicationId": "nope"}, expect="NOT_FOUND")
+    stack.call("Jobs", "ListJobs", {"status": "SIDEWAYS"}, expect="INVALID_ARGUMENT")
+
+    # A rebuild from the history equals the live models, copies included.
+    live = (stack.call("Jobs", "ListJobs", {}), stack.call("Applications", "ListApplications", {}))
+    assert stack.stream("ReadModels", "Rebuild", {})[-1]["done"] is True
+    assert (stack.call("Jobs", "ListJobs", {}), stack.call("Applications", "ListApplications", {})) == live
 
 
 def test_every_queries_method_was_called(protocols):

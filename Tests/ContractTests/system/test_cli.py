@@ -155,7 +155,7 @@ def test_cqrs_dev_on_a_kafka_bus_reads_its_own_writes_through_the_kafka_port(tmp
         from confluent_kafka.admin import AdminClient
         admin = AdminClient({"bootstrap.servers": ready["brokerKafka"]})  # kept alive until the answer is in
         members = admin.describe_consumer_groups(["query-service"])["query-service"].result(timeout=10).members
-        assert {m.client_id for m in members} == {"query-service"} and len(members) == 2, "one Kafka group member per event topic"
+        assert {m.client_id for m in members} == {"query-service"} and len(members) == 4, "one Kafka group member per event topic"
     finally:
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0

@@ -62,15 +62,24 @@ def test_the_demo_story_step_by_step(stack):
     accounts = steps["Query accounts (the QueryService), reading our own writes"]
     assert "125.50 EUR" in accounts and "2200.00 EUR" in accounts and "CLOSED" in accounts
     assert "order-5" in steps["Query orders by customer, and customers"]
-    assert "applied position 16" in steps["Read-model status: applied position and lag per partition"]
+    posted = steps["The job board: post a job, and two candidates apply (each application carries a copy of the job)"]
+    assert "app-grace" in posted and "app-alan" in posted
+    updated = steps["Update the job at the version we read: the applications' copies follow; a stale version is refused"]
+    assert "error: ABORTED" in updated and "exit status 10" in updated
+    archived = steps["Archive the job: its applications say so, and a new application is refused"]
+    assert "ARCHIVED" in archived and "job job-compiler is archived" in archived and "exit status 9" in archived
+    assert "applied position 21" in steps["Read-model status: applied position and lag per partition"]
     assert "identical" in steps["Rebuild the read models from the event store's history"]
-    assert "The story is told: 10 steps." in told.stdout
+    assert "The story is told: 13 steps." in told.stdout
 
     # The same facts through the protocol, not the CLI's words.
     accounts = {a["accountId"]: a for a in stack.call("Accounts", "ListAccounts", {})["accounts"]}
     assert {k: (a["balance"]["amountMinor"], a["status"]) for k, a in accounts.items()} == {
         "acct-ada": ("12550", "OPEN"), "acct-grace": ("220000", "OPEN"), "acct-alan": ("0", "CLOSED")}
     assert len(stack.call("Orders", "ListOrders", {})["orders"]) == 8
+    applications = stack.call("Applications", "ListApplications", {"jobId": "job-compiler"})["applications"]
+    assert {(a["applicationId"], a["job"]["title"], a["job"]["status"]) for a in applications} == {
+        ("app-grace", "Senior compiler engineer", "ARCHIVED"), ("app-alan", "Senior compiler engineer", "ARCHIVED")}
 
 
 def test_the_query_service_stopped_while_commands_go_on_catches_up(stack):
