@@ -2001,26 +2001,29 @@ extension CqrsQueriesV1 {
         public var accounts: Int
         public var orders: Int
         public var customers: Int
+        /// Rows per table of every domain's read models (accounts, account_transactions, orders, customers, jobs, applications, job_copies, and any a new domain adds): accounts, orders and customers above are three of them, kept for the clients that read those.
+        public var rows: [String: Int]?
         public var brokerConnected: Bool
         /// The projection's or the broker's last error, if any.
         public var lastError: String?
         /// True while a rebuild runs.
         public var rebuilding: Bool
 
-        public init(appliedPosition: Int64, partitions: [PartitionStatus], parkedEvents: Int, accounts: Int, orders: Int, customers: Int, brokerConnected: Bool, lastError: String? = nil, rebuilding: Bool) {
+        public init(appliedPosition: Int64, partitions: [PartitionStatus], parkedEvents: Int, accounts: Int, orders: Int, customers: Int, rows: [String: Int]? = nil, brokerConnected: Bool, lastError: String? = nil, rebuilding: Bool) {
             self.appliedPosition = appliedPosition
             self.partitions = partitions
             self.parkedEvents = parkedEvents
             self.accounts = accounts
             self.orders = orders
             self.customers = customers
+            self.rows = rows
             self.brokerConnected = brokerConnected
             self.lastError = lastError
             self.rebuilding = rebuilding
         }
 
         enum CodingKeys: String, CodingKey {
-            case appliedPosition, partitions, parkedEvents, accounts, orders, customers, brokerConnected, lastError, rebuilding
+            case appliedPosition, partitions, parkedEvents, accounts, orders, customers, rows, brokerConnected, lastError, rebuilding
         }
 
         public init(from decoder: any Decoder) throws {
@@ -2031,6 +2034,7 @@ extension CqrsQueriesV1 {
             self.accounts = try container.decode(Int.self, forKey: .accounts)
             self.orders = try container.decode(Int.self, forKey: .orders)
             self.customers = try container.decode(Int.self, forKey: .customers)
+            self.rows = try container.decodeIfPresent([String: Int].self, forKey: .rows)
             self.brokerConnected = try container.decode(Bool.self, forKey: .brokerConnected)
             self.lastError = try container.decodeIfPresent(String.self, forKey: .lastError)
             self.rebuilding = try container.decode(Bool.self, forKey: .rebuilding)
@@ -2044,6 +2048,7 @@ extension CqrsQueriesV1 {
             try container.encode(accounts, forKey: .accounts)
             try container.encode(orders, forKey: .orders)
             try container.encode(customers, forKey: .customers)
+            try container.encodeIfPresent(rows, forKey: .rows)
             try container.encode(brokerConnected, forKey: .brokerConnected)
             try container.encodeIfPresent(lastError, forKey: .lastError)
             try container.encode(rebuilding, forKey: .rebuilding)
@@ -2056,6 +2061,7 @@ extension CqrsQueriesV1 {
             var _accounts: Int? = nil
             var _orders: Int? = nil
             var _customers: Int? = nil
+            var _rows: [String: Int]? = nil
             var _brokerConnected: Bool? = nil
             var _lastError: String? = nil
             var _rebuilding: Bool? = nil
@@ -2067,6 +2073,7 @@ extension CqrsQueriesV1 {
                 case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
                 case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
                 case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
+                case "rows": _rows = try scanner.member("rows") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.int() } }
                 case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
                 case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
                 case "rebuilding": _rebuilding = try scanner.member("rebuilding") { s0 in s0.null() ? nil : try s0.bool() }
@@ -2081,7 +2088,7 @@ extension CqrsQueriesV1 {
             guard let _customers else { throw scanner.failure("missing required field 'customers'", member: "customers") }
             guard let _brokerConnected else { throw scanner.failure("missing required field 'brokerConnected'", member: "brokerConnected") }
             guard let _rebuilding else { throw scanner.failure("missing required field 'rebuilding'", member: "rebuilding") }
-            self.init(appliedPosition: _appliedPosition, partitions: _partitions, parkedEvents: _parkedEvents, accounts: _accounts, orders: _orders, customers: _customers, brokerConnected: _brokerConnected, lastError: _lastError, rebuilding: _rebuilding)
+            self.init(appliedPosition: _appliedPosition, partitions: _partitions, parkedEvents: _parkedEvents, accounts: _accounts, orders: _orders, customers: _customers, rows: _rows, brokerConnected: _brokerConnected, lastError: _lastError, rebuilding: _rebuilding)
         }
 
         public func writeJSON(to writer: inout JSONWriter) {
@@ -2092,6 +2099,7 @@ extension CqrsQueriesV1 {
             writer.key("accounts"); writer.int(self.accounts); writer.comma()
             writer.key("orders"); writer.int(self.orders); writer.comma()
             writer.key("customers"); writer.int(self.customers); writer.comma()
+            if let rows { writer.key("rows"); writer.map(rows) { w1, e1 in w1.int(e1) }; writer.comma() }
             writer.key("brokerConnected"); writer.bool(self.brokerConnected); writer.comma()
             if let lastError { writer.key("lastError"); writer.string(lastError); writer.comma() }
             writer.key("rebuilding"); writer.bool(self.rebuilding); writer.comma()
@@ -2106,6 +2114,11 @@ extension CqrsQueriesV1 {
             if self.accounts < 0 { violations.append(FieldViolation(field: path + "accounts", description: "must be at least 0")) }
             if self.orders < 0 { violations.append(FieldViolation(field: path + "orders", description: "must be at least 0")) }
             if self.customers < 0 { violations.append(FieldViolation(field: path + "customers", description: "must be at least 0")) }
+            if let value = self.rows {
+                for (k0, v0) in value {
+                    if v0 < 0 { violations.append(FieldViolation(field: path + "rows" + "." + k0, description: "must be at least 0")) }
+                }
+            }
         }
     }
 }
@@ -4511,6 +4524,14 @@ extension CqrsQueriesV1 {
           "type": "integer",
           "minimum": 0
         },
+        "rows": {
+          "type": "object",
+          "additionalProperties": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "description": "Rows per table of every domain's read models (accounts, account_transactions, orders, customers, jobs, applications, job_copies, and any a new domain adds): accounts, orders and customers above are three of them, kept for the clients that read those."
+        },
         "brokerConnected": {
           "type": "boolean"
         },
@@ -4551,7 +4572,16 @@ extension CqrsQueriesV1 {
           "orders": 2,
           "customers": 2,
           "brokerConnected": true,
-          "rebuilding": false
+          "rebuilding": false,
+          "rows": {
+            "accounts": 3,
+            "account_transactions": 9,
+            "orders": 2,
+            "customers": 2,
+            "jobs": 1,
+            "applications": 2,
+            "job_copies": 1
+          }
         }
       ]
     },

@@ -70,7 +70,7 @@ public final class ReadModelsService: QueriesAPI.ReadModels.ServiceProtocol, Sen
         let projectionStatus = projection?.status
         return QueriesAPI.ReadModelStatus(
             appliedPosition: store.handledPosition, partitions: partitions, parkedEvents: counts.parked, accounts: counts["accounts"],
-            orders: counts["orders"], customers: counts["customers"],
+            orders: counts["orders"], customers: counts["customers"], rows: counts.rows,
             brokerConnected: bus != nil && brokerError == nil,
             lastError: brokerError ?? projectionStatus?.lastError, rebuilding: rebuilding.load(ordering: .relaxed))
     }

@@ -304,6 +304,9 @@ struct Status: AsyncParsableCommand {
                     "applied position \(status.appliedPosition); \(status.accounts) accounts, \(status.orders) orders, "
                     + "\(status.customers) customers; \(status.parkedEvents) parked"
                     + (status.rebuilding ? "; rebuilding" : "") + (status.brokerConnected ? "" : "; broker not reachable")
+                if let rows = status.rows, !rows.isEmpty {
+                    text += "\nrows: " + rows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                }
                 if let error = status.lastError { text += "\nlast error: \(error)" }
                 text +=
                     "\n\n"

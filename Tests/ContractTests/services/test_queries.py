@@ -144,6 +144,8 @@ def test_status_shows_applied_offsets_high_watermarks_and_lag(stack):
     status = stack.wait_caught_up()
     assert status["appliedPosition"] == "7" and status["brokerConnected"] is True
     assert (status["accounts"], status["orders"], status["customers"], status["parkedEvents"]) == (6, 1, 1, 0)
+    assert status["rows"] == {"accounts": 6, "account_transactions": 6, "orders": 1, "customers": 1, "jobs": 0, "applications": 0,
+                              "job_copies": 0}, "every projection's tables, counted"
     topics = {p["topic"] for p in status["partitions"]}
     assert topics == {"BankAccount", "OnNewOrder", "job", "application"}
     assert sum(int(p["appliedOffset"]) for p in status["partitions"] if p["topic"] == "BankAccount") == 6

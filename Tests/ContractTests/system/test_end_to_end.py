@@ -68,7 +68,8 @@ def test_the_demo_story_step_by_step(stack):
     assert "error: ABORTED" in updated and "exit status 10" in updated
     archived = steps["Archive the job: its applications say so, and a new application is refused"]
     assert "ARCHIVED" in archived and "job job-compiler is archived" in archived and "exit status 9" in archived
-    assert "applied position 21" in steps["Read-model status: applied position and lag per partition"]
+    status = steps["Read-model status: applied position and lag per partition"]
+    assert "applied position 21" in status and "jobs 1" in status and "applications 2" in status
     assert "identical" in steps["Rebuild the read models from the event store's history"]
     assert "The story is told: 13 steps." in told.stdout
 
