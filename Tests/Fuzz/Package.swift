@@ -25,7 +25,10 @@ let package = Package(
         .executableTarget(name: "fuzz-envelopes", dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs)]),
         .executableTarget(
             name: "fuzz-messages",
-            dependencies: ["FuzzSupport", .product(name: "RPCCore", package: cqrs), .product(name: "Contracts", package: cqrs)]),
+            dependencies: [
+                "FuzzSupport", .product(name: "RPCCore", package: cqrs), .product(name: "Contracts", package: cqrs),
+                .product(name: "Domain", package: cqrs),
+            ]),
         .executableTarget(name: "fuzz-http2", dependencies: ["FuzzSupport", .product(name: "NGHTTP2", package: cqrs)]),
         .executableTarget(
             name: "fuzz-kafka",
