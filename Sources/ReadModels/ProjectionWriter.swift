@@ -68,7 +68,7 @@ final class ProjectionWriter {
         var changes: Set<String> = []
     }
 
-    init(db: any ReadModelDatabase, projector: Projector = Projector(), clock: any WallClock, sharing: (any ReadModelSharing)? = nil) throws {
+    init(db: any ReadModelDatabase, projector: Projector = .registered, clock: any WallClock, sharing: (any ReadModelSharing)? = nil) throws {
         self.db = db
         self.projector = projector
         self.clock = clock

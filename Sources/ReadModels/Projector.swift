@@ -9,6 +9,9 @@ struct Projector: Sendable {
     /// Per event type, the indexes of the projections that handle it, in registration order.
     private let handlers: [String: [Int]]
 
+    /// The registered projections' (`ReadSide`), made once: its event-type index is built at init.
+    static let registered = Projector()
+
     init(projections: [any ReadModelProjection] = ReadSide.projections) {
         self.projections = projections
         var handlers: [String: [Int]] = [:]

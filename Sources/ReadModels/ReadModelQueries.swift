@@ -82,10 +82,10 @@ extension ReadModelStore {
         try read { db in try Self.counts(db) }
     }
 
-    static func counts(_ db: any ReadModelDatabase, projector: Projector = Projector()) throws -> ReadModelCounts {
+    static func counts(_ db: any ReadModelDatabase) throws -> ReadModelCounts {
         func count(_ table: String) throws -> Int { Int(try db.first("SELECT count(*) FROM \(table)") { $0.int64(0) } ?? 0) }
         var rows: [String: Int] = [:]
-        for table in projector.projections.flatMap(\.tables) { rows[table.name] = try count(table.name) }
+        for table in Projector.registered.projections.flatMap(\.tables) { rows[table.name] = try count(table.name) }
         return ReadModelCounts(rows: rows, parked: try count("parked"))
     }
 
@@ -94,7 +94,7 @@ extension ReadModelStore {
     public func canonicalDump() throws -> String {
         try read { db in
             var lines: [String] = []
-            for table in Projector().modelTables {
+            for table in Projector.registered.modelTables {
                 lines += try db.query("SELECT * FROM \(table.name) ORDER BY \(table.orderBy)", []) { row in
                     table.name + "|" + (0..<row.columnCount).map { row.text($0) }.joined(separator: "|")
                 }

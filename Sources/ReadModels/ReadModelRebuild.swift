@@ -36,8 +36,7 @@ public final class ReadModelRebuild: Sendable {
 
     /// Decodes events' JSON; pure, so it can run on another thread while a page is applied.
     public static func decode(_ events: [ProjectedEvent]) -> [DecodedEvent] {
-        let projector = Projector()
-        return events.map(projector.decode)
+        events.map(Projector.registered.decode)
     }
 
     /// Applies the next events of the history, in position order, as one transaction.

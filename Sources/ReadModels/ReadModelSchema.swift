@@ -97,7 +97,7 @@ public enum ProjectionMigrations {
         try db.execute(versionsTable(sql))
         for projection in projections {
             let steps = projection.migrations.map(\.version)
-            precondition(steps == Array(1...max(1, steps.count)) || steps.isEmpty, "\(projection.name)'s migrations are not numbered 1, 2, …")
+            precondition(steps.elementsEqual(1..<(steps.count + 1)), "\(projection.name)'s migrations are not numbered 1, 2, …")
             let current =
                 try db.first("SELECT version FROM \(sql.table("projection_versions")) WHERE name = ?", .text(projection.name)) {
                     $0.int64(0)

@@ -80,10 +80,7 @@ struct ApplicationsProjection: ReadModelProjection {
     func apply(_ event: any DomainEvent, _ stored: ProjectedEvent, to db: any ReadModelDatabase, batch: (any ProjectionBatch)?) throws {
         switch event {
         case let created as ApplicationCreated:
-            let latest = try db.first(
-                "SELECT title, description, status, version FROM job_copies WHERE job_id = ?", .text(created.jobId),
-                row: { JobCopy(title: $0.text(0), description: $0.text(1), status: $0.text(2), version: $0.int64(3)) })
-            let copy = latest.map { $0.version > created.job.version ? $0 : created.job } ?? created.job
+            let copy = try heldCopy(of: created.jobId, db).map { $0.version > created.job.version ? $0 : created.job } ?? created.job
             let changed = try db.run(
                 """
                 INSERT INTO applications(application_id, job_id, first_name, last_name, email, current_position, job_title,
@@ -105,15 +102,20 @@ struct ApplicationsProjection: ReadModelProjection {
         }
     }
 
+    /// The latest state of the job this projection has heard of (nil: none yet).
+    private func heldCopy(of jobId: String, _ db: any ReadModelDatabase) throws -> JobCopy? {
+        try db.first(
+            "SELECT title, description, status, version FROM job_copies WHERE job_id = ?", .text(jobId),
+            row: { JobCopy(title: $0.text(0), description: $0.text(1), status: $0.text(2), version: $0.int64(3)) })
+    }
+
     /// Records the job's state at this event's version (nil: unchanged by it) when it is newer than
     /// the copy held, and brings every application's copy of the job up to it.
     private func copy(
         _ jobId: String, title: String?, description: String?, status: String?, _ stored: ProjectedEvent, _ db: any ReadModelDatabase
     ) throws {
         // A job's events arrive in order on its partition: the created event is there first.
-        let held = try db.first(
-            "SELECT title, description, status, version FROM job_copies WHERE job_id = ?", .text(jobId),
-            row: { JobCopy(title: $0.text(0), description: $0.text(1), status: $0.text(2), version: $0.int64(3)) })
+        let held = try heldCopy(of: jobId, db)
         if let held, held.version >= stored.streamVersion { return }
         guard
             let next = held.map({ held in
