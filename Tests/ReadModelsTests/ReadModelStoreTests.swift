@@ -443,6 +443,40 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(b.balanceMinor == 1_000 - 40 + 4 + 5 && b.version == 10 && b.position == Int64(history.events.count))
     }
 
+    /// A batch opens accounts in memory and inserts their rows at its end; an account opened
+    /// twice, in the same batch or after an earlier one stored it, is parked either way, and the
+    /// first opening's row stands.
+    @Test(arguments: ReadModelKind.allCases) func anAccountOpenedTwiceIsParkedWhereverItsFirstOpeningIs(_ kind: ReadModelKind) async throws {
+        var history = History()
+        _ = history.open("a", holder: "Ada Lovelace", minor: 500)
+        _ = history.deposit("a", 20)
+        _ = history.open("a", holder: "Someone Else", minor: 1)
+        _ = history.open("b", holder: "Grace Hopper", minor: 700)
+        let firstBatch = history.events.count
+        _ = history.open("b", holder: "Someone Else", minor: 2)
+        _ = history.withdraw("b", 100)
+        let live = try store(kind, "live.sqlite")
+        let first = try await live.apply(topic: "BankAccount", partition: 0, records: records(Array(history.events[..<firstBatch])))
+        let second = try await live.apply(
+            topic: "BankAccount", partition: 0, records: records(Array(history.events[firstBatch...]), from: Int64(firstBatch)))
+        #expect(first.applied == 3 && first.parked == 1 && second.applied == 0 && second.parked == 2)
+
+        let rebuilt = try store(kind, "rebuilt.sqlite")
+        let rebuild = try ReadModelRebuild(beside: rebuilt)
+        try rebuild.apply(history.events)
+        _ = try await rebuilt.finishRebuild(rebuild) {}
+        for models in [live, rebuilt] {
+            let a = try #require(try models.account("a"))
+            #expect(a.holder == "Ada Lovelace" && a.balanceMinor == 520 && a.version == 2 && a.openedAt == history.events[0].recordedAt)
+            let b = try #require(try models.account("b"))
+            #expect(b.holder == "Grace Hopper" && b.balanceMinor == 700 && b.version == 1)
+            #expect(try models.accounts(matching: AccountFilter(holder: "grace hopper"), after: nil, limit: 10).rows.map(\.accountId) == ["b"])
+            let parked = try models.parked(afterId: 0, limit: 10).rows
+            #expect(parked.map(\.state) == ["FAILED", "FAILED", "WAITING"])
+            #expect(parked.prefix(2).allSatisfy { $0.error.contains("is already open") })
+        }
+    }
+
     @Test(arguments: ReadModelKind.allCases) func aRebuildRefusesAHistoryWithAHole(_ kind: ReadModelKind) throws {
         let store = try store(kind)
         var history = History()
