@@ -25,8 +25,18 @@ public protocol ReadModelBackend: Sendable {
     func withRebuild<T>(
         _ target: any ReadModelRebuildTarget, attachedTo writer: any ReadModelDatabase, _ body: (_ live: String, _ rebuilt: String) throws -> T
     ) throws -> T
+    /// The SQL that puts the rebuild's `table` in place of the live one, inside the swap's
+    /// transaction (`live`, `rebuilt` as `withRebuild` names them). By default its rows are
+    /// copied over.
+    func replaceTable(_ table: String, live: String, rebuilt: String) -> String
     /// Closes the readers and anything else it runs.
     func close()
+}
+
+extension ReadModelBackend {
+    public func replaceTable(_ table: String, live: String, rebuilt: String) -> String {
+        "DELETE FROM \(live).\(table); INSERT INTO \(live).\(table) SELECT * FROM \(rebuilt).\(table);"
+    }
 }
 
 /// The fresh models a rebuild writes into before the swap.

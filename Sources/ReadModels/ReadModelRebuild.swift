@@ -89,10 +89,12 @@ extension ProjectionWriter {
     /// below its partition's floor (records retention deleted before the projection applied
     /// them, which stopped it following with OUT_OF_RANGE) moves up to it. Safe only here: the
     /// deleted records were published, so stored, so their events are in the rebuilt models.
-    func replaceModels(from live: String, _ rebuilt: String, through position: Int64, offsetFloors: [PartitionOffset] = []) throws {
+    func replaceModels(
+        from live: String, _ rebuilt: String, through position: Int64, offsetFloors: [PartitionOffset] = [], backend: any ReadModelBackend
+    ) throws {
         try transaction {
             for table in projector.modelTables.map(\.name) {
-                try db.execute("DELETE FROM \(live).\(table); INSERT INTO \(live).\(table) SELECT * FROM \(rebuilt).\(table);")
+                try db.execute(backend.replaceTable(table, live: live, rebuilt: rebuilt))
             }
             try db.execute(
                 """
@@ -138,7 +140,7 @@ extension ReadModelStore {
             let backend = backend
             return try await self.onWriterQueue { writer in
                 try backend.withRebuild(rebuild.target, attachedTo: writer.db) { live, rebuilt in
-                    try writer.replaceModels(from: live, rebuilt, through: position, offsetFloors: offsetFloors)
+                    try writer.replaceModels(from: live, rebuilt, through: position, offsetFloors: offsetFloors, backend: backend)
                 }
                 return (try ReadModelStore.counts(writer.db), writer.handledThrough)
             }
