@@ -38,10 +38,14 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     /// held, with its rows' values. Several texts are held at once (an event's transaction row
     /// and its handled position alternate), and all go before any other statement.
     private var held: [(sql: String, rows: [[SQLiteValue]])] = []
-    /// Most rows held before they are sent.
+    /// Most rows held before they are sent as one `INSERT`.
     static let heldRows = 500
+    /// Most rows held before they are sent as one `COPY` (`PostgresCopy`).
+    static let heldCopyRows = 5000
     /// Translated texts by the SQLite-style text they came from.
     private var translated: [String: String] = [:]
+    /// The `COPY` each held insert text can go as, if any, by its text.
+    private var copies: [String: PostgresCopy?] = [:]
 
     /// The loops the connections' I/O runs on: loops of their own, so that a thread blocked on a
     /// call can never be the loop that call needs (a binary may run its tasks on NIO's shared
@@ -89,7 +93,7 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
             return
         }
         held[index].rows.append(values)
-        if held[index].rows.count >= Self.heldRows { try sendHeld() }
+        if held[index].rows.count >= (copy(sql) == nil ? Self.heldRows : Self.heldCopyRows) { try sendHeld() }
     }
 
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T] {
@@ -116,12 +120,30 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
         let sending = held
         held = []
         for (sql, rows) in sending {
-            guard let statement = PostgresSQL.multiRowInsert(sql, rows: rows.count) else {
-                for row in rows { _ = try perform(text(sql), Self.bindings(row)) }
+            if rows.count >= PostgresCopy.minimumRows, let copy = copy(sql) {
+                try perform(copy, rows)
                 continue
             }
-            _ = try perform(statement, Self.bindings(rows.flatMap { $0 }))
+            for start in stride(from: 0, to: rows.count, by: Self.heldRows) {
+                try sendAsInsert(sql, Array(rows[start..<min(start + Self.heldRows, rows.count)]))
+            }
         }
+    }
+
+    private func sendAsInsert(_ sql: String, _ rows: [[SQLiteValue]]) throws {
+        guard let statement = PostgresSQL.multiRowInsert(sql, rows: rows.count) else {
+            for row in rows { _ = try perform(text(sql), Self.bindings(row)) }
+            return
+        }
+        _ = try perform(statement, Self.bindings(rows.flatMap { $0 }))
+    }
+
+    private func copy(_ sql: String) -> PostgresCopy? {
+        if let known = copies[sql] { return known }
+        let copy = PostgresCopy(insert: sql)
+        if copies.count > 512 { copies = [:] }
+        copies[sql] = copy
+        return copy
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
@@ -152,9 +174,27 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     }
 
     private func perform(_ sql: String, _ binds: PostgresBindings) throws -> PostgresQueryResult {
+        try perform { connection, logger in connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) }
+    }
+
+    /// Sends `rows` with `COPY … FROM STDIN`, in one buffer.
+    private func perform(_ copy: PostgresCopy, _ rows: [[SQLiteValue]]) throws {
+        var data = ByteBuffer()
+        data.reserveCapacity(rows.count * 96)
+        PostgresCopy.encode(rows, into: &data)
+        try perform { [data] connection, logger in
+            connection.eventLoop.makeFutureWithTask {
+                try await connection.copyFrom(table: copy.table, columns: copy.columns, logger: logger) { writer in
+                    try await writer.write(data)
+                }
+            }
+        }
+    }
+
+    private func perform<T: Sendable>(_ call: (PostgresConnection, Logger) -> EventLoopFuture<T>) throws -> T {
         let connection = try connected()
         do {
-            return try wait(connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger))
+            return try wait(call(connection, logger))
         } catch let error as PSQLError where error.serverInfo?[.sqlState] != nil {
             // The server refused the statement; the connection is fine.
             throw PostgresReadModelFailure(error)
