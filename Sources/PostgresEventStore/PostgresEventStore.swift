@@ -295,12 +295,7 @@ public final class PostgresEventStore: EventStore {
                                     unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
                                     binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
                         }
-                        let base =
-                            try await connection.query(
-                                PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head) FOR UPDATE"), logger: logger
-                            )
-                            .collect().first?.decode(Int64.self) ?? 0
-                        var plan = try await Self.plan(jobs, head: base, on: connection, tables: tables, logger: logger)
+                        var plan = try await Self.lockAndPlan(jobs, on: connection, tables: tables, logger: logger)
                         var outcomes: [Outcome] = []
                         outcomes.reserveCapacity(jobs.count)
                         for job in jobs {
@@ -346,19 +341,95 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
-    /// Reads what a batch's appends touch (their command ids, event ids and streams), in three
-    /// queries after the head lock, into a plan that decides them in memory.
-    private static func plan(
-        _ jobs: [Job], head: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
-    ) async throws -> AppendBatchPlan {
+    /// What a batch's appends touch, as ids to read.
+    private struct Touched {
         var commandIds: [String] = []
         var eventIds: [String] = []
-        var streamIds = Set<String>()
-        for case .append(let request, _, _) in jobs {
-            if let commandId = request.commandId { commandIds.append(commandId) }
-            eventIds += request.events.map(\.eventId)
-            streamIds.insert(request.streamId)
+        var streamIds: [String] = []
+
+        init(_ jobs: [Job]) {
+            var streams = Set<String>()
+            for case .append(let request, _, _) in jobs {
+                if let commandId = request.commandId { commandIds.append(commandId) }
+                eventIds += request.events.map(\.eventId)
+                if streams.insert(request.streamId).inserted { streamIds.append(request.streamId) }
+            }
         }
+    }
+
+    /// Locks the head and reads what the batch's appends touch in one statement (one round trip
+    /// where a lock and three reads took four), into a plan that decides them in memory.
+    ///
+    /// The reads see the statement's snapshot, taken before the lock was granted; the head lock
+    /// sees the latest committed row. Every append moves the head, so when the head the snapshot
+    /// saw equals the locked one, nothing was appended in between and the reads are current.
+    /// When they differ (another replica committed while this one waited for the lock), the
+    /// reads are made again in statements of their own, whose snapshots come after the lock.
+    private static func lockAndPlan(
+        _ jobs: [Job], on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> AppendBatchPlan {
+        let touched = Touched(jobs)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH locked AS (SELECT position FROM \(tables.head) FOR UPDATE)
+                    SELECT 0, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+                        (SELECT position FROM locked), (SELECT position FROM \(tables.head)), NULL::bigint, NULL::bigint, NULL::bigint,
+                        NULL::bytea
+                    UNION ALL
+                    SELECT 1, command_id, stream_id, digest, NULL, NULL, NULL, version, position, NULL, NULL, NULL, NULL
+                    FROM \(tables.commands) WHERE command_id = ANY($1)
+                    UNION ALL
+                    SELECT 2, event_id, stream_id, type, correlation_id, causation_id, trace_parent,
+                        schema_version, stream_version, position, recorded_at, checksum, data
+                    FROM \(tables.events) WHERE event_id = ANY($2)
+                    UNION ALL
+                    SELECT 3, s.id, NULL, NULL, NULL, NULL, NULL, v.stream_version, NULL, NULL, NULL, NULL, NULL
+                    \(lastVersions(tables, of: "$3"))
+                    """,
+                binds: binds(touched.commandIds, touched.eventIds, touched.streamIds)),
+            logger: logger)
+        var (locked, seen): (Int64?, Int64?) = (nil, nil)
+        var commands: [String: AppendResult] = [:]
+        var events: [String: RecordedEvent] = [:]
+        var versions: [String: Int64] = [:]
+        for try await row in rows {
+            let cells = row.makeRandomAccess()
+            func text(_ index: Int) throws -> String? { try cells[index].decode(String?.self) }
+            func number(_ index: Int) throws -> Int64? { try cells[index].decode(Int64?.self) }
+            switch try cells[0].decode(Int32.self) {
+            case 0:
+                (locked, seen) = (try number(7) ?? 0, try number(8) ?? 0)
+            case 1:
+                guard let commandId = try text(1), let streamId = try text(2), let version = try number(7), let position = try number(8)
+                else { continue }
+                commands[commandId] = AppendResult(streamId: streamId, version: version, position: position, commandDigest: try text(3) ?? "")
+            case 2:
+                guard let eventId = try text(1), let streamId = try text(2), let type = try text(3), let schemaVersion = try number(7),
+                    let streamVersion = try number(8), let position = try number(9), let recordedAt = try number(10),
+                    let checksum = try number(11), let data = try cells[12].decode(ByteBuffer?.self)
+                else { continue }
+                let event = RecordedEvent(
+                    eventId: eventId, streamId: streamId, type: type, schemaVersion: Int(schemaVersion), streamVersion: streamVersion,
+                    position: position, recordedAt: recordedAt, correlationId: try text(4), causationId: try text(5),
+                    data: Array(data.readableBytesView), traceParent: try text(6))
+                guard EventChecksum.of(event) == checksum else { throw EventChecksum.damaged(event, stored: checksum) }
+                events[eventId] = event
+            default:
+                if let streamId = try text(1), let version = try number(7) { versions[streamId] = version }
+            }
+        }
+        guard let locked else { throw EventStoreError.unavailable("the store's head row is missing") }
+        guard locked == seen else { return try await plan(touched, head: locked, on: connection, tables: tables, logger: logger) }
+        return AppendBatchPlan(head: locked, commands: commands, events: events, versions: versions)
+    }
+
+    /// Reads what a batch's appends touch (their command ids, event ids and streams), in three
+    /// queries made after the head lock, into a plan that decides them in memory.
+    private static func plan(
+        _ touched: Touched, head: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> AppendBatchPlan {
+        let (commandIds, eventIds, streamIds) = (touched.commandIds, touched.eventIds, touched.streamIds)
         var commands: [String: AppendResult] = [:]
         if !commandIds.isEmpty {
             let rows = try await connection.query(
@@ -380,12 +451,26 @@ public final class PostgresEventStore: EventStore {
         if !streamIds.isEmpty {
             let rows = try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: "SELECT stream_id, max(stream_version) FROM \(tables.events) WHERE stream_id = ANY($1) GROUP BY stream_id",
-                    binds: binds(Array(streamIds))),
+                    unsafeSQL: "SELECT s.id, v.stream_version \(lastVersions(tables, of: "$1"))",
+                    binds: binds(streamIds)),
                 logger: logger)
             for try await (streamId, version) in rows.decode((String, Int64).self) { versions[streamId] = version }
         }
         return AppendBatchPlan(head: head, commands: commands, events: events, versions: versions)
+    }
+
+    /// The rows of each stream's last version, as `s.id` and `v.stream_version` (a stream with no
+    /// events has no row), for the streams in the text array `streamIds` (a parameter).
+    ///
+    /// One backward step down the `(stream_id, stream_version)` index per stream: a `max(…)
+    /// … GROUP BY` over `stream_id = ANY(…)` was planned as a scan of every event of the
+    /// streams (a sequential scan at 32,000 events, 10.5 ms for 64 streams, growing with
+    /// them), against 0.8 ms this way whatever their length.
+    private static func lastVersions(_ tables: Tables, of streamIds: String) -> String {
+        """
+        FROM unnest(\(streamIds)::text[]) AS s(id)
+        CROSS JOIN LATERAL (SELECT stream_version FROM \(tables.events) WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) v
+        """
     }
 
     /// Writes the plan's rows and moves the head, in one statement: its events, its command
