@@ -270,9 +270,13 @@ public final class PostgresEventStore: EventStore {
         case written
     }
 
-    /// One transaction for a batch: lock the head, run each job (a refused append writes nothing),
-    /// move the head, commit; then answer every job. A database error fails the whole batch as
+    /// One batch: every job decided and written (a refused append writes nothing), the head
+    /// moved, committed; then every job answered. A database error fails the whole batch as
     /// unavailable: nothing of it was committed.
+    ///
+    /// A batch of appends alone first goes optimistically (`commitOptimistically`: two statements,
+    /// no explicit transaction); when another replica appended in between, or the batch holds a
+    /// snapshot or checkpoint, it goes as one transaction that locks the head first.
     private func commit(_ jobs: [Job]) async {
         let recordedAt = options.clock.nowMilliseconds()
         let deadlines = jobs.map { job -> ContinuousClock.Instant? in
@@ -286,6 +290,12 @@ public final class PostgresEventStore: EventStore {
             let tables = self.tables
             result = .success(
                 try await withConnection { connection in
+                    let appendsOnly = jobs.allSatisfy { if case .append = $0 { true } else { false } }
+                    if appendsOnly,
+                        let done = try await Self.commitOptimistically(jobs, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                    {
+                        return done
+                    }
                     try await connection.query("BEGIN", logger: logger)
                     do {
                         // Before the lock: waiting for it is what a stuck holder makes long.
@@ -295,23 +305,19 @@ public final class PostgresEventStore: EventStore {
                                     unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
                                     binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
                         }
-                        var plan = try await Self.lockAndPlan(jobs, on: connection, tables: tables, logger: logger)
+                        var plan = try await Self.read(jobs, locking: true, on: connection, tables: tables, logger: logger)
                         var outcomes: [Outcome] = []
                         outcomes.reserveCapacity(jobs.count)
                         for job in jobs {
                             switch job {
                             case .append(let request, _, _):
-                                do {
-                                    outcomes.append(.appended(try plan.decide(request, recordedAt: recordedAt)))
-                                } catch let refusal as EventStoreError {
-                                    outcomes.append(.refused(refusal))
-                                }
+                                outcomes.append(Self.decide(request, in: &plan, recordedAt: recordedAt))
                             case .write(let body, _):
                                 try await body(connection, logger)
                                 outcomes.append(.written)
                             }
                         }
-                        try await Self.insert(plan, on: connection, tables: tables, logger: logger)
+                        _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
                         let next = plan.head
                         try await connection.query("COMMIT", logger: logger)
                         return (outcomes, next)
@@ -341,6 +347,40 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
+    private static func decide(_ request: AppendRequest, in plan: inout AppendBatchPlan, recordedAt: Int64) -> Outcome {
+        do {
+            return .appended(try plan.decide(request, recordedAt: recordedAt))
+        } catch let refusal as EventStoreError {
+            return .refused(refusal)
+        } catch {
+            return .refused(EventStoreError.unavailable("\(error)"))
+        }
+    }
+
+    /// A batch of appends in two statements, each its own transaction: the reads (no lock), then
+    /// one statement that takes the head lock without waiting for it (`SKIP LOCKED`), only if the
+    /// head is still where the reads saw it, and then writes the rows and moves the head. Every
+    /// append moves the head, so an unmoved head means the reads are still current; the lock,
+    /// held to the statement's commit, keeps positions gap-free and in commit order as the
+    /// transaction path does. Two round trips where that path makes four, and the head is locked
+    /// for one statement instead of a transaction's round trips.
+    ///
+    /// Nil when the head moved or is locked (another replica is appending): nothing was
+    /// written, and the batch goes the locked way. A batch with nothing to write (refusals and
+    /// repeats only) is answered from the reads, which were the store's committed state.
+    private static func commitOptimistically(
+        _ jobs: [Job], recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> (outcomes: [Outcome], head: Int64)? {
+        var plan = try await read(jobs, locking: false, on: connection, tables: tables, logger: logger)
+        let base = plan.head
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(jobs.count)
+        for case .append(let request, _, _) in jobs { outcomes.append(decide(request, in: &plan, recordedAt: recordedAt)) }
+        guard !plan.newEvents.isEmpty else { return (outcomes, base) }
+        guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger) else { return nil }
+        return (outcomes, plan.head)
+    }
+
     /// What a batch's appends touch, as ids to read.
     private struct Touched {
         var commandIds: [String] = []
@@ -357,22 +397,23 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
-    /// Locks the head and reads what the batch's appends touch in one statement (one round trip
-    /// where a lock and three reads took four), into a plan that decides them in memory.
+    /// Reads the head and what the batch's appends touch in one statement (one round trip where
+    /// a lock and three reads took four), into a plan that decides them in memory; `locking`
+    /// also locks the head (inside a transaction).
     ///
-    /// The reads see the statement's snapshot, taken before the lock was granted; the head lock
+    /// Locking, the reads see the statement's snapshot, taken before the lock was granted; the head lock
     /// sees the latest committed row. Every append moves the head, so when the head the snapshot
     /// saw equals the locked one, nothing was appended in between and the reads are current.
     /// When they differ (another replica committed while this one waited for the lock), the
     /// reads are made again in statements of their own, whose snapshots come after the lock.
-    private static func lockAndPlan(
-        _ jobs: [Job], on connection: PostgresConnection, tables: Tables, logger: Logger
+    private static func read(
+        _ jobs: [Job], locking: Bool, on connection: PostgresConnection, tables: Tables, logger: Logger
     ) async throws -> AppendBatchPlan {
         let touched = Touched(jobs)
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    WITH locked AS (SELECT position FROM \(tables.head) FOR UPDATE)
+                    WITH locked AS (SELECT position FROM \(tables.head)\(locking ? " FOR UPDATE" : ""))
                     SELECT 0, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
                         (SELECT position FROM locked), (SELECT position FROM \(tables.head)), NULL::bigint, NULL::bigint, NULL::bigint,
                         NULL::bytea
@@ -475,10 +516,14 @@ public final class PostgresEventStore: EventStore {
 
     /// Writes the plan's rows and moves the head, in one statement: its events, its command
     /// results and the head's new position (data-modifying CTEs), so a transaction of any size
-    /// makes one round trip for all its writes.
-    private static func insert(_ plan: AppendBatchPlan, on connection: PostgresConnection, tables: Tables, logger: Logger) async throws {
+    /// makes one round trip for all its writes. With `ifHeadIs`, it first takes the head lock if
+    /// it is free and the head is still there, and writes nothing otherwise; returns whether it
+    /// wrote.
+    private static func insert(
+        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> Bool {
         let events = plan.newEvents
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty else { return true }
         let commands = plan.newCommands
         var binds = PostgresBindings(capacity: 21)
         binds.append(events.map(\.position))
@@ -503,23 +548,34 @@ public final class PostgresEventStore: EventStore {
         binds.append(commands.map(\.result.position))
         binds.append(commands.map(\.digest))
         binds.append(plan.head)
-        try await connection.query(
+        // The guard: the head row, locked, if it is free and still at `base`; none otherwise.
+        let (guardCTE, when) =
+            base.map { base in
+                binds.append(base)
+                return (
+                    "locked AS (SELECT position FROM \(tables.head) WHERE position = $22 FOR UPDATE SKIP LOCKED),",
+                    " WHERE EXISTS (SELECT 1 FROM locked)"
+                )
+            } ?? ("", "")
+        let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    WITH appended AS (
+                    WITH \(guardCTE)
+                    appended AS (
                         INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
                             correlation_id, causation_id, data, checksum, trace_parent)
                         SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k, CASE WHEN htp THEN tp END
                         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[],
                             $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[], $14::text[], $15::bool[])
-                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k, tp, htp)),
+                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k, tp, htp)\(when)),
                     remembered AS (
                         INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
-                        SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]))
-                    UPDATE \(tables.head) SET position = $21
+                        SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]) AS c\(when))
+                    UPDATE \(tables.head) SET position = $21\(when) RETURNING position
                     """,
                 binds: binds),
             logger: logger)
+        return try await !rows.collect().isEmpty
     }
 
     // MARK: Reads
