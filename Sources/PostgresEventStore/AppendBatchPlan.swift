@@ -25,6 +25,9 @@ struct AppendBatchPlan {
         self.versions = versions
     }
 
+    /// A stream's version as the plan stands (0: no events).
+    func version(of streamId: String) -> Int64 { versions[streamId] ?? 0 }
+
     /// The result of one append, or the `EventStoreError` that refuses it (it then changes
     /// nothing). Checked in the order `EventAppender` promises: command id, event ids, version.
     mutating func decide(_ request: AppendRequest, recordedAt: Int64) throws -> AppendResult {

@@ -91,6 +91,8 @@ public final class PostgresEventStore: EventStore {
     private let head: WatermarkWaiters
     private let refusal = WriteRefusal()
     private let metrics = StoreMetrics(store: "postgres")
+    /// Stream versions exact at a head, from this store's own reads and writes.
+    private let known = Mutex(KnownStreams())
     /// A wait for a connection timed out and none came since (see `withConnection`).
     private let databaseDown = Mutex(false)
     /// Where the store's URL is shown (logs, errors): without its password.
@@ -290,11 +292,28 @@ public final class PostgresEventStore: EventStore {
             let tables = self.tables
             result = .success(
                 try await withConnection { connection in
-                    let appendsOnly = jobs.allSatisfy { if case .append = $0 { true } else { false } }
-                    if appendsOnly,
-                        let done = try await Self.commitOptimistically(jobs, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
-                    {
-                        return done
+                    let touched = Touched(jobs)
+                    let learn = { @Sendable (base: Int64, plan: AppendBatchPlan) in
+                        let versions = touched.streamIds.map { ($0, plan.version(of: $0)) }
+                        self.known.withLock { $0.learned(at: base, versions, head: plan.head) }
+                    }
+                    if jobs.allSatisfy({ if case .append = $0 { true } else { false } }) {
+                        if let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
+                            switch try await Self.commitFromMemory(jobs, plan, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                            {
+                            case .committed(let outcomes, let plan, let base):
+                                learn(base, plan)
+                                return (outcomes, plan.head)
+                            case .headMoved: self.known.withLock { $0.forget() }
+                            case .undecided: break
+                            }
+                        }
+                        if let (outcomes, plan, base) = try await Self.commitOptimistically(
+                            jobs, touched, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                        {
+                            learn(base, plan)
+                            return (outcomes, plan.head)
+                        }
                     }
                     try await connection.query("BEGIN", logger: logger)
                     do {
@@ -305,7 +324,8 @@ public final class PostgresEventStore: EventStore {
                                     unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
                                     binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
                         }
-                        var plan = try await Self.read(jobs, locking: true, on: connection, tables: tables, logger: logger)
+                        var plan = try await Self.read(touched, locking: true, on: connection, tables: tables, logger: logger)
+                        let base = plan.head
                         var outcomes: [Outcome] = []
                         outcomes.reserveCapacity(jobs.count)
                         for job in jobs {
@@ -318,9 +338,9 @@ public final class PostgresEventStore: EventStore {
                             }
                         }
                         _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
-                        let next = plan.head
                         try await connection.query("COMMIT", logger: logger)
-                        return (outcomes, next)
+                        learn(base, plan)
+                        return (outcomes, plan.head)
                     } catch {
                         _ = try? await connection.query("ROLLBACK", logger: logger)
                         throw error
@@ -341,6 +361,8 @@ public final class PostgresEventStore: EventStore {
                 }
             }
         case .failure(let error):
+            // The batch may have been committed before the failure: learn the head again.
+            known.withLock { $0.forget() }
             let failure = (error as? EventStoreError) ?? EventStoreError.unavailable(PostgresErrors.describe(error))
             logger.error("an event store transaction failed; its appends were not stored", metadata: ["error": "\(failure)"])
             for job in jobs { job.fail(failure) }
@@ -369,20 +391,57 @@ public final class PostgresEventStore: EventStore {
     /// written, and the batch goes the locked way. A batch with nothing to write (refusals and
     /// repeats only) is answered from the reads, which were the store's committed state.
     private static func commitOptimistically(
-        _ jobs: [Job], recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
-    ) async throws -> (outcomes: [Outcome], head: Int64)? {
-        var plan = try await read(jobs, locking: false, on: connection, tables: tables, logger: logger)
+        _ jobs: [Job], _ touched: Touched, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> (outcomes: [Outcome], plan: AppendBatchPlan, base: Int64)? {
+        var plan = try await read(touched, locking: false, on: connection, tables: tables, logger: logger)
         let base = plan.head
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(jobs.count)
         for case .append(let request, _, _) in jobs { outcomes.append(decide(request, in: &plan, recordedAt: recordedAt)) }
-        guard !plan.newEvents.isEmpty else { return (outcomes, base) }
+        guard !plan.newEvents.isEmpty else { return (outcomes, plan, base) }
         guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger) else { return nil }
-        return (outcomes, plan.head)
+        return (outcomes, plan, base)
+    }
+
+    private enum FromMemory {
+        case committed([Outcome], AppendBatchPlan, base: Int64)
+        /// Another replica appended since: what is known is stale.
+        case headMoved
+        /// Memory cannot decide it: an append the plan would refuse or answer as a repeat (the
+        /// reads must confirm those), or a command id or event id the database already holds.
+        case undecided
+    }
+
+    /// A batch of appends to streams whose versions are known (`KnownStreams`), decided without
+    /// reading and written by the one statement that checks the head: one round trip. Memory
+    /// knows versions, not command ids or event ids: every append must come out new, and a
+    /// repeated id the database holds fails the write on its unique key (nothing written), so
+    /// the reads decide it.
+    private static func commitFromMemory(
+        _ jobs: [Job], _ plan: AppendBatchPlan, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> FromMemory {
+        var plan = plan
+        let base = plan.head
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(jobs.count)
+        var eventCount = 0
+        for case .append(let request, _, _) in jobs {
+            let outcome = decide(request, in: &plan, recordedAt: recordedAt)
+            guard case .appended(let result) = outcome, !result.duplicate else { return .undecided }
+            outcomes.append(outcome)
+            eventCount += request.events.count
+        }
+        guard eventCount == plan.newEvents.count, eventCount > 0 else { return .undecided }
+        do {
+            return try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger)
+                ? .committed(outcomes, plan, base: base) : .headMoved
+        } catch let error as PSQLError where error.serverInfo?[.sqlState]?.hasPrefix("23") == true {
+            return .undecided
+        }
     }
 
     /// What a batch's appends touch, as ids to read.
-    private struct Touched {
+    private struct Touched: Sendable {
         var commandIds: [String] = []
         var eventIds: [String] = []
         var streamIds: [String] = []
@@ -407,9 +466,8 @@ public final class PostgresEventStore: EventStore {
     /// When they differ (another replica committed while this one waited for the lock), the
     /// reads are made again in statements of their own, whose snapshots come after the lock.
     private static func read(
-        _ jobs: [Job], locking: Bool, on connection: PostgresConnection, tables: Tables, logger: Logger
+        _ touched: Touched, locking: Bool, on connection: PostgresConnection, tables: Tables, logger: Logger
     ) async throws -> AppendBatchPlan {
-        let touched = Touched(jobs)
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """

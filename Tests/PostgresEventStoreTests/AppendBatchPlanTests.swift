@@ -53,3 +53,34 @@ import Testing
         #expect(plan.newEvents.isEmpty)
     }
 }
+
+/// What a store remembers of streams' versions, and when it must forget.
+@Suite struct KnownStreamsTests {
+    @Test func aPlanComesFromMemoryOnlyWhenEveryStreamIsKnownAtTheHead() throws {
+        var known = KnownStreams()
+        #expect(known.plan(for: ["A"]) == nil, "nothing known yet")
+        known.learned(at: 0, [("A", 2), ("B", 0)], head: 5)
+        let plan = try #require(known.plan(for: ["A", "B"]))
+        #expect(plan.head == 5 && plan.version(of: "A") == 2 && plan.version(of: "B") == 0)
+        #expect(known.plan(for: ["A", "C"]) == nil, "C was never seen")
+    }
+
+    @Test func learningAtAnotherHeadDropsWhatWasKnownBefore() {
+        var known = KnownStreams()
+        known.learned(at: 0, [("A", 2)], head: 5)
+        known.learned(at: 5, [("B", 1)], head: 6)
+        #expect(known.plan(for: ["A", "B"])?.head == 6, "learned at the head it knew: both stand")
+        known.learned(at: 9, [("C", 1)], head: 10)
+        #expect(known.plan(for: ["A"]) == nil, "the head moved elsewhere from 6 to 9: A may have changed")
+        #expect(known.plan(for: ["C"])?.head == 10)
+        known.forget()
+        #expect(known.plan(for: ["C"]) == nil)
+    }
+
+    @Test func pastItsCapacityItStartsAgain() {
+        var known = KnownStreams(capacity: 3)
+        known.learned(at: 0, [("A", 1), ("B", 1)], head: 2)
+        known.learned(at: 2, [("C", 1), ("D", 1)], head: 4)
+        #expect(known.count == 2 && known.plan(for: ["C", "D"]) != nil && known.plan(for: ["A"]) == nil)
+    }
+}

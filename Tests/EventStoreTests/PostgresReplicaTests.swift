@@ -4,12 +4,11 @@ import PostgresEventStore
 import PostgresNIO
 import Testing
 
-/// A transaction locks the head and reads what its appends touch in one statement, whose
-/// snapshot is older than the lock when it had to wait: what another replica committed in
-/// between must still be seen (the reads are made again), or two appends would both take one
-/// stream version.
+/// Two stores on one schema, as two replicas: what one decides from its own knowledge (a
+/// snapshot older than the lock it waited for, stream versions it remembers) must never miss what
+/// the other committed, or two appends would both take one stream version.
 @Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"))
-struct PostgresLockWaitTests {
+struct PostgresReplicaTests {
     @Test func anAppendThatWaitedForTheHeadLockSeesWhatWasCommittedMeanwhile() async throws {
         let (first, client, schema) = try await TestPostgres.freshStore()
         var options = PostgresEventStore.Options()
@@ -49,6 +48,38 @@ struct PostgresLockWaitTests {
         }
         #expect(actual == 1)
         #expect(try await first.readStream("Race-1", fromVersion: 1, maxCount: 10).map(\.position) == [2])
+    }
+
+    /// A store remembers the versions of the streams it wrote and decides the next append to
+    /// them without reading; another replica's append in between must be seen all the same.
+    @Test func aRememberedStreamVersionGivesWayToAnotherReplicasAppend() async throws {
+        let (first, client, schema) = try await TestPostgres.freshStore()
+        var options = PostgresEventStore.Options()
+        options.schema = schema
+        let second = try await PostgresEventStore.open(client: client, options: options)
+        let opened = try await first.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()], commandId: "c1"))
+        #expect(try await first.append(AppendRequest(streamId: "S-1", expected: .exact(1), events: [event()])).version == 2)
+        // The first now knows S-1 at version 2; the second appends behind its back.
+        #expect(try await second.append(AppendRequest(streamId: "S-1", expected: .exact(2), events: [event()])).position == 3)
+        let stale = await storeError {
+            _ = try await first.append(AppendRequest(streamId: "S-1", expected: .exact(2), events: [event()]))
+        }
+        guard case .wrongExpectedVersion(_, _, let actual)? = stale else {
+            Issue.record("expected a refusal for the version, got \(String(describing: stale))")
+            return
+        }
+        #expect(actual == 3)
+        let next = try await first.append(AppendRequest(streamId: "S-1", expected: .exact(3), events: [event()]))
+        #expect(next.version == 4 && next.position == 4)
+        // A command repeated to a store that remembers its stream is answered with the first result.
+        let repeated = try await first.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()], commandId: "c1"))
+        #expect(repeated.duplicate && repeated.position == opened.position && repeated.version == opened.version)
+        // So is an event id already stored, sent again under a new command.
+        let stored = try #require(try await first.readStream("S-1", fromVersion: 4, maxCount: 1).first)
+        let again = try await first.append(
+            AppendRequest(streamId: "S-1", expected: .exact(3), events: [NewEvent(eventId: stored.eventId, type: stored.type, data: stored.data)]))
+        #expect(again.duplicate && again.position == 4)
+        #expect(try await second.readStream("S-1", fromVersion: 1, maxCount: 10).map(\.position) == [1, 2, 3, 4])
     }
 
     private func waitForLockWaiters(_ count: Int, in schema: String, on connection: PostgresConnection, logger: Logger) async throws {

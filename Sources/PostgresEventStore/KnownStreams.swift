@@ -1,0 +1,48 @@
+/// What one store knows of the head and of streams' versions from its own reads and writes,
+/// exact as of `head`: every append moves the head, so while the database's head is still there
+/// no stream changed since.
+///
+/// Why: with it a batch of appends to streams the store has seen is decided without reading
+/// (`AppendBatchPlan` from memory) and written by one statement that moves the head only if it is
+/// still at `head`; a lone command then costs one round trip. When the head moved (another
+/// replica appended), that statement writes nothing, the store forgets what it knew, and the
+/// batch goes the reading way. Pure state: the store keeps it behind a lock.
+struct KnownStreams {
+    /// The head the versions are exact at; nil: nothing known.
+    private(set) var head: Int64?
+    private var versions: [String: Int64] = [:]
+    /// Most streams remembered; past it they are forgotten and learned again.
+    let capacity: Int
+
+    init(capacity: Int = 100_000) {
+        self.capacity = capacity
+    }
+
+    var count: Int { versions.count }
+
+    /// A plan for appends to `streamIds`, from memory; nil when the head or any stream is unknown.
+    func plan(for streamIds: [String]) -> AppendBatchPlan? {
+        guard let head else { return nil }
+        var known: [String: Int64] = [:]
+        for streamId in streamIds {
+            guard let version = versions[streamId] else { return nil }
+            if version > 0 { known[streamId] = version }
+        }
+        return AppendBatchPlan(head: head, commands: [:], events: [:], versions: known)
+    }
+
+    /// After a batch that read or wrote at `base` (the head its reads saw or its lock found) and
+    /// left the head at `head`: `streamVersions` are exact there. What was known at another head
+    /// is dropped first (the head moved elsewhere in between).
+    mutating func learned(at base: Int64, _ streamVersions: [(String, Int64)], head: Int64) {
+        if self.head != base || versions.count + streamVersions.count > capacity { versions = [:] }
+        for (streamId, version) in streamVersions { versions[streamId] = version }
+        self.head = head
+    }
+
+    /// The head moved elsewhere, or an outcome is unknown: nothing is known any more.
+    mutating func forget() {
+        head = nil
+        versions = [:]
+    }
+}
