@@ -572,18 +572,18 @@ public final class PostgresEventStore: EventStore {
         """
     }
 
-    /// Writes the plan's rows and moves the head, in one statement: its events, its command
-    /// results and the head's new position (data-modifying CTEs), so a transaction of any size
-    /// makes one round trip for all its writes. With `ifHeadIs`, it first takes the head lock if
-    /// it is free and the head is still there, and writes nothing otherwise; returns whether it
-    /// wrote.
+    /// Writes the plan's rows and moves the head, in one call of the schema's `append_rows`
+    /// function: its events, its command results and the head's new position, so a transaction
+    /// of any size makes one round trip for all its writes. With `ifHeadIs`, it first takes the
+    /// head lock if it is free and the head is still there, and writes nothing otherwise;
+    /// returns whether it wrote.
     private static func insert(
         _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables, logger: Logger
     ) async throws -> Bool {
         let events = plan.newEvents
         guard !events.isEmpty else { return true }
         let commands = plan.newCommands
-        var binds = PostgresBindings(capacity: 21)
+        var binds = PostgresBindings(capacity: 22)
         binds.append(events.map(\.position))
         binds.append(events.map(\.eventId))
         binds.append(events.map(\.streamId))
@@ -606,34 +606,18 @@ public final class PostgresEventStore: EventStore {
         binds.append(commands.map(\.result.position))
         binds.append(commands.map(\.digest))
         binds.append(plan.head)
-        // The guard: the head row, locked, if it is free and still at `base`; none otherwise.
-        let (guardCTE, when) =
-            base.map { base in
-                binds.append(base)
-                return (
-                    "locked AS (SELECT position FROM \(tables.head) WHERE position = $22 FOR UPDATE SKIP LOCKED),",
-                    " WHERE EXISTS (SELECT 1 FROM locked)"
-                )
-            } ?? ("", "")
+        binds.append(base)
+        // One call of the schema's function: its statements are planned once per session,
+        // where the same writes as one statement of CTEs were parsed and planned every time.
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    WITH \(guardCTE)
-                    appended AS (
-                        INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
-                            correlation_id, causation_id, data, checksum, trace_parent)
-                        SELECT p, e, s, v, t, sv, r, CASE WHEN hc THEN c END, CASE WHEN hca THEN ca END, d, k, CASE WHEN htp THEN tp END
-                        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[],
-                            $8::text[], $9::bool[], $10::text[], $11::bool[], $12::bytea[], $13::bigint[], $14::text[], $15::bool[])
-                            AS row(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k, tp, htp)\(when)),
-                    remembered AS (
-                        INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
-                        SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]) AS c\(when))
-                    UPDATE \(tables.head) SET position = $21\(when) RETURNING position
+                    SELECT \(tables.appendRows)($22, $21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                        $19, $20)
                     """,
                 binds: binds),
             logger: logger)
-        return try await !rows.collect().isEmpty
+        return try await rows.collect().first?.decode(Bool.self) == true
     }
 
     // MARK: Reads

@@ -12,6 +12,8 @@ struct Tables: Sendable {
     let checkpoints: String
     let head: String
     let migrations: String
+    /// The function that writes a batch (schema version 3).
+    let appendRows: String
 
     init(schema: String) throws {
         let allowed = schema.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
@@ -25,6 +27,7 @@ struct Tables: Sendable {
         checkpoints = "\(schema).checkpoints"
         head = "\(schema).head"
         migrations = "\(schema).schema_migrations"
+        appendRows = "\(schema).append_rows"
     }
 }
 
@@ -65,7 +68,42 @@ enum PostgresEventStoreSchema {
             ],
             // 2: the trace context each event was appended in (NewEvent.traceParent).
             ["ALTER TABLE \(tables.events) ADD COLUMN trace_parent TEXT"],
+            // 3: a batch's writes as one function call, whose statements' plans each session
+            // caches (see PostgresEventStore.insert).
+            [appendRowsFunction(tables)],
         ]
+    }
+
+    /// Writes a batch's events and command results and moves the head; with `in_base`, only if
+    /// the head is free and still there (`FOR UPDATE SKIP LOCKED`), returning false otherwise.
+    /// Arrays cannot carry NULLs, so a flag beside each optional text says whether it is there.
+    static func appendRowsFunction(_ tables: Tables) -> String {
+        """
+        CREATE OR REPLACE FUNCTION \(tables.appendRows)(in_base BIGINT, in_head BIGINT,
+            in_position BIGINT[], in_event_id TEXT[], in_stream_id TEXT[], in_stream_version BIGINT[], in_type TEXT[],
+            in_schema_version BIGINT[], in_recorded_at BIGINT[], in_correlation_id TEXT[], in_has_correlation BOOL[],
+            in_causation_id TEXT[], in_has_causation BOOL[], in_data BYTEA[], in_checksum BIGINT[], in_trace_parent TEXT[],
+            in_has_trace BOOL[], in_command_id TEXT[], in_command_stream TEXT[], in_command_version BIGINT[],
+            in_command_position BIGINT[], in_command_digest TEXT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF in_base IS NOT NULL THEN
+                PERFORM 1 FROM \(tables.head) WHERE position = in_base FOR UPDATE SKIP LOCKED;
+                IF NOT FOUND THEN RETURN FALSE; END IF;
+            END IF;
+            INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
+                correlation_id, causation_id, data, checksum, trace_parent)
+            SELECT x.p, x.e, x.s, x.v, x.t, x.sv, x.r, CASE WHEN x.hc THEN x.c END, CASE WHEN x.hca THEN x.ca END, x.d, x.k,
+                CASE WHEN x.htp THEN x.tp END
+            FROM unnest(in_position, in_event_id, in_stream_id, in_stream_version, in_type, in_schema_version, in_recorded_at,
+                in_correlation_id, in_has_correlation, in_causation_id, in_has_causation, in_data, in_checksum, in_trace_parent,
+                in_has_trace) AS x(p, e, s, v, t, sv, r, c, hc, ca, hca, d, k, tp, htp);
+            INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
+            SELECT * FROM unnest(in_command_id, in_command_stream, in_command_version, in_command_position, in_command_digest);
+            UPDATE \(tables.head) SET position = in_head;
+            RETURN TRUE;
+        END
+        $body$
+        """
     }
 
     static func migrate(client: PostgresClient, tables: Tables, logger: Logger) async throws {
