@@ -30,15 +30,19 @@ extension SchemaValidated {
 /// `Protocols/` use the subset Swift's `Regex` reads the same way.
 public final class SchemaPattern: Sendable {
     public let source: String
+    /// The pattern read without `Regex`, when it has that shape (nearly all do).
+    private let simple: SimplePattern?
     private let regex: Mutex<Regex<AnyRegexOutput>?>
 
     public init(_ source: String) {
         self.source = source
-        regex = Mutex(try? Regex(source))
+        simple = SimplePattern(source)
+        regex = Mutex(simple == nil ? try? Regex(source) : nil)
     }
 
     public func matches(_ text: String) -> Bool {
-        regex.withLock { regex in
+        if let simple { return simple.matches(text) }
+        return regex.withLock { regex in
             guard let regex else { return false }
             return (try? regex.firstMatch(in: text)) != nil
         }
