@@ -75,3 +75,19 @@ struct FailingStore: EventStore {
     var writeRefusal: String? { nil }
     func refuseWrites(because reason: String) {}
 }
+
+/// Ids' random bits come from a shared buffer of the kernel's bytes; every id must still differ.
+@Suite struct BufferedRandomTests {
+    @Test func idsMadeInParallelAcrossManyRefillsAreAllDistinct() async {
+        let ids = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<2_000).map { _ in UUIDv7.make() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(ids.count == 16_000 && Set(ids).count == 16_000, "16,000 ids take 8 refills of the 4 KiB buffer")
+        var random = BufferedRandom()
+        let words = (0..<1_024).map { _ in random.next() }
+        #expect(Set(words).count == words.count)
+        let ones = words.reduce(0) { $0 + $1.nonzeroBitCount }
+        #expect(abs(ones - 32 * 1_024) < 1_200, "about half the bits set: \(ones) of \(64 * 1_024)")
+    }
+}
