@@ -70,7 +70,7 @@ enum CommandDigest {
         var hash = SHA256()
         hash.update(data: Array(method.utf8) + [0x0A])
         hash.update(data: writer.bytes)
-        return Hex.string(hash.finalize())
+        return hash.finalize().withUnsafeBytes { Hex.string($0) }
     }
 }
 

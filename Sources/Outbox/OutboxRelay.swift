@@ -241,7 +241,7 @@ public final class OutboxRelay: Service, Sendable {
     /// HMAC-SHA256 of the event's identity, hex.
     static func signature(position: Int64, eventId: String, streamId: String, streamVersion: Int64, key: SymmetricKey) -> String {
         let message = Array("\(position)\n\(eventId)\n\(streamVersion)\n\(streamId)".utf8)
-        return Hex.string(HMAC<SHA256>.authenticationCode(for: message, using: key))
+        return HMAC<SHA256>.authenticationCode(for: message, using: key).withUnsafeBytes { Hex.string($0) }
     }
 
     /// Whether a fetched record is one this relay wrote: its signature verifies (always true

@@ -58,6 +58,10 @@ import Testing
 
     @Test func hexRoundTrips() {
         #expect(Hex.string([0x00, 0x0F, 0xAB, 0xFF]) == "000fabff")
+        #expect([UInt8]([0x00, 0x0F, 0xAB, 0xFF]).withUnsafeBytes { Hex.string($0) } == "000fabff")
+        #expect([UInt8]().withUnsafeBytes { Hex.string($0) } == "")
+        let digest = SHA256.hash(data: Array("cqrs".utf8))
+        #expect(digest.withUnsafeBytes { Hex.string($0) } == Hex.string(digest), "stored command digests must not change")
         #expect(Hex.bytes("000fABff") == [0x00, 0x0F, 0xAB, 0xFF])
         #expect(Hex.bytes("abc") == nil && Hex.bytes("zz") == nil)
     }
