@@ -460,8 +460,8 @@ public final class PostgresEventStore: EventStore {
     /// a lock and three reads took four), into a plan that decides them in memory; `locking`
     /// also locks the head (inside a transaction).
     ///
-    /// Locking, the reads see the statement's snapshot, taken before the lock was granted; the head lock
-    /// sees the latest committed row. Every append moves the head, so when the head the snapshot
+    /// When it locks, the reads see the statement's snapshot, taken before the lock was granted,
+    /// while the lock sees the latest committed row. Every append moves the head, so when the head the snapshot
     /// saw equals the locked one, nothing was appended in between and the reads are current.
     /// When they differ (another replica committed while this one waited for the lock), the
     /// reads are made again in statements of their own, whose snapshots come after the lock.

@@ -37,7 +37,7 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     /// Inserts held to go as one statement per text (`insert`): each text, in the order first
     /// held, with its rows' values. Several texts are held at once (an event's transaction row
     /// and its handled position alternate), and all go before any other statement.
-    private var held: [(sql: String, rows: [[SQLiteValue]])] = []
+    private var held: [(sql: String, rows: [[SQLiteValue]], limit: Int)] = []
     /// Most rows held before they are sent as one `INSERT`.
     static let heldRows = 500
     /// Most rows held before they are sent as one `COPY` (`PostgresCopy`).
@@ -86,14 +86,15 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     }
 
     /// Held, and sent with the next inserts of the same text as one multi-row INSERT (up to
-    /// `heldRows`): a rebuild's transaction rows cost one round trip per few hundred, not each.
+    /// `heldRows`) or COPY (up to `heldCopyRows`): a rebuild's transaction rows cost one round
+    /// trip per few thousand, not each.
     func insert(_ sql: String, _ values: [SQLiteValue]) throws {
         guard let index = held.firstIndex(where: { $0.sql == sql }) else {
-            held.append((sql, [values]))
+            held.append((sql, [values], copy(sql) == nil ? Self.heldRows : Self.heldCopyRows))
             return
         }
         held[index].rows.append(values)
-        if held[index].rows.count >= (copy(sql) == nil ? Self.heldRows : Self.heldCopyRows) { try sendHeld() }
+        if held[index].rows.count >= held[index].limit { try sendHeld() }
     }
 
     func query<T>(_ sql: String, _ values: [SQLiteValue], row: (any ReadModelRow) throws -> T) throws -> [T] {
@@ -119,7 +120,7 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
         guard !held.isEmpty else { return }
         let sending = held
         held = []
-        for (sql, rows) in sending {
+        for (sql, rows, _) in sending {
             if rows.count >= PostgresCopy.minimumRows, let copy = copy(sql) {
                 try perform(copy, rows)
                 continue
