@@ -464,7 +464,7 @@ public final class PostgresEventStore: EventStore {
     /// while the lock sees the latest committed row. Every append moves the head, so when the head the snapshot
     /// saw equals the locked one, nothing was appended in between and the reads are current.
     /// When they differ (another replica committed while this one waited for the lock), the
-    /// reads are made again in statements of their own, whose snapshots come after the lock.
+    /// statement runs again, its snapshot now taken after the lock.
     private static func read(
         _ touched: Touched, locking: Bool, on connection: PostgresConnection, tables: Tables, logger: Logger
     ) async throws -> AppendBatchPlan {
@@ -519,43 +519,10 @@ public final class PostgresEventStore: EventStore {
             }
         }
         guard let locked else { throw EventStoreError.unavailable("the store's head row is missing") }
-        guard locked == seen else { return try await plan(touched, head: locked, on: connection, tables: tables, logger: logger) }
+        // Read again: this transaction holds the lock now, so the new statement's snapshot has
+        // every append before it, and the head cannot move; the two agree the second time.
+        guard locked == seen else { return try await read(touched, locking: locking, on: connection, tables: tables, logger: logger) }
         return AppendBatchPlan(head: locked, commands: commands, events: events, versions: versions)
-    }
-
-    /// Reads what a batch's appends touch (their command ids, event ids and streams), in three
-    /// queries made after the head lock, into a plan that decides them in memory.
-    private static func plan(
-        _ touched: Touched, head: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
-    ) async throws -> AppendBatchPlan {
-        let (commandIds, eventIds, streamIds) = (touched.commandIds, touched.eventIds, touched.streamIds)
-        var commands: [String: AppendResult] = [:]
-        if !commandIds.isEmpty {
-            let rows = try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: "SELECT command_id, stream_id, version, position, digest FROM \(tables.commands) WHERE command_id = ANY($1)",
-                    binds: binds(commandIds)),
-                logger: logger)
-            for try await (commandId, streamId, version, position, digest) in rows.decode((String, String, Int64, Int64, String).self) {
-                commands[commandId] = AppendResult(streamId: streamId, version: version, position: position, commandDigest: digest)
-            }
-        }
-        var events: [String: RecordedEvent] = [:]
-        if !eventIds.isEmpty {
-            for event in try await Self.events(where: "event_id = ANY($1)", binds(eventIds), on: connection, tables: tables, logger: logger) {
-                events[event.eventId] = event
-            }
-        }
-        var versions: [String: Int64] = [:]
-        if !streamIds.isEmpty {
-            let rows = try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: "SELECT s.id, v.stream_version \(lastVersions(tables, of: "$1"))",
-                    binds: binds(streamIds)),
-                logger: logger)
-            for try await (streamId, version) in rows.decode((String, Int64).self) { versions[streamId] = version }
-        }
-        return AppendBatchPlan(head: head, commands: commands, events: events, versions: versions)
     }
 
     /// The rows of each stream's last version, as `s.id` and `v.stream_version` (a stream with no
