@@ -12,6 +12,9 @@
 #   echo, client side: rpc-bench itself under callgrind against a server running natively, two runs
 #     of different lengths, (I2 - I1) / (C2 - C1) so that start-up and connection set-up cancel;
 #   produce_b1, server side: the broker, one producer, batch-1 durable produce (broker-bench produce);
+#   produce_b100, server side: the same with batches of 100 records (per call = per batch);
+#   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
+#     produce: librdkafka, one idempotent producer, acks=all), to set against produce_b100;
 #   deposit, server side: the command-service, relay off, one client (commands-bench deposits).
 # Each call pays its fdatasync in the kernel, which callgrind does not count: these are our
 # instructions (and the libraries' in user space), not the disk's.
@@ -35,7 +38,7 @@ else
   for product in rpc-testserver broker command-service; do swift build -c release --product "$product" >&2; done
   BIN="$(swift build -c release --show-bin-path)"
 fi
-build_bench_tools rpc-bench broker-bench commands-bench
+build_bench_tools rpc-bench broker-bench commands-bench kafka-bench
 
 bench_workdir bench-instructions broker store
 
@@ -122,11 +125,24 @@ PY
       start_under_callgrind produce_b1 "$BIN/broker" --data-dir "$WORK/broker"
       measure_server produce_b1 produces "$BENCH_BIN/broker-bench" produce --server "127.0.0.1:$PORT" --batch 1 --producers 1
       ;;
+    produce_b100)
+      step "produce, batch 100, one producer, server side"
+      start_under_callgrind produce_b100 "$BIN/broker" --data-dir "$WORK/broker"
+      measure_server produce_b100 produces "$BENCH_BIN/broker-bench" produce --server "127.0.0.1:$PORT" --batch 100 --producers 1
+      ;;
+    kafka_produce_b100)
+      step "produce through the Kafka port, batch 100, one producer, server side"
+      start_under_callgrind kafka_produce_b100 "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
+      KAFKA_PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-kafka"))' \
+        "$WORK/kafka_produce_b100.out")
+      measure_server kafka_produce_b100 produces "$BENCH_BIN/kafka-bench" produce --bootstrap "127.0.0.1:$KAFKA_PORT" \
+        --jframe "127.0.0.1:$PORT" --batch 100 --producers 1
+      ;;
     deposit)
       step "deposit, one client, relay off, server side"
       start_under_callgrind deposit "$BIN/command-service" --data-dir "$WORK/store" --no-relay
       measure_server deposit commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
       ;;
-    *) echo "unknown case $case (echo, produce_b1, deposit)" >&2; exit 2 ;;
+    *) echo "unknown case $case (echo, produce_b1, produce_b100, kafka_produce_b100, deposit)" >&2; exit 2 ;;
   esac
 done
