@@ -168,21 +168,18 @@ public struct JSONScanner {
     public mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""), "a string")
         let start = index
-        var ascii = true
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let slice = bytes[start..<index]
-                guard ascii || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8 in a string") }
-                index += 1
-                return String(decoding: slice, as: UTF8.self)
-            }
-            if byte >= 0x80 { ascii = false }
-            if byte == UInt8(ascii: "\\") { return try escapedString(from: start) }
-            guard byte >= 0x20 else { throw failure("control character in a string") }
+        let (end, ascii) = bytes.withUnsafeBufferPointer { Self.plainRun($0, from: start) }
+        index = end
+        guard index < bytes.count else { throw failure("unterminated string") }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            let slice = bytes[start..<index]
+            guard ascii || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8 in a string") }
             index += 1
+            return String(decoding: slice, as: UTF8.self)
+        case UInt8(ascii: "\\"): return try escapedString(from: start)
+        default: throw failure("control character in a string")
         }
-        throw failure("unterminated string")
     }
 
     private mutating func escapedString(from start: Int) throws -> String {
@@ -391,16 +388,7 @@ public struct JSONScanner {
     private mutating func skipString() throws {
         try expect(UInt8(ascii: "\""), "a string")
         let start = index
-        let end = bytes.withUnsafeBufferPointer { buffer -> Int in
-            var i = start
-            while i < buffer.count {
-                let byte = buffer[i]
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-                i += 1
-            }
-            return i
-        }
-        index = end
+        index = bytes.withUnsafeBufferPointer { Self.plainRun($0, from: start).end }
         guard index < bytes.count else { throw failure("unterminated string") }
         if bytes[index] == UInt8(ascii: "\"") {
             index += 1
@@ -409,6 +397,34 @@ public struct JSONScanner {
         if bytes[index] < 0x20 { throw failure("control character in a string") }
         // An escape: the rare path checks it exactly as `string()` does.
         _ = try escapedString(from: start)
+    }
+
+    /// Where the run of a string's bytes that need no attention ends (the first `"`, `\` or
+    /// control character, or the end), and whether the run is all ASCII. Eight bytes at a time:
+    /// string bytes are most of what a message holds (record values, ids, names), and a byte at a
+    /// time with three comparisons each was the scanner's largest cost on a produce of long values.
+    static func plainRun(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, ascii: Bool) {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        // Non-zero exactly when some byte of `word` is below `bound` (≤ 0x80): the borrow of a
+        // low byte may mark bytes above it too, but never marks a word with none.
+        @inline(__always) func anyBelow(_ word: UInt64, _ bound: UInt64) -> Bool { (word &- ones &* bound) & ~word & highs != 0 }
+        var i = start
+        var seen: UInt64 = 0
+        guard let base = UnsafeRawPointer(buffer.baseAddress) else { return (start, true) }
+        while i + 8 <= buffer.count {
+            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if anyBelow(word ^ (ones &* 0x22), 1) || anyBelow(word ^ (ones &* 0x5C), 1) || anyBelow(word, 0x20) { break }
+            seen |= word
+            i += 8
+        }
+        while i < buffer.count {
+            let byte = buffer[i]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            seen |= UInt64(byte)
+            i += 1
+        }
+        return (i, seen & highs == 0)
     }
 
     /// Whether every byte is below 0x80, eight at a time.

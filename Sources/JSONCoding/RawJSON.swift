@@ -15,6 +15,20 @@ public struct RawJSON: Hashable, Sendable, CustomStringConvertible {
 
     public init(validating text: String) throws { try self.init(validating: Array(text.utf8)) }
 
+    /// Whether `bytes` are what `init(validating:)` accepts (one JSON value, valid UTF-8),
+    /// without keeping a copy: for a caller that only asks (the broker labelling a record it
+    /// stores as it came).
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
+        var scanner = JSONScanner(bytes)
+        do {
+            try scanner.skipValue()
+            try scanner.end()
+        } catch {
+            return false
+        }
+        return JSONScanner.isASCII(bytes[...]) || String(validating: bytes, as: UTF8.self) != nil
+    }
+
     /// Bytes checked before, for example when they were stored: not checked again.
     public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
 

@@ -98,6 +98,59 @@ struct GeneratedJSONTests {
         ]
         for (bytes, reason) in refused {
             #expect { _ = try RawJSON(validating: bytes) } throws: { "\($0)".contains(reason) }
+            #expect(!RawJSON.isValid(bytes))
+        }
+        for text in accepted { #expect(RawJSON.isValid(Array(text.utf8))) }
+    }
+
+    /// Strings are scanned eight bytes at a time: whatever byte needs attention, at whichever
+    /// position of whichever word, it must be found exactly where a byte-at-a-time scan finds it.
+    @Test func everyByteThatNeedsAttentionIsFoundAtEveryPosition() throws {
+        enum Outcome: Equatable {
+            case text(String)
+            case refused(String)
+        }
+        // A byte put in a run of x's, what `string()` gives, and whether it ends the value there.
+        let cases: [([UInt8], (Int) -> Outcome, Bool)] = [
+            ([0x22], { .text(String(repeating: "x", count: $0)) }, false),  // closes the string early
+            ([0x5C, 0x6E], { _ in .text("\n") }, true),
+            ([0x5C, 0x71], { _ in .refused("invalid escape") }, true),
+            ([0x00], { _ in .refused("control character") }, true),
+            ([0x1F], { _ in .refused("control character") }, true),
+            ([0xC3, 0xA9], { _ in .text("\u{E9}") }, true),
+            ([0xFF], { _ in .refused("invalid UTF-8") }, true),
+            ([0x20], { _ in .text(" ") }, true), ([0x21], { _ in .text("!") }, true), ([0x5B], { _ in .text("[") }, true),
+            ([0x5D], { _ in .text("]") }, true), ([0x7F], { _ in .text("\u{7F}") }, true), ([0x23], { _ in .text("#") }, true),
+        ]
+        for length in 1...40 {
+            for position in 0..<length {
+                for (inserted, outcome, whole) in cases {
+                    let content =
+                        Array(repeating: UInt8(ascii: "x"), count: position) + inserted
+                        + Array(repeating: UInt8(ascii: "x"), count: length - position - 1)
+                    let json = [0x22] + content + [0x22]
+                    var scanner = JSONScanner(json)
+                    let got: Outcome
+                    do { got = .text(try scanner.string()) } catch { got = .refused("\(error)") }
+                    switch outcome(position) {
+                    case .text(let middle) where whole:
+                        let expected = String(repeating: "x", count: position) + middle + String(repeating: "x", count: length - position - 1)
+                        #expect(got == .text(expected), "byte \(inserted) at \(position) of \(length)")
+                    case .text(let prefix):
+                        #expect(got == .text(prefix), "byte \(inserted) at \(position) of \(length)")
+                    case .refused(let reason):
+                        guard case .refused(let message) = got, message.contains(reason) else {
+                            Issue.record("byte \(inserted) at \(position) of \(length): \(got), expected \(reason)")
+                            continue
+                        }
+                    }
+                    // The raw path (skip, then check UTF-8) agrees with the building one.
+                    let accepted: Bool
+                    if case .text = got { accepted = whole } else { accepted = false }
+                    #expect(RawJSON.isValid(json) == accepted, "byte \(inserted) at \(position) of \(length)")
+                    #expect(((try? RawJSON(validating: json)) != nil) == accepted)
+                }
+            }
         }
     }
 }
