@@ -221,19 +221,21 @@ public final class Broker: Sendable {
 
     /// The timestamp a record is stored with: the broker's clock on a LOG_APPEND_TIME topic or
     /// when the producer gave none, else the producer's within the bounds.
-    private func recordTimestamp(_ given: Int64?, topic: Topic, now: Int64, field: String) throws(BrokerError) -> Int64 {
+    private func recordTimestamp(
+        _ given: Int64?, topic: Topic, now: Int64, field: @autoclosure () -> String
+    ) throws(BrokerError) -> Int64 {
         guard let given, topic.settings.timestampType != .logAppendTime else { return now }
-        guard given >= 0 else { throw .invalid(field: field, reason: "must be 0 or more (milliseconds since the Unix epoch)") }
+        guard given >= 0 else { throw .invalid(field: field(), reason: "must be 0 or more (milliseconds since the Unix epoch)") }
         if given > now, given - now > settings.maxTimestampAheadMs {
             throw .invalid(
-                field: field,
+                field: field(),
                 reason:
                     "\(given) is \(given - now) ms ahead of the broker's clock (\(now)); at most \(settings.maxTimestampAheadMs) ms ahead is accepted (--max-timestamp-ahead-ms), or use a LOG_APPEND_TIME topic"
             )
         }
         if settings.maxTimestampBehindMs >= 0, now - given > settings.maxTimestampBehindMs {
             throw .invalid(
-                field: field,
+                field: field(),
                 reason:
                     "\(given) is \(now - given) ms behind the broker's clock (\(now)); at most \(settings.maxTimestampBehindMs) ms behind is accepted (--max-timestamp-behind-ms), or use a LOG_APPEND_TIME topic"
             )
@@ -242,14 +244,17 @@ public final class Broker: Sendable {
     }
 
     /// Checks one record against the topic's rules and the broker's limits and gives it the
-    /// timestamp it is stored with: what every way of producing applies.
-    private func admit(_ record: inout Record, producerTimestamp: Int64?, topic: Topic, now: Int64, field: String) throws(BrokerError) {
+    /// timestamp it is stored with: what every way of producing applies. `index` names the
+    /// record in errors (`records[i]`), spelled out only when one is thrown: a batch of a thousand
+    /// records must not format a thousand field names.
+    private func admit(_ record: inout Record, producerTimestamp: Int64?, topic: Topic, now: Int64, index: Int) throws(BrokerError) {
         if topic.settings.config.cleanupPolicy == .compact && record.key == nil {
-            throw BrokerError.invalid(field: field + ".key", reason: "topic \(topic.name) is compacted: every record needs a key")
+            throw BrokerError.invalid(field: "records[\(index)].key", reason: "topic \(topic.name) is compacted: every record needs a key")
         }
-        record.timestamp = try recordTimestamp(producerTimestamp, topic: topic, now: now, field: field + ".timestamp")
-        guard record.encodedSize <= settings.maxRecordBytes else {
-            throw BrokerError.tooLarge("\(field) takes \(record.encodedSize) bytes, over the limit of \(settings.maxRecordBytes)")
+        record.timestamp = try recordTimestamp(producerTimestamp, topic: topic, now: now, field: "records[\(index)].timestamp")
+        let size = record.encodedSize
+        guard size <= settings.maxRecordBytes else {
+            throw BrokerError.tooLarge("records[\(index)] takes \(size) bytes, over the limit of \(settings.maxRecordBytes)")
         }
     }
 
@@ -259,16 +264,15 @@ public final class Broker: Sendable {
     /// like `produce`'s; returns once
     /// the batch is durable, or, for an idempotent producer's retry, with the offsets it got then.
     public func append(
-        topic name: String, partition: Int, records: [Record], producer: ProducerStamp? = nil
+        topic name: String, partition: Int, records: consuming [Record], producer: ProducerStamp? = nil
     ) async throws -> PartitionLog.AppendResult {
         let topic = try topic(name)
         let log = try topic.log(partition)
         guard !records.isEmpty else { throw BrokerError.invalid(field: "records", reason: "at least one record") }
         let now = clock.nowMilliseconds()
-        var records = records
         for index in records.indices {
             let given = records[index].timestamp
-            try admit(&records[index], producerTimestamp: given == -1 ? nil : given, topic: topic, now: now, field: "records[\(index)]")
+            try admit(&records[index], producerTimestamp: given == -1 ? nil : given, topic: topic, now: now, index: index)
         }
         return try await log.append(records, producer: producer)
     }
@@ -288,15 +292,15 @@ public final class Broker: Sendable {
         let now = clock.nowMilliseconds()
         var byPartition: [Int: [(index: Int, record: Record)]] = [:]
         for (index, input) in records.enumerated() {
-            let field = "records[\(index)]"
+            let field = { "records[\(index)]" }
             let partition: Int
             if let explicit = input.partition {
                 guard (0..<count).contains(explicit) else {
-                    throw BrokerError.invalid(field: field + ".partition", reason: "topic \(name) has partitions 0 to \(count - 1)")
+                    throw BrokerError.invalid(field: field() + ".partition", reason: "topic \(name) has partitions 0 to \(count - 1)")
                 }
                 partition = explicit
             } else if producerId != nil {
-                throw BrokerError.invalid(field: field + ".partition", reason: "an idempotent request sets every record's partition")
+                throw BrokerError.invalid(field: field() + ".partition", reason: "an idempotent request sets every record's partition")
             } else if let key = input.key {
                 partition = Partitioner.partition(forKey: Array(key.utf8), partitions: count)
             } else {
@@ -304,12 +308,12 @@ public final class Broker: Sendable {
             }
             if let reserved = input.headers.keys.first(where: { $0.hasPrefix(ForeignBytes.reservedPrefix) }) {
                 throw BrokerError.invalid(
-                    field: field + ".headers", reason: "header names starting with NUL are the broker's (\(reserved.debugDescription))")
+                    field: field() + ".headers", reason: "header names starting with NUL are the broker's (\(reserved.debugDescription))")
             }
             var record = Record(
                 timestamp: 0, key: input.key.map { Array($0.utf8) }, value: input.value,
                 headers: input.headers.sorted { $0.key < $1.key }.map { RecordHeader(key: $0.key, value: Array($0.value.utf8)) })
-            try admit(&record, producerTimestamp: input.timestamp, topic: topic, now: now, field: field)
+            try admit(&record, producerTimestamp: input.timestamp, topic: topic, now: now, index: index)
             byPartition[partition, default: []].append((index, record))
         }
         if producerId != nil {

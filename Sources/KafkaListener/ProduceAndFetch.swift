@@ -102,7 +102,7 @@ extension KafkaAPIs {
             }
             var headers = record.headers.map { RecordHeader(key: $0.key, value: $0.value) }
             let keyIsBytes = record.key.map { String(validating: $0, as: UTF8.self) == nil } ?? false
-            let valueIsBytes = record.value.map { (try? RawJSON(validating: $0)) == nil } ?? false
+            let valueIsBytes = record.value.map { !RawJSON.isValid($0) } ?? false
             if let marker = ForeignBytes.marker(keyIsBytes: keyIsBytes, valueIsBytes: valueIsBytes) {
                 headers.append(RecordHeader(key: ForeignBytes.headerKey, value: marker))
             }
