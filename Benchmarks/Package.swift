@@ -36,7 +36,8 @@ let package = Package(
         // confluent-kafka (Python) cases of Scripts/lib/kafka_bench.py.
         .executableTarget(
             name: "kafka-bench",
-            dependencies: ["BenchSupport"] + ours("KafkaClient", "EventBus", "RPCCore", "RPCTransportTCP", "Contracts") + [argumentParser],
+            dependencies: ["BenchSupport"] + ours("KafkaClient", "KafkaWire", "KafkaMessages", "EventBus", "RPCCore", "RPCTransportTCP", "Contracts")
+                + [argumentParser],
             path: "kafka-bench", swiftSettings: settings),
         // Deposits against a command-service; the raw durable SQLite insert limit.
         .executableTarget(

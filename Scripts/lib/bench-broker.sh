@@ -16,6 +16,9 @@
 # run with librdkafka from Swift too (Benchmarks/kafka-bench, KafkaClient as the services use it:
 # idempotent, acks=all): kafka_produce_…_librdkafka and kafka_consume_one_partition_librdkafka,
 # where the client is not the limit (Python's per-message callbacks are, at large batches).
+# And once more without a client library (kafka-bench produce-raw: a thread per producer, one
+# blocking connection, Produce v9 encoded with our KafkaWire codecs): kafka_produce_…_raw, the
+# port's own figure where librdkafka, not the broker, is the limit (16 producers, big batches).
 # Environment: ROUNDS [3], RUN_SECONDS [3], CASES ["1:1 1:16 100:1 100:16 1000:1 1000:16"] (batch:producers).
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
@@ -37,9 +40,20 @@ bench_workdir bench-broker broker polling redis raw
 
 start_idle_poll_twin polling "$WORK" "$BIN/broker" --data-dir "$WORK/polling"
 start_listening broker "$WORK" "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
+BROKER_PID=${pids[-1]}
 KAFKA_PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-kafka"))' "$WORK/broker.out")
 kafka_bench() { CQRS_BIN="$BIN/cqrs" .venv/bin/python Scripts/lib/kafka_bench.py "$@" --bootstrap "127.0.0.1:$KAFKA_PORT" --jframe "127.0.0.1:$PORT"; }
 kafka_swift() { "$BENCH_BIN/kafka-bench" "$@" --bootstrap "127.0.0.1:$KAFKA_PORT" --jframe "127.0.0.1:$PORT" 2>/dev/null; }
+# The default broker's CPU (user + system, clock ticks) so far, and a run's JSON line with the
+# broker's CPU per record it took (broker_cpu_us_per_record): what each port costs the broker,
+# beside the client's own client_cores.
+broker_cpu_ticks() { awk '{print $14 + $15}' "/proc/$BROKER_PID/stat"; }
+with_broker_cpu() {  # json ticks
+  python3 -c 'import json,os,sys; d=json.loads(sys.argv[1]); r=d.get("records_per_s"); s=d.get("produces")
+tick=os.sysconf("SC_CLK_TCK"); n=(s or 0)*d.get("batch",1)
+if r and n: d["broker_cpu_us_per_record"]=round(int(sys.argv[2])/tick/n*1e6, 2)
+print(json.dumps(d))' "$1" "$2"
+}
 redis-server --port 6390 --appendonly yes --appendfsync always --save '' --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -64,9 +78,17 @@ for round in $(seq "$ROUNDS"); do
     )
     [ "$KAFKA" = 1 ] && runs+=("kafka_produce_b${batch}_p${producers}|kafka_bench produce --batch $batch --producers $producers --seconds $RUN_SECONDS")
     [ "$KAFKA" = 1 ] && runs+=("kafka_librdkafka_produce_b${batch}_p${producers}|kafka_swift produce --batch $batch --producers $producers --seconds $RUN_SECONDS")
+    [ "$KAFKA" = 1 ] && runs+=("kafka_raw_produce_b${batch}_p${producers}|kafka_swift produce-raw --batch $batch --producers $producers --seconds $RUN_SECONDS")
     [ -n "$POLL_PORT" ] && runs+=("ours_idle_poll_produce_b${batch}_p${producers}|$BENCH_BIN/broker-bench produce --server 127.0.0.1:$POLL_PORT --batch $batch --producers $producers --seconds $RUN_SECONDS")
     rotate_runs runs "$round"
-    for entry in "${runs[@]}"; do record "${entry%%|*}" "$(eval "${entry#*|}")"; done
+    for entry in "${runs[@]}"; do
+      label=${entry%%|*}
+      before=$(broker_cpu_ticks)
+      out="$(eval "${entry#*|}")"
+      # Only the runs against the default broker (not Redis, the raw writer or the polling twin).
+      case "$label" in ours_produce_* | kafka_*) out="$(with_broker_cpu "$out" $(($(broker_cpu_ticks) - before)))" ;; esac
+      record "$label" "$out"
+    done
   done
   record "ours_consume" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via fetch)"
   record "ours_consume_subscribe" "$("$BENCH_BIN/broker-bench" consume --server "127.0.0.1:$PORT" --records 500000 --via subscribe)"
@@ -87,6 +109,7 @@ for spec in sys.argv[2].split():
     line(case, "records_per_s", med(ours, "records_per_s"),
          [("redis-xadd-appendfsync-always", med(redis, "records_per_s")), ("raw-write-fdatasync", med(raw, "records_per_s"))])
     line(case, "mb_per_s", med(ours, "mb_per_s"), [])
+    line(case, "broker_cpu_us_per_record", med(ours, "broker_cpu_us_per_record"), [])
     line(case, "p50_ms", med(ours, "p50_ms"), [("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
     line(case, "p99_ms", med(ours, "p99_ms"), [("redis-xadd-appendfsync-always", med(redis, "p99_ms"))], higher_is_better=False)
     polling = f"ours_idle_poll_produce_b{batch}_p{producers}"
@@ -106,12 +129,21 @@ for spec in sys.argv[2].split():
     line(case, "p50_ms", med(kafka, "p50_ms"), [("jframe-produce", med(ours, "p50_ms")), ("redis-xadd-appendfsync-always", med(redis, "p50_ms"))],
          higher_is_better=False)
     line(case, "p99_ms", med(kafka, "p99_ms"), [("jframe-produce", med(ours, "p99_ms"))], higher_is_better=False)
-    swift = f"kafka_librdkafka_produce_b{batch}_p{producers}"
-    if med(swift, "records_per_s") is not None:
-        line(case + "_librdkafka", "records_per_s", med(swift, "records_per_s"),
+    line(case, "broker_cpu_us_per_record", med(kafka, "broker_cpu_us_per_record"),
+         [("jframe-produce", med(ours, "broker_cpu_us_per_record"))], higher_is_better=False)
+    line(case, "client_cores", med(kafka, "client_cores"), [])
+    # The same case from the Swift librdkafka client and from the raw one (no library).
+    for suffix, label in (("_librdkafka", "kafka_librdkafka_produce"), ("_raw", "kafka_raw_produce")):
+        run = f"{label}_b{batch}_p{producers}"
+        if med(run, "records_per_s") is None:
+            continue
+        line(case + suffix, "records_per_s", med(run, "records_per_s"),
              [("jframe-produce", med(ours, "records_per_s")), ("redis-xadd-appendfsync-always", med(redis, "records_per_s"))])
-        line(case + "_librdkafka", "p50_ms", med(swift, "p50_ms"),
+        line(case + suffix, "p50_ms", med(run, "p50_ms"),
              [("jframe-produce", med(ours, "p50_ms")), ("redis-xadd-appendfsync-always", med(redis, "p50_ms"))], higher_is_better=False)
+        line(case + suffix, "broker_cpu_us_per_record", med(run, "broker_cpu_us_per_record"),
+             [("jframe-produce", med(ours, "broker_cpu_us_per_record"))], higher_is_better=False)
+        line(case + suffix, "client_cores", med(run, "client_cores"), [])
 if med("kafka_consume", "records_per_s") is not None:
     line("kafka_consume_one_partition", "records_per_s", med("kafka_consume", "records_per_s"),
          [("jframe-fetch", med("ours_consume", "records_per_s")), ("target-500k", 500000)])

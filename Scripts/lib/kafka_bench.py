@@ -5,7 +5,8 @@ like broker-bench's jframe cases so they compare one to one. Prints one JSON lin
       P producers (one librdkafka client and connection each, in its own thread), each sending B
       records of 200 bytes to one fresh single-partition topic with acks=all, idempotence off (as
       broker-bench's jframe producer), and waiting for all B deliveries before the next B: a
-      request of B records at a time, acknowledged after fdatasync. p50/p99: per batch.
+      request of B records at a time, acknowledged after fdatasync. p50/p99: per batch;
+      client_cores: the CPU this process used (every thread) per second of the run.
   kafka_bench.py consume --bootstrap HOST:PORT --jframe HOST:PORT --records N
       Fills a fresh partition with N records (jframe Produce, 1,000 a call), then reads it from
       the start with one assigned consumer: records/s.
@@ -14,6 +15,7 @@ Topics are created and deleted through the broker's jframe port (`cqrs` on PATH 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -71,18 +73,27 @@ def produce(args) -> dict:
             latencies.extend(mine)
 
     threads = [threading.Thread(target=run) for _ in range(args.producers)]
+    cpu_before = process_cpu_seconds()
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    client_cores = (process_cpu_seconds() - cpu_before) / elapsed
     cqrs(args.jframe, "topics", "delete", topic)
     if errors:
         raise SystemExit(f"delivery errors: {errors[:3]}")
     rate = len(latencies) * args.batch / elapsed
     return {"case": "kafka_produce", "batch": args.batch, "producers": args.producers, "produces": len(latencies),
-            "records_per_s": round(rate), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99)}
+            "records_per_s": round(rate), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
+            "client_cores": round(client_cores, 2)}
+
+
+def process_cpu_seconds() -> float:
+    """CPU time of this process, every thread (librdkafka's included), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def consume(args) -> dict:
