@@ -216,7 +216,7 @@ let package = Package(
         .target(name: "PostgresConnections", dependencies: ["WallTime", logging, nioCore, nioSSL, postgresNIO], swiftSettings: settings),
         .target(
             name: "PostgresEventStore",
-            dependencies: ["EventStore", "PostgresConnections", "Watermarks", "WallTime", logging, nioCore, nioSSL, postgresNIO],
+            dependencies: ["EventStore", "PostgresConnections", "Watermarks", "WallTime", logging, nioCore, nioPosix, nioSSL, postgresNIO],
             exclude: ["README.md"], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
@@ -348,7 +348,7 @@ let package = Package(
             name: "EventStoreTests",
             dependencies: [
                 "WallTime", "EventStore", "PostgresEventStore", "PostgresConnections", "CommitScheduling", "SQLite", "TestSupport", logging,
-                postgresNIO,
+                nioCore, nioPosix, postgresNIO,
             ],
             swiftSettings: settings),
         .testTarget(
