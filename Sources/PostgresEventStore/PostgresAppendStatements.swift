@@ -1,0 +1,227 @@
+import EventStore
+import Logging
+import PostgresNIO
+
+// The statements of a batch's write paths (`commit` in PostgresEventStore.swift chooses one):
+// from memory (KnownStreams), optimistic (unlocked reads, then a head-checked write), and the
+// reads and inserts of the locked transaction.
+
+extension PostgresEventStore {
+    static func decide(_ request: AppendRequest, in plan: inout AppendBatchPlan, recordedAt: Int64) -> Outcome {
+        do {
+            return .appended(try plan.decide(request, recordedAt: recordedAt))
+        } catch let refusal as EventStoreError {
+            return .refused(refusal)
+        } catch {
+            return .refused(EventStoreError.unavailable("\(error)"))
+        }
+    }
+
+    /// A batch of appends in two statements, each its own transaction: the reads (no lock), then
+    /// one statement that takes the head lock without waiting for it (`SKIP LOCKED`), only if the
+    /// head is still where the reads saw it, and then writes the rows and moves the head. Every
+    /// append moves the head, so an unmoved head means the reads are still current; the lock,
+    /// held to the statement's commit, keeps positions gap-free and in commit order as the
+    /// transaction path does. Two round trips where that path makes four, and the head is locked
+    /// for one statement instead of a transaction's round trips.
+    ///
+    /// Nil when the head moved or is locked (another replica is appending): nothing was
+    /// written, and the batch goes the locked way. A batch with nothing to write (refusals and
+    /// repeats only) is answered from the reads, which were the store's committed state.
+    static func commitOptimistically(
+        _ jobs: [Job], _ touched: Touched, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> (outcomes: [Outcome], plan: AppendBatchPlan, base: Int64)? {
+        var plan = try await read(touched, locking: false, on: connection, tables: tables, logger: logger)
+        let base = plan.head
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(jobs.count)
+        for case .append(let request, _, _) in jobs { outcomes.append(decide(request, in: &plan, recordedAt: recordedAt)) }
+        guard !plan.newEvents.isEmpty else { return (outcomes, plan, base) }
+        guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger) else { return nil }
+        return (outcomes, plan, base)
+    }
+
+    enum FromMemory {
+        case committed([Outcome], AppendBatchPlan, base: Int64)
+        /// Another replica appended since: what is known is stale.
+        case headMoved
+        /// Memory cannot decide it: an append the plan would refuse or answer as a repeat (the
+        /// reads must confirm those), or a command id or event id the database already holds.
+        case undecided
+    }
+
+    /// A batch of appends to streams whose versions are known (`KnownStreams`), decided without
+    /// reading and written by the one statement that checks the head: one round trip. Memory
+    /// knows versions, not command ids or event ids: every append must come out new, and a
+    /// repeated id the database holds fails the write on its unique key (nothing written), so
+    /// the reads decide it.
+    static func commitFromMemory(
+        _ jobs: [Job], _ plan: AppendBatchPlan, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> FromMemory {
+        var plan = plan
+        let base = plan.head
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(jobs.count)
+        var eventCount = 0
+        for case .append(let request, _, _) in jobs {
+            let outcome = decide(request, in: &plan, recordedAt: recordedAt)
+            guard case .appended(let result) = outcome, !result.duplicate else { return .undecided }
+            outcomes.append(outcome)
+            eventCount += request.events.count
+        }
+        guard eventCount == plan.newEvents.count, eventCount > 0 else { return .undecided }
+        do {
+            return try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger)
+                ? .committed(outcomes, plan, base: base) : .headMoved
+        } catch let error as PSQLError where error.serverInfo?[.sqlState]?.hasPrefix("23") == true {
+            return .undecided
+        }
+    }
+
+    /// What a batch's appends touch, as ids to read.
+    struct Touched: Sendable {
+        var commandIds: [String] = []
+        var eventIds: [String] = []
+        var streamIds: [String] = []
+
+        init(_ jobs: [Job]) {
+            var streams = Set<String>()
+            for case .append(let request, _, _) in jobs {
+                if let commandId = request.commandId { commandIds.append(commandId) }
+                eventIds += request.events.map(\.eventId)
+                if streams.insert(request.streamId).inserted { streamIds.append(request.streamId) }
+            }
+        }
+    }
+
+    /// Reads the head and what the batch's appends touch in one statement (one round trip where
+    /// a lock and three reads took four), into a plan that decides them in memory; `locking`
+    /// also locks the head (inside a transaction).
+    ///
+    /// When it locks, the reads see the statement's snapshot, taken before the lock was granted,
+    /// while the lock sees the latest committed row. Every append moves the head, so when the head the snapshot
+    /// saw equals the locked one, nothing was appended in between and the reads are current.
+    /// When they differ (another replica committed while this one waited for the lock), the
+    /// statement runs again, its snapshot now taken after the lock.
+    static func read(
+        _ touched: Touched, locking: Bool, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> AppendBatchPlan {
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH locked AS (SELECT position FROM \(tables.head)\(locking ? " FOR UPDATE" : ""))
+                    SELECT 0, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+                        (SELECT position FROM locked), (SELECT position FROM \(tables.head)), NULL::bigint, NULL::bigint, NULL::bigint,
+                        NULL::bytea
+                    UNION ALL
+                    SELECT 1, command_id, stream_id, digest, NULL, NULL, NULL, version, position, NULL, NULL, NULL, NULL
+                    FROM \(tables.commands) WHERE command_id = ANY($1)
+                    UNION ALL
+                    SELECT 2, event_id, stream_id, type, correlation_id, causation_id, trace_parent,
+                        schema_version, stream_version, position, recorded_at, checksum, data
+                    FROM \(tables.events) WHERE event_id = ANY($2)
+                    UNION ALL
+                    SELECT 3, s.id, NULL, NULL, NULL, NULL, NULL, v.stream_version, NULL, NULL, NULL, NULL, NULL
+                    \(lastVersions(tables, of: "$3"))
+                    """,
+                binds: binds(touched.commandIds, touched.eventIds, touched.streamIds)),
+            logger: logger)
+        var (locked, seen): (Int64?, Int64?) = (nil, nil)
+        var commands: [String: AppendResult] = [:]
+        var events: [String: RecordedEvent] = [:]
+        var versions: [String: Int64] = [:]
+        for try await row in rows {
+            let cells = row.makeRandomAccess()
+            func text(_ index: Int) throws -> String? { try cells[index].decode(String?.self) }
+            func number(_ index: Int) throws -> Int64? { try cells[index].decode(Int64?.self) }
+            switch try cells[0].decode(Int32.self) {
+            case 0:
+                (locked, seen) = (try number(7) ?? 0, try number(8) ?? 0)
+            case 1:
+                guard let commandId = try text(1), let streamId = try text(2), let version = try number(7), let position = try number(8)
+                else { continue }
+                commands[commandId] = AppendResult(streamId: streamId, version: version, position: position, commandDigest: try text(3) ?? "")
+            case 2:
+                guard let eventId = try text(1), let streamId = try text(2), let type = try text(3), let schemaVersion = try number(7),
+                    let streamVersion = try number(8), let position = try number(9), let recordedAt = try number(10),
+                    let checksum = try number(11), let data = try cells[12].decode(ByteBuffer?.self)
+                else { continue }
+                let event = RecordedEvent(
+                    eventId: eventId, streamId: streamId, type: type, schemaVersion: Int(schemaVersion), streamVersion: streamVersion,
+                    position: position, recordedAt: recordedAt, correlationId: try text(4), causationId: try text(5),
+                    data: Array(data.readableBytesView), traceParent: try text(6))
+                guard EventChecksum.of(event) == checksum else { throw EventChecksum.damaged(event, stored: checksum) }
+                events[eventId] = event
+            default:
+                if let streamId = try text(1), let version = try number(7) { versions[streamId] = version }
+            }
+        }
+        guard let locked else { throw EventStoreError.unavailable("the store's head row is missing") }
+        // Read again: this transaction holds the lock now, so the new statement's snapshot has
+        // every append before it, and the head cannot move; the two agree the second time.
+        guard locked == seen else { return try await read(touched, locking: locking, on: connection, tables: tables, logger: logger) }
+        return AppendBatchPlan(head: locked, commands: commands, events: events, versions: versions)
+    }
+
+    /// The rows of each stream's last version, as `s.id` and `v.stream_version` (a stream with no
+    /// events has no row), for the streams in the text array `streamIds` (a parameter).
+    ///
+    /// One backward step down the `(stream_id, stream_version)` index per stream: a `max(…)
+    /// … GROUP BY` over `stream_id = ANY(…)` was planned as a scan of every event of the
+    /// streams (a sequential scan at 32,000 events, 10.5 ms for 64 streams, growing with
+    /// them), against 0.8 ms this way whatever their length.
+    private static func lastVersions(_ tables: Tables, of streamIds: String) -> String {
+        """
+        FROM unnest(\(streamIds)::text[]) AS s(id)
+        CROSS JOIN LATERAL (SELECT stream_version FROM \(tables.events) WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) v
+        """
+    }
+
+    /// Writes the plan's rows and moves the head, in one call of the schema's `append_rows`
+    /// function: its events, its command results and the head's new position, so a transaction
+    /// of any size makes one round trip for all its writes. With `ifHeadIs`, it first takes the
+    /// head lock if it is free and the head is still there, and writes nothing otherwise;
+    /// returns whether it wrote.
+    static func insert(
+        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables, logger: Logger
+    ) async throws -> Bool {
+        let events = plan.newEvents
+        guard !events.isEmpty else { return true }
+        let commands = plan.newCommands
+        var binds = PostgresBindings(capacity: 22)
+        binds.append(events.map(\.position))
+        binds.append(events.map(\.eventId))
+        binds.append(events.map(\.streamId))
+        binds.append(events.map(\.streamVersion))
+        binds.append(events.map(\.type))
+        binds.append(events.map { Int64($0.schemaVersion) })
+        binds.append(events.map(\.recordedAt))
+        // Arrays cannot carry NULLs here: a flag beside each optional text says whether it is there.
+        binds.append(events.map { $0.correlationId ?? "" })
+        binds.append(events.map { $0.correlationId != nil })
+        binds.append(events.map { $0.causationId ?? "" })
+        binds.append(events.map { $0.causationId != nil })
+        binds.append(events.map { ByteBuffer(bytes: $0.data) })
+        binds.append(events.map { EventChecksum.of($0) })
+        binds.append(events.map { $0.traceParent ?? "" })
+        binds.append(events.map { $0.traceParent != nil })
+        binds.append(commands.map(\.commandId))
+        binds.append(commands.map(\.result.streamId))
+        binds.append(commands.map(\.result.version))
+        binds.append(commands.map(\.result.position))
+        binds.append(commands.map(\.digest))
+        binds.append(plan.head)
+        binds.append(base)
+        // One call of the schema's function: its statements are planned once per session,
+        // where the same writes as one statement of CTEs were parsed and planned every time.
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT \(tables.appendRows)($22, $21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                        $19, $20)
+                    """,
+                binds: binds),
+            logger: logger)
+        return try await rows.collect().first?.decode(Bool.self) == true
+    }
+}
