@@ -216,7 +216,9 @@ let package = Package(
         .target(name: "PostgresConnections", dependencies: ["WallTime", logging, nioCore, nioSSL, postgresNIO], swiftSettings: settings),
         .target(
             name: "PostgresEventStore",
-            dependencies: ["EventStore", "PostgresConnections", "Watermarks", "WallTime", logging, nioCore, nioPosix, nioSSL, postgresNIO],
+            dependencies: [
+                "EventStore", "PostgresConnections", "RPCTransportNIO", "Watermarks", "WallTime", logging, nioCore, nioPosix, nioSSL, postgresNIO,
+            ],
             exclude: ["README.md"], swiftSettings: settings),
         // The mediator and its behaviours, the aggregate repository with snapshots, the generic
         // command handler. No RPC, no bus.
@@ -320,7 +322,9 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .testTarget(name: "RPCTransportNIOTests", dependencies: ["RPCTransportNIO"], swiftSettings: settings),
+        .testTarget(
+            name: "RPCTransportNIOTests",
+            dependencies: ["RPCTransportNIO", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: settings),
         .testTarget(name: "RPCTransportHTTP2Tests", dependencies: ["RPCTransportHTTP2", "NGHTTP2", "RPCCore"], swiftSettings: settings),
         .testTarget(
             name: "BrokerServiceTests",

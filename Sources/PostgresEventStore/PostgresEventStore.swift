@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import PostgresConnections
 import PostgresNIO
+import RPCTransportNIO
 import Synchronization
 import WallTime
 import Watermarks
@@ -125,8 +126,11 @@ public final class PostgresEventStore: EventStore {
         if let schema = location.schema { options.schema = schema }
         options.statementTimeout = location.statementTimeout
         let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
-        // Immediate: the pool must be running before the first lease, or it warns.
-        let task = Task.immediate { await client.run() }
+        // Immediate: the pool must be running before the first lease, or it warns. On the event
+        // loops: the pool arms an idle and a keep-alive timer on every release of a connection
+        // and disarms them on the next lease; run there, its task group's sleeps are the loops'
+        // timers, not Dispatch's (two thread wake-ups each: `EventLoopTasks`).
+        let task = Task.immediate(executorPreference: EventLoopTasks.anyLoop()) { await client.run() }
         do {
             return try await open(client: client, clientTask: task, displayName: location.redacted, options: options, logger: logger)
         } catch {

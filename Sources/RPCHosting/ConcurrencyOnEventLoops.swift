@@ -19,7 +19,7 @@ import Darwin
 /// task on the global pool runs the handler, the event loop writes the reply), and on a small
 /// machine each crossing is a futex wake-up of a sleeping thread. With NIO's loops as the global
 /// executor, handlers run on the loop that read their frames, and writes from them need no
-/// wake-up. (Per-connection `EventLoopTaskExecutor` preferences cover the calls' own tasks; the
+/// wake-up. (Per-connection `EventLoopTasks.executor(for:)` preferences cover the calls' own tasks; the
 /// global executor covers every other task the servers start.)
 ///
 /// Why our own hook rather than NIO's

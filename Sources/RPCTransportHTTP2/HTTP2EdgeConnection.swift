@@ -83,7 +83,7 @@ final class HTTP2EdgeConnection: FrameChannel, HTTP2ServerSessionDelegate, Senda
         self.loopState = NIOLoopBoundBox(LoopState(), eventLoop: channel.eventLoop)
         self.channel = channel
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
-        self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
+        self.taskExecutor = EventLoopTasks.executor(for: channel.eventLoop)
         self.limits = limits
         self.logger = logger
     }

@@ -36,7 +36,7 @@ final class TCPFrameChannel: FrameChannel {
     init(channel: any Channel, onActivity: (@Sendable () -> Void)?) {
         self.channel = channel
         self.onActivity = onActivity
-        self.taskExecutor = EventLoopTaskExecutor(channel.eventLoop)
+        self.taskExecutor = EventLoopTasks.executor(for: channel.eventLoop)
         self.peerDescription = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         self.pending = Mutex(Pending(buffer: channel.allocator.buffer(capacity: 0)))
     }
