@@ -48,8 +48,13 @@ final class EventLoopTaskExecutor: TaskExecutor, SchedulingExecutor {
 
     func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
         guard let delay = delay as? Duration else {
-            // A clock of another kind of duration (a test's): the global executor keeps its time.
-            (globalConcurrentExecutor as? any SchedulingExecutor)?.enqueue(job, after: delay, tolerance: tolerance, clock: clock)
+            // A clock of another kind of duration (a test's): the global executor keeps its time;
+            // were it unable to, the job runs now rather than never.
+            if let global = globalConcurrentExecutor as? any SchedulingExecutor {
+                global.enqueue(job, after: delay, tolerance: tolerance, clock: clock)
+            } else {
+                enqueue(job)
+            }
             return
         }
         let job = UnownedJob(job)
