@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import Synchronization
+import WallTime
 
 // Leasing a pooled connection within a bounded wait: what every statement of the store goes through.
 
@@ -48,8 +49,7 @@ extension PostgresEventStore {
     /// event loop's timer is an entry in the loop's own heap.
     private static func timer(after delay: Duration, _ fire: @escaping @Sendable () -> Void) -> any LeaseTimer {
         if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
-            let (seconds, attoseconds) = delay.components
-            return loop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { fire() }
+            return loop.scheduleTask(in: .nanoseconds(delay.wholeNanoseconds)) { fire() }
         }
         return Task {
             guard (try? await Task.sleep(for: delay)) != nil else { return }

@@ -58,9 +58,19 @@ final class EventLoopTaskExecutor: TaskExecutor, SchedulingExecutor {
             return
         }
         let job = UnownedJob(job)
-        let (seconds, attoseconds) = delay.components
-        let nanoseconds = max(0, seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000)
+        let nanoseconds = Self.saturatingNanoseconds(delay)
         eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    /// A delay in nanoseconds, 0 when negative and `Int64.max` past it: unlike WallTime's
+    /// `wholeNanoseconds`, a task's sleep "for ever" (centuries) must neither trap a server nor
+    /// wrap round to a sleep that ends at once.
+    static func saturatingNanoseconds(_ delay: Duration) -> Int64 {
+        let (seconds, attoseconds) = delay.components
+        guard seconds >= 0 else { return 0 }
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let (sum, carried) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflow || carried ? .max : sum
     }
 
     func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C) {

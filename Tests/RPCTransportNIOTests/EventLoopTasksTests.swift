@@ -39,6 +39,17 @@ struct EventLoopTasksTests {
         await loop.shutdownGracefully()
     }
 
+    @Test func aSleepOfCenturiesDoesNotEndAtOnce() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let sleeper = Task(executorPreference: EventLoopTasks.executor(for: loop)) {
+            (try? await Task.sleep(for: .seconds(Int64.max / 2))) != nil
+        }
+        await loop.run()
+        await loop.advanceTime(by: .hours(24 * 365))
+        #expect(await Self.value(of: sleeper) != true, "still asleep after a year of the loop's clock")
+        await loop.shutdownGracefully()
+    }
+
     /// The task's value if it ends within five seconds; else nil, and it is cancelled (a sleep
     /// on Dispatch's timers would have an hour to go: fail rather than wait it out).
     static func value<T: Sendable, F: Error>(of task: Task<T, F>) async -> T? {
