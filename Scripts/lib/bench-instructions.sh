@@ -11,6 +11,7 @@
 #   echo, server side: rpc-testserver, unary echo of 200 B, one call in flight (rpc-bench unary);
 #   echo, client side: rpc-bench itself under callgrind against a server running natively, two runs
 #     of different lengths, (I2 - I1) / (C2 - C1) so that start-up and connection set-up cancel;
+#   stream, server and client side: a server stream of 200-byte messages (rpc-bench stream), per message;
 #   produce_b1, server side: the broker, one producer, batch-1 durable produce (broker-bench produce);
 #   produce_b100, server side: the same with batches of 100 records (per call = per batch);
 #   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
@@ -94,31 +95,45 @@ measure_server() {
   wait "$VG_PID" 2>/dev/null || true
 }
 
+# Measures rpc-bench itself (SUBCOMMAND against a native rpc-testserver) under callgrind: two runs
+# of different lengths, (I2 - I1) / (C2 - C1), so that start-up and connecting cancel out.
+# Usage: measure_client CASE CALLS_FIELD SUBCOMMAND
+measure_client() {
+  local name=$1 calls_field=$2 subcommand=$3
+  step "$name, client side"
+  start_listening "$name-native" "$WORK" "$BIN/rpc-testserver"
+  objcopy --strip-debug "$BENCH_BIN/rpc-bench" "$WORK/rpc-bench.bin"
+  for seconds in "$WARMUP_SECONDS" "$MEASURED_SECONDS"; do
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name-client-$seconds.cg" "$WORK/rpc-bench.bin" "$subcommand" --port "$PORT" \
+      --warmup-seconds 0 --seconds "$seconds" >"$WORK/$name-client-$seconds.json" 2>/dev/null
+  done
+  python3 - "$WORK" "$name" "$calls_field" "$WARMUP_SECONDS" "$MEASURED_SECONDS" <<'PY'
+import json, sys
+work, name, field, short, long = sys.argv[1:6]
+def run(seconds):
+    calls = json.loads(open(f"{work}/{name}-client-{seconds}.json").read().strip().splitlines()[-1])[field]
+    lines = open(f"{work}/{name}-client-{seconds}.cg").read().splitlines()
+    total = next(int(l.split()[1]) for key in ("totals:", "summary:") for l in lines if l.startswith(key))
+    return calls, total
+(c1, i1), (c2, i2) = run(short), run(long)
+print(json.dumps({"case": name, "side": "client", "metric": "instructions_per_call", "ours": round((i2 - i1) / (c2 - c1)),
+                  "calls": c2 - c1, "instructions": i2 - i1}))
+PY
+}
+
 for case in $CASES; do
   case "$case" in
     echo)
       step "echo, server side"
       start_under_callgrind echo "$BIN/rpc-testserver"
       measure_server echo calls "$BENCH_BIN/rpc-bench" unary --port "$PORT" --warmup-seconds 0
-      step "echo, client side"
-      start_listening echo-native "$WORK" "$BIN/rpc-testserver"
-      objcopy --strip-debug "$BENCH_BIN/rpc-bench" "$WORK/rpc-bench.bin"
-      for seconds in "$WARMUP_SECONDS" "$MEASURED_SECONDS"; do
-        valgrind --tool=callgrind --callgrind-out-file="$WORK/echo-client-$seconds.cg" "$WORK/rpc-bench.bin" unary --port "$PORT" \
-          --warmup-seconds 0 --seconds "$seconds" >"$WORK/echo-client-$seconds.json" 2>/dev/null
-      done
-      python3 - "$WORK" "$WARMUP_SECONDS" "$MEASURED_SECONDS" <<'PY'
-import json, sys
-work, short, long = sys.argv[1:4]
-def run(seconds):
-    calls = json.loads(open(f"{work}/echo-client-{seconds}.json").read().strip().splitlines()[-1])["calls"]
-    lines = open(f"{work}/echo-client-{seconds}.cg").read().splitlines()
-    total = next(int(l.split()[1]) for key in ("totals:", "summary:") for l in lines if l.startswith(key))
-    return calls, total
-(c1, i1), (c2, i2) = run(short), run(long)
-print(json.dumps({"case": "echo", "side": "client", "metric": "instructions_per_call", "ours": round((i2 - i1) / (c2 - c1)),
-                  "calls": c2 - c1, "instructions": i2 - i1}))
-PY
+      measure_client echo calls unary
+      ;;
+    stream)
+      step "server stream of 200-byte messages, server side"
+      start_under_callgrind stream "$BIN/rpc-testserver"
+      measure_server stream messages "$BENCH_BIN/rpc-bench" stream --port "$PORT" --warmup-seconds 0
+      measure_client stream messages stream
       ;;
     produce_b1)
       step "produce, batch 1, one producer, server side"
@@ -143,6 +158,6 @@ PY
       start_under_callgrind deposit "$BIN/command-service" --data-dir "$WORK/store" --no-relay
       measure_server deposit commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
       ;;
-    *) echo "unknown case $case (echo, produce_b1, produce_b100, kafka_produce_b100, deposit)" >&2; exit 2 ;;
+    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit)" >&2; exit 2 ;;
   esac
 done

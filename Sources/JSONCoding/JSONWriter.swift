@@ -58,23 +58,38 @@ public struct JSONWriter {
 
     public mutating func bool(_ value: Bool) { if value { raw("true") } else { raw("false") } }
 
+    /// Runs of bytes that need no escape are copied whole (found eight bytes at a time by the
+    /// scanner's `plainRun`): a byte at a time, with a uniqueness check per append, was a third of
+    /// a streaming server's CPU on 200-byte messages.
     public mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): raw(#"\""#)
-            case UInt8(ascii: "\\"): raw(#"\\"#)
-            case 0x0A: raw(#"\n"#)
-            case 0x0D: raw(#"\r"#)
-            case 0x09: raw(#"\t"#)
-            case 0..<0x20:
-                raw(#"\u00"#)
-                bytes.append(Self.hex[Int(byte >> 4)])
-                bytes.append(Self.hex[Int(byte & 0xF)])
-            default: bytes.append(byte)
+        var value = value
+        value.withUTF8 { utf8 in
+            var start = 0
+            while start < utf8.count {
+                let end = JSONScanner.plainRun(utf8, from: start).end
+                if end > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<end])) }
+                guard end < utf8.count else { break }
+                escape(utf8[end])
+                start = end + 1
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A byte `plainRun` stops at: a quote, a backslash or a control character.
+    private mutating func escape(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): raw(#"\""#)
+        case UInt8(ascii: "\\"): raw(#"\\"#)
+        case 0x0A: raw(#"\n"#)
+        case 0x0D: raw(#"\r"#)
+        case 0x09: raw(#"\t"#)
+        default:
+            raw(#"\u00"#)
+            bytes.append(Self.hex[Int(byte >> 4)])
+            bytes.append(Self.hex[Int(byte & 0xF)])
+        }
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

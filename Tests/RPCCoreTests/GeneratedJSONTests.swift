@@ -153,4 +153,38 @@ struct GeneratedJSONTests {
             }
         }
     }
+
+    /// The writer copies runs that need no escape whole: whatever byte needs one, at whichever
+    /// position, the text must be what escaping a byte at a time gives, and read back the same.
+    @Test func everyByteThatNeedsAnEscapeIsWrittenAtEveryPosition() throws {
+        func escapedByteAtATime(_ text: String) -> [UInt8] {
+            var out: [UInt8] = [0x22]
+            for byte in text.utf8 {
+                switch byte {
+                case 0x22: out += Array(#"\""#.utf8)
+                case 0x5C: out += Array(#"\\"#.utf8)
+                case 0x0A: out += Array(#"\n"#.utf8)
+                case 0x0D: out += Array(#"\r"#.utf8)
+                case 0x09: out += Array(#"\t"#.utf8)
+                case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                default: out.append(byte)
+                }
+            }
+            return out + [0x22]
+        }
+        let inserted = ["\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1F}", "\u{8}", "\u{E9}", "\u{1F600}", " ", "/", "\u{7F}", "\"\\"]
+        for length in 0...40 {
+            for position in 0...length {
+                for middle in inserted {
+                    let text = String(repeating: "x", count: position) + middle + String(repeating: "y", count: length - position)
+                    var writer = JSONWriter()
+                    writer.string(text)
+                    #expect(writer.bytes == escapedByteAtATime(text), "\(middle.debugDescription) at \(position) of \(length)")
+                    var scanner = JSONScanner(writer.bytes)
+                    #expect(try scanner.string() == text)
+                    #expect(try JSONDecoder().decode(String.self, from: Data(writer.bytes)) == text)
+                }
+            }
+        }
+    }
 }
