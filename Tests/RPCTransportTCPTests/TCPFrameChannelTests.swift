@@ -47,4 +47,16 @@ struct TCPFrameChannelTests {
         channel.embeddedEventLoop.run()
         #expect(try Self.outboundBytes(channel) == 0)
     }
+
+    @Test("a CREDIT written from the loop goes out at once, with what was pending before it")
+    func creditGoesOutAtOnce() throws {
+        let (channel, frames) = try Self.activeChannel()
+        frames.write([Frame(type: .message, streamID: 3, payload: [0x45])])
+        #expect(try Self.outboundBytes(channel) == 0)
+        let credit = Frame(type: .credit, streamID: 1, payload: Array(#"{"n":32}"#.utf8))
+        frames.write([credit])
+        #expect(try Self.outboundBytes(channel) == (1 + Frame.headerSize) + (credit.payload.count + Frame.headerSize))
+        channel.embeddedEventLoop.run()
+        #expect(try Self.outboundBytes(channel) == 0)
+    }
 }
