@@ -26,10 +26,15 @@ struct Common: ParsableArguments {
     @Option(help: "Measured seconds (after the warm-up).") var seconds = 5.0
     @Option(help: "Unmeasured warm-up seconds.") var warmupSeconds = 1.0
     @Option(help: "Encoded size of each JSON message in bytes.") var payloadBytes = 200
+    @Option(help: "The client's initialCredit per stream (default: the library's).") var initialCredit: Int?
+    @Option(help: "The client's stream window in bytes, 0 for none (default: the library's).") var streamWindowBytes: Int?
 
     /// The padded message, and an Echo client on one connection to the server.
     func connect() throws -> (JframeTestingV1.EchoMessage, RPCClient, JframeTestingV1.Echo.Client) {
-        let client = RPCClient(transport: TCPClientTransport(host: host, port: port))
+        var configuration = ClientConfiguration()
+        if let initialCredit { configuration.limits.initialCredit = initialCredit }
+        if let streamWindowBytes { configuration.limits.streamWindowBytes = streamWindowBytes }
+        let client = RPCClient(transport: TCPClientTransport(host: host, port: port), configuration: configuration)
         return (try paddedMessage(payloadBytes), client, JframeTestingV1.Echo.Client(client))
     }
 }

@@ -37,6 +37,12 @@ public struct ServerOptions: ParsableArguments {
     public var maxFrameBytes: Int?
 
     @Option(
+        help:
+            "Bytes of messages a client may have in flight on one request stream once their size is seen (the window grows past 64 messages for small ones); 0 keeps it at 64 messages. Default 1048576. Env: JFRAME_STREAM_WINDOW_BYTES."
+    )
+    public var streamWindowBytes: Int?
+
+    @Option(
         name: .customLong("max-json-depth"),
         help:
             "Deepest nesting of objects and arrays accepted in any JSON payload (messages, envelopes, record values), \(JSONNesting.allowedMaximumDepths.lowerBound) to \(JSONNesting.allowedMaximumDepths.upperBound); deeper is INVALID_ARGUMENT. Default \(JSONNesting.defaultMaximumDepth). Env: JFRAME_MAX_JSON_DEPTH."
@@ -120,6 +126,7 @@ public struct ServerOptions: ParsableArguments {
             throw ValidationError("--idle-poll-us must be between 0 (off) and 1000000, got \(idlePollUs)")
         }
         if let maxFrameBytes, maxFrameBytes < 1024 { throw ValidationError("--max-frame-bytes must be at least 1024") }
+        if let streamWindowBytes, streamWindowBytes < 0 { throw ValidationError("--stream-window-bytes must not be negative") }
         if let maxJsonDepth { try Self.checkJSONDepth(maxJsonDepth, "--max-json-depth") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format is text or json, got '\(logFormat)'") }
         if let metricsListen { _ = try Self.address(metricsListen, "--metrics-listen") }
@@ -195,6 +202,7 @@ public struct ServerOptions: ParsableArguments {
         var configuration = ServerConfiguration.defaults
         if let value = try integer(maxFrameBytes, "JFRAME_MAX_FRAME_BYTES") { configuration.limits.maxFrameBytes = value }
         if let value = try integer(maxConnections, "JFRAME_MAX_CONNECTIONS") { configuration.maxConnections = value }
+        if let value = try integer(streamWindowBytes, "JFRAME_STREAM_WINDOW_BYTES") { configuration.limits.streamWindowBytes = value }
         if let value = try integer(maxConcurrentCalls, "JFRAME_MAX_CONCURRENT_CALLS") {
             configuration.limits.maxConcurrentCalls = value
         }

@@ -18,7 +18,8 @@ final class ClientCall: Sendable {
         if method.kind.hasSingleResponse {
             responses = InboundMessages()
         } else {
-            responses = InboundMessages(grantThreshold: max(1, limits.initialCredit / 2)) { [connection] n in
+            let window = ReceiveWindow(initialCredit: limits.initialCredit, windowBytes: limits.streamWindowBytes)
+            responses = InboundMessages(window: window) { [connection] n in
                 connection.grantCredit(n, streamID: streamID)
             }
         }

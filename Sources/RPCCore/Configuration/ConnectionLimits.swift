@@ -13,6 +13,11 @@ public struct ConnectionLimits: Sendable, Hashable {
     public var maxConcurrentCalls: Int = 1024
     /// Messages a peer may send on a new stream before it needs CREDIT.
     public var initialCredit: Int = 64
+    /// The bytes of messages a stream's reader lets its sender have in flight once it has seen
+    /// their size: the window grows past `initialCredit` for small messages, up to this many
+    /// bytes (see ``ReceiveWindow``); 0 keeps every window at `initialCredit` messages. 1 MiB, as
+    /// grpc-java's default flow-control window.
+    public var streamWindowBytes: Int = 1024 * 1024
     /// A frame that has started to arrive must be whole within this time, or the connection is
     /// closed: it stops a slow sender from holding a connection with a partial frame.
     public var frameReadTimeout: Duration = .seconds(10)

@@ -30,8 +30,8 @@ public final class ServerCall: Sendable {
         if method.kind.hasSingleRequest {
             self.requests = InboundMessages()
         } else {
-            let threshold = max(1, limits.initialCredit / 2)
-            self.requests = InboundMessages(grantThreshold: threshold) { [connection] n in
+            let window = ReceiveWindow(initialCredit: limits.initialCredit, windowBytes: limits.streamWindowBytes)
+            self.requests = InboundMessages(window: window) { [connection] n in
                 connection.grantCredit(n, streamID: streamID)
             }
         }

@@ -3,8 +3,8 @@ import Synchronization
 /// The messages received on one stream, buffered until the one reader of that stream takes them.
 ///
 /// Flow control keeps the buffer bounded: the peer may send only as many messages as it has
-/// credit for, and credit is returned (through `grant`) as the reader consumes, half the initial
-/// credit at a time, so a slow reader slows the sender instead of growing this buffer.
+/// credit for, and credit is returned (through `grant`) as the reader consumes, as its
+/// ``ReceiveWindow`` decides, so a slow reader slows the sender instead of growing this buffer.
 ///
 /// Thread-safe; `next()` must be called by one task at a time.
 public final class InboundMessages: Sendable {
@@ -13,7 +13,7 @@ public final class InboundMessages: Sendable {
         var head = 0
         var end: RPCError?? = .none  // .none: open; .some(nil): finished cleanly; .some(error): failed
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
-        var consumedSinceGrant = 0
+        var window: ReceiveWindow
 
         mutating func take() -> Result<[UInt8]?, any Error>? {
             if head < buffer.count {
@@ -34,15 +34,14 @@ public final class InboundMessages: Sendable {
         }
     }
 
-    private let state = Mutex(State())
-    private let grantThreshold: Int
+    private let state: Mutex<State>
     private let grant: (@Sendable (Int) -> Void)?
 
     /// - Parameters:
-    ///   - grantThreshold: how many consumed messages are returned to the sender in one CREDIT.
+    ///   - window: when and how much credit goes back to the sender.
     ///   - grant: sends CREDIT to the peer; nil where the stream needs none.
-    public init(grantThreshold: Int = 1, grant: (@Sendable (Int) -> Void)? = nil) {
-        self.grantThreshold = max(1, grantThreshold)
+    public init(window: ReceiveWindow = ReceiveWindow(initialCredit: 1, windowBytes: 0), grant: (@Sendable (Int) -> Void)? = nil) {
+        self.state = Mutex(State(window: window))
         self.grant = grant
     }
 
@@ -50,6 +49,7 @@ public final class InboundMessages: Sendable {
     public func append(_ message: [UInt8]) {
         let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
             guard state.end == nil else { return nil }
+            state.window.received(bytes: message.count)
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter
@@ -131,10 +131,8 @@ public final class InboundMessages: Sendable {
     private func consumed() {
         guard let grant else { return }
         let toGrant = state.withLock { state -> Int in
-            state.consumedSinceGrant += 1
-            guard state.consumedSinceGrant >= grantThreshold, state.end == nil else { return 0 }
-            defer { state.consumedSinceGrant = 0 }
-            return state.consumedSinceGrant
+            let due = state.window.consumed()
+            return state.end == nil ? due : 0
         }
         if toGrant > 0 { grant(toGrant) }
     }

@@ -78,6 +78,26 @@ def test_client_streaming_past_the_credit_needs_credit_from_the_server(conn):
     assert result.messages == [{"count": total, "totalAmount": str(total)}]
 
 
+def test_the_server_widens_its_request_window_for_small_messages(conn):
+    """WIRE.md section 6: the Swift library sizes a stream's window in bytes (1 MiB by default)
+    once it has seen the messages, never below initialCredit; a peer may send all it was granted."""
+    stream = conn.open_call("jframe.testing.v1.Echo/Collect")
+    size = len(jframe.dumps(dict(ECHO, amount=1)))
+    for _ in range(64):  # the server's initialCredit
+        conn.send_message(stream, dict(ECHO, amount=1))
+    frame = conn.next_frame_for(stream)
+    assert frame.type == jframe.CREDIT, frame
+    granted = frame.json()["n"]
+    assert granted > 64, f"window not widened for {size}-byte messages: CREDIT {granted}"
+    assert (granted + 64) * size <= 1024 * 1024, "window beyond its byte budget"
+    for _ in range(granted):  # all at once, without waiting for more credit
+        conn.send_message(stream, dict(ECHO, amount=1))
+    conn.half_close(stream)
+    result = conn.finish(stream)
+    assert result.code == 0, result.trailers
+    assert result.messages == [{"count": 64 + granted, "totalAmount": str(64 + granted)}]
+
+
 def test_bidi_streaming_answers_each_message_as_it_arrives(conn):
     stream = conn.open_call("jframe.testing.v1.Echo/Update")
     for index in range(3):
