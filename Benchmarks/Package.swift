@@ -28,6 +28,9 @@ let package = Package(
             name: "rpc-bench", dependencies: ours("RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts", "WallTime") + [argumentParser],
             path: "rpc-bench",
             swiftSettings: settings),
+        // The hour's context, printed by every Scripts/bench run: loopback ping-pong, fdatasync rate.
+        .executableTarget(
+            name: "bench-context", dependencies: ["BenchSupport", argumentParser], path: "bench-context", swiftSettings: settings),
         // Produce, consume and end-to-end load on the broker; the raw write+fdatasync limit.
         .executableTarget(
             name: "broker-bench", dependencies: ["BenchSupport"] + ours("RPCCore", "RPCTransportTCP", "RPCHosting", "Contracts") + [argumentParser],

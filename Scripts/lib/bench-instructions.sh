@@ -22,12 +22,12 @@
 # Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
 # and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
-# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], CASES ["echo produce_b1 produce_b100 kafka_produce_b100 deposit"],
+# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit"],
 # SERVER_BIN_DIR [this tree's release build].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo produce_b1 produce_b100 kafka_produce_b100 deposit}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit}"
 
 command -v valgrind >/dev/null || apt_install valgrind
 command -v objcopy >/dev/null || apt_install binutils
