@@ -78,4 +78,13 @@ struct ReceiveWindowTests {
         #expect(window.consumed() == 1)
         #expect(window.open == 1)
     }
+
+    @Test("a byte window too large for one CREDIT is capped at the largest n a CREDIT may carry")
+    func capped() {
+        var window = ReceiveWindow(initialCredit: 64, windowBytes: Int.max)
+        let grants = Self.read(&window, count: 40, bytes: 1)
+        #expect(window.target == ReceiveWindow.maximumWindow)
+        #expect(grants.allSatisfy { $0 <= Int(Int32.max) })
+        #expect(grants.first == Int(Int32.max) - 32)
+    }
 }

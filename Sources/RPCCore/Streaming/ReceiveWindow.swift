@@ -35,11 +35,15 @@ public struct ReceiveWindow: Sendable, Hashable {
         self.window = self.initialCredit
     }
 
-    /// The window this stream's messages call for, in messages.
+    /// The window this stream's messages call for, in messages: never more than one CREDIT may
+    /// carry (its `n` is at most 2³¹ − 1 in Protocols/), whatever `windowBytes` says.
     public var target: Int {
         guard largestMessage > 0 else { return initialCredit }
-        return max(initialCredit, windowBytes / (largestMessage + Self.perMessageOverhead))
+        return min(Self.maximumWindow, max(initialCredit, windowBytes / (largestMessage + Self.perMessageOverhead)))
     }
+
+    /// The largest `n` of one CREDIT.
+    public static let maximumWindow = Int(Int32.max)
 
     /// A message of `bytes` arrived.
     public mutating func received(bytes: Int) {
