@@ -97,7 +97,7 @@ public struct AggregateCommandHandler<Command: AggregateCommand>: CommandHandler
     /// span, when recorded) so that the event's publish and apply join the command's trace.
     static func newEvent(_ event: any DomainEvent, context: CommandContext, nowMs: Int64, traceParent: String?) throws -> NewEvent {
         let encoded = try EventTypeRegistry.encode(event)
-        var random = SystemRandomNumberGenerator()
+        var random = BufferedRandom()
         return NewEvent(
             eventId: UUIDv7.make(nowMs: nowMs, using: &random), type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data,
             correlationId: context.correlationId, causationId: context.commandId, traceParent: traceParent)
