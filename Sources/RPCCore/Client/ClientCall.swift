@@ -18,8 +18,7 @@ final class ClientCall: Sendable {
         if method.kind.hasSingleResponse {
             responses = InboundMessages()
         } else {
-            let window = ReceiveWindow(initialCredit: limits.initialCredit, windowBytes: limits.streamWindowBytes)
-            responses = InboundMessages(window: window) { [connection] n in
+            responses = InboundMessages(window: ReceiveWindow(limits)) { [connection] n in
                 connection.grantCredit(n, streamID: streamID)
             }
         }

@@ -30,8 +30,7 @@ public final class ServerCall: Sendable {
         if method.kind.hasSingleRequest {
             self.requests = InboundMessages()
         } else {
-            let window = ReceiveWindow(initialCredit: limits.initialCredit, windowBytes: limits.streamWindowBytes)
-            self.requests = InboundMessages(window: window) { [connection] n in
+            self.requests = InboundMessages(window: ReceiveWindow(limits)) { [connection] n in
                 connection.grantCredit(n, streamID: streamID)
             }
         }

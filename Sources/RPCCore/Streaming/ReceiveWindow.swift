@@ -35,6 +35,11 @@ public struct ReceiveWindow: Sendable, Hashable {
         self.window = self.initialCredit
     }
 
+    /// The window a connection's limits give each new stream it reads.
+    public init(_ limits: ConnectionLimits) {
+        self.init(initialCredit: limits.initialCredit, windowBytes: limits.streamWindowBytes)
+    }
+
     /// The window this stream's messages call for, in messages: never more than one CREDIT may
     /// carry (its `n` is at most 2³¹ − 1 in Protocols/), whatever `windowBytes` says.
     public var target: Int {
