@@ -232,8 +232,8 @@ struct PackageEmitter {
         let body = fields.map { field in
             "            case \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
         }.joined()
-        out += "        try scanner.object { scanner, name in\n"
-        out += "            switch name {\n" + body
+        out += "        try scanner.fields { scanner, key in\n"
+        out += "            switch key {\n" + body
         out += "            default: try scanner.skipValue()\n            }\n        }\n"
         for field in fields where !field.optional {
             out +=

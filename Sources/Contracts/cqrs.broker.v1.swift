@@ -101,8 +101,8 @@ extension CqrsBrokerV1 {
             var _segmentMs: Int64? = nil
             var _deleteRetentionMs: Int64? = nil
             var _timestampType: TimestampType? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
                 case "retentionMs": _retentionMs = try scanner.member("retentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "retentionBytes": _retentionBytes = try scanner.member("retentionBytes") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -152,8 +152,8 @@ extension CqrsBrokerV1 {
             var _name: String? = nil
             var _partitions: Int? = nil
             var _config: TopicConfig? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
                 case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
@@ -241,8 +241,8 @@ extension CqrsBrokerV1 {
             var _sizeBytes: Int64? = nil
             var _segments: Int? = nil
             var _offlineReason: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -297,8 +297,8 @@ extension CqrsBrokerV1 {
             var _name: String? = nil
             var _config: TopicConfig? = nil
             var _partitions: [PartitionDescription]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
                 case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionDescription(json: &s1) } }
@@ -343,8 +343,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _name: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -375,8 +375,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -401,8 +401,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -437,8 +437,8 @@ extension CqrsBrokerV1 {
             var _name: String? = nil
             var _partitions: Int? = nil
             var _cleanupPolicy: CleanupPolicy? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
                 case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
@@ -479,8 +479,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _topics: [TopicSummary]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
@@ -515,8 +515,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _name: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -547,8 +547,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -591,8 +591,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _producerId: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
@@ -640,8 +640,8 @@ extension CqrsBrokerV1 {
             var _headers: [String: String]? = nil
             var _timestamp: Int? = nil
             var _partition: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
                 case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
                 case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
@@ -688,8 +688,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _partition: Int? = nil
             var _baseSequence: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "baseSequence": _baseSequence = try scanner.member("baseSequence") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
@@ -759,8 +759,8 @@ extension CqrsBrokerV1 {
             var _records: [ProduceRecord]? = nil
             var _producerId: Int64? = nil
             var _sequences: [PartitionSequence]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ProduceRecord(json: &s1) } }
                 case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -829,8 +829,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _partition: Int? = nil
             var _offset: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -870,8 +870,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _results: [RecordPosition]? = nil
             var _duplicate: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "results": _results = try scanner.member("results") { s0 in s0.null() ? nil : try s0.array { s1 in try RecordPosition(json: &s1) } }
                 case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
@@ -962,8 +962,8 @@ extension CqrsBrokerV1 {
             var _value: RawJSON? = nil
             var _valueBase64: String? = nil
             var _headers: [String: String]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
@@ -1061,8 +1061,8 @@ extension CqrsBrokerV1 {
             var _maxBytes: Int? = nil
             var _maxWaitMs: Int? = nil
             var _minBytes: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -1167,8 +1167,8 @@ extension CqrsBrokerV1 {
             var _highWatermark: Int64? = nil
             var _logStartOffset: Int64? = nil
             var _nextOffset: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ConsumedRecord(json: &s1) } }
@@ -1253,8 +1253,8 @@ extension CqrsBrokerV1 {
             var _partition: Int? = nil
             var _offset: Int64? = nil
             var _maxRecords: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -1330,8 +1330,8 @@ extension CqrsBrokerV1 {
             var _partition: Int? = nil
             var _spec: OffsetSpec? = nil
             var _timestamp: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "spec": _spec = try scanner.member("spec") { s0 in s0.null() ? nil : try OffsetSpec(json: &s0) }
@@ -1398,8 +1398,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _offset: Int64? = nil
             var _timestamp: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
@@ -1436,8 +1436,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _topic: String? = nil
             var _partitions: [Int]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int() } }
                 default: try scanner.skipValue()
@@ -1494,8 +1494,8 @@ extension CqrsBrokerV1 {
             var _clientId: String? = nil
             var _topics: [String]? = nil
             var _sessionTimeoutMs: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
@@ -1566,8 +1566,8 @@ extension CqrsBrokerV1 {
             var _assignment: [TopicPartitions]? = nil
             var _heartbeatIntervalMs: Int? = nil
             var _pendingPartitions: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
@@ -1628,8 +1628,8 @@ extension CqrsBrokerV1 {
             var _group: String? = nil
             var _memberId: String? = nil
             var _owned: [TopicPartitions]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 case "owned": _owned = try scanner.member("owned") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
@@ -1675,8 +1675,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _group: String? = nil
             var _memberId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -1709,8 +1709,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -1774,8 +1774,8 @@ extension CqrsBrokerV1 {
             var _offset: Int64? = nil
             var _metadata: String? = nil
             var _committedAt: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -1835,8 +1835,8 @@ extension CqrsBrokerV1 {
             var _memberId: String? = nil
             var _generation: Int? = nil
             var _offsets: [CommittedOffset]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
@@ -1877,8 +1877,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -1911,8 +1911,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _group: String? = nil
             var _topic: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -1952,8 +1952,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _offsets: [CommittedOffset]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
                 default: try scanner.skipValue()
                 }
@@ -1984,8 +1984,8 @@ extension CqrsBrokerV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -2020,8 +2020,8 @@ extension CqrsBrokerV1 {
             var _group: String? = nil
             var _state: GroupState? = nil
             var _members: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
                 case "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.int() }
@@ -2078,8 +2078,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _groups: [GroupSummary]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "groups": _groups = try scanner.member("groups") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
@@ -2114,8 +2114,8 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _group: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -2160,8 +2160,8 @@ extension CqrsBrokerV1 {
             var _topics: [String]? = nil
             var _assignment: [TopicPartitions]? = nil
             var _lastHeartbeatMsAgo: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
                 case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
@@ -2255,8 +2255,8 @@ extension CqrsBrokerV1 {
             var _highWatermark: Int64? = nil
             var _lag: Int64? = nil
             var _owner: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "committedOffset": _committedOffset = try scanner.member("committedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -2318,8 +2318,8 @@ extension CqrsBrokerV1 {
             var _generation: Int? = nil
             var _members: [GroupMember]? = nil
             var _partitions: [PartitionLag]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
                 case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }

@@ -39,8 +39,8 @@ extension CqrsCommandsV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _amountMinor: Int64? = nil
             var _currency: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "amountMinor": _amountMinor = try scanner.member("amountMinor") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "currency": _currency = try scanner.member("currency") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -107,8 +107,8 @@ extension CqrsCommandsV1 {
             var _accountType: AccountType? = nil
             var _openingBalance: Money? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
                 case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try AccountType(json: &s0) }
@@ -193,8 +193,8 @@ extension CqrsCommandsV1 {
             var _amount: Money? = nil
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
                 case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
@@ -272,8 +272,8 @@ extension CqrsCommandsV1 {
             var _amount: Money? = nil
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
                 case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
@@ -346,8 +346,8 @@ extension CqrsCommandsV1 {
             var _accountId: String? = nil
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -395,8 +395,8 @@ extension CqrsCommandsV1 {
             var _email: String? = nil
             var _firstName: String? = nil
             var _lastName: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
                 case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
                 case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
@@ -453,8 +453,8 @@ extension CqrsCommandsV1 {
             var _description: String? = nil
             var _quantity: Int? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
                 case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try Customer(json: &s0) }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
@@ -520,8 +520,8 @@ extension CqrsCommandsV1 {
             var _title: String? = nil
             var _description: String? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
@@ -608,8 +608,8 @@ extension CqrsCommandsV1 {
             var _description: String? = nil
             var _version: Int64? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
@@ -688,8 +688,8 @@ extension CqrsCommandsV1 {
             var _jobId: String? = nil
             var _version: Int64? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
@@ -754,8 +754,8 @@ extension CqrsCommandsV1 {
             var _email: String? = nil
             var _currentPosition: String? = nil
             var _commandId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
@@ -860,8 +860,8 @@ extension CqrsCommandsV1 {
             var _version: Int64? = nil
             var _position: Int64? = nil
             var _duplicate: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "aggregateId": _aggregateId = try scanner.member("aggregateId") { s0 in s0.null() ? nil : try s0.string() }
                 case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
                 case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -970,8 +970,8 @@ extension CqrsCommandsV1 {
             var _correlationId: String? = nil
             var _causationId: String? = nil
             var _data: RawJSON? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
                 case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
                 case "type": _type = try scanner.member("type") { s0 in s0.null() ? nil : try s0.string() }
@@ -1054,8 +1054,8 @@ extension CqrsCommandsV1 {
             var _streamId: String? = nil
             var _fromVersion: Int64? = nil
             var _maxCount: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
                 case "fromVersion": _fromVersion = try scanner.member("fromVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
@@ -1122,8 +1122,8 @@ extension CqrsCommandsV1 {
             var _events: [StoredEvent]? = nil
             var _nextVersion: Int64? = nil
             var _endOfStream: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
                 case "nextVersion": _nextVersion = try scanner.member("nextVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "endOfStream": _endOfStream = try scanner.member("endOfStream") { s0 in s0.null() ? nil : try s0.bool() }
@@ -1184,8 +1184,8 @@ extension CqrsCommandsV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _fromPosition: Int64? = nil
             var _maxCount: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
@@ -1247,8 +1247,8 @@ extension CqrsCommandsV1 {
             var _events: [StoredEvent]? = nil
             var _nextPosition: Int64? = nil
             var _headPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
                 case "nextPosition": _nextPosition = try scanner.member("nextPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -1309,8 +1309,8 @@ extension CqrsCommandsV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _fromPosition: Int64? = nil
             var _maxCount: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
@@ -1343,8 +1343,8 @@ extension CqrsCommandsV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -1411,8 +1411,8 @@ extension CqrsCommandsV1 {
             var _brokerConnected: Bool? = nil
             var _lastError: String? = nil
             var _writeRefusal: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
@@ -1454,8 +1454,8 @@ extension CqrsCommandsV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _pageSize: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
@@ -1539,8 +1539,8 @@ extension CqrsCommandsV1 {
             var _problemCount: Int? = nil
             var _writeRefusal: String? = nil
             var _done: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "eventsChecked": _eventsChecked = try scanner.member("eventsChecked") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "streams": _streams = try scanner.member("streams") { s0 in s0.null() ? nil : try s0.int() }

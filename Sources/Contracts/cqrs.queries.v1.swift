@@ -93,8 +93,8 @@ extension CqrsQueriesV1 {
             var _updatedAt: String? = nil
             var _version: Int64? = nil
             var _position: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
                 case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try CqrsCommandsV1.AccountType(json: &s0) }
@@ -171,8 +171,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _accountId: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -234,8 +234,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -324,8 +324,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
                 case "balanceGreaterThan": _balanceGreaterThan = try scanner.member("balanceGreaterThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
                 case "balanceLessThan": _balanceLessThan = try scanner.member("balanceLessThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
@@ -388,8 +388,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _accounts: [Account]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.array { s1 in try Account(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -484,8 +484,8 @@ extension CqrsQueriesV1 {
             var _balanceAfter: CqrsCommandsV1.Money? = nil
             var _at: String? = nil
             var _position: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try TransactionKind(json: &s0) }
                 case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
@@ -566,8 +566,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
@@ -620,8 +620,8 @@ extension CqrsQueriesV1 {
             var _accountId: String? = nil
             var _transactions: [Transaction]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 case "transactions": _transactions = try scanner.member("transactions") { s0 in s0.null() ? nil : try s0.array { s1 in try Transaction(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
@@ -661,8 +661,8 @@ extension CqrsQueriesV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _accountId: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -736,8 +736,8 @@ extension CqrsQueriesV1 {
             var _quantity: Int? = nil
             var _createdAt: String? = nil
             var _position: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
                 case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CqrsCommandsV1.Customer(json: &s0) }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
@@ -805,8 +805,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _orderId: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -874,8 +874,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "customerEmail": _customerEmail = try scanner.member("customerEmail") { s0 in s0.null() ? nil : try s0.string() }
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
@@ -926,8 +926,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _orders: [Order]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -980,8 +980,8 @@ extension CqrsQueriesV1 {
             var _orderCount: Int? = nil
             var _firstOrderAt: String? = nil
             var _lastOrderAt: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
                 case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
                 case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
@@ -1055,8 +1055,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -1101,8 +1101,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _customers: [CustomerSummary]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.array { s1 in try CustomerSummary(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -1159,8 +1159,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _email: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -1198,8 +1198,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _customer: CustomerSummary? = nil
             var _orders: [Order]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CustomerSummary(json: &s0) }
                 case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
                 default: try scanner.skipValue()
@@ -1306,8 +1306,8 @@ extension CqrsQueriesV1 {
             var _createdAt: String? = nil
             var _updatedAt: String? = nil
             var _position: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
@@ -1379,8 +1379,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _jobId: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -1448,8 +1448,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
@@ -1496,8 +1496,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _jobs: [Job]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobs": _jobs = try scanner.member("jobs") { s0 in s0.null() ? nil : try s0.array { s1 in try Job(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -1563,8 +1563,8 @@ extension CqrsQueriesV1 {
             var _description: String? = nil
             var _status: JobStatus? = nil
             var _version: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
                 case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
@@ -1660,8 +1660,8 @@ extension CqrsQueriesV1 {
             var _job: JobCopy? = nil
             var _createdAt: String? = nil
             var _position: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
@@ -1737,8 +1737,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _applicationId: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
                 case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -1806,8 +1806,8 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
@@ -1858,8 +1858,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _applications: [Application]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "applications": _applications = try scanner.member("applications") { s0 in s0.null() ? nil : try s0.array { s1 in try Application(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -1892,8 +1892,8 @@ extension CqrsQueriesV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -1958,8 +1958,8 @@ extension CqrsQueriesV1 {
             var _appliedOffset: Int64? = nil
             var _highWatermark: Int64? = nil
             var _lag: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 case "appliedOffset": _appliedOffset = try scanner.member("appliedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -2065,8 +2065,8 @@ extension CqrsQueriesV1 {
             var _brokerConnected: Bool? = nil
             var _lastError: String? = nil
             var _rebuilding: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "appliedPosition": _appliedPosition = try scanner.member("appliedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionStatus(json: &s1) } }
                 case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
@@ -2135,8 +2135,8 @@ extension CqrsQueriesV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _pageSize: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
@@ -2228,8 +2228,8 @@ extension CqrsQueriesV1 {
             var _orders: Int? = nil
             var _customers: Int? = nil
             var _parkedEvents: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "eventsPerSecond": _eventsPerSecond = try scanner.member("eventsPerSecond") { s0 in s0.null() ? nil : try s0.int() }
@@ -2396,8 +2396,8 @@ extension CqrsQueriesV1 {
             var _attempts: Int? = nil
             var _parkedAt: String? = nil
             var _value: RawJSON? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.int64String() }
                 case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try ParkedState(json: &s0) }
                 case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
@@ -2473,8 +2473,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -2517,8 +2517,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _events: [ParkedEvent]? = nil
             var _nextPageToken: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try ParkedEvent(json: &s1) } }
                 case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -2573,8 +2573,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _ids: [Int64]? = nil
             var _all: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "ids": _ids = try scanner.member("ids") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int64String() } }
                 case "all": _all = try scanner.member("all") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
@@ -2618,8 +2618,8 @@ extension CqrsQueriesV1 {
             var _applied: Int? = nil
             var _skipped: Int? = nil
             var _stillParked: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "applied": _applied = try scanner.member("applied") { s0 in s0.null() ? nil : try s0.int() }
                 case "skipped": _skipped = try scanner.member("skipped") { s0 in s0.null() ? nil : try s0.int() }
                 case "stillParked": _stillParked = try scanner.member("stillParked") { s0 in s0.null() ? nil : try s0.int() }

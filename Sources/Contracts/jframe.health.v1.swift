@@ -19,8 +19,8 @@ extension JframeHealthV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _service: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -50,8 +50,8 @@ extension JframeHealthV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _status: ServingStatus? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try ServingStatus(json: &s0) }
                 default: try scanner.skipValue()
                 }

@@ -16,8 +16,8 @@ extension JframeReflectionV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -45,8 +45,8 @@ extension JframeReflectionV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _services: [ServiceInfo]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "services": _services = try scanner.member("services") { s0 in s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
                 default: try scanner.skipValue()
                 }
@@ -87,8 +87,8 @@ extension JframeReflectionV1 {
             var _name: String? = nil
             var _package: String? = nil
             var _methods: [MethodInfo]? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 case "package": _package = try scanner.member("package") { s0 in s0.null() ? nil : try s0.string() }
                 case "methods": _methods = try scanner.member("methods") { s0 in s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
@@ -142,8 +142,8 @@ extension JframeReflectionV1 {
             var _requestType: String? = nil
             var _responseType: String? = nil
             var _idempotent: Bool? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try CallKind(json: &s0) }
                 case "requestType": _requestType = try scanner.member("requestType") { s0 in s0.null() ? nil : try s0.string() }
@@ -204,8 +204,8 @@ extension JframeReflectionV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _service: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -241,8 +241,8 @@ extension JframeReflectionV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _service: String? = nil
             var _definition: JSONValue? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 case "definition": _definition = try scanner.member("definition") { s0 in s0.null() ? nil : try s0.value() }
                 default: try scanner.skipValue()
@@ -276,8 +276,8 @@ extension JframeReflectionV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _method: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
@@ -324,8 +324,8 @@ extension JframeReflectionV1 {
             var _requestSchema: JSONValue? = nil
             var _responseSchema: JSONValue? = nil
             var _messages: JSONValue? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
                 case "info": _info = try scanner.member("info") { s0 in s0.null() ? nil : try MethodInfo(json: &s0) }
                 case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }

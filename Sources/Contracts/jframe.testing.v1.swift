@@ -29,8 +29,8 @@ extension JframeTestingV1 {
             var _account: String? = nil
             var _amount: Int? = nil
             var _note: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.string() }
                 case "account": _account = try scanner.member("account") { s0 in s0.null() ? nil : try s0.string() }
                 case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try s0.int() }
@@ -73,8 +73,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _message: EchoMessage? = nil
             var _count: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try EchoMessage(json: &s0) }
                 case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
@@ -131,8 +131,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _count: Int? = nil
             var _totalAmount: Int64? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
                 case "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
@@ -167,8 +167,8 @@ extension JframeTestingV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _milliseconds: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
@@ -201,8 +201,8 @@ extension JframeTestingV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             var _sleptMs: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
@@ -237,8 +237,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _code: Int? = nil
             var _message: String? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "code": _code = try scanner.member("code") { s0 in s0.null() ? nil : try s0.int() }
                 case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
@@ -270,8 +270,8 @@ extension JframeTestingV1 {
         }
 
         public init(json scanner: inout JSONScanner) throws {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 default: try scanner.skipValue()
                 }
             }
@@ -303,8 +303,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _sleepsCompleted: Int? = nil
             var _sleepsCancelled: Int? = nil
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in s0.null() ? nil : try s0.int() }
                 case "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()

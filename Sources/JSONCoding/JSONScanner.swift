@@ -75,18 +75,29 @@ public struct JSONScanner {
 
     /// Calls `member` with each member name; it must consume the value.
     public mutating func object(_ member: (inout JSONScanner, String) throws -> Void) throws {
+        try fields { scanner, key in try member(&scanner, key.string) }
+    }
+
+    /// Calls `member` with each member's name as a `JSONKey`, which a `switch` matches against
+    /// string literals without making a String; it must consume the value. What decoders of
+    /// known members use (a map's keys, which are data, go through `object` or `map`).
+    public mutating func fields(_ member: (inout JSONScanner, JSONKey) throws -> Void) throws {
         try expect(UInt8(ascii: "{"), "an object")
         try nested { try $0.members(member) }
     }
 
-    private mutating func members(_ member: (inout JSONScanner, String) throws -> Void) throws {
+    private mutating func members(_ member: (inout JSONScanner, JSONKey) throws -> Void) throws {
         if peek() == UInt8(ascii: "}") {
             index += 1
             return
         }
         while true {
             guard peek() == UInt8(ascii: "\"") else { throw failure("expected a member name") }
-            let name = try string()
+            let name: JSONKey
+            switch try stringContent() {
+            case .plain(let utf8): name = JSONKey(utf8: utf8)
+            case .unescaped(let text): name = JSONKey(utf8: ArraySlice(text.utf8))
+            }
             try expect(UInt8(ascii: ":"), "':'")
             try member(&self, name)
             switch peek() {
@@ -105,6 +116,16 @@ public struct JSONScanner {
             return try read(&self)
         } catch var failure as Failure {
             failure.path.insert(name, at: 0)
+            throw failure
+        }
+    }
+
+    /// `member(_:_:)` for a member read with `fields`: the name becomes a String only for a failure.
+    public mutating func member<T>(_ name: JSONKey, _ read: (inout JSONScanner) throws -> T) throws -> T {
+        do {
+            return try read(&self)
+        } catch var failure as Failure {
+            failure.path.insert(name.string, at: 0)
             throw failure
         }
     }
@@ -166,6 +187,20 @@ public struct JSONScanner {
     /// A string member's text. Text that is not valid UTF-8 is a failure, never repaired with
     /// U+FFFD: a key or name stored altered would no longer be the one the client sent.
     public mutating func string() throws -> String {
+        switch try stringContent() {
+        case .plain(let utf8): return String(decoding: utf8, as: UTF8.self)
+        case .unescaped(let text): return text
+        }
+    }
+
+    /// A string's content: its bytes in the input when it has no escape (checked UTF-8), else
+    /// the text its escapes make.
+    private enum StringContent {
+        case plain(ArraySlice<UInt8>)
+        case unescaped(String)
+    }
+
+    private mutating func stringContent() throws -> StringContent {
         try expect(UInt8(ascii: "\""), "a string")
         let start = index
         let (end, ascii) = bytes.withUnsafeBufferPointer { Self.plainRun($0, from: start) }
@@ -176,8 +211,8 @@ public struct JSONScanner {
             let slice = bytes[start..<index]
             guard ascii || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8 in a string") }
             index += 1
-            return String(decoding: slice, as: UTF8.self)
-        case UInt8(ascii: "\\"): return try escapedString(from: start)
+            return .plain(slice)
+        case UInt8(ascii: "\\"): return .unescaped(try escapedString(from: start))
         default: throw failure("control character in a string")
         }
     }

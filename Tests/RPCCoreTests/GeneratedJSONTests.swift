@@ -63,6 +63,36 @@ struct GeneratedJSONTests {
         }
     }
 
+    /// Member names are matched as bytes (`JSONKey`), not as Strings: escaped names, non-ASCII
+    /// names and one-letter names must match exactly what they spell, and nothing else.
+    @Test func memberNamesMatchByTheirUnescapedBytes() throws {
+        // An escaped name is the member it spells.
+        var scanner = JSONScanner(Array(#"{"\u0063ount":2,"tot\u0061lAmount":"5"}"#.utf8))
+        #expect(try JframeTestingV1.CollectResponse(json: &scanner) == .init(count: 2, totalAmount: 5))
+        // A name that only starts or ends like a known one is unknown, so skipped.
+        scanner = JSONScanner(Array(#"{"count":1,"counts":7,"ount":8,"totalAmount":3,"totalAmountX":9}"#.utf8))
+        #expect(try JframeTestingV1.CollectResponse(json: &scanner) == .init(count: 1, totalAmount: 3))
+        var seen: [String] = []
+        scanner = JSONScanner(Array(#"{"n":1,"é":2,"e\u0301":3,"\u00e9":4,"nn":5}"#.utf8))
+        try scanner.fields { scanner, key in
+            switch key {
+            case "n": seen.append("n=\(try scanner.integer())")
+            case "é": seen.append("é=\(try scanner.integer())")
+            default: seen.append("other \(key.string)=\(try scanner.integer())")
+            }
+        }
+        // "e" + U+0301 spells a different name from the one scalar é, as in JSONDecoder.
+        #expect(seen == ["n=1", "é=2", "other e\u{301}=3", "é=4", "other nn=5"])
+        // A name that is not UTF-8 is refused, as a string value is.
+        scanner = JSONScanner([UInt8](#"{""#.utf8) + [0xC3, 0x28] + [UInt8](#"":1}"#.utf8))
+        #expect(throws: JSONScanner.Failure.self) { try scanner.fields { scanner, _ in try scanner.skipValue() } }
+        // A failure inside a member names it, escapes resolved.
+        let bad = Array(#"{"count":1,"tot\u0061lAmount":true}"#.utf8)
+        #expect { _ = try MessageCoding.decode(JframeTestingV1.CollectResponse.self, from: bad) } throws: {
+            "\($0)".contains("field 'totalAmount'")
+        }
+    }
+
     /// Found by fuzzing (Scripts/fuzz envelopes): a literal past Double's range became an
     /// infinity, which JSON can only write back as the string "Infinity" — a different value.
     @Test func numbersPastDoublesRangeAreRefusedNotMadeInfinite() throws {

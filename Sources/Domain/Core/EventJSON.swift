@@ -13,16 +13,16 @@ enum EventObjectReader {
     /// Calls `member` for each member; it returns the member's index in the type's list of
     /// required members, or nil for a name it does not know (skipped). Returns the indexes seen,
     /// as bits (a Set of names cost more than the rest of the reading).
-    static func read(_ scanner: inout JSONScanner, _ member: (inout JSONScanner, String) throws -> Int?) throws -> UInt32 {
+    static func read(_ scanner: inout JSONScanner, _ member: (inout JSONScanner, JSONKey) throws -> Int?) throws -> UInt32 {
         var seen: UInt32 = 0
-        try scanner.object { scanner, name in
+        try scanner.fields { scanner, name in
             if let index = try scanner.member(name, { try member(&$0, name) }) { seen |= 1 << index } else { try scanner.skipValue() }
         }
         return seen
     }
 
     /// Throws naming the first of `names` (indexed as `read`'s results) that was missing.
-    static func require(_ names: [String], in seen: UInt32, _ scanner: JSONScanner) throws {
+    static func require(_ names: [StaticString], in seen: UInt32, _ scanner: JSONScanner) throws {
         for (index, name) in names.enumerated() where seen & (1 << index) == 0 {
             throw scanner.failure("missing required field '\(name)'")
         }
@@ -32,7 +32,7 @@ enum EventObjectReader {
 extension Money: JSONMessage {
     /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
     /// (made once, not on every decode).
-    static let requiredMembers = ["amountMinor", "currency"]
+    static let requiredMembers: [StaticString] = ["amountMinor", "currency"]
 
     public init(json scanner: inout JSONScanner) throws {
         var amountMinor: Int64 = 0, currency = ""
@@ -42,7 +42,7 @@ extension Money: JSONMessage {
             case "currency": currency = try scanner.string()
             default: return nil
             }
-            return Self.requiredMembers.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(amountMinor: amountMinor, currency: currency)
@@ -63,7 +63,7 @@ extension Money: JSONMessage {
 extension AccountOpened: JSONMessage {
     /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
     /// (made once, not on every decode).
-    static let requiredMembers = ["accountId", "accountType", "holder", "openingBalance"]
+    static let requiredMembers: [StaticString] = ["accountId", "accountType", "holder", "openingBalance"]
 
     public init(json scanner: inout JSONScanner) throws {
         var accountId = "", holder = "", accountType = AccountType.current, openingBalance = Money.zero("")
@@ -78,7 +78,7 @@ extension AccountOpened: JSONMessage {
             case "openingBalance": openingBalance = try Money(json: &scanner)
             default: return nil
             }
-            return Self.requiredMembers.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId, holder: holder, accountType: accountType, openingBalance: openingBalance)
@@ -104,7 +104,7 @@ extension AccountOpened: JSONMessage {
 
 /// The two events that move money have one shape.
 /// The members of a deposit or withdrawal, numbered as `EventObjectReader` reads them.
-private let movementMembers = ["accountId", "amount"]
+private let movementMembers: [StaticString] = ["accountId", "amount"]
 
 private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: String, amount: Money) {
     var accountId = "", amount = Money.zero("")
@@ -114,7 +114,7 @@ private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: St
         case "amount": amount = try Money(json: &scanner)
         default: return nil
         }
-        return movementMembers.firstIndex(of: name)
+        return movementMembers.firstIndex { name == $0 }
     }
     try EventObjectReader.require(movementMembers, in: seen, scanner)
     return (accountId, amount)
@@ -152,14 +152,14 @@ extension FundsWithdrawn: JSONMessage {
 extension AccountClosed: JSONMessage {
     /// The members its stored JSON must have, in the order `EventObjectReader` numbers them
     /// (made once, not on every decode).
-    static let requiredMembers = ["accountId"]
+    static let requiredMembers: [StaticString] = ["accountId"]
 
     public init(json scanner: inout JSONScanner) throws {
         var accountId = ""
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             guard name == "accountId" else { return nil }
             accountId = try scanner.string()
-            return Self.requiredMembers.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId)
@@ -177,7 +177,7 @@ extension AccountClosed: JSONMessage {
 extension OrderPlaced: JSONMessage {
     /// The members its stored JSON must have (schema version 2: the customer flat), in the order
     /// `EventObjectReader` numbers them (made once, not on every decode).
-    static let requiredMembers = ["description", "email", "firstName", "lastName", "orderId", "quantity"]
+    static let requiredMembers: [StaticString] = ["description", "email", "firstName", "lastName", "orderId", "quantity"]
 
     public init(json scanner: inout JSONScanner) throws {
         var orderId = "", email = "", firstName = "", lastName = "", description = "", quantity = 0
@@ -191,7 +191,7 @@ extension OrderPlaced: JSONMessage {
             case "quantity": quantity = try scanner.int()
             default: return nil
             }
-            return Self.requiredMembers.firstIndex(of: name)
+            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(

@@ -13,8 +13,8 @@ extension CallHeaders {
         var metadata: Metadata?
         var scanner = JSONScanner(jsonBytes)
         do {
-            try scanner.object { scanner, name in
-                switch name {
+            try scanner.fields { scanner, key in
+                switch key {
                 case "method": method = try scanner.string()
                 case "timeoutMs": timeoutMs = try scanner.integer()
                 case "metadata":
@@ -62,8 +62,8 @@ extension Credit {
         var n: Int64?
         var scanner = JSONScanner(jsonBytes)
         do {
-            try scanner.object { scanner, name in
-                if name == "n" { n = try scanner.integer() } else { try scanner.skipValue() }
+            try scanner.fields { scanner, key in
+                if key == "n" { n = try scanner.integer() } else { try scanner.skipValue() }
             }
             try scanner.end()
         } catch let failure as JSONScanner.Failure {
