@@ -51,6 +51,21 @@ import Testing
         #expect(String(buffer: buffer) == "a\\tb\\\\c\\nd\\re\t-42\t\\N\t\\\\x00ab\nplain ü\t0\t\t\\\\N\n")
     }
 
+    /// Numbers are written digit by digit: exactly what `String(number)` writes, at the edges too.
+    @Test func copyTextWritesEveryNumberAsStringDoes() {
+        var numbers: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, Int64.max - 1, Int64.min + 1]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            numbers += [power, power - 1, -power, -(power - 1)]
+        }
+        for number in numbers {
+            var buffer = ByteBuffer()
+            PostgresCopy.encode([[.integer(number), .integer(number)]], into: &buffer)
+            #expect(String(buffer: buffer) == "\(number)\t\(number)\n")
+        }
+    }
+
     /// Held inserts of many rows go as COPY: what comes back is what went in, however odd the
     /// text, and a row that breaks a constraint fails the statement as a constraint failure (so
     /// the projection retries the batch event by event), leaving the connection usable.
