@@ -250,7 +250,9 @@ let package = Package(
         // (writers take turns, the watermark travels by LISTEN/NOTIFY, rebuilds into a shadow schema).
         .target(
             name: "PostgresReadModels",
-            dependencies: ["ReadModels", "PostgresConnections", "SQLite", "WallTime", logging, nioCore, nioPosix, postgresNIO],
+            dependencies: [
+                "ReadModels", "PostgresConnections", "RPCTransportNIO", "SQLite", "JSONCoding", "WallTime", logging, nioCore, nioPosix, postgresNIO,
+            ],
             exclude: ["README.md"], swiftSettings: settings),
         // The RPC face of the read side: cqrs.queries.v1 over the read models, the projection
         // from the broker, and the rebuild from the CommandService's history.

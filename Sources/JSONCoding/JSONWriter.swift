@@ -34,7 +34,7 @@ public struct JSONWriter {
     /// Ends a member or element.
     public mutating func comma() { bytes.append(UInt8(ascii: ",")) }
 
-    public mutating func integer(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
+    public mutating func integer(_ value: Int64) { ASCIIDecimal.append(value, to: &bytes) }
     public mutating func int(_ value: Int) { integer(Int64(value)) }
     public mutating func int32(_ value: Int32) { integer(Int64(value)) }
 

@@ -1,3 +1,4 @@
+import JSONCoding
 import NIOCore
 import SQLite
 
@@ -74,7 +75,7 @@ struct PostgresCopy: Equatable {
                 if index > 0 { line.append(UInt8(ascii: "\t")) }
                 switch value {
                 case .null: appendEscape(UInt8(ascii: "N"), to: &line)
-                case .integer(let number): appendDecimal(number, to: &line)
+                case .integer(let number): ASCIIDecimal.append(number, to: &line)
                 case .text(let text): appendEscaped(text, to: &line)
                 case .blob(let bytes):
                     appendEscape(UInt8(ascii: "\\"), to: &line)
@@ -91,23 +92,6 @@ struct PostgresCopy: Equatable {
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// `number` in decimal, as `String(number)` writes it: the digits made right to left in a
-    /// buffer on the stack, then appended at once.
-    static func appendDecimal(_ number: Int64, to line: inout [UInt8]) {
-        if number < 0 { line.append(UInt8(ascii: "-")) }
-        // The magnitude as unsigned, so Int64.min has one too; UInt64 has at most 20 digits.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var magnitude = number.magnitude
-            var start = digits.count
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            line.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
-        }
-    }
 
     /// A backslash and `byte`.
     @inline(__always)
