@@ -4,52 +4,61 @@
 /// Written out by hand (days-from-civil, after Howard Hinnant) because it runs once per event on
 /// the hot path and needs no calendar, locale or time zone.
 public func iso8601(milliseconds: Int64) -> String {
-    let ms = Int(milliseconds)
-    let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
-    let msOfDay = ms - days * 86_400_000
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    let (hour, minute, second, millis) = (msOfDay / 3_600_000, msOfDay / 60_000 % 60, msOfDay / 1000 % 60, msOfDay % 1000)
-    guard (0...9999).contains(year) else {
-        // Years without four digits (before 0 or after 9999): never on the hot path.
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
-    }
+    let time = CivilTime(milliseconds: milliseconds)
+    // Years without four digits (before 0 or after 9999) are never on the hot path.
+    guard (0...9999).contains(time.year) else { return time.interpolated }
     // The 24 bytes written in place: through string interpolation and a String per field,
     // formatting was a third of what serving the history (ReadAll) cost per event.
     return String(unsafeUninitializedCapacity: 24) { text in
-        func put(_ value: Int, width: Int, at offset: Int) {
+        var offset = 0
+        func field(_ value: Int, _ width: Int, then separator: UInt8) {
             var value = value
             for index in stride(from: offset + width - 1, through: offset, by: -1) {
                 text[index] = UInt8(ascii: "0") + UInt8(value % 10)
                 value /= 10
             }
+            text[offset + width] = separator
+            offset += width + 1
         }
-        put(year, width: 4, at: 0)
-        text[4] = UInt8(ascii: "-")
-        put(month, width: 2, at: 5)
-        text[7] = UInt8(ascii: "-")
-        put(day, width: 2, at: 8)
-        text[10] = UInt8(ascii: "T")
-        put(hour, width: 2, at: 11)
-        text[13] = UInt8(ascii: ":")
-        put(minute, width: 2, at: 14)
-        text[16] = UInt8(ascii: ":")
-        put(second, width: 2, at: 17)
-        text[19] = UInt8(ascii: ".")
-        put(millis, width: 3, at: 20)
-        text[23] = UInt8(ascii: "Z")
-        return 24
+        field(time.year, 4, then: UInt8(ascii: "-"))
+        field(time.month, 2, then: UInt8(ascii: "-"))
+        field(time.day, 2, then: UInt8(ascii: "T"))
+        field(time.hour, 2, then: UInt8(ascii: ":"))
+        field(time.minute, 2, then: UInt8(ascii: ":"))
+        field(time.second, 2, then: UInt8(ascii: "."))
+        field(time.millisecond, 3, then: UInt8(ascii: "Z"))
+        return offset
+    }
+}
+
+/// An instant's calendar fields in UTC, proleptic Gregorian as ISO 8601 counts (civil-from-days,
+/// after Howard Hinnant).
+struct CivilTime {
+    var year, month, day, hour, minute, second, millisecond: Int
+
+    init(milliseconds: Int64) {
+        let ms = Int(milliseconds)
+        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
+        let msOfDay = ms - days * 86_400_000
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        day = dayOfYear - (153 * mp + 2) / 5 + 1
+        month = mp < 10 ? mp + 3 : mp - 9
+        year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        (hour, minute, second, millisecond) = (msOfDay / 3_600_000, msOfDay / 60_000 % 60, msOfDay / 1000 % 60, msOfDay % 1000)
+    }
+
+    /// The text field by field, each padded with zeros: any year, at a String per field.
+    var interpolated: String {
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
     }
 }
 
