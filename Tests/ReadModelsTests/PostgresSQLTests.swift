@@ -69,7 +69,9 @@ import Testing
     /// Held inserts of many rows go as COPY: what comes back is what went in, however odd the
     /// text, and a row that breaks a constraint fails the statement as a constraint failure (so
     /// the projection retries the batch event by event), leaving the connection usable.
-    @Test func heldRowsRoundTripThroughCopyAndAConflictIsAConstraintFailure() throws {
+    /// Runs `body` with a connection whose schema holds a fresh table `t` made by `columns`, when
+    /// the tests have a PostgreSQL (JFRAME_TEST_POSTGRES_URL); drops the schema after.
+    static func withScratchTable(_ columns: String, _ body: (BlockingPostgresConnection) throws -> Void) throws {
         guard let url = ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"], !url.isEmpty else { return }
         let schema = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_copy"
         let db = BlockingPostgresConnection(settings: .init(location: try PostgresLocation(url: url), schema: schema), logger: Logger(label: "test"))
@@ -77,21 +79,61 @@ import Testing
             _ = try? db.execute("DROP SCHEMA \"\(schema)\" CASCADE")
             db.close()
         }
-        try db.execute("CREATE SCHEMA \"\(schema)\"; CREATE TABLE \"\(schema)\".t(id BIGINT PRIMARY KEY, name TEXT, data BYTEA)")
-        let odd = ["tab\there", "line\nbreak", "back\\slash", "\\N", "cr\r", "", "ünïcödé ✓"]
-        let rows: [[SQLiteValue]] = (0..<200).map { i in [.integer(Int64(i)), i % 10 == 9 ? .null : .text(odd[i % odd.count]), .blob([UInt8(i), 0])] }
-        try db.transaction { for row in rows { try db.insert("INSERT INTO t(id, name, data) VALUES(?, ?, ?)", row) } }
-        let back = try db.query("SELECT id, name, data FROM t ORDER BY id", []) { row -> [SQLiteValue] in
-            [.integer(row.int64(0)), row.isNull(1) ? .null : .text(row.text(1)), .blob(row.bytes(2))]
-        }
-        #expect(back == rows)
+        try db.execute("CREATE SCHEMA \"\(schema)\"; CREATE TABLE \"\(schema)\".t(\(columns))")
+        try body(db)
+    }
 
-        #expect {
-            try db.transaction {
-                for id in [1000, 1001] + Array(1002..<1100) + [1000] { try db.insert("INSERT INTO t(id) VALUES(?)", .integer(Int64(id))) }
+    @Test func heldRowsRoundTripThroughCopyAndAConflictIsAConstraintFailure() throws {
+        try Self.withScratchTable("id BIGINT PRIMARY KEY, name TEXT, data BYTEA") { db in
+            let odd = ["tab\there", "line\nbreak", "back\\slash", "\\N", "cr\r", "", "ünïcödé ✓"]
+            let rows: [[SQLiteValue]] = (0..<200).map { i in
+                [.integer(Int64(i)), i % 10 == 9 ? .null : .text(odd[i % odd.count]), .blob([UInt8(i), 0])]
             }
-        } throws: { ($0 as? any ReadModelDatabaseFailure)?.isConstraint == true }
-        #expect(try db.first("SELECT count(*) FROM t") { $0.int64(0) } == 200)
+            try db.transaction { for row in rows { try db.insert("INSERT INTO t(id, name, data) VALUES(?, ?, ?)", row) } }
+            let back = try db.query("SELECT id, name, data FROM t ORDER BY id", []) { row -> [SQLiteValue] in
+                [.integer(row.int64(0)), row.isNull(1) ? .null : .text(row.text(1)), .blob(row.bytes(2))]
+            }
+            #expect(back == rows)
+
+            #expect {
+                try db.transaction {
+                    for id in [1000, 1001] + Array(1002..<1100) + [1000] { try db.insert("INSERT INTO t(id) VALUES(?)", .integer(Int64(id))) }
+                }
+            } throws: { ($0 as? any ReadModelDatabaseFailure)?.isConstraint == true }
+            #expect(try db.first("SELECT count(*) FROM t") { $0.int64(0) } == 200)
+        }
+    }
+
+    /// Past `heldCopyRows` held rows go as COPYs sent without waiting, and the next statement
+    /// waits for them: it sees every row; a conflict in any of them fails the transaction as a
+    /// constraint failure, leaves nothing of it, and leaves the connection usable; a savepoint's
+    /// rollback undoes the ones sent inside it.
+    @Test func copiesSentInTheBackgroundComeBeforeTheNextStatement() throws {
+        try Self.withScratchTable("id BIGINT PRIMARY KEY") { db in
+            func insert(_ ids: some Sequence<Int>) throws { for id in ids { try db.insert("INSERT INTO t(id) VALUES(?)", .integer(Int64(id))) } }
+            func count() throws -> Int64? { try db.first("SELECT count(*) FROM t") { $0.int64(0) } }
+            let n = BlockingPostgresConnection.heldCopyRows * 3 + 17
+            try db.transaction {
+                try insert(0..<n)
+                #expect(try count() == Int64(n))
+            }
+            // A conflict in the first chunk sent, with more queued behind it; and one in the last.
+            for ids in [[5] + Array(n..<(n + 2500)), Array(n..<(n + 2500)) + [7]] {
+                #expect { try db.transaction { try insert(ids) } } throws: { ($0 as? any ReadModelDatabaseFailure)?.isConstraint == true }
+                #expect(try count() == Int64(n))
+            }
+            struct Undo: Error {}
+            try db.transaction {
+                #expect(throws: Undo.self) {
+                    try db.inSavepoint {
+                        try insert((n + 10_000)..<(n + 12_500))
+                        throw Undo()
+                    }
+                }
+                try insert([-1])
+            }
+            #expect(try count() == Int64(n + 1))
+        }
     }
 
     @Test func scriptsSplitAtSemicolonsOutsideQuotes() {
