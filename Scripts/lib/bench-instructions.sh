@@ -6,7 +6,7 @@
 # writes), a warm-up load runs, the counters are zeroed (callgrind_control -z), the measured load
 # runs, the counters are dumped (-d), and the whole process's instructions are divided by the calls
 # the load completed. stdout: one JSON line per case:
-#   {"case":…,"side":"server"|"client","metric":"instructions_per_call","ours":N,"calls":C,"instructions":I}
+#   {"case":…,"side":"server"|"client"|"command-service"|"query-service","metric":"instructions_per_call","ours":N,"calls":C,"instructions":I}
 # Cases:
 #   echo, server side: rpc-testserver, unary echo of 200 B, one call in flight (rpc-bench unary);
 #   echo, client side: rpc-bench itself under callgrind against a server running natively, two runs
@@ -16,18 +16,23 @@
 #   produce_b100, server side: the same with batches of 100 records (per call = per batch);
 #   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
 #     produce: librdkafka, one idempotent producer, acks=all), to set against produce_b100;
-#   deposit, server side: the command-service, relay off, one client (commands-bench deposits).
+#   deposit, server side: the command-service, relay off, one client (commands-bench deposits);
+#   rebuild, per event: a query-service (SQLite read models) rebuilding from REBUILD_EVENTS stored
+#     events (queries-bench populate, default 20,000) and the command-service serving it the
+#     history (ReadAll pages), both under callgrind, counted over a second rebuild after a first.
 # Each call pays its fdatasync in the kernel, which callgrind does not count: these are our
 # instructions (and the libraries' in user space), not the disk's.
 # Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
 # and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
-# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit"],
+# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
+# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit rebuild"],
 # SERVER_BIN_DIR [this tree's release build].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit rebuild}"
+REBUILD_EVENTS="${REBUILD_EVENTS:-20000}"
 
 command -v valgrind >/dev/null || apt_install valgrind
 command -v objcopy >/dev/null || apt_install binutils
@@ -36,12 +41,12 @@ if [ -n "${SERVER_BIN_DIR:-}" ]; then
   BIN="$SERVER_BIN_DIR"
 else
   step "build ours (release)"
-  for product in rpc-testserver broker command-service; do swift build -c release --product "$product" >&2; done
+  for product in rpc-testserver broker command-service query-service; do swift build -c release --product "$product" >&2; done
   BIN="$(swift build -c release --show-bin-path)"
 fi
-build_bench_tools rpc-bench broker-bench commands-bench kafka-bench
+build_bench_tools rpc-bench broker-bench commands-bench kafka-bench queries-bench
 
-bench_workdir bench-instructions broker store
+bench_workdir bench-instructions broker store history readmodels
 
 # Starts BINARY (stripped) under callgrind as NAME, listening on port 0; sets VG_PID and PORT.
 # Usage: start_under_callgrind NAME BINARY ARGS...
@@ -158,6 +163,24 @@ for case in $CASES; do
       start_under_callgrind deposit "$BIN/command-service" --data-dir "$WORK/store" --no-relay
       measure_server deposit commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
       ;;
-    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit)" >&2; exit 2 ;;
+    rebuild)
+      step "rebuild of $REBUILD_EVENTS stored events, per event: the command-service serving the history, the query-service applying it"
+      "$BENCH_BIN/queries-bench" populate --directory "$WORK/history" --events "$REBUILD_EVENTS" >&2
+      start_under_callgrind rebuild_history "$BIN/command-service" --data-dir "$WORK/history" --no-relay
+      history_vg=$VG_PID
+      start_under_callgrind rebuild_readmodels "$BIN/query-service" --data-dir "$WORK/readmodels" --no-projection --commands "127.0.0.1:$PORT"
+      "$BENCH_BIN/queries-bench" rebuild --queries "127.0.0.1:$PORT" >/dev/null  # the first builds the tables and warms up
+      callgrind_control -z "$history_vg" >/dev/null
+      callgrind_control -z "$VG_PID" >/dev/null
+      "$BENCH_BIN/queries-bench" rebuild --queries "127.0.0.1:$PORT" >"$WORK/rebuild.load.json"
+      callgrind_control -d "$history_vg" >/dev/null
+      callgrind_control -d "$VG_PID" >/dev/null
+      sleep 1
+      emit_case rebuild command-service "$(field "$WORK/rebuild.load.json" events)" "$(instructions_in "$(ls -t "$WORK/rebuild_history.cg".* | head -1)")"
+      emit_case rebuild query-service "$(field "$WORK/rebuild.load.json" events)" "$(instructions_in "$(ls -t "$WORK/rebuild_readmodels.cg".* | head -1)")"
+      kill "$history_vg" "$VG_PID" 2>/dev/null || true
+      wait "$history_vg" "$VG_PID" 2>/dev/null || true
+      ;;
+    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, rebuild)" >&2; exit 2 ;;
   esac
 done
