@@ -34,6 +34,11 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     let settings: Settings
     private let logger: Logger
     private var connection: PostgresConnection?
+    /// Whether a transaction is open. Its statements must all run in the session that began it: a
+    /// new connection is outside the transaction, where each statement would commit on its own
+    /// (the rows of an event without its handled position). So a connection lost inside a
+    /// transaction fails the rest of it, and only the next transaction connects again.
+    private var inTransaction = false
     private var savepoints = 0
     /// Inserts held to go as one statement per text (`insert`): each text, in the order first
     /// held, with its rows' values. Several texts are held at once (an event's transaction row
@@ -78,6 +83,9 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
         connection.close().whenComplete { _ in _ = connection }
     }
 
+    /// Whether there is no open connection now (the next call would connect).
+    var isConnectionClosed: Bool { connection?.isClosed ?? true }
+
     func close() {
         discardPending()
         if let connection { _ = try? wait(connection.close()) }
@@ -121,6 +129,8 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
 
     func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN")
+        inTransaction = true
+        defer { inTransaction = false }
         do {
             let result = try body()
             try execute("COMMIT")
@@ -284,6 +294,9 @@ final class BlockingPostgresConnection: ReadModelDatabase, @unchecked Sendable {
     private func connected() throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
         connection = nil
+        guard !inTransaction else {
+            throw PostgresReadModelFailure(message: "the connection to PostgreSQL was lost inside a transaction, which is rolled back with it")
+        }
         do {
             let eventLoop = Self.eventLoops.any()
             let configuration = try settings.location.connectionConfiguration(connectTimeout: min(settings.callTimeout, .seconds(5)))

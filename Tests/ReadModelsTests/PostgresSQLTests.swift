@@ -136,6 +136,28 @@ import Testing
         }
     }
 
+    /// A connection lost between two statements of a transaction fails the transaction: the
+    /// second statement must not run on a new connection, outside the transaction, where it would
+    /// commit on its own while the first is rolled back with the lost session.
+    @Test func aConnectionLostInsideATransactionFailsTheRestOfIt() throws {
+        try Self.withScratchTable("id BIGINT PRIMARY KEY") { (db: BlockingPostgresConnection) throws in
+            let other = BlockingPostgresConnection(settings: db.settings, logger: Logger(label: "test"))
+            defer { other.close() }
+            #expect(throws: (any Error).self) {
+                try db.transaction {
+                    try db.run("INSERT INTO t(id) VALUES(1)")
+                    let pid = try db.first("SELECT pg_backend_pid()") { $0.int64(0) } ?? 0
+                    try other.execute("SELECT pg_terminate_backend(\(pid))")
+                    // Until the client has seen the session close, as a quiet moment would let it.
+                    let deadline = ContinuousClock.now + .seconds(5)
+                    while !db.isConnectionClosed, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                    try db.run("INSERT INTO t(id) VALUES(2)")
+                }
+            }
+            #expect(try db.first("SELECT count(*) FROM t") { $0.int64(0) } == 0)
+        }
+    }
+
     @Test func scriptsSplitAtSemicolonsOutsideQuotes() {
         #expect(PostgresSQL.statements("BEGIN; UPDATE t SET e = 'a;b';\n\n COMMIT;") == ["BEGIN", "UPDATE t SET e = 'a;b'", "COMMIT"])
         #expect(PostgresSQL.statements("  ;  ").isEmpty)
