@@ -112,20 +112,19 @@ public struct JSONScanner {
 
     /// Reads the value of member `name` with `read`, adding the name to the path of any failure.
     public mutating func member<T>(_ name: String, _ read: (inout JSONScanner) throws -> T) throws -> T {
-        do {
-            return try read(&self)
-        } catch var failure as Failure {
-            failure.path.insert(name, at: 0)
-            throw failure
-        }
+        try member(named: name, read)
     }
 
     /// `member(_:_:)` for a member read with `fields`: the name becomes a String only for a failure.
     public mutating func member<T>(_ name: JSONKey, _ read: (inout JSONScanner) throws -> T) throws -> T {
+        try member(named: name.string, read)
+    }
+
+    private mutating func member<T>(named name: @autoclosure () -> String, _ read: (inout JSONScanner) throws -> T) throws -> T {
         do {
             return try read(&self)
         } catch var failure as Failure {
-            failure.path.insert(name.string, at: 0)
+            failure.path.insert(name(), at: 0)
             throw failure
         }
     }

@@ -74,11 +74,11 @@ struct PostgresCopy: Equatable {
             for (index, value) in row.enumerated() {
                 if index > 0 { line.append(UInt8(ascii: "\t")) }
                 switch value {
-                case .null: appendEscape(UInt8(ascii: "N"), to: &line)
+                case .null: appendBackslash(then: UInt8(ascii: "N"), to: &line)
                 case .integer(let number): ASCIIDecimal.append(number, to: &line)
                 case .text(let text): appendEscaped(text, to: &line)
                 case .blob(let bytes):
-                    appendEscape(UInt8(ascii: "\\"), to: &line)
+                    appendBackslash(then: UInt8(ascii: "\\"), to: &line)
                     line.append(UInt8(ascii: "x"))
                     for byte in bytes {
                         line.append(hexDigits[Int(byte >> 4)])
@@ -93,9 +93,9 @@ struct PostgresCopy: Equatable {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    /// A backslash and `byte`.
+    /// A backslash, then `byte`.
     @inline(__always)
-    private static func appendEscape(_ byte: UInt8, to line: inout [UInt8]) {
+    private static func appendBackslash(then byte: UInt8, to line: inout [UInt8]) {
         line.append(UInt8(ascii: "\\"))
         line.append(byte)
     }
@@ -110,13 +110,13 @@ struct PostgresCopy: Equatable {
             }
             for byte in bytes {
                 switch byte {
-                case UInt8(ascii: "\\"): appendEscape(UInt8(ascii: "\\"), to: &line)
-                case UInt8(ascii: "\t"): appendEscape(UInt8(ascii: "t"), to: &line)
-                case UInt8(ascii: "\n"): appendEscape(UInt8(ascii: "n"), to: &line)
-                case UInt8(ascii: "\r"): appendEscape(UInt8(ascii: "r"), to: &line)
-                case 0x08: appendEscape(UInt8(ascii: "b"), to: &line)
-                case 0x0c: appendEscape(UInt8(ascii: "f"), to: &line)
-                case 0x0b: appendEscape(UInt8(ascii: "v"), to: &line)
+                case UInt8(ascii: "\\"): appendBackslash(then: UInt8(ascii: "\\"), to: &line)
+                case UInt8(ascii: "\t"): appendBackslash(then: UInt8(ascii: "t"), to: &line)
+                case UInt8(ascii: "\n"): appendBackslash(then: UInt8(ascii: "n"), to: &line)
+                case UInt8(ascii: "\r"): appendBackslash(then: UInt8(ascii: "r"), to: &line)
+                case 0x08: appendBackslash(then: UInt8(ascii: "b"), to: &line)
+                case 0x0c: appendBackslash(then: UInt8(ascii: "f"), to: &line)
+                case 0x0b: appendBackslash(then: UInt8(ascii: "v"), to: &line)
                 default: line.append(byte)
                 }
             }
