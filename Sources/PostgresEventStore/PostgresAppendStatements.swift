@@ -124,7 +124,7 @@ extension PostgresEventStore {
                     SELECT 3, s.id, NULL, NULL, NULL, NULL, NULL, v.stream_version, NULL, NULL, NULL, NULL, NULL
                     \(lastVersions(tables, of: "$3"))
                     """,
-                binds: binds(touched.commandIds, touched.eventIds, touched.streamIds)),
+                binds: PostgresArrayBind.bindings(touched.commandIds, touched.eventIds, touched.streamIds)),
             logger: logger)
         var (locked, seen): (Int64?, Int64?) = (nil, nil)
         var commands: [String: AppendResult] = [:]
@@ -189,27 +189,27 @@ extension PostgresEventStore {
         guard !events.isEmpty else { return true }
         let commands = plan.newCommands
         var binds = PostgresBindings(capacity: 22)
-        binds.append(events.map(\.position))
-        binds.append(events.map(\.eventId))
-        binds.append(events.map(\.streamId))
-        binds.append(events.map(\.streamVersion))
-        binds.append(events.map(\.type))
-        binds.append(events.map { Int64($0.schemaVersion) })
-        binds.append(events.map(\.recordedAt))
+        binds.append(PostgresArrayBind(events.map(\.position)))
+        binds.append(PostgresArrayBind(events.map(\.eventId)))
+        binds.append(PostgresArrayBind(events.map(\.streamId)))
+        binds.append(PostgresArrayBind(events.map(\.streamVersion)))
+        binds.append(PostgresArrayBind(events.map(\.type)))
+        binds.append(PostgresArrayBind(events.map { Int64($0.schemaVersion) }))
+        binds.append(PostgresArrayBind(events.map(\.recordedAt)))
         // Arrays cannot carry NULLs here: a flag beside each optional text says whether it is there.
-        binds.append(events.map { $0.correlationId ?? "" })
-        binds.append(events.map { $0.correlationId != nil })
-        binds.append(events.map { $0.causationId ?? "" })
-        binds.append(events.map { $0.causationId != nil })
-        binds.append(events.map { ByteBuffer(bytes: $0.data) })
-        binds.append(events.map { EventChecksum.of($0) })
-        binds.append(events.map { $0.traceParent ?? "" })
-        binds.append(events.map { $0.traceParent != nil })
-        binds.append(commands.map(\.commandId))
-        binds.append(commands.map(\.result.streamId))
-        binds.append(commands.map(\.result.version))
-        binds.append(commands.map(\.result.position))
-        binds.append(commands.map(\.digest))
+        binds.append(PostgresArrayBind(events.map { $0.correlationId ?? "" }))
+        binds.append(PostgresArrayBind(events.map { $0.correlationId != nil }))
+        binds.append(PostgresArrayBind(events.map { $0.causationId ?? "" }))
+        binds.append(PostgresArrayBind(events.map { $0.causationId != nil }))
+        binds.append(PostgresArrayBind(bytea: events.map(\.data)))
+        binds.append(PostgresArrayBind(events.map { EventChecksum.of($0) }))
+        binds.append(PostgresArrayBind(events.map { $0.traceParent ?? "" }))
+        binds.append(PostgresArrayBind(events.map { $0.traceParent != nil }))
+        binds.append(PostgresArrayBind(commands.map(\.commandId)))
+        binds.append(PostgresArrayBind(commands.map(\.result.streamId)))
+        binds.append(PostgresArrayBind(commands.map(\.result.version)))
+        binds.append(PostgresArrayBind(commands.map(\.result.position)))
+        binds.append(PostgresArrayBind(commands.map(\.digest)))
         binds.append(plan.head)
         binds.append(base)
         // One call of the schema's function: its statements are planned once per session,

@@ -52,6 +52,10 @@ public final class PostgresEventStore: EventStore {
         /// the connections also start with); a batch whose callers all have deadlines is bounded
         /// by the latest of them.
         public var statementTimeout: Duration = .seconds(30)
+        /// How long the writer keeps its pooled connection with nothing to write before it hands
+        /// it back (see `drain`); zero hands it back after every batch (the default of a pool of
+        /// one connection, so reads never wait for the writer).
+        public var writerIdleRelease: Duration = .seconds(1)
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
         public var clock: any WallClock = SystemWallClock()
         public init() {}
@@ -89,7 +93,7 @@ public final class PostgresEventStore: EventStore {
     let options: Options
     private let logger: Logger
     let tables: Tables
-    private let queue = Mutex(GroupCommitQueue<Job>())
+    private let queue = Mutex(WriterQueue())
     private let head: WatermarkWaiters
     private let refusal = WriteRefusal()
     private let metrics = StoreMetrics(store: "postgres")
@@ -125,6 +129,8 @@ public final class PostgresEventStore: EventStore {
         var options = options
         if let schema = location.schema { options.schema = schema }
         options.statementTimeout = location.statementTimeout
+        // One connection in all: the writer must not keep it from the reads between batches.
+        if location.poolSize == 1 { options.writerIdleRelease = .zero }
         let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
         // Immediate: the pool must be running before the first lease, or it warns. On the event
         // loops: the pool arms an idle and a keep-alive timer on every release of a connection
@@ -193,10 +199,11 @@ public final class PostgresEventStore: EventStore {
 
     /// Finishes nothing more: queued appends fail as unavailable, and a pool this store runs stops.
     public func close() {
-        let jobs = queue.withLock { queue -> [Job] in
-            queue.close()
-            return queue.draining ? [] : queue.take(upTo: .max)
+        let (jobs, parked) = queue.withLock { state -> ([Job], WriterQueue.Parked?) in
+            state.jobs.close()
+            return (state.jobs.draining ? [] : state.jobs.take(upTo: .max), state.unpark())
         }
+        parked?.wake(withWork: false)
         for job in jobs { job.fail(EventStoreError.unavailable("the store is closed")) }
         clientTask?.cancel()
     }
@@ -253,22 +260,76 @@ public final class PostgresEventStore: EventStore {
     }
 
     private func enqueue(_ job: Job) {
-        switch queue.withLock({ $0.enqueue(job) }) {
+        let (admission, parked) = queue.withLock { state in
+            let admission = state.jobs.enqueue(job)
+            return (admission, admission == .joined ? state.unpark() : nil)
+        }
+        switch admission {
         case .closed: job.fail(EventStoreError.unavailable("the store is closed"))
         case .startDrain: Task { await self.drain() }
-        case .joined: break
+        case .joined: parked?.wake()
         }
     }
 
-    /// Commits the queued jobs, a batch per transaction, until none are left.
+    /// Commits the queued jobs, a batch per transaction, until none are left and the writer's
+    /// connection has been idle for `writerIdleRelease`.
+    ///
+    /// Why the connection is kept between batches: leasing one from the pool for each batch (a
+    /// task, the lease's wait and timers, the pool's idle and keep-alive timers re-armed on every
+    /// release) cost about as many instructions as the rest of a lone command's work in this
+    /// process. A lone client's next command now finds the writer waiting on its connection.
     private func drain() async {
         repeat {
-            let jobs = queue.withLock { $0.take(upTo: options.maxBatch) }
+            do {
+                try await withConnection { connection in await self.writeBatches(on: connection) }
+            } catch {
+                // No connection within the wait: the next batch fails, as its transaction would.
+                let jobs = queue.withLock { $0.jobs.take(upTo: options.maxBatch) }
+                fail(jobs, error)
+            }
+        } while queue.withLock({ $0.jobs.roundFinished() })
+    }
+
+    /// Writes batches on `connection` while jobs come, waiting up to `writerIdleRelease` for the
+    /// next; returns (handing the connection back) when that wait ends with none, a batch fails,
+    /// the connection is lost, or the store closes.
+    private func writeBatches(on connection: PostgresConnection) async {
+        while true {
+            let jobs = queue.withLock { $0.jobs.take(upTo: options.maxBatch) }
             if !jobs.isEmpty {
                 metrics.commitBatchSize.record(jobs.count)
-                await commit(jobs)
+                guard await commit(jobs, on: connection) else { return }
             }
-        } while queue.withLock({ $0.roundFinished() })
+            guard await nextJobs(on: connection), !connection.isClosed else { return }
+        }
+    }
+
+    /// Waits until a job is queued (true) or `writerIdleRelease` passes, or the store closes (false).
+    private func nextJobs(on connection: PostgresConnection) async -> Bool {
+        guard options.writerIdleRelease > .zero else { return queue.withLock { !$0.jobs.jobs.isEmpty } }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let parked = WriterQueue.Parked(continuation)
+            let early = queue.withLock { state -> Bool? in
+                guard !state.jobs.closed else { return false }
+                guard state.jobs.jobs.isEmpty else { return true }
+                state.park(parked)
+                return nil
+            }
+            if let early { return parked.wake(withWork: early) }
+            let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(options.writerIdleRelease.wholeNanoseconds))) {
+                if let idle = self.queue.withLock({ $0.unpark(ifStill: parked) }) { idle.wake(withWork: false) }
+            }
+            parked.onWake { timer.cancel() }
+        }
+    }
+
+    private func fail(_ jobs: [Job], _ error: any Error) {
+        guard !jobs.isEmpty else { return }
+        // The batch may have been committed before the failure: learn the head again.
+        known.withLock { $0.forget() }
+        let failure = (error as? EventStoreError) ?? EventStoreError.unavailable(PostgresErrors.describe(error))
+        logger.error("an event store transaction failed; its appends were not stored", metadata: ["error": "\(failure)"])
+        for job in jobs { job.fail(failure) }
     }
 
     enum Outcome {
@@ -279,83 +340,17 @@ public final class PostgresEventStore: EventStore {
 
     /// One batch: every job decided and written (a refused append writes nothing), the head
     /// moved, committed; then every job answered. A database error fails the whole batch as
-    /// unavailable: nothing of it was committed.
-    ///
-    /// A batch of appends alone first goes optimistically (`commitOptimistically`: two statements,
-    /// no explicit transaction); when another replica appended in between, or the batch holds a
-    /// snapshot or checkpoint, it goes as one transaction that locks the head first.
-    private func commit(_ jobs: [Job]) async {
+    /// unavailable: nothing of it was committed. Returns false when the batch failed: the caller
+    /// hands the connection back.
+    private func commit(_ jobs: [Job], on connection: PostgresConnection) async -> Bool {
         let recordedAt = options.clock.nowMilliseconds()
         let deadlines = jobs.map { job -> ContinuousClock.Instant? in
             if case .append(_, _, let deadline) = job { return deadline }
             return nil  // a snapshot or checkpoint: no caller's deadline
         }
         let budget = Self.statementBudget(deadlines, now: .now, ceiling: options.statementTimeout)
-        let result: Result<(outcomes: [Outcome], head: Int64), any Error>
         do {
-            let logger = self.logger
-            let tables = self.tables
-            result = .success(
-                try await withConnection { connection in
-                    let touched = Touched(jobs)
-                    let learn = { @Sendable (base: Int64, plan: AppendBatchPlan) in
-                        let versions = touched.streamIds.map { ($0, plan.version(of: $0)) }
-                        self.known.withLock { $0.learned(at: base, versions, head: plan.head) }
-                    }
-                    if jobs.allSatisfy({ if case .append = $0 { true } else { false } }) {
-                        if let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
-                            switch try await Self.commitFromMemory(jobs, plan, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
-                            {
-                            case .committed(let outcomes, let plan, let base):
-                                learn(base, plan)
-                                return (outcomes, plan.head)
-                            case .headMoved: self.known.withLock { $0.forget() }
-                            case .undecided: break
-                            }
-                        }
-                        if let (outcomes, plan, base) = try await Self.commitOptimistically(
-                            jobs, touched, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
-                        {
-                            learn(base, plan)
-                            return (outcomes, plan.head)
-                        }
-                    }
-                    try await connection.query("BEGIN", logger: logger)
-                    do {
-                        // Before the lock: waiting for it is what a stuck holder makes long.
-                        if let budget {
-                            try await connection.query(
-                                PostgresQuery(
-                                    unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
-                                    binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
-                        }
-                        var plan = try await Self.read(touched, locking: true, on: connection, tables: tables, logger: logger)
-                        let base = plan.head
-                        var outcomes: [Outcome] = []
-                        outcomes.reserveCapacity(jobs.count)
-                        for job in jobs {
-                            switch job {
-                            case .append(let request, _, _):
-                                outcomes.append(Self.decide(request, in: &plan, recordedAt: recordedAt))
-                            case .write(let body, _):
-                                try await body(connection, logger)
-                                outcomes.append(.written)
-                            }
-                        }
-                        _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
-                        try await connection.query("COMMIT", logger: logger)
-                        learn(base, plan)
-                        return (outcomes, plan.head)
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
-                        throw error
-                    }
-                })
-        } catch {
-            result = .failure(error)
-        }
-        switch result {
-        case .success(let (outcomes, position)):
+            let (outcomes, position) = try await write(jobs, recordedAt: recordedAt, budget: budget, on: connection)
             head.advance(to: position)
             for (job, outcome) in zip(jobs, outcomes) {
                 switch (job, outcome) {
@@ -365,12 +360,76 @@ public final class PostgresEventStore: EventStore {
                 case (.append(_, let continuation, _), .written): continuation.resume(throwing: EventStoreError.unavailable("lost outcome"))
                 }
             }
-        case .failure(let error):
-            // The batch may have been committed before the failure: learn the head again.
-            known.withLock { $0.forget() }
-            let failure = (error as? EventStoreError) ?? EventStoreError.unavailable(PostgresErrors.describe(error))
-            logger.error("an event store transaction failed; its appends were not stored", metadata: ["error": "\(failure)"])
-            for job in jobs { job.fail(failure) }
+            return true
+        } catch {
+            fail(jobs, error)
+            return false
+        }
+    }
+
+    /// Writes one batch and commits it, returning each job's outcome and the new head.
+    ///
+    /// A batch of appends alone first goes from memory or optimistically (`commitFromMemory`,
+    /// `commitOptimistically`: no explicit transaction); when another replica appended in
+    /// between, or the batch holds a snapshot or checkpoint, it goes as one transaction that locks
+    /// the head first.
+    private func write(
+        _ jobs: [Job], recordedAt: Int64, budget: Duration?, on connection: PostgresConnection
+    ) async throws -> (outcomes: [Outcome], head: Int64) {
+        let logger = self.logger
+        let tables = self.tables
+        let touched = Touched(jobs)
+        let learn = { @Sendable (base: Int64, plan: AppendBatchPlan) in
+            let versions = touched.streamIds.map { ($0, plan.version(of: $0)) }
+            self.known.withLock { $0.learned(at: base, versions, head: plan.head) }
+        }
+        if jobs.allSatisfy({ if case .append = $0 { true } else { false } }) {
+            if let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
+                switch try await Self.commitFromMemory(jobs, plan, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                {
+                case .committed(let outcomes, let plan, let base):
+                    learn(base, plan)
+                    return (outcomes, plan.head)
+                case .headMoved: self.known.withLock { $0.forget() }
+                case .undecided: break
+                }
+            }
+            if let (outcomes, plan, base) = try await Self.commitOptimistically(
+                jobs, touched, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+            {
+                learn(base, plan)
+                return (outcomes, plan.head)
+            }
+        }
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            // Before the lock: waiting for it is what a stuck holder makes long.
+            if let budget {
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
+                        binds: Self.binds(String(budget.wholeMilliseconds))), logger: logger)
+            }
+            var plan = try await Self.read(touched, locking: true, on: connection, tables: tables, logger: logger)
+            let base = plan.head
+            var outcomes: [Outcome] = []
+            outcomes.reserveCapacity(jobs.count)
+            for job in jobs {
+                switch job {
+                case .append(let request, _, _):
+                    outcomes.append(Self.decide(request, in: &plan, recordedAt: recordedAt))
+                case .write(let body, _):
+                    try await body(connection, logger)
+                    outcomes.append(.written)
+                }
+            }
+            _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            learn(base, plan)
+            return (outcomes, plan.head)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
         }
     }
 

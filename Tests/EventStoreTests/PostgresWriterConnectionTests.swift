@@ -1,0 +1,75 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import PostgresEventStore
+
+/// The PostgreSQL store's writer keeps its pooled connection between batches (a lone client's
+/// next command finds it waiting there), and that must never cost an append or a read.
+/// (A time limit: a statement sent on a connection the server closed is never answered.)
+@Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"), .timeLimit(.minutes(1)))
+struct PostgresWriterConnectionTests {
+    /// A connection the server dropped while the writer waited on it (a restart, an
+    /// administrator's `pg_terminate_backend`) is replaced before the next batch, which succeeds.
+    @Test func aWriterConnectionLostBetweenBatchesIsReplacedWithoutFailingTheNextAppend() async throws {
+        let (store, client, schema) = try await TestPostgres.freshStore()
+        _ = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "c1"))
+
+        let terminated = try await client.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE pid <> pg_backend_pid() AND query LIKE '%\(schema).append_rows%'
+                    """), logger: Logger(label: "test")
+        ).collect().count
+        #expect(terminated == 1, "the writer's session, idle since its batch")
+        try await Task.sleep(for: .milliseconds(300))  // the client sees the connection close
+
+        let next = try await store.append(AppendRequest(streamId: "A-1", expected: .exact(1), events: [event()], commandId: "c2"))
+        #expect(next.version == 2)
+        #expect(try await store.headPosition() == 2)
+    }
+
+    /// With nothing to write, the writer hands its connection back after `writerIdleRelease`: a
+    /// read that needs it gets it then, well within the wait for a connection.
+    @Test func anIdleWriterHandsItsConnectionBackForReads() async throws {
+        var options = PostgresEventStore.Options()
+        options.writerIdleRelease = .milliseconds(300)
+        options.connectionWait = .seconds(3)
+        let store = try await PostgresEventStore.connect(url: Self.url(pool: 2), options: options)
+        defer { store.close() }
+        _ = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "c1"))
+        // The pool's other connection, held for longer than the read may wait.
+        let holder = Task { try await store.withConnection { _ in try await Task.sleep(for: .seconds(5)) } }
+        defer { holder.cancel() }
+        try await Task.sleep(for: .milliseconds(100))
+
+        let started = ContinuousClock.now
+        let events = try await store.readStream("A-1", fromVersion: 1, maxCount: 10)
+        let waited = ContinuousClock.now - started
+        #expect(events.count == 1)
+        #expect(waited < .seconds(2), "the writer's connection came back after its idle wait: \(waited)")
+    }
+
+    /// A pool of one connection: the writer hands it back after every batch.
+    @Test func withOneConnectionTheWriterKeepsNoneBetweenBatches() async throws {
+        var options = PostgresEventStore.Options()
+        options.connectionWait = .seconds(3)
+        let store = try await PostgresEventStore.connect(url: Self.url(pool: 1), options: options)
+        defer { store.close() }
+        #expect(store.options.writerIdleRelease == .zero)
+        _ = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "c1"))
+        let started = ContinuousClock.now
+        #expect(try await store.readStream("A-1", fromVersion: 1, maxCount: 10).count == 1)
+        #expect(ContinuousClock.now - started < .milliseconds(800), "not held for the default idle second")
+        _ = try await store.append(AppendRequest(streamId: "A-1", expected: .exact(1), events: [event()], commandId: "c2"))
+        #expect(try await store.headPosition() == 2)
+    }
+
+    private static func url(pool: Int) throws -> String {
+        let url = try #require(ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"])
+        return url + (url.contains("?") ? "&" : "?") + "pool=\(pool)&schema=\(TestPostgres.freshSchema())"
+    }
+}
