@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Logging
+import PostgresConnections
 import PostgresNIO
 import Testing
 
@@ -66,6 +67,37 @@ struct PostgresWriterConnectionTests {
         #expect(ContinuousClock.now - started < .milliseconds(800), "not held for the default idle second")
         _ = try await store.append(AppendRequest(streamId: "A-1", expected: .exact(1), events: [event()], commandId: "c2"))
         #expect(try await store.headPosition() == 2)
+    }
+
+    /// The batch's call is prepared once per connection under a name of its schema's: stores of
+    /// two schemas taking turns on one connection each write into their own tables.
+    @Test func storesOfTwoSchemasOnOneConnectionEachWriteTheirOwnTables() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"])
+        var configuration = try PostgresLocation(url: url).configuration
+        configuration.options.maximumConnections = 1
+        let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test-postgres"))
+        let running = Task { await client.run() }
+        defer { running.cancel() }
+        var stores: [PostgresEventStore] = []
+        for _ in 0..<2 {
+            var options = PostgresEventStore.Options()
+            options.schema = TestPostgres.freshSchema()
+            options.writerIdleRelease = .zero
+            stores.append(try await PostgresEventStore.open(client: client, options: options))
+        }
+        for round in 1...3 {
+            for (index, store) in stores.enumerated() {
+                let appended = try await store.append(
+                    AppendRequest(
+                        streamId: "S-\(index)", expected: round == 1 ? .noStream : .exact(Int64(round - 1)), events: [event()],
+                        commandId: "c\(round)"))
+                #expect(appended.position == Int64(round), "store \(index), round \(round)")
+            }
+        }
+        for (index, store) in stores.enumerated() {
+            #expect(try await store.readStream("S-\(index)", fromVersion: 1, maxCount: 10).count == 3)
+            #expect(try await store.readStream("S-\(1 - index)", fromVersion: 1, maxCount: 10).isEmpty)
+        }
     }
 
     private static func url(pool: Int) throws -> String {
