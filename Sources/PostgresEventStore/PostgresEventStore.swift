@@ -199,11 +199,11 @@ public final class PostgresEventStore: EventStore {
 
     /// Finishes nothing more: queued appends fail as unavailable, and a pool this store runs stops.
     public func close() {
-        let (jobs, parked) = queue.withLock { state -> ([Job], WriterQueue.Parked?) in
+        let (jobs, parked) = queue.withLock { state -> ([Job], WriterQueue.Writer?) in
             state.jobs.close()
             return (state.jobs.draining ? [] : state.jobs.take(upTo: .max), state.unpark())
         }
-        parked?.wake(withWork: false)
+        parked?.resume(returning: false)
         for job in jobs { job.fail(EventStoreError.unavailable("the store is closed")) }
         clientTask?.cancel()
     }
@@ -267,7 +267,7 @@ public final class PostgresEventStore: EventStore {
         switch admission {
         case .closed: job.fail(EventStoreError.unavailable("the store is closed"))
         case .startDrain: Task { await self.drain() }
-        case .joined: parked?.wake()
+        case .joined: parked?.resume(returning: true)
         }
     }
 
@@ -307,19 +307,28 @@ public final class PostgresEventStore: EventStore {
     /// Waits until a job is queued (true) or `writerIdleRelease` passes, or the store closes (false).
     private func nextJobs(on connection: PostgresConnection) async -> Bool {
         guard options.writerIdleRelease > .zero else { return queue.withLock { !$0.jobs.jobs.isEmpty } }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let parked = WriterQueue.Parked(continuation)
-            let early = queue.withLock { state -> Bool? in
-                guard !state.jobs.closed else { return false }
-                guard state.jobs.jobs.isEmpty else { return true }
-                state.park(parked)
-                return nil
+        return await withCheckedContinuation { (writer: WriterQueue.Writer) in
+            let now = ContinuousClock.now
+            let (early, armTimer) = queue.withLock { state -> (Bool?, Bool) in
+                guard !state.jobs.closed else { return (false, false) }
+                guard state.jobs.jobs.isEmpty else { return (true, false) }
+                return (nil, state.park(writer, at: now))
             }
-            if let early { return parked.wake(withWork: early) }
-            let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(options.writerIdleRelease.wholeNanoseconds))) {
-                if let idle = self.queue.withLock({ $0.unpark(ifStill: parked) }) { idle.wake(withWork: false) }
+            if let early {
+                writer.resume(returning: early)
+            } else if armTimer {
+                armIdleTimer(on: connection.eventLoop, after: options.writerIdleRelease)
             }
-            parked.onWake { timer.cancel() }
+        }
+    }
+
+    private func armIdleTimer(on loop: any EventLoop, after delay: Duration) {
+        loop.scheduleTask(in: .nanoseconds(Int64(delay.wholeNanoseconds))) {
+            switch self.queue.withLock({ $0.idleTimerFired(at: .now, release: self.options.writerIdleRelease) }) {
+            case .release(let writer): writer.resume(returning: false)
+            case .checkAgain(let rest): self.armIdleTimer(on: loop, after: rest)
+            case .stop: break
+            }
         }
     }
 

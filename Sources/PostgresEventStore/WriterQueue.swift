@@ -1,61 +1,55 @@
 import EventStore
-import Synchronization
 
 /// What the store's writer works from: the group-commit queue, and the writer itself when it
-/// waits on its connection for the next job (`PostgresEventStore.drain`). Kept under the store's
-/// lock.
+/// waits on its connection for the next job (`PostgresEventStore.drain`). Pure state, kept under
+/// the store's lock.
 ///
 /// A parked writer still counts as draining, so a job queued meanwhile joins it and wakes it
-/// instead of starting a second writer.
+/// instead of starting a second writer. One idle timer serves many waits: it is armed by a park
+/// when none is armed, and when it fires early (the writer worked and parked again since) it
+/// asks to be armed again for the rest, so a steady client costs one timer a second, not one per
+/// command (a timer armed and cancelled per batch was about 16,000 instructions of each).
 struct WriterQueue {
+    typealias Writer = CheckedContinuation<Bool, Never>
+
     var jobs = GroupCommitQueue<PostgresEventStore.Job>()
-    private var parked: Parked?
+    private var parked: Writer?
+    private var parkedAt: ContinuousClock.Instant?
+    /// An idle timer will fire: a park needs none of its own.
+    private(set) var idleTimerArmed = false
 
-    mutating func park(_ writer: Parked) { parked = writer }
+    /// The writer waits from `now`; true when the caller must arm the idle timer.
+    mutating func park(_ writer: Writer, at now: ContinuousClock.Instant) -> Bool {
+        parked = writer
+        parkedAt = now
+        defer { idleTimerArmed = true }
+        return !idleTimerArmed
+    }
 
-    /// The parked writer, no longer parked (nil when none was).
-    mutating func unpark() -> Parked? {
-        defer { parked = nil }
+    /// The parked writer, no longer parked (nil when none was), to resume.
+    mutating func unpark() -> Writer? {
+        defer { (parked, parkedAt) = (nil, nil) }
         return parked
     }
 
-    /// `unpark()`, only when `writer` is the one parked (its idle timer fired before a job came).
-    mutating func unpark(ifStill writer: Parked) -> Parked? {
-        guard parked === writer else { return nil }
-        return unpark()
+    enum IdleCheck {
+        /// The writer waited `release` with nothing to do: resume it to hand its connection back.
+        case release(Writer)
+        /// The writer parked again since the timer was armed: fire again after this.
+        case checkAgain(after: Duration)
+        /// No writer waits; the next park arms a timer.
+        case stop
     }
 
-    /// A writer waiting for work: resumed exactly once, with whether jobs came (true) or its wait
-    /// ended without any (false).
-    final class Parked: Sendable {
-        private struct State {
-            var continuation: CheckedContinuation<Bool, Never>?
-            var onWake: (@Sendable () -> Void)?
+    /// The idle timer fired at `now`.
+    mutating func idleTimerFired(at now: ContinuousClock.Instant, release: Duration) -> IdleCheck {
+        guard parked != nil, let parkedAt else {
+            idleTimerArmed = false
+            return .stop
         }
-
-        private let state: Mutex<State>
-
-        init(_ continuation: CheckedContinuation<Bool, Never>) {
-            state = Mutex(State(continuation: continuation))
-        }
-
-        func wake(withWork: Bool = true) {
-            let (continuation, onWake) = state.withLock { state in
-                defer { state = State() }
-                return (state.continuation, state.onWake)
-            }
-            continuation?.resume(returning: withWork)
-            onWake?()
-        }
-
-        /// Runs `action` when the writer wakes (at once if it already has).
-        func onWake(_ action: @escaping @Sendable () -> Void) {
-            let woken = state.withLock { state -> Bool in
-                guard state.continuation != nil else { return true }
-                state.onWake = action
-                return false
-            }
-            if woken { action() }
-        }
+        let idle = now - parkedAt
+        guard idle >= release else { return .checkAgain(after: release - idle) }
+        idleTimerArmed = false
+        return unpark().map { .release($0) } ?? .stop
     }
 }
