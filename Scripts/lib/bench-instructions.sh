@@ -17,6 +17,8 @@
 #   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
 #     produce: librdkafka, one idempotent producer, acks=all), to set against produce_b100;
 #   deposit, server side: the command-service, relay off, one client (commands-bench deposits);
+#   deposit_pg, server side: the same with the event store on PostgreSQL (a throwaway cluster on
+#     the repository's disk; PostgreSQL's own instructions are not counted, only the service's);
 #   rebuild, per event: a query-service (SQLite read models) rebuilding from REBUILD_EVENTS stored
 #     events (queries-bench populate, default 20,000) and the command-service serving it the
 #     history (ReadAll pages), both under callgrind, counted over a second rebuild after a first.
@@ -26,12 +28,12 @@
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
 # and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
-# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit rebuild"],
+# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild"],
 # SERVER_BIN_DIR [this tree's release build].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit rebuild}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild}"
 REBUILD_EVENTS="${REBUILD_EVENTS:-20000}"
 
 command -v valgrind >/dev/null || apt_install valgrind
@@ -46,7 +48,9 @@ else
 fi
 build_bench_tools rpc-bench broker-bench commands-bench kafka-bench queries-bench
 
-bench_workdir bench-instructions broker store history readmodels
+bench_workdir bench-instructions broker store pgstore history readmodels
+source Scripts/lib/postgres.sh
+trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; stop_throwaway_postgres; rm -rf "$WORK"' EXIT
 
 # Starts BINARY (stripped) under callgrind as NAME, listening on port 0; sets VG_PID and PORT.
 # Usage: start_under_callgrind NAME BINARY ARGS...
@@ -163,6 +167,14 @@ for case in $CASES; do
       start_under_callgrind deposit "$BIN/command-service" --data-dir "$WORK/store" --no-relay
       measure_server deposit commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
       ;;
+    deposit_pg)
+      step "deposit, one client, relay off, event store on PostgreSQL, server side"
+      chmod 755 "$WORK"
+      start_throwaway_postgres "$WORK"
+      start_under_callgrind deposit_pg "$BIN/command-service" --data-dir "$WORK/pgstore" --no-relay --store "$PG_URL?schema=bench"
+      measure_server deposit_pg commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
+      stop_throwaway_postgres
+      ;;
     rebuild)
       step "rebuild of $REBUILD_EVENTS stored events, per event: the command-service serving the history, the query-service applying it"
       "$BENCH_BIN/queries-bench" populate --directory "$WORK/history" --events "$REBUILD_EVENTS" >&2
@@ -181,6 +193,6 @@ for case in $CASES; do
       kill "$history_vg" "$VG_PID" 2>/dev/null || true
       wait "$history_vg" "$VG_PID" 2>/dev/null || true
       ;;
-    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, rebuild)" >&2; exit 2 ;;
+    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, deposit_pg, rebuild)" >&2; exit 2 ;;
   esac
 done
