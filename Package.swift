@@ -353,7 +353,8 @@ let package = Package(
         .testTarget(
             name: "EventStoreTests",
             dependencies: [
-                "WallTime", "EventStore", "PostgresEventStore", "PostgresConnections", "CommitScheduling", "SQLite", "TestSupport", logging,
+                "WallTime", "EventStore", "PostgresEventStore", "PostgresConnections", "CommitScheduling", "SQLite", "TestSupport", "RPCTransportNIO",
+                logging,
                 nioCore, nioPosix, postgresNIO,
             ],
             swiftSettings: settings),

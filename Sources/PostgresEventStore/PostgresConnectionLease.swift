@@ -2,29 +2,34 @@ import EventStore
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import RPCTransportNIO
 import Synchronization
 import WallTime
 
 // Leasing a pooled connection within a bounded wait: what every statement of the store goes through.
 
 extension PostgresEventStore {
-    /// Runs `body` on a pooled connection, waiting at most `options.connectionWait` for one.
+    /// Runs `body` on a connection of `client`'s pool (the store's by default), waiting at most
+    /// `options.connectionWait` for one.
     ///
     /// Not a task group: the pool's lease does not end when cancelled, and a group would wait for
     /// it. The lease goes on in a task of its own; if the wait ends first, the caller gets
     /// `unavailable` at once and the body never runs (the lease, when it comes, is handed back).
-    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func withConnection<T: Sendable>(
+        from client: PostgresClient? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let race = LeaseRace<T>()
         let wait = databaseDown.withLock { $0 } ? options.connectionWaitWhileDown : options.connectionWait
         return try await withCheckedThrowingContinuation { continuation in
             race.begin(continuation)
-            let client = self.client
+            let client = client ?? self.client
             let timer = Self.timer(after: wait) {
                 if race.timeOut(EventStoreError.unavailable("no connection to PostgreSQL within \(wait) (is the database up?)")) {
                     self.databaseDown.withLock { $0 = true }
                 }
             }
-            Task {
+            // On the loops, following the caller (the writer's wake-ups tell it its callers' loop).
+            Task(executorPreference: EventLoopTasks.anyLoop()) {
                 do {
                     let value = try await client.withConnection { connection -> T? in
                         timer.cancel()

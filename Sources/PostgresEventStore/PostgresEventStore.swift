@@ -56,6 +56,10 @@ public final class PostgresEventStore: EventStore {
         /// it back (see `drain`); zero hands it back after every batch (the default of a pool of
         /// one connection, so reads never wait for the writer).
         public var writerIdleRelease: Duration = .seconds(1)
+        /// The writer writes on a connection of its own on its callers' event loop
+        /// (`WriterClients`), beside the pool, instead of a pooled one on any loop. Only for a
+        /// store that makes its own pool (`connect`) of more than one connection.
+        public var writerConnectionPerLoop = true
         /// The clock for `recordedAt`, ms since the epoch (UTC); injected in tests.
         public var clock: any WallClock = SystemWallClock()
         public init() {}
@@ -90,6 +94,8 @@ public final class PostgresEventStore: EventStore {
     let client: PostgresClient
     /// The client's `run()`, when this store made the client and so owns its life.
     private let clientTask: Task<Void, Never>?
+    /// The writer's connections on each event loop (nil: it leases from `client`).
+    private let writerClients: WriterClients?
     let options: Options
     private let logger: Logger
     let tables: Tables
@@ -99,6 +105,8 @@ public final class PostgresEventStore: EventStore {
     private let metrics = StoreMetrics(store: "postgres")
     /// Stream versions exact at a head, from this store's own reads and writes.
     private let known = Mutex(KnownStreams())
+    /// The event loop of the writer's connection, since it leased its last (for tests).
+    let writerLoop = Mutex<ObjectIdentifier?>(nil)
     /// A wait for a connection timed out and none came since (see `withConnection`).
     let databaseDown = Mutex(false)
     /// Where the store's URL is shown (logs, errors): without its password.
@@ -109,7 +117,7 @@ public final class PostgresEventStore: EventStore {
         client: PostgresClient, displayName: String = "postgres", options: Options = Options(),
         logger: Logger = Logger(label: "eventstore")
     ) async throws -> PostgresEventStore {
-        try await open(client: client, clientTask: nil, displayName: displayName, options: options, logger: logger)
+        try await open(client: client, clientTask: nil, writerClients: nil, displayName: displayName, options: options, logger: logger)
     }
 
     /// Connects to `url` (`postgres://user:password@host:port/database`), creates or migrates the
@@ -137,16 +145,23 @@ public final class PostgresEventStore: EventStore {
         // and disarms them on the next lease; run there, its task group's sleeps are the loops'
         // timers, not Dispatch's (two thread wake-ups each: `EventLoopTasks`).
         let task = Task.immediate(executorPreference: EventLoopTasks.anyLoop()) { await client.run() }
+        let writerClients =
+            options.writerConnectionPerLoop && location.poolSize != 1
+            ? WriterClients(configuration: location.configuration, logger: logger) : nil
         do {
-            return try await open(client: client, clientTask: task, displayName: location.redacted, options: options, logger: logger)
+            return try await open(
+                client: client, clientTask: task, writerClients: writerClients, displayName: location.redacted, options: options,
+                logger: logger)
         } catch {
             task.cancel()
+            writerClients?.shutDown()
             throw error
         }
     }
 
     private static func open(
-        client: PostgresClient, clientTask: Task<Void, Never>?, displayName: String, options: Options, logger: Logger
+        client: PostgresClient, clientTask: Task<Void, Never>?, writerClients: WriterClients?, displayName: String, options: Options,
+        logger: Logger
     ) async throws -> PostgresEventStore {
         let tables = try Tables(schema: options.schema)
         do {
@@ -155,8 +170,8 @@ public final class PostgresEventStore: EventStore {
                 try await client.query(PostgresQuery(unsafeSQL: "SELECT position FROM \(tables.head)"), logger: logger)
                 .collect().first?.decode(Int64.self) ?? 0
             let store = PostgresEventStore(
-                client: client, clientTask: clientTask, displayName: displayName, options: options, logger: logger, tables: tables,
-                head: last)
+                client: client, clientTask: clientTask, writerClients: writerClients, displayName: displayName, options: options,
+                logger: logger, tables: tables, head: last)
             try await store.checkAtOpen(head: last)
             return store
         } catch let error as EventStoreError {
@@ -167,11 +182,12 @@ public final class PostgresEventStore: EventStore {
     }
 
     private init(
-        client: PostgresClient, clientTask: Task<Void, Never>?, displayName: String, options: Options, logger: Logger, tables: Tables,
-        head: Int64
+        client: PostgresClient, clientTask: Task<Void, Never>?, writerClients: WriterClients?, displayName: String, options: Options,
+        logger: Logger, tables: Tables, head: Int64
     ) {
         self.client = client
         self.clientTask = clientTask
+        self.writerClients = writerClients
         self.displayName = displayName
         self.options = options
         self.logger = logger
@@ -181,6 +197,7 @@ public final class PostgresEventStore: EventStore {
 
     deinit {
         clientTask?.cancel()
+        writerClients?.shutDown()
     }
 
     /// A checkpoint beyond the last event means events that were stored (and published) are
@@ -206,6 +223,7 @@ public final class PostgresEventStore: EventStore {
         parked?.resume(returning: false)
         for job in jobs { job.fail(EventStoreError.unavailable("the store is closed")) }
         clientTask?.cancel()
+        writerClients?.shutDown()
     }
 
     public var writeRefusal: String? { refusal.current }
@@ -266,7 +284,8 @@ public final class PostgresEventStore: EventStore {
         }
         switch admission {
         case .closed: job.fail(EventStoreError.unavailable("the store is closed"))
-        case .startDrain: Task { await self.drain() }
+        // On the loop of this caller (`WriterClients`).
+        case .startDrain: Task(executorPreference: EventLoopTasks.anyLoop()) { await self.drain() }
         case .joined: parked?.resume(returning: true)
         }
     }
@@ -279,9 +298,14 @@ public final class PostgresEventStore: EventStore {
     /// release) cost about as many instructions as the rest of a lone command's work in this
     /// process. A lone client's next command now finds the writer waiting on its connection.
     private func drain() async {
+        // A drain starts on the loop of the caller that queued its first job.
+        var loop = MultiThreadedEventLoopGroup.currentEventLoop
         repeat {
             do {
-                try await withConnection { connection in await self.writeBatches(on: connection) }
+                let client = writerClients?.client(for: loop) ?? client
+                if let move = try await withConnection(from: client, { connection in await self.writeBatches(on: connection) }) {
+                    loop = move
+                }
             } catch {
                 // No connection within the wait: the next batch fails, as its transaction would.
                 let jobs = queue.withLock { $0.jobs.take(upTo: options.maxBatch) }
@@ -292,22 +316,42 @@ public final class PostgresEventStore: EventStore {
 
     /// Writes batches on `connection` while jobs come, waiting up to `writerIdleRelease` for the
     /// next; returns (handing the connection back) when that wait ends with none, a batch fails,
-    /// the connection is lost, or the store closes.
-    private func writeBatches(on connection: PostgresConnection) async {
+    /// the connection is lost, the store closes, or the writer moves to its callers' loop
+    /// (`WriterLoopAffinity`): then it returns that loop, for `drain` to lease there.
+    private func writeBatches(on connection: PostgresConnection) async -> (any EventLoop)? {
+        writerLoop.withLock { $0 = ObjectIdentifier(connection.eventLoop) }
+        var affinity = WriterLoopAffinity()
         while true {
             let jobs = queue.withLock { $0.jobs.take(upTo: options.maxBatch) }
             if !jobs.isEmpty {
                 metrics.commitBatchSize.record(jobs.count)
-                guard await commit(jobs, on: connection) else { return }
+                guard await commit(jobs, on: connection) else { return nil }
             }
-            guard await nextJobs(on: connection), !connection.isClosed else { return }
+            let next = await nextJobs(on: connection)
+            guard next != .none, !connection.isClosed else { return nil }
+            // Woken by a caller: this runs on the caller's loop.
+            if next == .woken, writerClients != nil, let here = MultiThreadedEventLoopGroup.currentEventLoop,
+                affinity.woke(onConnectionLoop: here === connection.eventLoop)
+            {
+                return here
+            }
         }
     }
 
-    /// Waits until a job is queued (true) or `writerIdleRelease` passes, or the store closes (false).
-    private func nextJobs(on connection: PostgresConnection) async -> Bool {
-        guard options.writerIdleRelease > .zero else { return queue.withLock { !$0.jobs.jobs.isEmpty } }
-        return await withCheckedContinuation { (writer: WriterQueue.Writer) in
+    enum NextJobs {
+        /// Jobs were queued before the writer could wait.
+        case queued
+        /// The writer waited, and the caller that queued a job woke it.
+        case woken
+        /// None came within `writerIdleRelease`, or the store closed.
+        case none
+    }
+
+    /// Waits until a job is queued or `writerIdleRelease` passes, or the store closes.
+    private func nextJobs(on connection: PostgresConnection) async -> NextJobs {
+        guard options.writerIdleRelease > .zero else { return queue.withLock { $0.jobs.jobs.isEmpty ? .none : .queued } }
+        var waited = false
+        let woken = await withCheckedContinuation { (writer: WriterQueue.Writer) in
             let now = ContinuousClock.now
             let (early, armTimer) = queue.withLock { state -> (Bool?, Bool) in
                 guard !state.jobs.closed else { return (false, false) }
@@ -316,10 +360,12 @@ public final class PostgresEventStore: EventStore {
             }
             if let early {
                 writer.resume(returning: early)
-            } else if armTimer {
-                armIdleTimer(on: connection.eventLoop, after: options.writerIdleRelease)
+            } else {
+                waited = true
+                if armTimer { armIdleTimer(on: connection.eventLoop, after: options.writerIdleRelease) }
             }
         }
+        return woken ? (waited ? .woken : .queued) : .none
     }
 
     private func armIdleTimer(on loop: any EventLoop, after delay: Duration) {

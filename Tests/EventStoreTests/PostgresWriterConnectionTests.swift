@@ -1,8 +1,11 @@
 import EventStore
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresConnections
 import PostgresNIO
+import RPCTransportNIO
 import Testing
 
 @testable import PostgresEventStore
@@ -39,6 +42,7 @@ struct PostgresWriterConnectionTests {
         var options = PostgresEventStore.Options()
         options.writerIdleRelease = .milliseconds(300)
         options.connectionWait = .seconds(3)
+        options.writerConnectionPerLoop = false  // the writer on the shared pool, as with `open(client:)`
         let store = try await PostgresEventStore.connect(url: Self.url(pool: 2), options: options)
         defer { store.close() }
         _ = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "c1"))
@@ -98,6 +102,38 @@ struct PostgresWriterConnectionTests {
             #expect(try await store.readStream("S-\(index)", fromVersion: 1, maxCount: 10).count == 3)
             #expect(try await store.readStream("S-\(1 - index)", fromVersion: 1, maxCount: 10).isEmpty)
         }
+    }
+
+    /// The writer writes on a connection on its callers' event loop: the first batch leases one
+    /// on the loop of the append that started it, and once appends keep coming from another loop
+    /// (`WriterLoopAffinity`), it moves there; every append is stored either way.
+    @Test func theWriterFollowsItsCallersToTheirEventLoop() async throws {
+        let store = try await PostgresEventStore.connect(url: Self.url(pool: 4))
+        defer { store.close() }
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        try #require(loops.count >= 2, "this machine runs one event loop")
+        func append(from loop: any EventLoop, version: Int64) async throws {
+            try await Task(executorPreference: EventLoopTasks.executor(for: loop)) {
+                _ = try await store.append(
+                    AppendRequest(streamId: "A-1", expected: version == 1 ? .noStream : .exact(version - 1), events: [event()]))
+            }.value
+        }
+        try await append(from: loops[0], version: 1)
+        let first = store.writerLoop.withLock { $0 }
+        #expect(first == ObjectIdentifier(loops[0]), "leased on the first caller's loop")
+        var version: Int64 = 2
+        for _ in 0..<WriterLoopAffinity.wakesBeforeMove {
+            // As a remote client's next call does, each comes after the writer parked: a job
+            // queued before it parks wakes nothing, and tells it nothing of its callers' loop.
+            try await Task.sleep(for: .milliseconds(20))
+            try await append(from: loops[1], version: version)
+            version += 1
+        }
+        try await append(from: loops[1], version: version)
+        let moved = store.writerLoop.withLock { $0 }
+        #expect(moved == ObjectIdentifier(loops[1]), "moved to the loop the appends come from")
+        #expect(try await store.headPosition() == version)
+        #expect(try await store.readStream("A-1", fromVersion: 1, maxCount: 100).count == Int(version))
     }
 
     private static func url(pool: Int) throws -> String {

@@ -48,3 +48,17 @@ struct WriterQueueTests {
         #expect(woken)
     }
 }
+
+/// The writer moves its connection to its callers' loop only after a run of wake-ups from there.
+struct WriterLoopAffinityTests {
+    @Test func movesAfterARunOfForeignWakesAndAHomeWakeStartsTheCountAgain() {
+        var affinity = WriterLoopAffinity()
+        var moves: [Bool] = []
+        for _ in 1..<WriterLoopAffinity.wakesBeforeMove { moves.append(affinity.woke(onConnectionLoop: false)) }
+        moves.append(affinity.woke(onConnectionLoop: true))  // one wake from the connection's loop
+        #expect(!moves.contains(true), "one wake short of a run, then the count starts again")
+        moves = []
+        for _ in 1...WriterLoopAffinity.wakesBeforeMove { moves.append(affinity.woke(onConnectionLoop: false)) }
+        #expect(moves == Array(repeating: false, count: WriterLoopAffinity.wakesBeforeMove - 1) + [true], "a full run from another loop")
+    }
+}
