@@ -29,7 +29,8 @@
 # and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
 # CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild"],
-# SERVER_BIN_DIR [this tree's release build].
+# SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
+# dumps are copied to, as CASE.cg, for callgrind_annotate].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
@@ -99,6 +100,7 @@ measure_server() {
   sleep 1
   local dump
   dump="$(ls -t "$WORK/$name.cg".* | head -1)"
+  if [ -n "${KEEP_DUMPS:-}" ]; then mkdir -p "$KEEP_DUMPS" && cp "$dump" "$KEEP_DUMPS/$name.cg"; fi
   emit_case "$name" server "$(field "$WORK/$name.load.json" "$calls_field")" "$(instructions_in "$dump")"
   kill "$VG_PID" 2>/dev/null || true
   wait "$VG_PID" 2>/dev/null || true
