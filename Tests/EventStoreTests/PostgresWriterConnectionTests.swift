@@ -16,9 +16,21 @@ import Testing
 @Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"), .timeLimit(.minutes(1)))
 struct PostgresWriterConnectionTests {
     /// A connection the server dropped while the writer waited on it (a restart, an
-    /// administrator's `pg_terminate_backend`) is replaced before the next batch, which succeeds.
-    @Test func aWriterConnectionLostBetweenBatchesIsReplacedWithoutFailingTheNextAppend() async throws {
-        let (store, client, schema) = try await TestPostgres.freshStore()
+    /// administrator's `pg_terminate_backend`) is replaced before the next batch, which succeeds:
+    /// a pooled writer's (a store opened on a shared client) and a writer's own on its loop
+    /// (`connect`).
+    @Test(arguments: [false, true])
+    func aWriterConnectionLostBetweenBatchesIsReplacedWithoutFailingTheNextAppend(ownConnection: Bool) async throws {
+        let (store, client, schema): (PostgresEventStore, PostgresClient, String)
+        if ownConnection {
+            let schemaName = TestPostgres.freshSchema()
+            store = try await PostgresEventStore.connect(url: Self.url(pool: 4, schema: schemaName))
+            client = try #require(TestPostgres.client)
+            schema = schemaName
+        } else {
+            (store, client, schema) = try await TestPostgres.freshStore()
+        }
+        defer { if ownConnection { store.close() } }
         _ = try await store.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()], commandId: "c1"))
 
         let terminated = try await client.query(
@@ -136,8 +148,8 @@ struct PostgresWriterConnectionTests {
         #expect(try await store.readStream("A-1", fromVersion: 1, maxCount: 100).count == Int(version))
     }
 
-    private static func url(pool: Int) throws -> String {
+    private static func url(pool: Int, schema: String = TestPostgres.freshSchema()) throws -> String {
         let url = try #require(ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"])
-        return url + (url.contains("?") ? "&" : "?") + "pool=\(pool)&schema=\(TestPostgres.freshSchema())"
+        return url + (url.contains("?") ? "&" : "?") + "pool=\(pool)&schema=\(schema)"
     }
 }
