@@ -31,9 +31,7 @@ public struct LoggingBehaviour: CommandBehaviour {
         _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
     ) async throws -> CommandResult {
         var context = context
-        context.logMetadata["correlation-id"] = "\(context.correlationId)"
-        context.logMetadata["command-id"] = "\(context.commandId)"
-        context.logMetadata["command"] = "\(commandName(command))"
+        context.commandType = type(of: command)  // names it in `context.logger`'s lines
         let debugging = context.baseLogger.logLevel <= .debug
         do {
             let result = try await next(context)
