@@ -2,7 +2,6 @@ import EventStore
 import NIOCore
 import NIOPosix
 import PostgresNIO
-import RPCTransportNIO
 import Synchronization
 import WallTime
 
@@ -28,8 +27,7 @@ extension PostgresEventStore {
                     self.databaseDown.withLock { $0 = true }
                 }
             }
-            // On the loops, following the caller (the writer's wake-ups tell it its callers' loop).
-            Task(executorPreference: EventLoopTasks.anyLoop()) {
+            Task {
                 do {
                     let value = try await client.withConnection { connection -> T? in
                         timer.cancel()

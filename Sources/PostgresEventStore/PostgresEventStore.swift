@@ -278,14 +278,16 @@ public final class PostgresEventStore: EventStore {
     }
 
     private func enqueue(_ job: Job) {
+        // The caller's event loop, where its reply goes: the writer's connection should be there
+        // (`WriterClients`).
+        let callerLoop = writerClients == nil ? nil : MultiThreadedEventLoopGroup.currentEventLoop
         let (admission, parked) = queue.withLock { state in
             let admission = state.jobs.enqueue(job)
-            return (admission, admission == .joined ? state.unpark() : nil)
+            return (admission, admission == .joined ? state.unpark(by: callerLoop) : nil)
         }
         switch admission {
         case .closed: job.fail(EventStoreError.unavailable("the store is closed"))
-        // On the loop of this caller (`WriterClients`).
-        case .startDrain: Task(executorPreference: EventLoopTasks.anyLoop()) { await self.drain() }
+        case .startDrain: Task { await self.drain(from: callerLoop) }
         case .joined: parked?.resume(returning: true)
         }
     }
@@ -297,9 +299,9 @@ public final class PostgresEventStore: EventStore {
     /// task, the lease's wait and timers, the pool's idle and keep-alive timers re-armed on every
     /// release) cost about as many instructions as the rest of a lone command's work in this
     /// process. A lone client's next command now finds the writer waiting on its connection.
-    private func drain() async {
-        // A drain starts on the loop of the caller that queued its first job.
-        var loop = MultiThreadedEventLoopGroup.currentEventLoop
+    private func drain(from callerLoop: (any EventLoop)?) async {
+        // On the loop of the caller that queued the first job, until callers elsewhere move it.
+        var loop = callerLoop
         repeat {
             do {
                 let client = writerClients?.client(for: loop) ?? client
@@ -329,11 +331,8 @@ public final class PostgresEventStore: EventStore {
             }
             let next = await nextJobs(on: connection)
             guard next != .none, !connection.isClosed else { return nil }
-            // Woken by a caller: this runs on the caller's loop.
-            if next == .woken, writerClients != nil, let here = MultiThreadedEventLoopGroup.currentEventLoop,
-                affinity.woke(onConnectionLoop: here === connection.eventLoop)
-            {
-                return here
+            if next == .woken, let waker = queue.withLock({ $0.waker }), affinity.woke(onConnectionLoop: waker === connection.eventLoop) {
+                return waker
             }
         }
     }

@@ -1,4 +1,5 @@
 import EventStore
+import NIOCore
 
 /// What the store's writer works from: the group-commit queue, and the writer itself when it
 /// waits on its connection for the next job (`PostgresEventStore.drain`). Pure state, kept under
@@ -17,6 +18,8 @@ struct WriterQueue {
     private var parkedAt: ContinuousClock.Instant?
     /// An idle timer will fire: a park needs none of its own.
     private(set) var idleTimerArmed = false
+    /// The event loop of the caller that last woke the writer (nil: not on a loop, or not known).
+    private(set) var waker: (any EventLoop)?
 
     /// The writer waits from `now`; true when the caller must arm the idle timer.
     mutating func park(_ writer: Writer, at now: ContinuousClock.Instant) -> Bool {
@@ -26,9 +29,11 @@ struct WriterQueue {
         return !idleTimerArmed
     }
 
-    /// The parked writer, no longer parked (nil when none was), to resume.
-    mutating func unpark() -> Writer? {
+    /// The parked writer, no longer parked (nil when none was), to resume; `caller` is the event
+    /// loop of the caller that wakes it, kept as `waker`.
+    mutating func unpark(by caller: (any EventLoop)? = nil) -> Writer? {
         defer { (parked, parkedAt) = (nil, nil) }
+        if parked != nil { waker = caller }
         return parked
     }
 
