@@ -316,20 +316,27 @@ public final class PostgresEventStore: EventStore {
         } while queue.withLock({ $0.jobs.roundFinished() })
     }
 
-    /// Writes batches on `connection` while jobs come, waiting up to `writerIdleRelease` for the
-    /// next; returns (handing the connection back) when that wait ends with none, a batch fails,
-    /// the connection is lost, the store closes, or the writer moves to its callers' loop
-    /// (`WriterLoopAffinity`): then it returns that loop, for `drain` to lease there.
+    /// Writes batches on `connection` while jobs come (as many as `BatchSizing` says), waiting up
+    /// to `writerIdleRelease` for the next; returns (handing the connection back) when that wait
+    /// ends with none, a batch fails, the connection is lost, the store closes, or the writer
+    /// moves to its callers' loop (`WriterLoopAffinity`): then it returns that loop, for `drain`
+    /// to lease there.
     private func writeBatches(on connection: PostgresConnection) async -> (any EventLoop)? {
         writerLoop.withLock { $0 = ObjectIdentifier(connection.eventLoop) }
         var affinity = WriterLoopAffinity()
+        var sizing = BatchSizing(maxBatch: options.maxBatch)
+        var waited: Duration?
         while true {
-            let jobs = queue.withLock { $0.jobs.take(upTo: options.maxBatch) }
+            let jobs = queue.withLock { $0.jobs.take(upTo: sizing.take(queued: $0.jobs.jobs.count, waited: waited)) }
             if !jobs.isEmpty {
                 metrics.commitBatchSize.record(jobs.count)
-                guard await commit(jobs, on: connection) else { return nil }
+                let start = ContinuousClock.now
+                guard let heads = await commit(jobs, on: connection) else { return nil }
+                sizing.committed(in: .now - start, from: heads.base, to: heads.head)
             }
+            let waitStart = ContinuousClock.now
             let next = await nextJobs(on: connection)
+            waited = next == .woken ? .now - waitStart : nil
             guard next != .none, !connection.isClosed else { return nil }
             if next == .woken, let waker = queue.withLock({ $0.waker }), affinity.woke(onConnectionLoop: waker === connection.eventLoop) {
                 return waker
@@ -394,9 +401,9 @@ public final class PostgresEventStore: EventStore {
 
     /// One batch: every job decided and written (a refused append writes nothing), the head
     /// moved, committed; then every job answered. A database error fails the whole batch as
-    /// unavailable: nothing of it was committed. Returns false when the batch failed: the caller
-    /// hands the connection back.
-    private func commit(_ jobs: [Job], on connection: PostgresConnection) async -> Bool {
+    /// unavailable: nothing of it was committed. Returns the head the batch found and the one it
+    /// left, or nil when it failed: the caller hands the connection back.
+    private func commit(_ jobs: [Job], on connection: PostgresConnection) async -> (base: Int64, head: Int64)? {
         let recordedAt = options.clock.nowMilliseconds()
         let deadlines = jobs.map { job -> ContinuousClock.Instant? in
             if case .append(_, _, let deadline) = job { return deadline }
@@ -404,7 +411,7 @@ public final class PostgresEventStore: EventStore {
         }
         let budget = Self.statementBudget(deadlines, now: .now, ceiling: options.statementTimeout)
         do {
-            let (outcomes, position) = try await write(jobs, recordedAt: recordedAt, budget: budget, on: connection)
+            let (outcomes, base, position) = try await write(jobs, recordedAt: recordedAt, budget: budget, on: connection)
             head.advance(to: position)
             for (job, outcome) in zip(jobs, outcomes) {
                 switch (job, outcome) {
@@ -414,14 +421,15 @@ public final class PostgresEventStore: EventStore {
                 case (.append(_, let continuation, _), .written): continuation.resume(throwing: EventStoreError.unavailable("lost outcome"))
                 }
             }
-            return true
+            return (base, position)
         } catch {
             fail(jobs, error)
-            return false
+            return nil
         }
     }
 
-    /// Writes one batch and commits it, returning each job's outcome and the new head.
+    /// Writes one batch and commits it, returning each job's outcome, the head it found (its
+    /// `base`) and the new head.
     ///
     /// A batch of appends alone first goes from memory or optimistically (`commitFromMemory`,
     /// `commitOptimistically`: no explicit transaction); when another replica appended in
@@ -429,7 +437,7 @@ public final class PostgresEventStore: EventStore {
     /// the head first.
     private func write(
         _ jobs: [Job], recordedAt: Int64, budget: Duration?, on connection: PostgresConnection
-    ) async throws -> (outcomes: [Outcome], head: Int64) {
+    ) async throws -> (outcomes: [Outcome], base: Int64, head: Int64) {
         let logger = self.logger
         let tables = self.tables
         let touched = Touched(jobs)
@@ -443,7 +451,7 @@ public final class PostgresEventStore: EventStore {
                 {
                 case .committed(let outcomes, let plan, let base):
                     learn(base, plan)
-                    return (outcomes, plan.head)
+                    return (outcomes, base, plan.head)
                 case .headMoved: self.known.withLock { $0.forget() }
                 case .undecided: break
                 }
@@ -452,7 +460,7 @@ public final class PostgresEventStore: EventStore {
                 jobs, touched, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
             {
                 learn(base, plan)
-                return (outcomes, plan.head)
+                return (outcomes, base, plan.head)
             }
         }
         try await connection.query("BEGIN", logger: logger)
@@ -480,7 +488,7 @@ public final class PostgresEventStore: EventStore {
             _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
             try await connection.query("COMMIT", logger: logger)
             learn(base, plan)
-            return (outcomes, plan.head)
+            return (outcomes, base, plan.head)
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             throw error
