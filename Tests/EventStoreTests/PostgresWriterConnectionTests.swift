@@ -10,8 +10,9 @@ import Testing
 
 @testable import PostgresEventStore
 
-/// The PostgreSQL store's writer keeps its pooled connection between batches (a lone client's
-/// next command finds it waiting there), and that must never cost an append or a read.
+/// The PostgreSQL store's writer keeps its connection between batches (a lone client's next
+/// command finds it waiting there): a pooled one, or one of its own on its callers' event loop
+/// (`WriterClients`). That must never cost an append or a read.
 /// (A time limit: a statement sent on a connection the server closed is never answered.)
 @Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"), .timeLimit(.minutes(1)))
 struct PostgresWriterConnectionTests {

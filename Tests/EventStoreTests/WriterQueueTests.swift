@@ -1,3 +1,4 @@
+import NIOPosix
 import Testing
 
 @testable import PostgresEventStore
@@ -46,6 +47,24 @@ struct WriterQueueTests {
             queue.unpark()?.resume(returning: true)
         }
         #expect(woken)
+    }
+}
+
+/// The writer learns its callers' loop from the caller that wakes it, and only from a wake.
+struct WriterQueueWakerTests {
+    @Test func theCallerThatWakesAParkedWriterIsItsWakerAndNoOtherCallerIs() async {
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        var queue = WriterQueue()
+        #expect(queue.unpark(by: loops[0]) == nil, "no writer waits")
+        #expect(queue.waker == nil, "a caller that woke nothing is not a waker")
+        let woken: Bool = await withCheckedContinuation { (writer: WriterQueue.Writer) in
+            _ = queue.park(writer, at: .now)
+            queue.unpark(by: loops[loops.count - 1])?.resume(returning: true)
+        }
+        #expect(woken)
+        #expect(queue.waker === loops[loops.count - 1])
+        #expect(queue.unpark(by: loops[0]) == nil, "woken already")
+        #expect(queue.waker === loops[loops.count - 1], "kept until the next wake")
     }
 }
 
