@@ -107,6 +107,8 @@ public final class PostgresEventStore: EventStore {
     private let known = Mutex(KnownStreams())
     /// The event loop of the writer's connection, since it leased its last (for tests).
     let writerLoop = Mutex<ObjectIdentifier?>(nil)
+    /// The writer waits on its connection for the next job (for tests).
+    var writerIsParked: Bool { queue.withLock { $0.isParked } }
     /// A wait for a connection timed out and none came since (see `withConnection`).
     let databaseDown = Mutex(false)
     /// Where the store's URL is shown (logs, errors): without its password.

@@ -21,6 +21,9 @@ struct WriterQueue {
     /// The event loop of the caller that last woke the writer (nil: not on a loop, or not known).
     private(set) var waker: (any EventLoop)?
 
+    /// The writer waits on its connection for a job.
+    var isParked: Bool { parked != nil }
+
     /// The writer waits from `now`; true when the caller must arm the idle timer.
     mutating func park(_ writer: Writer, at now: ContinuousClock.Instant) -> Bool {
         parked = writer

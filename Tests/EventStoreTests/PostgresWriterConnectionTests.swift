@@ -138,7 +138,11 @@ struct PostgresWriterConnectionTests {
         for _ in 0..<WriterLoopAffinity.wakesBeforeMove {
             // As a remote client's next call does, each comes after the writer parked: a job
             // queued before it parks wakes nothing, and tells it nothing of its callers' loop.
-            try await Task.sleep(for: .milliseconds(20))
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !store.writerIsParked {
+                try #require(ContinuousClock.now < deadline, "the writer parks after its batch")
+                try await Task.sleep(for: .milliseconds(1))
+            }
             try await append(from: loops[1], version: version)
             version += 1
         }

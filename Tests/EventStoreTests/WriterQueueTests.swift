@@ -59,8 +59,10 @@ struct WriterQueueWakerTests {
         #expect(queue.waker == nil, "a caller that woke nothing is not a waker")
         let woken: Bool = await withCheckedContinuation { (writer: WriterQueue.Writer) in
             _ = queue.park(writer, at: .now)
+            #expect(queue.isParked)
             queue.unpark(by: loops[loops.count - 1])?.resume(returning: true)
         }
+        #expect(!queue.isParked)
         #expect(woken)
         #expect(queue.waker === loops[loops.count - 1])
         #expect(queue.unpark(by: loops[0]) == nil, "woken already")
