@@ -4,14 +4,6 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Runs a server's async entry point with Swift Concurrency's global executor replaced by
 /// SwiftNIO's event loops.
 ///
@@ -32,8 +24,9 @@ import Darwin
 /// continues inline.
 ///
 /// **The unsafe points**, each checked on the toolchain the gate below names:
-/// 1. `swift_task_enqueueGlobal_hook` is a runtime variable, not API: found with `dlsym`; no
-///    symbol, no hook.
+/// 1. `swift_task_enqueueGlobal_hook` is a runtime variable, not API: found by a weak
+///    reference (`cqrs_enqueue_global_hook_slot`, which also finds it in a binary that links the
+///    runtime statically); no symbol, no hook.
 /// 2. The hook's type (`EnqueueGlobalHook`) mirrors the runtime's C signature.
 /// 3. The generic executor (`SerialExecutorRef::generic()`) has no public spelling: it is built
 ///    from its bit pattern, a null identity and no witness table.
@@ -56,9 +49,15 @@ public enum ConcurrencyOnEventLoops {
     }
 
     /// What `install` did.
-    public enum Installed: Sendable, Equatable {
+    public enum Installed: String, Sendable, Equatable {
         case hook, nio, none
     }
+
+    /// What the process's first `install` did (`none` before it): servers print it in their
+    /// "listening" line, so that a build whose hook cannot be found (the fallback to NIO's
+    /// takeover is silent, and slower per call) shows it.
+    public static var installed: Installed { installedState.withLock { $0 } }
+    private static let installedState = Mutex(Installed.none)
 
     /// Installs the chosen executor (from `JFRAME_GLOBAL_EXECUTOR`, default `hook`), runs `body`
     /// and exits. Call it from a synchronous `main`, before any task runs.
@@ -87,14 +86,15 @@ public enum ConcurrencyOnEventLoops {
         guard installAttempted.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else {
             return .none
         }
+        let installed: Installed
         switch choice {
-        case .default: return .none
-        case .hook:
-            if installGlobalHook() { return .hook }
-            fallthrough
-        case .nio:
-            return NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() ? .nio : .none
+        case .default: installed = .none
+        case .hook where installGlobalHook(): installed = .hook
+        case .hook, .nio:
+            installed = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() ? .nio : .none
         }
+        installedState.withLock { $0 = installed }
+        return installed
     }
 
     private static let installAttempted = Atomic(false)
@@ -128,8 +128,7 @@ public enum ConcurrencyOnEventLoops {
     /// The runtime's hook variable (unsafe point 1); nil off the checked toolchains.
     private static func hookSlot() -> UnsafeMutablePointer<UnsafeMutableRawPointer?>? {
         #if os(Linux) && compiler(>=6.3) && compiler(<6.4)
-        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "swift_task_enqueueGlobal_hook") else { return nil }
-        return symbol.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        cqrs_enqueue_global_hook_slot()
         #else
         return nil
         #endif

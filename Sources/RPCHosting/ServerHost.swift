@@ -238,8 +238,9 @@ private struct ListeningAnnouncer: Service {
         await applyReports()
         let host = address.ipAddress ?? "?"
         let port = address.port ?? 0
-        logger.info("listening", metadata: ["address": "\(host):\(port)"])
-        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls)}"#)
+        let executor = ConcurrencyOnEventLoops.installed.rawValue
+        logger.info("listening", metadata: ["address": "\(host):\(port)", "global_executor": "\(executor)"])
+        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls),"globalExecutor":"\#(executor)"}"#)
         fflush(nil)
         if reporters.isEmpty {
             try? await gracefulShutdown()
