@@ -30,9 +30,9 @@ KAFKA="${KAFKA:-1}"
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || apt_install redis-server redis-tools
 
 step "build ours (release)"
-swift build -c release --product broker >&2
-[ "$KAFKA" = 1 ] && { swift build -c release --product cqrs >&2; ensure_python_venv; }
-BIN="$(swift build -c release --show-bin-path)"
+release_build --product broker >&2
+[ "$KAFKA" = 1 ] && { release_build --product cqrs >&2; ensure_python_venv; }
+BIN="$(release_build --show-bin-path)"
 if [ "$KAFKA" = 1 ]; then build_bench_tools broker-bench kafka-bench; else build_bench_tools broker-bench; fi
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.

@@ -13,8 +13,8 @@ RUN_SECONDS="${RUN_SECONDS:-3}"
 CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
 
 step "build ours (release)"
-swift build -c release --product command-service >&2
-BIN="$(swift build -c release --show-bin-path)"
+release_build --product command-service >&2
+BIN="$(release_build --show-bin-path)"
 build_bench_tools commands-bench
 
 bench_workdir bench-commands-pg one two-a two-b

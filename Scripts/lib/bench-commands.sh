@@ -34,8 +34,8 @@ TRACING_TWIN="${TRACING_TWIN:-0}"
 TRACE_SAMPLE_RATIO="${TRACE_SAMPLE_RATIO:-0.1}"
 
 step "build ours (release)"
-swift build -c release --product command-service >&2
-BIN="$(swift build -c release --show-bin-path)"
+release_build --product command-service >&2
+BIN="$(release_build --show-bin-path)"
 build_bench_tools commands-bench
 
 bench_workdir bench-commands store polling metered traced raw

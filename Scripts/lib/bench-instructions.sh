@@ -26,7 +26,8 @@
 # instructions (and the libraries' in user space), not the disk's.
 # Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
-# and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
+# (with `--static-swift-stdlib`, as `release_build` does here, or the counts differ by the
+# linking alone) and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
 # CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild"],
 # SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
@@ -44,8 +45,8 @@ if [ -n "${SERVER_BIN_DIR:-}" ]; then
   BIN="$SERVER_BIN_DIR"
 else
   step "build ours (release)"
-  for product in rpc-testserver broker command-service query-service; do swift build -c release --product "$product" >&2; done
-  BIN="$(swift build -c release --show-bin-path)"
+  for product in rpc-testserver broker command-service query-service; do release_build --product "$product" >&2; done
+  BIN="$(release_build --show-bin-path)"
 fi
 build_bench_tools rpc-bench broker-bench commands-bench kafka-bench queries-bench
 

@@ -26,8 +26,8 @@ LAG_RATE="${LAG_RATE:-1000}"
 LAG_SECONDS="${LAG_SECONDS:-5}"
 
 step "build ours (release)"
-for product in broker command-service query-service rpc-testserver; do swift build -c release --product "$product" >&2; done
-BIN="$(swift build -c release --show-bin-path)"
+for product in broker command-service query-service rpc-testserver; do release_build --product "$product" >&2; done
+BIN="$(release_build --show-bin-path)"
 build_bench_tools queries-bench
 
 bench_workdir bench-queries history readmodels raw live

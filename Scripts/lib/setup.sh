@@ -52,6 +52,26 @@ ensure_python_venv() {
   fi
 }
 
+# Release builds of this package's binaries, the way the containers ship them: Swift's runtime
+# and Foundation linked in (`--static-swift-stdlib`, swift.org's advice for deployment). Every
+# script builds them with these flags, so one build serves the benchmarks, the instruction counts
+# and the compose demo (other flags recompile every module). Usage: release_build ARGS...
+release_build() { swift build -c release --static-swift-stdlib "$@"; }
+
+# Fails unless the server binary $1 (one that takes --data-dir) runs Swift Concurrency on the
+# event loops' hook (`ConcurrencyOnEventLoops`), as its "listening" line says: a build where the
+# runtime's hook variable cannot be found falls back to NIO's takeover without failing.
+require_executor_hook() {
+  local dir line
+  dir="$(mktemp -d)"
+  line="$(timeout 20 "$1" --listen 127.0.0.1:0 --log-level warning --data-dir "$dir" 2>/dev/null | head -n 1 || true)"
+  rm -rf "$dir"
+  case "$line" in
+    *'"globalExecutor":"hook"'*) ;;
+    *) echo "$1 does not run on the event loops' executor hook (it printed: $line)" >&2; return 1 ;;
+  esac
+}
+
 # Builds benchmark executables (their own package, Benchmarks/Package.swift, so the main package's
 # `swift build` builds the product only) in release mode and sets BENCH_BIN to where they are.
 # Usage: build_bench_tools PRODUCT...
