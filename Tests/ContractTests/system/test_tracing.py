@@ -138,6 +138,7 @@ def test_a_callers_trace_is_continued_across_the_services_and_exported(start_ser
                  if hex_id(s["traceId"]) == trace_id and hex_id(s.get("parentSpanId", "")) == hex_id(deposit["spanId"])}
         assert {"load", "decide", "append"} <= set(inner), sorted(inner)
         assert attributes(inner["append"])["cqrs.stream"] == "BankAccount-acct-trace"
+        assert attributes(inner["decide"])["cqrs.command"] == "DepositFunds"
         print(collector.tree(trace_id))  # what the README shows (pytest -s)
 
         # A query whose minPosition is not applied shows its wait (here until its deadline).
