@@ -56,8 +56,9 @@ public enum ConcurrencyOnEventLoops {
     /// What the process's first `install` did (`none` before it): servers print it in their
     /// "listening" line, so that a build whose hook cannot be found (the fallback to NIO's
     /// takeover is silent, and slower per call) shows it.
-    public static var installed: Installed { installedState.withLock { $0 } }
-    private static let installedState = Mutex(Installed.none)
+    public static var installed: Installed { installedState.withLock { $0 } ?? .none }
+    /// Nil until the first `install`.
+    private static let installedState = Mutex<Installed?>(nil)
 
     /// Installs the chosen executor (from `JFRAME_GLOBAL_EXECUTOR`, default `hook`), runs `body`
     /// and exits. Call it from a synchronous `main`, before any task runs.
@@ -83,21 +84,19 @@ public enum ConcurrencyOnEventLoops {
     /// calls return `none`.
     @discardableResult
     public static func install(_ choice: Choice) -> Installed {
-        guard installAttempted.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else {
-            return .none
+        installedState.withLock { state in
+            guard state == nil else { return .none }
+            let installed: Installed
+            switch choice {
+            case .default: installed = .none
+            case .hook where installGlobalHook(): installed = .hook
+            case .hook, .nio:
+                installed = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() ? .nio : .none
+            }
+            state = installed
+            return installed
         }
-        let installed: Installed
-        switch choice {
-        case .default: installed = .none
-        case .hook where installGlobalHook(): installed = .hook
-        case .hook, .nio:
-            installed = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() ? .nio : .none
-        }
-        installedState.withLock { $0 = installed }
-        return installed
     }
-
-    private static let installAttempted = Atomic(false)
 
     /// Whether our hook is the one the runtime calls now.
     public static var hookInstalled: Bool {
