@@ -60,7 +60,8 @@ release_build() { swift build -c release --static-swift-stdlib "$@"; }
 
 # Fails unless the server binary $1 (one that takes --data-dir) runs Swift Concurrency on the
 # event loops' hook (`ConcurrencyOnEventLoops`), as its "listening" line says: a build where the
-# runtime's hook variable cannot be found falls back to NIO's takeover without failing.
+# runtime's hook variable cannot be found falls back without failing (to NIO's takeover, or to
+# Swift's own pool where that cannot install itself either, as in a static binary).
 require_executor_hook() {
   local dir line
   dir="$(mktemp -d)"

@@ -54,8 +54,9 @@ public enum ConcurrencyOnEventLoops {
     }
 
     /// What the process's first `install` did (`none` before it): servers print it in their
-    /// "listening" line, so that a build whose hook cannot be found (the fallback to NIO's
-    /// takeover is silent, and slower per call) shows it.
+    /// "listening" line, so that a build whose hook cannot be found shows it (the fallback is
+    /// silent and slower per call: NIO's takeover, or Swift's own pool where NIO's cannot install
+    /// itself either, as in a binary that links the runtime statically).
     public static var installed: Installed { installedState.withLock { $0 } ?? .none }
     /// Nil until the first `install`.
     private static let installedState = Mutex<Installed?>(nil)

@@ -1,7 +1,8 @@
 """Each server says in its "listening" line which global executor it runs Swift Concurrency on:
 `hook` (the event loops as the generic executor, the default), `nio` (NIO's takeover) or `none`
 (Swift's own pool), as `JFRAME_GLOBAL_EXECUTOR` chooses. A build where the runtime's hook cannot
-be found falls back to NIO's takeover without failing, so the line is where that shows."""
+be found falls back without failing (to NIO's takeover, or to Swift's own pool where that cannot
+install itself either), so the line is where that shows."""
 import json
 import os
 import subprocess
