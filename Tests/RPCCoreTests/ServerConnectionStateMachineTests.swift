@@ -18,16 +18,19 @@ struct ServerConnectionStateMachineTests {
         Hello(versions: versions, maxFrameBytes: maxFrameBytes, initialCredit: initialCredit)
     }
 
-    static func open(maxConcurrentCalls: Int = 4) -> Machine {
+    /// A fixed instant to measure idleness from.
+    static let t0 = ContinuousClock.now
+
+    static func open(maxConcurrentCalls: Int = 4, at now: ContinuousClock.Instant = t0) -> Machine {
         var machine = Machine(limits: limits(maxConcurrentCalls: maxConcurrentCalls))
-        #expect(machine.receiveHello(hello()) == nil)
+        #expect(machine.receiveHello(hello(), at: now) == nil)
         return machine
     }
 
     @discardableResult
     static func admit(_ machine: inout Machine, _ streamID: UInt32) -> Call? {
         guard machine.claimStreamID(streamID) == nil else { return nil }
-        guard case .admitted(let call, _) = machine.admit(streamID: streamID, makeCall: Call.init(credit:)) else { return nil }
+        guard case .admitted(let call) = machine.admit(streamID: streamID, makeCall: Call.init(credit:)) else { return nil }
         return call
     }
 
@@ -35,16 +38,16 @@ struct ServerConnectionStateMachineTests {
     func hello() {
         var machine = Machine(limits: Self.limits())
         #expect(machine.frameArrived() == .expectHello)
-        #expect(machine.receiveHello(Self.hello(versions: [2]))?.code == .unimplemented)
-        #expect(machine.receiveHello(Self.hello(versions: nil))?.code == .unimplemented)
-        #expect(machine.receiveHello(Self.hello(initialCredit: 0))?.message.contains("initialCredit") == true)
-        #expect(machine.receiveHello(Self.hello(maxFrameBytes: 1023))?.message.contains("maxFrameBytes") == true)
+        #expect(machine.receiveHello(Self.hello(versions: [2]), at: Self.t0)?.code == .unimplemented)
+        #expect(machine.receiveHello(Self.hello(versions: nil), at: Self.t0)?.code == .unimplemented)
+        #expect(machine.receiveHello(Self.hello(initialCredit: 0), at: Self.t0)?.message.contains("initialCredit") == true)
+        #expect(machine.receiveHello(Self.hello(maxFrameBytes: 1023), at: Self.t0)?.message.contains("maxFrameBytes") == true)
         #expect(machine.phase == .awaitingHello)
-        #expect(machine.receiveHello(Self.hello(maxFrameBytes: 4096, initialCredit: 3)) == nil)
+        #expect(machine.receiveHello(Self.hello(maxFrameBytes: 4096, initialCredit: 3), at: Self.t0) == nil)
         #expect(machine.phase == .open)
         #expect(machine.peerMaxFrameBytes == 4096)
         #expect(machine.frameArrived() == .dispatch)
-        guard case .admitted(let call, _) = machine.admit(streamID: 1, makeCall: Call.init(credit:)) else {
+        guard case .admitted(let call) = machine.admit(streamID: 1, makeCall: Call.init(credit:)) else {
             Issue.record("not admitted")
             return
         }
@@ -66,13 +69,13 @@ struct ServerConnectionStateMachineTests {
     func concurrencyLimit() {
         var machine = Self.open(maxConcurrentCalls: 2)
         #expect(machine.claimStreamID(1) == nil)
-        guard case .admitted(_, cancelIdleTimer: true) = machine.admit(streamID: 1, makeCall: Call.init(credit:)) else {
-            Issue.record("the first call should end idleness")
+        guard case .admitted = machine.admit(streamID: 1, makeCall: Call.init(credit:)) else {
+            Issue.record("the first call should be admitted")
             return
         }
         #expect(machine.claimStreamID(3) == nil)
-        guard case .admitted(_, cancelIdleTimer: false) = machine.admit(streamID: 3, makeCall: Call.init(credit:)) else {
-            Issue.record("the second call is admitted without touching the idle timer")
+        guard case .admitted = machine.admit(streamID: 3, makeCall: Call.init(credit:)) else {
+            Issue.record("the second call should be admitted")
             return
         }
         #expect(machine.claimStreamID(5) == nil)
@@ -81,7 +84,7 @@ struct ServerConnectionStateMachineTests {
             return
         }
         #expect(error.code == .resourceExhausted)
-        #expect(machine.removeCall(1)?.then == .nothing)
+        #expect(machine.removeCall(1, at: Self.t0)?.then == .nothing)
         #expect(Self.admit(&machine, 7) != nil)
     }
 
@@ -90,10 +93,10 @@ struct ServerConnectionStateMachineTests {
         var machine = Self.open()
         let call = Self.admit(&machine, 1)!
         #expect(machine.isOpen(call, streamID: 1))
-        let removed = machine.removeCall(1)
+        let removed = machine.removeCall(1, at: Self.t0)
         #expect(removed?.call === call)
-        #expect(removed?.then == .armIdleTimer, "the last call ended: the connection is idle")
-        #expect(machine.removeCall(1) == nil)
+        #expect(removed?.then == .nothing)
+        #expect(machine.removeCall(1, at: Self.t0) == nil)
         #expect(!machine.isOpen(call, streamID: 1))
         #expect(machine.isIdle)
     }
@@ -113,9 +116,32 @@ struct ServerConnectionStateMachineTests {
             return
         }
         #expect(error.code == .unavailable)
-        #expect(machine.removeCall(1)?.then == .nothing)
-        #expect(machine.removeCall(3)?.then == .close)
+        #expect(machine.removeCall(1, at: Self.t0)?.then == .nothing)
+        #expect(machine.removeCall(3, at: Self.t0)?.then == .close)
         #expect(!machine.isIdle, "a draining connection is not shut down again by the idle timer")
+    }
+
+    @Test("the idle timer measures from HELLO and from the end of the last call, never during one")
+    func idleTimer() {
+        let timeout = Duration.seconds(300)
+        var machine = Self.open(at: Self.t0)
+        #expect(machine.idleTimerFired(at: Self.t0 + .seconds(100), timeout: timeout) == .checkAgain(after: .seconds(200)))
+        Self.admit(&machine, 1)
+        Self.admit(&machine, 3)
+        #expect(
+            machine.idleTimerFired(at: Self.t0 + .seconds(300), timeout: timeout) == .checkAgain(after: timeout),
+            "a call is open: not idle, whatever the time")
+        #expect(machine.removeCall(1, at: Self.t0 + .seconds(310))?.then == .nothing)
+        #expect(
+            machine.idleTimerFired(at: Self.t0 + .seconds(650), timeout: timeout) == .checkAgain(after: timeout),
+            "one call is still open")
+        #expect(machine.removeCall(3, at: Self.t0 + .seconds(700))?.then == .nothing)
+        #expect(
+            machine.idleTimerFired(at: Self.t0 + .seconds(950), timeout: timeout) == .checkAgain(after: .seconds(50)),
+            "idle since the last call ended, 250 s ago")
+        #expect(machine.idleTimerFired(at: Self.t0 + .seconds(1000), timeout: timeout) == .shutDown)
+        #expect(machine.beginGracefulShutdown()?.closeNow == true)
+        #expect(machine.idleTimerFired(at: Self.t0 + .seconds(2000), timeout: timeout) == .stop, "draining: nothing to watch")
     }
 
     @Test("an idle connection closes at once on GOAWAY")

@@ -16,7 +16,7 @@ final class ServerConnection: FrameReceiver, Sendable {
     /// The state machine, and the timers it decides about, under one lock.
     private struct State {
         var machine: ServerConnectionStateMachine<ServerCall>
-        /// The HELLO timer until HELLO, then the idle timer whenever no call is open.
+        /// The HELLO timer until HELLO, then the idle timer (armed until the connection closes).
         var idleTimer: (any ScheduledTimer)?
         var keepaliveTimer: (any ScheduledTimer)?
     }
@@ -118,7 +118,7 @@ final class ServerConnection: FrameReceiver, Sendable {
             closeWithError(.invalidArgument, "malformed HELLO payload")
             return
         }
-        if let refusal = state.withLock({ $0.machine.receiveHello(hello) }) {
+        if let refusal = state.withLock({ $0.machine.receiveHello(hello, at: .now) }) {
             closeWithError(refusal.code, refusal.message)
             return
         }
@@ -129,7 +129,7 @@ final class ServerConnection: FrameReceiver, Sendable {
                 Hello(
                     version: 1, maxFrameBytes: limits.maxFrameBytes, initialCredit: limits.initialCredit,
                     maxConcurrentCalls: limits.maxConcurrentCalls, agent: Hello.agentName)))
-        becameIdle()
+        armIdleTimer(after: configuration.idleTimeout)
     }
 
     private func receiveHeaders(_ frame: Frame) {
@@ -166,18 +166,13 @@ final class ServerConnection: FrameReceiver, Sendable {
         let now = ContinuousClock.now
         let deadline = headers.timeoutMs.map { now + .milliseconds($0) }
         let admission = state.withLock { state in
-            let admission = state.machine.admit(streamID: streamID) { peerCredit in
+            state.machine.admit(streamID: streamID) { peerCredit in
                 ServerCall(streamID: streamID, method: route.method, connection: self, limits: limits, peerCredit: peerCredit)
             }
-            if case .admitted(_, cancelIdleTimer: true) = admission {
-                state.idleTimer?.cancel()
-                state.idleTimer = nil
-            }
-            return admission
         }
         let call: ServerCall
         switch admission {
-        case .admitted(let admitted, _):
+        case .admitted(let admitted):
             call = admitted
         case .refused(let refusal):
             channel.write(.trailers(streamID: streamID, error: refusal))
@@ -378,16 +373,16 @@ final class ServerConnection: FrameReceiver, Sendable {
 
     /// Takes a call out of the table. The caller writes the call's last frames and then calls
     /// the returned `settle`, which closes a draining connection that has no call left (after the
-    /// frames, so they go out before the close) or arms the idle timer.
+    /// frames, so they go out before the close).
     private func removeCall(_ streamID: UInt32) -> (call: ServerCall?, settle: () -> Void) {
-        guard let (call, then) = state.withLock({ $0.machine.removeCall(streamID) }) else { return (nil, {}) }
+        let now = ContinuousClock.now
+        guard let (call, then) = state.withLock({ $0.machine.removeCall(streamID, at: now) }) else { return (nil, {}) }
         return (
             call,
             {
                 switch then {
                 case .nothing: break
                 case .close: self.channel.close()
-                case .armIdleTimer: self.becameIdle()
                 }
             }
         )
@@ -436,18 +431,27 @@ final class ServerConnection: FrameReceiver, Sendable {
         channel.close()
     }
 
-    private func becameIdle() {
-        let timeout = configuration.idleTimeout
-        let timer = channel.schedule(after: timeout) { [weak self] in
-            guard let self, self.state.withLock({ $0.machine.isIdle }) else { return }
-            self.logger.debug("closing idle connection")
-            self.beginGracefulShutdown(reason: "idle for \(timeout)")
-        }
+    /// Arms the idle timer (replacing the HELLO timer, or the idle timer that just fired).
+    private func armIdleTimer(after delay: Duration) {
+        let timer = channel.schedule(after: delay) { [weak self] in self?.idleTimerFired() }
         let previous = state.withLock { state -> (any ScheduledTimer)? in
             defer { state.idleTimer = timer }
             return state.idleTimer
         }
         previous?.cancel()
+    }
+
+    private func idleTimerFired() {
+        let timeout = configuration.idleTimeout
+        switch state.withLock({ $0.machine.idleTimerFired(at: .now, timeout: timeout) }) {
+        case .shutDown:
+            logger.debug("closing idle connection")
+            beginGracefulShutdown(reason: "idle for \(timeout)")
+        case .checkAgain(let rest):
+            armIdleTimer(after: rest)
+        case .stop:
+            break
+        }
     }
 
     private func scheduleKeepalive(after delay: Duration) {

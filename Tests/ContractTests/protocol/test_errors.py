@@ -211,6 +211,24 @@ def test_idle_connection_is_closed_with_goaway(start_server):
     assert time.monotonic() - started >= 0.25
 
 
+def test_idle_timeout_counts_from_the_end_of_the_last_call(start_server):
+    """A call longer than the idle timeout, then calls closer together than it, keep the
+    connection open; the GOAWAY comes a whole timeout after the last call ended."""
+    server = start_server("--idle-timeout-ms", "400")
+    conn = server.connect()
+    slept = conn.unary("jframe.testing.v1.Echo/Sleep", {"milliseconds": 900})
+    assert slept.code == 0, slept.trailers
+    assert conn.goaway is None, "a connection with a call open is not idle"
+    for _ in range(6):
+        time.sleep(0.15)
+        still_works(conn)
+        assert conn.goaway is None, "calls 150 ms apart keep a 400 ms idle timeout from firing"
+    last_call_ended = time.monotonic()
+    assert conn.wait_goaway(timeout=5)["code"] == 0
+    conn.wait_closed()
+    assert time.monotonic() - last_call_ended >= 0.35
+
+
 def test_slow_partial_frame_is_closed_after_the_timeout(start_server):
     server = start_server("--frame-read-timeout-ms", "300")
     conn = server.connect()
