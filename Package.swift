@@ -1,11 +1,15 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// One set of settings for every target: Swift 6 language mode (strict concurrency) and
-/// `ExistentialAny`, so every existential is spelled `any P` and costs are visible.
+/// One set of settings for every target: Swift 6 language mode (strict concurrency),
+/// `ExistentialAny`, so every existential is spelled `any P` and costs are visible, and
+/// `NonisolatedNonsendingByDefault` (SE-0461): a nonisolated async function runs on its caller's
+/// executor instead of hopping to the generic one at its entry and after every call it makes,
+/// each hop a runtime switch that asks the task for its preferred executor under a lock.
 let settings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
 ]
 
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
