@@ -22,10 +22,13 @@ public struct JSONScanner {
         }
     }
 
-    private let bytes: [UInt8]
-    private var index = 0
+    // Internal to the module but visible to its inlinable code: the generic readers below are
+    // `@inlinable` so that each message type's decoder gets them specialized to its fields'
+    // types (unspecialized, an array's append alone cost about 900 instructions per element).
+    @usableFromInline let bytes: [UInt8]
+    @usableFromInline var index = 0
     /// Objects and arrays open around the current position.
-    private var depth = 0
+    @usableFromInline var depth = 0
     /// The deepest nesting read; one more is a failure. RFC 8259 section 9 lets a parser set it.
     public let maximumDepth: Int
 
@@ -41,7 +44,7 @@ public struct JSONScanner {
     /// A failure about one member of the object being read (a required member that is missing).
     public func failure(_ reason: String, member: String) -> Failure { Failure(path: [member], reason: reason, offset: index) }
 
-    private mutating func skipSpace() {
+    @usableFromInline mutating func skipSpace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
@@ -50,13 +53,13 @@ public struct JSONScanner {
         }
     }
 
-    private mutating func expect(_ byte: UInt8, _ what: String) throws {
+    @usableFromInline mutating func expect(_ byte: UInt8, _ what: String) throws {
         skipSpace()
         guard index < bytes.count, bytes[index] == byte else { throw failure("expected \(what)") }
         index += 1
     }
 
-    private mutating func peek() -> UInt8? {
+    @usableFromInline mutating func peek() -> UInt8? {
         skipSpace()
         return index < bytes.count ? bytes[index] : nil
     }
@@ -64,7 +67,7 @@ public struct JSONScanner {
     // MARK: Structure
 
     /// Counts one more level open around `body`; past `maximumDepth` it fails before descending.
-    private mutating func nested<T>(_ body: (inout JSONScanner) throws -> T) throws -> T {
+    @inlinable mutating func nested<T>(_ body: (inout JSONScanner) throws -> T) throws -> T {
         guard depth < maximumDepth else {
             throw failure("JSON nested deeper than \(maximumDepth) levels (objects and arrays)")
         }
@@ -111,16 +114,16 @@ public struct JSONScanner {
     }
 
     /// Reads the value of member `name` with `read`, adding the name to the path of any failure.
-    public mutating func member<T>(_ name: String, _ read: (inout JSONScanner) throws -> T) throws -> T {
+    @inlinable public mutating func member<T>(_ name: String, _ read: (inout JSONScanner) throws -> T) throws -> T {
         try member(named: name, read)
     }
 
     /// `member(_:_:)` for a member read with `fields`: the name becomes a String only for a failure.
-    public mutating func member<T>(_ name: JSONKey, _ read: (inout JSONScanner) throws -> T) throws -> T {
+    @inlinable public mutating func member<T>(_ name: JSONKey, _ read: (inout JSONScanner) throws -> T) throws -> T {
         try member(named: name.string, read)
     }
 
-    private mutating func member<T>(named name: @autoclosure () -> String, _ read: (inout JSONScanner) throws -> T) throws -> T {
+    @inlinable mutating func member<T>(named name: @autoclosure () -> String, _ read: (inout JSONScanner) throws -> T) throws -> T {
         do {
             return try read(&self)
         } catch var failure as Failure {
@@ -130,12 +133,12 @@ public struct JSONScanner {
     }
 
     /// An array, each element read by `element`.
-    public mutating func array<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
+    @inlinable public mutating func array<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
         try expect(UInt8(ascii: "["), "an array")
         return try nested { try $0.elements(element) }
     }
 
-    private mutating func elements<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
+    @inlinable mutating func elements<T>(_ element: (inout JSONScanner) throws -> T) throws -> [T] {
         var items: [T] = []
         if peek() == UInt8(ascii: "]") {
             index += 1
@@ -160,7 +163,7 @@ public struct JSONScanner {
     }
 
     /// An object used as a map from string keys to values read by `value`.
-    public mutating func map<T>(_ value: (inout JSONScanner) throws -> T) throws -> [String: T] {
+    @inlinable public mutating func map<T>(_ value: (inout JSONScanner) throws -> T) throws -> [String: T] {
         var result: [String: T] = [:]
         try object { scanner, key in result[key] = try scanner.member(key, value) }
         return result

@@ -33,6 +33,7 @@ public struct JSONWriter {
 
     /// Ends a member or element.
     public mutating func comma() { bytes.append(UInt8(ascii: ",")) }
+    @usableFromInline mutating func colon() { bytes.append(UInt8(ascii: ":")) }
 
     public mutating func integer(_ value: Int64) { ASCIIDecimal.append(value, to: &bytes) }
     public mutating func int(_ value: Int) { integer(Int64(value)) }
@@ -94,7 +95,7 @@ public struct JSONWriter {
 
     private static let hex = Array("0123456789abcdef".utf8)
 
-    public mutating func array<T>(_ items: [T], _ element: (inout JSONWriter, T) -> Void) {
+    @inlinable public mutating func array<T>(_ items: [T], _ element: (inout JSONWriter, T) -> Void) {
         beginArray()
         for item in items {
             element(&self, item)
@@ -104,11 +105,11 @@ public struct JSONWriter {
     }
 
     /// A map as an object, keys sorted so the same map always encodes the same way.
-    public mutating func map<T>(_ items: [String: T], _ value: (inout JSONWriter, T) -> Void) {
+    @inlinable public mutating func map<T>(_ items: [String: T], _ value: (inout JSONWriter, T) -> Void) {
         beginObject()
         for key in items.keys.sorted() {
             string(key)
-            bytes.append(UInt8(ascii: ":"))
+            colon()
             value(&self, items[key]!)
             comma()
         }
