@@ -18,8 +18,46 @@ struct GeneratedJSONTests {
         // Codable writer -> generated reader.
         var scanner = JSONScanner(Array(try JSONEncoder().encode(message)))
         #expect(try M(json: &scanner) == message)
-        // And through MessageCoding, which picks the generated code.
+        // And through MessageCoding, which picks the generated code, per message or once per type.
         #expect(try MessageCoding.decode(M.self, from: MessageCoding.encode(message)) == message)
+        let encode = MessageCoding.encoder(for: M.self)
+        let decode = MessageCoding.decoder(for: M.self, checkingSchema: false)
+        #expect(try encode(message) == fast(message))
+        #expect(try decode(fast(message)) == message)
+    }
+
+    /// A type with no generated code (a hand-written Codable one) still goes through Foundation.
+    struct Handwritten: Codable, Equatable, Sendable {
+        var name: String
+        var count: Int
+    }
+
+    @Test func codersChosenOncePerTypeReadAndWriteTheSame() throws {
+        let plain = Handwritten(name: "a", count: 2)
+        let bytes = try MessageCoding.encoder(for: Handwritten.self)(plain)
+        #expect(try MessageCoding.decoder(for: Handwritten.self, checkingSchema: true)(bytes) == plain)
+        #expect(try MessageCoding.decode(Handwritten.self, from: bytes) == plain)
+
+        // A server's requests are checked against their schema; a client's responses are not.
+        let request = CqrsBrokerV1.CreateTopicRequest(name: "no spaces allowed", partitions: 0)
+        let payload = try MessageCoding.encode(request)
+        #expect(try MessageCoding.decoder(for: CqrsBrokerV1.CreateTopicRequest.self, checkingSchema: false)(payload) == request)
+        do {
+            _ = try MessageCoding.decoder(for: CqrsBrokerV1.CreateTopicRequest.self, checkingSchema: true)(payload)
+            Issue.record("a request that breaks its schema was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.hasPrefix("invalid CreateTopicRequest: name must match"))
+            #expect(error.message.contains("partitions must be at least 1"))
+        }
+        // A malformed message names the type and the member, as `decode` does.
+        do {
+            _ = try MessageCoding.decoder(for: CqrsBrokerV1.CreateTopicRequest.self, checkingSchema: true)(Array(#"{"name":7}"#.utf8))
+            Issue.record("a name that is a number was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.hasPrefix("invalid CreateTopicRequest: field 'name': "), "the generated reader's account")
+        }
     }
 
     @Test func everyKindOfMemberRoundTrips() throws {

@@ -51,14 +51,32 @@ public final class RPCClient: Sendable {
         _ request: Request, method: MethodDescriptor, responseType: Response.Type = Response.self,
         options: CallOptions = .defaults
     ) async throws -> Response {
-        let payload = try MessageCoding.encode(request)
-        return try await intercepted(method, options) { context in
+        try await unary(
+            payload: MessageCoding.encode(request), method: method, options: options,
+            decode: { try MessageCoding.decode(Response.self, from: $0) })
+    }
+
+    /// `unary` for generated messages (every method of `Protocols/`), which are written and read
+    /// without asking at each call whether they are generated (see `MessageCoding.encoder(for:)`).
+    public func unary<Request: Encodable & Sendable & JSONMessage, Response: Decodable & Sendable & JSONMessage>(
+        _ request: Request, method: MethodDescriptor, responseType: Response.Type = Response.self,
+        options: CallOptions = .defaults
+    ) async throws -> Response {
+        try await unary(
+            payload: MessageCoding.encodeGenerated(request), method: method, options: options,
+            decode: { try MessageCoding.decodeGenerated(Response.self, from: $0) })
+    }
+
+    private func unary<Response: Sendable>(
+        payload: [UInt8], method: MethodDescriptor, options: CallOptions, decode: @escaping MessageCoding.Decoder<Response>
+    ) async throws -> Response {
+        try await intercepted(method, options) { context in
             let call = try await self.open(context, request: payload)
             return try await call.run {
                 guard let bytes = try await call.responses.next() else {
                     throw RPCError(code: .internalError, message: "the server ended \(method) without a response")
                 }
-                let response = try MessageCoding.decode(Response.self, from: bytes)
+                let response = try decode(bytes)
                 guard try await call.responses.next() == nil else {
                     throw RPCError(code: .internalError, message: "the server sent more than one response to \(method)")
                 }

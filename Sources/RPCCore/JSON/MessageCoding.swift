@@ -11,11 +11,81 @@ import Foundation
 public enum MessageCoding {
     /// Encodes `message` as compact JSON. Key order is not sorted: the protocol does not need it.
     public static func encode<Message: Encodable>(_ message: Message) throws -> [UInt8] {
-        if let message = message as? any JSONMessage {
-            var writer = JSONWriter()
-            message.writeJSON(to: &writer)
-            return writer.bytes
+        if let message = message as? any JSONMessage { return encodeGenerated(message) }
+        return try encodeWithFoundation(message)
+    }
+
+    /// Decodes `Message` from JSON bytes; a failure is `INVALID_ARGUMENT` naming what was wrong.
+    public static func decode<Message: Decodable>(_ type: Message.Type, from bytes: [UInt8]) throws -> Message {
+        if let generated = Message.self as? any JSONMessage.Type { return try decodeGenerated(generated, from: bytes) as! Message }
+        return try decodeWithFoundation(Message.self, from: bytes)
+    }
+
+    /// `encode(_:)` for one type.
+    public typealias Encoder<Message> = @Sendable (Message) throws -> [UInt8]
+    /// `decode(_:from:)` for one type.
+    public typealias Decoder<Message> = @Sendable ([UInt8]) throws -> Message
+
+    /// `encode(_:)` for `type`, with the way to write it chosen now rather than per message.
+    ///
+    /// Why: `encode` and `decode` find out whether a type is generated (`JSONMessage`), and a
+    /// request whether it has a schema to check (`SchemaValidated`), with dynamic casts of 300 to
+    /// 900 instructions each; asked once per method (the router) or per stream, instead of once
+    /// per message, that is about 2,000 fewer instructions per unary call on the server.
+    public static func encoder<Message: Encodable>(for type: Message.Type) -> Encoder<Message> {
+        if let generated = type as? any JSONMessage.Type, let encode = generatedEncoder(generated) as? Encoder<Message> {
+            return encode
         }
+        return { try encodeWithFoundation($0) }
+    }
+
+    /// `decode(_:from:)` for `type`, chosen now (see `encoder(for:)`). `checkingSchema`: a
+    /// message that breaks its schema is `INVALID_ARGUMENT` listing each violation, as every
+    /// request a server reads is.
+    public static func decoder<Message: Decodable>(for type: Message.Type, checkingSchema: Bool) -> Decoder<Message> {
+        let decode: Decoder<Message>
+        if let generated = type as? any JSONMessage.Type, let generatedDecode = generatedDecoder(generated) as? Decoder<Message> {
+            decode = generatedDecode
+        } else {
+            decode = { try decodeWithFoundation(Message.self, from: $0) }
+        }
+        guard checkingSchema, let validated = type as? any SchemaValidated.Type,
+            let check = schemaCheck(validated) as? @Sendable (Message) throws -> Void
+        else { return decode }
+        return { bytes in
+            let message = try decode(bytes)
+            try check(message)
+            return message
+        }
+    }
+
+    // The three below are opened on the concrete type and handed back as `Any`, because a
+    // function of the opened type cannot be returned as one of `Message` without a cast; the
+    // cast back is made once, where they are called.
+
+    private static func generatedEncoder<Message: JSONMessage>(_: Message.Type) -> Any {
+        let encode: Encoder<Message> = { encodeGenerated($0) }
+        return encode
+    }
+
+    private static func generatedDecoder<Message: JSONMessage>(_: Message.Type) -> Any {
+        let decode: Decoder<Message> = { try decodeGenerated(Message.self, from: $0) }
+        return decode
+    }
+
+    private static func schemaCheck<Message: SchemaValidated>(_: Message.Type) -> Any {
+        let name = "\(Message.self)"
+        let check: @Sendable (Message) throws -> Void = { try $0.checkSchema(name) }
+        return check
+    }
+
+    static func encodeGenerated<Message: JSONMessage>(_ message: Message) -> [UInt8] {
+        var writer = JSONWriter()
+        message.writeJSON(to: &writer)
+        return writer.bytes
+    }
+
+    private static func encodeWithFoundation<Message: Encodable>(_ message: Message) throws -> [UInt8] {
         do {
             return Array(try JSONEncoder().encode(message))
         } catch {
@@ -23,21 +93,21 @@ public enum MessageCoding {
         }
     }
 
-    /// Decodes `Message` from JSON bytes; a failure is `INVALID_ARGUMENT` naming what was wrong.
-    public static func decode<Message: Decodable>(_ type: Message.Type, from bytes: [UInt8]) throws -> Message {
-        if let generated = Message.self as? any JSONMessage.Type {
-            do {
-                var scanner = JSONScanner(bytes)
-                let message = try generated.init(json: &scanner)
-                try scanner.end()
-                return message as! Message
-            } catch let failure as JSONScanner.Failure {
-                // The member's path, so a client can point at what it sent wrong (FieldViolations).
-                throw RPCError.invalidArgument(
-                    "invalid \(Message.self): \(failure)",
-                    violations: [FieldViolation(field: failure.path.joined(separator: "."), description: failure.reason)])
-            }
+    static func decodeGenerated<Message: JSONMessage>(_ type: Message.Type, from bytes: [UInt8]) throws -> Message {
+        do {
+            var scanner = JSONScanner(bytes)
+            let message = try Message(json: &scanner)
+            try scanner.end()
+            return message
+        } catch let failure as JSONScanner.Failure {
+            // The member's path, so a client can point at what it sent wrong (FieldViolations).
+            throw RPCError.invalidArgument(
+                "invalid \(Message.self): \(failure)",
+                violations: [FieldViolation(field: failure.path.joined(separator: "."), description: failure.reason)])
         }
+    }
+
+    private static func decodeWithFoundation<Message: Decodable>(_ type: Message.Type, from bytes: [UInt8]) throws -> Message {
         do {
             return try JSONDecoder().decode(Message.self, from: Data(bytes))
         } catch let error as DecodingError {

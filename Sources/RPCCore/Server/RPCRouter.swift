@@ -36,9 +36,11 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
+        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
+        let encode = MessageCoding.encoder(for: Response.self)
         register(method) { call, context in
-            let request = try await call.singleRequest(Request.self)
-            call.respond(try MessageCoding.encode(try await body(request, context)))
+            let request = try await call.singleRequest(decode)
+            call.respond(try encode(try await body(request, context)))
         }
     }
 
@@ -46,9 +48,11 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (Request, MessageWriter<Response>, ServerContext) async throws -> Void
     ) {
+        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
+        let encode = MessageCoding.encoder(for: Response.self)
         register(method) { call, context in
-            let request = try await call.singleRequest(Request.self)
-            try await body(request, MessageWriter(call.send), context)
+            let request = try await call.singleRequest(decode)
+            try await body(request, MessageWriter(call.send, encode: encode), context)
         }
     }
 
@@ -56,9 +60,11 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (MessageStream<Request>, ServerContext) async throws -> Response
     ) {
+        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
+        let encode = MessageCoding.encoder(for: Response.self)
         register(method) { call, context in
-            let response = try await body(MessageStream(call.requests, checksSchema: true), context)
-            call.respond(try MessageCoding.encode(response))
+            let response = try await body(MessageStream(call.requests, decode: decode), context)
+            call.respond(try encode(response))
         }
     }
 
@@ -68,8 +74,10 @@ public struct RPCRouter: Sendable {
             @escaping @Sendable (MessageStream<Request>, MessageWriter<Response>, ServerContext) async throws ->
             Void
     ) {
+        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
+        let encode = MessageCoding.encoder(for: Response.self)
         register(method) { call, context in
-            try await body(MessageStream(call.requests, checksSchema: true), MessageWriter(call.send), context)
+            try await body(MessageStream(call.requests, decode: decode), MessageWriter(call.send, encode: encode), context)
         }
     }
 }

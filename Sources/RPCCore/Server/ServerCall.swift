@@ -53,12 +53,11 @@ public final class ServerCall: Sendable {
     }
 
     /// Reads the one request of a unary or server-streaming call.
-    public func singleRequest<Request: Decodable>(_ type: Request.Type) async throws -> Request {
+    public func singleRequest<Request>(_ decode: MessageCoding.Decoder<Request>) async throws -> Request {
         guard let bytes = try await requests.next() else {
             throw RPCError(code: .unimplemented, message: "\(method.fullName) takes one request message; none was sent")
         }
-        let request = try MessageCoding.decode(Request.self, from: bytes)
-        if let validated = request as? any SchemaValidated { try validated.checkSchema("\(Request.self)") }
+        let request = try decode(bytes)
         guard try await requests.next() == nil else {
             throw RPCError(
                 code: .unimplemented, message: "\(method.fullName) takes one request message; more were sent")

@@ -5,38 +5,51 @@
 public struct MessageStream<Message: Decodable & Sendable>: AsyncSequence, Sendable {
     public typealias Element = Message
     let inbound: InboundMessages
+    let decode: MessageCoding.Decoder<Message>
+
     /// Requests on a server are checked against their schema (`SchemaValidated`); a client
     /// takes the server's responses as they come.
-    let checksSchema: Bool
-
     public init(_ inbound: InboundMessages, checksSchema: Bool = false) {
+        self.init(inbound, decode: MessageCoding.decoder(for: Message.self, checkingSchema: checksSchema))
+    }
+
+    /// A stream whose messages `decode` reads (`MessageCoding.decoder(for:checkingSchema:)`,
+    /// made once per method).
+    public init(_ inbound: InboundMessages, decode: @escaping MessageCoding.Decoder<Message>) {
         self.inbound = inbound
-        self.checksSchema = checksSchema
+        self.decode = decode
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let inbound: InboundMessages
-        let checksSchema: Bool
+        let decode: MessageCoding.Decoder<Message>
         public mutating func next() async throws -> Message? {
             guard let bytes = try await inbound.next() else { return nil }
-            let message = try MessageCoding.decode(Message.self, from: bytes)
-            if checksSchema, let validated = message as? any SchemaValidated { try validated.checkSchema("\(Message.self)") }
-            return message
+            return try decode(bytes)
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbound: inbound, checksSchema: checksSchema) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbound: inbound, decode: decode) }
 }
 
 /// Sends the messages of one direction of a call, waiting for credit when the reader is behind.
 public struct MessageWriter<Message: Encodable & Sendable>: Sendable {
     let sendBytes: @Sendable ([UInt8]) async throws -> Void
+    let encode: MessageCoding.Encoder<Message>
 
-    public init(_ sendBytes: @escaping @Sendable ([UInt8]) async throws -> Void) { self.sendBytes = sendBytes }
+    /// `encode`: how each message is written (`MessageCoding.encoder(for:)`, made once per
+    /// method), by default chosen here.
+    public init(
+        _ sendBytes: @escaping @Sendable ([UInt8]) async throws -> Void,
+        encode: @escaping MessageCoding.Encoder<Message> = MessageCoding.encoder(for: Message.self)
+    ) {
+        self.sendBytes = sendBytes
+        self.encode = encode
+    }
 
     /// Encodes and sends `message`; throws if the call is over or its task is cancelled.
     public func write(_ message: Message) async throws {
-        try await sendBytes(MessageCoding.encode(message))
+        try await sendBytes(encode(message))
     }
 
     /// Sends every message of `messages`, in order.
