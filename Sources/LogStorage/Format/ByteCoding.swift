@@ -7,6 +7,14 @@ struct ByteWriter {
         bytes.reserveCapacity(capacity)
     }
 
+    /// The bytes written, moved out (the writer is left empty): an array still referenced here
+    /// would be copied whole by its new owner's first change.
+    mutating func take() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &bytes)
+        return taken
+    }
+
     mutating func put<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }

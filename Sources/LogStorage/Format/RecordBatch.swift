@@ -137,8 +137,10 @@ public struct RecordBatch: Hashable, Sendable {
             writer.set(UInt32(writer.bytes.count - start - 4), at: start)
         }
         writer.set(Int32(writer.bytes.count - 12), at: 8)
-        var encoded = EncodedBatch(
-            bytes: writer.bytes, bodyChecksum: CRC32C.checksum(writer.bytes[Self.crcStart...]))
+        let bodyChecksum = CRC32C.checksum(writer.bytes[Self.crcStart...])
+        // Taken, not shared: `setBaseOffset` then writes into the one copy (sharing it with the
+        // writer copied the whole batch, 25 KB for 100 records of 200 bytes).
+        var encoded = EncodedBatch(bytes: writer.take(), bodyChecksum: bodyChecksum)
         encoded.setBaseOffset(baseOffset)
         return encoded
     }
