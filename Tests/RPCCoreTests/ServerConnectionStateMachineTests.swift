@@ -98,7 +98,7 @@ struct ServerConnectionStateMachineTests {
         #expect(removed?.then == .nothing)
         #expect(machine.removeCall(1, at: Self.t0) == nil)
         #expect(!machine.isOpen(call, streamID: 1))
-        #expect(machine.isIdle)
+        #expect(machine.idleTimerFired(at: Self.t0 + .seconds(300), timeout: .seconds(300)) == .shutDown, "idle since the call ended")
     }
 
     @Test("draining refuses new calls, lets open ones finish, and closes after the last")
@@ -118,7 +118,9 @@ struct ServerConnectionStateMachineTests {
         #expect(error.code == .unavailable)
         #expect(machine.removeCall(1, at: Self.t0)?.then == .nothing)
         #expect(machine.removeCall(3, at: Self.t0)?.then == .close)
-        #expect(!machine.isIdle, "a draining connection is not shut down again by the idle timer")
+        #expect(
+            machine.idleTimerFired(at: Self.t0 + .seconds(300), timeout: .seconds(300)) == .stop,
+            "a draining connection is not shut down again by the idle timer")
     }
 
     @Test("the idle timer measures from HELLO and from the end of the last call, never during one")

@@ -180,9 +180,6 @@ struct ServerConnectionStateMachine<Call: AnyObject> {
         return .ping
     }
 
-    /// Open with no call in flight.
-    var isIdle: Bool { calls.isEmpty && phase == .open }
-
     enum IdleTimerAction: Equatable {
         /// No call for the whole timeout: shut down gracefully.
         case shutDown
@@ -196,7 +193,7 @@ struct ServerConnectionStateMachine<Call: AnyObject> {
     /// only when it fires (the way Netty's `IdleStateHandler` works), instead of being cancelled
     /// when a call starts and armed again when it ends: that pair cost about 5,000 instructions,
     /// 7% of a unary call on the server.
-    mutating func idleTimerFired(at now: ContinuousClock.Instant, timeout: Duration) -> IdleTimerAction {
+    func idleTimerFired(at now: ContinuousClock.Instant, timeout: Duration) -> IdleTimerAction {
         guard phase == .open else { return .stop }
         guard let idleSince else { return .checkAgain(after: timeout) }
         let idle = idleSince.duration(to: now)
