@@ -32,12 +32,19 @@ public struct RPCRouter: Sendable {
         service.register(with: &self)
     }
 
+    /// A method's request reader (its schema checked) and response writer, chosen when it is
+    /// registered rather than per message (`MessageCoding.encoder(for:)`).
+    private static func coders<Request: Decodable, Response: Encodable>(
+        _: Request.Type, _: Response.Type
+    ) -> (MessageCoding.Decoder<Request>, MessageCoding.Encoder<Response>) {
+        (MessageCoding.decoder(for: Request.self, checkingSchema: true), MessageCoding.encoder(for: Response.self))
+    }
+
     public mutating func registerUnary<Request: Decodable & Sendable, Response: Encodable & Sendable>(
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
-        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
-        let encode = MessageCoding.encoder(for: Response.self)
+        let (decode, encode) = Self.coders(Request.self, Response.self)
         register(method) { call, context in
             let request = try await call.singleRequest(decode)
             call.respond(try encode(try await body(request, context)))
@@ -48,8 +55,7 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (Request, MessageWriter<Response>, ServerContext) async throws -> Void
     ) {
-        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
-        let encode = MessageCoding.encoder(for: Response.self)
+        let (decode, encode) = Self.coders(Request.self, Response.self)
         register(method) { call, context in
             let request = try await call.singleRequest(decode)
             try await body(request, MessageWriter(call.send, encode: encode), context)
@@ -60,8 +66,7 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ body: @escaping @Sendable (MessageStream<Request>, ServerContext) async throws -> Response
     ) {
-        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
-        let encode = MessageCoding.encoder(for: Response.self)
+        let (decode, encode) = Self.coders(Request.self, Response.self)
         register(method) { call, context in
             let response = try await body(MessageStream(call.requests, decode: decode), context)
             call.respond(try encode(response))
@@ -74,8 +79,7 @@ public struct RPCRouter: Sendable {
             @escaping @Sendable (MessageStream<Request>, MessageWriter<Response>, ServerContext) async throws ->
             Void
     ) {
-        let decode = MessageCoding.decoder(for: Request.self, checkingSchema: true)
-        let encode = MessageCoding.encoder(for: Response.self)
+        let (decode, encode) = Self.coders(Request.self, Response.self)
         register(method) { call, context in
             try await body(MessageStream(call.requests, decode: decode), MessageWriter(call.send, encode: encode), context)
         }
