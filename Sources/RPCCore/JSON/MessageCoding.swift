@@ -32,7 +32,7 @@ public enum MessageCoding {
     /// request whether it has a schema to check (`SchemaValidated`), with dynamic casts of 300 to
     /// 900 instructions each; asked once per method (the router) or per stream, instead of once
     /// per message, that is about 2,000 fewer instructions per unary call on the server.
-    public static func encoder<Message: Encodable>(for type: Message.Type) -> Encoder<Message> {
+    public static func encoder<Message: Encodable & Sendable>(for type: Message.Type) -> Encoder<Message> {
         if let generated = type as? any JSONMessage.Type, let encode = generatedEncoder(generated) as? Encoder<Message> {
             return encode
         }
@@ -42,14 +42,14 @@ public enum MessageCoding {
     /// `decode(_:from:)` for `type`, chosen now (see `encoder(for:)`). `checkingSchema`: a
     /// message that breaks its schema is `INVALID_ARGUMENT` listing each violation, as every
     /// request a server reads is.
-    public static func decoder<Message: Decodable>(for type: Message.Type, checkingSchema: Bool) -> Decoder<Message> {
+    public static func decoder<Message: Decodable & Sendable>(for type: Message.Type, checkingSchema: Bool) -> Decoder<Message> {
         let decode: Decoder<Message>
         if let generated = type as? any JSONMessage.Type, let generatedDecode = generatedDecoder(generated) as? Decoder<Message> {
             decode = generatedDecode
         } else {
             decode = { try decodeWithFoundation(Message.self, from: $0) }
         }
-        guard checkingSchema, let validated = type as? any SchemaValidated.Type,
+        guard checkingSchema, let validated = type as? any (SchemaValidated & Sendable).Type,
             let check = schemaCheck(validated) as? @Sendable (Message) throws -> Void
         else { return decode }
         return { bytes in
@@ -73,7 +73,7 @@ public enum MessageCoding {
         return decode
     }
 
-    private static func schemaCheck<Message: SchemaValidated>(_: Message.Type) -> Any {
+    private static func schemaCheck<Message: SchemaValidated & Sendable>(_: Message.Type) -> Any {
         let name = "\(Message.self)"
         let check: @Sendable (Message) throws -> Void = { try $0.checkSchema(name) }
         return check

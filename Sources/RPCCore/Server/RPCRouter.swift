@@ -34,7 +34,7 @@ public struct RPCRouter: Sendable {
 
     /// A method's request reader (its schema checked) and response writer, chosen when it is
     /// registered rather than per message (`MessageCoding.encoder(for:)`).
-    private static func coders<Request: Decodable, Response: Encodable>(
+    private static func coders<Request: Decodable & Sendable, Response: Encodable & Sendable>(
         _: Request.Type, _: Response.Type
     ) -> (MessageCoding.Decoder<Request>, MessageCoding.Encoder<Response>) {
         (MessageCoding.decoder(for: Request.self, checkingSchema: true), MessageCoding.encoder(for: Response.self))
