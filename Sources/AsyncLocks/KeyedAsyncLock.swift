@@ -40,10 +40,19 @@ public final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
     func waiting(_ key: Key) -> Int { state.withLock { $0.held[key]?.count ?? 0 } }
 
     private func acquire(_ key: Key) async throws {
-        let id = state.withLock { state -> UInt64 in
+        if Task.isCancelled { throw CancellationError() }
+        // A free key is taken without suspending: a continuation and a cancellation handler
+        // made, the task suspended and enqueued again on its executor, were about a fifth of an
+        // uncontended command's instructions. A free key has no waiters, so nobody is passed.
+        let id = state.withLock { state -> UInt64? in
+            guard state.held[key] != nil else {
+                state.held[key] = []
+                return nil
+            }
             defer { state.nextId &+= 1 }
             return state.nextId
         }
+        guard let id else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = state.withLock { state -> Outcome in

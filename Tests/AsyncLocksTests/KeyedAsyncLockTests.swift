@@ -88,6 +88,23 @@ func eventually(_ condition: () -> Bool) async throws {
         #expect(try await lock.withLock { "free" } == "free", "the lock was not left held")
     }
 
+    /// Taking a free key does not suspend the task: on an actor with another job queued, the
+    /// body runs before that job (a suspension would put the task behind it).
+    @Test func aFreeKeyIsTakenWithoutSuspending() async throws {
+        actor Sequence {
+            let lock = KeyedAsyncLock<String>()
+            var order: [String] = []
+
+            func run() async throws -> [String] {
+                let queued = Task { self.order.append("queued job") }
+                try await lock.withLock("a") { order.append("body") }
+                await queued.value
+                return order
+            }
+        }
+        #expect(try await Sequence().run() == ["body", "queued job"])
+    }
+
     @Test func aBodyThatThrowsReleasesTheKey() async throws {
         struct Failure: Error {}
         let lock = KeyedAsyncLock<String>()
