@@ -13,10 +13,13 @@ public enum AppendRules {
         guard request.events.count <= maxEventsPerAppend else {
             throw EventStoreError.invalid("an append takes at most \(maxEventsPerAppend) events, not \(request.events.count)")
         }
-        var seen = Set<String>()
+        // Most appends carry one event: no set of ids to build for them.
+        var seen = request.events.count > 1 ? Set<String>(minimumCapacity: request.events.count) : []
         for event in request.events {
             guard !event.eventId.isEmpty else { throw EventStoreError.invalid("an event id must not be empty") }
-            guard seen.insert(event.eventId).inserted else { throw EventStoreError.invalid("event id \(event.eventId) appears twice") }
+            guard request.events.count == 1 || seen.insert(event.eventId).inserted else {
+                throw EventStoreError.invalid("event id \(event.eventId) appears twice")
+            }
             guard !event.type.isEmpty, !event.data.isEmpty else { throw EventStoreError.invalid("an event needs a type and data") }
         }
     }

@@ -72,6 +72,36 @@ import Testing
         #expect(scheduler.held == 0, "no round is asked for when nothing waits")
     }
 
+    /// In a transaction of several appends, one whose stored event id is found by the unique
+    /// index after its new events were written is undone alone (its savepoint): the others commit
+    /// with gap-free positions.
+    @Test func anAppendRefusedInsideAGroupIsUndoneAlone() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, scheduler) = try Self.storeCommittingWhenHeld(at: dir.path + "/events.sqlite")
+        let stored = Task { try await store.append(AppendRequest(streamId: "G-0", expected: .noStream, events: [event("g0")])) }
+        try await waitUntil("the first append queued") { store.queuedForTesting == 1 }
+        scheduler.runHeld()
+        #expect(try await stored.value.position == 1)
+
+        let good = Task { try await store.append(AppendRequest(streamId: "G-1", expected: .noStream, events: [event("g1")])) }
+        try await waitUntil("one append queued") { store.queuedForTesting == 1 }
+        let mixed = Task {
+            await storeError { _ = try await store.append(AppendRequest(streamId: "G-2", expected: .any, events: [event("g2"), event("g0")])) }
+        }
+        try await waitUntil("two appends queued") { store.queuedForTesting == 2 }
+        let alsoGood = Task { try await store.append(AppendRequest(streamId: "G-3", expected: .noStream, events: [event("g3")])) }
+        try await waitUntil("three appends queued") { store.queuedForTesting == 3 }
+        scheduler.runHeld()
+        guard case .eventIdConflict? = await mixed.value else {
+            Issue.record("expected an event id conflict")
+            return
+        }
+        #expect(try await good.value.position == 2)
+        #expect(try await alsoGood.value.position == 3)
+        #expect(try await store.readAll(fromPosition: 1, maxCount: 10).map(\.eventId) == ["g0", "g1", "g3"])
+    }
+
     /// The scheduler is told how many appends a transaction will likely cover: those waiting, or
     /// what the recent transactions took, so that a lone append on a busy store is not taken for
     /// one from a lone client.

@@ -114,6 +114,30 @@ import Testing
         #expect(try await store.headPosition() == 2)
     }
 
+    /// A stored id found after the append's new events were written (the SQLite store finds it by
+    /// its unique index, not by a lookup first): the new events are undone, a retry answers with
+    /// its first result, and the next append takes the next position.
+    @Test(arguments: StoreKind.allCases) func aStoredIdAfterNewOnesStoresNoneOfThem(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try await kind.make(in: dir)
+        let first = try await store.append(AppendRequest(streamId: "U-1", expected: .noStream, events: [event("u1")]))
+        let mixed = await storeError {
+            _ = try await store.append(AppendRequest(streamId: "U-1", expected: .any, events: [event("u2"), event("u3"), event("u1")]))
+        }
+        guard case .eventIdConflict(let id, _)? = mixed else {
+            Issue.record("expected an event id conflict, got \(String(describing: mixed))")
+            return
+        }
+        #expect(id == "u2")
+        #expect(try await store.headPosition() == 1)
+        #expect(try await store.readStream("U-1", fromVersion: 1, maxCount: 10).map(\.eventId) == ["u1"])
+        let retry = try await store.append(AppendRequest(streamId: "U-1", expected: .any, events: [event("u1")]))
+        #expect(retry == AppendResult(streamId: "U-1", version: 1, position: first.position, duplicate: true))
+        let next = try await store.append(AppendRequest(streamId: "U-1", expected: .exact(1), events: [event("u2")]))
+        #expect(next == AppendResult(streamId: "U-1", version: 2, position: 2))
+    }
+
     @Test(arguments: StoreKind.allCases) func badRequestsAreRefusedAndStoreNothing(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
