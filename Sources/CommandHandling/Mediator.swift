@@ -149,12 +149,19 @@ public struct Mediator: Sendable {
 
     public func send<Command: Sendable>(_ command: Command, context: CommandContext) async throws -> CommandResult {
         guard let handler = handlers[ObjectIdentifier(Command.self)] else { throw CommandError.noHandler("\(Command.self)") }
-        var next: @Sendable (CommandContext) async throws -> CommandResult = { context in try await handler(command, context) }
-        for behaviour in behaviours.reversed() {
-            let inner = next
-            next = { context in try await behaviour.handle(command, context: context, next: inner) }
+        return try await send(command, through: behaviours[...], to: handler, context: context)
+    }
+
+    /// The behaviours from the outermost in, then the handler. Each `next` is a closure that does
+    /// not escape, so a command's chain lives in its task's own allocator rather than in a heap
+    /// box per behaviour (as closures built ahead and stored did).
+    private func send(
+        _ command: any Sendable, through behaviours: ArraySlice<any CommandBehaviour>, to handler: AnyHandler, context: CommandContext
+    ) async throws -> CommandResult {
+        guard let behaviour = behaviours.first else { return try await handler(command, context) }
+        return try await behaviour.handle(command, context: context) { context in
+            try await send(command, through: behaviours.dropFirst(), to: handler, context: context)
         }
-        return try await next(context)
     }
 }
 

@@ -174,3 +174,59 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
                 == .alreadyExists("Order o1 exists"))
     }
 }
+
+/// The mediator's chain: behaviours in registration order (the first outermost), each handing the
+/// next the context it chose; one may answer without calling `next`.
+@Suite struct MediatorTests {
+    /// Notes its name on the way in and out and appends it to the correlation id it passes on.
+    struct Tagging: CommandBehaviour {
+        let name: String
+        let journal: Journals
+        let answersItself: Bool
+
+        func handle(
+            _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
+        ) async throws -> CommandResult {
+            journal.entries.withLock { $0.append("in \(name)") }
+            defer { journal.entries.withLock { $0.append("out \(name)") } }
+            if answersItself { return CommandResult(aggregateId: name, streamId: "", version: 0, position: 0, duplicate: false) }
+            var context = context
+            context.correlationId += "/\(name)"
+            return try await next(context)
+        }
+    }
+
+    struct Echo: CommandHandler {
+        typealias Command = String
+        func handle(_ command: String, context: CommandContext) async throws -> CommandResult {
+            CommandResult(aggregateId: command, streamId: context.correlationId, version: 1, position: 1, duplicate: false)
+        }
+    }
+
+    final class Journals: Sendable {
+        let entries = Mutex<[String]>([])
+    }
+
+    @Test func behavioursRunOutermostFirstAndPassTheirContextOn() async throws {
+        let journals = Journals()
+        let chain = ["a", "b", "c"].map { Tagging(name: $0, journal: journals, answersItself: false) }
+        var mediator = Mediator(behaviours: chain)
+        mediator.register(Echo())
+        let result = try await mediator.send("cmd", context: CommandContext(commandId: "1", correlationId: "corr", logger: Logger(label: "test")))
+        #expect(result.aggregateId == "cmd")
+        #expect(result.streamId == "corr/a/b/c")
+        #expect(journals.entries.withLock { $0 } == ["in a", "in b", "in c", "out c", "out b", "out a"])
+    }
+
+    @Test func aBehaviourMayAnswerWithoutTheRest() async throws {
+        let journals = Journals()
+        var mediator = Mediator(behaviours: [
+            Tagging(name: "a", journal: journals, answersItself: false), Tagging(name: "b", journal: journals, answersItself: true),
+            Tagging(name: "c", journal: journals, answersItself: false),
+        ])
+        mediator.register(Echo())
+        let result = try await mediator.send("cmd", context: CommandContext(commandId: "1", correlationId: "corr", logger: Logger(label: "test")))
+        #expect(result.aggregateId == "b")
+        #expect(journals.entries.withLock { $0 } == ["in a", "in b", "out b", "out a"])
+    }
+}
