@@ -203,8 +203,10 @@ let package = Package(
         .target(name: "EventBus", dependencies: ["Partitioning", "Watermarks", "WallTime"], swiftSettings: settings),
         // The system's SQLite 3 (Debian: libsqlite3-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // A VFS that writes a WAL's frames in one system call per commit instead of two per frame.
+        .target(name: "CSQLiteWALWrites", dependencies: ["CSQLite"]),
         // A thin, explicit wrapper over the SQLite C API: connections, prepared statements, errors.
-        .target(name: "SQLite", dependencies: ["CSQLite", logging], swiftSettings: settings),
+        .target(name: "SQLite", dependencies: ["CSQLite", "CSQLiteWALWrites", logging], swiftSettings: settings),
         // The write model: aggregates folded from events, commands decided into events, the event
         // type registry; the bank-account and order domains. No I/O, no dependencies.
         .target(name: "Domain", dependencies: ["JSONCoding"], swiftSettings: settings),

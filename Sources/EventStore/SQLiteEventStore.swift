@@ -81,7 +81,7 @@ public final class SQLiteEventStore: EventStore {
         self.logger = logger
         readers = SQLiteReaderPool(path: path, capacity: options.readers)
         do {
-            writer = try SQLiteConnection(path: path)
+            writer = try SQLiteConnection(path: path, gatheringWALWrites: true)
             try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             try WALCheckpointer.disableAutomaticCheckpoints(on: writer)
             try Self.migrate(writer)

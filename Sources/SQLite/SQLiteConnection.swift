@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteWALWrites
 
 /// A failed SQLite call: the result code and SQLite's own message, with the statement when there
 /// was one.
@@ -39,11 +40,17 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Opens (and creates, unless `readOnly`) the database at `path`. `busyTimeoutMs` is how long a
     /// call waits for another connection's lock before failing with SQLITE_BUSY.
-    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = 5000) throws {
+    ///
+    /// `gatheringWALWrites`: the connection writes its WAL through a VFS that gathers a commit's
+    /// frame writes (a header and a page each) into one `pwrite`, made when the commit syncs the
+    /// WAL (`CSQLiteWALWrites`). Safe only while every commit syncs the WAL, so such a connection
+    /// is set to `synchronous=FULL` here, and must not be set lower.
+    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = 5000, gatheringWALWrites: Bool = false) throws {
         _ = Self.configured
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
-        let code = sqlite3_open_v2(path, &pointer, flags, nil)
+        let vfs = gatheringWALWrites ? csqlite_wal_write_gathering_vfs() : nil
+        let code = sqlite3_open_v2(path, &pointer, flags, vfs)
         guard code == SQLITE_OK, let pointer else {
             let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(pointer)
@@ -53,6 +60,16 @@ public final class SQLiteConnection: @unchecked Sendable {
         self.path = path
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, busyTimeoutMs)
+        if gatheringWALWrites { try execute("PRAGMA synchronous=FULL") }
+    }
+
+    /// Writes to WAL files through the gathering VFS since the process began, and the system calls
+    /// they took (for tests).
+    public static var gatheredWALWrites: (writes: Int64, systemCalls: Int64) {
+        var writes: Int64 = 0
+        var systemCalls: Int64 = 0
+        csqlite_wal_write_counts(&writes, &systemCalls)
+        return (writes, systemCalls)
     }
 
     /// Bytes SQLite reports in use; 0 while its memory statistics are off (they are, see

@@ -102,6 +102,34 @@ import Testing
         #expect(try await store.readAll(fromPosition: 1, maxCount: 10).map(\.eventId) == ["g0", "g1", "g3"])
     }
 
+    /// The writer's WAL frames (a header and a page each) leave in one system call per commit:
+    /// at most half as many system calls as writes (the counts are the process's, so other tests'
+    /// stores add to both; without gathering there is one call per write). What each commit
+    /// wrote is there for a reader on another connection as soon as its append returns.
+    @Test func aCommitsWALWritesLeaveInOneSystemCall() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try SQLiteEventStore(path: dir.path + "/events.sqlite")
+        let before = SQLiteConnection.gatheredWALWrites
+        for index in 1...20 {
+            let appended = try await store.append(AppendRequest(streamId: "W-\(index % 3)", expected: .any, events: [event()]))
+            #expect(try await store.readAll(fromPosition: appended.position, maxCount: 1).map(\.position) == [appended.position])
+        }
+        let after = SQLiteConnection.gatheredWALWrites
+        let writes = after.writes - before.writes
+        let systemCalls = after.systemCalls - before.systemCalls
+        #expect(writes >= 20 * 4, "each commit writes at least two frames")
+        #expect(systemCalls * 2 <= writes, "\(systemCalls) system calls for \(writes) writes")
+
+        // A commit of more frames than one system call takes (about 2 MiB of events) goes out in
+        // several, and every event reads back.
+        let data = #"{"text":""# + String(repeating: "x", count: 2000) + #""}"#
+        let big = try await store.append(
+            AppendRequest(streamId: "W-big", expected: .noStream, events: (0..<1000).map { _ in event(data: data) }))
+        let read = try await store.readStream("W-big", fromVersion: 1, maxCount: 1000)
+        #expect(read.count == 1000 && read.last?.position == big.position && read.allSatisfy { $0.data == Array(data.utf8) })
+    }
+
     /// The scheduler is told how many appends a transaction will likely cover: those waiting, or
     /// what the recent transactions took, so that a lone append on a busy store is not taken for
     /// one from a lone client.
