@@ -74,10 +74,12 @@ require_executor_hook() {
 }
 
 # Builds benchmark executables (their own package, Benchmarks/Package.swift, so the main package's
-# `swift build` builds the product only) in release mode and sets BENCH_BIN to where they are.
-# Usage: build_bench_tools PRODUCT...
+# `swift build` builds the product only) in release mode, linked as the servers are
+# (`--static-swift-stdlib`: a client's runtime calls then skip the dynamic linker's thread-local
+# lookups, about 5% of a produce's instructions in broker-bench), and sets BENCH_BIN to where they
+# are. Usage: build_bench_tools PRODUCT...
 build_bench_tools() {
-  local bench=(swift build -c release --package-path Benchmarks --scratch-path .build-bench)
+  local bench=(swift build -c release --static-swift-stdlib --package-path Benchmarks --scratch-path .build-bench)
   for product in "$@"; do "${bench[@]}" --product "$product" >&2; done
   BENCH_BIN="$("${bench[@]}" --show-bin-path)"
 }
