@@ -7,7 +7,8 @@
 # `swift build -c release --static-swift-stdlib`, copied to .build/container/, and taken from
 # the `prebuilt` stage:
 #     podman build --pull=never --build-arg BINARIES=prebuilt -t cqrs:latest .
-# Stages that are not used are skipped.
+# Stages that are not used are skipped. Every image made here carries the label
+# dev.cqrs.image, so a rebuild can prune the images it left untagged (Scripts/compose-demo does).
 ARG BINARIES=build
 
 FROM swift:6.3-bookworm AS build
@@ -24,6 +25,7 @@ RUN for product in broker command-service query-service cqrs; do \
     && cp .build/release/broker .build/release/command-service .build/release/query-service .build/release/cqrs /out/
 
 FROM scratch AS prebuilt
+LABEL dev.cqrs.image=prebuilt
 COPY .build/container/ /out/
 
 FROM ${BINARIES} AS binaries
@@ -31,6 +33,7 @@ FROM ${BINARIES} AS binaries
 # PostgreSQL for docker-compose.yml's `postgres` profile, from Debian's packages like the rest
 # (build it with --target postgres; the default build skips it).
 FROM debian:bookworm-slim AS postgres
+LABEL dev.cqrs.image=postgres
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /var/lib/postgresql/data && chown postgres:postgres /var/lib/postgresql/data
 COPY Scripts/lib/postgres-container.sh /usr/local/bin/postgres-container
@@ -41,6 +44,7 @@ EXPOSE 5432
 ENTRYPOINT ["/usr/local/bin/postgres-container"]
 
 FROM debian:bookworm-slim
+LABEL dev.cqrs.image=services
 # The libraries the binaries take from the system (the Swift runtime is static): SQLite, nghttp2,
 # the codecs of the broker's Kafka port (zlib, snappy, lz4, zstd), and librdkafka (the services'
 # Kafka bus, --bus kafka://…).
