@@ -135,6 +135,9 @@ public enum PostgresConnectionError: Error, CustomStringConvertible, Sendable {
 /// Database errors as one line a user can act on, never with credentials in them.
 public enum PostgresErrors {
     public static func describe(_ error: any Error) -> String {
+        if case .server(let server) = error as? PostgresError, let message = server.fields[.message] {
+            return "\(message)\(server.fields[.sqlState].map { " (SQLSTATE \($0))" } ?? "")"
+        }
         guard let error = error as? PSQLError else { return "\(error)" }
         if let message = error.serverInfo?[.message] {
             let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
@@ -142,5 +145,12 @@ public enum PostgresErrors {
         }
         if let underlying = error.underlying { return "\(error.code): \(underlying)" }
         return "\(error.code)"
+    }
+
+    /// The SQLSTATE of an error the server sent, from either of postgres-nio's error types (its
+    /// EventLoopFuture API turns `PSQLError`s into `PostgresError`s); nil for any other error.
+    public static func sqlState(_ error: any Error) -> String? {
+        if case .server(let server) = error as? PostgresError { return server.fields[.sqlState] }
+        return (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 }

@@ -1,6 +1,9 @@
 import EventStore
 import Logging
+import NIOCore
+import PostgresConnections
 import PostgresNIO
+import Synchronization
 
 // The statements of a batch's write paths (`commit` in PostgresEventStore.swift chooses one):
 // from memory (KnownStreams), optimistic (unlocked reads, then a head-checked write), and the
@@ -37,7 +40,7 @@ extension PostgresEventStore {
         outcomes.reserveCapacity(jobs.count)
         for case .append(let request, _, _) in jobs { outcomes.append(decide(request, in: &plan, recordedAt: recordedAt)) }
         guard !plan.newEvents.isEmpty else { return (outcomes, plan, base) }
-        guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger) else { return nil }
+        guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables) else { return nil }
         return (outcomes, plan, base)
     }
 
@@ -71,9 +74,9 @@ extension PostgresEventStore {
         }
         guard eventCount == plan.newEvents.count, eventCount > 0 else { return .undecided }
         do {
-            return try await insert(plan, ifHeadIs: base, on: connection, tables: tables, logger: logger)
+            return try await insert(plan, ifHeadIs: base, on: connection, tables: tables)
                 ? .committed(outcomes, plan, base: base) : .headMoved
-        } catch let error as PSQLError where error.serverInfo?[.sqlState]?.hasPrefix("23") == true {
+        } catch let error where PostgresErrors.sqlState(error)?.hasPrefix("23") == true {
             return .undecided
         }
     }
@@ -183,12 +186,12 @@ extension PostgresEventStore {
     /// head lock if it is free and the head is still there, and writes nothing otherwise;
     /// returns whether it wrote.
     static func insert(
-        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables, logger: Logger
+        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables
     ) async throws -> Bool {
         let events = plan.newEvents
         guard !events.isEmpty else { return true }
         let commands = plan.newCommands
-        var binds = PostgresBindings(capacity: 22)
+        var binds = AppendRowsCall.Parameters()
         binds.append(PostgresArrayBind(events.map(\.position)))
         binds.append(PostgresArrayBind(events.map(\.eventId)))
         binds.append(PostgresArrayBind(events.map(\.streamId)))
@@ -212,46 +215,83 @@ extension PostgresEventStore {
         binds.append(PostgresArrayBind(commands.map(\.digest)))
         binds.append(plan.head)
         binds.append(base)
-        // One call of the schema's function: its statements are planned once per session,
-        // where the same writes as one statement of CTEs were parsed and planned every time; and
-        // the call itself is a prepared statement, parsed and planned once per connection.
-        return try await AppendRowsCall.$tables.withValue(tables) {
-            for try await wrote in try await connection.execute(AppendRowsCall(bindings: binds), logger: logger) { return wrote }
-            return false
-        }
+        return try await tables.appendRowsCall.call(binds, on: connection)
     }
 }
 
-/// The call of a schema's `append_rows`, a statement postgres-nio prepares once per connection
-/// and then only binds and executes.
+/// The call of a schema's `append_rows`, prepared once per connection and then only bound and
+/// executed.
 ///
-/// Why: sent as an unnamed statement, the call was parsed, analysed and planned on every batch,
-/// a tenth of the server's time for a lone command (perf), and its Parse and descriptions made
-/// and decoded here each time.
+/// Why prepared: sent as an unnamed statement, the call was parsed, analysed and planned on
+/// every batch, a tenth of the server's time for a lone command (perf), and its Parse and
+/// descriptions made and decoded here each time.
 ///
-/// postgres-nio names a prepared statement and takes its text from the type, but the text names
-/// the store's schema, and one process may hold stores of several schemas on one pool (the
-/// tests do): both are read from `tables`, bound around each call. postgres-nio reads them as
-/// `execute` starts, in the calling task, and keeps them with the call.
-struct AppendRowsCall: PostgresPreparedStatement {
-    typealias Row = Bool
+/// Why postgres-nio's EventLoopFuture API (`prepare(query:)`, `PreparedQuery.execute`) and not
+/// `PostgresPreparedStatement`: that one answers with an async sequence of rows, and reading its
+/// one row through `NIOThrowingAsyncSequenceProducer` (its generic state machines, their metadata
+/// looked up at run time, a cancellation handler per `next`) cost more than the rest of the
+/// call. The future API collects the row on the event loop. It prepares per connection, so the
+/// prepared statements are kept here by connection (a kept connection is not freed, so its
+/// identifier is not reused; closed ones are dropped when another is prepared). Its errors are
+/// `PostgresError`s, not `PSQLError`s: `PostgresErrors.sqlState` reads both.
+final class AppendRowsCall: Sendable {
+    /// The statement's parameters, written into one buffer and handed over as slices of it.
+    struct Parameters {
+        private var buffer = ByteBufferAllocator().buffer(capacity: 1024)
+        private var slices: [(type: PostgresDataType, start: Int, length: Int?)] = []
 
-    @TaskLocal static var tables: Tables?
+        init() { slices.reserveCapacity(22) }
 
-    static var name: String { "jframe_append_rows_" + boundTables.schema }
+        mutating func append(_ array: PostgresArrayBind) {
+            let start = buffer.writerIndex
+            array.encode(into: &buffer, context: .default)
+            slices.append((array.psqlType, start, buffer.writerIndex - start))
+        }
 
-    static var sql: String {
-        "SELECT \(boundTables.appendRows)($22, $21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        mutating func append(_ value: Int64?) {
+            let start = buffer.writerIndex
+            guard let value else { return slices.append((.int8, start, nil)) }
+            buffer.writeInteger(value)
+            slices.append((.int8, start, 8))
+        }
+
+        var values: [PostgresData] {
+            slices.map { slice in
+                PostgresData(
+                    type: slice.type, formatCode: .binary,
+                    value: slice.length.map { buffer.getSlice(at: slice.start, length: $0)! })
+            }
+        }
     }
 
-    private static var boundTables: Tables {
-        guard let tables else { preconditionFailure("AppendRowsCall runs inside AppendRowsCall.$tables.withValue") }
-        return tables
+    private let sql: String
+    private let prepared = Mutex<[ObjectIdentifier: (connection: PostgresConnection, statement: PreparedQuery)]>([:])
+
+    init(function: String) {
+        sql = "SELECT \(function)($22, $21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     }
 
-    let bindings: PostgresBindings
+    /// Whether the call wrote (see `insert`).
+    func call(_ parameters: Parameters, on connection: PostgresConnection) async throws -> Bool {
+        let statement = try await statement(on: connection)
+        let rows = try await statement.execute(parameters.values).get()
+        guard let row = rows.first, let cell = row.first, let bytes = cell.bytes, bytes.readableBytes == 1 else {
+            throw EventStoreError.unavailable("append_rows answered without its one boolean")
+        }
+        // Read as bytes: this API's rows claim the text format for values sent in binary (the
+        // description kept from `prepare` is the one before postgres-nio asked for binary).
+        let value = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self)
+        return value == 1 || value == UInt8(ascii: "t")
+    }
 
-    func makeBindings() -> PostgresBindings { bindings }
-
-    func decodeRow(_ row: PostgresRow) throws -> Bool { try row.decode(Bool.self) }
+    private func statement(on connection: PostgresConnection) async throws -> PreparedQuery {
+        let key = ObjectIdentifier(connection)
+        if let kept = prepared.withLock({ $0[key] }) { return kept.statement }
+        let statement = try await connection.prepare(query: sql).get()
+        prepared.withLock { kept in
+            kept = kept.filter { !$0.value.connection.isClosed }
+            kept[key] = (connection, statement)
+        }
+        return statement
+    }
 }

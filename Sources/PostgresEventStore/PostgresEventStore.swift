@@ -487,7 +487,7 @@ public final class PostgresEventStore: EventStore {
                     outcomes.append(.written)
                 }
             }
-            _ = try await Self.insert(plan, on: connection, tables: tables, logger: logger)
+            _ = try await Self.insert(plan, on: connection, tables: tables)
             try await connection.query("COMMIT", logger: logger)
             learn(base, plan)
             return (outcomes, base, plan.head)

@@ -14,6 +14,8 @@ struct Tables: Sendable {
     let migrations: String
     /// The function that writes a batch (schema version 3).
     let appendRows: String
+    /// Its call, prepared per connection.
+    let appendRowsCall: AppendRowsCall
 
     init(schema: String) throws {
         let allowed = schema.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
@@ -28,6 +30,7 @@ struct Tables: Sendable {
         head = "\(schema).head"
         migrations = "\(schema).schema_migrations"
         appendRows = "\(schema).append_rows"
+        appendRowsCall = AppendRowsCall(function: appendRows)
     }
 }
 
