@@ -273,6 +273,26 @@ import Testing
         #expect(plan.first?.contains("stream_id=?") == true, "\(plan)")
     }
 
+    @Test func aNewStoreHasSmallPagesAndAnOlderFileKeepsItsOwn() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try SQLiteEventStore(path: dir.path + "/new.sqlite")
+        #expect(try store.writer.first("PRAGMA page_size") { $0.int64(0) } == Int64(SQLiteEventStore.pageSize))
+        store.close()
+
+        // A file made with SQLite's default page size, as builds before this one made them.
+        let olderPath = dir.path + "/older.sqlite"
+        do {
+            let older = try SQLiteConnection(path: olderPath)
+            try older.execute("PRAGMA page_size=4096; PRAGMA journal_mode=WAL;")
+            try SQLiteEventStore.migrate(older)
+        }
+        let reopened = try SQLiteEventStore(path: olderPath)
+        _ = try await reopened.append(AppendRequest(streamId: "P-1", expected: .noStream, events: [event("p1")]))
+        #expect(try reopened.writer.first("PRAGMA page_size") { $0.int64(0) } == 4096)
+        #expect(try await reopened.readStream("P-1", fromVersion: 1, maxCount: 10).map(\.eventId) == ["p1"])
+    }
+
     @Test func theFileUsesWALAndFullSynchronous() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
