@@ -14,10 +14,11 @@ public enum AppendRules {
             throw EventStoreError.invalid("an append takes at most \(maxEventsPerAppend) events, not \(request.events.count)")
         }
         // Most appends carry one event: no set of ids to build for them.
-        var seen = request.events.count > 1 ? Set<String>(minimumCapacity: request.events.count) : []
+        let several = request.events.count > 1
+        var seen = several ? Set<String>(minimumCapacity: request.events.count) : []
         for event in request.events {
             guard !event.eventId.isEmpty else { throw EventStoreError.invalid("an event id must not be empty") }
-            guard request.events.count == 1 || seen.insert(event.eventId).inserted else {
+            guard !several || seen.insert(event.eventId).inserted else {
                 throw EventStoreError.invalid("event id \(event.eventId) appears twice")
             }
             guard !event.type.isEmpty, !event.data.isEmpty else { throw EventStoreError.invalid("an event needs a type and data") }
