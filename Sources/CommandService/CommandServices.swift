@@ -68,7 +68,9 @@ enum CommandDigest {
         var writer = JSONWriter()
         named.writeJSON(to: &writer)
         var hash = SHA256()
-        hash.update(data: Array(method.utf8) + [0x0A])
+        var name = method
+        name.withUTF8 { hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        withUnsafeBytes(of: UInt8(ascii: "\n")) { hash.update(bufferPointer: $0) }
         hash.update(data: writer.bytes)
         return hash.finalize().withUnsafeBytes { Hex.string($0) }
     }

@@ -21,9 +21,9 @@ public struct ServerContext: Sendable {
 
     /// The call's metadata for log lines: `rpc.method`, and `rpc.request_id` when the client sent one.
     public var logMetadata: Logger.Metadata {
-        var metadata: Logger.Metadata = ["rpc.method": "\(method.fullName)"]
-        if let requestID { metadata["rpc.request_id"] = "\(requestID)" }
-        if let principal { metadata["rpc.principal"] = "\(principal)" }
+        var metadata: Logger.Metadata = ["rpc.method": .string(method.fullName)]
+        if let requestID { metadata["rpc.request_id"] = .string(requestID) }
+        if let principal { metadata["rpc.principal"] = .string(principal) }
         return metadata
     }
 
