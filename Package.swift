@@ -230,7 +230,7 @@ let package = Package(
         // command handler. No RPC, no bus.
         .target(
             name: "CommandHandling",
-            dependencies: ["Domain", "EventStore", "AsyncLocks", "WallTime", "MetricsSupport", "TracingSupport", logging, metrics],
+            dependencies: ["Domain", "EventStore", "AsyncLocks", "Checksums", "WallTime", "MetricsSupport", "TracingSupport", logging, metrics],
             swiftSettings: settings),
         // The outbox relay: follows the event store by position and publishes to the event bus.
         .target(

@@ -18,13 +18,32 @@ public enum Hex {
     /// iterator into a growing array, about 1% of a command's CPU.
     public static func string(_ bytes: UnsafeRawBufferPointer) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
-            for (index, byte) in bytes.enumerated() {
-                buffer[2 * index] = digits[Int(byte >> 4)]
-                buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
+            guard var out = buffer.baseAddress else { return 0 }
+            let table = lowercaseDigits.utf8Start
+            for byte in bytes {
+                out[0] = table[Int(byte >> 4)]
+                out[1] = table[Int(byte & 0x0F)]
+                out += 2
             }
             return bytes.count * 2
         }
     }
+
+    /// Writes the low `count` digits of `value` at `out`, most significant first: for text
+    /// that puts separators between groups of digits (a UUID), written into its own buffer.
+    @inlinable
+    public static func write(_ value: UInt64, digits count: Int, to out: UnsafeMutablePointer<UInt8>) {
+        let table = lowercaseDigits.utf8Start
+        var value = value
+        var index = count
+        while index > 0 {
+            index -= 1
+            out[index] = table[Int(value & 0xF)]
+            value >>= 4
+        }
+    }
+
+    @usableFromInline static let lowercaseDigits: StaticString = "0123456789abcdef"
 
     /// The bytes of an even-length hexadecimal text, or nil if it is not one.
     public static func bytes(_ text: some StringProtocol) -> [UInt8]? {

@@ -1,3 +1,4 @@
+import Checksums
 import Foundation
 import Synchronization
 import WallTime
@@ -24,20 +25,23 @@ public enum UUIDv7 {
     }
 
     /// `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx` from the two halves, most significant first.
+    ///
+    /// Written group by group into the string's buffer: a command makes three ids, and a loop
+    /// over the 32 digits that tested for the dashes and indexed the buffer with bounds checks
+    /// cost about 850 instructions an id.
     static func format(high: UInt64, low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 36) { buffer in
-            var index = 0
-            for digit in 0..<32 {
-                if digit == 8 || digit == 12 || digit == 16 || digit == 20 {
-                    buffer[index] = UInt8(ascii: "-")
-                    index += 1
-                }
-                let word = digit < 16 ? high : low
-                let nibble = UInt8((word >> (UInt64(15 - digit % 16) * 4)) & 0xF)
-                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-                index += 1
-            }
-            return index
+            let out = buffer.baseAddress!
+            Hex.write(high >> 32, digits: 8, to: out)
+            out[8] = UInt8(ascii: "-")
+            Hex.write(high >> 16, digits: 4, to: out + 9)
+            out[13] = UInt8(ascii: "-")
+            Hex.write(high, digits: 4, to: out + 14)
+            out[18] = UInt8(ascii: "-")
+            Hex.write(low >> 48, digits: 4, to: out + 19)
+            out[23] = UInt8(ascii: "-")
+            Hex.write(low, digits: 12, to: out + 24)
+            return 36
         }
     }
 }

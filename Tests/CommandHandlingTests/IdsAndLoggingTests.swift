@@ -27,6 +27,17 @@ import Testing
         #expect(later.allSatisfy { $0 > id })
     }
 
+    /// Every digit in its place, in lowercase, the dashes after digits 8, 12, 16 and 20: the
+    /// time's 48 bits, the version, 12 random bits, the variant, 62 random bits.
+    @Test func idsAreFormattedMostSignificantDigitFirst() {
+        var random = FixedWords([0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210])
+        #expect(UUIDv7.make(nowMs: 0x0123_4567_89ab, using: &random) == "01234567-89ab-7def-bedc-ba9876543210")
+        var zeros = FixedWords([0, 0])
+        #expect(UUIDv7.make(nowMs: 0, using: &zeros) == "00000000-0000-7000-8000-000000000000")
+        var ones = FixedWords([.max, .max])
+        #expect(UUIDv7.make(nowMs: 0xffff_ffff_ffff, using: &ones) == "ffffffff-ffff-7fff-bfff-ffffffffffff")
+    }
+
     /// Events get version 7 ids with the handler's clock in them.
     @Test func storedEventsCarryVersion7Ids() async throws {
         let side = WriteSide()
@@ -90,4 +101,11 @@ struct FailingStore: EventStore {
         let ones = words.reduce(0) { $0 + $1.nonzeroBitCount }
         #expect(abs(ones - 32 * 1_024) < 1_200, "about half the bits set: \(ones) of \(64 * 1_024)")
     }
+}
+
+/// Hands out the given words in turn.
+private struct FixedWords: RandomNumberGenerator {
+    var words: [UInt64]
+    init(_ words: [UInt64]) { self.words = words }
+    mutating func next() -> UInt64 { words.removeFirst() }
 }
