@@ -1,16 +1,10 @@
 /// Lowercase hexadecimal, for digests, signatures and keys: written per command and per
 /// published event, so without Foundation's `String(format:)` (a formatter per byte).
 public enum Hex {
+    /// Any bytes: contiguous ones written in place, others (a digest type) gathered first.
     public static func string(_ bytes: some Sequence<UInt8>) -> String {
         if let string = bytes.withContiguousStorageIfAvailable({ string(UnsafeRawBufferPointer($0)) }) { return string }
-        var utf8: [UInt8] = []
-        utf8.reserveCapacity(bytes.underestimatedCount * 2)
-        let table = lowercaseDigits.utf8Start
-        for byte in bytes {
-            utf8.append(table[Int(byte >> 4)])
-            utf8.append(table[Int(byte & 0x0F)])
-        }
-        return String(decoding: utf8, as: UTF8.self)
+        return Array(bytes).withUnsafeBytes { string($0) }
     }
 
     /// The same from contiguous bytes (a digest's `withUnsafeBytes`), written straight into the
