@@ -202,11 +202,59 @@ final class PostgresRebuildSchema: ReadModelRebuildTarget, @unchecked Sendable {
             connection.close()
             throw ReadModelError.busy("a rebuild of these read models is already running (on this or another replica)")
         }
-        try connection.execute("DROP SCHEMA IF EXISTS \"\(location)\" CASCADE")
-        try PostgresReadModelSchema.migrate(connection, schema: location)
+        do {
+            try connection.execute("DROP SCHEMA IF EXISTS \"\(location)\" CASCADE")
+            try PostgresReadModelSchema.migrate(connection, schema: location)
+            deferred = Mutex(try Self.putOff(ReadSide.projections.flatMap(\.tables), in: location, on: connection))
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
+    /// The indexes put off until the history is loaded (`RebuildIndexes`), dropped now, each as
+    /// the statement that builds it again.
+    private let deferred: Mutex<[String]>
+
+    /// Drops the waiting indexes of `tables` in `schema`, returning how to build each again: a
+    /// constraint's (primary key, unique) with its name, so the swap moves the same catalog
+    /// objects as a rebuild without this step would.
+    static func putOff(_ tables: [ReadModelTable], in schema: String, on db: any ReadModelDatabase) throws -> [String] {
+        var rebuild: [String] = []
+        for table in tables where table.rebuildIndexes != .asRowsGoIn {
+            let indexes = try db.query(
+                """
+                SELECT ic.relname, pg_get_indexdef(i.indexrelid), coalesce(c.conname, ''), coalesce(pg_get_constraintdef(c.oid), ''),
+                    (i.indisprimary OR i.indisunique)::int::bigint
+                FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+                JOIN pg_class ic ON ic.oid = i.indexrelid LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = t.oid
+                WHERE n.nspname = ? AND t.relname = ? ORDER BY ic.relname
+                """, .text(schema), .text(table.name)
+            ) { (index: $0.text(0), definition: $0.text(1), constraint: $0.text(2), constraintDefinition: $0.text(3), unique: $0.int64(4) == 1) }
+            let qualified = "\"\(schema)\".\"\(table.name)\""
+            for index in indexes where table.rebuildIndexes == .allAfterLoading || !index.unique {
+                if index.constraint.isEmpty {
+                    try db.execute("DROP INDEX \"\(schema)\".\"\(index.index)\"")
+                    rebuild.append(index.definition)
+                } else {
+                    try db.execute("ALTER TABLE \(qualified) DROP CONSTRAINT \"\(index.constraint)\"")
+                    rebuild.append("ALTER TABLE \(qualified) ADD CONSTRAINT \"\(index.constraint)\" \(index.constraintDefinition)")
+                }
+            }
+        }
+        return rebuild
     }
 
     func openWriter() throws -> any ReadModelDatabase { connection }
+
+    func finishLoading(_ writer: any ReadModelDatabase) throws {
+        try deferred.withLock { statements in
+            while let statement = statements.first {
+                try writer.execute(statement)
+                statements.removeFirst()
+            }
+        }
+    }
 
     func finishWriting(_ writer: any ReadModelDatabase) {}
 

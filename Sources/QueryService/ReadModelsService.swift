@@ -292,6 +292,10 @@ struct Rebuilder {
                     try await report(progress(rebuild, head: head, since: started, done: false))
                 }
             }
+            // The indexes put off while loading, built before the live writer is held.
+            let indexing = ContinuousClock.now
+            try await offload { try rebuild.finishLoading() }
+            let indexed = ContinuousClock.now - indexing
             // The last events since, read with the live writer held; then the swap.
             let finishing = ContinuousClock.now
             let floors = await offsetFloors()
@@ -312,7 +316,8 @@ struct Rebuilder {
                 "rebuild done",
                 metadata: [
                     "events": "\(rebuild.eventsApplied)", "elapsed": "\(ContinuousClock.now - started)",
-                    "waiting-for-history": "\(waiting)", "applying": "\(applying)", "swap": "\(ContinuousClock.now - finishing)",
+                    "waiting-for-history": "\(waiting)", "applying": "\(applying)", "indexing": "\(indexed)",
+                    "swap": "\(ContinuousClock.now - finishing)",
                 ])
             return final
         } catch {

@@ -34,12 +34,14 @@ struct Projector: Sendable {
 
     /// One batch's in-memory state per projection that folds (see `ProjectionBatch`), with the
     /// rows the batch's events touch read up front.
-    func makeBatches(prefetching events: [DecodedEvent], from db: any ReadModelDatabase) throws -> [(any ProjectionBatch)?] {
-        try projections.map { projection in
-            let batch = projection.makeBatch()
-            try batch?.prefetch(events, from: db)
-            return batch
-        }
+    /// `carried` are the batches of the same writer's previous transaction, when it keeps them
+    /// (a rebuild's: see `ProjectionWriter.carriesBatches`): what they hold is read no more.
+    func makeBatches(
+        prefetching events: [DecodedEvent], from db: any ReadModelDatabase, carried: [(any ProjectionBatch)?]? = nil
+    ) throws -> [(any ProjectionBatch)?] {
+        let batches = carried ?? projections.map { $0.makeBatch() }
+        for batch in batches { try batch?.prefetch(events, from: db) }
+        return batches
     }
 
     /// Writes every batch's state back.

@@ -46,6 +46,9 @@ public protocol ReadModelRebuildTarget: Sendable {
     /// Opens its writer connection (schema created, durability relaxed: the swap's own
     /// transaction is what must be durable).
     func openWriter() throws -> any ReadModelDatabase
+    /// Builds what it put off while the history loaded (`RebuildIndexes`); called once the bulk
+    /// of the history is in and again before the swap, when it finds nothing left to do.
+    func finishLoading(_ writer: any ReadModelDatabase) throws
     /// Called once the rebuild's writer is done, before the swap reads the tables.
     func finishWriting(_ writer: any ReadModelDatabase)
     /// Removes it.

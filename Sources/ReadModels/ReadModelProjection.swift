@@ -38,10 +38,15 @@ extension ReadModelProjection {
 }
 
 /// A projection's in-memory state for one batch (see `ReadModelProjection.makeBatch`).
+///
+/// A rebuild's writer, the only one writing its tables, keeps its batches from one committed
+/// transaction to the next (`ProjectionWriter.carriesBatches`): after `flush` a batch should
+/// hold the rows as written, so the next batch's `prefetch` reads only what it has not seen.
 public protocol ProjectionBatch: AnyObject {
-    /// Reads up front what the batch's events will touch (one statement, not one per event).
+    /// Reads up front what the batch's events will touch and it does not hold yet (one
+    /// statement, not one per event).
     func prefetch(_ events: [DecodedEvent], from db: any ReadModelDatabase) throws
-    /// Writes what it holds back to the rows, before the batch's transaction commits.
+    /// Writes what changed back to the rows, before the batch's transaction commits.
     func flush(to db: any ReadModelDatabase) throws
 }
 
@@ -49,11 +54,33 @@ public protocol ProjectionBatch: AnyObject {
 public struct ReadModelTable: Sendable, Hashable {
     public var name: String
     public var orderBy: String
+    /// Which of its indexes a rebuild may build once after loading the history.
+    public var rebuildIndexes: RebuildIndexes
 
-    public init(_ name: String, orderBy: String) {
+    public init(_ name: String, orderBy: String, rebuildIndexes: RebuildIndexes = .asRowsGoIn) {
         self.name = name
         self.orderBy = orderBy
+        self.rebuildIndexes = rebuildIndexes
     }
+}
+
+/// When a rebuild builds a table's indexes: as its rows go in, or once after the history is
+/// loaded, which sorts the rows once instead of growing a B-tree one row at a time (bulk loads
+/// and `pg_restore` do the same). Only what applying never reads through may wait: an index
+/// missing while events are applied would turn each lookup by it into a scan. On PostgreSQL the
+/// shadow schema's waiting indexes are dropped after it is created and built again before the
+/// swap; a unique one that no longer holds (a row applied twice) fails the rebuild there, and
+/// the live models stay. SQLite builds every index as rows go in (its tables are clustered on
+/// their primary keys).
+public enum RebuildIndexes: Sendable, Hashable {
+    /// Applying reads or upserts through its secondary indexes.
+    case asRowsGoIn
+    /// Applying reads and upserts by the primary key only: the indexes that are neither it nor
+    /// unique (those decide `ON CONFLICT`) wait.
+    case secondaryAfterLoading
+    /// Applying only inserts rows (no reads, no `ON CONFLICT`): every index waits, the primary
+    /// key too, which is then checked once, when it is built.
+    case allAfterLoading
 }
 
 /// One step of a projection's schema: DDL written once for both engines through `ReadModelSQL`.

@@ -27,7 +27,9 @@ public final class ReadModelRebuild: Sendable {
     public init(beside store: ReadModelStore) throws {
         target = try store.backend.makeRebuildTarget()
         do {
-            state = Mutex(State(writer: try ProjectionWriter(db: target.openWriter(), clock: SystemWallClock())))
+            let writer = try ProjectionWriter(db: target.openWriter(), clock: SystemWallClock())
+            writer.carriesBatches = true
+            state = Mutex(State(writer: writer))
         } catch {
             target.discard()
             throw error
@@ -54,6 +56,17 @@ public final class ReadModelRebuild: Sendable {
             _ = try writer.apply(history: events)
             state.eventsApplied += Int64(events.count)
             state.lastPosition = events.last!.event.position
+        }
+    }
+
+    /// Builds the indexes the target put off while the history loaded (`RebuildIndexes`). Call
+    /// it once the bulk of the history is in, before `finishRebuild` holds the live writer for
+    /// the last events: the build is the slow part, and the live models keep being written and
+    /// read meanwhile. `finishRebuild` calls it too (then it has nothing left to build).
+    public func finishLoading() throws {
+        try state.withLock { state in
+            guard let writer = state.writer else { throw ReadModelError.closed }
+            try target.finishLoading(writer.db)
         }
     }
 
@@ -135,6 +148,7 @@ extension ReadModelStore {
     ) async throws -> ReadModelCounts {
         let (counts, through) = try await exclusively {
             try await catchUp()
+            try await offload { try rebuild.finishLoading() }
             rebuild.close()
             let position = rebuild.lastPosition
             let backend = backend

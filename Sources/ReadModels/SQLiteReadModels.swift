@@ -77,6 +77,9 @@ struct SQLiteRebuildFile: ReadModelRebuildTarget {
         }
     }
 
+    /// Nothing waits: every index is built as rows go in (see `RebuildIndexes`).
+    func finishLoading(_ writer: any ReadModelDatabase) throws {}
+
     func finishWriting(_ writer: any ReadModelDatabase) {
         _ = try? writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }

@@ -477,6 +477,67 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         }
     }
 
+    /// A PostgreSQL rebuild loads the history without the indexes applying never reads through
+    /// (`RebuildIndexes`) and builds them before the swap: the live schema ends with the same
+    /// indexes and constraints it had; a duplicate the put-off primary key would have refused
+    /// fails the rebuild there, and the live models stay as they were.
+    @Test func aPostgresRebuildBuildsItsPutOffIndexesBeforeTheSwapAndAViolationKeepsTheLiveModels() async throws {
+        guard let url = ReadModelKind.postgresURL else { return }
+        let store = try store(.postgres)
+        defer { store.close() }
+        let schema = prefix + "_readmodels"
+        var history = History()
+        for index in 0..<12 { _ = history.open("acct-\(index)", holder: "Holder \(index % 4)") }
+        for index in 0..<12 { _ = history.deposit("acct-\(index)", Int64(10 * index + 1)) }
+        _ = history.order("order-1", email: "ada@example.com")
+        try await store.apply(topic: "BankAccount", partition: 0, records: records(history.events.filter { $0.streamId.hasPrefix("BankAccount") }))
+        try await store.apply(topic: "OnNewOrder", partition: 0, records: records(history.events.filter { $0.streamId.hasPrefix("Order") }))
+        let live = try store.canonicalDump()
+        let inspector = BlockingPostgresConnection(
+            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        defer { inspector.close() }
+        func indexes(_ schema: String) throws -> [String] {
+            try inspector.query(
+                "SELECT tablename || ' ' || replace(indexdef, ?, 'S.') FROM pg_indexes WHERE schemaname = ? ORDER BY 1",
+                .text("\(schema)."), .text(schema)
+            ) { $0.text(0) }
+        }
+        let before = try indexes(schema)
+        #expect(before.contains { $0.hasPrefix("account_transactions CREATE UNIQUE INDEX account_transactions_pkey") })
+        #expect(before.contains { $0.hasPrefix("accounts CREATE INDEX accounts_by_balance") })
+
+        let rebuild = try ReadModelRebuild(beside: store)
+        let loading = try indexes(rebuild.path)
+        #expect(!loading.contains { $0.hasPrefix("account_transactions ") }, "the transactions load with no index at all")
+        #expect(loading.contains { $0.hasPrefix("accounts CREATE UNIQUE INDEX accounts_pkey") }, "applying reads accounts by key")
+        #expect(!loading.contains { $0.contains("accounts_by_holder") || $0.contains("accounts_by_balance") || $0.contains("orders_by_") })
+        #expect(loading.contains { $0.contains("applications_by_job") }, "a job's update finds its applications through it")
+        try rebuild.apply(history.events)
+        try rebuild.finishLoading()
+        #expect(try indexes(rebuild.path) == before.map { $0 }, "every put-off index built, under its own name")
+        _ = try await store.finishRebuild(rebuild) {}
+        #expect(try indexes(schema) == before)
+        #expect(try store.canonicalDump() == live)
+        let constraints = try inspector.query(
+            """
+            SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+            WHERE n.nspname = ? AND contype = 'p' ORDER BY 1
+            """, .text(schema)
+        ) { $0.text(0) }
+        #expect(constraints.contains("account_transactions_pkey") && constraints.contains("accounts_pkey"))
+
+        let broken = try ReadModelRebuild(beside: store)
+        try broken.apply(history.events)
+        // A row the primary key refuses, slipped in while it was put off.
+        try inspector.execute(
+            "INSERT INTO \"\(broken.path)\".account_transactions SELECT * FROM \"\(broken.path)\".account_transactions LIMIT 1")
+        await #expect(throws: (any Error).self) { _ = try await store.finishRebuild(broken) {} }
+        broken.discard()
+        #expect(try store.canonicalDump() == live, "the live models stay")
+        #expect(try indexes(schema) == before)
+        #expect(try indexes(broken.path).isEmpty, "the shadow schema is gone")
+    }
+
     @Test(arguments: ReadModelKind.allCases) func aRebuildRefusesAHistoryWithAHole(_ kind: ReadModelKind) throws {
         let store = try store(kind)
         var history = History()

@@ -5,7 +5,10 @@ import SQLite
 /// movement of its balance, from `BankAccount` events.
 struct AccountsProjection: ReadModelProjection {
     let name = "accounts"
-    let tables = [ReadModelTable("accounts", orderBy: "account_id"), ReadModelTable("account_transactions", orderBy: "account_id, version")]
+    let tables = [
+        ReadModelTable("accounts", orderBy: "account_id", rebuildIndexes: .secondaryAfterLoading),
+        ReadModelTable("account_transactions", orderBy: "account_id, version", rebuildIndexes: .allAfterLoading),
+    ]
     let eventTypes: Set<String> = [AccountOpened.eventType, FundsDeposited.eventType, FundsWithdrawn.eventType, AccountClosed.eventType]
 
     let migrations = [
@@ -125,7 +128,13 @@ final class AccountFold: ProjectionBatch {
         var position: Int64
         /// Set for an account this batch opened: its row is inserted at the end, not updated.
         var opened: Opening?
+        /// Changed since read or last written.
+        var dirty = true
     }
+
+    /// Accounts held beyond this many are forgotten at a flush (a carried fold's memory stays
+    /// bounded; they are read again when next moved).
+    static let heldLimit = 100_000
 
     /// What an account's row holds from its opening on.
     struct Opening {
@@ -162,7 +171,9 @@ final class AccountFold: ProjectionBatch {
                 row: {
                     (
                         $0.text(0),
-                        Account(balance: $0.int64(1), currency: $0.text(2), updatedAt: $0.int64(3), version: $0.int64(4), position: $0.int64(5))
+                        Account(
+                            balance: $0.int64(1), currency: $0.text(2), updatedAt: $0.int64(3), version: $0.int64(4), position: $0.int64(5),
+                            dirty: false)
                     )
                 })
             {
@@ -186,14 +197,22 @@ final class AccountFold: ProjectionBatch {
             opened: Opening(holder: opened.holder, accountType: opened.accountType.rawValue, openedAt: event.recordedAt))
     }
 
-    /// Writes every folded account back to its row, a few hundred per statement: the batch's
-    /// openings inserted, the others updated.
+    /// Writes every changed account back to its row, a few hundred per statement: the batch's
+    /// openings inserted, the others updated. The accounts stay held as written (clean), for a
+    /// carried fold's next batch (`ProjectionBatch`).
     func flush(to db: any ReadModelDatabase) throws {
-        let folded = accounts.sorted { $0.key < $1.key }
-        accounts = [:]
+        let folded = accounts.filter(\.value.dirty).sorted { $0.key < $1.key }
+        if accounts.count > Self.heldLimit {
+            accounts = [:]
+            absent = []
+        }
         var updated: [(String, Account)] = []
         for (id, account) in folded {
             if account.opened != nil { try write(id, account, to: db) } else { updated.append((id, account)) }
+            if accounts[id] != nil {
+                accounts[id]?.opened = nil
+                accounts[id]?.dirty = false
+            }
         }
         for start in stride(from: 0, to: updated.count, by: 200) {
             let chunk = updated[start..<min(start + 200, updated.count)]
@@ -216,7 +235,7 @@ final class AccountFold: ProjectionBatch {
 
     /// Writes one folded account back (before anything else touches its row) and forgets it.
     func flush(_ accountId: String, to db: any ReadModelDatabase) throws {
-        guard let account = accounts.removeValue(forKey: accountId) else { return }
+        guard let account = accounts.removeValue(forKey: accountId), account.dirty else { return }
         try write(accountId, account, to: db)
     }
 

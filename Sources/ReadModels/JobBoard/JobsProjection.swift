@@ -4,7 +4,7 @@ import SQLite
 /// The job board's jobs: one row per job with its status and version, from `Job` events.
 struct JobsProjection: ReadModelProjection {
     let name = "jobs"
-    let tables = [ReadModelTable("jobs", orderBy: "job_id")]
+    let tables = [ReadModelTable("jobs", orderBy: "job_id", rebuildIndexes: .secondaryAfterLoading)]
     let eventTypes: Set<String> = [JobCreated.eventType, JobUpdated.eventType, JobArchived.eventType]
 
     let migrations = [

@@ -5,7 +5,9 @@ import SQLite
 /// count, first and latest order, from `OrderPlaced` events.
 struct OrdersProjection: ReadModelProjection {
     let name = "orders"
-    let tables = [ReadModelTable("orders", orderBy: "order_id"), ReadModelTable("customers", orderBy: "email_key")]
+    let tables = [
+        ReadModelTable("orders", orderBy: "order_id", rebuildIndexes: .secondaryAfterLoading), ReadModelTable("customers", orderBy: "email_key"),
+    ]
     let eventTypes: Set<String> = [OrderPlaced.eventType]
 
     let migrations = [
