@@ -22,6 +22,7 @@
 #   rebuild, per event: a query-service (SQLite read models) rebuilding from REBUILD_EVENTS stored
 #     events (queries-bench populate, default 20,000) and the command-service serving it the
 #     history (ReadAll pages), both under callgrind, counted over a second rebuild after a first.
+#   rebuild_pg: the same with the read models on a throwaway PostgreSQL cluster (--read-store).
 # Each call pays its fdatasync in the kernel, which callgrind does not count: these are our
 # instructions (and the libraries' in user space), not the disk's.
 # Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
@@ -29,13 +30,13 @@
 # (with `--static-swift-stdlib`, as `release_build` does here, or the counts differ by the
 # linking alone) and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
-# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild"],
+# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild rebuild_pg"],
 # SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
 # dumps are copied to, as CASE.cg, for callgrind_annotate].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild rebuild_pg}"
 REBUILD_EVENTS="${REBUILD_EVENTS:-20000}"
 
 command -v valgrind >/dev/null || apt_install valgrind
@@ -178,24 +179,39 @@ for case in $CASES; do
       measure_server deposit_pg commands "$BENCH_BIN/commands-bench" deposits --server "127.0.0.1:$PORT" --concurrency 1
       stop_throwaway_postgres
       ;;
-    rebuild)
-      step "rebuild of $REBUILD_EVENTS stored events, per event: the command-service serving the history, the query-service applying it"
+    rebuild | rebuild_pg)
+      readmodels=(--data-dir "$WORK/readmodels")
+      if [ "$case" = rebuild_pg ]; then
+        step "rebuild of $REBUILD_EVENTS stored events into read models on PostgreSQL, per event: both services"
+        chmod 755 "$WORK"
+        start_throwaway_postgres "$WORK"
+        readmodels+=(--read-store "$PG_URL?schema=bench")
+      else
+        step "rebuild of $REBUILD_EVENTS stored events, per event: the command-service serving the history, the query-service applying it"
+      fi
+      rm -rf "$WORK/history" "$WORK/readmodels"
+      mkdir -p "$WORK/history" "$WORK/readmodels"
       "$BENCH_BIN/queries-bench" populate --directory "$WORK/history" --events "$REBUILD_EVENTS" >&2
-      start_under_callgrind rebuild_history "$BIN/command-service" --data-dir "$WORK/history" --no-relay
+      start_under_callgrind "${case}_history" "$BIN/command-service" --data-dir "$WORK/history" --no-relay
       history_vg=$VG_PID
-      start_under_callgrind rebuild_readmodels "$BIN/query-service" --data-dir "$WORK/readmodels" --no-projection --commands "127.0.0.1:$PORT"
+      start_under_callgrind "${case}_readmodels" "$BIN/query-service" "${readmodels[@]}" --no-projection --commands "127.0.0.1:$PORT"
       "$BENCH_BIN/queries-bench" rebuild --queries "127.0.0.1:$PORT" >/dev/null  # the first builds the tables and warms up
       callgrind_control -z "$history_vg" >/dev/null
       callgrind_control -z "$VG_PID" >/dev/null
-      "$BENCH_BIN/queries-bench" rebuild --queries "127.0.0.1:$PORT" >"$WORK/rebuild.load.json"
+      "$BENCH_BIN/queries-bench" rebuild --queries "127.0.0.1:$PORT" >"$WORK/$case.load.json"
       callgrind_control -d "$history_vg" >/dev/null
       callgrind_control -d "$VG_PID" >/dev/null
       sleep 1
-      emit_case rebuild command-service "$(field "$WORK/rebuild.load.json" events)" "$(instructions_in "$(ls -t "$WORK/rebuild_history.cg".* | head -1)")"
-      emit_case rebuild query-service "$(field "$WORK/rebuild.load.json" events)" "$(instructions_in "$(ls -t "$WORK/rebuild_readmodels.cg".* | head -1)")"
+      for side in history readmodels; do
+        dump="$(ls -t "$WORK/${case}_$side.cg".* | head -1)"
+        if [ -n "${KEEP_DUMPS:-}" ]; then mkdir -p "$KEEP_DUMPS" && cp "$dump" "$KEEP_DUMPS/${case}_$side.cg"; fi
+        emit_case "$case" "$([ $side = history ] && echo command-service || echo query-service)" \
+          "$(field "$WORK/$case.load.json" events)" "$(instructions_in "$dump")"
+      done
       kill "$history_vg" "$VG_PID" 2>/dev/null || true
       wait "$history_vg" "$VG_PID" 2>/dev/null || true
+      if [ "$case" = rebuild_pg ]; then stop_throwaway_postgres; fi
       ;;
-    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, deposit_pg, rebuild)" >&2; exit 2 ;;
+    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, deposit_pg, rebuild, rebuild_pg)" >&2; exit 2 ;;
   esac
 done

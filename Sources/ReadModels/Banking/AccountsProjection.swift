@@ -152,12 +152,14 @@ final class AccountFold: ProjectionBatch {
     /// batch reads each once up front instead of at its first event.
     func prefetch(_ events: [DecodedEvent], from db: any ReadModelDatabase) throws {
         var ids: [String] = []
-        var seen = Set(accounts.keys).union(absent)
+        // Only the ids it neither holds nor knows to be absent (a carried fold holds most).
+        var seen = Set<String>()
+        func unseen(_ id: String) -> Bool { accounts[id] == nil && !absent.contains(id) && seen.insert(id).inserted }
         for event in events {
             switch try? event.decoded.get() {
-            case let opened as AccountOpened where seen.insert(opened.accountId).inserted: ids.append(opened.accountId)
-            case let deposited as FundsDeposited where seen.insert(deposited.accountId).inserted: ids.append(deposited.accountId)
-            case let withdrawn as FundsWithdrawn where seen.insert(withdrawn.accountId).inserted: ids.append(withdrawn.accountId)
+            case let opened as AccountOpened where unseen(opened.accountId): ids.append(opened.accountId)
+            case let deposited as FundsDeposited where unseen(deposited.accountId): ids.append(deposited.accountId)
+            case let withdrawn as FundsWithdrawn where unseen(withdrawn.accountId): ids.append(withdrawn.accountId)
             default: break
             }
         }
