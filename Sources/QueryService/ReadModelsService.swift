@@ -247,8 +247,20 @@ struct Rebuilder {
     let offsetFloors: @Sendable () async -> [PartitionOffset]
     let logger: Logger
     static let reportEvery = Duration.milliseconds(250)
-    /// Pages fetched ahead of the one being applied.
-    static let pagesAhead = 2
+    /// Events applied in one transaction, at least: the pages that arrived go together. Each
+    /// transaction ends in round trips that wait for the server to load what it was sent (the
+    /// accounts and stream versions the pages moved, the commit), and each writes every account
+    /// and stream its events touched; fewer, larger ones write each of them fewer times.
+    static let eventsPerTransaction = 20_000
+    /// Pages in flight at most (each a ReadAll call, and on PostgreSQL a connection of the
+    /// CommandService's pool), whatever the page size.
+    static let maxPagesAhead = 8
+    /// Pages applied in one transaction: `eventsPerTransaction` of them, as far as the pages in
+    /// flight allow.
+    var pagesPerTransaction: Int { max(1, min(Self.eventsPerTransaction / max(1, pageSize), Self.maxPagesAhead - 1)) }
+    /// Pages fetched ahead of the ones being applied: one transaction's worth and one more, so
+    /// the next is being read and decoded while one is applied.
+    var pagesAhead: Int { pagesPerTransaction + 1 }
 
     /// Runs the rebuild, calling `report` with progress about every 250 ms; returns the final
     /// progress (done, with counts).
@@ -267,6 +279,8 @@ struct Rebuilder {
             var pending: [(start: Int64, task: Task<Page, any Error>)] = [(1, fetch(from: 1))]
             var lastReport = started
             var waiting = Duration.zero, applying = Duration.zero
+            var gathered: [DecodedEvent] = []
+            var gatheredPages = 0
             while !pending.isEmpty {
                 let (start, current) = pending.removeFirst()
                 let asked = ContinuousClock.now
@@ -279,13 +293,18 @@ struct Rebuilder {
                 }
                 if !page.events.isEmpty && !page.caughtUp {
                     var nextStart = pending.last.map { $0.start + Int64(pageSize) } ?? page.next
-                    while pending.count < Self.pagesAhead {
+                    while pending.count < pagesAhead {
                         pending.append((nextStart, fetch(from: nextStart)))
                         nextStart += Int64(pageSize)
                     }
                 }
+                gathered += page.events
+                gatheredPages += 1
+                guard gatheredPages >= pagesPerTransaction || pending.isEmpty else { continue }
+                let events = gathered
+                (gathered, gatheredPages) = ([], 0)
                 let applyStarted = ContinuousClock.now
-                try await offload { try rebuild.apply(decoded: page.events) }
+                try await offload { try rebuild.apply(decoded: events) }
                 applying += ContinuousClock.now - applyStarted
                 if ContinuousClock.now - lastReport >= Self.reportEvery {
                     lastReport = .now
