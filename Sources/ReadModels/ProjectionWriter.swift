@@ -29,7 +29,8 @@ final class ProjectionWriter {
     let projector: Projector
     let clock: any WallClock
     let sharing: (any ReadModelSharing)?
-    /// Streams with an event applied by the current transaction, for `ReadModelSharing.announce`.
+    /// Streams with an event applied by the current transaction, for `ReadModelSharing.announce`
+    /// (kept only where the models are shared).
     private var changedStreams: Set<String> = []
     /// Every position up to this one is handled (applied or parked).
     private(set) var handledThrough: Int64 = 0
@@ -72,6 +73,13 @@ final class ProjectionWriter {
         var parked = 0
         /// Streams with an event applied (watchers of them are told).
         var changes: Set<String> = []
+        /// False where no watcher is told (a rebuild's models answer no query until the swap,
+        /// which tells every watcher): `changes` stays empty, a set insert per event saved.
+        var tracksChanges = true
+
+        mutating func changed(_ streamId: String) {
+            if tracksChanges { changes.insert(streamId) }
+        }
     }
 
     init(db: any ReadModelDatabase, projector: Projector = .registered, clock: any WallClock, sharing: (any ReadModelSharing)? = nil) throws {
@@ -189,7 +197,7 @@ final class ProjectionWriter {
             return try transaction {
                 // The first attempt folds in memory what projections fold (`ProjectionBatch`); the
                 // retry with savepoints goes row by row.
-                var outcome = Outcome()
+                var outcome = Outcome(tracksChanges: false)
                 try prefetchStreamHeads(events.map(\.event.streamId))
                 let batches = isolated ? nil : try projector.makeBatches(prefetching: events, from: db, carried: carried)
                 for event in events {
@@ -289,8 +297,8 @@ final class ProjectionWriter {
                 try projector.apply(decoded, to: db, batches: batches)
             }
             setStreamHead(event.streamId, StreamHead(version: event.streamVersion, eventId: event.eventId))
-            outcome.changes.insert(event.streamId)
-            changedStreams.insert(event.streamId)
+            outcome.changed(event.streamId)
+            if sharing != nil { changedStreams.insert(event.streamId) }
             outcome.applied += 1
         } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
             throw error  // the database itself failed: the whole batch is retried
@@ -464,7 +472,7 @@ final class ProjectionWriter {
                 setStreamHead(streamId, StreamHead(version: version, eventId: entry.event.eventId))
                 try delete(entry.id)
                 resolution.changes.insert(streamId)
-                changedStreams.insert(streamId)
+                if sharing != nil { changedStreams.insert(streamId) }
                 resolution.applied += 1
             } catch let error as any ReadModelDatabaseFailure where !error.isConstraint {
                 throw error
