@@ -267,20 +267,33 @@ struct Rebuilder {
     func run(report: (QueriesAPI.RebuildProgress) async throws -> Void) async throws -> QueriesAPI.RebuildProgress {
         let started = ContinuousClock.now
         let store = store
-        let rebuild = try await offload { try ReadModelRebuild(beside: store) }
+        // Pages being fetched and decoded on other threads while one is applied. Positions are
+        // gap-free, so a full page from `start` ends at `start + pageSize` and the next pages'
+        // starts are known before they arrive: the CommandService reads and encodes them while
+        // this side decodes and applies, the first ones while the fresh tables are made. A page
+        // that is not full ends the guess (the fetches after it are dropped); the rebuild checks
+        // positions stay contiguous.
+        var pending: [(start: Int64, task: Task<Page, any Error>)] = (0..<pagesAhead).map { index in
+            let start = 1 + Int64(index) * Int64(pageSize)
+            return (start, fetch(from: start))
+        }
+        let rebuild: ReadModelRebuild
+        do {
+            rebuild = try await offload { try ReadModelRebuild(beside: store) }
+        } catch {
+            for ahead in pending { ahead.task.cancel() }
+            throw error
+        }
         logger.notice("rebuild started", metadata: ["into": "\(rebuild.path)"])
         do {
             var head: Int64 = 0
-            // Pages being fetched and decoded on other threads while one is applied. Positions
-            // are gap-free, so a full page from `start` ends at `start + pageSize` and the next
-            // pages' starts are known before they arrive: the CommandService reads and encodes
-            // them while this side decodes and applies. A page that is not full ends the guess
-            // (the fetches after it are dropped); the rebuild checks positions stay contiguous.
-            var pending: [(start: Int64, task: Task<Page, any Error>)] = [(1, fetch(from: 1))]
             var lastReport = started
             var waiting = Duration.zero, applying = Duration.zero
             var gathered: [DecodedEvent] = []
             var gatheredPages = 0
+            // The first transactions take one page, then two, ...: applying starts with the first
+            // page instead of waiting for a whole transaction's worth of history.
+            var transactions = 0
             while !pending.isEmpty {
                 let (start, current) = pending.removeFirst()
                 let asked = ContinuousClock.now
@@ -300,9 +313,10 @@ struct Rebuilder {
                 }
                 gathered += page.events
                 gatheredPages += 1
-                guard gatheredPages >= pagesPerTransaction || pending.isEmpty else { continue }
+                guard gatheredPages >= min(pagesPerTransaction, transactions + 1) || pending.isEmpty else { continue }
                 let events = gathered
                 (gathered, gatheredPages) = ([], 0)
+                transactions += 1
                 let applyStarted = ContinuousClock.now
                 try await offload { try rebuild.apply(decoded: events) }
                 applying += ContinuousClock.now - applyStarted
@@ -340,6 +354,7 @@ struct Rebuilder {
                 ])
             return final
         } catch {
+            for ahead in pending { ahead.task.cancel() }
             _ = try? await offload { rebuild.discard() }
             logger.warning("rebuild abandoned; the read models are unchanged", metadata: ["error": "\(error)"])
             throw error
