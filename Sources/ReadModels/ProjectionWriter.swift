@@ -46,11 +46,17 @@ final class ProjectionWriter {
     private var changedVersions: Set<String> = []
     /// Cached versions beyond this many are dropped between transactions (memory stays bounded).
     static let versionCacheLimit = 200_000
-    /// Set for a rebuild's writer, the only one writing its tables: the projections' batches of
-    /// a committed transaction carry into the next (`ProjectionBatch`), so what they hold is not
-    /// read back. On PostgreSQL that read was a scan of the accounts per few hundred ids, a fifth
-    /// of a rebuild's time, as a fresh table's planner prefers it to that many index probes.
-    var carriesBatches = false
+    /// Set for a rebuild's writer: the only writer of tables it found empty. So the projections'
+    /// batches of a committed transaction carry into the next (`ProjectionBatch`), and what they
+    /// hold is not read back (on PostgreSQL that read was a scan of the accounts per few hundred
+    /// ids, a fifth of a rebuild's time, as a fresh table's planner prefers it to that many index
+    /// probes); and a stream it holds no version of has none (`versionsComplete`).
+    var writesFreshTables = false {
+        didSet { versionsComplete = writesFreshTables }
+    }
+    /// Every stream with a stored version is in `versions`: a fresh writer's until its cache is
+    /// dropped (its limit, or a failed transaction's reload), so it never asks the database.
+    private var versionsComplete = false
     private var carriedBatches: [(any ProjectionBatch)?]?
 
     /// A stream's applied version and the id of the event applied at it ("" when unknown: applied
@@ -116,6 +122,7 @@ final class ProjectionWriter {
         handledAbove = []
         parkedStreams = []
         versions = [:]
+        versionsComplete = false
         changedVersions = []
         offsets = [:]
         for (kind, text, number, next) in rows {
@@ -131,6 +138,7 @@ final class ProjectionWriter {
     /// Reads the applied heads of `streamIds` not cached yet, a few hundred per statement, so a
     /// batch asks for its streams once instead of event by event.
     private func prefetchStreamHeads<S: Sequence<String>>(_ streamIds: S) throws {
+        guard !versionsComplete else { return }
         var missing: [String] = []
         var seen = Set<String>()
         for id in streamIds where versions[id] == nil && seen.insert(id).inserted { missing.append(id) }
@@ -198,7 +206,7 @@ final class ProjectionWriter {
                 // The first attempt folds in memory what projections fold (`ProjectionBatch`); the
                 // retry with savepoints goes row by row.
                 var outcome = Outcome(tracksChanges: false)
-                try prefetchStreamHeads(events.map(\.event.streamId))
+                try prefetchStreamHeads(events.lazy.map(\.event.streamId))
                 let batches = isolated ? nil : try projector.makeBatches(prefetching: events, from: db, carried: carried)
                 for event in events {
                     try handle(
@@ -210,7 +218,7 @@ final class ProjectionWriter {
                 return outcome
             }
         }
-        if carriesBatches { carriedBatches = committed }
+        if writesFreshTables { carriedBatches = committed }
         return outcome
     }
 
@@ -512,6 +520,7 @@ final class ProjectionWriter {
 
     func streamHead(_ streamId: String) throws -> StreamHead {
         if let cached = versions[streamId] { return cached }
+        if versionsComplete { return .empty }
         let stored =
             try db.first("SELECT version, event_id FROM streams WHERE stream_id = ?", .text(streamId)) {
                 StreamHead(version: $0.int64(0), eventId: $0.text(1))
@@ -589,7 +598,10 @@ final class ProjectionWriter {
                 }
                 return result
             }
-            if versions.count > Self.versionCacheLimit { versions = [:] }
+            if versions.count > Self.versionCacheLimit {
+                versions = [:]
+                versionsComplete = false
+            }
             return result
         } catch {
             try? reload()

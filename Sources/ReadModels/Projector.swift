@@ -35,7 +35,7 @@ struct Projector: Sendable {
     /// One batch's in-memory state per projection that folds (see `ProjectionBatch`), with the
     /// rows the batch's events touch read up front.
     /// `carried` are the batches of the same writer's previous transaction, when it keeps them
-    /// (a rebuild's: see `ProjectionWriter.carriesBatches`): what they hold is read no more.
+    /// (a rebuild's: see `ProjectionWriter.writesFreshTables`): what they hold is read no more.
     func makeBatches(
         prefetching events: [DecodedEvent], from db: any ReadModelDatabase, carried: [(any ProjectionBatch)?]? = nil
     ) throws -> [(any ProjectionBatch)?] {

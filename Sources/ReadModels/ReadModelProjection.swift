@@ -40,7 +40,7 @@ extension ReadModelProjection {
 /// A projection's in-memory state for one batch (see `ReadModelProjection.makeBatch`).
 ///
 /// A rebuild's writer, the only one writing its tables, keeps its batches from one committed
-/// transaction to the next (`ProjectionWriter.carriesBatches`): after `flush` a batch should
+/// transaction to the next (`ProjectionWriter.writesFreshTables`): after `flush` a batch should
 /// hold the rows as written, so the next batch's `prefetch` reads only what it has not seen.
 public protocol ProjectionBatch: AnyObject {
     /// Reads up front what the batch's events will touch and it does not hold yet (one

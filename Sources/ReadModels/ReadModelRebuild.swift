@@ -28,7 +28,7 @@ public final class ReadModelRebuild: Sendable {
         target = try store.backend.makeRebuildTarget()
         do {
             let writer = try ProjectionWriter(db: target.openWriter(), clock: SystemWallClock())
-            writer.carriesBatches = true
+            writer.writesFreshTables = true
             state = Mutex(State(writer: writer))
         } catch {
             target.discard()
