@@ -35,7 +35,12 @@ struct AccountsProjection: ReadModelProjection {
 
     func apply(_ event: any DomainEvent, _ stored: ProjectedEvent, to db: any ReadModelDatabase, batch: (any ProjectionBatch)?) throws {
         let fold = batch as? AccountFold
+        // Moves first: most events are, and each case tried is a dynamic cast.
         switch event {
+        case let deposited as FundsDeposited:
+            try move(deposited.accountId, by: deposited.amount, kind: "DEPOSIT", stored, db, fold)
+        case let withdrawn as FundsWithdrawn:
+            try move(withdrawn.accountId, by: withdrawn.amount, kind: "WITHDRAWAL", stored, db, fold)
         case let opened as AccountOpened:
             if let fold {
                 try fold.open(opened, stored, db)
@@ -53,10 +58,6 @@ struct AccountsProjection: ReadModelProjection {
                 .integer(stored.recordedAt), .integer(stored.streamVersion), .integer(stored.position))
             guard changed == 1 else { throw ProjectionError("account \(opened.accountId) is already open") }
             try record(opened.accountId, "OPENING_BALANCE", opened.openingBalance, after: opened.openingBalance.amountMinor, stored, db)
-        case let deposited as FundsDeposited:
-            try move(deposited.accountId, by: deposited.amount, kind: "DEPOSIT", stored, db, fold)
-        case let withdrawn as FundsWithdrawn:
-            try move(withdrawn.accountId, by: withdrawn.amount, kind: "WITHDRAWAL", stored, db, fold)
         case let closed as AccountClosed:
             try fold?.flush(closed.accountId, to: db)
             let changed = try db.run(
@@ -156,12 +157,16 @@ final class AccountFold: ProjectionBatch {
         var seen = Set<String>()
         func unseen(_ id: String) -> Bool { accounts[id] == nil && !absent.contains(id) && seen.insert(id).inserted }
         for event in events {
+            // The commonest type first, and one cast an event: a `where` that fails would go on
+            // to try the cases after it.
+            let id: String
             switch try? event.decoded.get() {
-            case let opened as AccountOpened where unseen(opened.accountId): ids.append(opened.accountId)
-            case let deposited as FundsDeposited where unseen(deposited.accountId): ids.append(deposited.accountId)
-            case let withdrawn as FundsWithdrawn where unseen(withdrawn.accountId): ids.append(withdrawn.accountId)
-            default: break
+            case let deposited as FundsDeposited: id = deposited.accountId
+            case let withdrawn as FundsWithdrawn: id = withdrawn.accountId
+            case let opened as AccountOpened: id = opened.accountId
+            default: continue
             }
+            if unseen(id) { ids.append(id) }
         }
         absent.formUnion(ids)
         for start in stride(from: 0, to: ids.count, by: 500) {
