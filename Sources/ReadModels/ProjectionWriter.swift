@@ -47,10 +47,12 @@ final class ProjectionWriter {
     /// Cached versions beyond this many are dropped between transactions (memory stays bounded).
     static let versionCacheLimit = 200_000
     /// Set for a rebuild's writer: the only writer of tables it found empty. So the projections'
-    /// batches of a committed transaction carry into the next (`ProjectionBatch`), and what they
-    /// hold is not read back (on PostgreSQL that read was a scan of the accounts per few hundred
-    /// ids, a fifth of a rebuild's time, as a fresh table's planner prefers it to that many index
-    /// probes); and a stream it holds no version of has none (`versionsComplete`).
+    /// batches of a committed transaction carry into the next (`ProjectionBatch`) and what they
+    /// hold is not read back, and a stream it holds no version of has none (`versionsComplete`),
+    /// so no stream head is read at all. On PostgreSQL each such read is a scan of the growing
+    /// table per few hundred ids (a fresh table's planner prefers it to that many index probes):
+    /// reads of streams and accounts were a fifth of a rebuild's time. The accounts a rebuild
+    /// has not seen yet are still asked for (they cannot be there; see the note in the fold).
     var writesFreshTables = false {
         didSet { versionsComplete = writesFreshTables }
     }
