@@ -65,7 +65,7 @@ func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
         for amount in 1...5 { try await pipeline.send(DepositFunds(accountId: "a", amount: eur(Int64(amount)))) }
         try await pipeline.send(OpenAccount(accountId: "b", holder: "Bob", accountType: .savings, openingBalance: eur(7)))
         let head = try await pipeline.events.headPosition()
-        #expect(await pipeline.models.waitForPosition(head, timeout: .seconds(5)), "read your writes at the store's head")
+        #expect(await pipeline.models.waitForPosition(head, timeout: .seconds(60)), "read your writes at the store's head")
         #expect(try pipeline.models.account("a")?.balanceMinor == 1015)
         #expect(try pipeline.models.account("b")?.holder == "Bob")
         #expect(projection.status.brokerConnected && projection.status.lastError == nil)
@@ -103,7 +103,7 @@ func eur(_ minor: Int64) -> Money { Money(amountMinor: minor, currency: "EUR") }
         let second = pipeline.projection(group: "another")
         let again = Task { try await second.run() }
         defer { again.cancel() }
-        #expect(await pipeline.models.waitForPosition(3, timeout: .seconds(5)))
+        #expect(await pipeline.models.waitForPosition(3, timeout: .seconds(60)))
         #expect(try pipeline.models.account("a")?.balanceMinor == 106)
         #expect(try pipeline.models.counts().parked == 0)
     }
