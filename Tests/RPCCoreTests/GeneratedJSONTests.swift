@@ -85,6 +85,31 @@ struct GeneratedJSONTests {
         #expect(try JframeTestingV1.CollectResponse(json: &scanner).totalAmount == 12)
     }
 
+    /// An int64 string is read from its bytes where it is plain digits; every other spelling
+    /// takes the slow path and must come out exactly as the schema's `-?[0-9]+` says.
+    @Test func int64StringsAreReadExactlyAtTheirEdges() throws {
+        func total(_ literal: String) throws -> Int64 {
+            var scanner = JSONScanner(Array(#"{"count":1,"totalAmount":\#(literal),"after":[{"\u0078":"y"}]}"#.utf8))
+            return try JframeTestingV1.CollectResponse(json: &scanner).totalAmount
+        }
+        #expect(try total(#""9223372036854775807""#) == Int64.max)
+        #expect(try total(#""-9223372036854775808""#) == Int64.min)
+        #expect(try total(#""-0""#) == 0)
+        #expect(try total(#""007""#) == 7)
+        #expect(try total(#"  "42""#) == 42)
+        #expect(try total(#""\u0034\u0032""#) == 42, "escapes spell digits")
+        for bad in [#""9223372036854775808""#, #""-9223372036854775809""#, #""""#, #""-""#, #""+5""#, #""1 ""#, #""4.0""#, #""12"#] {
+            #expect(throws: JSONScanner.Failure.self, "\(bad)") { try total(bad) }
+        }
+        do {
+            _ = try total(#""99999999999999999999""#)
+            Issue.record("an int64 string past the range was accepted")
+        } catch let failure as JSONScanner.Failure {
+            #expect(failure.reason.contains("'99999999999999999999' is not a decimal int64"))
+            #expect(failure.path == ["totalAmount"])
+        }
+    }
+
     @Test func errorsNameTheFieldAndNullMeansAbsent() throws {
         func decode(_ text: String) throws -> JframeTestingV1.ExpandRequest {
             try MessageCoding.decode(JframeTestingV1.ExpandRequest.self, from: Array(text.utf8))

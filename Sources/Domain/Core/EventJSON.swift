@@ -38,11 +38,14 @@ extension Money: JSONMessage {
         var amountMinor: Int64 = 0, currency = ""
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
-            case "amountMinor": amountMinor = try scanner.integer()
-            case "currency": currency = try scanner.string()
+            case "amountMinor":
+                amountMinor = try scanner.integer()
+                return 0
+            case "currency":
+                currency = try scanner.string()
+                return 1
             default: return nil
             }
-            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(amountMinor: amountMinor, currency: currency)
@@ -69,16 +72,22 @@ extension AccountOpened: JSONMessage {
         var accountId = "", holder = "", accountType = AccountType.current, openingBalance = Money.zero("")
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
-            case "accountId": accountId = try scanner.string()
-            case "holder": holder = try scanner.string()
+            case "accountId":
+                accountId = try scanner.string()
+                return 0
             case "accountType":
                 let text = try scanner.string()
                 guard let type = AccountType(rawValue: text) else { throw scanner.failure("unknown account type '\(text)'") }
                 accountType = type
-            case "openingBalance": openingBalance = try Money(json: &scanner)
+                return 1
+            case "holder":
+                holder = try scanner.string()
+                return 2
+            case "openingBalance":
+                openingBalance = try Money(json: &scanner)
+                return 3
             default: return nil
             }
-            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId, holder: holder, accountType: accountType, openingBalance: openingBalance)
@@ -110,11 +119,14 @@ private func readMovement(_ scanner: inout JSONScanner) throws -> (accountId: St
     var accountId = "", amount = Money.zero("")
     let seen = try EventObjectReader.read(&scanner) { scanner, name in
         switch name {
-        case "accountId": accountId = try scanner.string()
-        case "amount": amount = try Money(json: &scanner)
+        case "accountId":
+            accountId = try scanner.string()
+            return 0
+        case "amount":
+            amount = try Money(json: &scanner)
+            return 1
         default: return nil
         }
-        return movementMembers.firstIndex { name == $0 }
     }
     try EventObjectReader.require(movementMembers, in: seen, scanner)
     return (accountId, amount)
@@ -159,7 +171,7 @@ extension AccountClosed: JSONMessage {
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             guard name == "accountId" else { return nil }
             accountId = try scanner.string()
-            return Self.requiredMembers.firstIndex { name == $0 }
+            return 0
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(accountId: accountId)
@@ -183,15 +195,26 @@ extension OrderPlaced: JSONMessage {
         var orderId = "", email = "", firstName = "", lastName = "", description = "", quantity = 0
         let seen = try EventObjectReader.read(&scanner) { scanner, name in
             switch name {
-            case "orderId": orderId = try scanner.string()
-            case "email": email = try scanner.string()
-            case "firstName": firstName = try scanner.string()
-            case "lastName": lastName = try scanner.string()
-            case "description": description = try scanner.string()
-            case "quantity": quantity = try scanner.int()
+            case "description":
+                description = try scanner.string()
+                return 0
+            case "email":
+                email = try scanner.string()
+                return 1
+            case "firstName":
+                firstName = try scanner.string()
+                return 2
+            case "lastName":
+                lastName = try scanner.string()
+                return 3
+            case "orderId":
+                orderId = try scanner.string()
+                return 4
+            case "quantity":
+                quantity = try scanner.int()
+                return 5
             default: return nil
             }
-            return Self.requiredMembers.firstIndex { name == $0 }
         }
         try EventObjectReader.require(Self.requiredMembers, in: seen, scanner)
         self.init(
