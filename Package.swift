@@ -171,7 +171,7 @@ let package = Package(
         // Reflection and health services every server hosts.
         .target(name: "RPCStandardServices", dependencies: ["RPCCore", "Contracts"], swiftSettings: settings),
         // Turns Protocols/*.json into Swift (messages, server protocols, clients).
-        .target(name: "ContractGenerator", swiftSettings: settings),
+        .target(name: "ContractGenerator", dependencies: ["JSONCoding"], swiftSettings: settings),
         // Reads Protocols/*.json and writes Sources/Contracts.
         .executableTarget(name: "jframe-gen", dependencies: ["ContractGenerator", argumentParser], swiftSettings: settings),
         // What every server binary shares: flags for address and limits, logging, the ServiceGroup.

@@ -1,3 +1,5 @@
+import JSONCoding
+
 /// Writes the Swift file of one package.
 struct PackageEmitter {
     let package: Package
@@ -229,11 +231,15 @@ struct PackageEmitter {
     private func emitJSON(_ name: String, _ fields: [(name: String, type: SwiftType, optional: Bool)]) -> String {
         var out = "\n    public init(json scanner: inout JSONScanner) throws {\n"
         for field in fields { out += "        var \(local(field.name)): \(field.type.name)? = nil\n" }
+        // Members are told apart by `JSONKey.dispatchCode` first (integer compares), so a key is
+        // compared byte for byte only with the name (rarely two) of its code.
         let body = fields.map { field in
-            "            case \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
+            let code = JSONKey.dispatchCode(of: Array(field.name.utf8))
+            return
+                "            case \(code) where key == \"\(field.name)\": \(local(field.name)) = try scanner.member(\"\(field.name)\") { s0 in s0.null() ? nil : \(read(field.type, depth: 0)) }\n"
         }.joined()
         out += "        try scanner.fields { scanner, key in\n"
-        out += "            switch key {\n" + body
+        out += "            switch key.dispatchCode {\n" + body
         out += "            default: try scanner.skipValue()\n            }\n        }\n"
         for field in fields where !field.optional {
             out +=

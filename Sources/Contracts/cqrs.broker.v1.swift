@@ -102,14 +102,14 @@ extension CqrsBrokerV1 {
             var _deleteRetentionMs: Int64? = nil
             var _timestampType: TimestampType? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
-                case "retentionMs": _retentionMs = try scanner.member("retentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "retentionBytes": _retentionBytes = try scanner.member("retentionBytes") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "segmentBytes": _segmentBytes = try scanner.member("segmentBytes") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "segmentMs": _segmentMs = try scanner.member("segmentMs") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "deleteRetentionMs": _deleteRetentionMs = try scanner.member("deleteRetentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "timestampType": _timestampType = try scanner.member("timestampType") { s0 in s0.null() ? nil : try TimestampType(json: &s0) }
+                switch key.dispatchCode {
+                case 877433 where key == "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
+                case 750195 where key == "retentionMs": _retentionMs = try scanner.member("retentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 946803 where key == "retentionBytes": _retentionBytes = try scanner.member("retentionBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 815987 where key == "segmentBytes": _segmentBytes = try scanner.member("segmentBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 619379 where key == "segmentMs": _segmentMs = try scanner.member("segmentMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 1139827 where key == "deleteRetentionMs": _deleteRetentionMs = try scanner.member("deleteRetentionMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 881765 where key == "timestampType": _timestampType = try scanner.member("timestampType") { s0 in s0.null() ? nil : try TimestampType(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -153,10 +153,10 @@ extension CqrsBrokerV1 {
             var _partitions: Int? = nil
             var _config: TopicConfig? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
-                case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
+                case 418663 where key == "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -242,13 +242,13 @@ extension CqrsBrokerV1 {
             var _segments: Int? = nil
             var _offlineReason: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "sizeBytes": _sizeBytes = try scanner.member("sizeBytes") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "segments": _segments = try scanner.member("segments") { s0 in s0.null() ? nil : try s0.int() }
-                case "offlineReason": _offlineReason = try scanner.member("offlineReason") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 945268 where key == "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 878699 where key == "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 619379 where key == "sizeBytes": _sizeBytes = try scanner.member("sizeBytes") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 553843 where key == "segments": _segments = try scanner.member("segments") { s0 in s0.null() ? nil : try s0.int() }
+                case 880494 where key == "offlineReason": _offlineReason = try scanner.member("offlineReason") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -298,10 +298,10 @@ extension CqrsBrokerV1 {
             var _config: TopicConfig? = nil
             var _partitions: [PartitionDescription]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
-                case "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionDescription(json: &s1) } }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case 418663 where key == "config": _config = try scanner.member("config") { s0 in s0.null() ? nil : try TopicConfig(json: &s0) }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionDescription(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -344,8 +344,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _name: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -376,7 +376,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -402,7 +402,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -438,10 +438,10 @@ extension CqrsBrokerV1 {
             var _partitions: Int? = nil
             var _cleanupPolicy: CleanupPolicy? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
-                case "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.int() }
+                case 877433 where key == "cleanupPolicy": _cleanupPolicy = try scanner.member("cleanupPolicy") { s0 in s0.null() ? nil : try CleanupPolicy(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -480,8 +480,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _topics: [TopicSummary]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicSummary(json: &s1) } }
+                switch key.dispatchCode {
+                case 423027 where key == "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -516,8 +516,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _name: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -548,7 +548,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -592,8 +592,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _producerId: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 684132 where key == "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -641,12 +641,12 @@ extension CqrsBrokerV1 {
             var _timestamp: Int? = nil
             var _partition: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
-                case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 224121 where key == "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
+                case 357989 where key == "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                case 485491 where key == "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
+                case 619632 where key == "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -689,9 +689,9 @@ extension CqrsBrokerV1 {
             var _partition: Int? = nil
             var _baseSequence: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "baseSequence": _baseSequence = try scanner.member("baseSequence") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 811621 where key == "baseSequence": _baseSequence = try scanner.member("baseSequence") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -760,11 +760,11 @@ extension CqrsBrokerV1 {
             var _producerId: Int64? = nil
             var _sequences: [PartitionSequence]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ProduceRecord(json: &s1) } }
-                case "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "sequences": _sequences = try scanner.member("sequences") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionSequence(json: &s1) } }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 488051 where key == "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ProduceRecord(json: &s1) } }
+                case 684132 where key == "producerId": _producerId = try scanner.member("producerId") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 619379 where key == "sequences": _sequences = try scanner.member("sequences") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionSequence(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -830,9 +830,9 @@ extension CqrsBrokerV1 {
             var _partition: Int? = nil
             var _offset: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -871,9 +871,9 @@ extension CqrsBrokerV1 {
             var _results: [RecordPosition]? = nil
             var _duplicate: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "results": _results = try scanner.member("results") { s0 in s0.null() ? nil : try s0.array { s1 in try RecordPosition(json: &s1) } }
-                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 488051 where key == "results": _results = try scanner.member("results") { s0 in s0.null() ? nil : try s0.array { s1 in try RecordPosition(json: &s1) } }
+                case 615525 where key == "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -963,15 +963,15 @@ extension CqrsBrokerV1 {
             var _valueBase64: String? = nil
             var _headers: [String: String]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
-                case "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
-                case "keyBase64": _keyBase64 = try scanner.member("keyBase64") { s0 in s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
-                case "valueBase64": _valueBase64 = try scanner.member("valueBase64") { s0 in s0.null() ? nil : try s0.string() }
-                case "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
+                switch key.dispatchCode {
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 619632 where key == "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                case 224121 where key == "key": _key = try scanner.member("key") { s0 in s0.null() ? nil : try s0.string() }
+                case 617268 where key == "keyBase64": _keyBase64 = try scanner.member("keyBase64") { s0 in s0.null() ? nil : try s0.string() }
+                case 357989 where key == "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                case 751156 where key == "valueBase64": _valueBase64 = try scanner.member("valueBase64") { s0 in s0.null() ? nil : try s0.string() }
+                case 485491 where key == "headers": _headers = try scanner.member("headers") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.string() } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1062,14 +1062,14 @@ extension CqrsBrokerV1 {
             var _maxWaitMs: Int? = nil
             var _minBytes: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
-                case "maxBytes": _maxBytes = try scanner.member("maxBytes") { s0 in s0.null() ? nil : try s0.int() }
-                case "maxWaitMs": _maxWaitMs = try scanner.member("maxWaitMs") { s0 in s0.null() ? nil : try s0.int() }
-                case "minBytes": _minBytes = try scanner.member("minBytes") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 683379 where key == "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
+                case 552307 where key == "maxBytes": _maxBytes = try scanner.member("maxBytes") { s0 in s0.null() ? nil : try s0.int() }
+                case 617843 where key == "maxWaitMs": _maxWaitMs = try scanner.member("maxWaitMs") { s0 in s0.null() ? nil : try s0.int() }
+                case 552307 where key == "minBytes": _minBytes = try scanner.member("minBytes") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1168,13 +1168,13 @@ extension CqrsBrokerV1 {
             var _logStartOffset: Int64? = nil
             var _nextOffset: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ConsumedRecord(json: &s1) } }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "nextOffset": _nextOffset = try scanner.member("nextOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 488051 where key == "records": _records = try scanner.member("records") { s0 in s0.null() ? nil : try s0.array { s1 in try ConsumedRecord(json: &s1) } }
+                case 878699 where key == "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 945268 where key == "logStartOffset": _logStartOffset = try scanner.member("logStartOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 683636 where key == "nextOffset": _nextOffset = try scanner.member("nextOffset") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1254,11 +1254,11 @@ extension CqrsBrokerV1 {
             var _offset: Int64? = nil
             var _maxRecords: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 683379 where key == "maxRecords": _maxRecords = try scanner.member("maxRecords") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1331,11 +1331,11 @@ extension CqrsBrokerV1 {
             var _spec: OffsetSpec? = nil
             var _timestamp: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "spec": _spec = try scanner.member("spec") { s0 in s0.null() ? nil : try OffsetSpec(json: &s0) }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 291683 where key == "spec": _spec = try scanner.member("spec") { s0 in s0.null() ? nil : try OffsetSpec(json: &s0) }
+                case 619632 where key == "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1399,9 +1399,9 @@ extension CqrsBrokerV1 {
             var _offset: Int64? = nil
             var _timestamp: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 619632 where key == "timestamp": _timestamp = try scanner.member("timestamp") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1437,9 +1437,9 @@ extension CqrsBrokerV1 {
             var _topic: String? = nil
             var _partitions: [Int]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int() } }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int() } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1495,12 +1495,12 @@ extension CqrsBrokerV1 {
             var _topics: [String]? = nil
             var _sessionTimeoutMs: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
-                case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
-                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
-                case "sessionTimeoutMs": _sessionTimeoutMs = try scanner.member("sessionTimeoutMs") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case 549732 where key == "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
+                case 423027 where key == "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case 1078131 where key == "sessionTimeoutMs": _sessionTimeoutMs = try scanner.member("sessionTimeoutMs") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1567,13 +1567,13 @@ extension CqrsBrokerV1 {
             var _heartbeatIntervalMs: Int? = nil
             var _pendingPartitions: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
-                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
-                case "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
-                case "heartbeatIntervalMs": _heartbeatIntervalMs = try scanner.member("heartbeatIntervalMs") { s0 in s0.null() ? nil : try s0.int() }
-                case "pendingPartitions": _pendingPartitions = try scanner.member("pendingPartitions") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case 681838 where key == "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case 680308 where key == "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                case 1271923 where key == "heartbeatIntervalMs": _heartbeatIntervalMs = try scanner.member("heartbeatIntervalMs") { s0 in s0.null() ? nil : try s0.int() }
+                case 1142899 where key == "pendingPartitions": _pendingPartitions = try scanner.member("pendingPartitions") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1629,10 +1629,10 @@ extension CqrsBrokerV1 {
             var _memberId: String? = nil
             var _owned: [TopicPartitions]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
-                case "owned": _owned = try scanner.member("owned") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case 356196 where key == "owned": _owned = try scanner.member("owned") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1676,9 +1676,9 @@ extension CqrsBrokerV1 {
             var _group: String? = nil
             var _memberId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1710,7 +1710,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -1775,12 +1775,12 @@ extension CqrsBrokerV1 {
             var _metadata: String? = nil
             var _committedAt: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "metadata": _metadata = try scanner.member("metadata") { s0 in s0.null() ? nil : try s0.string() }
-                case "committedAt": _committedAt = try scanner.member("committedAt") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 552289 where key == "metadata": _metadata = try scanner.member("metadata") { s0 in s0.null() ? nil : try s0.string() }
+                case 746356 where key == "committedAt": _committedAt = try scanner.member("committedAt") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1836,11 +1836,11 @@ extension CqrsBrokerV1 {
             var _generation: Int? = nil
             var _offsets: [CommittedOffset]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
-                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
-                case "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case 681838 where key == "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case 487283 where key == "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1878,7 +1878,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -1912,9 +1912,9 @@ extension CqrsBrokerV1 {
             var _group: String? = nil
             var _topic: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1953,8 +1953,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _offsets: [CommittedOffset]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
+                switch key.dispatchCode {
+                case 487283 where key == "offsets": _offsets = try scanner.member("offsets") { s0 in s0.null() ? nil : try s0.array { s1 in try CommittedOffset(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1985,7 +1985,7 @@ extension CqrsBrokerV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -2021,10 +2021,10 @@ extension CqrsBrokerV1 {
             var _state: GroupState? = nil
             var _members: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
-                case "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 357221 where key == "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
+                case 486771 where key == "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2079,8 +2079,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _groups: [GroupSummary]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "groups": _groups = try scanner.member("groups") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupSummary(json: &s1) } }
+                switch key.dispatchCode {
+                case 419699 where key == "groups": _groups = try scanner.member("groups") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupSummary(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -2115,8 +2115,8 @@ extension CqrsBrokerV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _group: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2161,12 +2161,12 @@ extension CqrsBrokerV1 {
             var _assignment: [TopicPartitions]? = nil
             var _lastHeartbeatMsAgo: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
-                case "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
-                case "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
-                case "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
-                case "lastHeartbeatMsAgo": _lastHeartbeatMsAgo = try scanner.member("lastHeartbeatMsAgo") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 552292 where key == "memberId": _memberId = try scanner.member("memberId") { s0 in s0.null() ? nil : try s0.string() }
+                case 549732 where key == "clientId": _clientId = try scanner.member("clientId") { s0 in s0.null() ? nil : try s0.string() }
+                case 423027 where key == "topics": _topics = try scanner.member("topics") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case 680308 where key == "assignment": _assignment = try scanner.member("assignment") { s0 in s0.null() ? nil : try s0.array { s1 in try TopicPartitions(json: &s1) } }
+                case 1207407 where key == "lastHeartbeatMsAgo": _lastHeartbeatMsAgo = try scanner.member("lastHeartbeatMsAgo") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2256,13 +2256,13 @@ extension CqrsBrokerV1 {
             var _lag: Int64? = nil
             var _owner: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "committedOffset": _committedOffset = try scanner.member("committedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "owner": _owner = try scanner.member("owner") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 1008500 where key == "committedOffset": _committedOffset = try scanner.member("committedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 878699 where key == "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 224359 where key == "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 356210 where key == "owner": _owner = try scanner.member("owner") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2319,12 +2319,12 @@ extension CqrsBrokerV1 {
             var _members: [GroupMember]? = nil
             var _partitions: [PartitionLag]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
-                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
-                case "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
-                case "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupMember(json: &s1) } }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionLag(json: &s1) } }
+                switch key.dispatchCode {
+                case 354160 where key == "group": _group = try scanner.member("group") { s0 in s0.null() ? nil : try s0.string() }
+                case 357221 where key == "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try GroupState(json: &s0) }
+                case 681838 where key == "generation": _generation = try scanner.member("generation") { s0 in s0.null() ? nil : try s0.int() }
+                case 486771 where key == "members": _members = try scanner.member("members") { s0 in s0.null() ? nil : try s0.array { s1 in try GroupMember(json: &s1) } }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionLag(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }

@@ -40,9 +40,9 @@ extension CqrsCommandsV1 {
             var _amountMinor: Int64? = nil
             var _currency: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "amountMinor": _amountMinor = try scanner.member("amountMinor") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "currency": _currency = try scanner.member("currency") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 745842 where key == "amountMinor": _amountMinor = try scanner.member("amountMinor") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 549753 where key == "currency": _currency = try scanner.member("currency") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -108,12 +108,12 @@ extension CqrsCommandsV1 {
             var _openingBalance: Money? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
-                case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try AccountType(json: &s0) }
-                case "openingBalance": _openingBalance = try scanner.member("openingBalance") { s0 in s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 419954 where key == "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case 745829 where key == "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try AccountType(json: &s0) }
+                case 946021 where key == "openingBalance": _openingBalance = try scanner.member("openingBalance") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -194,11 +194,11 @@ extension CqrsCommandsV1 {
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 418164 where key == "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case 1009006 where key == "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -273,11 +273,11 @@ extension CqrsCommandsV1 {
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 418164 where key == "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try Money(json: &s0) }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case 1009006 where key == "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -347,10 +347,10 @@ extension CqrsCommandsV1 {
             var _commandId: String? = nil
             var _expectedVersion: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
-                case "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                case 1009006 where key == "expectedVersion": _expectedVersion = try scanner.member("expectedVersion") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -396,10 +396,10 @@ extension CqrsCommandsV1 {
             var _firstName: String? = nil
             var _lastName: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 353644 where key == "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case 616037 where key == "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case 552037 where key == "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -454,12 +454,12 @@ extension CqrsCommandsV1 {
             var _quantity: Int? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
-                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try Customer(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 487268 where key == "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case 549746 where key == "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try Customer(json: &s0) }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 553337 where key == "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -521,11 +521,11 @@ extension CqrsCommandsV1 {
             var _description: String? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 357477 where key == "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -609,12 +609,12 @@ extension CqrsCommandsV1 {
             var _version: Int64? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 357477 where key == "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -689,10 +689,10 @@ extension CqrsCommandsV1 {
             var _version: Int64? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -755,14 +755,14 @@ extension CqrsCommandsV1 {
             var _currentPosition: String? = nil
             var _commandId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
-                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
-                case "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
-                case "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 876900 where key == "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 616037 where key == "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case 552037 where key == "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case 353644 where key == "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case 1008494 where key == "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
+                case 615268 where key == "commandId": _commandId = try scanner.member("commandId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -861,12 +861,12 @@ extension CqrsCommandsV1 {
             var _position: Int64? = nil
             var _duplicate: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "aggregateId": _aggregateId = try scanner.member("aggregateId") { s0 in s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 745828 where key == "aggregateId": _aggregateId = try scanner.member("aggregateId") { s0 in s0.null() ? nil : try s0.string() }
+                case 553828 where key == "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 615525 where key == "duplicate": _duplicate = try scanner.member("duplicate") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -971,17 +971,17 @@ extension CqrsCommandsV1 {
             var _causationId: String? = nil
             var _data: RawJSON? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
-                case "type": _type = try scanner.member("type") { s0 in s0.null() ? nil : try s0.string() }
-                case "schemaVersion": _schemaVersion = try scanner.member("schemaVersion") { s0 in s0.null() ? nil : try s0.int() }
-                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "recordedAt": _recordedAt = try scanner.member("recordedAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "correlationId": _correlationId = try scanner.member("correlationId") { s0 in s0.null() ? nil : try s0.string() }
-                case "causationId": _causationId = try scanner.member("causationId") { s0 in s0.null() ? nil : try s0.string() }
-                case "data": _data = try scanner.member("data") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                switch key.dispatchCode {
+                case 484708 where key == "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
+                case 553828 where key == "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case 291941 where key == "type": _type = try scanner.member("type") { s0 in s0.null() ? nil : try s0.string() }
+                case 881518 where key == "schemaVersion": _schemaVersion = try scanner.member("schemaVersion") { s0 in s0.null() ? nil : try s0.int() }
+                case 881518 where key == "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 684660 where key == "recordedAt": _recordedAt = try scanner.member("recordedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 877412 where key == "correlationId": _correlationId = try scanner.member("correlationId") { s0 in s0.null() ? nil : try s0.string() }
+                case 746340 where key == "causationId": _causationId = try scanner.member("causationId") { s0 in s0.null() ? nil : try s0.string() }
+                case 287841 where key == "data": _data = try scanner.member("data") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -1055,10 +1055,10 @@ extension CqrsCommandsV1 {
             var _fromVersion: Int64? = nil
             var _maxCount: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
-                case "fromVersion": _fromVersion = try scanner.member("fromVersion") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 553828 where key == "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case 747118 where key == "fromVersion": _fromVersion = try scanner.member("fromVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 552308 where key == "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1123,10 +1123,10 @@ extension CqrsCommandsV1 {
             var _nextVersion: Int64? = nil
             var _endOfStream: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
-                case "nextVersion": _nextVersion = try scanner.member("nextVersion") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "endOfStream": _endOfStream = try scanner.member("endOfStream") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 419187 where key == "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
+                case 749166 where key == "nextVersion": _nextVersion = try scanner.member("nextVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 746861 where key == "endOfStream": _endOfStream = try scanner.member("endOfStream") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1185,9 +1185,9 @@ extension CqrsCommandsV1 {
             var _fromPosition: Int64? = nil
             var _maxCount: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 812654 where key == "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 552308 where key == "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1248,10 +1248,10 @@ extension CqrsCommandsV1 {
             var _nextPosition: Int64? = nil
             var _headPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
-                case "nextPosition": _nextPosition = try scanner.member("nextPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 419187 where key == "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try StoredEvent(json: &s1) } }
+                case 814702 where key == "nextPosition": _nextPosition = try scanner.member("nextPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 813166 where key == "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1310,9 +1310,9 @@ extension CqrsCommandsV1 {
             var _fromPosition: Int64? = nil
             var _maxCount: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 812654 where key == "fromPosition": _fromPosition = try scanner.member("fromPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 552308 where key == "maxCount": _maxCount = try scanner.member("maxCount") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1344,7 +1344,7 @@ extension CqrsCommandsV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -1412,12 +1412,12 @@ extension CqrsCommandsV1 {
             var _lastError: String? = nil
             var _writeRefusal: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
-                case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
-                case "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 813166 where key == "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 1142894 where key == "publishedPosition": _publishedPosition = try scanner.member("publishedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 1008228 where key == "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
+                case 617586 where key == "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
+                case 817004 where key == "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1455,8 +1455,8 @@ extension CqrsCommandsV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _pageSize: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1540,14 +1540,14 @@ extension CqrsCommandsV1 {
             var _writeRefusal: String? = nil
             var _done: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "eventsChecked": _eventsChecked = try scanner.member("eventsChecked") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "streams": _streams = try scanner.member("streams") { s0 in s0.null() ? nil : try s0.int() }
-                case "problems": _problems = try scanner.member("problems") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
-                case "problemCount": _problemCount = try scanner.member("problemCount") { s0 in s0.null() ? nil : try s0.int() }
-                case "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
-                case "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 813166 where key == "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 877924 where key == "eventsChecked": _eventsChecked = try scanner.member("eventsChecked") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 488307 where key == "streams": _streams = try scanner.member("streams") { s0 in s0.null() ? nil : try s0.int() }
+                case 553075 where key == "problems": _problems = try scanner.member("problems") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.string() } }
+                case 815220 where key == "problemCount": _problemCount = try scanner.member("problemCount") { s0 in s0.null() ? nil : try s0.int() }
+                case 817004 where key == "writeRefusal": _writeRefusal = try scanner.member("writeRefusal") { s0 in s0.null() ? nil : try s0.string() }
+                case 287845 where key == "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }

@@ -94,16 +94,16 @@ extension CqrsQueriesV1 {
             var _version: Int64? = nil
             var _position: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
-                case "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try CqrsCommandsV1.AccountType(json: &s0) }
-                case "balance": _balance = try scanner.member("balance") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
-                case "openedAt": _openedAt = try scanner.member("openedAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 419954 where key == "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case 745829 where key == "accountType": _accountType = try scanner.member("accountType") { s0 in s0.null() ? nil : try CqrsCommandsV1.AccountType(json: &s0) }
+                case 483941 where key == "balance": _balance = try scanner.member("balance") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
+                case 552820 where key == "openedAt": _openedAt = try scanner.member("openedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 619892 where key == "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -172,9 +172,9 @@ extension CqrsQueriesV1 {
             var _accountId: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -235,10 +235,10 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -325,14 +325,14 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
-                case "balanceGreaterThan": _balanceGreaterThan = try scanner.member("balanceGreaterThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "balanceLessThan": _balanceLessThan = try scanner.member("balanceLessThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 419954 where key == "holder": _holder = try scanner.member("holder") { s0 in s0.null() ? nil : try s0.string() }
+                case 1204846 where key == "balanceGreaterThan": _balanceGreaterThan = try scanner.member("balanceGreaterThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case 1008238 where key == "balanceLessThan": _balanceLessThan = try scanner.member("balanceLessThan") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try AccountStatus(json: &s0) }
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -389,9 +389,9 @@ extension CqrsQueriesV1 {
             var _accounts: [Account]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.array { s1 in try Account(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 549235 where key == "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.array { s1 in try Account(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -485,13 +485,13 @@ extension CqrsQueriesV1 {
             var _at: String? = nil
             var _position: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try TransactionKind(json: &s0) }
-                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "balanceAfter": _balanceAfter = try scanner.member("balanceAfter") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
-                case "at": _at = try scanner.member("at") { s0 in s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 289636 where key == "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try TransactionKind(json: &s0) }
+                case 418164 where key == "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case 811634 where key == "balanceAfter": _balanceAfter = try scanner.member("balanceAfter") { s0 in s0.null() ? nil : try CqrsCommandsV1.Money(json: &s0) }
+                case 156020 where key == "at": _at = try scanner.member("at") { s0 in s0.null() ? nil : try s0.string() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -567,11 +567,11 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -621,10 +621,10 @@ extension CqrsQueriesV1 {
             var _transactions: [Transaction]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
-                case "transactions": _transactions = try scanner.member("transactions") { s0 in s0.null() ? nil : try s0.array { s1 in try Transaction(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                case 816243 where key == "transactions": _transactions = try scanner.member("transactions") { s0 in s0.null() ? nil : try s0.array { s1 in try Transaction(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -662,8 +662,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _accountId: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 614756 where key == "accountId": _accountId = try scanner.member("accountId") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -737,13 +737,13 @@ extension CqrsQueriesV1 {
             var _createdAt: String? = nil
             var _position: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
-                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CqrsCommandsV1.Customer(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
-                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 487268 where key == "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case 549746 where key == "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CqrsCommandsV1.Customer(json: &s0) }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 553337 where key == "quantity": _quantity = try scanner.member("quantity") { s0 in s0.null() ? nil : try s0.int() }
+                case 615284 where key == "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -806,9 +806,9 @@ extension CqrsQueriesV1 {
             var _orderId: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 487268 where key == "orderId": _orderId = try scanner.member("orderId") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -875,11 +875,11 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "customerEmail": _customerEmail = try scanner.member("customerEmail") { s0 in s0.null() ? nil : try s0.string() }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 877420 where key == "customerEmail": _customerEmail = try scanner.member("customerEmail") { s0 in s0.null() ? nil : try s0.string() }
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -927,9 +927,9 @@ extension CqrsQueriesV1 {
             var _orders: [Order]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 421747 where key == "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -981,13 +981,13 @@ extension CqrsQueriesV1 {
             var _firstOrderAt: String? = nil
             var _lastOrderAt: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
-                case "orderCount": _orderCount = try scanner.member("orderCount") { s0 in s0.null() ? nil : try s0.int() }
-                case "firstOrderAt": _firstOrderAt = try scanner.member("firstOrderAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "lastOrderAt": _lastOrderAt = try scanner.member("lastOrderAt") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 353644 where key == "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case 616037 where key == "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case 552037 where key == "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case 683892 where key == "orderCount": _orderCount = try scanner.member("orderCount") { s0 in s0.null() ? nil : try s0.int() }
+                case 812660 where key == "firstOrderAt": _firstOrderAt = try scanner.member("firstOrderAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 748660 where key == "lastOrderAt": _lastOrderAt = try scanner.member("lastOrderAt") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1056,10 +1056,10 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1102,9 +1102,9 @@ extension CqrsQueriesV1 {
             var _customers: [CustomerSummary]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.array { s1 in try CustomerSummary(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 615283 where key == "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.array { s1 in try CustomerSummary(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1160,9 +1160,9 @@ extension CqrsQueriesV1 {
             var _email: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 353644 where key == "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1199,9 +1199,9 @@ extension CqrsQueriesV1 {
             var _customer: CustomerSummary? = nil
             var _orders: [Order]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CustomerSummary(json: &s0) }
-                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
+                switch key.dispatchCode {
+                case 549746 where key == "customer": _customer = try scanner.member("customer") { s0 in s0.null() ? nil : try CustomerSummary(json: &s0) }
+                case 421747 where key == "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.array { s1 in try Order(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -1307,15 +1307,15 @@ extension CqrsQueriesV1 {
             var _updatedAt: String? = nil
             var _position: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 357477 where key == "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 615284 where key == "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 619892 where key == "updatedAt": _updatedAt = try scanner.member("updatedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1380,9 +1380,9 @@ extension CqrsQueriesV1 {
             var _jobId: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1449,11 +1449,11 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1497,9 +1497,9 @@ extension CqrsQueriesV1 {
             var _jobs: [Job]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobs": _jobs = try scanner.member("jobs") { s0 in s0.null() ? nil : try s0.array { s1 in try Job(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 289395 where key == "jobs": _jobs = try scanner.member("jobs") { s0 in s0.null() ? nil : try s0.array { s1 in try Job(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1564,11 +1564,11 @@ extension CqrsQueriesV1 {
             var _status: JobStatus? = nil
             var _version: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
-                case "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 357477 where key == "title": _title = try scanner.member("title") { s0 in s0.null() ? nil : try s0.string() }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try JobStatus(json: &s0) }
+                case 489070 where key == "version": _version = try scanner.member("version") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1661,16 +1661,16 @@ extension CqrsQueriesV1 {
             var _createdAt: String? = nil
             var _position: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
-                case "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
-                case "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
-                case "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
-                case "job": _job = try scanner.member("job") { s0 in s0.null() ? nil : try JobCopy(json: &s0) }
-                case "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 876900 where key == "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 616037 where key == "firstName": _firstName = try scanner.member("firstName") { s0 in s0.null() ? nil : try s0.string() }
+                case 552037 where key == "lastName": _lastName = try scanner.member("lastName") { s0 in s0.null() ? nil : try s0.string() }
+                case 353644 where key == "email": _email = try scanner.member("email") { s0 in s0.null() ? nil : try s0.string() }
+                case 1008494 where key == "currentPosition": _currentPosition = try scanner.member("currentPosition") { s0 in s0.null() ? nil : try s0.string() }
+                case 223842 where key == "job": _job = try scanner.member("job") { s0 in s0.null() ? nil : try JobCopy(json: &s0) }
+                case 615284 where key == "createdAt": _createdAt = try scanner.member("createdAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1738,9 +1738,9 @@ extension CqrsQueriesV1 {
             var _applicationId: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 876900 where key == "applicationId": _applicationId = try scanner.member("applicationId") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1807,11 +1807,11 @@ extension CqrsQueriesV1 {
             var _pageToken: String? = nil
             var _minPosition: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
-                case "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 354916 where key == "jobId": _jobId = try scanner.member("jobId") { s0 in s0.null() ? nil : try s0.string() }
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                case 748910 where key == "minPosition": _minPosition = try scanner.member("minPosition") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1859,9 +1859,9 @@ extension CqrsQueriesV1 {
             var _applications: [Application]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "applications": _applications = try scanner.member("applications") { s0 in s0.null() ? nil : try s0.array { s1 in try Application(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 811379 where key == "applications": _applications = try scanner.member("applications") { s0 in s0.null() ? nil : try s0.array { s1 in try Application(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -1893,7 +1893,7 @@ extension CqrsQueriesV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -1959,12 +1959,12 @@ extension CqrsQueriesV1 {
             var _highWatermark: Int64? = nil
             var _lag: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "appliedOffset": _appliedOffset = try scanner.member("appliedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 876916 where key == "appliedOffset": _appliedOffset = try scanner.member("appliedOffset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 878699 where key == "highWatermark": _highWatermark = try scanner.member("highWatermark") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 224359 where key == "lag": _lag = try scanner.member("lag") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2066,17 +2066,17 @@ extension CqrsQueriesV1 {
             var _lastError: String? = nil
             var _rebuilding: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "appliedPosition": _appliedPosition = try scanner.member("appliedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionStatus(json: &s1) } }
-                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
-                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
-                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
-                case "rows": _rows = try scanner.member("rows") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.int() } }
-                case "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
-                case "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
-                case "rebuilding": _rebuilding = try scanner.member("rebuilding") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 1007982 where key == "appliedPosition": _appliedPosition = try scanner.member("appliedPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 684147 where key == "partitions": _partitions = try scanner.member("partitions") { s0 in s0.null() ? nil : try s0.array { s1 in try PartitionStatus(json: &s1) } }
+                case 815219 where key == "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
+                case 549235 where key == "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
+                case 421747 where key == "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
+                case 615283 where key == "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
+                case 291443 where key == "rows": _rows = try scanner.member("rows") { s0 in s0.null() ? nil : try s0.map { s1 in try s1.int() } }
+                case 1008228 where key == "brokerConnected": _brokerConnected = try scanner.member("brokerConnected") { s0 in s0.null() ? nil : try s0.bool() }
+                case 617586 where key == "lastError": _lastError = try scanner.member("lastError") { s0 in s0.null() ? nil : try s0.string() }
+                case 684647 where key == "rebuilding": _rebuilding = try scanner.member("rebuilding") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2136,8 +2136,8 @@ extension CqrsQueriesV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _pageSize: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2229,16 +2229,16 @@ extension CqrsQueriesV1 {
             var _customers: Int? = nil
             var _parkedEvents: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "eventsPerSecond": _eventsPerSecond = try scanner.member("eventsPerSecond") { s0 in s0.null() ? nil : try s0.int() }
-                case "elapsedMs": _elapsedMs = try scanner.member("elapsedMs") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
-                case "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
-                case "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
-                case "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
-                case "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 877924 where key == "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 813166 where key == "headPosition": _headPosition = try scanner.member("headPosition") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 1008996 where key == "eventsPerSecond": _eventsPerSecond = try scanner.member("eventsPerSecond") { s0 in s0.null() ? nil : try s0.int() }
+                case 615795 where key == "elapsedMs": _elapsedMs = try scanner.member("elapsedMs") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 287845 where key == "done": _done = try scanner.member("done") { s0 in s0.null() ? nil : try s0.bool() }
+                case 549235 where key == "accounts": _accounts = try scanner.member("accounts") { s0 in s0.null() ? nil : try s0.int() }
+                case 421747 where key == "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
+                case 615283 where key == "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
+                case 815219 where key == "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2397,21 +2397,21 @@ extension CqrsQueriesV1 {
             var _parkedAt: String? = nil
             var _value: RawJSON? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try ParkedState(json: &s0) }
-                case "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
-                case "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
-                case "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
-                case "eventType": _eventType = try scanner.member("eventType") { s0 in s0.null() ? nil : try s0.string() }
-                case "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
-                case "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
-                case "error": _error = try scanner.member("error") { s0 in s0.null() ? nil : try s0.string() }
-                case "attempts": _attempts = try scanner.member("attempts") { s0 in s0.null() ? nil : try s0.int() }
-                case "parkedAt": _parkedAt = try scanner.member("parkedAt") { s0 in s0.null() ? nil : try s0.string() }
-                case "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
+                switch key.dispatchCode {
+                case 158052 where key == "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 357221 where key == "state": _state = try scanner.member("state") { s0 in s0.null() ? nil : try ParkedState(json: &s0) }
+                case 357475 where key == "topic": _topic = try scanner.member("topic") { s0 in s0.null() ? nil : try s0.string() }
+                case 618606 where key == "partition": _partition = try scanner.member("partition") { s0 in s0.null() ? nil : try s0.int() }
+                case 421748 where key == "offset": _offset = try scanner.member("offset") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 484708 where key == "eventId": _eventId = try scanner.member("eventId") { s0 in s0.null() ? nil : try s0.string() }
+                case 615781 where key == "eventType": _eventType = try scanner.member("eventType") { s0 in s0.null() ? nil : try s0.string() }
+                case 553828 where key == "streamId": _streamId = try scanner.member("streamId") { s0 in s0.null() ? nil : try s0.string() }
+                case 881518 where key == "streamVersion": _streamVersion = try scanner.member("streamVersion") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 553070 where key == "position": _position = try scanner.member("position") { s0 in s0.null() ? nil : try s0.int64String() }
+                case 353650 where key == "error": _error = try scanner.member("error") { s0 in s0.null() ? nil : try s0.string() }
+                case 549235 where key == "attempts": _attempts = try scanner.member("attempts") { s0 in s0.null() ? nil : try s0.int() }
+                case 553076 where key == "parkedAt": _parkedAt = try scanner.member("parkedAt") { s0 in s0.null() ? nil : try s0.string() }
+                case 357989 where key == "value": _value = try scanner.member("value") { s0 in s0.null() ? nil : try RawJSON(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -2474,9 +2474,9 @@ extension CqrsQueriesV1 {
             var _pageSize: Int? = nil
             var _pageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
-                case "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 553061 where key == "pageSize": _pageSize = try scanner.member("pageSize") { s0 in s0.null() ? nil : try s0.int() }
+                case 618606 where key == "pageToken": _pageToken = try scanner.member("pageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2518,9 +2518,9 @@ extension CqrsQueriesV1 {
             var _events: [ParkedEvent]? = nil
             var _nextPageToken: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try ParkedEvent(json: &s1) } }
-                case "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 419187 where key == "events": _events = try scanner.member("events") { s0 in s0.null() ? nil : try s0.array { s1 in try ParkedEvent(json: &s1) } }
+                case 880238 where key == "nextPageToken": _nextPageToken = try scanner.member("nextPageToken") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2574,9 +2574,9 @@ extension CqrsQueriesV1 {
             var _ids: [Int64]? = nil
             var _all: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "ids": _ids = try scanner.member("ids") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int64String() } }
-                case "all": _all = try scanner.member("all") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 223603 where key == "ids": _ids = try scanner.member("ids") { s0 in s0.null() ? nil : try s0.array { s1 in try s1.int64String() } }
+                case 221548 where key == "all": _all = try scanner.member("all") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -2619,10 +2619,10 @@ extension CqrsQueriesV1 {
             var _skipped: Int? = nil
             var _stillParked: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "applied": _applied = try scanner.member("applied") { s0 in s0.null() ? nil : try s0.int() }
-                case "skipped": _skipped = try scanner.member("skipped") { s0 in s0.null() ? nil : try s0.int() }
-                case "stillParked": _stillParked = try scanner.member("stillParked") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 483684 where key == "applied": _applied = try scanner.member("applied") { s0 in s0.null() ? nil : try s0.int() }
+                case 488292 where key == "skipped": _skipped = try scanner.member("skipped") { s0 in s0.null() ? nil : try s0.int() }
+                case 750436 where key == "stillParked": _stillParked = try scanner.member("stillParked") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }

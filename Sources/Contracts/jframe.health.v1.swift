@@ -20,8 +20,8 @@ extension JframeHealthV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _service: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 488293 where key == "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -51,8 +51,8 @@ extension JframeHealthV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _status: ServingStatus? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try ServingStatus(json: &s0) }
+                switch key.dispatchCode {
+                case 422771 where key == "status": _status = try scanner.member("status") { s0 in s0.null() ? nil : try ServingStatus(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }

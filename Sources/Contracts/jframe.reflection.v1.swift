@@ -17,7 +17,7 @@ extension JframeReflectionV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -46,8 +46,8 @@ extension JframeReflectionV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _services: [ServiceInfo]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "services": _services = try scanner.member("services") { s0 in s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
+                switch key.dispatchCode {
+                case 553843 where key == "services": _services = try scanner.member("services") { s0 in s0.null() ? nil : try s0.array { s1 in try ServiceInfo(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -88,10 +88,10 @@ extension JframeReflectionV1 {
             var _package: String? = nil
             var _methods: [MethodInfo]? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
-                case "package": _package = try scanner.member("package") { s0 in s0.null() ? nil : try s0.string() }
-                case "methods": _methods = try scanner.member("methods") { s0 in s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case 487525 where key == "package": _package = try scanner.member("package") { s0 in s0.null() ? nil : try s0.string() }
+                case 486771 where key == "methods": _methods = try scanner.member("methods") { s0 in s0.null() ? nil : try s0.array { s1 in try MethodInfo(json: &s1) } }
                 default: try scanner.skipValue()
                 }
             }
@@ -143,12 +143,12 @@ extension JframeReflectionV1 {
             var _responseType: String? = nil
             var _idempotent: Bool? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
-                case "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try CallKind(json: &s0) }
-                case "requestType": _requestType = try scanner.member("requestType") { s0 in s0.null() ? nil : try s0.string() }
-                case "responseType": _responseType = try scanner.member("responseType") { s0 in s0.null() ? nil : try s0.string() }
-                case "idempotent": _idempotent = try scanner.member("idempotent") { s0 in s0.null() ? nil : try s0.bool() }
+                switch key.dispatchCode {
+                case 290405 where key == "name": _name = try scanner.member("name") { s0 in s0.null() ? nil : try s0.string() }
+                case 289636 where key == "kind": _kind = try scanner.member("kind") { s0 in s0.null() ? nil : try CallKind(json: &s0) }
+                case 750181 where key == "requestType": _requestType = try scanner.member("requestType") { s0 in s0.null() ? nil : try s0.string() }
+                case 815717 where key == "responseType": _responseType = try scanner.member("responseType") { s0 in s0.null() ? nil : try s0.string() }
+                case 682356 where key == "idempotent": _idempotent = try scanner.member("idempotent") { s0 in s0.null() ? nil : try s0.bool() }
                 default: try scanner.skipValue()
                 }
             }
@@ -205,8 +205,8 @@ extension JframeReflectionV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _service: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 488293 where key == "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -242,9 +242,9 @@ extension JframeReflectionV1 {
             var _service: String? = nil
             var _definition: JSONValue? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
-                case "definition": _definition = try scanner.member("definition") { s0 in s0.null() ? nil : try s0.value() }
+                switch key.dispatchCode {
+                case 488293 where key == "service": _service = try scanner.member("service") { s0 in s0.null() ? nil : try s0.string() }
+                case 681070 where key == "definition": _definition = try scanner.member("definition") { s0 in s0.null() ? nil : try s0.value() }
                 default: try scanner.skipValue()
                 }
             }
@@ -277,8 +277,8 @@ extension JframeReflectionV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _method: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 421220 where key == "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -325,13 +325,13 @@ extension JframeReflectionV1 {
             var _responseSchema: JSONValue? = nil
             var _messages: JSONValue? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
-                case "info": _info = try scanner.member("info") { s0 in s0.null() ? nil : try MethodInfo(json: &s0) }
-                case "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
-                case "requestSchema": _requestSchema = try scanner.member("requestSchema") { s0 in s0.null() ? nil : try s0.value() }
-                case "responseSchema": _responseSchema = try scanner.member("responseSchema") { s0 in s0.null() ? nil : try s0.value() }
-                case "messages": _messages = try scanner.member("messages") { s0 in s0.null() ? nil : try s0.value() }
+                switch key.dispatchCode {
+                case 421220 where key == "method": _method = try scanner.member("method") { s0 in s0.null() ? nil : try s0.string() }
+                case 289135 where key == "info": _info = try scanner.member("info") { s0 in s0.null() ? nil : try MethodInfo(json: &s0) }
+                case 746606 where key == "description": _description = try scanner.member("description") { s0 in s0.null() ? nil : try s0.string() }
+                case 881249 where key == "requestSchema": _requestSchema = try scanner.member("requestSchema") { s0 in s0.null() ? nil : try s0.value() }
+                case 946785 where key == "responseSchema": _responseSchema = try scanner.member("responseSchema") { s0 in s0.null() ? nil : try s0.value() }
+                case 552307 where key == "messages": _messages = try scanner.member("messages") { s0 in s0.null() ? nil : try s0.value() }
                 default: try scanner.skipValue()
                 }
             }

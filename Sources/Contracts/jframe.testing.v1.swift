@@ -30,11 +30,11 @@ extension JframeTestingV1 {
             var _amount: Int? = nil
             var _note: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.string() }
-                case "account": _account = try scanner.member("account") { s0 in s0.null() ? nil : try s0.string() }
-                case "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try s0.int() }
-                case "note": _note = try scanner.member("note") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 158052 where key == "id": _id = try scanner.member("id") { s0 in s0.null() ? nil : try s0.string() }
+                case 483700 where key == "account": _account = try scanner.member("account") { s0 in s0.null() ? nil : try s0.string() }
+                case 418164 where key == "amount": _amount = try scanner.member("amount") { s0 in s0.null() ? nil : try s0.int() }
+                case 290405 where key == "note": _note = try scanner.member("note") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -74,9 +74,9 @@ extension JframeTestingV1 {
             var _message: EchoMessage? = nil
             var _count: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try EchoMessage(json: &s0) }
-                case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 486757 where key == "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try EchoMessage(json: &s0) }
+                case 353140 where key == "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -132,9 +132,9 @@ extension JframeTestingV1 {
             var _count: Int? = nil
             var _totalAmount: Int64? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
-                case "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in s0.null() ? nil : try s0.int64String() }
+                switch key.dispatchCode {
+                case 353140 where key == "count": _count = try scanner.member("count") { s0 in s0.null() ? nil : try s0.int() }
+                case 750708 where key == "totalAmount": _totalAmount = try scanner.member("totalAmount") { s0 in s0.null() ? nil : try s0.int64String() }
                 default: try scanner.skipValue()
                 }
             }
@@ -168,8 +168,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _milliseconds: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 814451 where key == "milliseconds": _milliseconds = try scanner.member("milliseconds") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -202,8 +202,8 @@ extension JframeTestingV1 {
         public init(json scanner: inout JSONScanner) throws {
             var _sleptMs: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 488307 where key == "sleptMs": _sleptMs = try scanner.member("sleptMs") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
@@ -238,9 +238,9 @@ extension JframeTestingV1 {
             var _code: Int? = nil
             var _message: String? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "code": _code = try scanner.member("code") { s0 in s0.null() ? nil : try s0.int() }
-                case "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try s0.string() }
+                switch key.dispatchCode {
+                case 287589 where key == "code": _code = try scanner.member("code") { s0 in s0.null() ? nil : try s0.int() }
+                case 486757 where key == "message": _message = try scanner.member("message") { s0 in s0.null() ? nil : try s0.string() }
                 default: try scanner.skipValue()
                 }
             }
@@ -271,7 +271,7 @@ extension JframeTestingV1 {
 
         public init(json scanner: inout JSONScanner) throws {
             try scanner.fields { scanner, key in
-                switch key {
+                switch key.dispatchCode {
                 default: try scanner.skipValue()
                 }
             }
@@ -304,9 +304,9 @@ extension JframeTestingV1 {
             var _sleepsCompleted: Int? = nil
             var _sleepsCancelled: Int? = nil
             try scanner.fields { scanner, key in
-                switch key {
-                case "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in s0.null() ? nil : try s0.int() }
-                case "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in s0.null() ? nil : try s0.int() }
+                switch key.dispatchCode {
+                case 1012580 where key == "sleepsCompleted": _sleepsCompleted = try scanner.member("sleepsCompleted") { s0 in s0.null() ? nil : try s0.int() }
+                case 1012580 where key == "sleepsCancelled": _sleepsCancelled = try scanner.member("sleepsCancelled") { s0 in s0.null() ? nil : try s0.int() }
                 default: try scanner.skipValue()
                 }
             }
