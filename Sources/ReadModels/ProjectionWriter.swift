@@ -42,8 +42,13 @@ final class ProjectionWriter {
     private var parkedStreams: Set<String> = []
     /// Applied stream versions (with the event applied at each) read or written so far; changes
     /// are written once per transaction.
-    private var versions: [String: StreamHead] = [:]
-    private var changedVersions: Set<String> = []
+    private var versions: [String: CachedHead] = [:]
+    /// The streams whose head this transaction changed, each once (in the order of their first
+    /// change), to be written at its end.
+    private var changedVersions: [String] = []
+    /// The number of the current transaction: a cached head changed in it carries it, so a
+    /// change costs one hash of the stream id (no set of changed ids to insert into and clear).
+    private var transactionNumber: UInt64 = 1
     /// Cached versions beyond this many are dropped between transactions (memory stays bounded).
     static let versionCacheLimit = 200_000
     /// Set for a rebuild's writer: the only writer of tables it found empty. So the projections'
@@ -67,6 +72,12 @@ final class ProjectionWriter {
         var version: Int64
         var eventId: String
         static let empty = StreamHead(version: 0, eventId: "")
+    }
+
+    /// A stream head as cached: read (`changedIn` 0) or changed in transaction `changedIn`.
+    struct CachedHead {
+        var head: StreamHead
+        var changedIn: UInt64 = 0
     }
 
     struct PartitionKey: Hashable {
@@ -146,13 +157,13 @@ final class ProjectionWriter {
         for id in streamIds where versions[id] == nil && seen.insert(id).inserted { missing.append(id) }
         for start in stride(from: 0, to: missing.count, by: 500) {
             let chunk = Array(missing[start..<min(start + 500, missing.count)])
-            for id in chunk { versions[id] = .empty }
+            for id in chunk { versions[id] = CachedHead(head: .empty) }
             let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
             for (id, head) in try db.query(
                 "SELECT stream_id, version, event_id FROM streams WHERE stream_id IN (\(placeholders))", chunk.map { .text($0) },
                 row: { ($0.text(0), StreamHead(version: $0.int64(1), eventId: $0.text(2))) })
             {
-                versions[id] = head
+                versions[id] = CachedHead(head: head)
             }
         }
     }
@@ -521,25 +532,34 @@ final class ProjectionWriter {
     // MARK: Bookkeeping
 
     func streamHead(_ streamId: String) throws -> StreamHead {
-        if let cached = versions[streamId] { return cached }
+        if let cached = versions[streamId] { return cached.head }
         if versionsComplete { return .empty }
         let stored =
             try db.first("SELECT version, event_id FROM streams WHERE stream_id = ?", .text(streamId)) {
                 StreamHead(version: $0.int64(0), eventId: $0.text(1))
             } ?? .empty
-        versions[streamId] = stored
+        versions[streamId] = CachedHead(head: stored)
         return stored
     }
 
     private func setStreamHead(_ streamId: String, _ head: StreamHead) {
-        versions[streamId] = head
-        changedVersions.insert(streamId)
+        // In place, one lookup; the stream joins the list at its first change in the transaction.
+        if Self.change(&versions[streamId, default: CachedHead(head: .empty)], to: head, in: transactionNumber) {
+            changedVersions.append(streamId)
+        }
+    }
+
+    /// Sets `entry` to `head` as changed in `transaction`; true if it had not changed in it yet.
+    private static func change(_ entry: inout CachedHead, to head: StreamHead, in transaction: UInt64) -> Bool {
+        let first = entry.changedIn != transaction
+        entry = CachedHead(head: head, changedIn: transaction)
+        return first
     }
 
     /// Writes the stream versions changed in this transaction.
     private func saveStreamVersions() throws {
         for streamId in changedVersions {
-            let head = versions[streamId] ?? .empty
+            let head = versions[streamId]?.head ?? .empty
             // Each stream once (a set): held together, they may go as one multi-row upsert.
             try db.insert(
                 """
@@ -548,6 +568,7 @@ final class ProjectionWriter {
                 """, .text(streamId), .integer(head.version), .text(head.eventId))
         }
         changedVersions = []
+        transactionNumber += 1
     }
 
     /// Marks a global position handled and moves `handledThrough` over every contiguous one.
