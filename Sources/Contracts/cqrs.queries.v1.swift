@@ -2175,8 +2175,9 @@ extension CqrsQueriesV1 {
         public var customers: Int?
         /// Events of the history that failed to apply.
         public var parkedEvents: Int?
+        public var phase: RebuildPhase?
 
-        public init(eventsApplied: Int64, headPosition: Int64, eventsPerSecond: Int, elapsedMs: Int64, done: Bool, accounts: Int? = nil, orders: Int? = nil, customers: Int? = nil, parkedEvents: Int? = nil) {
+        public init(eventsApplied: Int64, headPosition: Int64, eventsPerSecond: Int, elapsedMs: Int64, done: Bool, accounts: Int? = nil, orders: Int? = nil, customers: Int? = nil, parkedEvents: Int? = nil, phase: RebuildPhase? = nil) {
             self.eventsApplied = eventsApplied
             self.headPosition = headPosition
             self.eventsPerSecond = eventsPerSecond
@@ -2186,10 +2187,11 @@ extension CqrsQueriesV1 {
             self.orders = orders
             self.customers = customers
             self.parkedEvents = parkedEvents
+            self.phase = phase
         }
 
         enum CodingKeys: String, CodingKey {
-            case eventsApplied, headPosition, eventsPerSecond, elapsedMs, done, accounts, orders, customers, parkedEvents
+            case eventsApplied, headPosition, eventsPerSecond, elapsedMs, done, accounts, orders, customers, parkedEvents, phase
         }
 
         public init(from decoder: any Decoder) throws {
@@ -2203,6 +2205,7 @@ extension CqrsQueriesV1 {
             self.orders = try container.decodeIfPresent(Int.self, forKey: .orders)
             self.customers = try container.decodeIfPresent(Int.self, forKey: .customers)
             self.parkedEvents = try container.decodeIfPresent(Int.self, forKey: .parkedEvents)
+            self.phase = try container.decodeIfPresent(RebuildPhase.self, forKey: .phase)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -2216,6 +2219,7 @@ extension CqrsQueriesV1 {
             try container.encodeIfPresent(orders, forKey: .orders)
             try container.encodeIfPresent(customers, forKey: .customers)
             try container.encodeIfPresent(parkedEvents, forKey: .parkedEvents)
+            try container.encodeIfPresent(phase, forKey: .phase)
         }
 
         public init(json scanner: inout JSONScanner) throws {
@@ -2228,6 +2232,7 @@ extension CqrsQueriesV1 {
             var _orders: Int? = nil
             var _customers: Int? = nil
             var _parkedEvents: Int? = nil
+            var _phase: RebuildPhase? = nil
             try scanner.fields { scanner, key in
                 switch key.dispatchCode {
                 case 877924 where key == "eventsApplied": _eventsApplied = try scanner.member("eventsApplied") { s0 in s0.null() ? nil : try s0.int64String() }
@@ -2239,6 +2244,7 @@ extension CqrsQueriesV1 {
                 case 421747 where key == "orders": _orders = try scanner.member("orders") { s0 in s0.null() ? nil : try s0.int() }
                 case 615283 where key == "customers": _customers = try scanner.member("customers") { s0 in s0.null() ? nil : try s0.int() }
                 case 815219 where key == "parkedEvents": _parkedEvents = try scanner.member("parkedEvents") { s0 in s0.null() ? nil : try s0.int() }
+                case 356453 where key == "phase": _phase = try scanner.member("phase") { s0 in s0.null() ? nil : try RebuildPhase(json: &s0) }
                 default: try scanner.skipValue()
                 }
             }
@@ -2247,7 +2253,7 @@ extension CqrsQueriesV1 {
             guard let _eventsPerSecond else { throw scanner.failure("missing required field 'eventsPerSecond'", member: "eventsPerSecond") }
             guard let _elapsedMs else { throw scanner.failure("missing required field 'elapsedMs'", member: "elapsedMs") }
             guard let _done else { throw scanner.failure("missing required field 'done'", member: "done") }
-            self.init(eventsApplied: _eventsApplied, headPosition: _headPosition, eventsPerSecond: _eventsPerSecond, elapsedMs: _elapsedMs, done: _done, accounts: _accounts, orders: _orders, customers: _customers, parkedEvents: _parkedEvents)
+            self.init(eventsApplied: _eventsApplied, headPosition: _headPosition, eventsPerSecond: _eventsPerSecond, elapsedMs: _elapsedMs, done: _done, accounts: _accounts, orders: _orders, customers: _customers, parkedEvents: _parkedEvents, phase: _phase)
         }
 
         public func writeJSON(to writer: inout JSONWriter) {
@@ -2261,6 +2267,7 @@ extension CqrsQueriesV1 {
             if let orders { writer.key("orders"); writer.int(orders); writer.comma() }
             if let customers { writer.key("customers"); writer.int(customers); writer.comma() }
             if let parkedEvents { writer.key("parkedEvents"); writer.int(parkedEvents); writer.comma() }
+            if let phase { writer.key("phase"); phase.writeJSON(to: &writer); writer.comma() }
             writer.endObject()
         }
 
@@ -2279,6 +2286,23 @@ extension CqrsQueriesV1 {
                 if value < 0 { violations.append(FieldViolation(field: path + "parkedEvents", description: "must be at least 0")) }
             }
         }
+    }
+}
+
+extension CqrsQueriesV1 {
+    /// What a rebuild is doing: LOADING the history into the new tables; INDEXING them (indexes a PostgreSQL rebuild put off until the rows were in: eventsApplied stays still meanwhile); SWAPPING (the events appended since, applied with the live writer held, then the swap). Absent from servers older than the field.
+    public enum RebuildPhase: String, Codable, Sendable, Hashable, CaseIterable, JSONMessage {
+        case loading = "LOADING"
+        case indexing = "INDEXING"
+        case swapping = "SWAPPING"
+
+        public init(json scanner: inout JSONScanner) throws {
+            let raw = try scanner.string()
+            guard let value = Self(rawValue: raw) else { throw scanner.failure("unknown RebuildPhase '\(raw)'") }
+            self = value
+        }
+
+        public func writeJSON(to writer: inout JSONWriter) { writer.string(rawValue) }
     }
 }
 
@@ -2959,7 +2983,7 @@ extension CqrsQueriesV1 {
         public protocol ServiceProtocol: RPCService {
             /// Applied position, per-partition applied offset, the broker's high watermark and lag, parked events and row counts.
             func getStatus(_ request: GetStatusRequest, context: ServerContext) async throws -> ReadModelStatus
-            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.
+            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms, each message with the phase the rebuild is in (LOADING, INDEXING, SWAPPING; INDEXING keeps reporting while a PostgreSQL rebuild builds the indexes it put off), and a final message with done: true and no phase.
             func rebuild(_ request: RebuildRequest, responses: MessageWriter<RebuildProgress>, context: ServerContext) async throws
             /// Events the projection set aside, with their errors.
             func listParked(_ request: ListParkedRequest, context: ServerContext) async throws -> ParkedPage
@@ -2980,7 +3004,7 @@ extension CqrsQueriesV1 {
                 try await client.unary(request, method: Method.getStatus, responseType: ReadModelStatus.self, options: options)
             }
 
-            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.
+            /// Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms, each message with the phase the rebuild is in (LOADING, INDEXING, SWAPPING; INDEXING keeps reporting while a PostgreSQL rebuild builds the indexes it put off), and a final message with done: true and no phase.
             public func rebuild<Result: Sendable>(
                 _ request: RebuildRequest, options: CallOptions = .defaults,
                 _ handle: @escaping @Sendable (MessageStream<RebuildProgress>) async throws -> Result
@@ -3287,7 +3311,7 @@ extension CqrsQueriesV1 {
           "request": "RebuildRequest",
           "response": "RebuildProgress",
           "idempotent": false,
-          "description": "Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms and a final message with done: true.",
+          "description": "Rebuilds every read model from the CommandService's ReadAll history into fresh tables while the current ones keep answering, then swaps them in one transaction; the swap also moves any partition offset the broker's retention left behind up to the partition's log start, and the projection's members start again from there. Streams progress about every 250 ms, each message with the phase the rebuild is in (LOADING, INDEXING, SWAPPING; INDEXING keeps reporting while a PostgreSQL rebuild builds the indexes it put off), and a final message with done: true and no phase.",
           "errors": {
             "FAILED_PRECONDITION": "a rebuild is already running",
             "RESOURCE_EXHAUSTED": "the read models' disk is full; nothing of the rebuild is left behind",
@@ -4647,6 +4671,9 @@ extension CqrsQueriesV1 {
           "type": "integer",
           "minimum": 0,
           "description": "Events of the history that failed to apply."
+        },
+        "phase": {
+          "$ref": "#/messages/RebuildPhase"
         }
       },
       "required": [
@@ -4663,7 +4690,8 @@ extension CqrsQueriesV1 {
           "headPosition": "12000",
           "eventsPerSecond": 90000,
           "elapsedMs": "55",
-          "done": false
+          "done": false,
+          "phase": "LOADING"
         },
         {
           "eventsApplied": "12000",
@@ -4676,6 +4704,19 @@ extension CqrsQueriesV1 {
           "customers": 20,
           "parkedEvents": 0
         }
+      ]
+    },
+    "RebuildPhase": {
+      "description": "What a rebuild is doing: LOADING the history into the new tables; INDEXING them (indexes a PostgreSQL rebuild put off until the rows were in: eventsApplied stays still meanwhile); SWAPPING (the events appended since, applied with the live writer held, then the swap). Absent from servers older than the field.",
+      "type": "string",
+      "enum": [
+        "LOADING",
+        "INDEXING",
+        "SWAPPING"
+      ],
+      "examples": [
+        "LOADING",
+        "INDEXING"
       ]
     },
     "ParkedState": {

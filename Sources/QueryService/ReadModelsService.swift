@@ -322,15 +322,19 @@ struct Rebuilder {
                 applying += ContinuousClock.now - applyStarted
                 if ContinuousClock.now - lastReport >= Self.reportEvery {
                     lastReport = .now
-                    try await report(progress(rebuild, head: head, since: started, done: false))
+                    try await report(progress(rebuild, head: head, since: started, phase: .loading))
                 }
             }
             // The indexes put off while loading, built before the live writer is held.
             let indexing = ContinuousClock.now
-            try await offload { try rebuild.finishLoading() }
+            try await report(progress(rebuild, head: head, since: started, phase: .indexing))
+            try await Self.whileReporting(every: Self.reportEvery, { progress(rebuild, head: head, since: started, phase: .indexing) }, to: report) {
+                try await offload { try rebuild.finishLoading() }
+            }
             let indexed = ContinuousClock.now - indexing
             // The last events since, read with the live writer held; then the swap.
             let finishing = ContinuousClock.now
+            try await report(progress(rebuild, head: head, since: started, phase: .swapping))
             let floors = await offsetFloors()
             let counts = try await store.finishRebuild(rebuild, offsetFloors: floors) {
                 while true {
@@ -340,7 +344,7 @@ struct Rebuilder {
                     try await offload { try rebuild.apply(decoded: page.events) }
                 }
             }
-            var final = progress(rebuild, head: head, since: started, done: true)
+            var final = progress(rebuild, head: head, since: started, phase: nil)
             final.accounts = counts["accounts"]
             final.orders = counts["orders"]
             final.customers = counts["customers"]
@@ -386,13 +390,45 @@ struct Rebuilder {
         }
     }
 
-    private func progress(_ rebuild: ReadModelRebuild, head: Int64, since started: ContinuousClock.Instant, done: Bool) -> QueriesAPI.RebuildProgress
-    {
+    /// Progress so far; `phase` nil is the final message (done).
+    private func progress(
+        _ rebuild: ReadModelRebuild, head: Int64, since started: ContinuousClock.Instant, phase: QueriesAPI.RebuildPhase?
+    ) -> QueriesAPI.RebuildProgress {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return QueriesAPI.RebuildProgress(
             eventsApplied: rebuild.eventsApplied, headPosition: head,
-            eventsPerSecond: seconds > 0 ? Int(Double(rebuild.eventsApplied) / seconds) : 0, elapsedMs: Int64(seconds * 1000), done: done)
+            eventsPerSecond: seconds > 0 ? Int(Double(rebuild.eventsApplied) / seconds) : 0, elapsedMs: Int64(seconds * 1000),
+            done: phase == nil, phase: phase)
+    }
+
+    /// Runs `work` (one long step with nothing to count, such as building an index over
+    /// millions of rows) while reporting `current()` every `interval`, so the stream does not
+    /// fall silent for minutes. Returns when `work` has finished, even if a report failed first
+    /// (the caller may only discard the rebuild once nothing works on it).
+    static func whileReporting<Progress>(
+        every interval: Duration, _ current: () -> Progress, to report: (Progress) async throws -> Void,
+        _ work: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        let (ticks, ticker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let working = Task {
+            defer { ticker.finish() }
+            try await work()
+        }
+        let timer = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                ticker.yield()
+            }
+        }
+        defer { timer.cancel() }
+        do {
+            for await _ in ticks { try await report(current()) }
+        } catch {
+            _ = await working.result
+            throw error
+        }
+        try await working.value
     }
 
     static func projected(_ event: CommandsAPI.StoredEvent) throws -> ProjectedEvent {

@@ -279,8 +279,14 @@ struct Rebuild: AsyncParsableCommand {
         }
     }
 
-    /// `[#########...........]  45% 450000/1000000 events  98000 events/s  ETA 6s`
+    /// `[#########...........]  45% 450000/1000000 events  98000 events/s  ETA 6s`; once the
+    /// history is in, what the rebuild is doing instead (an index build has nothing to count).
     static func bar(_ progress: QueriesAPI.RebuildProgress) -> String {
+        switch progress.phase {
+        case .indexing: return "\(progress.eventsApplied) events in; building the new tables' indexes (\(progress.elapsedMs / 1000)s elapsed)"
+        case .swapping: return "\(progress.eventsApplied) events in; applying the last events and swapping the tables"
+        case .loading, nil: break
+        }
         let total = max(progress.headPosition, progress.eventsApplied, 1)
         let fraction = Double(progress.eventsApplied) / Double(total)
         let width = 30

@@ -210,6 +210,12 @@ def test_rebuild_streams_progress_and_equals_the_live_models_twice(stack):
         progress = stack.stream("ReadModels", "Rebuild", {"pageSize": 10})
         final = progress[-1]
         assert final["done"] is True and all(not p["done"] for p in progress[:-1])
+        # Each message before the last says what the rebuild is doing, in this order; the last
+        # (done) has no phase.
+        phases = [p.get("phase") for p in progress[:-1]]
+        order = ["LOADING", "INDEXING", "SWAPPING"]
+        assert "phase" not in final and phases and all(phase in order for phase in phases), phases
+        assert phases == sorted(phases, key=order.index) and {"INDEXING", "SWAPPING"} <= set(phases), phases
         assert final["eventsApplied"] == final["headPosition"] == str(12 + 48 + 5)
         assert (final["accounts"], final["orders"], final["customers"], final["parkedEvents"]) == (12, 5, 2, 0)
         assert stack.dump() == live, "a rebuild onto the live models changes nothing and never double-counts"

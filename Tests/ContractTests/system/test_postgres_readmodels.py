@@ -121,6 +121,7 @@ def test_kill_9_of_a_replica_mid_workload_and_a_rebuild_while_both_answer(replic
     for asker in askers:
         asker.join(10)
     assert progress[-1]["done"] is True
+    assert [p.get("phase") for p in progress[-3:]] == ["INDEXING", "SWAPPING", None], "the put-off indexes are built, then the swap"
     assert answering and set(answering) == {0}, "both replicas answered throughout the rebuild and its swap"
     for query in replicas.queries:
         assert query.dump() == live, f"the models after the swap equal the live ones, on every replica (seed {seed})"
