@@ -288,7 +288,10 @@ final class ProjectionWriter {
             }
             return
         }
-        let applied = try streamHead(event.streamId)
+        // The stream's cache entry, found (or made) once and written through its index after
+        // the apply: nothing in between changes the cache.
+        let headIndex = try streamHeadIndex(event.streamId)
+        let applied = versions.values[headIndex].head
         if event.streamVersion == applied.version, !applied.eventId.isEmpty, applied.eventId != event.eventId {
             try park(
                 event, source: source, state: "CONFLICT",
@@ -317,7 +320,9 @@ final class ProjectionWriter {
             } else {
                 try projector.apply(decoded, to: db, batches: batches)
             }
-            setStreamHead(event.streamId, StreamHead(version: event.streamVersion, eventId: event.eventId))
+            if Self.change(&versions.values[headIndex], to: StreamHead(version: event.streamVersion, eventId: event.eventId), in: transactionNumber) {
+                changedVersions.append(event.streamId)
+            }
             outcome.changed(event.streamId)
             if sharing != nil { changedStreams.insert(event.streamId) }
             outcome.applied += 1
@@ -530,6 +535,13 @@ final class ProjectionWriter {
     }
 
     // MARK: Bookkeeping
+
+    /// Where `streamId`'s head is in the cache, read into it first if it is not there.
+    private func streamHeadIndex(_ streamId: String) throws -> [String: CachedHead].Index {
+        if let index = versions.index(forKey: streamId) { return index }
+        versions[streamId] = CachedHead(head: try streamHead(streamId))
+        return versions.index(forKey: streamId)!
+    }
 
     func streamHead(_ streamId: String) throws -> StreamHead {
         if let cached = versions[streamId] { return cached.head }

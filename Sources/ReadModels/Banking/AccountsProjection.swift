@@ -74,8 +74,12 @@ struct AccountsProjection: ReadModelProjection {
     private func move(
         _ accountId: String, by amount: Money, kind: String, _ event: ProjectedEvent, _ db: any ReadModelDatabase, _ fold: AccountFold?
     ) throws {
-        let folded = fold?.accounts[accountId]
-        guard fold?.absent.contains(accountId) != true,
+        // The account's place in the fold, found once: read here and written below through it
+        // (a hash of the id per event instead of three). An account the fold holds is there,
+        // so only one it does not hold may be known absent.
+        let index = fold?.accounts.index(forKey: accountId)
+        let folded = index.flatMap { fold?.accounts.values[$0] }
+        guard folded != nil || fold?.absent.contains(accountId) != true,
             let (balance, currency) = try folded.map({ ($0.balance, $0.currency) })
                 ?? db.first(
                     "SELECT balance_minor, currency FROM accounts WHERE account_id = ?", .text(accountId), row: { ($0.int64(0), $0.text(1)) })
@@ -87,9 +91,10 @@ struct AccountsProjection: ReadModelProjection {
             kind == "DEPOSIT" ? balance.addingReportingOverflow(amount.amountMinor) : balance.subtractingReportingOverflow(amount.amountMinor)
         guard !overflow else { throw ProjectionError("account \(accountId): the balance would overflow") }
         if let fold {
-            fold.accounts[accountId] = AccountFold.Account(
+            let account = AccountFold.Account(
                 balance: after, currency: currency, updatedAt: event.recordedAt, version: event.streamVersion, position: event.position,
                 opened: folded?.opened)
+            if let index { fold.accounts.values[index] = account } else { fold.accounts[accountId] = account }
             try record(accountId, kind, amount, after: after, event, db)
             return
         }
