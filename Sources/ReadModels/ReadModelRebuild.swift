@@ -6,7 +6,9 @@ import WallTime
 /// the live ones (a file, or a shadow schema) while the live ones keep answering;
 /// `ReadModelStore.finishRebuild` then replaces the live models with it in one transaction.
 ///
-/// Its state sits behind a lock: one task applies pages while another reads the progress.
+/// Its writer sits behind a lock; the progress counters are atomics beside it, so a reader of
+/// the progress never waits behind a page being applied or an index being built (minutes, over
+/// tens of millions of rows).
 public final class ReadModelRebuild: Sendable {
     private struct State {
         var writer: ProjectionWriter?
@@ -16,12 +18,14 @@ public final class ReadModelRebuild: Sendable {
 
     let target: any ReadModelRebuildTarget
     private let state: Mutex<State>
+    private let applied = Atomic<Int64>(0)
+    private let lastApplied = Atomic<Int64>(0)
 
     /// Where the rebuild writes (a file path, or a schema).
     public var path: String { target.location }
-    public var eventsApplied: Int64 { state.withLock { $0.eventsApplied } }
+    public var eventsApplied: Int64 { applied.load(ordering: .relaxed) }
     /// The last position read from the history: every event up to it is in the new models.
-    public var lastPosition: Int64 { state.withLock { $0.lastPosition } }
+    public var lastPosition: Int64 { lastApplied.load(ordering: .acquiring) }
 
     /// Starts empty models beside `store`'s (an earlier unfinished rebuild is removed).
     public init(beside store: ReadModelStore) throws {
@@ -56,6 +60,8 @@ public final class ReadModelRebuild: Sendable {
             _ = try writer.apply(history: events)
             state.eventsApplied += Int64(events.count)
             state.lastPosition = events.last!.event.position
+            applied.store(state.eventsApplied, ordering: .relaxed)
+            lastApplied.store(state.lastPosition, ordering: .releasing)
         }
     }
 
