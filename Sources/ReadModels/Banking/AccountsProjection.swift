@@ -163,16 +163,21 @@ final class AccountFold: ProjectionBatch {
         // Only the ids it neither holds nor knows to be absent (a carried fold holds most).
         var seen = Set<String>()
         func unseen(_ id: String) -> Bool { accounts[id] == nil && !absent.contains(id) && seen.insert(id).inserted }
-        for event in events {
+        // An account's events come in runs (its stream's, in a history or a partition): the id
+        // just looked at is compared first, which costs less than hashing it again.
+        var previous = ""
+        for index in events.indices {
             // The commonest type first, and one cast an event: a `where` that fails would go on
             // to try the cases after it.
             let id: String
-            switch try? event.decoded.get() {
+            switch try? events[index].decoded.get() {
             case let deposited as FundsDeposited: id = deposited.accountId
             case let withdrawn as FundsWithdrawn: id = withdrawn.accountId
             case let opened as AccountOpened: id = opened.accountId
             default: continue
             }
+            guard id != previous else { continue }
+            previous = id
             if unseen(id) { ids.append(id) }
         }
         absent.formUnion(ids)
