@@ -221,10 +221,12 @@ final class ProjectionWriter {
                 var outcome = Outcome(tracksChanges: false)
                 try prefetchStreamHeads(events.lazy.map(\.event.streamId))
                 let batches = isolated ? nil : try projector.makeBatches(prefetching: events, from: db, carried: carried)
-                for event in events {
+                // By index: each event is borrowed where it lies, not copied out (a retain and a
+                // release of each of its references) as a for-in loop binds it.
+                for index in events.indices {
                     try handle(
-                        event, source: Source(topic: "", partition: 0, offset: event.event.position), isolated: isolated, batches: batches,
-                        &outcome)
+                        events[index], source: Source(topic: "", partition: 0, offset: events[index].event.position), isolated: isolated,
+                        batches: batches, &outcome)
                 }
                 if let batches { try projector.flush(batches, to: db) }
                 committed = batches
