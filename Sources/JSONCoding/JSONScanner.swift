@@ -281,26 +281,37 @@ public struct JSONScanner {
     /// An integer written without fraction or exponent (as proto3 JSON writes them).
     public mutating func integer() throws -> Int64 {
         skipSpace()
-        let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
-        if negative { index += 1 }
-        let start = index
-        var value: Int64 = 0
-        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let digit = Int64(bytes[index] - UInt8(ascii: "0"))
-            let (sum, overflow2) = negative ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
-            guard !overflow1, !overflow2 else { throw failure("integer out of range") }
-            value = sum
-            index += 1
-        }
-        guard index > start else { throw failure("expected an integer") }
+        let number = decimal()
+        guard number.hasDigits else { throw failure("expected an integer") }
+        guard !number.overflow else { throw failure("integer out of range") }
         if index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): throw failure("expected an integer, not a fraction")
             default: break
             }
         }
-        return value
+        return number.value
+    }
+
+    /// Reads `-?[0-9]*` from `index` to its last digit: the value, whether there was a digit, and
+    /// whether the value left the int64 range (what that means is the caller's to say).
+    private mutating func decimal() -> (value: Int64, hasDigits: Bool, overflow: Bool) {
+        let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        let start = index
+        var value: Int64 = 0
+        var overflow = false
+        while index < bytes.count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { break }
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) =
+                negative ? times10.subtractingReportingOverflow(Int64(digit)) : times10.addingReportingOverflow(Int64(digit))
+            overflow = overflow || overflow1 || overflow2
+            value = sum
+            index += 1
+        }
+        return (value, index > start, overflow)
     }
 
     public mutating func int() throws -> Int {
@@ -322,24 +333,10 @@ public struct JSONScanner {
         guard peek() == UInt8(ascii: "\"") else { return try integer() }
         let open = index
         index += 1
-        let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
-        if negative { index += 1 }
-        let start = index
-        var value: Int64 = 0
-        var overflow = false
-        while index < bytes.count {
-            let digit = bytes[index] &- UInt8(ascii: "0")
-            guard digit < 10 else { break }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) =
-                negative ? times10.subtractingReportingOverflow(Int64(digit)) : times10.addingReportingOverflow(Int64(digit))
-            overflow = overflow || overflow1 || overflow2
-            value = sum
+        let number = decimal()
+        if number.hasDigits, !number.overflow, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
             index += 1
-        }
-        if index > start, !overflow, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
-            index += 1
-            return value
+            return number.value
         }
         // Anything else (an escape, a stray character, out of range) is read as the string it
         // is, which says what was wrong or resolves the escapes.

@@ -538,22 +538,22 @@ final class ProjectionWriter {
 
     // MARK: Bookkeeping
 
-    /// Where `streamId`'s head is in the cache, read into it first if it is not there.
+    /// Where `streamId`'s head is in the cache, read into it first if it is not there (a stream
+    /// a complete cache does not hold has no version: nothing to read).
     private func streamHeadIndex(_ streamId: String) throws -> [String: CachedHead].Index {
         if let index = versions.index(forKey: streamId) { return index }
-        versions[streamId] = CachedHead(head: try streamHead(streamId))
+        let stored =
+            versionsComplete
+            ? .empty
+            : try db.first("SELECT version, event_id FROM streams WHERE stream_id = ?", .text(streamId)) {
+                StreamHead(version: $0.int64(0), eventId: $0.text(1))
+            } ?? .empty
+        versions[streamId] = CachedHead(head: stored)
         return versions.index(forKey: streamId)!
     }
 
     func streamHead(_ streamId: String) throws -> StreamHead {
-        if let cached = versions[streamId] { return cached.head }
-        if versionsComplete { return .empty }
-        let stored =
-            try db.first("SELECT version, event_id FROM streams WHERE stream_id = ?", .text(streamId)) {
-                StreamHead(version: $0.int64(0), eventId: $0.text(1))
-            } ?? .empty
-        versions[streamId] = CachedHead(head: stored)
-        return stored
+        versions.values[try streamHeadIndex(streamId)].head
     }
 
     private func setStreamHead(_ streamId: String, _ head: StreamHead) {
