@@ -265,8 +265,8 @@ let package = Package(
         .target(
             name: "QueryService",
             dependencies: [
-                "ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "RPCCore", "WallTime", "MetricsSupport", "TracingSupport", logging,
-                metrics, lifecycle,
+                "ReadModels", "SQLite", "Domain", "EventBus", "Contracts", "JSONCoding", "RPCCore", "WallTime", "MetricsSupport", "TracingSupport",
+                logging, metrics, lifecycle,
             ],
             exclude: ["README.md"],
             swiftSettings: settings
@@ -387,8 +387,8 @@ let package = Package(
         .testTarget(
             name: "QueryServiceTests",
             dependencies: [
-                "WallTime", "QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "Contracts", "RPCCore",
-                "RPCStandardServices", "RPCTransportTCP", "TestSupport", logging, nioPosix,
+                "WallTime", "QueryService", "ReadModels", "Outbox", "EventBus", "CommandHandling", "Domain", "EventStore", "Contracts", "JSONCoding",
+                "RPCCore", "RPCStandardServices", "RPCTransportTCP", "TestSupport", logging, nioPosix,
             ],
             swiftSettings: settings
         ),

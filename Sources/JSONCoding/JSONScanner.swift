@@ -195,6 +195,16 @@ public struct JSONScanner {
         }
     }
 
+    /// A string member's UTF-8 (checked as `string()` checks it), without making a String: the
+    /// input's own bytes when it has no escape. For a value read only to be parsed further (a
+    /// timestamp), where the String would be made and dropped.
+    public mutating func stringUTF8() throws -> ArraySlice<UInt8> {
+        switch try stringContent() {
+        case .plain(let utf8): return utf8
+        case .unescaped(let text): return ArraySlice(text.utf8)
+        }
+    }
+
     /// A string's content: its bytes in the input when it has no escape (checked UTF-8), else
     /// the text its escapes make.
     private enum StringContent {

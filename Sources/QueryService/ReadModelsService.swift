@@ -375,16 +375,18 @@ struct Rebuilder {
 
     /// Reads a page of the history from `position` and decodes it, off the caller's task.
     private func fetch(from position: Int64) -> Task<Page, any Error> {
-        let client = CommandsAPI.EventStore.Client(commands)
+        let commands = commands
         let request = CommandsAPI.ReadAllRequest(fromPosition: position, maxCount: pageSize)
         return Task {
-            let page: CommandsAPI.ReadAllResponse
+            let page: HistoryPage
             do {
-                page = try await client.readAll(request, options: CallOptions(timeout: .seconds(30)))
+                page = try await commands.unary(
+                    request, method: CommandsAPI.EventStore.Method.readAll, reading: HistoryPage.self,
+                    options: CallOptions(timeout: .seconds(30)))
             } catch let error as RPCError {
                 throw RPCError(code: .unavailable, message: "cannot read the CommandService's history: \(error.code.name): \(error.message)")
             }
-            let events = try page.events.map(Self.projected)
+            let events = page.events
             let decoded = try await offload { ReadModelRebuild.decode(events) }
             return Page(events: decoded, next: page.nextPosition, head: page.headPosition, caughtUp: page.nextPosition > page.headPosition)
         }

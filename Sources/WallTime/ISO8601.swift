@@ -69,6 +69,11 @@ public func milliseconds(iso8601 text: String) -> Int64? {
     return text.withUTF8(milliseconds(iso8601UTF8:))
 }
 
+/// `milliseconds(iso8601:)` of the text's UTF-8, for a reader that has the bytes and no String.
+public func milliseconds(iso8601UTF8 bytes: ArraySlice<UInt8>) -> Int64? {
+    bytes.withUnsafeBufferPointer(milliseconds(iso8601UTF8:))
+}
+
 private func milliseconds(iso8601UTF8 bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
     guard bytes.count == 24 || bytes.count == 20, bytes.last == UInt8(ascii: "Z") else { return nil }
     func number(_ from: Int, _ count: Int) -> Int? {

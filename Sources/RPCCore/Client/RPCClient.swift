@@ -67,6 +67,17 @@ public final class RPCClient: Sendable {
             decode: { try MessageCoding.decodeGenerated(Response.self, from: $0) })
     }
 
+    /// `unary` with the response read by a caller's own `JSONMessage` reader of a generated
+    /// response's JSON: one that reads it straight into the caller's types where the generated
+    /// message would be built and then copied (a rebuild's history pages, `HistoryPage`).
+    public func unary<Request: Encodable & Sendable & JSONMessage, Response: Sendable & JSONMessage>(
+        _ request: Request, method: MethodDescriptor, reading responseType: Response.Type, options: CallOptions = .defaults
+    ) async throws -> Response {
+        try await unary(
+            payload: MessageCoding.encodeGenerated(request), method: method, options: options,
+            decode: { try MessageCoding.decodeGenerated(Response.self, from: $0) })
+    }
+
     private func unary<Response: Sendable>(
         payload: [UInt8], method: MethodDescriptor, options: CallOptions, decode: @escaping MessageCoding.Decoder<Response>
     ) async throws -> Response {
