@@ -480,15 +480,22 @@ public struct JSONScanner {
     static func plainRun(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, ascii: Bool) {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        // Non-zero exactly when some byte of `word` is below `bound` (≤ 0x80): the borrow of a
-        // low byte may mark bytes above it too, but never marks a word with none.
-        @inline(__always) func anyBelow(_ word: UInt64, _ bound: UInt64) -> Bool { (word &- ones &* bound) & ~word & highs != 0 }
+        // The high bit of each byte of `word` below `bound` (≤ 0x80) is set. The borrow of a low
+        // byte may mark bytes above it too, but the lowest mark is always a byte that is below:
+        // in memory order (little-endian) the first marked byte is the first one that stops the run.
+        @inline(__always) func below(_ word: UInt64, _ bound: UInt64) -> UInt64 { (word &- ones &* bound) & ~word & highs }
         var i = start
         var seen: UInt64 = 0
         guard let base = UnsafeRawPointer(buffer.baseAddress) else { return (start, true) }
         while i + 8 <= buffer.count {
-            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if anyBelow(word ^ (ones &* 0x22), 1) || anyBelow(word ^ (ones &* 0x5C), 1) || anyBelow(word, 0x20) { break }
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
+            if stops != 0 {
+                // The bytes before the first stop belong to the run; no byte-at-a-time tail.
+                let before = stops.trailingZeroBitCount / 8
+                seen |= word & ((1 &<< UInt64(before * 8)) &- 1)
+                return (i + before, seen & highs == 0)
+            }
             seen |= word
             i += 8
         }
