@@ -204,8 +204,10 @@ final class PostgresRebuildSchema: ReadModelRebuildTarget, @unchecked Sendable {
         }
         do {
             try connection.execute("DROP SCHEMA IF EXISTS \"\(location)\" CASCADE")
-            try PostgresReadModelSchema.migrate(connection, schema: location)
-            deferred = Mutex(try Self.putOff(ReadSide.projections.flatMap(\.tables), in: location, on: connection))
+            // The same projections make the tables and say which of their indexes wait.
+            let projections = ReadSide.projections
+            try PostgresReadModelSchema.migrate(connection, schema: location, projections: projections)
+            deferred = Mutex(try Self.putOff(projections.flatMap(\.tables), in: location, on: connection))
         } catch {
             connection.close()
             throw error
