@@ -1,6 +1,5 @@
 import Contracts
 import JSONCoding
-import RPCCore
 import ReadModels
 import WallTime
 

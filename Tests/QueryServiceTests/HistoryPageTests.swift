@@ -49,6 +49,12 @@ import Testing
                 == #"{"accountId":"account-7","amount":{"minor":"1500","currency":"EUR"},"note":"caf\u00e9 \"x\""}"#)
     }
 
+    @Test func aTimeSpelledWithAnEscapeIsReadAsItsText() throws {
+        let json = Self.page(Self.full.replacingOccurrences(of: "00.123Z", with: #"00.123\u005A"#))
+        #expect(json.contains(#"\u005A"#))
+        #expect(try Self.direct(json).events.first?.recordedAt == 1_796_590_860_123)
+    }
+
     @Test func writtenPagesReadBackUnchanged() throws {
         let page = try Self.direct(Self.page(Self.full))
         var writer = JSONWriter()
@@ -72,6 +78,10 @@ import Testing
             #"{"eventId":"e","streamId":"s","type":"T","schemaVersion":1,"streamVersion":"9223372036854775807","position":"1","recordedAt":"2026-12-06T21:01:00.000Z","data":null,"data":{}}"#
         ),
         page("", next: "\"1\"", head: "\"0\""),
+        // A time spelled with an escape: read through the escaped path of `stringUTF8`.
+        page(
+            #"{"eventId":"e","streamId":"s","type":"T","schemaVersion":1,"streamVersion":"1","position":"1","recordedAt":"2026-12-06T21:01:00.000\u005A","data":{}}"#
+        ),
         // Refused: each required member missing, null or of the wrong type; times and numbers
         // that do not parse; bad JSON in data; the page's own members missing.
         page(#"{"streamId":"s","type":"T","schemaVersion":1,"streamVersion":"1","position":"1","recordedAt":"2026-12-06T21:01:00.000Z","data":{}}"#),
