@@ -136,6 +136,13 @@ public struct JSONWriter {
 public protocol JSONMessage: Sendable {
     init(json scanner: inout JSONScanner) throws
     func writeJSON(to writer: inout JSONWriter)
+    /// The message's name in errors about it: the type's, unless the type is a reader of a
+    /// message the schema names otherwise.
+    static var messageName: String { get }
+}
+
+extension JSONMessage {
+    public static var messageName: String { "\(Self.self)" }
 }
 
 extension JSONValue: JSONMessage {

@@ -18,6 +18,8 @@ struct HistoryPage: Sendable, JSONMessage {
     var nextPosition: Int64
     var headPosition: Int64
 
+    static var messageName: String { "ReadAllResponse" }
+
     init(events: [ProjectedEvent], nextPosition: Int64, headPosition: Int64) {
         self.events = events
         self.nextPosition = nextPosition

@@ -322,9 +322,7 @@ final class ProjectionWriter {
             } else {
                 try projector.apply(decoded, to: db, batches: batches)
             }
-            if Self.change(&versions.values[headIndex], to: StreamHead(version: event.streamVersion, eventId: event.eventId), in: transactionNumber) {
-                changedVersions.append(event.streamId)
-            }
+            setStreamHead(at: headIndex, StreamHead(version: event.streamVersion, eventId: event.eventId))
             outcome.changed(event.streamId)
             if sharing != nil { changedStreams.insert(event.streamId) }
             outcome.applied += 1
@@ -497,7 +495,7 @@ final class ProjectionWriter {
             }
             do {
                 try db.inSavepoint { try projector.apply(projector.decode(entry.event), to: db) }
-                setStreamHead(streamId, StreamHead(version: version, eventId: entry.event.eventId))
+                setStreamHead(at: try streamHeadIndex(streamId), StreamHead(version: version, eventId: entry.event.eventId))
                 try delete(entry.id)
                 resolution.changes.insert(streamId)
                 if sharing != nil { changedStreams.insert(streamId) }
@@ -556,18 +554,12 @@ final class ProjectionWriter {
         versions.values[try streamHeadIndex(streamId)].head
     }
 
-    private func setStreamHead(_ streamId: String, _ head: StreamHead) {
-        // In place, one lookup; the stream joins the list at its first change in the transaction.
-        if Self.change(&versions[streamId, default: CachedHead(head: .empty)], to: head, in: transactionNumber) {
-            changedVersions.append(streamId)
-        }
-    }
-
-    /// Sets `entry` to `head` as changed in `transaction`; true if it had not changed in it yet.
-    private static func change(_ entry: inout CachedHead, to head: StreamHead, in transaction: UInt64) -> Bool {
-        let first = entry.changedIn != transaction
-        entry = CachedHead(head: head, changedIn: transaction)
-        return first
+    /// Sets the cached head at `index` (from `streamHeadIndex`) to `head`, in place; the stream
+    /// joins the list to write at its first change in the transaction.
+    private func setStreamHead(at index: [String: CachedHead].Index, _ head: StreamHead) {
+        let first = versions.values[index].changedIn != transactionNumber
+        versions.values[index] = CachedHead(head: head, changedIn: transactionNumber)
+        if first { changedVersions.append(versions.keys[index]) }
     }
 
     /// Writes the stream versions changed in this transaction.

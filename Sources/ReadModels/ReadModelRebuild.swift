@@ -12,12 +12,11 @@ import WallTime
 public final class ReadModelRebuild: Sendable {
     private struct State {
         var writer: ProjectionWriter?
-        var eventsApplied: Int64 = 0
-        var lastPosition: Int64 = 0
     }
 
     let target: any ReadModelRebuildTarget
     private let state: Mutex<State>
+    /// Written only under `state`'s lock, read without it.
     private let applied = Atomic<Int64>(0)
     private let lastApplied = Atomic<Int64>(0)
 
@@ -54,14 +53,13 @@ public final class ReadModelRebuild: Sendable {
     public func apply(decoded events: [DecodedEvent]) throws {
         try state.withLock { state in
             guard let writer = state.writer, let first = events.first else { return }
-            if first.event.position != state.lastPosition + 1 {
-                throw ReadModelError.invalid("the history skipped from position \(state.lastPosition) to \(first.event.position)")
+            let last = lastApplied.load(ordering: .relaxed)
+            if first.event.position != last + 1 {
+                throw ReadModelError.invalid("the history skipped from position \(last) to \(first.event.position)")
             }
             _ = try writer.apply(history: events)
-            state.eventsApplied += Int64(events.count)
-            state.lastPosition = events.last!.event.position
-            applied.store(state.eventsApplied, ordering: .relaxed)
-            lastApplied.store(state.lastPosition, ordering: .releasing)
+            applied.add(Int64(events.count), ordering: .relaxed)
+            lastApplied.store(events.last!.event.position, ordering: .releasing)
         }
     }
 

@@ -4,6 +4,7 @@ import ReadModels
 import Testing
 
 @testable import QueryService
+@testable import RPCCore
 
 /// The rebuild reads ReadAll pages with its own reader (`HistoryPage`) instead of the generated
 /// `ReadAllResponse`: on every input it must take what the generated decoder followed by
@@ -141,5 +142,14 @@ import Testing
         #expect { try Self.direct(json) } throws: { "\($0)".contains("events.[0].recordedAt") && "\($0)".contains("noon") }
         let missing = Self.page(Self.full.replacingOccurrences(of: #""type":"FundsDeposited","#, with: ""))
         #expect { try Self.direct(missing) } throws: { "\($0)".contains("missing required field 'type'") }
+    }
+
+    /// What a client of the rebuild sees: the schema's message, not the reader's type.
+    @Test func aRefusedPageIsNamedAsTheSchemaNamesIt() throws {
+        let json = Self.page(Self.full.replacingOccurrences(of: #""type":"FundsDeposited","#, with: ""))
+        #expect { try MessageCoding.decodeGenerated(HistoryPage.self, from: Array(json.utf8)) } throws: { error in
+            let message = (error as? RPCError)?.message ?? ""
+            return message.hasPrefix("invalid ReadAllResponse: ") && message.contains("'type'")
+        }
     }
 }

@@ -102,7 +102,7 @@ public enum MessageCoding {
         } catch let failure as JSONScanner.Failure {
             // The member's path, so a client can point at what it sent wrong (FieldViolations).
             throw RPCError.invalidArgument(
-                "invalid \(Message.self): \(failure)",
+                "invalid \(Message.messageName): \(failure)",
                 violations: [FieldViolation(field: failure.path.joined(separator: "."), description: failure.reason)])
         }
     }
