@@ -5,6 +5,10 @@
 # of single-row INSERT transactions from as many clients (pgbench with a custom script, same
 # cluster, same run). Cases: one replica (deposits_pg_c<N>) and two replicas on one store, the
 # clients split between them (deposits_pg_2replicas_c<N>, N >= 2). Rounds interleaved, medians.
+# With one client a third run says what the database alone takes: the store's own write for one
+# deposit (its `append_rows` call, prepared, one transaction each, as the store commits a lone
+# command) from one pgbench client (store_statement_pg_c1), so deposits_pg_c1 reads against both
+# the raw INSERT and the floor our statement sets.
 # Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
 set -euo pipefail
 source Scripts/lib/postgres.sh
@@ -17,7 +21,7 @@ release_build --product command-service >&2
 BIN="$(release_build --show-bin-path)"
 build_bench_tools commands-bench
 
-bench_workdir bench-commands-pg one two-a two-b
+bench_workdir bench-commands-pg one two-a two-b floor
 trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; stop_throwaway_postgres; rm -rf "$WORK"' EXIT
 step "a throwaway PostgreSQL cluster on the repository's disk"
 chmod 755 "$WORK"
@@ -33,17 +37,49 @@ PORT_TWO_A=$PORT
 start_listening two-b "$WORK" "$BIN/command-service" --data-dir "$WORK/two-b" --no-relay --store "$PG_URL?schema=two&pool=32"
 PORT_TWO_B=$PORT
 
+# The floor's schema, made by a command-service that then stops: pgbench writes there alone.
+start_listening floor "$WORK" "$BIN/command-service" --data-dir "$WORK/floor" --no-relay --store "$PG_URL?schema=floor&pool=1"
+kill "${pids[-1]}"
+# One deposit's write as the store sends it (sizes of a commands-bench deposit: UUID ids, the
+# event's JSON, a SHA-256 digest); positions and versions count up from the head, in a variable
+# pgbench keeps for its client between transactions.
+id="'01a24e7e-1a7c-751d-aef0-' || lpad(:i::text, 12, '0')"
+printf '%s\n' "\\set i :i + 1" "\\set b :i - 1" \
+  "SELECT floor.append_rows(:b, :i, ARRAY[:i]::bigint[], ARRAY[$id], ARRAY['BankAccount-bench-c73628e6-0'], ARRAY[:i]::bigint[],
+    ARRAY['FundsDeposited'], ARRAY[1]::bigint[], ARRAY[1796590860123]::bigint[], ARRAY['01a24e7e-1a7c-7964-a254-5a102b6f0c54'],
+    ARRAY[true], ARRAY['01a24e7e-1a7c-7650-a637-3221dfbef408'], ARRAY[true],
+    ARRAY[convert_to('{\"accountId\":\"bench-c73628e6-0\",\"amount\":{\"amountMinor\":1,\"currency\":\"EUR\"}}', 'UTF8')],
+    ARRAY[1234567]::bigint[], ARRAY[''], ARRAY[false], ARRAY['c' || $id], ARRAY['BankAccount-bench-c73628e6-0'], ARRAY[:i]::bigint[],
+    ARRAY[:i]::bigint[], ARRAY['3e830fcf001f7b575b878f8264453bd782e7a807ae03276638e3b35085e7ed87']);" >"$WORK/floor.sql"
+
 RESULTS="$WORK/results.jsonl"
 
-# pgbench's summary as one JSON line: transactions per second and mean latency.
 raw_pgbench() {  # clients
-  "$PG_BIN/pgbench" -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$RUN_SECONDS" -f "$WORK/raw.sql" "$PG_URL" 2>/dev/null |
-    python3 -c '
+  "$PG_BIN/pgbench" -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$RUN_SECONDS" -f "$WORK/raw.sql" "$PG_URL" 2>/dev/null | pgbench_summary
+}
+
+# A call that found the head elsewhere writes nothing and answers false: the head must have
+# moved by every transaction pgbench counted, or the figure is refused.
+statement_floor() {
+  local head summary moved
+  head=$("$PG_BIN/psql" -qtA "$PG_URL" -c "SELECT position FROM floor.head")
+  summary=$("$PG_BIN/pgbench" -n -c 1 -j 1 -T "$RUN_SECONDS" -M prepared -D "i=$head" -f "$WORK/floor.sql" "$PG_URL" 2>/dev/null | pgbench_summary)
+  moved=$(( $("$PG_BIN/psql" -qtA "$PG_URL" -c "SELECT position FROM floor.head") - head ))
+  python3 -c 'import json, sys; s = json.loads(sys.argv[1]); assert s["transactions"] == int(sys.argv[2]), "the floor wrote %s of %d calls" % (sys.argv[2], s["transactions"])' \
+    "$summary" "$moved" >&2 || exit 1
+  echo "$summary"
+}
+
+# pgbench's summary as one JSON line: transactions per second and mean latency.
+pgbench_summary() {
+  python3 -c '
 import json, re, sys
 text = sys.stdin.read()
 tps = float(re.search(r"tps = ([0-9.]+)", text).group(1))
 latency = re.search(r"latency average = ([0-9.]+) ms", text)
-print(json.dumps({"txn_per_s": tps, "latency_avg_us": float(latency.group(1)) * 1000 if latency else None}))'
+transactions = int(re.search(r"number of transactions actually processed: ([0-9]+)", text).group(1))
+print(json.dumps({"txn_per_s": tps, "latency_avg_us": float(latency.group(1)) * 1000 if latency else None,
+                  "transactions": transactions}))'
 }
 
 # Two commands-bench clients at once, one per replica, half the concurrency each: one JSON line
@@ -68,6 +104,7 @@ runs_for() {  # concurrency
     "raw_c$1|raw_pgbench $1"
   )
   if [ "$1" -ge 2 ]; then runs+=("two_c$1|two_replicas $1"); fi
+  if [ "$1" -eq 1 ]; then runs+=("floor_c1|statement_floor"); fi
 }
 interleaved_rounds runs_for
 
@@ -77,8 +114,12 @@ sys.path.insert(0, "Scripts/lib")
 from bench_summary import Results, line
 med = Results(sys.argv[1]).median
 raw = "raw-pgbench-insert-txn-synchronous-commit"
+floor = "store-append-statement-pgbench"
 for c in sys.argv[2].split():
-    line(f"deposits_pg_c{c}", "commands_per_s", med(f"ours_c{c}", "commands_per_s"), [(raw, med(f"raw_c{c}", "txn_per_s"))])
+    floors = [(floor, med("floor_c1", "txn_per_s"))] if c == "1" else []
+    line(f"deposits_pg_c{c}", "commands_per_s", med(f"ours_c{c}", "commands_per_s"), [(raw, med(f"raw_c{c}", "txn_per_s"))] + floors)
+    if floors:
+        line("store_statement_pg_c1", "txn_per_s", floors[0][1], [(raw, med("raw_c1", "txn_per_s"))])
     for metric in ("p50_us", "p99_us"):
         line(f"deposits_pg_c{c}", metric, med(f"ours_c{c}", metric))
     if med(f"two_c{c}", "commands_per_s") is not None:
