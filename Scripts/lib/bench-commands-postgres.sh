@@ -6,7 +6,7 @@
 # cluster, same run). Cases: one replica (deposits_pg_c<N>) and two replicas on one store, the
 # clients split between them (deposits_pg_2replicas_c<N>, N >= 2). Rounds interleaved, medians.
 # With one client a third run says what the database alone takes: the store's own write for one
-# deposit (its `append_rows` call, prepared, one transaction each, as the store commits a lone
+# deposit (its `append_rows_at` call, prepared, one transaction each, as the store commits a lone
 # command) from one pgbench client (store_statement_pg_c1), so deposits_pg_c1 reads against both
 # the raw INSERT and the floor our statement sets.
 # Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
@@ -45,7 +45,7 @@ kill "${pids[-1]}"
 # pgbench keeps for its client between transactions.
 id="'01a24e7e-1a7c-751d-aef0-' || lpad(:i::text, 12, '0')"
 printf '%s\n' "\\set i :i + 1" "\\set b :i - 1" \
-  "SELECT floor.append_rows(:b, :i, ARRAY[:i]::bigint[], ARRAY[$id], ARRAY['BankAccount-bench-c73628e6-0'], ARRAY[:i]::bigint[],
+  "SELECT floor.append_rows_at(:b, :i, NULL, ARRAY[:i]::bigint[], ARRAY[$id], ARRAY['BankAccount-bench-c73628e6-0'], ARRAY[:i]::bigint[],
     ARRAY['FundsDeposited'], ARRAY[1]::bigint[], ARRAY[1796590860123]::bigint[], ARRAY['01a24e7e-1a7c-7964-a254-5a102b6f0c54'],
     ARRAY[true], ARRAY['01a24e7e-1a7c-7650-a637-3221dfbef408'], ARRAY[true],
     ARRAY[convert_to('{\"accountId\":\"bench-c73628e6-0\",\"amount\":{\"amountMinor\":1,\"currency\":\"EUR\"}}', 'UTF8')],
@@ -58,7 +58,7 @@ raw_pgbench() {  # clients
   "$PG_BIN/pgbench" -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$RUN_SECONDS" -f "$WORK/raw.sql" "$PG_URL" 2>/dev/null | pgbench_summary
 }
 
-# A call that found the head elsewhere writes nothing and answers false: the head must have
+# A call that found the head elsewhere writes nothing (and answers that head): the head must have
 # moved by every transaction pgbench counted, or the figure is refused.
 statement_floor() {
   local head summary moved

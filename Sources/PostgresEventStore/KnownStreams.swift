@@ -1,12 +1,15 @@
-/// What one store knows of the head and of streams' versions from its own reads and writes,
-/// exact as of `head`: every append moves the head, so while the database's head is still there
-/// no stream changed since.
+/// What one store knows of the head and of streams' versions from its own reads and writes.
+/// While the database's head is at `head` they are exact (every append moves the head); after
+/// another replica moved it (`moved(to:)`) a version may be behind that replica's appends.
 ///
 /// Why: with it a batch of appends to streams the store has seen is decided without reading
 /// (`AppendBatchPlan` from memory) and written by one statement that moves the head only if it is
 /// still at `head`; a lone command then costs one round trip. When the head moved (another
-/// replica appended), that statement writes nothing, the store forgets what it knew, and the
-/// batch goes the reading way. Pure state: the store keeps it behind a lock.
+/// replica appended), that statement writes nothing and answers where the head is, and the batch
+/// is planned again there. A version memory holds behind the stored one cannot write: versions
+/// grow one by one, so the version it would write is stored already, the statement fails on
+/// `(stream_id, stream_version)`, and the batch goes the reading way, which learns the stream
+/// again. Pure state: the store keeps it behind a lock.
 struct KnownStreams {
     /// The head the versions are exact at; nil: nothing known.
     private(set) var head: Int64?
@@ -40,7 +43,14 @@ struct KnownStreams {
         self.head = head
     }
 
-    /// The head moved elsewhere, or an outcome is unknown: nothing is known any more.
+    /// Another replica moved the head to `head`: the versions stay (a stale one cannot write,
+    /// see above), positions are planned from there.
+    mutating func moved(to head: Int64) {
+        guard self.head != nil else { return }
+        self.head = head
+    }
+
+    /// An outcome is unknown, or the head keeps moving: nothing is known any more.
     mutating func forget() {
         head = nil
         versions = [:]

@@ -32,7 +32,8 @@ extension PostgresEventStore {
     /// written, and the batch goes the locked way. A batch with nothing to write (refusals and
     /// repeats only) is answered from the reads, which were the store's committed state.
     static func commitOptimistically(
-        _ jobs: [Job], _ touched: Touched, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+        _ jobs: [Job], _ touched: Touched, recordedAt: Int64, lockWait: Duration?, on connection: PostgresConnection, tables: Tables,
+        logger: Logger
     ) async throws -> (outcomes: [Outcome], plan: AppendBatchPlan, base: Int64)? {
         var plan = try await read(touched, locking: false, on: connection, tables: tables, logger: logger)
         let base = plan.head
@@ -40,14 +41,14 @@ extension PostgresEventStore {
         outcomes.reserveCapacity(jobs.count)
         for case .append(let request, _, _) in jobs { outcomes.append(decide(request, in: &plan, recordedAt: recordedAt)) }
         guard !plan.newEvents.isEmpty else { return (outcomes, plan, base) }
-        guard try await insert(plan, ifHeadIs: base, on: connection, tables: tables) else { return nil }
+        guard try await insert(plan, ifHeadIs: base, lockWait: lockWait, on: connection, tables: tables) == .written else { return nil }
         return (outcomes, plan, base)
     }
 
     enum FromMemory {
         case committed([Outcome], AppendBatchPlan, base: Int64)
-        /// Another replica appended since: what is known is stale.
-        case headMoved
+        /// Another replica appended since: the head is there now, and nothing was written.
+        case headMoved(to: Int64)
         /// Memory cannot decide it: an append the plan would refuse or answer as a repeat (the
         /// reads must confirm those), or a command id or event id the database already holds.
         case undecided
@@ -57,9 +58,12 @@ extension PostgresEventStore {
     /// reading and written by the one statement that checks the head: one round trip. Memory
     /// knows versions, not command ids or event ids: every append must come out new, and a
     /// repeated id the database holds fails the write on its unique key (nothing written), so
-    /// the reads decide it.
+    /// the reads decide it. A version memory holds that another replica has since passed fails
+    /// it the same way, on `(stream_id, stream_version)`: versions only grow one by one, so the
+    /// version a stale plan writes is already stored.
     static func commitFromMemory(
-        _ jobs: [Job], _ plan: AppendBatchPlan, recordedAt: Int64, on connection: PostgresConnection, tables: Tables, logger: Logger
+        _ jobs: [Job], _ plan: AppendBatchPlan, recordedAt: Int64, lockWait: Duration?, on connection: PostgresConnection,
+        tables: Tables, logger: Logger
     ) async throws -> FromMemory {
         var plan = plan
         let base = plan.head
@@ -74,8 +78,10 @@ extension PostgresEventStore {
         }
         guard eventCount == plan.newEvents.count, eventCount > 0 else { return .undecided }
         do {
-            return try await insert(plan, ifHeadIs: base, on: connection, tables: tables)
-                ? .committed(outcomes, plan, base: base) : .headMoved
+            switch try await insert(plan, ifHeadIs: base, lockWait: lockWait, on: connection, tables: tables) {
+            case .written: return .committed(outcomes, plan, base: base)
+            case .moved(let head): return .headMoved(to: head)
+            }
         } catch let error where PostgresErrors.sqlState(error)?.hasPrefix("23") == true {
             return .undecided
         }
@@ -180,16 +186,24 @@ extension PostgresEventStore {
         """
     }
 
-    /// Writes the plan's rows and moves the head, in one call of the schema's `append_rows`
+    /// What a write that checks the head found.
+    enum HeadCheck: Equatable {
+        case written
+        /// Another replica moved the head there: nothing was written.
+        case moved(to: Int64)
+    }
+
+    /// Writes the plan's rows and moves the head, in one call of the schema's `append_rows_at`
     /// function: its events, its command results and the head's new position, so a transaction
     /// of any size makes one round trip for all its writes. With `ifHeadIs`, it first takes the
-    /// head lock if it is free and the head is still there, and writes nothing otherwise;
-    /// returns whether it wrote.
+    /// head lock (waiting at most `lockWait`, when given), and writes nothing unless the head is
+    /// still there.
     static func insert(
-        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, on connection: PostgresConnection, tables: Tables
-    ) async throws -> Bool {
+        _ plan: AppendBatchPlan, ifHeadIs base: Int64? = nil, lockWait: Duration? = nil, on connection: PostgresConnection,
+        tables: Tables
+    ) async throws -> HeadCheck {
         let events = plan.newEvents
-        guard !events.isEmpty else { return true }
+        guard !events.isEmpty else { return .written }
         let commands = plan.newCommands
         var binds = AppendRowsCall.Parameters()
         binds.append(PostgresArrayBind(events.map(\.position)))
@@ -215,11 +229,15 @@ extension PostgresEventStore {
         binds.append(PostgresArrayBind(commands.map(\.digest)))
         binds.append(plan.head)
         binds.append(base)
-        return try await tables.appendRowsCall.call(binds, on: connection)
+        // At least a millisecond: PostgreSQL reads a lock_timeout of 0 as none.
+        binds.append(lockWait.map { max(1, $0.wholeMilliseconds) })
+        let found = try await tables.appendRowsCall.call(binds, on: connection)
+        guard let base, let found, found != base else { return .written }
+        return .moved(to: found)
     }
 }
 
-/// The call of a schema's `append_rows`, prepared once per connection and then only bound and
+/// The call of a schema's `append_rows_at`, prepared once per connection and then only bound and
 /// executed.
 ///
 /// Why prepared: sent as an unnamed statement, the call was parsed, analysed and planned on
@@ -240,7 +258,7 @@ final class AppendRowsCall: Sendable {
         private var buffer = ByteBufferAllocator().buffer(capacity: 1024)
         private var slices: [(type: PostgresDataType, start: Int, length: Int?)] = []
 
-        init() { slices.reserveCapacity(22) }
+        init() { slices.reserveCapacity(23) }
 
         mutating func append(_ array: PostgresArrayBind) {
             let start = buffer.writerIndex
@@ -268,20 +286,24 @@ final class AppendRowsCall: Sendable {
     private let prepared = Mutex<[ObjectIdentifier: (connection: PostgresConnection, statement: PreparedQuery)]>([:])
 
     init(function: String) {
-        sql = "SELECT \(function)($22, $21, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        sql =
+            "SELECT \(function)($22, $21, $23, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     }
 
-    /// Whether the call wrote (see `insert`).
-    func call(_ parameters: Parameters, on connection: PostgresConnection) async throws -> Bool {
+    /// The head the call found when it checked one (see `insert`), else nil.
+    func call(_ parameters: Parameters, on connection: PostgresConnection) async throws -> Int64? {
         let statement = try await statement(on: connection)
         let rows = try await statement.execute(parameters.values).get()
-        guard let row = rows.first, let cell = row.first, let bytes = cell.bytes, bytes.readableBytes == 1 else {
-            throw EventStoreError.unavailable("append_rows answered without its one boolean")
+        guard let row = rows.first, let cell = row.first else {
+            throw EventStoreError.unavailable("append_rows_at answered without its one value")
         }
+        guard let bytes = cell.bytes else { return nil }
         // Read as bytes: this API's rows claim the text format for values sent in binary (the
         // description kept from `prepare` is the one before postgres-nio asked for binary).
-        let value = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self)
-        return value == 1 || value == UInt8(ascii: "t")
+        guard bytes.readableBytes == 8, let head = bytes.getInteger(at: bytes.readerIndex, as: Int64.self) else {
+            throw EventStoreError.unavailable("append_rows_at answered \(bytes.readableBytes) bytes for a bigint")
+        }
+        return head
     }
 
     private func statement(on connection: PostgresConnection) async throws -> PreparedQuery {

@@ -395,6 +395,10 @@ public final class PostgresEventStore: EventStore {
         for job in jobs { job.fail(failure) }
     }
 
+    /// How many times a batch is planned from memory while other replicas keep moving the head,
+    /// before it goes the reading way.
+    static let fromMemoryAttempts = 3
+
     enum Outcome {
         case appended(AppendResult)
         case refused(any Error)
@@ -448,18 +452,26 @@ public final class PostgresEventStore: EventStore {
             self.known.withLock { $0.learned(at: base, versions, head: plan.head) }
         }
         if jobs.allSatisfy({ if case .append = $0 { true } else { false } }) {
-            if let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
-                switch try await Self.commitFromMemory(jobs, plan, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+            var attempts = 0
+            fromMemory: while let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
+                attempts += 1
+                switch try await Self.commitFromMemory(
+                    jobs, plan, recordedAt: recordedAt, lockWait: budget, on: connection, tables: tables, logger: logger)
                 {
                 case .committed(let outcomes, let plan, let base):
                     learn(base, plan)
                     return (outcomes, base, plan.head)
-                case .headMoved: self.known.withLock { $0.forget() }
-                case .undecided: break
+                case .headMoved(let head) where attempts < Self.fromMemoryAttempts:
+                    // Planned again at the head another replica left (see `KnownStreams.moved(to:)`).
+                    self.known.withLock { $0.moved(to: head) }
+                case .headMoved:
+                    self.known.withLock { $0.forget() }
+                    break fromMemory
+                case .undecided: break fromMemory
                 }
             }
             if let (outcomes, plan, base) = try await Self.commitOptimistically(
-                jobs, touched, recordedAt: recordedAt, on: connection, tables: tables, logger: logger)
+                jobs, touched, recordedAt: recordedAt, lockWait: budget, on: connection, tables: tables, logger: logger)
             {
                 learn(base, plan)
                 return (outcomes, base, plan.head)

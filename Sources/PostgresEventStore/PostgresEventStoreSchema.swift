@@ -12,8 +12,10 @@ struct Tables: Sendable {
     let checkpoints: String
     let head: String
     let migrations: String
-    /// The function that writes a batch (schema version 3).
+    /// The function that writes a batch (schema version 3; kept for replicas of older builds).
     let appendRows: String
+    /// The one that writes a batch or says where the head went (schema version 4).
+    let appendRowsAt: String
     /// Its call, prepared per connection.
     let appendRowsCall: AppendRowsCall
 
@@ -30,7 +32,8 @@ struct Tables: Sendable {
         head = "\(schema).head"
         migrations = "\(schema).schema_migrations"
         appendRows = "\(schema).append_rows"
-        appendRowsCall = AppendRowsCall(function: appendRows)
+        appendRowsAt = "\(schema).append_rows_at"
+        appendRowsCall = AppendRowsCall(function: appendRowsAt)
     }
 }
 
@@ -74,6 +77,8 @@ enum PostgresEventStoreSchema {
             // 3: a batch's writes as one function call, whose statements' plans each session
             // caches (see PostgresEventStore.insert).
             [appendRowsFunction(tables)],
+            // 4: a batch from memory waits for the head and learns where it went (PostgresEventStore.commitFromMemory).
+            [appendRowsAtFunction(tables)],
         ]
     }
 
@@ -83,17 +88,62 @@ enum PostgresEventStoreSchema {
     static func appendRowsFunction(_ tables: Tables) -> String {
         """
         CREATE OR REPLACE FUNCTION \(tables.appendRows)(in_base BIGINT, in_head BIGINT,
-            in_position BIGINT[], in_event_id TEXT[], in_stream_id TEXT[], in_stream_version BIGINT[], in_type TEXT[],
-            in_schema_version BIGINT[], in_recorded_at BIGINT[], in_correlation_id TEXT[], in_has_correlation BOOL[],
-            in_causation_id TEXT[], in_has_causation BOOL[], in_data BYTEA[], in_checksum BIGINT[], in_trace_parent TEXT[],
-            in_has_trace BOOL[], in_command_id TEXT[], in_command_stream TEXT[], in_command_version BIGINT[],
-            in_command_position BIGINT[], in_command_digest TEXT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $body$
+            \(rowParameters)) RETURNS BOOLEAN LANGUAGE plpgsql AS $body$
         BEGIN
             IF in_base IS NOT NULL THEN
                 PERFORM 1 FROM \(tables.head) WHERE position = in_base FOR UPDATE SKIP LOCKED;
                 IF NOT FOUND THEN RETURN FALSE; END IF;
             END IF;
-            INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
+            \(writeRows(tables))
+            RETURN TRUE;
+        END
+        $body$
+        """
+    }
+
+    /// Writes a batch's events and command results and moves the head, as `append_rows`, but
+    /// with `in_base` it waits for the head lock (at most `in_lock_wait_ms` when given, else the
+    /// statement's timeout), and when the head is not at `in_base` writes nothing and answers
+    /// the head it found. It answers `in_base` when it wrote (NULL without one: the caller's
+    /// transaction holds the lock).
+    ///
+    /// Why wait and answer the head: with another replica appending, a head that moved was the
+    /// common case, and `append_rows` made the store forget all it knew and read; with the head
+    /// in hand it plans the batch again from memory at once (`KnownStreams.moved(to:)`).
+    static func appendRowsAtFunction(_ tables: Tables) -> String {
+        """
+        CREATE OR REPLACE FUNCTION \(tables.appendRowsAt)(in_base BIGINT, in_head BIGINT, in_lock_wait_ms BIGINT,
+            \(rowParameters)) RETURNS BIGINT LANGUAGE plpgsql AS $body$
+        DECLARE
+            found_head BIGINT;
+        BEGIN
+            IF in_base IS NOT NULL THEN
+                IF in_lock_wait_ms IS NOT NULL THEN
+                    PERFORM set_config('lock_timeout', in_lock_wait_ms::text, true);
+                END IF;
+                SELECT position INTO found_head FROM \(tables.head) FOR UPDATE;
+                IF found_head <> in_base THEN RETURN found_head; END IF;
+            END IF;
+            \(writeRows(tables))
+            RETURN in_base;
+        END
+        $body$
+        """
+    }
+
+    /// The parameters both functions take after their own: a batch's rows as arrays.
+    private static let rowParameters = """
+        in_position BIGINT[], in_event_id TEXT[], in_stream_id TEXT[], in_stream_version BIGINT[], in_type TEXT[],
+            in_schema_version BIGINT[], in_recorded_at BIGINT[], in_correlation_id TEXT[], in_has_correlation BOOL[],
+            in_causation_id TEXT[], in_has_causation BOOL[], in_data BYTEA[], in_checksum BIGINT[], in_trace_parent TEXT[],
+            in_has_trace BOOL[], in_command_id TEXT[], in_command_stream TEXT[], in_command_version BIGINT[],
+            in_command_position BIGINT[], in_command_digest TEXT[]
+        """
+
+    /// The statements both functions write a batch with: its events, its command results, the head.
+    private static func writeRows(_ tables: Tables) -> String {
+        """
+        INSERT INTO \(tables.events)(position, event_id, stream_id, stream_version, type, schema_version, recorded_at,
                 correlation_id, causation_id, data, checksum, trace_parent)
             SELECT x.p, x.e, x.s, x.v, x.t, x.sv, x.r, CASE WHEN x.hc THEN x.c END, CASE WHEN x.hca THEN x.ca END, x.d, x.k,
                 CASE WHEN x.htp THEN x.tp END
@@ -103,9 +153,6 @@ enum PostgresEventStoreSchema {
             INSERT INTO \(tables.commands)(command_id, stream_id, version, position, digest)
             SELECT * FROM unnest(in_command_id, in_command_stream, in_command_version, in_command_position, in_command_digest);
             UPDATE \(tables.head) SET position = in_head;
-            RETURN TRUE;
-        END
-        $body$
         """
     }
 

@@ -10,10 +10,7 @@ import Testing
 @Suite(.enabled(if: TestPostgres.client != nil, "JFRAME_TEST_POSTGRES_URL is not set"))
 struct PostgresReplicaTests {
     @Test func anAppendThatWaitedForTheHeadLockSeesWhatWasCommittedMeanwhile() async throws {
-        let (first, client, schema) = try await TestPostgres.freshStore()
-        var options = PostgresEventStore.Options()
-        options.schema = schema
-        let second = try await PostgresEventStore.open(client: client, options: options)
+        let (first, second, client, schema) = try await Self.twoReplicas()
         _ = try await first.append(AppendRequest(streamId: "Other-1", expected: .noStream, events: [event()]))
         let logger = Logger(label: "test")
 
@@ -53,10 +50,7 @@ struct PostgresReplicaTests {
     /// A store remembers the versions of the streams it wrote and decides the next append to
     /// them without reading; another replica's append in between must be seen all the same.
     @Test func aRememberedStreamVersionGivesWayToAnotherReplicasAppend() async throws {
-        let (first, client, schema) = try await TestPostgres.freshStore()
-        var options = PostgresEventStore.Options()
-        options.schema = schema
-        let second = try await PostgresEventStore.open(client: client, options: options)
+        let (first, second, client, schema) = try await Self.twoReplicas()
         let opened = try await first.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()], commandId: "c1"))
         #expect(try await first.append(AppendRequest(streamId: "S-1", expected: .exact(1), events: [event()])).version == 2)
         // The first now knows S-1 at version 2; the second appends behind its back.
@@ -80,6 +74,40 @@ struct PostgresReplicaTests {
             AppendRequest(streamId: "S-1", expected: .exact(3), events: [NewEvent(eventId: stored.eventId, type: stored.type, data: stored.data)]))
         #expect(again.duplicate && again.position == 4)
         #expect(try await second.readStream("S-1", fromVersion: 1, maxCount: 10).map(\.position) == [1, 2, 3, 4])
+    }
+
+    /// Two replicas taking turns on the head, each on streams of its own: a store whose head
+    /// another replica moved plans its batch again at the head it is told, keeping the versions
+    /// it knows; where one of them is stale (the other replica appended to that stream too) the
+    /// write collides on the stream's version and the reads decide.
+    @Test func appendsFromMemoryFollowTheHeadAnotherReplicaMoved() async throws {
+        let (first, second, client, schema) = try await Self.twoReplicas()
+        _ = try await first.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()]))
+        _ = try await second.append(AppendRequest(streamId: "B-1", expected: .noStream, events: [event()]))
+        var positions: [Int64] = []
+        for round in 0..<5 {
+            let mine = try await first.append(AppendRequest(streamId: "A-1", expected: .exact(Int64(1 + 2 * round)), events: [event(), event()]))
+            let theirs = try await second.append(AppendRequest(streamId: "B-1", expected: .exact(Int64(round + 1)), events: [event()]))
+            #expect(mine.version == Int64(3 + 2 * round) && theirs.version == Int64(round + 2))
+            positions += [mine.position, theirs.position]
+        }
+        #expect(positions == [4, 5, 7, 8, 10, 11, 13, 14, 16, 17], "each the head the other left, plus its own events")
+        // The second appends to A-1 behind the first's back; the first, any version, goes after it.
+        _ = try await second.append(AppendRequest(streamId: "A-1", expected: .any, events: [event()]))
+        let after = try await first.append(AppendRequest(streamId: "A-1", expected: .any, events: [event()]))
+        #expect(after.version == 13 && after.position == 19)
+        let all = try await first.readAll(fromPosition: 1, maxCount: 100)
+        #expect(all.map(\.position) == Array(1...19), "no gap and no position twice")
+        #expect(try await first.readStream("A-1", fromVersion: 1, maxCount: 100).map(\.streamVersion) == Array(1...13))
+        #expect(try await first.verify(pageSize: 10).problemCount == 0)
+    }
+
+    /// Two stores on one fresh schema.
+    private static func twoReplicas() async throws -> (PostgresEventStore, PostgresEventStore, PostgresClient, String) {
+        let (first, client, schema) = try await TestPostgres.freshStore()
+        var options = PostgresEventStore.Options()
+        options.schema = schema
+        return (first, try await PostgresEventStore.open(client: client, options: options), client, schema)
     }
 
     private func waitForLockWaiters(_ count: Int, in schema: String, on connection: PostgresConnection, logger: Logger) async throws {

@@ -77,6 +77,18 @@ import Testing
         #expect(known.plan(for: ["C"]) == nil)
     }
 
+    @Test func aHeadAnotherReplicaMovedKeepsTheVersionsAndPlansFromThere() {
+        var known = KnownStreams()
+        known.moved(to: 3)
+        #expect(known.plan(for: []) == nil, "nothing known: nothing to move")
+        known.learned(at: 0, [("A", 2)], head: 5)
+        known.moved(to: 9)
+        let plan = known.plan(for: ["A"])
+        #expect(plan?.head == 9 && plan?.version(of: "A") == 2)
+        known.learned(at: 9, [("B", 1)], head: 10)
+        #expect(known.plan(for: ["A", "B"])?.head == 10, "written at the head it was told: both stand")
+    }
+
     @Test func pastItsCapacityItStartsAgain() {
         var known = KnownStreams(capacity: 3)
         known.learned(at: 0, [("A", 1), ("B", 1)], head: 2)
