@@ -21,15 +21,15 @@ extension PostgresEventStore {
     }
 
     /// A batch of appends in two statements, each its own transaction: the reads (no lock), then
-    /// one statement that takes the head lock without waiting for it (`SKIP LOCKED`), only if the
-    /// head is still where the reads saw it, and then writes the rows and moves the head. Every
-    /// append moves the head, so an unmoved head means the reads are still current; the lock,
-    /// held to the statement's commit, keeps positions gap-free and in commit order as the
-    /// transaction path does. Two round trips where that path makes four, and the head is locked
-    /// for one statement instead of a transaction's round trips.
+    /// one statement that takes the head lock (waiting at most `lockWait`) and, only if the head
+    /// is still where the reads saw it, writes the rows and moves the head. Every append moves
+    /// the head, so an unmoved head means the reads are still current; the lock, held to the
+    /// statement's commit, keeps positions gap-free and in commit order as the transaction path
+    /// does. Two round trips where that path makes four, and the head is locked for one
+    /// statement instead of a transaction's round trips.
     ///
-    /// Nil when the head moved or is locked (another replica is appending): nothing was
-    /// written, and the batch goes the locked way. A batch with nothing to write (refusals and
+    /// Nil when the head moved (another replica appended): nothing was written, and the batch
+    /// goes the locked way. A batch with nothing to write (refusals and
     /// repeats only) is answered from the reads, which were the store's committed state.
     static func commitOptimistically(
         _ jobs: [Job], _ touched: Touched, recordedAt: Int64, lockWait: Duration?, on connection: PostgresConnection, tables: Tables,
