@@ -437,11 +437,34 @@ public final class PostgresEventStore: EventStore {
     /// Writes one batch and commits it, returning each job's outcome, the head it found (its
     /// `base`) and the new head.
     ///
-    /// A batch of appends alone first goes from memory or optimistically (`commitFromMemory`,
-    /// `commitOptimistically`: no explicit transaction); when another replica appended in
-    /// between, or the batch holds a snapshot or checkpoint, it goes as one transaction that locks
-    /// the head first.
+    /// Snapshots and checkpoints go first, each a statement of its own: an upsert that needs
+    /// neither the head nor a place among the appends (a snapshot keeps the later version; a
+    /// checkpoint has one writer, the relay holding the lease). Then the appends
+    /// (`writeAppends`). Why apart: in the appends' transaction one snapshot sent its whole
+    /// batch the locked way (four round trips holding the head lock), and a snapshot falls due
+    /// every 100 events of a stream. A failure fails the whole batch, as one transaction's would;
+    /// an upsert that went through before it is then answered with the error, and its retry
+    /// writes the same row.
     private func write(
+        _ jobs: [Job], recordedAt: Int64, budget: Duration?, on connection: PostgresConnection
+    ) async throws -> (outcomes: [Outcome], base: Int64, head: Int64) {
+        let isAppend = { (job: Job) in if case .append = job { true } else { false } }
+        guard !jobs.allSatisfy(isAppend) else { return try await writeAppends(jobs, recordedAt: recordedAt, budget: budget, on: connection) }
+        for case .write(let body, _) in jobs { try await body(connection, logger) }
+        let appends = jobs.filter(isAppend)
+        guard !appends.isEmpty else {
+            let at = head.current
+            return (jobs.map { _ in .written }, at, at)
+        }
+        let (appended, base, head) = try await writeAppends(appends, recordedAt: recordedAt, budget: budget, on: connection)
+        var answers = appended.makeIterator()
+        return (jobs.map { isAppend($0) ? answers.next() ?? .written : .written }, base, head)
+    }
+
+    /// Writes a batch of appends and commits it (see `write`): first from memory or
+    /// optimistically (`commitFromMemory`, `commitOptimistically`: no explicit transaction); when
+    /// another replica keeps appending in between, as one transaction that locks the head first.
+    private func writeAppends(
         _ jobs: [Job], recordedAt: Int64, budget: Duration?, on connection: PostgresConnection
     ) async throws -> (outcomes: [Outcome], base: Int64, head: Int64) {
         let logger = self.logger
@@ -451,7 +474,7 @@ public final class PostgresEventStore: EventStore {
             let versions = touched.streamIds.map { ($0, plan.version(of: $0)) }
             self.known.withLock { $0.learned(at: base, versions, head: plan.head) }
         }
-        if jobs.allSatisfy({ if case .append = $0 { true } else { false } }) {
+        do {
             var attempts = 0
             fromMemory: while let plan = self.known.withLock({ $0.plan(for: touched.streamIds) }) {
                 attempts += 1
@@ -490,15 +513,7 @@ public final class PostgresEventStore: EventStore {
             let base = plan.head
             var outcomes: [Outcome] = []
             outcomes.reserveCapacity(jobs.count)
-            for job in jobs {
-                switch job {
-                case .append(let request, _, _):
-                    outcomes.append(Self.decide(request, in: &plan, recordedAt: recordedAt))
-                case .write(let body, _):
-                    try await body(connection, logger)
-                    outcomes.append(.written)
-                }
-            }
+            for case .append(let request, _, _) in jobs { outcomes.append(Self.decide(request, in: &plan, recordedAt: recordedAt)) }
             _ = try await Self.insert(plan, on: connection, tables: tables)
             try await connection.query("COMMIT", logger: logger)
             learn(base, plan)

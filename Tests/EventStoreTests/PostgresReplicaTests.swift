@@ -50,7 +50,7 @@ struct PostgresReplicaTests {
     /// A store remembers the versions of the streams it wrote and decides the next append to
     /// them without reading; another replica's append in between must be seen all the same.
     @Test func aRememberedStreamVersionGivesWayToAnotherReplicasAppend() async throws {
-        let (first, second, client, schema) = try await Self.twoReplicas()
+        let (first, second, _, _) = try await Self.twoReplicas()
         let opened = try await first.append(AppendRequest(streamId: "S-1", expected: .noStream, events: [event()], commandId: "c1"))
         #expect(try await first.append(AppendRequest(streamId: "S-1", expected: .exact(1), events: [event()])).version == 2)
         // The first now knows S-1 at version 2; the second appends behind its back.
@@ -81,7 +81,7 @@ struct PostgresReplicaTests {
     /// it knows; where one of them is stale (the other replica appended to that stream too) the
     /// write collides on the stream's version and the reads decide.
     @Test func appendsFromMemoryFollowTheHeadAnotherReplicaMoved() async throws {
-        let (first, second, client, schema) = try await Self.twoReplicas()
+        let (first, second, _, _) = try await Self.twoReplicas()
         _ = try await first.append(AppendRequest(streamId: "A-1", expected: .noStream, events: [event()]))
         _ = try await second.append(AppendRequest(streamId: "B-1", expected: .noStream, events: [event()]))
         var positions: [Int64] = []
