@@ -10,13 +10,10 @@ import WallTime
 /// the progress never waits behind a page being applied or an index being built (minutes, over
 /// tens of millions of rows).
 public final class ReadModelRebuild: Sendable {
-    private struct State {
-        var writer: ProjectionWriter?
-    }
-
     let target: any ReadModelRebuildTarget
-    private let state: Mutex<State>
-    /// Written only under `state`'s lock, read without it.
+    /// nil once closed.
+    private let writer: Mutex<ProjectionWriter?>
+    /// Written only under `writer`'s lock, read without it.
     private let applied = Atomic<Int64>(0)
     private let lastApplied = Atomic<Int64>(0)
 
@@ -32,7 +29,7 @@ public final class ReadModelRebuild: Sendable {
         do {
             let writer = try ProjectionWriter(db: target.openWriter(), clock: SystemWallClock())
             writer.writesFreshTables = true
-            state = Mutex(State(writer: writer))
+            self.writer = Mutex(writer)
         } catch {
             target.discard()
             throw error
@@ -51,8 +48,8 @@ public final class ReadModelRebuild: Sendable {
 
     /// Applies the next events of the history, decoded by `decode`, as one transaction.
     public func apply(decoded events: [DecodedEvent]) throws {
-        try state.withLock { state in
-            guard let writer = state.writer, let first = events.first else { return }
+        try writer.withLock { writer in
+            guard let writer, let first = events.first else { return }
             let last = lastApplied.load(ordering: .relaxed)
             if first.event.position != last + 1 {
                 throw ReadModelError.invalid("the history skipped from position \(last) to \(first.event.position)")
@@ -68,24 +65,24 @@ public final class ReadModelRebuild: Sendable {
     /// the last events: the build is the slow part, and the live models keep being written and
     /// read meanwhile. `finishRebuild` calls it too (then it has nothing left to build).
     public func finishLoading() throws {
-        try state.withLock { state in
-            guard let writer = state.writer else { throw ReadModelError.closed }
+        try writer.withLock { writer in
+            guard let writer else { throw ReadModelError.closed }
             try target.finishLoading(writer.db)
         }
     }
 
     public func counts() throws -> ReadModelCounts {
-        try state.withLock { state in
-            guard let writer = state.writer else { throw ReadModelError.closed }
+        try writer.withLock { writer in
+            guard let writer else { throw ReadModelError.closed }
             return try ReadModelStore.counts(writer.db)
         }
     }
 
     /// Closes the rebuild's writer (before the swap reads its tables, or when abandoning it).
     func close() {
-        state.withLock { state in
-            if let writer = state.writer { target.finishWriting(writer.db) }
-            state.writer = nil
+        writer.withLock { writer in
+            if let open = writer { target.finishWriting(open.db) }
+            writer = nil
         }
     }
 
