@@ -4,7 +4,7 @@
 # On a normal machine the binaries are built inside the Swift image:
 #     docker compose up -d --build
 # Where no registry can be reached (see Scripts/compose-demo), they are built on the host with
-# `swift build -c release --static-swift-stdlib`, copied to .build/container/, and taken from
+# `swift build -c release --static-swift-stdlib -Xlinker -ljemalloc`, copied to .build/container/, and taken from
 # the `prebuilt` stage:
 #     podman build --pull=never --build-arg BINARIES=prebuilt -t cqrs:latest .
 # Stages that are not used are skipped. Every image made here carries the label
@@ -13,14 +13,16 @@ ARG BINARIES=build
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libnghttp2-dev pkg-config \
-        zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-dev && rm -rf /var/lib/apt/lists/*
+        zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-dev libjemalloc-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources Sources
 COPY Benchmarks Benchmarks
 COPY Tests Tests
+# jemalloc as the malloc, its shared library (the static one does not link with the static Swift
+# runtime): see release_build in Scripts/lib/setup.sh.
 RUN for product in broker command-service query-service cqrs; do \
-        swift build -c release --static-swift-stdlib --product "$product" || exit 1; done \
+        swift build -c release --static-swift-stdlib -Xlinker -ljemalloc --product "$product" || exit 1; done \
     && mkdir /out \
     && cp .build/release/broker .build/release/command-service .build/release/query-service .build/release/cqrs /out/
 
@@ -46,12 +48,12 @@ ENTRYPOINT ["/usr/local/bin/postgres-container"]
 FROM debian:bookworm-slim
 LABEL dev.cqrs.image=services
 # The libraries the binaries take from the system (the Swift runtime is static): SQLite, nghttp2,
-# the codecs of the broker's Kafka port (zlib, snappy, lz4, zstd), and librdkafka (the services'
-# Kafka bus, --bus kafka://…).
+# the codecs of the broker's Kafka port (zlib, snappy, lz4, zstd), librdkafka (the services'
+# Kafka bus, --bus kafka://…) and jemalloc (the malloc).
 RUN ( ls /usr/lib/*-linux-gnu/libsqlite3.so.0 /usr/lib/*-linux-gnu/libnghttp2.so.14 /usr/lib/*-linux-gnu/libz.so.1 \
         /usr/lib/*-linux-gnu/libsnappy.so.1 /usr/lib/*-linux-gnu/liblz4.so.1 /usr/lib/*-linux-gnu/libzstd.so.1 \
-        /usr/lib/*-linux-gnu/librdkafka.so.1 ) >/dev/null 2>&1 \
-    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 zlib1g libsnappy1v5 liblz4-1 libzstd1 librdkafka1 \
+        /usr/lib/*-linux-gnu/librdkafka.so.1 /usr/lib/*-linux-gnu/libjemalloc.so.2 ) >/dev/null 2>&1 \
+    || (apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libnghttp2-14 zlib1g libsnappy1v5 liblz4-1 libzstd1 librdkafka1 libjemalloc2 \
         && rm -rf /var/lib/apt/lists/*)
 COPY --from=binaries /out/ /usr/local/bin/
 # /shared: a volume replicas share (the relay's key, in the compose file's `postgres` profile).

@@ -36,6 +36,7 @@ step "build ours (release)"
 release_build --product broker >&2
 [ "$KAFKA" = 1 ] && { release_build --product cqrs >&2; ensure_python_venv; }
 BIN="$(release_build --show-bin-path)"
+require_release_server "$BIN/broker" --data-dir {}
 if [ "$KAFKA" = 1 ]; then build_bench_tools broker-bench kafka-bench; else build_bench_tools broker-bench; fi
 
 # On the same disk as the repository (not a tmpfs /tmp): durability costs what it costs there.

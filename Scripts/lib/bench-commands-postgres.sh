@@ -19,6 +19,7 @@ CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
 step "build ours (release)"
 release_build --product command-service >&2
 BIN="$(release_build --show-bin-path)"
+require_release_server "$BIN/command-service" --no-relay --data-dir {}
 build_bench_tools commands-bench
 
 bench_workdir bench-commands-pg one two-a two-b floor

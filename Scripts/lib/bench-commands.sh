@@ -36,6 +36,7 @@ TRACE_SAMPLE_RATIO="${TRACE_SAMPLE_RATIO:-0.1}"
 step "build ours (release)"
 release_build --product command-service >&2
 BIN="$(release_build --show-bin-path)"
+require_release_server "$BIN/command-service" --no-relay --data-dir {}
 build_bench_tools commands-bench
 
 bench_workdir bench-commands store polling metered traced raw

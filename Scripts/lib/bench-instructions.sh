@@ -27,7 +27,7 @@
 # instructions (and the libraries' in user space), not the disk's.
 # Counts differ between machines (glibc picks its memcpy by CPU): compare builds on one machine.
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
-# (with `--static-swift-stdlib`, as `release_build` does here, or the counts differ by the
+# (with `release_build`'s flags, `--static-swift-stdlib -Xlinker -ljemalloc`, or the counts differ by the
 # linking alone) and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
 # CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild rebuild_pg"],
@@ -48,6 +48,7 @@ else
   step "build ours (release)"
   for product in rpc-testserver broker command-service query-service; do release_build --product "$product" >&2; done
   BIN="$(release_build --show-bin-path)"
+  require_release_server "$BIN/rpc-testserver"
 fi
 build_bench_tools rpc-bench broker-bench commands-bench kafka-bench queries-bench
 

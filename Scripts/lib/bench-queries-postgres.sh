@@ -26,6 +26,8 @@ LAG_SECONDS="${LAG_SECONDS:-5}"
 step "build ours (release)"
 for product in broker command-service query-service rpc-testserver; do release_build --product "$product" >&2; done
 BIN="$(release_build --show-bin-path)"
+require_release_server "$BIN/broker" --data-dir {}
+require_release_server "$BIN/command-service" --no-relay --data-dir {}
 build_bench_tools queries-bench
 
 bench_workdir bench-queries-pg history readmodels live

@@ -53,35 +53,45 @@ ensure_python_venv() {
 }
 
 # Release builds of this package's binaries, the way the containers ship them: Swift's runtime
-# and Foundation linked in (`--static-swift-stdlib`, swift.org's advice for deployment). Every
-# script builds them with these flags, so one build serves the benchmarks, the instruction counts
-# and the compose demo (other flags recompile every module). Usage: release_build ARGS...
-release_build() { swift build -c release --static-swift-stdlib "$@"; }
+# and Foundation linked in (`--static-swift-stdlib`, swift.org's advice for deployment), and
+# jemalloc as the malloc (`-Xlinker -ljemalloc`, as Vapor's deployment template links it: glibc's
+# allocator spent 14% of the command-service's time in a batch's large buffers; the shared
+# library, as jemalloc's static one does not link with the static Swift runtime). Every script
+# builds them with these flags, so one build serves the benchmarks, the instruction counts and
+# the compose demo (a compiler flag would recompile every module; a linker flag only relinks).
+# Usage: release_build ARGS...
+release_build() {
+  ls /usr/lib/*-linux-gnu/libjemalloc.so >/dev/null 2>&1 || apt_install libjemalloc-dev
+  swift build -c release --static-swift-stdlib -Xlinker -ljemalloc "$@"
+}
 
-# Fails unless the server binary $1 (one that takes --data-dir) runs Swift Concurrency on the
-# event loops' hook (`ConcurrencyOnEventLoops`), as its "listening" line says: a build where the
-# runtime's hook variable cannot be found falls back without failing (to NIO's takeover, or to
-# Swift's own pool where that cannot install itself either, as in a static binary).
-require_executor_hook() {
-  local dir line
+# Fails unless the server binary $1 runs as a release build should, as its "listening" line
+# says: Swift Concurrency on the event loops' hook (`ConcurrencyOnEventLoops`; a build where the
+# runtime's hook variable cannot be found falls back without failing, to NIO's takeover or to
+# Swift's own pool) and jemalloc as its malloc (`MallocInUse`; a build without the linker flag
+# runs on glibc's). Further arguments go to the server (a data directory is made for
+# --data-dir {}). Usage: require_release_server BINARY [ARGS...]
+require_release_server() {
+  local binary=$1 dir line
+  shift
   dir="$(mktemp -d)"
-  line="$(timeout 20 "$1" --listen 127.0.0.1:0 --log-level warning --data-dir "$dir" 2>/dev/null | head -n 1 || true)"
+  line="$(timeout 20 "$binary" --listen 127.0.0.1:0 --log-level warning "${@/#\{\}/$dir}" 2>/dev/null | head -n 1 || true)"
   rm -rf "$dir"
   case "$line" in
-    *'"globalExecutor":"hook"'*) ;;
-    *) echo "$1 does not run on the event loops' executor hook (it printed: $line)" >&2; return 1 ;;
+    *'"globalExecutor":"hook"'*'"malloc":"jemalloc"'*) ;;
+    *) echo "$binary is not running as a release build should: on the event loops' executor hook and jemalloc (it printed: $line)" >&2; return 1 ;;
   esac
 }
 
 # Builds benchmark executables (their own package, Benchmarks/Package.swift, so the main package's
 # `swift build` builds the product only) in release mode, linked as the servers are
-# (`--static-swift-stdlib`: a client's runtime calls then skip the dynamic linker's thread-local
-# lookups, about 5% of a produce's instructions in broker-bench), and sets BENCH_BIN to where they
-# are. Usage: build_bench_tools PRODUCT...
+# (`release_build`: with the static runtime a client's runtime calls skip the dynamic linker's
+# thread-local lookups, about 5% of a produce's instructions in broker-bench), and sets BENCH_BIN
+# to where they are. Usage: build_bench_tools PRODUCT...
 build_bench_tools() {
-  local bench=(swift build -c release --static-swift-stdlib --package-path Benchmarks --scratch-path .build-bench)
-  for product in "$@"; do "${bench[@]}" --product "$product" >&2; done
-  BENCH_BIN="$("${bench[@]}" --show-bin-path)"
+  local bench=(--package-path Benchmarks --scratch-path .build-bench)
+  for product in "$@"; do release_build "${bench[@]}" --product "$product" >&2; done
+  BENCH_BIN="$(release_build "${bench[@]}" --show-bin-path)"
 }
 
 # For the benchmark scripts: starts one of our server binaries on port 0 in the background

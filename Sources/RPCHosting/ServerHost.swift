@@ -239,8 +239,11 @@ private struct ListeningAnnouncer: Service {
         let host = address.ipAddress ?? "?"
         let port = address.port ?? 0
         let executor = ConcurrencyOnEventLoops.installed.rawValue
-        logger.info("listening", metadata: ["address": "\(host):\(port)", "global_executor": "\(executor)"])
-        print(#"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls),"globalExecutor":"\#(executor)"}"#)
+        let malloc = MallocInUse.current.rawValue
+        logger.info("listening", metadata: ["address": "\(host):\(port)", "global_executor": "\(executor)", "malloc": "\(malloc)"])
+        print(
+            #"{"event":"listening","service":"\#(name)","host":"\#(host)","port":\#(port),"tls":\#(tls),"globalExecutor":"\#(executor)","malloc":"\#(malloc)"}"#
+        )
         fflush(nil)
         if reporters.isEmpty {
             try? await gracefulShutdown()

@@ -17,7 +17,7 @@ struct BrokerCommand: AsyncParsableCommand {
             config file given with --config FILE (or JFRAME_CONFIG), whose keys are the flag names: \
             {"listen": "0.0.0.0:9092", "data-dir": "/var/lib/broker"}. The command line wins over \
             the file, the file over the environment.
-            Prints one JSON line on stdout once listening: {"event":"listening","service":"broker","host":…,"port":…,"tls":…,"globalExecutor":…} (the last: which executor Swift Concurrency runs on, "hook" by default; see JFRAME_GLOBAL_EXECUTOR).
+            Prints one JSON line on stdout once listening: {"event":"listening","service":"broker","host":…,"port":…,"tls":…,"globalExecutor":…,"malloc":…} (which executor Swift Concurrency runs on, "hook" by default, see JFRAME_GLOBAL_EXECUTOR; and which malloc: "jemalloc" in release builds made as the README says, else "system").
             """)
 
     @OptionGroup var server: ServerOptions

@@ -31,7 +31,7 @@ struct CommandServiceCommand: AsyncParsableCommand {
             Every flag can also come from an environment variable (named in its help) or from a JSON \
             config file given with --config FILE (or JFRAME_CONFIG), whose keys are the flag names. \
             The command line wins over the file, the file over the environment.
-            Prints one JSON line on stdout once listening: {"event":"listening","service":"command-service","host":…,"port":…,"tls":…,"globalExecutor":…} (the last: which executor Swift Concurrency runs on, "hook" by default; see JFRAME_GLOBAL_EXECUTOR).
+            Prints one JSON line on stdout once listening: {"event":"listening","service":"command-service","host":…,"port":…,"tls":…,"globalExecutor":…,"malloc":…} (which executor Swift Concurrency runs on, "hook" by default, see JFRAME_GLOBAL_EXECUTOR; and which malloc: "jemalloc" in release builds made as the README says, else "system").
             """)
 
     @OptionGroup var server: ServerOptions
