@@ -16,8 +16,11 @@ import Testing
     @Test func aStalledReadDoesNotStallOtherCallsOnTheSameLoops() async throws {
         let directory = TemporaryDirectory(prefix: "slow-read")
         defer { directory.cleanup() }
+        // Stalls long enough that a check caught behind one stands out from a loaded machine's
+        // scheduling noise (524 ms seen once in CI beside the storage-fault suites).
+        let stall = Duration.seconds(2)
         var options = ReadModelStore.Options()
-        options.beforeEachRead = { Thread.sleep(forTimeInterval: 1) }
+        options.beforeEachRead = { Thread.sleep(forTimeInterval: TimeInterval(stall.components.seconds)) }
         let store = try ReadModelStore(path: directory.path + "/readmodels.sqlite", options: options)
         defer { store.close() }
         let health = HealthService(services: [QueriesAPI.Accounts.name], initial: .serving)
@@ -42,13 +45,13 @@ import Testing
         }
         defer { querying.cancel() }
         // The first stalled read shows the disk is slow; what is measured is what follows.
-        try await waitUntil("stalled queries answered", timeout: .seconds(10)) { slowQueries.count >= 6 }
+        try await waitUntil("stalled queries answered", timeout: .seconds(20)) { slowQueries.count >= 6 }
 
-        let checks = try await StallProbe.measure(from: clients, for: .seconds(2)) { client in
+        let checks = try await StallProbe.measure(from: clients, for: stall + .seconds(1)) { client in
             _ = try await JframeHealthV1.Health.Client(client).check(.init(service: QueriesAPI.Accounts.name))
         }
         #expect(slowQueries.count > 6, "queries kept stalling meanwhile")
         #expect(checks.count > 20, "health checks went on")
-        #expect(checks.longest < .milliseconds(500), "a health check took \(checks.longest) beside reads that stall 1 s")
+        #expect(checks.longest < stall / 2, "a health check took \(checks.longest) beside reads that stall \(stall)")
     }
 }
