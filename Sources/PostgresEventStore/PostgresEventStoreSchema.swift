@@ -79,6 +79,39 @@ enum PostgresEventStoreSchema {
             [appendRowsFunction(tables)],
             // 4: a batch from memory waits for the head and learns where it went (PostgresEventStore.commitFromMemory).
             [appendRowsAtFunction(tables)],
+            // 5: the keys rows are looked up by compare as bytes (see `byteOrderedKeys`).
+            byteOrderedKeys(tables),
+        ]
+    }
+
+    /// The versions whose step takes long on a large store, and what to say before it runs.
+    static let slowSteps: [Int: String] = [
+        5: "rebuilds the indexes on the event and command ids and the stream ids (about 2 s a million events); appends wait for it"
+    ]
+
+    /// Gives the text columns the store's indexes are on the collation "C": byte order.
+    ///
+    /// Why: a column of the database's default collation is compared through the C library's
+    /// `strcoll` when its B-tree is searched and inserted into, and where that default is a
+    /// language's (`en_US.UTF-8`, what `initdb` picks on most systems) every append pays it in
+    /// each of its unique indexes. With "C" the comparison is `memcmp`, and abbreviated keys
+    /// work: PostgreSQL's CPU per deposit fell about a fifth on such a database (64 clients,
+    /// 8 interleaved rounds). What a caller sees does not change: the store only tests these
+    /// columns for equality, which under any deterministic collation is byte equality, and
+    /// orders by numbers only.
+    ///
+    /// What it costs an existing store: PostgreSQL keeps the tables' files (the type stays
+    /// `text`) and builds the indexes on these columns again, under the table's exclusive lock,
+    /// in the migration's transaction: 1.9 s for 1,000,000 events (PostgreSQL 15).
+    static func byteOrderedKeys(_ tables: Tables) -> [String] {
+        [
+            """
+            ALTER TABLE \(tables.events) ALTER COLUMN event_id TYPE TEXT COLLATE "C",
+                ALTER COLUMN stream_id TYPE TEXT COLLATE "C"
+            """,
+            "ALTER TABLE \(tables.commands) ALTER COLUMN command_id TYPE TEXT COLLATE \"C\"",
+            "ALTER TABLE \(tables.snapshots) ALTER COLUMN stream_id TYPE TEXT COLLATE \"C\"",
+            "ALTER TABLE \(tables.checkpoints) ALTER COLUMN name TYPE TEXT COLLATE \"C\"",
         ]
     }
 
@@ -156,6 +189,15 @@ enum PostgresEventStoreSchema {
         """
     }
 
+    /// The planner's estimate of the events table's rows (`pg_class.reltuples`, kept by
+    /// autovacuum and ANALYZE; -1 before either ran): counting them would read the whole table.
+    private static func estimatedEvents(_ connection: PostgresConnection, tables: Tables, logger: Logger) async throws -> Int64 {
+        let rows = try await connection.query(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(\(tables.events))", logger: logger
+        ).collect()
+        return try rows.first?.decode(Int64.self) ?? 0
+    }
+
     static func migrate(client: PostgresClient, tables: Tables, logger: Logger) async throws {
         try await client.withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
@@ -175,7 +217,12 @@ enum PostgresEventStoreSchema {
                         "the schema \(tables.schema) is at version \(from), newer than this build knows (\(steps.count)): run a newer build")
                 }
                 for (index, step) in steps.enumerated().dropFirst(from) {
-                    logger.info("migrating the event store's schema", metadata: ["schema": "\(tables.schema)", "version": "\(index + 1)"])
+                    var metadata: Logger.Metadata = ["schema": "\(tables.schema)", "version": "\(index + 1)"]
+                    if let note = slowSteps[index + 1] {
+                        metadata["note"] = "\(note)"
+                        metadata["events"] = "\(try await estimatedEvents(connection, tables: tables, logger: logger))"
+                    }
+                    logger.info("migrating the event store's schema", metadata: metadata)
                     for statement in step { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     try await connection.query(
                         PostgresQuery(unsafeSQL: "INSERT INTO \(tables.migrations)(version) VALUES (\(index + 1))"), logger: logger)
