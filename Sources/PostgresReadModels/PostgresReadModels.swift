@@ -52,7 +52,7 @@ public final class PostgresReadModels: ReadModelBackend {
         let setup = BlockingPostgresConnection(settings: settings(schema), logger: logger)
         defer { setup.close() }
         do {
-            try PostgresReadModelSchema.migrate(setup, schema: schema)
+            try PostgresReadModelSchema.migrate(setup, schema: schema, logger: logger)
         } catch {
             throw PostgresConnectionError.unavailable("cannot open the read models at \(location.redacted): \(error)")
         }

@@ -793,6 +793,50 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit]))
         #expect(try store.account("a")?.balanceMinor == 10_005)
         #expect(try store.job("nope") == nil, "a later domain's tables were created beside them")
+        let inspector = BlockingPostgresConnection(
+            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        defer { inspector.close() }
+        let otherwise = try inspector.query(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'",
+            .text(schema)
+        ) { $0.text(0) }
+        #expect(otherwise.isEmpty, "every text column compares as bytes afterwards")
+    }
+
+    /// SQLite compares text as bytes; a PostgreSQL database's default collation is often a
+    /// language's, which lists "a" before "B". Keyset pages must come out the same on both.
+    @Test(arguments: ReadModelKind.allCases) func pagesOfAccountsComeInByteOrderOnADatabaseCollatedForALanguage(_ kind: ReadModelKind) async throws {
+        var database: (name: String, admin: BlockingPostgresConnection)?
+        let store: ReadModelStore
+        switch kind {
+        case .sqlite:
+            store = try ReadModelStore(path: directory.path + "/byte-order.sqlite")
+        case .postgres:
+            let url = try #require(ReadModelKind.postgresURL)
+            let admin = BlockingPostgresConnection(
+                settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+            // An ICU collation, so the test needs no operating-system locale.
+            let name = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_enus"
+            try admin.execute(
+                "CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+            database = (name, admin)
+            var components = try #require(URLComponents(string: url))
+            components.path = "/" + name
+            store = try ReadModelStore(backend: PostgresReadModels(url: try #require(components.string), options: .init()))
+        }
+        defer {
+            store.close()
+            if let database {
+                try? database.admin.execute("DROP DATABASE \(database.name) WITH (FORCE)")
+                database.admin.close()
+            }
+        }
+        var history = History()
+        let opened = ["a", "É", "c", "B"].map { history.open($0) }
+        try await store.apply(topic: "BankAccount", partition: 0, records: records(opened))
+        let first = try store.accounts(matching: AccountFilter(), after: nil, limit: 2)
+        #expect(first.rows.map(\.accountId) == ["B", "a"])
+        #expect(try store.accounts(matching: AccountFilter(), after: "a", limit: 2).rows.map(\.accountId) == ["c", "É"])
     }
 
     @Test func aDatabaseFromANewerProgramIsRefusedNotMigrated() throws {
