@@ -8,13 +8,17 @@
 # With one client a third run says what the database alone takes: the store's own write for one
 # deposit (its `append_rows_at` call, prepared, one transaction each, as the store commits a lone
 # command) from one pgbench client (store_statement_pg_c1), so deposits_pg_c1 reads against both
-# the raw INSERT and the floor our statement sets.
-# Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"].
+# the raw INSERT and the floor our statement sets. As in the SQLite case, a second one-replica
+# service runs with --idle-poll-us (IDLE_POLL_US, default 1000; 0 skips it) on a schema of its
+# own, interleaved the same way: cases deposits_pg_c<N>_idle_poll. (It is where spinners that did
+# not give way to PostgreSQL's backend showed: a third of the default's rate at one client.)
+# Environment: ROUNDS [3], RUN_SECONDS [3], CONCURRENCIES ["1 16 64"], IDLE_POLL_US [1000].
 set -euo pipefail
 source Scripts/lib/postgres.sh
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-3}"
 CONCURRENCIES="${CONCURRENCIES:-1 16 64}"
+IDLE_POLL_US="${IDLE_POLL_US:-1000}"
 
 step "build ours (release)"
 release_build --product command-service >&2
@@ -22,7 +26,7 @@ BIN="$(release_build --show-bin-path)"
 require_release_server "$BIN/command-service" --no-relay --data-dir {}
 build_bench_tools commands-bench
 
-bench_workdir bench-commands-pg one two-a two-b floor
+bench_workdir bench-commands-pg one polling two-a two-b floor
 trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; stop_throwaway_postgres; rm -rf "$WORK"' EXIT
 step "a throwaway PostgreSQL cluster on the repository's disk"
 chmod 755 "$WORK"
@@ -33,6 +37,7 @@ printf '%s\n' "\\set a random(1, 1000000)" \
 
 start_listening one "$WORK" "$BIN/command-service" --data-dir "$WORK/one" --no-relay --store "$PG_URL?schema=one&pool=64"
 PORT_ONE=$PORT
+start_idle_poll_twin polling "$WORK" "$BIN/command-service" --data-dir "$WORK/polling" --no-relay --store "$PG_URL?schema=polling&pool=64"
 start_listening two-a "$WORK" "$BIN/command-service" --data-dir "$WORK/two-a" --no-relay --store "$PG_URL?schema=two&pool=32"
 PORT_TWO_A=$PORT
 start_listening two-b "$WORK" "$BIN/command-service" --data-dir "$WORK/two-b" --no-relay --store "$PG_URL?schema=two&pool=32"
@@ -104,6 +109,9 @@ runs_for() {  # concurrency
     "ours_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$PORT_ONE --concurrency $1 --seconds $RUN_SECONDS"
     "raw_c$1|raw_pgbench $1"
   )
+  if [ -n "$POLL_PORT" ]; then
+    runs+=("ours_idle_poll_c$1|$BENCH_BIN/commands-bench deposits --server 127.0.0.1:$POLL_PORT --concurrency $1 --seconds $RUN_SECONDS")
+  fi
   if [ "$1" -ge 2 ]; then runs+=("two_c$1|two_replicas $1"); fi
   if [ "$1" -eq 1 ]; then runs+=("floor_c1|statement_floor"); fi
 }
@@ -123,6 +131,11 @@ for c in sys.argv[2].split():
         line("store_statement_pg_c1", "txn_per_s", floors[0][1], [(raw, med("raw_c1", "txn_per_s"))])
     for metric in ("p50_us", "p99_us"):
         line(f"deposits_pg_c{c}", metric, med(f"ours_c{c}", metric))
+    if med(f"ours_idle_poll_c{c}", "commands_per_s") is not None:
+        line(f"deposits_pg_c{c}_idle_poll", "commands_per_s", med(f"ours_idle_poll_c{c}", "commands_per_s"),
+             [(raw, med(f"raw_c{c}", "txn_per_s"))] + floors)
+        for metric in ("p50_us", "p99_us"):
+            line(f"deposits_pg_c{c}_idle_poll", metric, med(f"ours_idle_poll_c{c}", metric))
     if med(f"two_c{c}", "commands_per_s") is not None:
         line(f"deposits_pg_2replicas_c{c}", "commands_per_s", med(f"two_c{c}", "commands_per_s"), [(raw, med(f"raw_c{c}", "txn_per_s"))])
         for metric in ("p50_us", "p99_us"):

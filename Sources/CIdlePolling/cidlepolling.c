@@ -35,10 +35,13 @@ int cidle_allowed_cpus(int *cpus, int capacity) {
     return n;
 }
 
+// One step of a spinner's wait: a pause, then the CPU offered to any runnable thread. The yield is
+// what makes the spinner give way to a thread woken on its CPU (see IdlePoller's "How").
 void cidle_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+    sched_yield();
 }
