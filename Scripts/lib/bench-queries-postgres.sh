@@ -50,10 +50,12 @@ with open(path, "w") as out:
 PY
 chmod 644 "$WORK/raw.csv"
 
-# One COPY of every row into a fresh table shaped like account_transactions; one JSON line.
+# One COPY of every row into a fresh table shaped like account_transactions (its text in byte
+# order, as the read models' is: PostgresReadModelSchema.byteOrderText); one JSON line.
 raw_copy() {
-  "$PG_BIN/psql" -q "$PG_URL" -c "DROP TABLE IF EXISTS raw_t; CREATE TABLE raw_t(account_id TEXT NOT NULL, version BIGINT NOT NULL,
-    kind TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, balance_after BIGINT NOT NULL, at BIGINT NOT NULL,
+  "$PG_BIN/psql" -q "$PG_URL" -c "DROP TABLE IF EXISTS raw_t; CREATE TABLE raw_t(account_id TEXT COLLATE \"C\" NOT NULL,
+    version BIGINT NOT NULL, kind TEXT COLLATE \"C\" NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT COLLATE \"C\" NOT NULL,
+    balance_after BIGINT NOT NULL, at BIGINT NOT NULL,
     position BIGINT NOT NULL, PRIMARY KEY(account_id, version))" >&2
   python3 - "$PG_BIN/psql" "$PG_URL" "$WORK/raw.csv" "$EVENTS" <<'PY'
 import json, subprocess, sys, time
