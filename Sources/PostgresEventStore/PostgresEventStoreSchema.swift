@@ -190,12 +190,13 @@ enum PostgresEventStoreSchema {
     }
 
     /// The planner's estimate of the events table's rows (`pg_class.reltuples`, kept by
-    /// autovacuum and ANALYZE; -1 before either ran): counting them would read the whole table.
-    private static func estimatedEvents(_ connection: PostgresConnection, tables: Tables, logger: Logger) async throws -> Int64 {
+    /// autovacuum and ANALYZE), nil before either ran: counting them would read the whole table.
+    private static func estimatedEvents(_ connection: PostgresConnection, tables: Tables, logger: Logger) async throws -> Int64? {
         let rows = try await connection.query(
             "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(\(tables.events))", logger: logger
         ).collect()
-        return try rows.first?.decode(Int64.self) ?? 0
+        guard let estimate = try rows.first?.decode(Int64.self), estimate >= 0 else { return nil }
+        return estimate
     }
 
     static func migrate(client: PostgresClient, tables: Tables, logger: Logger) async throws {
@@ -220,7 +221,8 @@ enum PostgresEventStoreSchema {
                     var metadata: Logger.Metadata = ["schema": "\(tables.schema)", "version": "\(index + 1)"]
                     if let note = slowSteps[index + 1] {
                         metadata["note"] = "\(note)"
-                        metadata["events"] = "\(try await estimatedEvents(connection, tables: tables, logger: logger))"
+                        let estimate = try await estimatedEvents(connection, tables: tables, logger: logger)
+                        metadata["events"] = "\(estimate.map(String.init) ?? "not yet estimated")"
                     }
                     logger.info("migrating the event store's schema", metadata: metadata)
                     for statement in step { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }

@@ -66,6 +66,10 @@ struct PostgresMigrationTests {
         #expect(try await reopened.checkpoint("relay") == 4)
         let next = try await reopened.append(AppendRequest(streamId: "account-a", expected: .exact(2), events: [event()]))
         #expect(next.version == 3 && next.position == 9)
+        // A replica that was running before the migration goes on: its prepared write and the
+        // function's plans are planned again over the rebuilt indexes.
+        let beside = try await store.append(AppendRequest(streamId: "Account-b", expected: .exact(2), events: [event()]))
+        #expect(beside.version == 3 && beside.position == 10)
         #expect(try await reopened.verify(pageSize: 3).problemCount == 0)
     }
 
