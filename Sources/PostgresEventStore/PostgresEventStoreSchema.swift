@@ -49,8 +49,8 @@ enum PostgresEventStoreSchema {
                 """
                 CREATE TABLE \(tables.events)(
                     position BIGINT PRIMARY KEY,
-                    event_id TEXT NOT NULL UNIQUE,
-                    stream_id TEXT NOT NULL,
+                    event_id TEXT COLLATE "C" NOT NULL UNIQUE,
+                    stream_id TEXT COLLATE "C" NOT NULL,
                     stream_version BIGINT NOT NULL,
                     type TEXT NOT NULL,
                     schema_version BIGINT NOT NULL,
@@ -63,11 +63,11 @@ enum PostgresEventStoreSchema {
                 """,
                 """
                 CREATE TABLE \(tables.commands)(
-                    command_id TEXT PRIMARY KEY, stream_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL,
+                    command_id TEXT COLLATE "C" PRIMARY KEY, stream_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL,
                     digest TEXT NOT NULL DEFAULT '')
                 """,
-                "CREATE TABLE \(tables.snapshots)(stream_id TEXT PRIMARY KEY, version BIGINT NOT NULL, type TEXT NOT NULL, data BYTEA NOT NULL)",
-                "CREATE TABLE \(tables.checkpoints)(name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+                "CREATE TABLE \(tables.snapshots)(stream_id TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, type TEXT NOT NULL, data BYTEA NOT NULL)",
+                "CREATE TABLE \(tables.checkpoints)(name TEXT COLLATE \"C\" PRIMARY KEY, position BIGINT NOT NULL)",
                 // The one row every appending transaction locks first (see PostgresEventStore).
                 "CREATE TABLE \(tables.head)(only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), position BIGINT NOT NULL)",
                 "INSERT INTO \(tables.head)(position) VALUES (0)",
@@ -79,40 +79,65 @@ enum PostgresEventStoreSchema {
             [appendRowsFunction(tables)],
             // 4: a batch from memory waits for the head and learns where it went (PostgresEventStore.commitFromMemory).
             [appendRowsAtFunction(tables)],
-            // 5: the keys rows are looked up by compare as bytes (see `byteOrderedKeys`).
-            byteOrderedKeys(tables),
         ]
     }
 
-    /// The versions whose step takes long on a large store, and what to say before it runs.
-    static let slowSteps: [Int: String] = [
-        5: "rebuilds the indexes on the event and command ids and the stream ids (about 2 s a million events); appends wait for it"
+    /// The text columns the store's indexes are on, as (table, column): made with the collation
+    /// "C", and given it by `byteOrderKeys` in schemas an older build made.
+    static let keyColumns: [(table: String, column: String)] = [
+        ("events", "event_id"), ("events", "stream_id"), ("commands", "command_id"), ("snapshots", "stream_id"), ("checkpoints", "name"),
     ]
 
-    /// Gives the text columns the store's indexes are on the collation "C": byte order.
+    /// Gives the key columns (`keyColumns`) the collation "C", byte order, where they have
+    /// another; after the versioned steps, on every start.
     ///
     /// Why: a column of the database's default collation is compared through the C library's
     /// `strcoll` when its B-tree is searched and inserted into, and where that default is a
     /// language's (`en_US.UTF-8`, what `initdb` picks on most systems) every append pays it in
-    /// each of its unique indexes. With "C" the comparison is `memcmp`, and abbreviated keys
-    /// work: PostgreSQL's CPU per deposit fell about a fifth on such a database (64 clients,
-    /// 8 interleaved rounds). What a caller sees does not change: the store only tests these
-    /// columns for equality, which under any deterministic collation is byte equality, and
-    /// orders by numbers only.
+    /// each of its unique indexes. With "C" the comparison is `memcmp`: PostgreSQL's CPU per
+    /// deposit fell from 25-30 µs to 18-21 on such a database (64 clients, 8 interleaved
+    /// rounds). What a caller sees does not change: the store only tests these columns for
+    /// equality, which under any deterministic collation is byte equality, and orders by
+    /// numbers only.
     ///
-    /// What it costs an existing store: PostgreSQL keeps the tables' files (the type stays
-    /// `text`) and builds the indexes on these columns again, under the table's exclusive lock,
-    /// in the migration's transaction: 1.9 s for 1,000,000 events (PostgreSQL 15).
-    static func byteOrderedKeys(_ tables: Tables) -> [String] {
-        [
+    /// Not a schema version, so that a replica of an older build, which reads and writes such
+    /// columns the same way, still starts beside a schema a newer one changed. On tables with
+    /// rows PostgreSQL keeps the tables' files (the type stays `text`) and builds the indexes on
+    /// these columns again, under the tables' exclusive lock, in the migration's transaction:
+    /// about 2 s a million events.
+    static func byteOrderKeys(on connection: PostgresConnection, tables: Tables, logger: Logger) async throws {
+        var unordered: [(table: String, column: String)] = []
+        let rows = try await connection.query(
             """
-            ALTER TABLE \(tables.events) ALTER COLUMN event_id TYPE TEXT COLLATE "C",
-                ALTER COLUMN stream_id TYPE TEXT COLLATE "C"
-            """,
-            "ALTER TABLE \(tables.commands) ALTER COLUMN command_id TYPE TEXT COLLATE \"C\"",
-            "ALTER TABLE \(tables.snapshots) ALTER COLUMN stream_id TYPE TEXT COLLATE \"C\"",
-            "ALTER TABLE \(tables.checkpoints) ALTER COLUMN name TYPE TEXT COLLATE \"C\"",
-        ]
+            SELECT table_name, column_name FROM information_schema.columns
+            WHERE table_schema = \(tables.schema) AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+            """, logger: logger
+        ).collect()
+        for row in rows {
+            let (table, column) = try row.decode((String, String).self)
+            if keyColumns.contains(where: { $0 == (table, column) }) { unordered.append((table, column)) }
+        }
+        guard !unordered.isEmpty else { return }
+        let estimate = try await estimatedEvents(connection, tables: tables, logger: logger)
+        logger.info(
+            "giving the event store's keys byte order: their indexes are built again (about 2 s a million events), appends wait",
+            metadata: [
+                "schema": "\(tables.schema)", "columns": "\(unordered.map { "\($0.table).\($0.column)" }.joined(separator: ","))",
+                "events": "\(estimate.map(String.init) ?? "not yet estimated")",
+            ])
+        // The head first, as every appending transaction takes it first: an append already past
+        // it finishes, the next waits here, and none can hold a table this step waits for while
+        // waiting for one it holds (altering in another order deadlocked a running replica's
+        // appends). Then the tables in the order appends write them.
+        try await connection.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(tables.head) IN ACCESS EXCLUSIVE MODE"), logger: logger)
+        var tablesInOrder: [String] = []
+        for key in keyColumns where !tablesInOrder.contains(key.table) { tablesInOrder.append(key.table) }
+        for table in tablesInOrder {
+            let alterations = unordered.filter { $0.table == table }.map { "ALTER COLUMN \($0.column) TYPE TEXT COLLATE \"C\"" }
+            guard !alterations.isEmpty else { continue }
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "ALTER TABLE \(tables.schema).\(table) \(alterations.joined(separator: ", "))"), logger: logger)
+        }
     }
 
     /// Writes a batch's events and command results and moves the head; with `in_base`, only if
@@ -218,17 +243,12 @@ enum PostgresEventStoreSchema {
                         "the schema \(tables.schema) is at version \(from), newer than this build knows (\(steps.count)): run a newer build")
                 }
                 for (index, step) in steps.enumerated().dropFirst(from) {
-                    var metadata: Logger.Metadata = ["schema": "\(tables.schema)", "version": "\(index + 1)"]
-                    if let note = slowSteps[index + 1] {
-                        metadata["note"] = "\(note)"
-                        let estimate = try await estimatedEvents(connection, tables: tables, logger: logger)
-                        metadata["events"] = "\(estimate.map(String.init) ?? "not yet estimated")"
-                    }
-                    logger.info("migrating the event store's schema", metadata: metadata)
+                    logger.info("migrating the event store's schema", metadata: ["schema": "\(tables.schema)", "version": "\(index + 1)"])
                     for statement in step { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     try await connection.query(
                         PostgresQuery(unsafeSQL: "INSERT INTO \(tables.migrations)(version) VALUES (\(index + 1))"), logger: logger)
                 }
+                try await byteOrderKeys(on: connection, tables: tables, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)

@@ -63,6 +63,10 @@ enum PostgresReadModelSchema {
             ORDER BY c.table_name, c.ordinal_position
             """, .text(schema)
         ) { (table: $0.text(0), column: $0.text(1), rows: $0.int64(2)) }
+        guard !columns.isEmpty else { return }
+        // The writers' turn first: a writer's transaction takes it before any table, so none can
+        // hold a table this step waits for while waiting for one it holds.
+        try PostgresSharing.takeTurn(db, schema: schema)
         for (table, changes) in Dictionary(grouping: columns, by: \.table).sorted(by: { $0.key < $1.key }) {
             if let rows = changes.first?.rows, rows > 0 {
                 logger?.info(

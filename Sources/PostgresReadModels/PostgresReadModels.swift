@@ -126,6 +126,11 @@ final class PostgresSharing: ReadModelSharing {
     }
 
     func takeTurn(_ writer: any ReadModelDatabase) throws {
+        try Self.takeTurn(writer, schema: schema)
+    }
+
+    /// Waits for the writers' turn on `schema`, held to the end of the transaction.
+    static func takeTurn(_ writer: any ReadModelDatabase, schema: String) throws {
         try writer.run("SELECT pg_advisory_xact_lock(hashtext(?))", .text("jframe-readmodels-writer:\(schema)"))
     }
 

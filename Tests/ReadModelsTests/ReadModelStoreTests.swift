@@ -803,6 +803,49 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         #expect(otherwise.isEmpty, "every text column compares as bytes afterwards")
     }
 
+    /// A replica that starts while another applies gives the text columns byte order without
+    /// failing a batch: altering tables a writer's transaction holds, in another order than it
+    /// takes them, would deadlock it.
+    @Test func textGetsByteOrderWhileAnotherReplicaApplies() async throws {
+        guard let url = ReadModelKind.postgresURL else { return }
+        var options = PostgresReadModels.Options()
+        options.schema = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_order"
+        let applying = try ReadModelStore(backend: PostgresReadModels(url: url, options: options))
+        defer { applying.close() }
+        let admin = BlockingPostgresConnection(
+            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        defer { admin.close() }
+        let textColumns = {
+            try admin.query(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text'",
+                .text(options.schema)
+            ) { (table: $0.text(0), column: $0.text(1)) }
+        }
+        // As older builds made them: every text column in the database's collation.
+        for (table, column) in try textColumns() {
+            try admin.execute("ALTER TABLE \"\(options.schema)\".\"\(table)\" ALTER COLUMN \"\(column)\" TYPE TEXT COLLATE \"default\"")
+        }
+        var history = History()
+        let batches = (0..<40).map { batch in (0..<8).map { account in history.open("a\(batch)-\(account)") } }
+        let applied = Task {
+            var offset: Int64 = 0
+            for batch in batches {
+                try await applying.apply(topic: "BankAccount", partition: 0, records: records(batch, from: offset))
+                offset += Int64(batch.count)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        let starting = try ReadModelStore(backend: PostgresReadModels(url: url, options: options))
+        defer { starting.close() }
+        try await applied.value
+        let otherwise = try admin.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'",
+            .text(options.schema)
+        ) { $0.text(0) }
+        #expect(otherwise.isEmpty)
+        #expect(try starting.accounts(matching: AccountFilter(), after: nil, limit: 1000).rows.count == 40 * 8)
+    }
+
     /// SQLite compares text as bytes; a PostgreSQL database's default collation is often a
     /// language's, which lists "a" before "B". Keyset pages must come out the same on both.
     @Test(arguments: ReadModelKind.allCases) func pagesOfAccountsComeInByteOrderOnADatabaseCollatedForALanguage(_ kind: ReadModelKind) async throws {
