@@ -27,7 +27,8 @@ import Musl
 /// measure on, a thread woken on a CPU where a `SCHED_IDLE` spinner ran was not given the CPU
 /// until the spinner parked (a PostgreSQL backend woken by its fdatasync's completion waited
 /// 0.6 ms, `perf sched timehist`), and one client's deposits on PostgreSQL fell from 2,379 to
-/// about 800 a second. With the yield, a runnable thread gets the CPU within one step. The cost is CPU time (and, on a shared host, the host's CPU) while traffic flows:
+/// about 800 a second. With the yield, a runnable thread gets the CPU within one step. The cost
+/// is CPU time (and, on a shared host, the host's CPU) while traffic flows:
 /// under steady load every CPU shows busy. Hence off by default, and not for containers whose CPU
 /// quota would be spent on it.
 public final class IdlePoller: Sendable {

@@ -48,7 +48,7 @@ enum PostgresReadModelSchema {
     /// account_id`), so the two engines listed the same rows in different orders; with "C" both
     /// give byte order. A language's collation also makes each key comparison of an index
     /// search or insert a `strcoll` call where "C" is a `memcmp` (the event store's appends
-    /// spent about a fifth less of PostgreSQL's CPU with "C", `PostgresEventStoreSchema`).
+    /// spent about a quarter less of PostgreSQL's CPU with "C", `PostgresEventStoreSchema`).
     ///
     /// Not a schema version: builds before it read and write such columns the same way, so a
     /// replica of one may go on beside a migrated schema. On tables with rows, PostgreSQL keeps
