@@ -73,7 +73,7 @@ import Testing
     /// the tests have a PostgreSQL (JFRAME_TEST_POSTGRES_URL); drops the schema after.
     static func withScratchTable(_ columns: String, _ body: (BlockingPostgresConnection) throws -> Void) throws {
         guard let url = ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"], !url.isEmpty else { return }
-        let schema = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_copy"
+        let schema = ReadModelKind.uniqueName("_copy")
         let db = BlockingPostgresConnection(settings: .init(location: try PostgresLocation(url: url), schema: schema), logger: Logger(label: "test"))
         defer {
             _ = try? db.execute("DROP SCHEMA \"\(schema)\" CASCADE")

@@ -79,7 +79,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
     let directory = TemporaryDirectory(prefix: "readmodels")
 
     /// Names a schema per test case and store name, so a store opened twice is the same one.
-    let prefix = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+    let prefix = ReadModelKind.uniqueName()
 
     func store(_ kind: ReadModelKind, _ name: String = "readmodels.sqlite") throws -> ReadModelStore {
         switch kind {
@@ -519,8 +519,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         try await store.apply(topic: "BankAccount", partition: 0, records: records(history.events.filter { $0.streamId.hasPrefix("BankAccount") }))
         try await store.apply(topic: "OnNewOrder", partition: 0, records: records(history.events.filter { $0.streamId.hasPrefix("Order") }))
         let live = try store.canonicalDump()
-        let inspector = BlockingPostgresConnection(
-            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        let inspector = try ReadModelKind.adminConnection(url)
         defer { inspector.close() }
         func indexes(_ schema: String) throws -> [String] {
             try inspector.query(
@@ -769,10 +768,9 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
 
     @Test func aVersion1PostgresSchemaIsMigratedInPlaceAndKeepsItsRows() async throws {
         guard let url = ReadModelKind.postgresURL else { return }
-        let schema = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_v1"
+        let schema = ReadModelKind.uniqueName("_v1")
         do {
-            let setup = BlockingPostgresConnection(
-                settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+            let setup = try ReadModelKind.adminConnection(url)
             defer { setup.close() }
             try setup.execute("CREATE SCHEMA \"\(schema)\"")
             try setup.execute(Self.postgresVersion1("\"\(schema)\""))
@@ -793,14 +791,9 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         try await store.apply(topic: "BankAccount", partition: 0, records: records([deposit]))
         #expect(try store.account("a")?.balanceMinor == 10_005)
         #expect(try store.job("nope") == nil, "a later domain's tables were created beside them")
-        let inspector = BlockingPostgresConnection(
-            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        let inspector = try ReadModelKind.adminConnection(url)
         defer { inspector.close() }
-        let otherwise = try inspector.query(
-            "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'",
-            .text(schema)
-        ) { $0.text(0) }
-        #expect(otherwise.isEmpty, "every text column compares as bytes afterwards")
+        #expect(try ReadModelKind.textColumnsNotInByteOrder(schema, on: inspector).isEmpty, "every text column compares as bytes afterwards")
     }
 
     /// A replica that starts while another applies gives the text columns byte order without
@@ -809,11 +802,10 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
     @Test func textGetsByteOrderWhileAnotherReplicaApplies() async throws {
         guard let url = ReadModelKind.postgresURL else { return }
         var options = PostgresReadModels.Options()
-        options.schema = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_order"
+        options.schema = ReadModelKind.uniqueName("_order")
         let applying = try ReadModelStore(backend: PostgresReadModels(url: url, options: options))
         defer { applying.close() }
-        let admin = BlockingPostgresConnection(
-            settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+        let admin = try ReadModelKind.adminConnection(url)
         defer { admin.close() }
         let textColumns = {
             try admin.query(
@@ -838,11 +830,7 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
         let starting = try ReadModelStore(backend: PostgresReadModels(url: url, options: options))
         defer { starting.close() }
         try await applied.value
-        let otherwise = try admin.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'",
-            .text(options.schema)
-        ) { $0.text(0) }
-        #expect(otherwise.isEmpty)
+        #expect(try ReadModelKind.textColumnsNotInByteOrder(options.schema, on: admin).isEmpty)
         #expect(try starting.accounts(matching: AccountFilter(), after: nil, limit: 1000).rows.count == 40 * 8)
     }
 
@@ -856,10 +844,9 @@ func records(_ events: [ProjectedEvent], from offset: Int64 = 0) -> [IncomingRec
             store = try ReadModelStore(path: directory.path + "/byte-order.sqlite")
         case .postgres:
             let url = try #require(ReadModelKind.postgresURL)
-            let admin = BlockingPostgresConnection(
-                settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+            let admin = try ReadModelKind.adminConnection(url)
             // An ICU collation, so the test needs no operating-system locale.
-            let name = "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "_enus"
+            let name = ReadModelKind.uniqueName("_enus")
             try admin.execute(
                 "CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
             database = (name, admin)
@@ -907,4 +894,22 @@ enum ReadModelKind: String, CaseIterable, CustomTestStringConvertible {
 
     static let postgresURL: String? = ProcessInfo.processInfo.environment["JFRAME_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
     static var allCases: [ReadModelKind] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+
+    /// A schema (or database) name no other test case uses: "t", 16 hex digits, then `suffix`.
+    static func uniqueName(_ suffix: String = "") -> String {
+        "t" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + suffix
+    }
+
+    /// A connection to the tests' database for looking around and setting up, beside the stores.
+    static func adminConnection(_ url: String) throws -> BlockingPostgresConnection {
+        BlockingPostgresConnection(settings: .init(location: try PostgresLocation(url: url), schema: "public"), logger: Logger(label: "test"))
+    }
+
+    /// The text columns of `schema` that do not compare as bytes, as "table.column".
+    static func textColumnsNotInByteOrder(_ schema: String, on db: BlockingPostgresConnection) throws -> [String] {
+        try db.query(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = ? AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'",
+            .text(schema)
+        ) { $0.text(0) }
+    }
 }
