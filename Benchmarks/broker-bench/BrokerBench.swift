@@ -79,7 +79,12 @@ struct Produce: AsyncParsableCommand {
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Read one partition from the start: records/s.")
     @OptionGroup var target: Target
-    @Option var records = 500_000
+    @Option(help: "Records in the partition (produced first, in batches of 1,000, outside the timing).")
+    var records = 500_000
+    @Option(help: "Most records per Fetch reply or Subscribe message.")
+    var maxRecords = 10_000
+    @Option(help: "Times the partition is read from the start; the rate is over all of them.")
+    var passes = 1
     @Option(
         help:
             "fetch: one Fetch after another, each waiting for the last (a polling consumer); subscribe: the server-streaming Subscribe, which prepares the next batch while the client reads this one."
@@ -87,6 +92,7 @@ struct Consume: AsyncParsableCommand {
     var via = "fetch"
 
     func run() async throws {
+        guard passes >= 1, maxRecords >= 1 else { throw ValidationError("--passes and --max-records are at least 1") }
         let client = try target.client()
         let api = BrokerAPI.Broker.Client(client)
         let topic = try await target.freshTopic(api, partitions: 1)
@@ -95,27 +101,38 @@ struct Consume: AsyncParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var read = 0
-        switch via {
-        case "fetch":
-            var offset: Int64 = 0
-            while read < records {
-                let reply = try await api.fetch(.init(topic: topic, partition: 0, offset: offset, maxRecords: 10_000, maxBytes: 4 << 20))
-                read += reply.records.count
-                offset = reply.nextOffset
-            }
-        case "subscribe":
-            read = try await api.subscribe(.init(topic: topic, partition: 0, offset: 0, maxRecords: 10_000)) { stream in
-                var read = 0
-                for try await reply in stream {
-                    read += reply.records.count
-                    if read >= records { break }
+        // Fetch replies or Subscribe messages: what a per-call instruction count divides by.
+        var replies = 0
+        for _ in 0..<passes {
+            switch via {
+            case "fetch":
+                var offset: Int64 = 0
+                var passRead = 0
+                while passRead < records {
+                    let reply = try await api.fetch(.init(topic: topic, partition: 0, offset: offset, maxRecords: maxRecords, maxBytes: 4 << 20))
+                    passRead += reply.records.count
+                    replies += 1
+                    offset = reply.nextOffset
                 }
-                return read
+                read += passRead
+            case "subscribe":
+                let (passRead, messages) = try await api.subscribe(.init(topic: topic, partition: 0, offset: 0, maxRecords: maxRecords)) { stream in
+                    var read = 0
+                    var messages = 0
+                    for try await reply in stream {
+                        read += reply.records.count
+                        messages += 1
+                        if read >= records { break }
+                    }
+                    return (read, messages)
+                }
+                read += passRead
+                replies += messages
+            default: throw ValidationError("--via is fetch or subscribe")
             }
-        default: throw ValidationError("--via is fetch or subscribe")
         }
         emit([
-            "case": "consume", "via": via, "records": read,
+            "case": "consume", "via": via, "records": read, "replies": replies,
             "records_per_s": (Double(read) / (clock.now - started).seconds).rounded(),
         ])
         _ = try await api.deleteTopic(.init(name: topic))

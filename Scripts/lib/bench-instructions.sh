@@ -16,6 +16,10 @@
 #   produce_b100, server side: the same with batches of 100 records (per call = per batch);
 #   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
 #     produce: librdkafka, one idempotent producer, acks=all), to set against produce_b100;
+#   consume_fetch, server and client side: one partition of CONSUME_RECORDS 200-byte records read
+#     from the start by Fetch, 1,000 records a reply, per reply (broker-bench consume; two reads of
+#     one pass and five differenced, so filling the topic cancels out);
+#   consume_subscribe: the same read by Subscribe, per message of 1,000 records;
 #   deposit, server side: the command-service, relay off, one client (commands-bench deposits);
 #   deposit_pg, server side: the same with the event store on PostgreSQL (a throwaway cluster on
 #     the repository's disk; PostgreSQL's own instructions are not counted, only the service's);
@@ -29,14 +33,15 @@
 # To count another build (a base revision for an A/B), build its servers in release in a worktree
 # (with `release_build`'s flags, `--static-swift-stdlib -Xlinker -ljemalloc`, or the counts differ by the
 # linking alone) and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
-# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000],
-# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild rebuild_pg"],
+# Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000], CONSUME_RECORDS [20000],
+# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg"],
 # SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
 # dumps are copied to, as CASE.cg, for callgrind_annotate].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 deposit deposit_pg rebuild rebuild_pg}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg}"
+CONSUME_RECORDS="${CONSUME_RECORDS:-20000}"
 REBUILD_EVENTS="${REBUILD_EVENTS:-20000}"
 
 command -v valgrind >/dev/null || apt_install valgrind
@@ -121,18 +126,57 @@ measure_client() {
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$name-client-$seconds.cg" "$WORK/rpc-bench.bin" "$subcommand" --port "$PORT" \
       --warmup-seconds 0 --seconds "$seconds" >"$WORK/$name-client-$seconds.json" 2>/dev/null
   done
-  python3 - "$WORK" "$name" "$calls_field" "$WARMUP_SECONDS" "$MEASURED_SECONDS" <<'PY'
+  emit_difference "$name" client "$calls_field" "$WORK/$name-client-$WARMUP_SECONDS".{json,cg} "$WORK/$name-client-$MEASURED_SECONDS".{json,cg}
+}
+
+# Emits (I2 - I1) / (C2 - C1) for two runs of one load that differ only in how many calls they
+# made, so what both runs did once (start-up, connecting, filling a topic) cancels out.
+# Usage: emit_difference CASE SIDE CALLS_FIELD JSON1 DUMP1 JSON2 DUMP2 (JSON: the load's output)
+emit_difference() {
+  python3 - "$@" <<'PY'
 import json, sys
-work, name, field, short, long = sys.argv[1:6]
-def run(seconds):
-    calls = json.loads(open(f"{work}/{name}-client-{seconds}.json").read().strip().splitlines()[-1])[field]
-    lines = open(f"{work}/{name}-client-{seconds}.cg").read().splitlines()
+name, side, field, json1, dump1, json2, dump2 = sys.argv[1:8]
+def run(output, dump):
+    calls = json.loads(open(output).read().strip().splitlines()[-1])[field]
+    lines = open(dump).read().splitlines()
     total = next(int(l.split()[1]) for key in ("totals:", "summary:") for l in lines if l.startswith(key))
     return calls, total
-(c1, i1), (c2, i2) = run(short), run(long)
-print(json.dumps({"case": name, "side": "client", "metric": "instructions_per_call", "ours": round((i2 - i1) / (c2 - c1)),
+(c1, i1), (c2, i2) = run(json1, dump1), run(json2, dump2)
+print(json.dumps({"case": name, "side": side, "metric": "instructions_per_call", "ours": round((i2 - i1) / (c2 - c1)),
                   "calls": c2 - c1, "instructions": i2 - i1}))
 PY
+}
+
+# Reading one partition of CONSUME_RECORDS records by VIA (fetch or subscribe), 1,000 records a
+# reply, per reply: the broker under callgrind (its counters zeroed and dumped around each of two
+# reads, one pass and five; the topic filled in each cancels), then broker-bench itself under
+# callgrind against a native broker, the same two runs.
+measure_consume() {
+  local via=$1 name="consume_$1" passes dump
+  local load=(consume --records "$CONSUME_RECORDS" --max-records 1000 --via "$via")
+  step "$name: a partition read 1,000 records a reply, server side"
+  start_under_callgrind "$name" "$BIN/broker" --data-dir "$WORK/broker-$name"
+  for passes in 1 5; do
+    callgrind_control -z "$VG_PID" >/dev/null
+    "$BENCH_BIN/broker-bench" "${load[@]}" --server "127.0.0.1:$PORT" --passes "$passes" >"$WORK/$name-$passes.json"
+    callgrind_control -d "$VG_PID" >/dev/null
+    sleep 1
+    dump="$(ls -t "$WORK/$name.cg".* | head -1)"
+    mv "$dump" "$WORK/$name-$passes.cg"
+  done
+  if [ -n "${KEEP_DUMPS:-}" ]; then mkdir -p "$KEEP_DUMPS" && cp "$WORK/$name-5.cg" "$KEEP_DUMPS/$name.cg"; fi
+  emit_difference "$name" server replies "$WORK/$name-1".{json,cg} "$WORK/$name-5".{json,cg}
+  kill "$VG_PID" 2>/dev/null || true
+  wait "$VG_PID" 2>/dev/null || true
+
+  step "$name, client side"
+  start_listening "$name-native" "$WORK" "$BIN/broker" --data-dir "$WORK/broker-$name-native"
+  objcopy --strip-debug "$BENCH_BIN/broker-bench" "$WORK/broker-bench.bin"
+  for passes in 1 5; do
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name-client-$passes.cg" "$WORK/broker-bench.bin" "${load[@]}" \
+      --server "127.0.0.1:$PORT" --passes "$passes" >"$WORK/$name-client-$passes.json" 2>/dev/null
+  done
+  emit_difference "$name" client replies "$WORK/$name-client-1".{json,cg} "$WORK/$name-client-5".{json,cg}
 }
 
 for case in $CASES; do
@@ -213,6 +257,8 @@ for case in $CASES; do
       wait "$history_vg" "$VG_PID" 2>/dev/null || true
       if [ "$case" = rebuild_pg ]; then stop_throwaway_postgres; fi
       ;;
-    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, deposit, deposit_pg, rebuild, rebuild_pg)" >&2; exit 2 ;;
+    consume_fetch) measure_consume fetch ;;
+    consume_subscribe) measure_consume subscribe ;;
+    *) echo "unknown case $case (echo, stream, produce_b1, produce_b100, kafka_produce_b100, consume_fetch, consume_subscribe, deposit, deposit_pg, rebuild, rebuild_pg)" >&2; exit 2 ;;
   esac
 done
