@@ -71,7 +71,7 @@ enum CommandDigest {
         var name = method
         name.withUTF8 { hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         withUnsafeBytes(of: UInt8(ascii: "\n")) { hash.update(bufferPointer: $0) }
-        hash.update(data: writer.bytes)
+        hash.update(data: writer.finish())
         return hash.finalize().withUnsafeBytes { Hex.string($0) }
     }
 }

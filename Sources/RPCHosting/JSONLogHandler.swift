@@ -96,7 +96,8 @@ public struct JSONLogHandler: LogHandler {
             writer.comma()
         }
         writer.endObject()
-        return writer.bytes + [UInt8(ascii: "\n")]
+        writer.raw("\n")
+        return writer.finish()
     }
 
     static func jsonValue(_ value: Logger.Metadata.Value) -> JSONValue {

@@ -292,4 +292,50 @@ struct GeneratedJSONTests {
             }
         }
     }
+
+    /// The writer keeps room ahead of what it wrote and grows it: whatever the starting capacity,
+    /// every member name, number and value lands whole at every position a growth can fall on,
+    /// and what `finish()` hands over is exactly what was written.
+    @Test func writesLandWholeWhereverTheRoomRunsOut() throws {
+        let numbers: [Int64] =
+            [0, 7, -7, 9, 10, 99, 100, -100, 999_999_999, 1_000_000_000, 1_733_500_000_000, .max, .min, .max - 1, .min + 1]
+            + (0...18).flatMap { power -> [Int64] in
+                let ten = (0..<power).reduce(Int64(1)) { product, _ in product * 10 }
+                return [ten, ten - 1, -ten, -(ten - 1)]
+            }
+        let value = try RawJSON(validating: Array(#"{"nested":[1,"two",null]}"#.utf8))
+        for capacity in [0, 1, 2, 15, 16, 17, 40, 256] {
+            var writer = JSONWriter(capacity: capacity)
+            var expected = ""
+            writer.beginObject()
+            expected += "{"
+            for (index, number) in numbers.enumerated() {
+                writer.key("n")
+                writer.integer(number)
+                writer.comma()
+                writer.key("aLongerMemberName")
+                writer.int64String(number)
+                writer.comma()
+                writer.key("v")
+                writer.raw(value)
+                writer.comma()
+                writer.key("s")
+                writer.string("tab\t\(index)")
+                writer.comma()
+                expected += #""n":\#(number),"aLongerMemberName":"\#(number)","v":{"nested":[1,"two",null]},"s":"tab\t\#(index)","#
+            }
+            writer.endObject()
+            expected.removeLast()
+            expected += "}"
+            #expect(writer.count == expected.utf8.count)
+            #expect(writer.bytes == Array(expected.utf8), "capacity \(capacity)")
+            let finished = writer.finish()
+            #expect(finished == Array(expected.utf8))
+            #expect(writer.count == 0 && writer.bytes.isEmpty)
+            writer.raw("true")
+            #expect(writer.finish() == Array("true".utf8), "a finished writer writes again")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(finished)) as? [String: Any])
+            #expect(object["n"] as? Int64 == numbers.last)
+        }
+    }
 }

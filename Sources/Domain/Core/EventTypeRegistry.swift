@@ -77,7 +77,7 @@ public struct EventTypeRegistry: Sendable {
         if let message = event as? any JSONMessage {
             var writer = JSONWriter()
             message.writeJSON(to: &writer)
-            data = writer.bytes
+            data = writer.finish()
         } else {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -112,7 +112,7 @@ public struct EventTypeRegistry: Sendable {
             for step in entry.upcasters[(schemaVersion - 1)...] { document = try step.transform(document) }
             var writer = JSONWriter(capacity: data.count + 16)
             writer.value(document)
-            return (eventType.schemaVersion, writer.bytes)
+            return (eventType.schemaVersion, writer.finish())
         } catch {
             throw EventDecodingError(type: type, reason: "cannot upcast from schema version \(schemaVersion): \(error)")
         }

@@ -52,7 +52,7 @@ extension CallHeaders {
             writer.raw("}")
         }
         writer.raw("}")
-        return writer.bytes
+        return writer.finish()
     }
 }
 
@@ -81,6 +81,6 @@ extension Credit {
         writer.raw(#"{"n":"#)
         writer.integer(Int64(n))
         writer.raw("}")
-        return writer.bytes
+        return writer.finish()
     }
 }

@@ -82,7 +82,7 @@ public enum MessageCoding {
     static func encodeGenerated<Message: JSONMessage>(_ message: Message) -> [UInt8] {
         var writer = JSONWriter()
         message.writeJSON(to: &writer)
-        return writer.bytes
+        return writer.finish()
     }
 
     private static func encodeWithFoundation<Message: Encodable>(_ message: Message) throws -> [UInt8] {
