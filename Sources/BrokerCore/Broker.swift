@@ -371,7 +371,7 @@ public final class Broker: Sendable {
         let maxBytes = min(maxBytes, settings.maxFetchBytes)
         var result = try log.read(from: offset, maxRecords: maxRecords, maxBytes: maxBytes)
         let deadline = ContinuousClock.now + maxWait
-        while result.records.reduce(0, { $0 + $1.encodedSize }) < minBytes && result.records.count < maxRecords {
+        while result.bytes < minBytes && result.records.count < maxRecords {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero, !Task.isCancelled else { break }
             guard await log.waitForRecord(at: result.highWatermark, timeout: remaining) else { break }

@@ -46,6 +46,40 @@ import WallTime
         #expect(try log.read(from: 0, maxRecords: 100, maxBytes: 2500).records.count == 2)
     }
 
+    /// A read takes runs out of batches of several records: from every offset, with record and
+    /// byte limits that stop it inside a batch, at a batch's end or in a later one, it returns
+    /// what a record-at-a-time walk would, with the bytes it counted.
+    @Test func readsStartAndStopAnywhereInBatchesOfSeveralRecords() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let log = try PartitionLog(directory: dir.path, config: config())
+        var stored: [Record] = []
+        for (batch, size) in [3, 1, 4, 2, 5].enumerated() {
+            let records = (0..<size).map { index in record("k\(batch)", String(repeating: "v", count: 10 * (batch + 1) + index)) }
+            _ = try await log.append(records)
+            stored = try log.read(from: 0, maxRecords: 1000, maxBytes: 1 << 20).records
+        }
+        #expect(stored.count == 15)
+        for from in 0...15 {
+            for maxRecords in [1, 2, 3, 5, 15] {
+                for maxBytes in [1, 60, 150, 400, 1 << 20] {
+                    // The reference: records from `from` while both limits hold, never fewer than one.
+                    var expected: [Record] = []
+                    var bytes = 0
+                    for record in stored[from...] {
+                        if !expected.isEmpty && (expected.count >= maxRecords || bytes + record.encodedSize > maxBytes) { break }
+                        expected.append(record)
+                        bytes += record.encodedSize
+                    }
+                    let read = try log.read(from: Int64(from), maxRecords: maxRecords, maxBytes: maxBytes)
+                    #expect(read.records == expected, "from \(from), \(maxRecords) records, \(maxBytes) bytes")
+                    #expect(read.bytes == bytes)
+                    #expect(read.nextOffset == (expected.last.map { $0.offset + 1 } ?? 15))
+                }
+            }
+        }
+    }
+
     @Test func segmentsRollBySizeAndEveryOffsetIsFoundThroughTheIndexAfterReopening() async throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
