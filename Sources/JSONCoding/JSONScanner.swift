@@ -434,12 +434,14 @@ public struct JSONScanner {
     /// The exact bytes of the next value, checked to be well-formed JSON in valid UTF-8: for
     /// payloads a server stores and forwards without needing their structure.
     public mutating func rawValue() throws -> RawJSON {
-        _ = peek()
+        let first = peek()
         let start = index
-        try skipValue()
+        // A string's scan already tells whether it is all ASCII; other values are looked at again.
+        var ascii = false
+        if first == UInt8(ascii: "\"") { ascii = try skipString() } else { try skipValue() }
         let slice = bytes[start..<index]
         // Most payloads are ASCII, which is valid UTF-8: only the rest pays for a full check.
-        guard Self.isASCII(slice) || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8") }
+        guard ascii || Self.isASCII(slice) || String(validating: slice, as: UTF8.self) != nil else { throw failure("invalid UTF-8") }
         return RawJSON(unchecked: Array(slice))
     }
 
@@ -449,7 +451,7 @@ public struct JSONScanner {
         // Through `fields`: a skipped member's name is checked but never made a String.
         case UInt8(ascii: "{"): try fields { scanner, _ in try scanner.skipValue() }
         case UInt8(ascii: "["): _ = try array { try $0.skipValue() }
-        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "\""): _ = try skipString()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try bool()
         case UInt8(ascii: "n"): try literal("null")
         case .some: try skipNumber()
@@ -459,18 +461,22 @@ public struct JSONScanner {
 
     /// Skips a string with the same checks as `string()` but without building it: values a
     /// reader skips or forwards raw (record values) are scanned once, not copied into a String.
-    private mutating func skipString() throws {
+    /// Returns whether the string, quotes included, is all ASCII (false when it has escapes: the
+    /// caller checks those bytes itself).
+    private mutating func skipString() throws -> Bool {
         try expect(UInt8(ascii: "\""), "a string")
         let start = index
-        index = bytes.withUnsafeBufferPointer { Self.plainRun($0, from: start).end }
+        let (end, ascii) = bytes.withUnsafeBufferPointer { Self.plainRun($0, from: start) }
+        index = end
         guard index < bytes.count else { throw failure("unterminated string") }
         if bytes[index] == UInt8(ascii: "\"") {
             index += 1
-            return
+            return ascii
         }
         if bytes[index] < 0x20 { throw failure("control character in a string") }
         // An escape: the rare path checks it exactly as `string()` does.
         _ = try escapedString(from: start)
+        return false
     }
 
     /// Where the run of a string's bytes that need no attention ends (the first `"`, `\` or
