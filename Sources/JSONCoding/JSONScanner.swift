@@ -491,8 +491,25 @@ public struct JSONScanner {
         // in memory order (little-endian) the first marked byte is the first one that stops the run.
         @inline(__always) func below(_ word: UInt64, _ bound: UInt64) -> UInt64 { (word &- ones &* bound) & ~word & highs }
         var i = start
-        var seen: UInt64 = 0
         guard let base = UnsafeRawPointer(buffer.baseAddress) else { return (start, true) }
+        // Sixteen bytes at a time (SSE2's or NEON's compares) while no byte stops the run; the
+        // eight-byte loop below finds where in the block that holds one. About 22 instructions a
+        // block against 40 for its two words: a 200-byte value takes about 290 instead of 500.
+        let quotes = SIMD16<UInt8>(repeating: UInt8(ascii: "\""))
+        let backslashes = SIMD16<UInt8>(repeating: UInt8(ascii: "\\"))
+        let spaces = SIMD16<UInt8>(repeating: 0x20)
+        var seenBlocks = SIMD16<UInt8>(repeating: 0)
+        while i + 16 <= buffer.count {
+            let block = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let stopping = (block .== quotes) .| (block .== backslashes) .| (block .< spaces)
+            // Reduced through two words: `any(_:)` is not inlined, a call per block.
+            let marks = unsafeBitCast(SIMD16<UInt8>(repeating: 0).replacing(with: 0xFF, where: stopping), to: SIMD2<UInt64>.self)
+            if marks[0] | marks[1] != 0 { break }
+            seenBlocks |= block
+            i += 16
+        }
+        let seenHalves = unsafeBitCast(seenBlocks, to: SIMD2<UInt64>.self)
+        var seen: UInt64 = seenHalves[0] | seenHalves[1]
         while i + 8 <= buffer.count {
             let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
