@@ -338,4 +338,30 @@ struct GeneratedJSONTests {
             #expect(object["n"] as? Int64 == numbers.last)
         }
     }
+
+    /// Numbers round-trip at every digit count: the reader takes eighteen digits unchecked and
+    /// checks the nineteenth on, the writer writes two digits at a time.
+    @Test func integersRoundTripAtEveryPowerOfTen() throws {
+        var numbers: [Int64] = [0, .max, .min, .max - 1, .min + 1]
+        var ten: Int64 = 1
+        for _ in 0...18 {
+            numbers += [ten, ten - 1, ten + 1, -ten, -(ten - 1), -(ten + 1)]
+            if ten <= Int64.max / 10 { ten *= 10 }
+        }
+        for number in numbers {
+            var writer = JSONWriter()
+            writer.integer(number)
+            writer.comma()
+            writer.int64String(number)
+            let written = writer.finish()
+            #expect(String(decoding: written, as: UTF8.self) == "\(number),\"\(number)\"")
+            // int64String reads a number or a string: the pair is the same value twice.
+            var scanner = JSONScanner(Array("[".utf8) + written + Array("]".utf8))
+            #expect(try scanner.array { try $0.int64String() } == [number, number], "\(number)")
+        }
+        for outside in ["9223372036854775808", "-9223372036854775809", "10000000000000000000", "99999999999999999999"] {
+            var scanner = JSONScanner(Array(outside.utf8))
+            #expect(throws: JSONScanner.Failure.self, "\(outside)") { try scanner.integer() }
+        }
+    }
 }
