@@ -26,20 +26,11 @@ public struct JSONKey: CustomStringConvertible, Sendable {
         }
         let count = name.utf8CodeUnitCount
         guard count == key.utf8.count else { return false }
-        guard count > 0 else { return true }
-        let expected = UnsafeRawPointer(name.utf8Start)
+        let expected = name.utf8Start
         return key.utf8.withUnsafeBufferPointer { actual in
-            let actual = UnsafeRawPointer(actual.baseAddress!)
-            // A word at a time, then the bytes past the last whole word.
             var i = 0
-            while i + 8 <= count {
-                if actual.loadUnaligned(fromByteOffset: i, as: UInt64.self) != expected.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-                    return false
-                }
-                i += 8
-            }
             while i < count {
-                if actual.load(fromByteOffset: i, as: UInt8.self) != expected.load(fromByteOffset: i, as: UInt8.self) { return false }
+                if actual[i] != expected[i] { return false }
                 i += 1
             }
             return true

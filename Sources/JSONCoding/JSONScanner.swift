@@ -494,9 +494,10 @@ public struct JSONScanner {
     }
 
     /// Where the run of a string's bytes that need no attention ends (the first `"`, `\` or
-    /// control character, or the end), and whether the run is all ASCII. Eight bytes at a time:
-    /// string bytes are most of what a message holds (record values, ids, names), and a byte at a
-    /// time with three comparisons each was the scanner's largest cost on a produce of long values.
+    /// control character, or the end), and whether the run is all ASCII. A word, then sixteen
+    /// bytes at a time: string bytes are most of what a message holds (record values, ids, names),
+    /// and a byte at a time with three comparisons each was the scanner's largest cost on a
+    /// produce of long values.
     static func plainRun(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, ascii: Bool) {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
@@ -506,9 +507,22 @@ public struct JSONScanner {
         @inline(__always) func below(_ word: UInt64, _ bound: UInt64) -> UInt64 { (word &- ones &* bound) & ~word & highs }
         var i = start
         guard let base = UnsafeRawPointer(buffer.baseAddress) else { return (start, true) }
-        // Sixteen bytes at a time (SSE2's or NEON's compares) while no byte stops the run; the
-        // eight-byte loop below finds where in the block that holds one. About 22 instructions a
-        // block against 40 for its two words: a 200-byte value takes about 290 instead of 500.
+        var seen: UInt64 = 0
+        // The first word alone: most strings are member names and ids that end within it.
+        if i + 8 <= buffer.count {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
+            if stops != 0 {
+                let before = stops.trailingZeroBitCount / 8
+                return (i + before, word & ((1 &<< UInt64(before * 8)) &- 1) & highs == 0)
+            }
+            seen = word
+            i += 8
+        }
+        // Then sixteen bytes at a time (SSE2's or NEON's compares): about 22 instructions a block
+        // against 40 for its two words, so a 200-byte value takes about 290 instead of 500. The
+        // marks are 0xFF at each byte that stops the run, read through two words (`any(_:)` is
+        // not inlined: a call per block), whose lowest marked byte is where the run ends.
         let quotes = SIMD16<UInt8>(repeating: UInt8(ascii: "\""))
         let backslashes = SIMD16<UInt8>(repeating: UInt8(ascii: "\\"))
         let spaces = SIMD16<UInt8>(repeating: 0x20)
@@ -516,14 +530,27 @@ public struct JSONScanner {
         while i + 16 <= buffer.count {
             let block = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
             let stopping = (block .== quotes) .| (block .== backslashes) .| (block .< spaces)
-            // Reduced through two words: `any(_:)` is not inlined, a call per block.
             let marks = unsafeBitCast(SIMD16<UInt8>(repeating: 0).replacing(with: 0xFF, where: stopping), to: SIMD2<UInt64>.self)
-            if marks[0] | marks[1] != 0 { break }
+            if marks[0] | marks[1] != 0 {
+                let words = unsafeBitCast(block, to: SIMD2<UInt64>.self)
+                let (low, high) = (UInt64(littleEndian: words[0]), UInt64(littleEndian: words[1]))
+                let (lowMarks, highMarks) = (UInt64(littleEndian: marks[0]), UInt64(littleEndian: marks[1]))
+                let blocks = unsafeBitCast(seenBlocks, to: SIMD2<UInt64>.self)
+                seen |= blocks[0] | blocks[1]
+                if lowMarks != 0 {
+                    let before = lowMarks.trailingZeroBitCount / 8
+                    seen |= low & ((1 &<< UInt64(before * 8)) &- 1)
+                    return (i + before, seen & highs == 0)
+                }
+                let before = highMarks.trailingZeroBitCount / 8
+                seen |= low | (high & ((1 &<< UInt64(before * 8)) &- 1))
+                return (i + 8 + before, seen & highs == 0)
+            }
             seenBlocks |= block
             i += 16
         }
         let seenHalves = unsafeBitCast(seenBlocks, to: SIMD2<UInt64>.self)
-        var seen: UInt64 = seenHalves[0] | seenHalves[1]
+        seen |= seenHalves[0] | seenHalves[1]
         while i + 8 <= buffer.count {
             let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
