@@ -171,11 +171,11 @@ public struct JSONWriter {
         value.withUTF8 { utf8 in
             var start = 0
             while start < utf8.count {
-                let end = JSONScanner.plainRun(utf8, from: start).end
-                if end > start { append(UnsafeBufferPointer(rebasing: utf8[start..<end])) }
-                guard end < utf8.count else { break }
-                escape(utf8[end])
-                start = end + 1
+                let runEnd = JSONScanner.plainRun(utf8, from: start).end
+                if runEnd > start { append(UnsafeBufferPointer(rebasing: utf8[start..<runEnd])) }
+                guard runEnd < utf8.count else { break }
+                escape(utf8[runEnd])
+                start = runEnd + 1
             }
         }
         append(UInt8(ascii: "\""))
