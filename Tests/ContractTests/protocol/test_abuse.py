@@ -63,23 +63,36 @@ def test_a_thousand_connections_are_held_and_the_next_is_refused_cleanly(start_s
             connection.close()
 
 
+def open_slow_clients(server, count: int = 500) -> list[jframe.Connection]:
+    """Clients that say HELLO, then send the first half of a HEADERS frame and go silent."""
+    partial = jframe.encode_frame(jframe.HEADERS, 0, 1, json.dumps({"method": METHOD}).encode())[:14]
+    slow = []
+    for _ in range(count):
+        connection = server.connect()
+        admitted(connection)
+        connection.send_raw(partial)
+        slow.append(connection)
+    return slow
+
+
 def test_slow_clients_are_closed_by_the_timeout_and_do_not_slow_the_others(start_server):
     server = start_server("--max-connections", "2000", "--frame-read-timeout-ms", "3000")
     normal = server.connect()
     still_works(normal)
-    unloaded = statistics.median(p99_ms(normal) for _ in range(3))
     before = rss_mb(server)
-    slow = []
+    # Rounds interleave the normal client's p99 without and with 500 slow clients, so a burst of
+    # noise on this shared machine lands in one round and the medians compare like with like.
+    unloaded_rounds, loaded_rounds, slow = [], [], []
     try:
-        # 500 clients that say HELLO, then send the first half of a HEADERS frame and go silent.
-        partial = jframe.encode_frame(jframe.HEADERS, 0, 1, json.dumps({"method": METHOD}).encode())[:14]
-        for _ in range(500):
-            connection = server.connect()
-            admitted(connection)
-            connection.send_raw(partial)
-            slow.append(connection)
-        started = time.monotonic()
-        loaded = statistics.median(p99_ms(normal) for _ in range(3))
+        for round_number in range(3):
+            unloaded_rounds.append(p99_ms(normal))
+            slow = open_slow_clients(server)
+            started = time.monotonic()
+            loaded_rounds.append(p99_ms(normal))
+            if round_number < 2:
+                for connection in slow:
+                    connection.close()
+                slow = []
         during = rss_mb(server)
         # Each slow connection is told why and closed once its frame has been partial for 3 s.
         codes = set()
@@ -87,13 +100,15 @@ def test_slow_clients_are_closed_by_the_timeout_and_do_not_slow_the_others(start
             codes.add(connection.wait_goaway(timeout=15)["code"])
             connection.wait_closed(timeout=5)
         closed_after = time.monotonic() - started
+        unloaded, loaded = statistics.median(unloaded_rounds), statistics.median(loaded_rounds)
         print(json.dumps({"slow_clients": len(slow), "p99_ms_unloaded": round(unloaded, 3), "p99_ms_with_slow_clients": round(loaded, 3),
+                          "rounds_unloaded": [round(r, 3) for r in unloaded_rounds], "rounds_loaded": [round(r, 3) for r in loaded_rounds],
                           "rss_mb_before": round(before, 1), "rss_mb_with_slow_clients": round(during, 1),
                           "all_closed_after_s": round(closed_after, 1)}))
         assert codes == {jframe.CODE["DEADLINE_EXCEEDED"]}
         assert closed_after < 12
         # Within 2x of unloaded; the 1 ms floor keeps a sub-millisecond p99 from failing on scheduler noise.
-        assert loaded <= max(2 * unloaded, unloaded + 1.0), (unloaded, loaded)
+        assert loaded <= max(2 * unloaded, unloaded + 1.0), (unloaded_rounds, loaded_rounds)
         assert during - before < 256
         still_works(normal)
     finally:
