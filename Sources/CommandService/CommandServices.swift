@@ -20,7 +20,7 @@ public struct CommandGateway: Sendable {
     /// Sends `command`, made from `request`, the call of `method`. The request (without its
     /// command id) is what the command id names: its digest goes with the command, so the same id
     /// with anything else is refused (`commandIdReused`) rather than answered with another
-    /// command's result.
+    /// command's result. A request without a command id gets a new one and no digest.
     func send<C: AggregateCommand, Request: IdempotentRequest>(
         _ command: C, request: Request, expectedVersion: Int64?, context: ServerContext
     ) async throws -> CommandsAPI.CommandResult {
@@ -28,8 +28,8 @@ public struct CommandGateway: Sendable {
         let correlationId = context.metadata["correlation-id"] ?? context.requestID ?? newId()
         let commandContext = CommandContext(
             commandId: request.commandId ?? newId(), correlationId: correlationId, expectedVersion: expectedVersion,
-            commandDigest: CommandDigest.of(request, method: context.method.fullName), logger: context.baseLogger,
-            logMetadata: context.logMetadata)
+            commandDigest: CommandDigest.ifNamed(request, method: context.method.fullName),
+            logger: context.baseLogger, logMetadata: context.logMetadata)
         let result = try await mediator.send(command, context: commandContext)
         return CommandsAPI.CommandResult(
             aggregateId: result.aggregateId, streamId: result.streamId, version: result.version, position: result.position,
@@ -73,6 +73,13 @@ enum CommandDigest {
         withUnsafeBytes(of: UInt8(ascii: "\n")) { hash.update(bufferPointer: $0) }
         hash.update(data: writer.finish())
         return hash.finalize().withUnsafeBytes { Hex.string($0) }
+    }
+
+    /// The digest of a request whose caller named it with a command id; nil for one without,
+    /// whose command gets a new id that is never returned, so no retry can send it again and a
+    /// digest would guard nothing (hashing is about 5% of a deposit's instructions).
+    static func ifNamed(_ request: some IdempotentRequest, method: String) -> String? {
+        request.commandId == nil ? nil : of(request, method: method)
     }
 }
 

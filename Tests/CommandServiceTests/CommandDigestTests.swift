@@ -24,4 +24,11 @@ import Testing
         other.amount.amountMinor = 6
         #expect(CommandDigest.of(other, method: Self.method) != CommandDigest.of(request, method: Self.method))
     }
+
+    @Test func onlyARequestNamedByItsCallerIsDigested() {
+        var request = CommandsAPI.DepositFundsRequest(accountId: "A-1", amount: .init(amountMinor: 5, currency: "EUR"), commandId: "c-1")
+        #expect(CommandDigest.ifNamed(request, method: Self.method) == CommandDigest.of(request, method: Self.method))
+        request.commandId = nil
+        #expect(CommandDigest.ifNamed(request, method: Self.method) == nil)
+    }
 }
