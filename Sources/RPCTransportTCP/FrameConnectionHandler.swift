@@ -3,7 +3,7 @@ import NIOCore
 import RPCCore
 import WallTime
 
-/// Sits after the ``FrameDecoder``: hands frames to the RPC core's receiver, times out partial
+/// Sits after the ``FrameReader``: hands frames to the RPC core's receiver, times out partial
 /// frames, and stops reading while the socket cannot take more writes (so a client that does not
 /// read its replies cannot make the server buffer them without bound).
 final class FrameConnectionHandler: ChannelInboundHandler {
@@ -83,6 +83,6 @@ func addFrameHandlers(
     let frameChannel = TCPFrameChannel(channel: channel, onActivity: onActivity)
     let receiver = makeReceiver(frameChannel)
     let pipeline = channel.pipeline.syncOperations
-    try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
+    try pipeline.addHandler(FrameReader(limits: limits))
     try pipeline.addHandler(FrameConnectionHandler(frameChannel: frameChannel, receiver: receiver, limits: limits))
 }

@@ -32,7 +32,7 @@ struct FrameDecoderTests {
 
     static func channel(_ limits: ConnectionLimits = .defaults) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
+        try channel.pipeline.syncOperations.addHandler(FrameReader(limits: limits))
         return channel
     }
 
@@ -96,7 +96,7 @@ struct FrameDecoderTests {
         #expect(events == [.oversizedFrame(type: .message, streamID: 5, length: 1000), .frame(small)])
     }
 
-    @Test func throwsForAFrameOverTheSkippableLimit() throws {
+    @Test func throwsForAFrameOverTheSkippableLimitAndReadsNothingMore() throws {
         var limits = ConnectionLimits.defaults
         limits.maxFrameBytes = 16
         limits.maxSkippableFrameBytes = 64
@@ -105,5 +105,25 @@ struct FrameDecoderTests {
         buffer.writeInteger(UInt32(65))
         buffer.writeBytes([2, 0, 0, 0, 0, 1])
         #expect(throws: FrameTooLargeError(length: 65, limit: 64)) { try channel.writeInbound(buffer) }
+        // The connection is closing: what follows is not read as frames.
+        try channel.writeInbound(Self.encoded(Self.frames))
+        #expect(try Self.decoded(channel) == [])
+    }
+
+    @Test func keepsOnlyTheUnreadTailAcrossManyReads() throws {
+        let channel = try Self.channel()
+        let frame = Frame(type: .message, streamID: 1, payload: Array(repeating: UInt8(ascii: "x"), count: 3000))
+        let bytes = Array(Self.encoded(Array(repeating: frame, count: 50)).readableBytesView)
+        // Reads that end inside frames: each whole frame is delivered as soon as it is complete.
+        var delivered = 0
+        for chunk in stride(from: 0, to: bytes.count, by: 1777) {
+            try channel.writeInbound(ByteBuffer(bytes: bytes[chunk..<min(chunk + 1777, bytes.count)]))
+            let frames = try Self.decoded(channel).filter { $0 != .partialFrame }
+            #expect(frames.allSatisfy { $0 == .frame(frame) })
+            delivered += frames.count
+            #expect(delivered == min(chunk + 1777, bytes.count) / (Frame.headerSize + 3000))
+        }
+        #expect(delivered == 50)
+        #expect(try channel.finish().isClean)
     }
 }
