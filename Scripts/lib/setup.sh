@@ -58,11 +58,18 @@ ensure_python_venv() {
 # allocator spent 14% of the command-service's time in a batch's large buffers; the shared
 # library, as jemalloc's static one does not link with the static Swift runtime). Every script
 # builds them with these flags, so one build serves the benchmarks, the instruction counts and
-# the compose demo (a compiler flag would recompile every module; a linker flag only relinks).
+# the compose demo (a compiler flag recompiles every module; a linker flag only relinks).
+# Exclusive access is checked when compiling, not at run time, in these builds
+# (`-enforce-exclusivity=unchecked`, as the Hummingbird and Vapor entries of the TechEmpower suite
+# build): the run-time checks (`swift_beginAccess`, mostly SwiftNIO's class properties) were 12-14%
+# of a server's instructions per unary call. What they would catch is still caught where they stay
+# on: every debug build, so `Scripts/test`, the contract tests and the chaos runs; and the Swift 6
+# language mode rules out the data races behind most violations when compiling. Benchmarks/README.md
+# has the counts.
 # Usage: release_build ARGS...
 release_build() {
   ls /usr/lib/*-linux-gnu/libjemalloc.so >/dev/null 2>&1 || apt_install libjemalloc-dev
-  swift build -c release --static-swift-stdlib -Xlinker -ljemalloc "$@"
+  swift build -c release --static-swift-stdlib -Xlinker -ljemalloc -Xswiftc -enforce-exclusivity=unchecked "$@"
 }
 
 # Fails unless the server binary $1 runs as a release build should, as its "listening" line
