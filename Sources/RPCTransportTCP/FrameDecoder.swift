@@ -163,7 +163,9 @@ public final class FrameReader: ChannelInboundHandler {
             case .event(let event):
                 context.fireChannelRead(wrapInboundOut(event))
             case .progress:
-                continue
+                // An oversized frame's skipping began: step again even with no bytes left, so
+                // that its partial frame is reported (and timed out) like any other.
+                if kept == nil { kept = ByteBuffer() }
             case .needMoreData(let partial):
                 if partial && !atEnd { context.fireChannelRead(wrapInboundOut(.partialFrame)) }
                 if (kept?.readableBytes ?? 0) > unread { continue }

@@ -94,6 +94,10 @@ struct FrameDecoderTests {
         }
         let events = try Self.decoded(channel).filter { $0 != .partialFrame }
         #expect(events == [.oversizedFrame(type: .message, streamID: 5, length: 1000), .frame(small)])
+        // A header alone is a partial frame too (it must be timed out): nothing of it is kept.
+        let stalled = try Self.channel(limits)
+        try stalled.writeInbound(ByteBuffer(bytes: bytes.prefix(Frame.headerSize)))
+        #expect(try Self.decoded(stalled) == [.partialFrame])
     }
 
     @Test func throwsForAFrameOverTheSkippableLimitAndReadsNothingMore() throws {
