@@ -81,10 +81,10 @@ public final class GroupConsumer: Sendable {
     /// Consumes until the task is cancelled, handing over each fetched batch whole; then commits
     /// and leaves the group.
     public func run(batches handler: @escaping BatchHandler) async throws {
-        var membership = try await join()
         var nextCommit = options.autoCommitInterval.map { ContinuousClock.now + $0 }
         defer { stopAll() }
         do {
+            var membership = try await join()
             while !Task.isCancelled {
                 try await reconcile(membership, handler: handler)
                 let pending = (membership.pendingPartitions ?? 0) > 0
@@ -129,17 +129,33 @@ public final class GroupConsumer: Sendable {
         }
     }
 
+    /// How long a JoinGroup already under way may still finish once the consumer is cancelled.
+    static let joinGraceOnCancel = Duration.seconds(1)
+
+    /// Joins (or joins again), then throws `CancellationError` if cancelled meanwhile, with the
+    /// member id known so that `shutdown` leaves. A cancelled call could not do that: the
+    /// broker may have made the member already, and would keep it, and the partitions it
+    /// grants it, until its session times out. So the call is left to finish, for up to
+    /// `joinGraceOnCancel` (longer means the broker is not answering, and has made nothing).
     private func join() async throws -> BrokerAPI.GroupMembership {
-        let memberId = state.withLock { $0.memberId }
-        let membership = try await broker.joinGroup(
-            BrokerAPI.JoinGroupRequest(
-                group: group, memberId: memberId, clientId: options.clientId, topics: topics, sessionTimeoutMs: options.sessionTimeoutMs),
-            options: CallOptions(waitForReady: true))
+        let request = BrokerAPI.JoinGroupRequest(
+            group: group, memberId: state.withLock { $0.memberId }, clientId: options.clientId, topics: topics,
+            sessionTimeoutMs: options.sessionTimeoutMs)
+        let call = Task { [broker] in try await broker.joinGroup(request, options: CallOptions(waitForReady: true)) }
+        let membership = try await withTaskCancellationHandler {
+            try await call.value
+        } onCancel: {
+            Task {
+                try? await Task.sleep(for: Self.joinGraceOnCancel)
+                call.cancel()
+            }
+        }
         state.withLock {
             $0.memberId = membership.memberId
             $0.generation = membership.generation
         }
         logger.info("joined group", metadata: ["group": "\(group)", "member": "\(membership.memberId)"])
+        try Task.checkCancellation()
         return membership
     }
 

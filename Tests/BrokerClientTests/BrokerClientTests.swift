@@ -91,6 +91,31 @@ struct BrokerProcess {
         #expect(committed.count == 4)
         for offset in committed { #expect(offset.offset == hw[offset.partition].highWatermark) }
     }
+
+    /// A member cancelled while its JoinGroup was under way left nothing behind to leave with:
+    /// the broker kept it (and the partitions it was granted) until its session timed out. A
+    /// query-service stopped right after a rebuild (which rejoins its members) held a partition
+    /// of another replica's projection that long. Each member here is cancelled somewhere in
+    /// its join; none may stay in the group.
+    @Test func aMemberCancelledWhileJoiningLeavesTheGroup() async throws {
+        let broker = try BrokerProcess()
+        defer { broker.stop() }
+        let client = broker.client()
+        let api = BrokerAPI.Broker.Client(client)
+        _ = try await api.createTopic(.init(name: "t", partitions: 2))
+        var options = GroupConsumer.Options()
+        options.sessionTimeoutMs = 60_000
+        for attempt in 0..<40 {
+            let consumer = GroupConsumer(client: client, group: "g", topics: ["t"], options: options)
+            let member = Task { try await consumer.run { _ in } }
+            // From before the request is written to after its answer is on the way.
+            try await Task.sleep(for: .microseconds(attempt * 50))
+            member.cancel()
+            _ = await member.result
+        }
+        let group = try await api.describeGroup(.init(group: "g"))
+        #expect(group.members.map(\.memberId) == [])
+    }
 }
 
 /// Records each member saw, as partition << 32 | offset.
