@@ -354,7 +354,7 @@ def test_a_rebuild_on_a_full_disk_is_resource_exhausted_and_leaves_no_file(stack
     try:
         process = subprocess.Popen([str(BIN_DIR / "query-service"), "--listen", "127.0.0.1:0", "--log-level", "warning",
                                     "--data-dir", str(disk), "--broker", f"{broker.host}:{broker.port}",
-                                    "--commands", f"{commands.host}:{commands.port}"],
+                                    "--commands", f"{commands.host}:{commands.port}", "--group", "full-disk"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         connection = jframe.Connection("127.0.0.1", json.loads(process.stdout.readline())["port"])
         before = set(os.listdir(disk))
@@ -386,7 +386,9 @@ def test_the_relay_reports_a_refusing_broker_at_once(start_server, protocols, tm
         commands.wait_published()
         assert commands.call("EventStore", "GetStatus", {})["brokerConnected"] is True
         fill(disk)
-        # A record may still fit the last page a segment file has; a few dozen do not.
+        # A record may still fit the last page a segment file has; a few dozen do not. Two
+        # events behind is a refusal, not the relay's ordinary lag; one behind with the status
+        # already saying so (a loaded machine's relay may tell before the next deposit) is too.
         refused_since = None
         for _ in range(200):
             commands.account("DepositFunds", {"accountId": "acct-relay", "amount": {"amountMinor": "5", "currency": "EUR"}})
@@ -396,7 +398,7 @@ def test_the_relay_reports_a_refusing_broker_at_once(start_server, protocols, tm
             if not status["brokerConnected"] or (refused_since and time.monotonic() - refused_since > 5):
                 break
             time.sleep(0.05)
-        assert refused_since, f"the broker never refused: {status}"
+        assert int(status["publishedPosition"]) < int(status["headPosition"]), f"the broker never refused: {status}"
         assert not status["brokerConnected"], f"still connected 5 s after the broker began refusing: {status}"
         assert "retried" in status.get("lastError", ""), status
         commands.cleanup()
@@ -519,25 +521,28 @@ def test_read_your_writes_never_answers_without_a_parked_event(stack):
                     "ce_position": str(forged_position), "ce_streamversion": "2", "ce_schemaversion": "1",
                     "ce_time": "2026-12-03T00:00:00.000Z"}}]})
     assert produced["results"]
-    deadline = time.monotonic() + 10
-    while not any(e["eventId"] == "forged-1" for e in stack.queries.call("ReadModels", "ListParked", {}).get("events", [])):
-        assert time.monotonic() < deadline, "the forged record was not parked"
-        time.sleep(0.05)
-    refused = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
-                                             {"accountId": "acct-forged", "minPosition": str(forged_position)}, timeout_ms=5000)
-    assert refused.code == jframe.CODE["FAILED_PRECONDITION"], refused.trailers
-    assert f"position {forged_position}" in refused.trailers["message"] and "parked" in refused.trailers["message"]
-    # Below it, and for another account, the answers stand.
-    below = stack.queries.call("Accounts", "GetAccount", {"accountId": "acct-forged", "minPosition": opened["position"]})
-    assert below["balance"]["amountMinor"] == "100"
-    other = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
-                                           {"accountId": "acct-bystander", "minPosition": str(forged_position)}, timeout_ms=5000)
-    assert other.code == 0, other.trailers
-    # A query over every account would miss it too.
-    listed = stack.queries.connection.unary("cqrs.queries.v1.Accounts/ListAccounts", {"minPosition": str(forged_position)},
-                                            timeout_ms=5000)
-    assert listed.code == jframe.CODE["FAILED_PRECONDITION"], listed.trailers
-    stack.queries.call("ReadModels", "SkipParked", {"all": True})
+    try:
+        deadline = time.monotonic() + 10
+        while not any(e["eventId"] == "forged-1" for e in stack.queries.call("ReadModels", "ListParked", {}).get("events", [])):
+            assert time.monotonic() < deadline, "the forged record was not parked"
+            time.sleep(0.05)
+        refused = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                                 {"accountId": "acct-forged", "minPosition": str(forged_position)}, timeout_ms=5000)
+        assert refused.code == jframe.CODE["FAILED_PRECONDITION"], refused.trailers
+        assert f"position {forged_position}" in refused.trailers["message"] and "parked" in refused.trailers["message"]
+        # Below it, and for another account, the answers stand.
+        below = stack.queries.call("Accounts", "GetAccount", {"accountId": "acct-forged", "minPosition": opened["position"]})
+        assert below["balance"]["amountMinor"] == "100"
+        other = stack.queries.connection.unary("cqrs.queries.v1.Accounts/GetAccount",
+                                               {"accountId": "acct-bystander", "minPosition": str(forged_position)}, timeout_ms=5000)
+        assert other.code == 0, other.trailers
+        # A query over every account would miss it too.
+        listed = stack.queries.connection.unary("cqrs.queries.v1.Accounts/ListAccounts", {"minPosition": str(forged_position)},
+                                                timeout_ms=5000)
+        assert listed.code == jframe.CODE["FAILED_PRECONDITION"], listed.trailers
+    finally:
+        # The next test counts parked events: none of this one's may stay.
+        stack.queries.call("ReadModels", "SkipParked", {"all": True})
 
 
 def wait_parked(stack, count: int) -> list:
@@ -638,14 +643,19 @@ def test_a_flipped_wal_frame_loses_commits_and_the_store_refuses_to_reuse_their_
             stdout=subprocess.PIPE, text=True)
         assert reader.stdout.readline().strip() == "pinned"
         _, pinned = wal_frames(database + "-wal")
+        salts = pathlib.Path(database + "-wal").read_bytes()[16:24]
         lost = [commands.account("DepositFunds", {"accountId": "acct-wal", "amount": eur(n)}) for n in (5, 7)]
         commands.wait_published()
         commands.kill()
         reader.kill()
         reader.wait()
         page_size, frames = wal_frames(database + "-wal")
-        assert len(frames) > len(pinned), "the deposits' frames are in the WAL"
-        first_new = frames[len(pinned)]
+        # A snapshot taken when every frame was already in the database file reads the file
+        # alone, and the writer may then start the WAL over (new salts): the deposits' frames
+        # come first.
+        kept = len(pinned) if pathlib.Path(database + "-wal").read_bytes()[16:24] == salts else 0
+        assert len(frames) > kept, "the deposits' frames are in the WAL"
+        first_new = frames[kept]
         with open(database + "-wal", "r+b") as wal:
             wal.seek(first_new + 24 + page_size // 2)
             byte = wal.read(1)
