@@ -505,17 +505,20 @@ public struct JSONScanner {
         // byte may mark bytes above it too, but the lowest mark is always a byte that is below:
         // in memory order (little-endian) the first marked byte is the first one that stops the run.
         @inline(__always) func below(_ word: UInt64, _ bound: UInt64) -> UInt64 { (word &- ones &* bound) & ~word & highs }
+        /// How many of the word's bytes come before its first `"`, `\` or control character.
+        @inline(__always) func run(_ word: UInt64) -> Int? {
+            let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
+            return stops == 0 ? nil : stops.trailingZeroBitCount / 8
+        }
+        /// The word's first `count` bytes (in memory order), the others zero.
+        @inline(__always) func first(_ count: Int, of word: UInt64) -> UInt64 { word & ((1 &<< UInt64(count * 8)) &- 1) }
         var i = start
         guard let base = UnsafeRawPointer(buffer.baseAddress) else { return (start, true) }
         var seen: UInt64 = 0
         // The first word alone: most strings are member names and ids that end within it.
         if i + 8 <= buffer.count {
             let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
-            if stops != 0 {
-                let before = stops.trailingZeroBitCount / 8
-                return (i + before, word & ((1 &<< UInt64(before * 8)) &- 1) & highs == 0)
-            }
+            if let before = run(word) { return (i + before, first(before, of: word) & highs == 0) }
             seen = word
             i += 8
         }
@@ -539,11 +542,11 @@ public struct JSONScanner {
                 seen |= blocks[0] | blocks[1]
                 if lowMarks != 0 {
                     let before = lowMarks.trailingZeroBitCount / 8
-                    seen |= low & ((1 &<< UInt64(before * 8)) &- 1)
+                    seen |= first(before, of: low)
                     return (i + before, seen & highs == 0)
                 }
                 let before = highMarks.trailingZeroBitCount / 8
-                seen |= low | (high & ((1 &<< UInt64(before * 8)) &- 1))
+                seen |= low | first(before, of: high)
                 return (i + 8 + before, seen & highs == 0)
             }
             seenBlocks |= block
@@ -553,12 +556,9 @@ public struct JSONScanner {
         seen |= seenHalves[0] | seenHalves[1]
         while i + 8 <= buffer.count {
             let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let stops = below(word ^ (ones &* 0x22), 1) | below(word ^ (ones &* 0x5C), 1) | below(word, 0x20)
-            if stops != 0 {
+            if let before = run(word) {
                 // The bytes before the first stop belong to the run; no byte-at-a-time tail.
-                let before = stops.trailingZeroBitCount / 8
-                seen |= word & ((1 &<< UInt64(before * 8)) &- 1)
-                return (i + before, seen & highs == 0)
+                return (i + before, (seen | first(before, of: word)) & highs == 0)
             }
             seen |= word
             i += 8
