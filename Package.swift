@@ -351,7 +351,7 @@ let package = Package(
             dependencies: ["BrokerClient", "Contracts", "RPCCore", "RPCTransportTCP", "TestSupport", "broker"],
             swiftSettings: settings
         ),
-        .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: settings),
+        .testTarget(name: "DomainTests", dependencies: ["Domain", "JSONCoding"], swiftSettings: settings),
         .testTarget(name: "WallTimeTests", dependencies: ["WallTime"], swiftSettings: settings),
         .testTarget(name: "PartitioningTests", dependencies: ["Partitioning"], swiftSettings: settings),
         .testTarget(name: "CommitSchedulingTests", dependencies: ["CommitScheduling"], swiftSettings: settings),

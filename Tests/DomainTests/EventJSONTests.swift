@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 import Testing
 
 @testable import Domain
@@ -37,6 +38,14 @@ import Testing
         }
     }
 
+    /// `storedJSON` is chosen once per type when it conforms: an event that is a `JSONMessage`
+    /// (here, as in EventJSON.swift, by an extension of its own) is written by its writer, any
+    /// other by JSONEncoder. The marker member shows which one wrote.
+    @Test func anEventThatWritesItsOwnJSONIsStoredByItsWriter() throws {
+        #expect(String(decoding: try EventTypeRegistry.encode(SelfWritten(n: 1)).data, as: UTF8.self) == #"{"by":"writer","n":1}"#)
+        #expect(String(decoding: try EventTypeRegistry.encode(CodableOnly(n: 2)).data, as: UTF8.self) == #"{"n":2}"#)
+    }
+
     @Test func badStoredJSONIsAnErrorThatSaysWhat() throws {
         let registry = Domains.registry
         let cases: [(String, String, String)] = [
@@ -62,4 +71,29 @@ import Testing
 
 extension DomainEvent {
     func isEqual(to other: any DomainEvent) -> Bool { (other as? Self) == self }
+}
+
+struct SelfWritten: DomainEvent {
+    static let eventType = "SelfWritten"
+    var n: Int
+}
+
+extension SelfWritten: JSONMessage {
+    init(json scanner: inout JSONScanner) throws { throw scanner.failure("not read in this test") }
+
+    func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("by")
+        writer.string("writer")
+        writer.comma()
+        writer.key("n")
+        writer.integer(Int64(n))
+        writer.comma()
+        writer.endObject()
+    }
+}
+
+struct CodableOnly: DomainEvent {
+    static let eventType = "CodableOnly"
+    var n: Int
 }

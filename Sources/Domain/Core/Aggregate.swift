@@ -10,6 +10,10 @@ public protocol DomainEvent: Codable, Sendable, Equatable {
     static var schemaVersion: Int { get }
     /// One step from each earlier schema version to the next (`from` 1 to `schemaVersion - 1`).
     static var upcasters: [EventUpcaster] { get }
+    /// The stored JSON. Given: JSONEncoder with sorted keys, or the event's own writer when it is
+    /// a `JSONMessage` (EventTypeRegistry.swift). A requirement, so that the choice is made once
+    /// per type when it conforms rather than by a cast on every event stored.
+    func storedJSON() throws -> [UInt8]
 }
 
 extension DomainEvent {

@@ -71,19 +71,9 @@ public struct EventTypeRegistry: Sendable {
     }
 
     /// Events that code their own JSON (`JSONMessage`, see EventJSON.swift) skip Codable; others
-    /// go through JSONEncoder with sorted keys, the same shape.
+    /// go through JSONEncoder with sorted keys, the same shape (`DomainEvent.storedJSON`).
     public static func encode(_ event: any DomainEvent) throws -> Encoded {
-        let data: [UInt8]
-        if let message = event as? any JSONMessage {
-            var writer = JSONWriter()
-            message.writeJSON(to: &writer)
-            data = writer.finish()
-        } else {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            data = Array(try encoder.encode(event))
-        }
-        return Encoded(type: Swift.type(of: event).eventType, schemaVersion: Swift.type(of: event).schemaVersion, data: data)
+        Encoded(type: Swift.type(of: event).eventType, schemaVersion: Swift.type(of: event).schemaVersion, data: try event.storedJSON())
     }
 
     /// The current schema version of `type`, or nil when it is not registered.
@@ -137,4 +127,20 @@ public struct EventDecodingError: Error, CustomStringConvertible {
     public var type: String
     public var reason: String
     public var description: String { "cannot decode event '\(type)': \(reason)" }
+}
+
+extension DomainEvent {
+    public func storedJSON() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self))
+    }
+}
+
+extension DomainEvent where Self: JSONMessage {
+    public func storedJSON() throws -> [UInt8] {
+        var writer = JSONWriter()
+        writeJSON(to: &writer)
+        return writer.finish()
+    }
 }
