@@ -406,7 +406,8 @@ let package = Package(
         .testTarget(name: "ContractGeneratorTests", dependencies: ["ContractGenerator"], swiftSettings: settings),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: settings),
         .testTarget(
-            name: "KafkaListenerTests", dependencies: ["KafkaListener", "KafkaWire", "KafkaMessages", "BrokerCore", "LogStorage", "TestSupport"],
+            name: "KafkaListenerTests",
+            dependencies: ["KafkaListener", "KafkaWire", "KafkaMessages", "BrokerCore", "LogStorage", "TestSupport", nioCore],
             swiftSettings: settings),
         .testTarget(
             name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaMessages", "Checksums"], exclude: ["Fixtures", "make_vectors.py"],

@@ -16,6 +16,9 @@
 #   produce_b100, server side: the same with batches of 100 records (per call = per batch);
 #   kafka_produce_b100, server side: the same shape through the broker's Kafka port (kafka-bench
 #     produce: librdkafka, one idempotent producer, acks=all), to set against produce_b100;
+#   kafka_produce_b1, server side: batch-1 produce through the Kafka port from kafka-bench
+#     produce-raw (no client library: Produce v9, acks=all, one blocking connection), to set
+#     against produce_b1;
 #   consume_fetch, server and client side: one partition of CONSUME_RECORDS 200-byte records read
 #     from the start by Fetch, 1,000 records a reply, per reply (broker-bench consume; two reads of
 #     one pass and five differenced, so filling the topic cancels out);
@@ -34,13 +37,13 @@
 # (with `release_build`'s flags, `--static-swift-stdlib -Xlinker -ljemalloc`, or the counts differ by the
 # linking alone) and point SERVER_BIN_DIR at its bin directory; the load clients stay this tree's.
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000], CONSUME_RECORDS [20000],
-# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg"],
+# CASES ["echo stream produce_b1 produce_b100 kafka_produce_b1 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg"],
 # SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
 # dumps are copied to, as CASE.cg, for callgrind_annotate].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
-CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg}"
+CASES="${CASES:-echo stream produce_b1 produce_b100 kafka_produce_b1 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg}"
 CONSUME_RECORDS="${CONSUME_RECORDS:-20000}"
 REBUILD_EVENTS="${REBUILD_EVENTS:-20000}"
 
@@ -203,13 +206,16 @@ for case in $CASES; do
       start_under_callgrind produce_b100 "$BIN/broker" --data-dir "$WORK/broker"
       measure_server produce_b100 produces "$BENCH_BIN/broker-bench" produce --server "127.0.0.1:$PORT" --batch 100 --producers 1
       ;;
-    kafka_produce_b100)
-      step "produce through the Kafka port, batch 100, one producer, server side"
-      start_under_callgrind kafka_produce_b100 "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
+    kafka_produce_b1 | kafka_produce_b100)
+      name=$case batch="${case#kafka_produce_b}"
+      step "produce through the Kafka port, batch $batch, one producer, server side"
+      start_under_callgrind "$name" "$BIN/broker" --data-dir "$WORK/broker" --kafka-listen 127.0.0.1:0
       KAFKA_PORT=$(python3 -c 'import json,sys; print(next(e["port"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "listening-kafka"))' \
-        "$WORK/kafka_produce_b100.out")
-      measure_server kafka_produce_b100 produces "$BENCH_BIN/kafka-bench" produce --bootstrap "127.0.0.1:$KAFKA_PORT" \
-        --jframe "127.0.0.1:$PORT" --batch 100 --producers 1
+        "$WORK/$name.out")
+      # Batch 1 without a client library (the port's own cost per request); batch 100 as the services' librdkafka sends it.
+      if [ "$batch" = 1 ]; then client=produce-raw; else client=produce; fi
+      measure_server "$name" produces "$BENCH_BIN/kafka-bench" "$client" --bootstrap "127.0.0.1:$KAFKA_PORT" \
+        --jframe "127.0.0.1:$PORT" --batch "$batch" --producers 1
       ;;
     deposit)
       step "deposit, one client, relay off, server side"

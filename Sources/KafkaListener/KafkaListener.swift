@@ -48,8 +48,7 @@ public final class KafkaListener: Service, Sendable {
                     }
                 }
                 try await listener.run { channel in
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(apis: apis, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(apis: apis, maxFrameBytes: maxFrame, logger: logger))
                 }
                 group.cancelAll()
             }
@@ -67,36 +66,70 @@ public final class KafkaListener: Service, Sendable {
 public enum KafkaListenerError: Error, CustomStringConvertible {
     case badAddress(String)
     case frameTooLarge(size: Int, limit: Int)
+    case frameTooSmall(size: Int)
 
     public var description: String {
         switch self {
         case .badAddress(let address): return "\(address) is not host:port"
         case .frameTooLarge(let size, let limit):
             return "a request frame of \(size) bytes is over the limit of \(limit) (--kafka-max-request-bytes)"
+        case .frameTooSmall(let size):
+            return "a request frame of \(size) bytes is shorter than a request header (\(KafkaFrameCutter.smallestFrame))"
         }
     }
 }
 
-/// Cuts the stream into frames: int32 size, then that many bytes. A size below a request
-/// header's or over the limit is an error that closes the connection, before anything is
+/// Cuts the byte stream into request frames: int32 size, then that many bytes. A size below a
+/// request header's or over the limit is an error that closes the connection, before anything is
 /// buffered for it.
-struct KafkaFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+///
+/// Why not NIO's `ByteToMessageHandler` with a decoder: it is generic over the decoder and
+/// compiled in NIO's module, so it is not specialized for ours (generic metadata looked up at
+/// run time, its buffering state machine and one more pipeline step per frame), as RPCTransportTCP's
+/// `FrameReader` found for the jframe port. The connection handler copies each frame out anyway;
+/// this cuts it straight from the bytes read and keeps only an incomplete frame's tail.
+struct KafkaFrameCutter {
     let maxFrameBytes: Int
+    /// Bytes of a frame not yet whole (nil when nothing is kept).
+    private var kept: ByteBuffer?
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needMoreData }
-        guard size >= 8, Int(size) <= maxFrameBytes else { throw KafkaListenerError.frameTooLarge(size: Int(size), limit: maxFrameBytes) }
-        guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(size))!))
-        return .continue
+    init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+
+    /// The bytes of a frame begun and not yet whole.
+    var keptBytes: Int { kept?.readableBytes ?? 0 }
+
+    /// Takes the bytes read and calls `frame` with each request now whole (its size prefix
+    /// removed), in order. Throws at the first size out of bounds; the connection is unusable then.
+    mutating func cut(_ incoming: ByteBuffer, _ frame: ([UInt8]) -> Void) throws {
+        var buffer: ByteBuffer
+        if var kept {
+            self.kept = nil
+            var incoming = incoming
+            kept.writeBuffer(&incoming)
+            buffer = kept
+        } else {
+            buffer = incoming
+        }
+        while let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) {
+            guard size >= Self.smallestFrame else { throw KafkaListenerError.frameTooSmall(size: Int(size)) }
+            guard Int(size) <= maxFrameBytes else { throw KafkaListenerError.frameTooLarge(size: Int(size), limit: maxFrameBytes) }
+            guard buffer.readableBytes >= 4 + Int(size) else { break }
+            buffer.moveReaderIndex(forwardBy: 4)
+            frame(buffer.readBytes(length: Int(size))!)
+        }
+        guard buffer.readableBytes > 0 else { return }
+        // A long run of partial reads must not grow the buffer: drop what was read once it is the larger part.
+        if buffer.readerIndex > 1024 && buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
+        kept = buffer
     }
+
+    /// A request header's fixed part: api key, api version, correlation id.
+    static let smallestFrame: Int32 = 8
 }
 
-/// One connection: requests queue up and are answered one after another. While a few are
-/// queued it stops reading, so a client that pipelines without bound meets TCP backpressure
-/// rather than growing the queue.
+/// One connection: the bytes read are cut into requests, which queue up and are answered one
+/// after another. While a few are queued it stops reading, so a client that pipelines without
+/// bound meets TCP backpressure rather than growing the queue.
 final class KafkaConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -105,14 +138,16 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private static let maxQueued = 8
     private let apis: KafkaAPIs
     private let logger: Logger
+    private var cutter: KafkaFrameCutter
     private var queue = CircularBuffer<[UInt8]>()
     private var busy = false
     private var readHeld = false
     private var closed = false
     private var info = KafkaConnectionInfo(localHost: "127.0.0.1", localPort: 0)
 
-    init(apis: KafkaAPIs, logger: Logger) {
+    init(apis: KafkaAPIs, maxFrameBytes: Int, logger: Logger) {
         self.apis = apis
+        self.cutter = KafkaFrameCutter(maxFrameBytes: maxFrameBytes)
         self.logger = logger
     }
 
@@ -125,8 +160,16 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
-        queue.append(frame.readBytes(length: frame.readableBytes) ?? [])
+        guard !closed else { return }
+        do {
+            try cutter.cut(unwrapInboundIn(data)) { queue.append($0) }
+        } catch {
+            // What was whole before the bad size is dropped with the connection, as Kafka does.
+            closed = true
+            queue.removeAll()
+            errorCaught(context: context, error: error)
+            return
+        }
         if !busy { next(context: context) }
     }
 
