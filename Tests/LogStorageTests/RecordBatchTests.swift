@@ -53,6 +53,63 @@ import Testing
         #expect(decoded.producer == ProducerStamp(producerId: 7, baseSequence: 3))
     }
 
+    /// The bytes a batch is stored as are the layout `RecordBatch` documents, byte for byte (logs
+    /// written by earlier builds must read, and later builds must write what these read): built
+    /// here field by field from that layout, independently of the encoder.
+    @Test func aBatchIsStoredInTheDocumentedLayout() {
+        var expected: [UInt8] = []
+        func be<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.bigEndian) { expected += $0 } }
+        func nullable(_ bytes: [UInt8]?) {
+            guard let bytes else { return be(Int32(-1)) }
+            be(Int32(bytes.count))
+            expected += bytes
+        }
+        let records = [
+            record("k1", #"{"a":1}"#, timestamp: 1_700_000_000_010, headers: [RecordHeader(key: "type", value: Array("Opened".utf8))]),
+            record(nil, "[]", timestamp: 1_700_000_000_012),
+            record("k1", nil, timestamp: 1_700_000_000_011, headers: [RecordHeader(key: "é", value: nil)]),
+        ]
+        var encoded = RecordBatch(records: records, producer: ProducerStamp(producerId: 7, baseSequence: 3)).encoded()
+        encoded.setBaseOffset(1000)
+
+        var body: [UInt8] = []
+        swap(&body, &expected)
+        for (i, record) in records.enumerated() {
+            var fields: [UInt8] = []
+            swap(&fields, &expected)
+            be(UInt32(i))
+            be(record.timestamp - 1_700_000_000_010)
+            nullable(record.key)
+            nullable(record.value)
+            be(UInt32(record.headers.count))
+            for header in record.headers {
+                be(UInt16(header.key.utf8.count))
+                expected += Array(header.key.utf8)
+                nullable(header.value)
+            }
+            swap(&fields, &expected)
+            be(UInt32(fields.count))
+            expected += fields
+        }
+        let recordBytes = expected
+        expected = body
+        be(Int32(2))  // lastOffsetDelta
+        be(Int64(1_700_000_000_010))  // firstTimestamp
+        be(Int64(1_700_000_000_012))  // maxTimestamp
+        be(Int64(7))  // producerId
+        be(Int32(3))  // baseSequence
+        be(Int32(3))  // recordCount
+        expected += recordBytes
+        let afterCRC = expected
+        expected = []
+        be(Int64(1000))
+        be(Int32(afterCRC.count + 5))  // magic and crc, then the rest
+        expected.append(1)
+        be(CRC32C.checksum(afterCRC + withUnsafeBytes(of: Int64(1000).bigEndian) { Array($0) }))
+        expected += afterCRC
+        #expect(encoded.bytes == expected)
+    }
+
     @Test func everyFlippedBitIsCaughtAndEveryCutIsTruncated() throws {
         let bytes = RecordBatch(records: [record("key", #"{"amount":100}"#)]).encoded().bytes
         for index in 0..<bytes.count {

@@ -109,38 +109,41 @@ public struct RecordBatch: Hashable, Sendable {
 
     /// The batch's bytes, ready to write; the records' offsets are taken relative to `baseOffset`.
     public func encoded() -> EncodedBatch {
-        var writer = ByteWriter(capacity: Self.headerSize + records.reduce(0) { $0 + $1.encodedSize })
-        writer.put(baseOffset)
-        writer.put(Int32(0))
-        writer.put(Self.magic)
-        writer.put(UInt32(0))
-        writer.put(lastOffsetDelta)
-        writer.put(firstTimestamp)
-        writer.put(maxTimestamp)
-        writer.put(producer?.producerId ?? -1)
-        writer.put(producer?.baseSequence ?? -1)
-        writer.put(Int32(records.count))
-        for record in records {
-            let start = writer.bytes.count
+        let size = Self.headerSize + records.reduce(0) { $0 + $1.encodedSize }
+        let bytes = ByteWriter.bytes(count: size) { writer in
+            writer.put(baseOffset)
+            writer.put(Int32(size - 12))
+            writer.put(Self.magic)
             writer.put(UInt32(0))
-            writer.put(UInt32(record.offset - baseOffset))
-            writer.put(record.timestamp - firstTimestamp)
-            writer.putNullable(record.key)
-            writer.putNullable(record.value)
-            writer.put(UInt32(record.headers.count))
-            for header in record.headers {
-                let name = Array(header.key.utf8)
-                writer.put(UInt16(name.count))
-                writer.bytes.append(contentsOf: name)
-                writer.putNullable(header.value)
+            writer.put(lastOffsetDelta)
+            writer.put(firstTimestamp)
+            writer.put(maxTimestamp)
+            writer.put(producer?.producerId ?? -1)
+            writer.put(producer?.baseSequence ?? -1)
+            writer.put(Int32(records.count))
+            for record in records {
+                let start = writer.position
+                writer.put(UInt32(record.encodedSize - 4))
+                writer.put(UInt32(record.offset - baseOffset))
+                writer.put(record.timestamp - firstTimestamp)
+                writer.putNullable(record.key)
+                writer.putNullable(record.value)
+                writer.put(UInt32(record.headers.count))
+                for header in record.headers {
+                    var name = header.key
+                    name.withUTF8 { name in
+                        writer.put(UInt16(name.count))
+                        writer.put(UnsafeRawBufferPointer(name))
+                    }
+                    writer.putNullable(header.value)
+                }
+                precondition(writer.position - start == record.encodedSize, "a record's size is not its encodedSize")
             }
-            writer.set(UInt32(writer.bytes.count - start - 4), at: start)
         }
-        writer.set(Int32(writer.bytes.count - 12), at: 8)
-        let bodyChecksum = CRC32C.checksum(writer.bytes[Self.crcStart...])
+        let bodyChecksum = CRC32C.checksum(bytes[Self.crcStart...])
         // Taken, not shared: `setBaseOffset` then writes into the one copy (sharing it with the
         // writer copied the whole batch, 25 KB for 100 records of 200 bytes).
-        var encoded = EncodedBatch(bytes: writer.take(), bodyChecksum: bodyChecksum)
+        var encoded = EncodedBatch(bytes: consume bytes, bodyChecksum: bodyChecksum)
         encoded.setBaseOffset(baseOffset)
         return encoded
     }

@@ -19,17 +19,17 @@ struct TimeIndexEntry: Hashable {
 /// not fit the log, rebuilt from it (as Kafka does).
 enum IndexFileCoding {
     static func encode(_ entry: OffsetIndexEntry) -> [UInt8] {
-        var writer = ByteWriter(capacity: OffsetIndexEntry.size)
-        writer.put(entry.relativeOffset)
-        writer.put(entry.position)
-        return writer.bytes
+        ByteWriter.bytes(count: OffsetIndexEntry.size) { writer in
+            writer.put(entry.relativeOffset)
+            writer.put(entry.position)
+        }
     }
 
     static func encode(_ entry: TimeIndexEntry) -> [UInt8] {
-        var writer = ByteWriter(capacity: TimeIndexEntry.size)
-        writer.put(entry.timestamp)
-        writer.put(entry.relativeOffset)
-        return writer.bytes
+        ByteWriter.bytes(count: TimeIndexEntry.size) { writer in
+            writer.put(entry.timestamp)
+            writer.put(entry.relativeOffset)
+        }
     }
 
     /// The entries of an offset index file, or nil when its size is not whole entries.
