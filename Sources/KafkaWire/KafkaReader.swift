@@ -72,11 +72,17 @@ public struct KafkaReader {
 
     public var remaining: Int { bytes.endIndex - position }
 
-    private mutating func take(_ count: Int) throws(KafkaDecodeError) -> ArraySlice<UInt8> {
+    /// Steps over `count` bytes, checked to be there, and returns where they start.
+    private mutating func advance(_ count: Int) throws(KafkaDecodeError) -> Int {
         guard count >= 0 else { throw .invalid("negative length \(count)") }
         guard count <= remaining else { throw .truncated(needed: count, remaining: remaining) }
         defer { position += count }
-        return bytes[position..<position + count]
+        return position
+    }
+
+    private mutating func take(_ count: Int) throws(KafkaDecodeError) -> ArraySlice<UInt8> {
+        let start = try advance(count)
+        return bytes[start..<start + count]
     }
 
     public mutating func skip(_ count: Int) throws(KafkaDecodeError) { _ = try take(count) }
@@ -85,14 +91,17 @@ public struct KafkaReader {
 
     public mutating func readSlice(count: Int) throws(KafkaDecodeError) -> ArraySlice<UInt8> { try take(count) }
 
+    /// Integers are read byte by byte from the input, not through a slice of it: a slice per
+    /// field (every varint byte of a record batch) retained and released the input each time.
     private mutating func readBigEndian<T: FixedWidthInteger>(_: T.Type) throws(KafkaDecodeError) -> T {
+        let start = try advance(MemoryLayout<T>.size)
         var value: T = 0
-        for byte in try take(MemoryLayout<T>.size) { value = value << 8 | T(byte) }
+        for index in start..<start + MemoryLayout<T>.size { value = value << 8 | T(bytes[index]) }
         return value
     }
 
-    public mutating func readInt8() throws(KafkaDecodeError) -> Int8 { Int8(bitPattern: try take(1).first!) }
-    public mutating func readUInt8() throws(KafkaDecodeError) -> UInt8 { try take(1).first! }
+    public mutating func readInt8() throws(KafkaDecodeError) -> Int8 { Int8(bitPattern: try readUInt8()) }
+    public mutating func readUInt8() throws(KafkaDecodeError) -> UInt8 { bytes[try advance(1)] }
     public mutating func readInt16() throws(KafkaDecodeError) -> Int16 { try readBigEndian(Int16.self) }
     public mutating func readUInt16() throws(KafkaDecodeError) -> UInt16 { try readBigEndian(UInt16.self) }
     public mutating func readInt32() throws(KafkaDecodeError) -> Int32 { try readBigEndian(Int32.self) }
@@ -136,7 +145,8 @@ public struct KafkaReader {
 
     /// A length: int16 (strings) or int32 (bytes, arrays) before flexible versions, unsigned
     /// varint N+1 after; nil is null.
-    private mutating func readLength(compact: Bool, wide: Bool) throws(KafkaDecodeError) -> Int? {
+    @usableFromInline
+    mutating func readLength(compact: Bool, wide: Bool) throws(KafkaDecodeError) -> Int? {
         if compact {
             let raw = try readUnsignedVarint()
             return raw == 0 ? nil : Int(raw - 1)
@@ -152,7 +162,12 @@ public struct KafkaReader {
             if nullable { return nil }
             throw .invalid("null where a string is required")
         }
-        guard let string = String(validating: try take(length), as: UTF8.self) else { throw .invalid("a string that is not UTF-8") }
+        let string = try take(length).withUnsafeBufferPointer { utf8 in
+            // ASCII (the names and ids clients send, in practice) is valid UTF-8 as it stands:
+            // the standard library's generic validation, not specialized here, is left for the rest.
+            utf8.allSatisfy { $0 < 0x80 } ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
+        }
+        guard let string else { throw .invalid("a string that is not UTF-8") }
         return string
     }
 
@@ -172,6 +187,9 @@ public struct KafkaReader {
         try readNullableBytes(compact: compact, nullable: false)!
     }
 
+    /// Inlinable, so that each message's reader is specialized for its element type (across
+    /// modules a generic function runs unspecialized, looking up `[Element]`'s metadata per call).
+    @inlinable
     public mutating func readNullableArray<Element>(
         compact: Bool, nullable: Bool = true, _ element: (inout KafkaReader) throws(KafkaDecodeError) -> Element
     ) throws(KafkaDecodeError) -> [Element]? {
@@ -189,6 +207,7 @@ public struct KafkaReader {
         return elements
     }
 
+    @inlinable
     public mutating func readArray<Element>(
         compact: Bool, _ element: (inout KafkaReader) throws(KafkaDecodeError) -> Element
     ) throws(KafkaDecodeError) -> [Element] {

@@ -110,6 +110,25 @@ func roundTrip<Message: KafkaMessage & Equatable>(_: Message.Type, _ bytes: [UIn
         #expect(throws: KafkaDecodeError.self) { _ = try bytes.readBytes(compact: false) }
     }
 
+    @Test func stringsAreReadAsUTF8AndAnythingElseIsRefused() throws {
+        func int16String(_ bytes: [UInt8]) -> KafkaReader { KafkaReader([0, UInt8(bytes.count)] + bytes) }
+        func compactString(_ bytes: [UInt8]) -> KafkaReader { KafkaReader([UInt8(bytes.count + 1)] + bytes) }
+        for text in ["", "rdkafka", "client\u{0}id", "é-topic", "付款", "🦀"] {
+            var plain = int16String(Array(text.utf8))
+            #expect(try plain.readString(compact: false) == text)
+            var compact = compactString(Array(text.utf8))
+            #expect(try compact.readString(compact: true) == text)
+            #expect(compact.remaining == 0)
+        }
+        // A lone continuation byte, a cut sequence, an overlong encoding, a surrogate, after ASCII or alone.
+        for bad: [UInt8] in [[0x80], [0x61, 0xC3], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0x61, 0x62, 0xFF]] {
+            var reader = int16String(bad)
+            #expect(throws: KafkaDecodeError.invalid("a string that is not UTF-8")) { _ = try reader.readString(compact: false) }
+        }
+        var null = KafkaReader([0xFF, 0xFF])
+        #expect(try null.readNullableString(compact: false) == nil)
+    }
+
     @Test func varintsMatchKafkasEncoding() throws {
         for value: Int32 in [0, -1, 1, 63, -64, 64, 300, .max, .min] {
             var writer = KafkaWriter()
