@@ -132,7 +132,7 @@ struct PackageEmitter {
             "if \(condition) { violations.append(FieldViolation(field: \(path), description: \(swiftLiteral(description)))) }\n"
         }
         if let ref = schema["$ref"]?.string {
-            return try isObjectMessage(ref, at: place) ? ["\(value).validate(path: \(path) + \".\", into: &violations)\n"] : []
+            return try isObjectMessage(ref, at: place) ? ["\(value).validate(member: \(path) + \".\", into: &violations)\n"] : []
         }
         var checks: [String] = []
         switch schema["type"]?.string {

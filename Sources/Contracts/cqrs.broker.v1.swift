@@ -181,7 +181,7 @@ extension CqrsBrokerV1 {
                 if value > 1024 { violations.append(FieldViolation(field: path + "partitions", description: "must be at most 1024")) }
             }
             if let value = self.config {
-                value.validate(path: path + "config" + ".", into: &violations)
+                value.validate(member: path + "config" + ".", into: &violations)
             }
         }
     }
@@ -323,9 +323,9 @@ extension CqrsBrokerV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             if !Self.pattern0.matches(self.name) { violations.append(FieldViolation(field: path + "name", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
-            self.config.validate(path: path + "config" + ".", into: &violations)
+            self.config.validate(member: path + "config" + ".", into: &violations)
             for (i0, e0) in self.partitions.enumerated() {
-                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "partitions" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -497,7 +497,7 @@ extension CqrsBrokerV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.topics.enumerated() {
-                e0.validate(path: path + "topics" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "topics" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -788,11 +788,11 @@ extension CqrsBrokerV1 {
             if !Self.pattern0.matches(self.topic) { violations.append(FieldViolation(field: path + "topic", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
             if self.records.count < 1 { violations.append(FieldViolation(field: path + "records", description: "must not be empty")) }
             for (i0, e0) in self.records.enumerated() {
-                e0.validate(path: path + "records" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "records" + "[\(i0)]" + ".", into: &violations)
             }
             if let value = self.sequences {
                 for (i0, e0) in value.enumerated() {
-                    e0.validate(path: path + "sequences" + "[\(i0)]" + ".", into: &violations)
+                    e0.validate(member: path + "sequences" + "[\(i0)]" + ".", into: &violations)
                 }
             }
         }
@@ -890,7 +890,7 @@ extension CqrsBrokerV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.results.enumerated() {
-                e0.validate(path: path + "results" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "results" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1205,7 +1205,7 @@ extension CqrsBrokerV1 {
             if self.partition < 0 { violations.append(FieldViolation(field: path + "partition", description: "must be at least 0")) }
             if self.partition > 1023 { violations.append(FieldViolation(field: path + "partition", description: "must be at most 1023")) }
             for (i0, e0) in self.records.enumerated() {
-                e0.validate(path: path + "records" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "records" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1600,7 +1600,7 @@ extension CqrsBrokerV1 {
             if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
             if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
             for (i0, e0) in self.assignment.enumerated() {
-                e0.validate(path: path + "assignment" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "assignment" + "[\(i0)]" + ".", into: &violations)
             }
             if let value = self.pendingPartitions {
                 if value < 0 { violations.append(FieldViolation(field: path + "pendingPartitions", description: "must be at least 0")) }
@@ -1654,7 +1654,7 @@ extension CqrsBrokerV1 {
             if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
             if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
             for (i0, e0) in self.owned.enumerated() {
-                e0.validate(path: path + "owned" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "owned" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1863,7 +1863,7 @@ extension CqrsBrokerV1 {
             if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
             if self.offsets.count < 1 { violations.append(FieldViolation(field: path + "offsets", description: "must not be empty")) }
             for (i0, e0) in self.offsets.enumerated() {
-                e0.validate(path: path + "offsets" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "offsets" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1970,7 +1970,7 @@ extension CqrsBrokerV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.offsets.enumerated() {
-                e0.validate(path: path + "offsets" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "offsets" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -2096,7 +2096,7 @@ extension CqrsBrokerV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.groups.enumerated() {
-                e0.validate(path: path + "groups" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "groups" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -2194,7 +2194,7 @@ extension CqrsBrokerV1 {
                 if !Self.pattern0.matches(e0) { violations.append(FieldViolation(field: path + "topics" + "[\(i0)]", description: "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")) }
             }
             for (i0, e0) in self.assignment.enumerated() {
-                e0.validate(path: path + "assignment" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "assignment" + "[\(i0)]" + ".", into: &violations)
             }
             if self.lastHeartbeatMsAgo < 0 { violations.append(FieldViolation(field: path + "lastHeartbeatMsAgo", description: "must be at least 0")) }
         }
@@ -2350,10 +2350,10 @@ extension CqrsBrokerV1 {
             if self.group.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "group", description: "must not be empty")) }
             if self.group.unicodeScalars.count > 249 { violations.append(FieldViolation(field: path + "group", description: "must be at most 249 characters")) }
             for (i0, e0) in self.members.enumerated() {
-                e0.validate(path: path + "members" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "members" + "[\(i0)]" + ".", into: &violations)
             }
             for (i0, e0) in self.partitions.enumerated() {
-                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "partitions" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }

@@ -141,7 +141,7 @@ extension CqrsCommandsV1 {
             }
             if self.holder.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "holder", description: "must not be empty")) }
             if self.holder.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "holder", description: "must be at most 200 characters")) }
-            self.openingBalance.validate(path: path + "openingBalance" + ".", into: &violations)
+            self.openingBalance.validate(member: path + "openingBalance" + ".", into: &violations)
             if let value = self.commandId {
                 if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
                 if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
@@ -220,7 +220,7 @@ extension CqrsCommandsV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             if !Self.pattern0.matches(self.accountId) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
-            self.amount.validate(path: path + "amount" + ".", into: &violations)
+            self.amount.validate(member: path + "amount" + ".", into: &violations)
             if let value = self.commandId {
                 if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
                 if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
@@ -299,7 +299,7 @@ extension CqrsCommandsV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             if !Self.pattern0.matches(self.accountId) { violations.append(FieldViolation(field: path + "accountId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
-            self.amount.validate(path: path + "amount" + ".", into: &violations)
+            self.amount.validate(member: path + "amount" + ".", into: &violations)
             if let value = self.commandId {
                 if value.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "commandId", description: "must not be empty")) }
                 if value.unicodeScalars.count > 128 { violations.append(FieldViolation(field: path + "commandId", description: "must be at most 128 characters")) }
@@ -485,7 +485,7 @@ extension CqrsCommandsV1 {
             if let value = self.orderId {
                 if !Self.pattern0.matches(value) { violations.append(FieldViolation(field: path + "orderId", description: "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")) }
             }
-            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            self.customer.validate(member: path + "customer" + ".", into: &violations)
             if self.description.unicodeScalars.count < 1 { violations.append(FieldViolation(field: path + "description", description: "must not be empty")) }
             if self.description.unicodeScalars.count > 1000 { violations.append(FieldViolation(field: path + "description", description: "must be at most 1000 characters")) }
             if self.quantity < 1 { violations.append(FieldViolation(field: path + "quantity", description: "must be at least 1")) }
@@ -1146,7 +1146,7 @@ extension CqrsCommandsV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.events.enumerated() {
-                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "events" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1271,7 +1271,7 @@ extension CqrsCommandsV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.events.enumerated() {
-                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "events" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }

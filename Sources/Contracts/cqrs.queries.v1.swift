@@ -134,7 +134,7 @@ extension CqrsQueriesV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.balance.validate(path: path + "balance" + ".", into: &violations)
+            self.balance.validate(member: path + "balance" + ".", into: &violations)
         }
     }
 }
@@ -357,10 +357,10 @@ extension CqrsQueriesV1 {
                 if value.unicodeScalars.count > 200 { violations.append(FieldViolation(field: path + "holder", description: "must be at most 200 characters")) }
             }
             if let value = self.balanceGreaterThan {
-                value.validate(path: path + "balanceGreaterThan" + ".", into: &violations)
+                value.validate(member: path + "balanceGreaterThan" + ".", into: &violations)
             }
             if let value = self.balanceLessThan {
-                value.validate(path: path + "balanceLessThan" + ".", into: &violations)
+                value.validate(member: path + "balanceLessThan" + ".", into: &violations)
             }
             if let value = self.pageSize {
                 if value < 1 { violations.append(FieldViolation(field: path + "pageSize", description: "must be at least 1")) }
@@ -408,7 +408,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.accounts.enumerated() {
-                e0.validate(path: path + "accounts" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "accounts" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -516,8 +516,8 @@ extension CqrsQueriesV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.amount.validate(path: path + "amount" + ".", into: &violations)
-            self.balanceAfter.validate(path: path + "balanceAfter" + ".", into: &violations)
+            self.amount.validate(member: path + "amount" + ".", into: &violations)
+            self.balanceAfter.validate(member: path + "balanceAfter" + ".", into: &violations)
         }
     }
 }
@@ -643,7 +643,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.transactions.enumerated() {
-                e0.validate(path: path + "transactions" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "transactions" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -768,7 +768,7 @@ extension CqrsQueriesV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            self.customer.validate(member: path + "customer" + ".", into: &violations)
             if self.quantity < 1 { violations.append(FieldViolation(field: path + "quantity", description: "must be at least 1")) }
         }
     }
@@ -946,7 +946,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.orders.enumerated() {
-                e0.validate(path: path + "orders" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "orders" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1121,7 +1121,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.customers.enumerated() {
-                e0.validate(path: path + "customers" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "customers" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1218,9 +1218,9 @@ extension CqrsQueriesV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.customer.validate(path: path + "customer" + ".", into: &violations)
+            self.customer.validate(member: path + "customer" + ".", into: &violations)
             for (i0, e0) in self.orders.enumerated() {
-                e0.validate(path: path + "orders" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "orders" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1516,7 +1516,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.jobs.enumerated() {
-                e0.validate(path: path + "jobs" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "jobs" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -1701,7 +1701,7 @@ extension CqrsQueriesV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.job.validate(path: path + "job" + ".", into: &violations)
+            self.job.validate(member: path + "job" + ".", into: &violations)
         }
     }
 }
@@ -1878,7 +1878,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.applications.enumerated() {
-                e0.validate(path: path + "applications" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "applications" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -2108,7 +2108,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.partitions.enumerated() {
-                e0.validate(path: path + "partitions" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "partitions" + "[\(i0)]" + ".", into: &violations)
             }
             if self.parkedEvents < 0 { violations.append(FieldViolation(field: path + "parkedEvents", description: "must be at least 0")) }
             if self.accounts < 0 { violations.append(FieldViolation(field: path + "accounts", description: "must be at least 0")) }
@@ -2561,7 +2561,7 @@ extension CqrsQueriesV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.events.enumerated() {
-                e0.validate(path: path + "events" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "events" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }

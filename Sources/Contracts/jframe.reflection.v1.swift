@@ -63,7 +63,7 @@ extension JframeReflectionV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.services.enumerated() {
-                e0.validate(path: path + "services" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "services" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -111,7 +111,7 @@ extension JframeReflectionV1 {
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
             for (i0, e0) in self.methods.enumerated() {
-                e0.validate(path: path + "methods" + "[\(i0)]" + ".", into: &violations)
+                e0.validate(member: path + "methods" + "[\(i0)]" + ".", into: &violations)
             }
         }
     }
@@ -356,7 +356,7 @@ extension JframeReflectionV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.info.validate(path: path + "info" + ".", into: &violations)
+            self.info.validate(member: path + "info" + ".", into: &violations)
         }
     }
 }

@@ -93,7 +93,7 @@ extension JframeTestingV1 {
         }
 
         public func validate(path: String, into violations: inout [FieldViolation]) {
-            self.message.validate(path: path + "message" + ".", into: &violations)
+            self.message.validate(member: path + "message" + ".", into: &violations)
             if self.count < 0 { violations.append(FieldViolation(field: path + "count", description: "must be at least 0")) }
             if self.count > 100000000 { violations.append(FieldViolation(field: path + "count", description: "must be at most 100000000")) }
         }

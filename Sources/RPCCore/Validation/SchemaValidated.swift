@@ -14,6 +14,19 @@ public protocol SchemaValidated {
 }
 
 extension SchemaValidated {
+    /// Validates a member message (or an element of a member array), naming its violations under
+    /// `path`, which is built only when there is one: generated messages call it for the
+    /// messages they hold. Building "records[12]." for each element of a valid request was most
+    /// of its validation (about 700 instructions a record of a produce, callgrind).
+    @inlinable
+    public func validate(member path: @autoclosure () -> String, into violations: inout [FieldViolation]) {
+        var found: [FieldViolation] = []
+        validate(path: "", into: &found)
+        guard !found.isEmpty else { return }
+        let prefix = path()
+        for violation in found { violations.append(FieldViolation(field: prefix + violation.field, description: violation.description)) }
+    }
+
     /// Throws INVALID_ARGUMENT listing every violation, if there is any.
     public func checkSchema(_ what: String) throws {
         var violations: [FieldViolation] = []
