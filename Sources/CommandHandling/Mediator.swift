@@ -21,6 +21,10 @@ public struct CommandContext: Sendable {
     public var logMetadata: Logger.Metadata
     /// The command's type, once `LoggingBehaviour` saw it: its log lines name it.
     public var commandType: Any.Type?
+    /// What the command's own checks found, when the sender knew its type
+    /// (`Mediator.send` of an `AggregateCommand`): `ValidationBehaviour` refuses on these. Nil:
+    /// not known here, and the behaviour asks the command.
+    var violations: [Violation]?
 
     /// A logger carrying `logMetadata` and, once `LoggingBehaviour` ran, the command's ids and
     /// type, built on each access (as `ServerContext.logger` is): setting a handler's metadata
@@ -148,7 +152,21 @@ public struct Mediator: Sendable {
     }
 
     public func send<Command: Sendable>(_ command: Command, context: CommandContext) async throws -> CommandResult {
-        guard let handler = handlers[ObjectIdentifier(Command.self)] else { throw CommandError.noHandler("\(Command.self)") }
+        try await dispatch(command, as: Command.self, context: context)
+    }
+
+    /// `send` of an aggregate's command, whose checks are known from its type here: they run now
+    /// (they are pure) and `ValidationBehaviour` refuses on what they found at its place in the
+    /// chain, rather than asking at run time whether the command is an `AggregateCommand` (a cast
+    /// to a protocol with an associated type, about 1,400 instructions a command).
+    public func send<Command: AggregateCommand>(_ command: Command, context: CommandContext) async throws -> CommandResult {
+        var context = context
+        context.violations = command.validate()
+        return try await dispatch(command, as: Command.self, context: context)
+    }
+
+    private func dispatch(_ command: any Sendable, as type: Any.Type, context: CommandContext) async throws -> CommandResult {
+        guard let handler = handlers[ObjectIdentifier(type)] else { throw CommandError.noHandler("\(type)") }
         return try await send(command, through: behaviours[...], to: handler, context: context)
     }
 

@@ -73,6 +73,24 @@ func commandError(_ body: () async throws -> Void) async -> CommandError? {
         #expect(try await side.store.headPosition() == 1, "refused commands append nothing")
     }
 
+    /// A command whose type the sender knew (`send` of an `AggregateCommand`) and one sent
+    /// where only `Sendable` is known are refused alike, before idempotency looks at its id.
+    @Test func aMalformedCommandIsRefusedWhicheverWayItIsSent() async throws {
+        let side = WriteSide()
+        try await side.open("a1")
+        try await side.send(DepositFunds(accountId: "a1", amount: eur(5)), id: "dep-1")
+        let expected = CommandError.invalid([Violation("amount.amountMinor", "must be greater than 0")])
+        func context(_ id: String) -> CommandContext { CommandContext(commandId: id, correlationId: "c", logger: Logger(label: "test")) }
+        func sendErased<C: Sendable>(_ command: C, id: String) async throws {
+            _ = try await side.mediator.send(command, context: context(id))
+        }
+        let malformed = DepositFunds(accountId: "a1", amount: eur(-3))
+        #expect(await commandError { _ = try await side.mediator.send(malformed, context: context("dep-1")) } == expected)
+        #expect(await commandError { try await sendErased(malformed, id: "dep-1") } == expected)
+        #expect(await commandError { try await sendErased(malformed, id: "dep-2") } == expected)
+        #expect(try await side.balance("a1") == 1005)
+    }
+
     @Test func theSameCommandIdTwiceReturnsTheFirstResultAndAppendsOnce() async throws {
         let side = WriteSide()
         try await side.open("a1")

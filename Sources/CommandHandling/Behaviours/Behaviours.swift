@@ -13,10 +13,9 @@ public struct ValidationBehaviour: CommandBehaviour {
     public func handle(
         _ command: any Sendable, context: CommandContext, next: @Sendable (CommandContext) async throws -> CommandResult
     ) async throws -> CommandResult {
-        if let command = command as? any AggregateCommand {
-            let violations = command.validate()
-            if !violations.isEmpty { throw CommandError.invalid(violations) }
-        }
+        // Found by `Mediator.send` when it knew the command's type; else asked here.
+        let violations = context.violations ?? (command as? any AggregateCommand)?.validate() ?? []
+        if !violations.isEmpty { throw CommandError.invalid(violations) }
         return try await next(context)
     }
 }
