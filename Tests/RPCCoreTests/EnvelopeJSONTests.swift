@@ -50,3 +50,18 @@ struct EnvelopeJSONTests {
         }
     }
 }
+
+@Suite struct MetadataKeyTests {
+    @Test func keysAreFoundWhateverTheirCase() {
+        var metadata = Metadata()
+        metadata["Correlation-ID"] = "c-1"
+        metadata["x-request-id"] = "r-1"
+        metadata["ÜBER-Key"] = "u"
+        #expect(metadata["correlation-id"] == "c-1")
+        #expect(metadata["CORRELATION-ID"] == "c-1")
+        #expect(metadata["X-Request-Id"] == "r-1")
+        #expect(metadata["über-key"] == "u")
+        #expect(Set(metadata.storage.keys) == ["correlation-id", "x-request-id", "über-key"])
+        #expect(Metadata(["A-B": "1"]) == ["a-b": "1"])
+    }
+}
