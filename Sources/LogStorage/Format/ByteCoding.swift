@@ -46,12 +46,6 @@ struct ByteWriter: ~Copyable {
         put(Int32(value.count))
         value.withUnsafeBytes { put($0) }
     }
-
-    /// Overwrites a value written earlier, at a byte position.
-    mutating func set<T: FixedWidthInteger>(_ value: T, at position: Int) {
-        precondition(position >= 0 && position + MemoryLayout<T>.size <= self.position, "a set outside what was written")
-        buffer.storeBytes(of: value.bigEndian, toByteOffset: position, as: T.self)
-    }
 }
 
 /// Reads what `ByteWriter` writes, bounds-checked: garbage throws, it never traps.
