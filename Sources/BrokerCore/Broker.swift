@@ -252,6 +252,12 @@ public final class Broker: Sendable {
             throw BrokerError.invalid(field: "records[\(index)].key", reason: "topic \(topic.name) is compacted: every record needs a key")
         }
         record.timestamp = try recordTimestamp(producerTimestamp, topic: topic, now: now, field: "records[\(index)].timestamp")
+        // The log stores a header's name behind a 16-bit length (`RecordBatch`'s layout).
+        if let long = record.headers.first(where: { $0.key.utf8.count > RecordBatch.maxHeaderNameBytes }) {
+            throw BrokerError.invalid(
+                field: "records[\(index)].headers",
+                reason: "a header name of \(long.key.utf8.count) bytes; at most \(RecordBatch.maxHeaderNameBytes) are stored")
+        }
         let size = record.encodedSize
         guard size <= settings.maxRecordBytes else {
             throw BrokerError.tooLarge("records[\(index)] takes \(size) bytes, over the limit of \(settings.maxRecordBytes)")

@@ -75,6 +75,8 @@ public struct ProducerStamp: Hashable, Sendable {
 /// records again: it continues the records' checksum with the 8 offset bytes.
 public struct RecordBatch: Hashable, Sendable {
     public static let headerSize = 53
+    /// The longest header name a record can hold: its length is a UInt16.
+    public static let maxHeaderNameBytes = Int(UInt16.max)
     public static let magic: UInt8 = 1
     static let recordOverhead = 4 + 4 + 8 + 4 + 4 + 4
     static let crcStart = 17

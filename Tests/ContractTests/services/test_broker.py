@@ -93,6 +93,8 @@ def test_bad_produce_requests_store_nothing(start_server, protocols):
         broker.call("Produce", {"topic": "t", "records": [{"value": 1}, {"value": "x" * 3000}]}, expect="RESOURCE_EXHAUSTED")
         broker.call("Produce", {"topic": "c", "records": [{"value": 1}]}, expect="INVALID_ARGUMENT")
         broker.call("Produce", {"topic": "t", "records": []}, expect="INVALID_ARGUMENT")
+        # A header name longer than the log stores (its length is 16 bits): refused, never stored cut.
+        broker.call("Produce", {"topic": "t", "records": [{"value": 1, "headers": {"h" * 65536: "v"}}]}, expect="INVALID_ARGUMENT")
         stream = broker.connection.open_call(B + "Produce")
         broker.connection.send_raw(jframe.encode_frame(jframe.MESSAGE, 1, stream, b'{"topic":"t","records":[{"value":01}]}'))
         assert broker.connection.finish(stream).code == CODE["INVALID_ARGUMENT"]
