@@ -169,30 +169,9 @@ public struct RecordBatch: Hashable, Sendable {
             guard checksum(body: body, baseOffset: header.baseOffset) == header.crc else { throw .checksumMismatch }
         }
         do {
-            var reader = ByteReader(bytes[(bytes.startIndex + headerSize)..<(bytes.startIndex + header.totalSize)])
-            var records: [Record] = []
-            records.reserveCapacity(Int(header.recordCount))
-            for _ in 0..<header.recordCount {
-                let length: UInt32 = try reader.get()
-                var field = ByteReader(try reader.take(Int(length)))
-                let offsetDelta: UInt32 = try field.get()
-                let timestampDelta: Int64 = try field.get()
-                let key = try field.getNullable()
-                let value = try field.getNullable()
-                let headerCount: UInt32 = try field.get()
-                guard headerCount <= UInt32(field.remaining) else { throw ByteReader.Truncated() }
-                var headers: [RecordHeader] = []
-                for _ in 0..<headerCount {
-                    let nameLength: UInt16 = try field.get()
-                    let name = String(decoding: try field.take(Int(nameLength)), as: UTF8.self)
-                    headers.append(RecordHeader(key: name, value: try field.getNullable()))
-                }
-                records.append(
-                    Record(
-                        offset: header.baseOffset + Int64(offsetDelta), timestamp: header.firstTimestamp + timestampDelta,
-                        key: key, value: value, headers: headers))
+            let records = try ByteReader.reading(bytes[(bytes.startIndex + headerSize)..<(bytes.startIndex + header.totalSize)]) { reader in
+                try decodeRecords(&reader, header)
             }
-            guard reader.remaining == 0 else { throw BatchDecodingError.malformed("\(reader.remaining) bytes after the last record") }
             var batch = RecordBatch(
                 baseOffset: header.baseOffset, lastOffsetDelta: header.lastOffsetDelta, records: records,
                 producer: header.producer)
@@ -204,6 +183,33 @@ public struct RecordBatch: Hashable, Sendable {
         } catch {
             throw .malformed("a record runs past the end of its batch")
         }
+    }
+
+    private static func decodeRecords(_ reader: inout ByteReader, _ header: BatchHeader) throws -> [Record] {
+        var records: [Record] = []
+        records.reserveCapacity(Int(header.recordCount))
+        for _ in 0..<header.recordCount {
+            let length: UInt32 = try reader.get()
+            var field = try reader.reader(Int(length))
+            let offsetDelta: UInt32 = try field.get()
+            let timestampDelta: Int64 = try field.get()
+            let key = try field.getNullable()
+            let value = try field.getNullable()
+            let headerCount: UInt32 = try field.get()
+            guard headerCount <= UInt32(field.remaining) else { throw ByteReader.Truncated() }
+            var headers: [RecordHeader] = []
+            for _ in 0..<headerCount {
+                let nameLength: UInt16 = try field.get()
+                let name = String(decoding: try field.take(Int(nameLength)), as: UTF8.self)
+                headers.append(RecordHeader(key: name, value: try field.getNullable()))
+            }
+            records.append(
+                Record(
+                    offset: header.baseOffset + Int64(offsetDelta), timestamp: header.firstTimestamp + timestampDelta,
+                    key: key, value: value, headers: headers))
+        }
+        guard reader.remaining == 0 else { throw BatchDecodingError.malformed("\(reader.remaining) bytes after the last record") }
+        return records
     }
 }
 
@@ -260,31 +266,34 @@ public struct BatchHeader: Hashable, Sendable {
 
     public init(_ bytes: ArraySlice<UInt8>) throws(BatchDecodingError) {
         guard bytes.count >= RecordBatch.headerSize else { throw .truncated }
-        var reader = ByteReader(bytes)
         do {
-            baseOffset = try reader.get()
-            let length: Int32 = try reader.get()
-            let magic: UInt8 = try reader.get()
-            crc = try reader.get()
-            lastOffsetDelta = try reader.get()
-            firstTimestamp = try reader.get()
-            maxTimestamp = try reader.get()
-            let producerId: Int64 = try reader.get()
-            let baseSequence: Int32 = try reader.get()
-            recordCount = try reader.get()
-            guard magic == RecordBatch.magic else { throw BatchDecodingError.malformed("unknown format version \(magic)") }
-            guard length >= Int32(RecordBatch.headerSize - 12), Int(length) + 12 <= Self.maximumSize else {
-                throw BatchDecodingError.malformed("impossible batch length \(length)")
-            }
-            guard baseOffset >= 0, lastOffsetDelta >= 0, recordCount >= 0 else {
-                throw BatchDecodingError.malformed("negative offset or count")
-            }
-            totalSize = Int(length) + 12
-            producer = producerId >= 0 ? ProducerStamp(producerId: producerId, baseSequence: baseSequence) : nil
+            self = try ByteReader.reading(bytes) { reader in try BatchHeader(reading: &reader) }
         } catch let error as BatchDecodingError {
             throw error
         } catch {
             throw .truncated
         }
+    }
+
+    private init(reading reader: inout ByteReader) throws {
+        baseOffset = try reader.get()
+        let length: Int32 = try reader.get()
+        let magic: UInt8 = try reader.get()
+        crc = try reader.get()
+        lastOffsetDelta = try reader.get()
+        firstTimestamp = try reader.get()
+        maxTimestamp = try reader.get()
+        let producerId: Int64 = try reader.get()
+        let baseSequence: Int32 = try reader.get()
+        recordCount = try reader.get()
+        guard magic == RecordBatch.magic else { throw BatchDecodingError.malformed("unknown format version \(magic)") }
+        guard length >= Int32(RecordBatch.headerSize - 12), Int(length) + 12 <= Self.maximumSize else {
+            throw BatchDecodingError.malformed("impossible batch length \(length)")
+        }
+        guard baseOffset >= 0, lastOffsetDelta >= 0, recordCount >= 0 else {
+            throw BatchDecodingError.malformed("negative offset or count")
+        }
+        totalSize = Int(length) + 12
+        producer = producerId >= 0 ? ProducerStamp(producerId: producerId, baseSequence: baseSequence) : nil
     }
 }

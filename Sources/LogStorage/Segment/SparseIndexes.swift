@@ -35,24 +35,26 @@ enum IndexFileCoding {
     /// The entries of an offset index file, or nil when its size is not whole entries.
     static func offsetEntries(_ bytes: [UInt8]) -> [OffsetIndexEntry]? {
         guard bytes.count % OffsetIndexEntry.size == 0 else { return nil }
-        var reader = ByteReader(bytes[...])
-        var entries: [OffsetIndexEntry] = []
-        while reader.remaining > 0 {
-            guard let relative: UInt32 = try? reader.get(), let position: UInt32 = try? reader.get() else { return nil }
-            entries.append(OffsetIndexEntry(relativeOffset: relative, position: position))
+        return ByteReader.reading(bytes[...]) { reader in
+            var entries: [OffsetIndexEntry] = []
+            while reader.remaining > 0 {
+                guard let relative: UInt32 = try? reader.get(), let position: UInt32 = try? reader.get() else { return nil }
+                entries.append(OffsetIndexEntry(relativeOffset: relative, position: position))
+            }
+            return entries
         }
-        return entries
     }
 
     static func timeEntries(_ bytes: [UInt8]) -> [TimeIndexEntry]? {
         guard bytes.count % TimeIndexEntry.size == 0 else { return nil }
-        var reader = ByteReader(bytes[...])
-        var entries: [TimeIndexEntry] = []
-        while reader.remaining > 0 {
-            guard let timestamp: Int64 = try? reader.get(), let relative: UInt32 = try? reader.get() else { return nil }
-            entries.append(TimeIndexEntry(timestamp: timestamp, relativeOffset: relative))
+        return ByteReader.reading(bytes[...]) { reader in
+            var entries: [TimeIndexEntry] = []
+            while reader.remaining > 0 {
+                guard let timestamp: Int64 = try? reader.get(), let relative: UInt32 = try? reader.get() else { return nil }
+                entries.append(TimeIndexEntry(timestamp: timestamp, relativeOffset: relative))
+            }
+            return entries
         }
-        return entries
     }
 }
 
