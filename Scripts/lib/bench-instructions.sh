@@ -39,7 +39,7 @@
 # Environment: MEASURED_SECONDS [8], WARMUP_SECONDS [3], REBUILD_EVENTS [20000], CONSUME_RECORDS [20000],
 # CASES ["echo stream produce_b1 produce_b100 kafka_produce_b1 kafka_produce_b100 consume_fetch consume_subscribe deposit deposit_pg rebuild rebuild_pg"],
 # SERVER_BIN_DIR [this tree's release build], KEEP_DUMPS [none: a directory the servers' callgrind
-# dumps are copied to, as CASE.cg, for callgrind_annotate].
+# dumps are copied to, as CASE.cg (a consume case's client as CASE_client.cg), for callgrind_annotate].
 set -euo pipefail
 MEASURED_SECONDS="${MEASURED_SECONDS:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-3}"
@@ -179,6 +179,7 @@ measure_consume() {
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$name-client-$passes.cg" "$WORK/broker-bench.bin" "${load[@]}" \
       --server "127.0.0.1:$PORT" --passes "$passes" >"$WORK/$name-client-$passes.json" 2>/dev/null
   done
+  if [ -n "${KEEP_DUMPS:-}" ]; then cp "$WORK/$name-client-5.cg" "$KEEP_DUMPS/${name}_client.cg"; fi
   emit_difference "$name" client replies "$WORK/$name-client-1".{json,cg} "$WORK/$name-client-5".{json,cg}
 }
 

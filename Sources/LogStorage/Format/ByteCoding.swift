@@ -14,14 +14,31 @@ struct ByteWriter: ~Copyable {
     private init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 
     /// An array of exactly `count` bytes, written by `write`.
+    ///
+    /// Up to `stagedSize` bytes are written on the stack and copied by `Array.init` from the
+    /// buffer, which the compiler specializes for bytes: `[UInt8](unsafeUninitializedCapacity:)`
+    /// allocates through the standard library's unspecialized generic path, which looks up the
+    /// array's storage type at run time (about 650 instructions against 290 for a 200-byte array,
+    /// once per produce for its batch).
     static func bytes(count: Int, _ write: (inout ByteWriter) -> Void) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var writer = ByteWriter(UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count))
+        func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+            var writer = ByteWriter(buffer)
             write(&writer)
             precondition(writer.position == count, "wrote \(writer.position) bytes of the \(count) announced")
+        }
+        if count <= stagedSize {
+            return withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { buffer in
+                fill(buffer)
+                return [UInt8](UnsafeRawBufferPointer(buffer))
+            }
+        }
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(UnsafeMutableRawBufferPointer(buffer))
             initialized = count
         }
     }
+
+    private static let stagedSize = 1024
 
     /// Room for `count` more bytes, or a trap.
     private func reserve(_ count: Int) {
