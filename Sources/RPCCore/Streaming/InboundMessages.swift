@@ -8,24 +8,50 @@ import Synchronization
 ///
 /// Thread-safe; `next()` must be called by one task at a time.
 public final class InboundMessages: Sendable {
+    /// Messages in arrival order. The oldest waits in a field of its own: a unary call's one
+    /// message arrives before its handler asks for it, and appended to an empty array it
+    /// allocated that array through the standard library's unspecialized generic path (about
+    /// 600 instructions a call, callgrind).
+    private struct Queue {
+        /// Nil only when the queue is empty.
+        private var oldest: [UInt8]?
+        /// The others, from `head` on.
+        private var rest: [[UInt8]] = []
+        private var head = 0
+
+        var isEmpty: Bool { oldest == nil }
+
+        mutating func append(_ message: [UInt8]) {
+            if oldest == nil { oldest = message } else { rest.append(message) }
+        }
+
+        mutating func popFirst() -> [UInt8]? {
+            guard let message = oldest else { return nil }
+            if head < rest.count {
+                oldest = rest[head]
+                rest[head] = []
+                head += 1
+                if head == rest.count {
+                    rest.removeAll(keepingCapacity: true)
+                    head = 0
+                }
+            } else {
+                oldest = nil
+            }
+            return message
+        }
+
+        mutating func removeAll() { self = Queue() }
+    }
+
     private struct State {
-        var buffer: [[UInt8]] = []
-        var head = 0
+        var buffer = Queue()
         var end: RPCError?? = .none  // .none: open; .some(nil): finished cleanly; .some(error): failed
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
         var window: ReceiveWindow
 
         mutating func take() -> Result<[UInt8]?, any Error>? {
-            if head < buffer.count {
-                let message = buffer[head]
-                buffer[head] = []
-                head += 1
-                if head == buffer.count {
-                    buffer.removeAll(keepingCapacity: true)
-                    head = 0
-                }
-                return .success(message)
-            }
+            if let message = buffer.popFirst() { return .success(message) }
             switch end {
             case .none: return nil
             case .some(.none): return .success(nil)
@@ -69,7 +95,7 @@ public final class InboundMessages: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
             guard state.end == nil else { return nil }
             state.end = .some(error)
-            guard state.head == state.buffer.count else { return nil }
+            guard state.buffer.isEmpty else { return nil }
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -84,7 +110,6 @@ public final class InboundMessages: Sendable {
     public func fail(_ error: RPCError) {
         let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
             state.buffer.removeAll()
-            state.head = 0
             if state.end == nil { state.end = .some(error) }
             defer { state.waiter = nil }
             return state.waiter
