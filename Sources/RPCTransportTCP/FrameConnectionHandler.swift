@@ -3,7 +3,7 @@ import NIOCore
 import RPCCore
 import WallTime
 
-/// Sits after the ``FrameReader``: hands frames to the RPC core's receiver, times out partial
+/// Sits after the ``FrameReader`` (which calls it with each frame): hands frames to the RPC core's receiver, times out partial
 /// frames, and stops reading while the socket cannot take more writes (so a client that does not
 /// read its replies cannot make the server buffer them without bound).
 final class FrameConnectionHandler: ChannelInboundHandler {
@@ -33,7 +33,12 @@ final class FrameConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        receive(unwrapInboundIn(data), on: context.eventLoop)
+    }
+
+    /// An event from the ``FrameReader`` before this handler, straight or through the pipeline.
+    func receive(_ event: FrameEvent, on eventLoop: any EventLoop) {
+        switch event {
         case .frame(let frame):
             frameChannel.noteActivity()
             partialFrameTimer?.cancel()
@@ -47,7 +52,7 @@ final class FrameConnectionHandler: ChannelInboundHandler {
             guard partialFrameTimer == nil else { return }
             let receiver = self.receiver
             let timeout = frameReadTimeout
-            partialFrameTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.wholeNanoseconds)) {
+            partialFrameTimer = eventLoop.scheduleTask(in: .nanoseconds(timeout.wholeNanoseconds)) {
                 receiver.receiveUnrecoverable(
                     RPCError(code: .deadlineExceeded, message: "a frame did not arrive whole within \(timeout)"))
             }
@@ -83,6 +88,9 @@ func addFrameHandlers(
     let frameChannel = TCPFrameChannel(channel: channel, onActivity: onActivity)
     let receiver = makeReceiver(frameChannel)
     let pipeline = channel.pipeline.syncOperations
-    try pipeline.addHandler(FrameReader(limits: limits))
-    try pipeline.addHandler(FrameConnectionHandler(frameChannel: frameChannel, receiver: receiver, limits: limits))
+    let connection = FrameConnectionHandler(frameChannel: frameChannel, receiver: receiver, limits: limits)
+    // Frames go from the reader to the connection handler by a call, not through the pipeline;
+    // the handler still sees the channel's other events there.
+    try pipeline.addHandler(FrameReader(limits: limits) { event, context in connection.receive(event, on: context.eventLoop) })
+    try pipeline.addHandler(connection)
 }
