@@ -161,6 +161,17 @@ struct GeneratedJSONTests {
         // A name that is not UTF-8 is refused, as a string value is.
         scanner = JSONScanner([UInt8](#"{""#.utf8) + [0xC3, 0x28] + [UInt8](#"":1}"#.utf8))
         #expect(throws: JSONScanner.Failure.self) { try scanner.fields { scanner, _ in try scanner.skipValue() } }
+        // Names of printable ASCII take a short path; the others the general one, with its checks:
+        // a control character or a cut-off name is refused, DEL (allowed in JSON strings) and the
+        // empty name are names.
+        for refused in [[UInt8](#"{"a"#.utf8) + [0x09] + [UInt8](#"b":1}"#.utf8), Array(#"{"count"#.utf8), Array(#"{"a\"#.utf8)] {
+            scanner = JSONScanner(refused)
+            #expect(throws: JSONScanner.Failure.self) { try scanner.fields { scanner, _ in try scanner.skipValue() } }
+        }
+        seen = []
+        scanner = JSONScanner([UInt8](#"{"a"#.utf8) + [0x7F] + [UInt8](#"":1,"":2,"count":3}"#.utf8))
+        try scanner.fields { scanner, key in seen.append("\(Array(key.utf8))=\(try scanner.integer())") }
+        #expect(seen == ["[97, 127]=1", "[]=2", "[99, 111, 117, 110, 116]=3"])
         // A failure inside a member names it, escapes resolved.
         let bad = Array(#"{"count":1,"tot\u0061lAmount":true}"#.utf8)
         #expect { _ = try MessageCoding.decode(JframeTestingV1.CollectResponse.self, from: bad) } throws: {
